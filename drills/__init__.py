@@ -1,0 +1,1 @@
+"""Backups to S3 and disaster-recovery drills."""

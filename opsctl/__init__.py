@@ -1,0 +1,1 @@
+"""opsctl: the command-line interface of tradeops."""

@@ -1,0 +1,1 @@
+"""Declarative SLO, analysis, tuning, risk and admission policies and their renderers."""

@@ -1,0 +1,330 @@
+"""The reconcile planner, driven through a tiny in-memory world that applies its plans."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from trading_operator import naming
+from trading_operator.executor import revision_from_object
+from trading_operator.planner import (
+    CreateObject,
+    DeleteObject,
+    EmitEvent,
+    Observed,
+    PatchObject,
+    RemoveAnnotation,
+    plan,
+)
+
+BASE_SPEC: dict[str, Any] = {
+    "symbol": "SPY",
+    "market": "equity-options",
+    "image": "ghcr.io/tradeops/runtime:1.0.0",
+}
+
+
+def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class World:
+    """Objects of one TradingSymbol, changed only by applying plans (and by the test, as 'users')."""
+
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        self.spec = copy.deepcopy(spec or BASE_SPEC)
+        self.status: dict[str, Any] = {}
+        self.annotations: dict[str, str] = {}
+        self.generation = 1
+        self.revisions: dict[str, dict[str, Any]] = {}
+        self.children: dict[str, dict[str, Any]] = {}
+        self.events: list[EmitEvent] = []
+        self.clock = 0
+
+    def observe(self) -> Observed:
+        self.clock += 1
+        return Observed(
+            name="spy", namespace="trading", uid="uid-1", generation=self.generation,
+            spec=copy.deepcopy(self.spec), status=copy.deepcopy(self.status),
+            annotations=dict(self.annotations),
+            revisions=[revision_from_object(r) for r in self.revisions.values()],
+            children=copy.deepcopy(self.children), now=f"2026-11-25T00:00:{self.clock:02d}Z",
+        )
+
+    def step(self) -> list[Any]:
+        result = plan(self.observe())
+        for action in result.actions:
+            if isinstance(action, CreateObject):
+                kind = action.manifest["kind"]
+                if kind == "ControllerRevision":
+                    self.revisions[action.manifest["metadata"]["name"]] = copy.deepcopy(action.manifest)
+                else:
+                    self.children[kind] = copy.deepcopy(action.manifest)
+            elif isinstance(action, PatchObject):
+                self.children[action.kind] = merge(self.children[action.kind], action.patch)
+            elif isinstance(action, DeleteObject):
+                self.revisions.pop(action.name)
+            elif isinstance(action, RemoveAnnotation):
+                self.annotations.pop(action.key, None)
+            elif isinstance(action, EmitEvent):
+                self.events.append(action)
+        if result.status is not None:
+            self.status = result.status
+        return result.actions
+
+    def deployment_ready(self) -> None:
+        """What the Deployment controller reports once every pod of the template is ready."""
+        deployment = self.children["Deployment"]
+        replicas = deployment["spec"]["replicas"]
+        deployment.setdefault("metadata", {})["generation"] = 1
+        deployment["status"] = {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+                                "readyReplicas": replicas, "availableReplicas": replicas}
+
+    def converge(self) -> None:
+        self.step()
+        self.deployment_ready()
+        self.step()
+
+    def edit_spec(self, patch: dict[str, Any]) -> None:
+        self.spec = merge(self.spec, patch)
+        self.generation += 1
+
+    def running_revision(self) -> int:
+        labels = self.children["Deployment"]["spec"]["template"]["metadata"]["labels"]
+        return int(labels[naming.REVISION_LABEL])
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        return next(c for c in self.status["conditions"] if c["type"] == type_)
+
+    def reasons(self) -> list[str]:
+        return [e.reason for e in self.events]
+
+
+def test_create_builds_every_child_and_revision_one():
+    world = World()
+    world.step()
+    assert set(world.children) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"}
+    assert len(world.revisions) == 1
+    assert world.status["phase"] == "Progressing"
+    assert world.status["currentRevision"] == 1
+    assert world.status["stableRevision"] == 0
+    assert world.condition("Ready")["status"] == "False"
+
+
+def test_ready_deployment_makes_the_revision_stable_and_phase_ready():
+    world = World()
+    world.converge()
+    assert world.status["phase"] == "Ready"
+    assert world.status["stableRevision"] == 1
+    assert world.status["readyReplicas"] == 1
+    assert world.condition("Ready")["status"] == "True"
+
+
+def test_converged_world_plans_nothing():
+    world = World()
+    world.converge()
+    result = plan(world.observe())
+    assert result.actions == []
+    assert result.status is None
+
+
+@pytest.mark.parametrize(
+    ("patch", "new_revision"),
+    [
+        ({"image": "ghcr.io/tradeops/runtime:1.1.0"}, True),
+        ({"config": {"parameters": {"batchSize": 512}}}, True),
+        ({"resources": {"limits": {"cpu": "2", "memory": "1Gi"}}}, True),
+        ({"replicas": 2}, False),
+        ({"tradingEnabled": False}, False),
+        ({"rollout": {"analysisCount": 9}}, False),
+    ],
+    ids=["image", "config", "resources", "replicas", "kill-switch", "rollout-settings"],
+)
+def test_only_template_changes_create_revisions(patch, new_revision):
+    world = World()
+    world.converge()
+    world.edit_spec(patch)
+    world.step()
+    assert (len(world.revisions) == 2) is new_revision
+    assert world.status["currentRevision"] == (2 if new_revision else 1)
+
+
+def test_config_change_changes_the_pod_template_hash():
+    world = World()
+    world.converge()
+    before = world.children["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    world.edit_spec({"config": {"strategy": {"entryScore": 0.7}}})
+    world.step()
+    after = world.children["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert before[naming.CONFIG_HASH_ANNOTATION] != after[naming.CONFIG_HASH_ANNOTATION]
+    assert "config.strategy.entryScore 0.6→0.7" in world.events[-1].message
+
+
+def test_kill_switch_reaches_config_without_rolling_pods():
+    world = World()
+    world.converge()
+    template_before = copy.deepcopy(world.children["Deployment"]["spec"]["template"])
+    world.edit_spec({"tradingEnabled": False})
+    world.step()
+    assert "tradingEnabled: false" in world.children["ConfigMap"]["data"][naming.SWITCHES_KEY]
+    assert world.children["Deployment"]["spec"]["template"] == template_before
+    assert world.status["phase"] == "Halted"
+    assert world.condition("Halted")["status"] == "True"
+
+
+def test_paused_holds_spec_changes_and_resume_rolls_them_out():
+    world = World()
+    world.converge()
+    world.edit_spec({"paused": True, "image": "ghcr.io/tradeops/runtime:2.0.0"})
+    world.step()
+    assert world.running_revision() == 1
+    assert world.status["updateRevision"] == 2
+    assert world.status["phase"] == "Paused"
+    assert "spec revision 2 is held" in world.condition("Paused")["message"]
+    world.edit_spec({"paused": False})
+    world.step()
+    assert world.running_revision() == 2
+
+
+def test_paused_before_first_rollout_creates_no_pods():
+    world = World({**BASE_SPEC, "paused": True})
+    world.step()
+    assert "Deployment" not in world.children
+    assert world.status["phase"] == "Paused"
+
+
+def test_manual_rollback_runs_the_chosen_revision_and_does_not_fight_the_spec():
+    world = World()
+    world.converge()
+    world.edit_spec({"image": "ghcr.io/tradeops/runtime:2.0.0"})
+    world.converge()
+    assert world.running_revision() == 2
+    world.annotations[naming.ROLLBACK_ANNOTATION] = "1"
+    world.step()
+    assert world.running_revision() == 1
+    assert world.status["lastRollback"]["fromRevision"] == 2
+    assert world.status["lastRollback"]["toRevision"] == 1
+    assert world.status["abortedRevision"] == 2
+    assert world.status["phase"] == "Degraded"
+    assert naming.ROLLBACK_ANNOTATION not in world.annotations
+    # The spec still says revision 2: the operator keeps running 1 until the spec changes.
+    world.deployment_ready()
+    world.step()
+    world.step()
+    assert world.running_revision() == 1
+    assert world.spec["image"] == "ghcr.io/tradeops/runtime:2.0.0"
+    # A new spec is rolled out again and clears the aborted mark.
+    world.edit_spec({"image": "ghcr.io/tradeops/runtime:3.0.0"})
+    world.step()
+    assert world.running_revision() == 3
+    assert "abortedRevision" not in world.status
+
+
+def test_rollback_previous_goes_to_stable():
+    world = World()
+    world.converge()
+    world.edit_spec({"image": "ghcr.io/tradeops/runtime:2.0.0"})
+    world.step()  # revision 2 rolling, stable still 1
+    world.annotations[naming.ROLLBACK_ANNOTATION] = "previous"
+    world.step()
+    assert world.running_revision() == 1
+
+
+@pytest.mark.parametrize("request_", ["9", "banana"], ids=["missing-number", "not-a-number"])
+def test_rollback_to_unknown_revision_is_refused_with_an_event(request_):
+    world = World()
+    world.converge()
+    world.annotations[naming.ROLLBACK_ANNOTATION] = request_
+    world.step()
+    assert world.running_revision() == 1
+    assert world.reasons()[-1] == "RollbackFailed"
+    assert naming.ROLLBACK_ANNOTATION not in world.annotations
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"config": {"strategy": {"entryScore": 0.2, "exitScore": 0.5}}}, "exitScore (0.5) must be below"),
+        ({"resources": {"requests": {"cpu": "4", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}},
+         "requests.cpu (4) exceeds"),
+        ({"replicas": 99}, "spec.replicas"),
+    ],
+    ids=["exit-above-entry", "requests-above-limits", "replicas-out-of-range"],
+)
+def test_invalid_spec_is_reported_and_changes_nothing(patch, message):
+    world = World()
+    world.converge()
+    children_before = copy.deepcopy(world.children)
+    world.edit_spec(patch)
+    actions = world.step()
+    assert world.children == children_before
+    assert not any(isinstance(a, (CreateObject, PatchObject, DeleteObject)) for a in actions)
+    assert world.status["phase"] == "Invalid"
+    condition = world.condition("SpecValid")
+    assert condition["status"] == "False"
+    assert message in condition["message"]
+    assert world.reasons()[-1] == "InvalidSpec"
+    # Reported once, not on every reconcile.
+    world.step()
+    assert world.reasons().count("InvalidSpec") == 1
+
+
+def test_deleted_child_is_restored_with_an_event():
+    world = World()
+    world.converge()
+    del world.children["Service"]
+    world.step()
+    assert "Service" in world.children
+    assert world.events[-1].reason == "ChildRestored"
+
+
+def test_hand_edited_child_is_reverted_with_an_event_naming_the_field():
+    world = World()
+    world.converge()
+    world.children["Deployment"]["spec"]["replicas"] = 5
+    world.step()
+    assert world.children["Deployment"]["spec"]["replicas"] == 1
+    assert world.events[-1].reason == "DriftCorrected"
+    assert "spec.replicas: 5 (want 1)" in world.events[-1].message
+
+
+def test_server_defaults_and_canonical_quantities_are_not_drift():
+    world = World({**BASE_SPEC, "resources": {"requests": {"cpu": "1000m", "memory": "256Mi"},
+                                              "limits": {"cpu": "2", "memory": "1Gi"}}})
+    world.converge()
+    container = world.children["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    container["resources"]["requests"]["cpu"] = "1"
+    container["terminationMessagePath"] = "/dev/termination-log"
+    world.children["Deployment"]["spec"]["progressDeadlineSeconds"] = 600
+    assert plan(world.observe()).actions == []
+
+
+def test_history_is_pruned_to_the_limit_keeping_running_and_stable():
+    world = World({**BASE_SPEC, "revisionHistoryLimit": 3})
+    world.converge()
+    for version in range(2, 7):
+        world.edit_spec({"image": f"ghcr.io/tradeops/runtime:{version}.0.0"})
+        world.converge()
+    numbers = sorted(int(r["revision"]) for r in world.revisions.values())
+    assert numbers == [4, 5, 6]
+    assert "RevisionsPruned" in world.reasons()
+
+
+def test_deleting_plans_no_child_changes():
+    world = World()
+    world.converge()
+    observed = world.observe()
+    result = plan(Observed(**{**observed.__dict__, "deleting": True}))
+    assert result.actions == []
+    assert result.status is not None
+    assert result.status["phase"] == "Terminating"

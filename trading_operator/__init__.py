@@ -1,0 +1,1 @@
+"""The tradeops Kubernetes operator: TradingSymbol API, planner, builders, revisions, kopf handlers."""

@@ -1,0 +1,49 @@
+"""Run the operator: `python -m trading_operator [--namespace NS ...] [--standalone]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+
+import kopf
+
+import trading_operator.handlers  # noqa: F401  (registers the handlers)
+
+
+def default_priority() -> int:
+    """Newer instances win leadership (kopf peering): during a rolling restart the new pod takes over
+    at once and the old one pauses, instead of both freezing on equal priorities."""
+    return int(os.environ.get("TRADEOPS_PEERING_PRIORITY", int(time.time()) % 2**31))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="trading_operator", description=__doc__)
+    parser.add_argument("--namespace", "-n", action="append", default=[],
+                        help="watch only these namespaces (repeatable); default: all namespaces")
+    parser.add_argument("--standalone", action="store_true",
+                        default=os.environ.get("TRADEOPS_STANDALONE") == "1",
+                        help="no peering (single instance; not for production HA)")
+    parser.add_argument("--peering", default=os.environ.get("TRADEOPS_PEERING", "tradeops"),
+                        help="kopf peering name shared by the operator's replicas")
+    parser.add_argument("--priority", type=int, default=default_priority(), help="peering priority")
+    parser.add_argument("--liveness", default=os.environ.get("TRADEOPS_LIVENESS"),
+                        help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON,
+                   log_prefix=False)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=args.standalone,
+        peering_name=args.peering,
+        priority=args.priority,
+        liveness_endpoint=args.liveness,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""The TradingSymbol API (v1alpha1): spec and status models, the single source of the CRD schema."""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+
+from trading_runtime.config import CamelModel, RuntimeConfig
+
+GROUP = "trading.tradeops.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "TradingSymbol"
+PLURAL = "tradingsymbols"
+SINGULAR = "tradingsymbol"
+SHORT_NAMES = ("ts",)
+
+SYMBOL_PATTERN = r"^[A-Z][A-Z0-9.]{0,9}$"
+IMAGE_PATTERN = r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(@sha256:[a-f0-9]{64})?$"
+CPU_PATTERN = r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$"
+MEMORY_PATTERN = r"^[0-9]+(Ki|Mi|Gi)?$"
+
+
+def cpu_millis(quantity: str) -> int:
+    """`250m` -> 250, `1.5` -> 1500."""
+    if quantity.endswith("m"):
+        return int(quantity[:-1])
+    return round(float(quantity) * 1000)
+
+
+_MEMORY_UNITS = {"": 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+
+
+def memory_bytes(quantity: str) -> int:
+    """`256Mi` -> 268435456."""
+    match = re.fullmatch(r"([0-9]+)(Ki|Mi|Gi)?", quantity)
+    if match is None:
+        raise ValueError(f"not a memory quantity: {quantity!r}")
+    return int(match.group(1)) * _MEMORY_UNITS[match.group(2) or ""]
+
+
+class Market(enum.StrEnum):
+    """The market whose options a symbol trades."""
+
+    EQUITY_OPTIONS = "equity-options"
+    INDEX_OPTIONS = "index-options"
+    FUTURES_OPTIONS = "futures-options"
+
+
+class ResourceQuantities(CamelModel):
+    """CPU and memory quantities in Kubernetes notation."""
+
+    cpu: Annotated[str, Field(pattern=CPU_PATTERN)]
+    """CPU, e.g. `250m` or `1`."""
+    memory: Annotated[str, Field(pattern=MEMORY_PATTERN)]
+    """Memory, e.g. `256Mi`."""
+
+
+class Resources(CamelModel):
+    """Requests and limits of the trading container; requests may not exceed limits."""
+
+    requests: ResourceQuantities = ResourceQuantities(cpu="250m", memory="256Mi")
+    """Resources the scheduler reserves."""
+    limits: ResourceQuantities = ResourceQuantities(cpu="1", memory="512Mi")
+    """Hard limits of the container."""
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Self:
+        if cpu_millis(self.requests.cpu) > cpu_millis(self.limits.cpu):
+            raise ValueError(
+                f"resources.requests.cpu ({self.requests.cpu}) exceeds "
+                f"resources.limits.cpu ({self.limits.cpu})"
+            )
+        if memory_bytes(self.requests.memory) > memory_bytes(self.limits.memory):
+            raise ValueError(
+                f"resources.requests.memory ({self.requests.memory}) exceeds "
+                f"resources.limits.memory ({self.limits.memory})"
+            )
+        return self
+
+
+class PolicyRefs(CamelModel):
+    """Names of the policies (in policies/) that govern this symbol."""
+
+    slo: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$")] = "default"
+    """SLO policy name."""
+    tuning: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$")] = "default"
+    """Tuning policy name."""
+    risk: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$")] = "default"
+    """Risk-limits policy name."""
+
+
+class RolloutSettings(CamelModel):
+    """How a new revision is analysed before it becomes stable (the Argo Rollouts vocabulary)."""
+
+    analysis_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 2
+    """Seconds between two analysis measurements."""
+    analysis_count: Annotated[int, Field(ge=1, le=1000)] = 5
+    """Measurements in one analysis run."""
+    failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
+    """Failed measurements tolerated before the run fails."""
+    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 3
+    """Inconclusive measurements tolerated before the run pauses as inconclusive."""
+    shadow: bool = False
+    """Run a new revision beside the stable one with trading disabled before it takes over."""
+
+
+class DrainSettings(CamelModel):
+    """How deletion winds trading down."""
+
+    timeout_seconds: Annotated[int, Field(ge=0, le=3600)] = 120
+    """Longest wait for the pods to report no open positions before the children are deleted anyway."""
+
+
+class TradingSymbolSpec(CamelModel):
+    """Desired state of one traded symbol."""
+
+    symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+    """Underlying symbol, upper case, e.g. SPY, QQQ, ES."""
+    market: Market
+    """Market of the symbol's options."""
+    image: Annotated[str, Field(pattern=IMAGE_PATTERN, max_length=512)]
+    """Container image of the trading runtime (by tag or digest)."""
+    replicas: Annotated[int, Field(ge=0, le=5)] = 1
+    """Trading pods; 0 stops the symbol without deleting it."""
+    resources: Resources = Resources()
+    """Container resources."""
+    config: RuntimeConfig = RuntimeConfig()
+    """Runtime configuration (strategy thresholds, runtime parameters, fault injection)."""
+    paused: bool = False
+    """Hold: spec changes are recorded but not rolled out until unpaused."""
+    trading_enabled: bool = True
+    """Kill switch: when false the pods keep running but open no positions."""
+    policies: PolicyRefs = PolicyRefs()
+    """Policies that govern this symbol."""
+    rollout: RolloutSettings = RolloutSettings()
+    """Analysis settings for new revisions."""
+    revision_history_limit: Annotated[int, Field(ge=1, le=100)] = 10
+    """Revisions kept for rollback (the running and stable ones are always kept)."""
+    drain: DrainSettings = DrainSettings()
+    """Deletion drain settings."""
+
+
+class ConditionStatus(enum.StrEnum):
+    """Status of a condition."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(CamelModel):
+    """A Kubernetes condition (API conventions)."""
+
+    type: str
+    """Condition type, e.g. Ready."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: Annotated[str, Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")]
+    """CamelCase reason."""
+    message: str = ""
+    """Human-readable detail."""
+    last_transition_time: str
+    """When the status last changed (RFC 3339)."""
+    observed_generation: int = 0
+    """The generation the condition was computed for."""
+
+
+class Phase(enum.StrEnum):
+    """Summary of the state of a TradingSymbol."""
+
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    PAUSED = "Paused"
+    HALTED = "Halted"
+    INVALID = "Invalid"
+    TERMINATING = "Terminating"
+
+
+class RollbackRecord(CamelModel):
+    """The last rollback performed."""
+
+    from_revision: int
+    """Revision that was running before."""
+    to_revision: int
+    """Revision that runs now."""
+    reason: str
+    """Why (CamelCase reason and detail)."""
+    time: str
+    """When (RFC 3339)."""
+
+
+class TradingSymbolStatus(CamelModel):
+    """Observed state of a TradingSymbol, written by the operator."""
+
+    observed_generation: int = 0
+    """The spec generation last acted on."""
+    phase: Phase = Phase.PENDING
+    """Summary phase."""
+    conditions: list[Condition] = []
+    """Ready, Progressing, Degraded, Paused, Halted, SpecValid."""
+    current_revision: int = 0
+    """Revision the pods run now."""
+    stable_revision: int = 0
+    """Last revision that became fully ready (rollback target)."""
+    update_revision: int = 0
+    """Revision built from the current spec (may differ from current while paused or aborted)."""
+    aborted_revision: int | None = None
+    """Revision rolled back from; not retried until the spec changes or a retry is requested."""
+    last_rollback: RollbackRecord | None = None
+    """The last rollback."""
+    replicas: int = 0
+    """Desired pods of the running revision."""
+    ready_replicas: int = 0
+    """Pods ready."""
+    drain_started: str | None = None
+    """When deletion began draining (RFC 3339)."""

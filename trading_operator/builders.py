@@ -1,0 +1,263 @@
+"""Builders: manifests of a TradingSymbol's children, as plain dicts. No I/O."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from trading_operator import api, naming
+from trading_operator.revisions import Revision, hash_of
+from trading_runtime.config import RenderedConfig, RuntimeConfig, Switches
+
+Manifest = dict[str, Any]
+
+DESIRED_HASH_ANNOTATION = f"{api.GROUP}/desired-hash"
+RUNTIME_USER = 10001
+CREDENTIALS_SECRET = "tradeops-runtime-credentials"
+"""Optional Secret whose keys (database and Redis URLs, broker keys) become the runtime's environment."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The TradingSymbol that owns the children."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": api.API_VERSION,
+            "kind": api.KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def _metadata(owner: Owner, name: str, symbol: str, extra_labels: dict[str, str] | None = None) -> Manifest:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": {**naming.common_labels(owner.name, symbol), **(extra_labels or {})},
+        "ownerReferences": [owner.reference()],
+    }
+
+
+def with_desired_hash(manifest: Manifest) -> Manifest:
+    """Stamp a manifest with the hash of its desired content, so a later hand edit can be told apart
+    from a change the operator made."""
+    stamped = copy.deepcopy(manifest)
+    stamped["metadata"].setdefault("annotations", {})[DESIRED_HASH_ANNOTATION] = hash_of(manifest)
+    return stamped
+
+
+def render_runtime_config(spec: api.TradingSymbolSpec, revision: Revision) -> str:
+    """The runtime.yaml of a revision (hashed into the pod template: a change rolls the pods)."""
+    rendered = RenderedConfig(
+        symbol=spec.symbol,
+        market=spec.market.value,
+        revision=revision.number,
+        runtime=RuntimeConfig.model_validate(revision.template.config),
+    )
+    return yaml.safe_dump(rendered.model_dump(by_alias=True, mode="json"), sort_keys=True)
+
+
+def render_switches(trading_enabled: bool) -> str:
+    """The switches.yaml the runtime hot-reloads (not hashed: halting never restarts pods)."""
+    switches = Switches(trading_enabled=trading_enabled)
+    return yaml.safe_dump(switches.model_dump(by_alias=True, mode="json"), sort_keys=True)
+
+
+def build_configmap(
+    owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, trading_enabled: bool
+) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, naming.child_name(owner.name), spec.symbol),
+        "data": {
+            naming.CONFIG_KEY: render_runtime_config(spec, revision),
+            naming.SWITCHES_KEY: render_switches(trading_enabled),
+        },
+    }
+
+
+def _probe(path: str, period: int, failures: int) -> Manifest:
+    return {
+        "httpGet": {"path": path, "port": "metrics"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def build_deployment(
+    owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, replicas: int
+) -> Manifest:
+    """The Deployment running a revision: non-root, read-only root, no capabilities, probes, scrape port."""
+    selector = naming.selector_labels(owner.name)
+    pod_labels = {
+        **naming.common_labels(owner.name, spec.symbol),
+        naming.REVISION_LABEL: str(revision.number),
+    }
+    config_hash = hash_of(render_runtime_config(spec, revision))
+    container = {
+        "name": "trading",
+        "image": revision.template.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [
+            "--config",
+            f"{naming.CONFIG_MOUNT}/{naming.CONFIG_KEY}",
+            "--switches",
+            f"{naming.CONFIG_MOUNT}/{naming.SWITCHES_KEY}",
+        ],
+        "env": [
+            {"name": "TRADEOPS_SYMBOL", "value": spec.symbol},
+            {"name": "TRADEOPS_REVISION", "value": str(revision.number)},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}],
+        "ports": [{"name": "metrics", "containerPort": naming.METRICS_PORT, "protocol": "TCP"}],
+        "resources": revision.template.resources,
+        "livenessProbe": _probe("/healthz", 10, 3),
+        "readinessProbe": _probe("/readyz", 5, 2),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": naming.CONFIG_MOUNT, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(owner, naming.child_name(owner.name), spec.symbol),
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        naming.CONFIG_HASH_ANNOTATION: config_hash,
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(naming.METRICS_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 60,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUNTIME_USER,
+                        "runAsGroup": RUNTIME_USER,
+                        "fsGroup": RUNTIME_USER,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": naming.child_name(owner.name)}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def build_service(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
+    """The metrics Service Prometheus scrapes and the operator asks for open positions."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, naming.child_name(owner.name), spec.symbol),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": naming.selector_labels(owner.name),
+            "ports": [
+                {"name": "metrics", "port": naming.METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def build_pdb(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
+    """At most one trading pod voluntarily disrupted at a time (never blocks node drains for good)."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(owner, naming.child_name(owner.name), spec.symbol),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": naming.selector_labels(owner.name)},
+        },
+    }
+
+
+def build_network_policy(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
+    """Ingress only to the metrics port from Prometheus and the operator; egress to DNS, the
+    databases and the market-data feed."""
+    scrapers = [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}},
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": naming.MANAGER}}},
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(owner, naming.child_name(owner.name), spec.symbol),
+        "spec": {
+            "podSelector": {"matchLabels": naming.selector_labels(owner.name)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": scrapers, "ports": [{"port": naming.METRICS_PORT, "protocol": "TCP"}]}],
+            "egress": [
+                {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                {"ports": [{"port": 5432, "protocol": "TCP"}, {"port": 6379, "protocol": "TCP"}]},
+                {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 8765, "protocol": "TCP"}]},
+            ],
+        },
+    }
+
+
+def build_revision(
+    owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, generation: int
+) -> Manifest:
+    """The immutable ControllerRevision holding a revision's template."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": _metadata(
+            owner,
+            revision.name,
+            spec.symbol,
+            {naming.REVISION_LABEL: str(revision.number), naming.SPEC_HASH_LABEL: revision.spec_hash},
+        ),
+        "revision": revision.number,
+        "data": {**revision.template.to_data(), "specHash": revision.spec_hash, "generation": generation},
+    }
+
+
+def build_children(
+    owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, replicas: int, trading_enabled: bool
+) -> list[Manifest]:
+    """Every child a running TradingSymbol has, each stamped with its desired hash."""
+    children = [
+        build_configmap(owner, spec, revision, trading_enabled),
+        build_deployment(owner, spec, revision, replicas),
+        build_service(owner, spec),
+        build_pdb(owner, spec),
+        build_network_policy(owner, spec),
+    ]
+    return [with_desired_hash(child) for child in children]

@@ -1,0 +1,78 @@
+"""Typed condition types and reasons, and the one helper that sets a condition."""
+
+from __future__ import annotations
+
+import enum
+
+from trading_operator.api import Condition, ConditionStatus
+
+
+class ConditionType(enum.StrEnum):
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    PAUSED = "Paused"
+    HALTED = "Halted"
+    SPEC_VALID = "SpecValid"
+
+
+class Reason(enum.StrEnum):
+    """CamelCase reasons used in conditions and Events."""
+
+    # Ready / Progressing
+    ALL_REPLICAS_READY = "AllReplicasReady"
+    REPLICAS_NOT_READY = "ReplicasNotReady"
+    ROLLING_OUT = "RollingOut"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    SCALED_TO_ZERO = "ScaledToZero"
+    # SpecValid
+    SPEC_ACCEPTED = "SpecAccepted"
+    INVALID_SPEC = "InvalidSpec"
+    # Degraded
+    AS_EXPECTED = "AsExpected"
+    ROLLED_BACK = "RolledBack"
+    ROLLBACK_FAILED = "RollbackFailed"
+    # Paused / Halted
+    PAUSED_BY_SPEC = "PausedBySpec"
+    NOT_PAUSED = "NotPaused"
+    TRADING_DISABLED = "TradingDisabled"
+    TRADING_ENABLED = "TradingEnabled"
+    # Events only
+    REVISION_CREATED = "RevisionCreated"
+    REVISIONS_PRUNED = "RevisionsPruned"
+    CHILD_CREATED = "ChildCreated"
+    CHILD_UPDATED = "ChildUpdated"
+    CHILD_RESTORED = "ChildRestored"
+    DRIFT_CORRECTED = "DriftCorrected"
+    DRAINING = "Draining"
+    DRAINED = "Drained"
+    DRAIN_TIMED_OUT = "DrainTimedOut"
+    SPEC_HELD = "SpecHeld"
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: ConditionType,
+    status: ConditionStatus,
+    reason: Reason,
+    message: str,
+    generation: int,
+    now: str,
+) -> list[Condition]:
+    """A new list with the condition set; lastTransitionTime moves only when the status changes."""
+    previous = next((c for c in conditions if c.type == type_), None)
+    transition = previous.last_transition_time if previous and previous.status == status else now
+    updated = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=transition,
+        observed_generation=generation,
+    )
+    return [c for c in conditions if c.type != type_] + [updated]
+
+
+def get_condition(conditions: list[Condition], type_: ConditionType) -> Condition | None:
+    """The condition of a type, if present."""
+    return next((c for c in conditions if c.type == type_), None)

@@ -1,0 +1,143 @@
+"""Generate the TradingSymbol CustomResourceDefinition from the pydantic models.
+
+Pydantic's JSON Schema is turned into a Kubernetes structural schema: references inlined, titles
+dropped, `anyOf [X, null]` turned into `nullable`, object defaults collapsed to `{}` so the API server
+applies the nested defaults itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from trading_operator import api
+from trading_runtime.config import CamelModel
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Symbol", "type": "string", "jsonPath": ".spec.symbol", "description": "Underlying symbol"},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Summary phase"},
+    {
+        "name": "Revision",
+        "type": "integer",
+        "jsonPath": ".status.currentRevision",
+        "description": "Revision running now",
+    },
+    {
+        "name": "Stable",
+        "type": "integer",
+        "jsonPath": ".status.stableRevision",
+        "description": "Last stable revision",
+    },
+    {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas", "description": "Ready pods"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+_DROP_KEYS = {"title", "additionalProperties"}
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    """Inline `$ref`s and rewrite one JSON Schema node into the structural subset Kubernetes accepts."""
+    if isinstance(node, list):
+        return [_structural(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    any_of = node.get("anyOf")
+    if any_of is not None:
+        non_null = [option for option in any_of if option.get("type") != "null"]
+        if len(non_null) == 1 and len(non_null) < len(any_of):
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            merged = {**_structural(non_null[0], defs), **_structural(rest, defs), "nullable": True}
+            if merged.get("default", 0) is None:
+                del merged["default"]
+            return merged
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP_KEYS or key == "$defs":
+            continue
+        out[key] = (
+            _structural(value, defs) if key in {"properties", "items"} or isinstance(value, dict) else value
+        )
+    if "properties" in node:
+        out["properties"] = {name: _structural(prop, defs) for name, prop in node["properties"].items()}
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    if isinstance(out.get("default"), dict) and not out.get("required"):
+        out["default"] = {}
+    return out
+
+
+def openapi_schema(model: type[CamelModel]) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of a model (by alias, with descriptions)."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return dict(_structural(raw, raw.get("$defs", {})))
+
+
+def build_crd() -> dict[str, Any]:
+    """The TradingSymbol CRD manifest."""
+    spec_schema = openapi_schema(api.TradingSymbolSpec)
+    status_schema = openapi_schema(api.TradingSymbolStatus)
+    status_schema["properties"]["conditions"]["x-kubernetes-list-type"] = "map"
+    status_schema["properties"]["conditions"]["x-kubernetes-list-map-keys"] = ["type"]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{api.PLURAL}.{api.GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "tradeops"},
+        },
+        "spec": {
+            "group": api.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": api.KIND,
+                "listKind": f"{api.KIND}List",
+                "plural": api.PLURAL,
+                "singular": api.SINGULAR,
+                "shortNames": list(api.SHORT_NAMES),
+                "categories": ["tradeops", "all"],
+            },
+            "versions": [
+                {
+                    "name": api.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "TradingSymbol runs the trading runtime for one underlying "
+                            "symbol: pods, config, revisions, rollback and drain on deletion.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render_crd_yaml() -> str:
+    """The CRD as the YAML document checked in under deploy/crds/."""
+    header = "# Generated by `python -m trading_operator.crd` from trading_operator/api.py. Do not edit.\n"
+    return header + yaml.dump(build_crd(), Dumper=_NoAliasDumper, sort_keys=False, width=110)
+
+
+if __name__ == "__main__":
+    print(render_crd_yaml(), end="")

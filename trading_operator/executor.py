@@ -1,0 +1,218 @@
+"""The I/O edge of reconciliation: read the observed state, carry out a plan, record Events.
+
+Blocking `kubernetes` client calls run in worker threads so the kopf event loop stays free."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from trading_operator import api, naming
+from trading_operator.kube import (
+    CONTROLLER_REVISIONS,
+    EVENTS,
+    RESOURCES_BY_KIND,
+    KubeApi,
+    Obj,
+    Resource,
+    is_conflict,
+    is_not_found,
+)
+from trading_operator.planner import (
+    CreateObject,
+    DeleteObject,
+    EmitEvent,
+    Observed,
+    PatchObject,
+    Plan,
+    RemoveAnnotation,
+)
+from trading_operator.revisions import Revision, RevisionTemplate
+
+TRADING_SYMBOLS = Resource(api.API_VERSION, api.PLURAL)
+CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy")
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def revision_from_object(obj: Obj) -> Revision:
+    """A ControllerRevision object as the planner's Revision."""
+    data = obj.get("data") or {}
+    return Revision(
+        number=int(obj.get("revision", 0)),
+        name=obj["metadata"]["name"],
+        spec_hash=str(data.get("specHash", "")),
+        template=RevisionTemplate(
+            image=str(data.get("image", "")),
+            resources=dict(data.get("resources") or {}),
+            config=dict(data.get("config") or {}),
+        ),
+    )
+
+
+class WrittenVersions:
+    """resourceVersions the operator itself produced, so watch events of its own writes are skipped."""
+
+    def __init__(self, capacity: int = 20000) -> None:
+        self._versions: dict[tuple[str, str, str], str] = {}
+        self._capacity = capacity
+
+    def record(self, obj: Obj) -> None:
+        meta = obj.get("metadata", {})
+        key = (str(obj.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
+        if len(self._versions) >= self._capacity:
+            self._versions.pop(next(iter(self._versions)))
+        self._versions[key] = str(meta.get("resourceVersion"))
+
+    def is_own(self, obj: Obj) -> bool:
+        meta = obj.get("metadata", {})
+        key = (str(obj.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
+        return self._versions.get(key) == str(meta.get("resourceVersion"))
+
+
+class Executor:
+    """Reads and writes through a KubeApi; every method is async and thread-offloaded."""
+
+    def __init__(self, kube: KubeApi, component: str = naming.MANAGER, instance: str = "") -> None:
+        self.kube = kube
+        self.component = component
+        self.instance = instance
+        self.written = WrittenVersions()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    async def get_trading_symbol(self, namespace: str, name: str) -> Obj | None:
+        return await self._run(self.kube.get_or_none, TRADING_SYMBOLS, namespace, name)
+
+    async def observe(self, ts: Obj) -> Observed:
+        """Everything the planner needs about one TradingSymbol."""
+        meta = ts["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
+        selector = f"{naming.OWNER_NAME_LABEL}={name}"
+        revisions_call = self._run(self.kube.list_objects, CONTROLLER_REVISIONS, namespace, selector)
+        child_calls = asyncio.gather(*(
+            self._run(self.kube.get_or_none, RESOURCES_BY_KIND[kind], namespace, naming.child_name(name))
+            for kind in CHILD_KINDS
+        ))
+        revision_objs, children = await asyncio.gather(revisions_call, child_calls)
+        owned = [r for r in revision_objs if _owned_by(r, uid)]
+        return Observed(
+            name=name,
+            namespace=namespace,
+            uid=uid,
+            generation=int(meta.get("generation", 1)),
+            spec=dict(ts.get("spec") or {}),
+            status=dict(ts.get("status") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            revisions=[revision_from_object(r) for r in owned],
+            # A same-named child without our ownerReference is adopted: the patch sets it.
+            children=dict(zip(CHILD_KINDS, children, strict=True)),
+            now=now_rfc3339(),
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+    async def execute(self, ts: Obj, plan: Plan) -> None:
+        """Carry out the actions in order, then write the status once."""
+        meta = ts["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        for action in plan.actions:
+            if isinstance(action, CreateObject):
+                await self._create(namespace, action.manifest)
+            elif isinstance(action, PatchObject):
+                res = RESOURCES_BY_KIND[action.kind]
+                written = await self._run(self.kube.merge_patch, res, namespace, action.name, action.patch)
+                self.written.record(written)
+            elif isinstance(action, DeleteObject):
+                await self._delete(RESOURCES_BY_KIND[action.kind], namespace, action.name)
+            elif isinstance(action, EmitEvent):
+                await self.emit_event(ts, action.type, action.reason, action.message)
+        if plan.status is not None:
+            await self.write_status(ts, plan.status)
+        for action in plan.actions:
+            if isinstance(action, RemoveAnnotation):
+                patch = {"metadata": {"annotations": {action.key: None}}}
+                await self._run(self.kube.merge_patch, TRADING_SYMBOLS, namespace, name, patch)
+
+    async def write_status(self, ts: Obj, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource; keys that disappeared are nulled."""
+        old = ts.get("status") or {}
+        patch = {**{key: None for key in old if key not in status}, **status}
+        meta = ts["metadata"]
+        await self._run(self.kube.patch_status, TRADING_SYMBOLS, meta["namespace"], meta["name"], patch)
+
+    async def _create(self, namespace: str, manifest: Obj) -> None:
+        res = RESOURCES_BY_KIND[manifest["kind"]]
+        try:
+            created = await self._run(self.kube.create, res, namespace, manifest)
+        except Exception as exc:
+            if not is_conflict(exc):
+                raise
+            # Created meanwhile (a watch lagging behind): bring it to the desired state instead.
+            name = manifest["metadata"]["name"]
+            created = await self._run(self.kube.merge_patch, res, namespace, name, manifest)
+        self.written.record(created)
+
+    async def _delete(self, res: Resource, namespace: str, name: str) -> None:
+        try:
+            await self._run(self.kube.delete, res, namespace, name)
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+
+    async def set_trading_switch(self, namespace: str, name: str, switches_yaml: str) -> bool:
+        """Write the kill-switch key of a TradingSymbol's ConfigMap; False if there is no ConfigMap."""
+        res = RESOURCES_BY_KIND["ConfigMap"]
+        patch = {"data": {naming.SWITCHES_KEY: switches_yaml}}
+        try:
+            written = await self._run(self.kube.merge_patch, res, namespace, naming.child_name(name), patch)
+        except Exception as exc:
+            if is_not_found(exc):
+                return False
+            raise
+        self.written.record(written)
+        return True
+
+    async def emit_event(self, ts: Obj, type_: str, reason: str, message: str) -> None:
+        """Record a core/v1 Event on the TradingSymbol (best effort: a failed Event never fails a plan)."""
+        meta = ts["metadata"]
+        now = now_rfc3339()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": api.API_VERSION,
+                "kind": api.KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.instance or self.component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self._run(self.kube.create, EVENTS, meta["namespace"], event)
+        except Exception as exc:  # an Event is a courtesy; the reconcile result stands without it
+            log.warning("could not record event %s on %s: %s", reason, meta["name"], exc)
+
+
+def _owned_by(obj: Obj, uid: str) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return not uid or any(ref.get("uid") == uid for ref in refs)

@@ -1,0 +1,1 @@
+"""The per-symbol trading process that runs in every trading pod."""

@@ -1,0 +1,98 @@
+"""The runtime configuration: one pydantic model, embedded in the TradingSymbol spec and validated by the
+runtime when it loads the file the operator renders into a ConfigMap."""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    """Models whose fields are camelCase on the wire (Kubernetes style) and snake_case in Python."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class StrategyThresholds(CamelModel):
+    """Thresholds the signal combiner applies to turn indicators into trades."""
+
+    entry_score: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6
+    """Minimum absolute combined score (0..1) to open a position."""
+    exit_score: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+    """Absolute combined score (0..1) below which an open position is closed; must be below entryScore."""
+    min_confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 0.55
+    """Minimum confidence (0..1) of a signal before it is traded."""
+    horizon_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    """Horizon over which a signal's direction is scored against the realised move."""
+
+    @model_validator(mode="after")
+    def _exit_below_entry(self) -> Self:
+        if self.exit_score >= self.entry_score:
+            raise ValueError(f"exitScore ({self.exit_score}) must be below entryScore ({self.entry_score})")
+        return self
+
+
+class RuntimeParameters(CamelModel):
+    """Performance parameters of the runtime process (the ones auto-tuning may move within policy)."""
+
+    batch_size: Annotated[int, Field(ge=1, le=10000)] = 256
+    """Rows per batched database write."""
+    workers: Annotated[int, Field(ge=1, le=16)] = 2
+    """Worker tasks computing signals."""
+    cache_ttl_seconds: Annotated[int, Field(ge=1, le=86400)] = 30
+    """Time to live of cached quotes and features in Redis."""
+    flush_interval_ms: Annotated[int, Field(ge=10, le=60000)] = 250
+    """Longest time a row waits in the write-behind queue before it is flushed."""
+    queue_capacity: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
+    """Bound of the write-behind queue (rows)."""
+
+
+class FaultInjection(CamelModel):
+    """Deliberate faults for testing analysis and rollback; all off by default."""
+
+    extra_latency_ms: Annotated[float, Field(ge=0.0, le=10000.0)] = 0.0
+    """Latency added to every tick-to-signal computation."""
+    error_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    """Fraction of ticks whose processing fails with an error."""
+    accuracy_degradation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    """Fraction of signals whose direction is flipped."""
+
+
+class RuntimeConfig(CamelModel):
+    """Configuration of one trading runtime process."""
+
+    strategy: StrategyThresholds = StrategyThresholds()
+    """Signal thresholds."""
+    parameters: RuntimeParameters = RuntimeParameters()
+    """Runtime performance parameters."""
+    fault_injection: FaultInjection = FaultInjection()
+    """Fault injection for tests and drills (off by default)."""
+
+
+class RenderedConfig(CamelModel):
+    """The runtime.yaml the operator writes into the ConfigMap: the config of the running revision and
+    the identity of the symbol. A change of it rolls the pods."""
+
+    symbol: str
+    """The traded underlying symbol."""
+    market: str
+    """The market of the symbol's options."""
+    revision: int
+    """The operator's revision number this config belongs to."""
+    runtime: RuntimeConfig
+    """The runtime configuration of the revision."""
+
+
+class Switches(CamelModel):
+    """The switches.yaml the runtime hot-reloads without a restart."""
+
+    trading_enabled: bool = True
+    """Kill switch: when false, no new positions are opened and open ones are flattened by policy."""
