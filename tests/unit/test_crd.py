@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from trading_operator import api
-from trading_operator.crd import build_crd, render_crd_yaml
+from trading_operator.crd import build_crd, render_crd_yaml, render_field_reference
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "deploy" / "crds" / "tradingsymbols.yaml"
@@ -108,3 +108,9 @@ def test_cross_field_rules_pass_the_schema_but_not_the_model():
     jsonschema.validate(spec, spec_schema())
     with pytest.raises(ValueError, match="exitScore"):
         api.TradingSymbolSpec.model_validate(spec)
+
+
+def test_checked_in_field_reference_matches_the_models():
+    assert (ROOT / "docs" / "tradingsymbol-fields.md").read_text() == render_field_reference(), (
+        "docs/tradingsymbol-fields.md is stale: run `make crd`"
+    )

@@ -1,0 +1,46 @@
+# tradeops — the targets the README names.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint typecheck contracts unit integration crd bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python ## venv, the package and its dev tools, and the Debian tools the tests use
+	$(BIN)/pip install -q -e ".[dev]"
+	./scripts/install-system-deps.sh
+
+demo: install ## the main job on the embedded default: emulated API + operator + kubectl apply examples/
+	$(BIN)/python -m trading_operator.demo
+
+test: install lint typecheck contracts ## everything CI runs
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint:
+	$(BIN)/ruff check .
+
+typecheck:
+	$(BIN)/mypy trading_operator trading_runtime policies drills opsctl
+
+contracts:
+	$(BIN)/lint-imports
+
+unit: install
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: install
+	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+crd: ## regenerate the checked-in CRD from the pydantic models
+	$(BIN)/python -m trading_operator.crd > deploy/crds/tradingsymbols.yaml
+	$(BIN)/python -m trading_operator.crd --docs > docs/tradingsymbol-fields.md
+
+bench: install ## benchmarks print their figures
+	$(BIN)/python benchmarks/operator_converge.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,143 @@
+"""A local stack of real processes: the emulated Kubernetes API and the operator.
+
+Shared by the demo (`make demo`), the integration tests and the benchmarks, so all three run the
+operator the way a cluster would: a separate process talking HTTP to an API server."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from trading_operator.crd import build_crd
+from trading_operator.kube import CRDS, KubeApi, is_conflict, load_api_client
+
+T = TypeVar("T")
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+class StackError(RuntimeError):
+    """A process of the stack did not start or a wait ran out."""
+
+
+def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll until `predicate` returns something truthy; raise with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # keep polling through transient API errors; report the last one
+            last_error = exc
+        time.sleep(interval)
+    raise StackError(f"timed out after {timeout:.0f}s waiting for {what}" +
+                     (f" (last error: {last_error})" if last_error else ""))
+
+
+class EmulatorProcess:
+    """`python -m trading_operator.emulator` on a free port, writing its own kubeconfig."""
+
+    def __init__(self, workdir: pathlib.Path, log_name: str = "emulator.log") -> None:
+        self.kubeconfig = workdir / "kubeconfig"
+        self.log_path = workdir / log_name
+        self.url = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 20.0) -> EmulatorProcess:
+        log = self.log_path.open("w")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "trading_operator.emulator", "--port", "0",
+             "--kubeconfig", str(self.kubeconfig)],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline().strip()
+        if not line.startswith("http"):
+            raise StackError(f"emulator did not start: {line!r}; see {self.log_path}")
+        self.url = line
+        wait_for(self.kubeconfig.exists, timeout, "the emulator's kubeconfig")
+        return self
+
+    def stop(self) -> None:
+        _stop(self._process)
+        self._process = None
+
+
+class OperatorProcess:
+    """`python -m trading_operator` against a kubeconfig, with its log in a file."""
+
+    def __init__(self, kubeconfig: pathlib.Path, log_path: pathlib.Path, env: Mapping[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.env = dict(env or {})
+        self.args = list(args or ["--standalone"])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self.env}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "trading_operator", *self.args],
+                                            stdout=log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no cleanup."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _stop(process: subprocess.Popen[str] | subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def kube_for(kubeconfig: pathlib.Path) -> KubeApi:
+    return KubeApi(load_api_client(str(kubeconfig)))
+
+
+def install_crd(kube: KubeApi) -> None:
+    """Create (or update) the TradingSymbol CRD."""
+    crd = build_crd()
+    try:
+        kube.create(CRDS, None, crd)
+    except Exception as exc:
+        if not is_conflict(exc):
+            raise
+        kube.merge_patch(CRDS, None, crd["metadata"]["name"], crd)
+
+
+def find_kubectl() -> str:
+    """kubectl from PATH (scripts/install-system-deps.sh installs Debian's kubernetes-client)."""
+    found = shutil.which("kubectl")
+    if found is None:
+        raise StackError("kubectl is not installed: run scripts/install-system-deps.sh")
+    return found
