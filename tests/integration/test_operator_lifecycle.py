@@ -1,0 +1,78 @@
+"""Operator restarts, crashes and high availability (kopf peering), each against an API of its own."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.operator_harness import create_ts, new_namespace, patch_spec, running_revision, wait_status
+from trading_operator.executor import TRADING_SYMBOLS
+from trading_operator.kube import Resource
+from trading_operator.localstack import wait_for
+
+CLUSTER_PEERINGS = Resource("kopf.dev/v1", "clusterkopfpeerings", namespaced=False)
+
+
+@pytest.fixture
+def lifecycle(private_stack):
+    started = []
+
+    def start(name, args=None, env=None):
+        process = private_stack.operator(name, args=args, env=env).start()
+        started.append(process)
+        return process
+
+    yield private_stack, start
+    for process in started:
+        process.stop()
+
+
+def test_operator_killed_mid_change_converges_after_restart(lifecycle):
+    stack, start = lifecycle
+    kube, ns = stack.kube, new_namespace(stack.kube)
+    first = start("restart-1", args=["--standalone"])
+    create_ts(kube, ns, "spy")
+    wait_status(kube, ns, "spy", phase="Ready")
+    first.kill()
+    # Changes made while no operator runs, including one to a symbol it never saw.
+    patch_spec(kube, ns, "spy", {"image": "ghcr.io/tradeops/trading-runtime:9.0.0"})
+    create_ts(kube, ns, "qqq", symbol="QQQ")
+    start("restart-2", args=["--standalone"])
+    wait_status(kube, ns, "spy", phase="Ready", currentRevision=2, stableRevision=2)
+    wait_status(kube, ns, "qqq", phase="Ready")
+    assert running_revision(kube, ns, "spy") == 2
+
+
+def test_operator_killed_while_draining_finishes_the_drain(lifecycle):
+    stack, start = lifecycle
+    kube, ns = stack.kube, new_namespace(stack.kube)
+    first = start("drain-1", args=["--standalone"])
+    create_ts(kube, ns, "spy")
+    wait_status(kube, ns, "spy", phase="Ready")
+    stack.positions.open[(ns, "spy")] = 2
+    kube.delete(TRADING_SYMBOLS, ns, "spy")
+    wait_status(kube, ns, "spy", phase="Terminating")
+    first.kill()
+    stack.positions.open[(ns, "spy")] = 0
+    start("drain-2", args=["--standalone"])
+    wait_for(lambda: kube.get_or_none(TRADING_SYMBOLS, ns, "spy") is None, 30, "the drained symbol gone")
+
+
+def test_peered_replicas_fail_over(lifecycle):
+    stack, start = lifecycle
+    kube, ns = stack.kube, new_namespace(stack.kube)
+    kube.create(CLUSTER_PEERINGS, None, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
+                                         "metadata": {"name": "tradeops-ha"}})
+    peering = ["--peering", "tradeops-ha"]
+    env = {"TRADEOPS_PEERING_LIFETIME": "5"}
+    older = start("ha-older", args=[*peering, "--priority", "100"], env=env)
+    newer = start("ha-newer", args=[*peering, "--priority", "200"], env=env)
+    create_ts(kube, ns, "spy")
+    wait_status(kube, ns, "spy", phase="Ready")
+    newer.kill()  # the leader crashes without cleaning up its peering record
+    time.sleep(0.5)
+    patch_spec(kube, ns, "spy", {"image": "ghcr.io/tradeops/trading-runtime:2.0.0"})
+    wait_status(kube, ns, "spy", phase="Ready", currentRevision=2, timeout=45)
+    assert older.process is not None
+    assert older.process.poll() is None
