@@ -39,7 +39,7 @@ def main() -> None:
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         standalone=args.standalone,
-        peering_name=args.peering,
+        peering_name=None if args.standalone else args.peering,
         priority=args.priority,
         liveness_endpoint=args.liveness,
     )

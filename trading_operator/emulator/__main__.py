@@ -1,0 +1,44 @@
+"""`python -m trading_operator.emulator [--host H] [--port P] [--kubeconfig PATH]`: serve the emulated
+Kubernetes API until SIGTERM/SIGINT; print its URL on the first line of stdout."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import pathlib
+import signal
+
+import yaml
+
+from trading_operator.emulator import kubeconfig_for, serve_emulator
+
+
+async def serve(host: str, port: int, kubeconfig: pathlib.Path | None, deployment_delay: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with serve_emulator(host, port, deployment_delay=deployment_delay) as emulator:
+        if kubeconfig is not None:
+            temporary = kubeconfig.with_suffix(".tmp")
+            temporary.write_text(yaml.safe_dump(kubeconfig_for(emulator.url)))
+            temporary.replace(kubeconfig)
+        print(emulator.url, flush=True)
+        await stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="tradeops-emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--kubeconfig", type=pathlib.Path, help="write a kubeconfig for this server here")
+    parser.add_argument("--deployment-delay", type=float, default=0.05,
+                        help="seconds until a changed Deployment reports its replicas ready")
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.host, args.port, args.kubeconfig, args.deployment_delay))
+
+
+if __name__ == "__main__":
+    main()

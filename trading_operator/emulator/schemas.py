@@ -1,0 +1,96 @@
+"""What the API server does with a CRD's structural schema on every write: default, prune, validate."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonschema
+
+PRESERVE = "x-kubernetes-preserve-unknown-fields"
+
+
+def apply_defaults(obj: Any, schema: dict[str, Any]) -> Any:
+    """Fill missing properties that have a `default`, recursively (defaults are defaulted too)."""
+    if isinstance(obj, dict) and "properties" in schema:
+        for name, prop in schema["properties"].items():
+            if name not in obj and "default" in prop:
+                obj[name] = copy.deepcopy(prop["default"])
+            if name in obj:
+                obj[name] = apply_defaults(obj[name], prop)
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        return [apply_defaults(item, schema["items"]) for item in obj]
+    return obj
+
+
+def prune(obj: Any, schema: dict[str, Any], root: bool = False) -> Any:
+    """Drop fields the schema does not know (unless it preserves unknown fields there)."""
+    if isinstance(obj, dict) and schema.get("type") == "object" and not schema.get(PRESERVE):
+        known = schema.get("properties", {})
+        if root:
+            known = {**known, "apiVersion": {}, "kind": {}, "metadata": {"type": "object", PRESERVE: True}}
+        additional = schema.get("additionalProperties")
+        if isinstance(additional, dict):
+            return {k: prune(v, additional) for k, v in obj.items()}
+        return {k: prune(v, known[k]) for k, v in obj.items() if k in known}
+    if isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        return [prune(item, schema["items"]) for item in obj]
+    return obj
+
+
+def to_json_schema(node: Any) -> Any:
+    """Translate the Kubernetes extensions (nullable, int-or-string) into plain JSON Schema."""
+    if isinstance(node, list):
+        return [to_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: to_json_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes-") and k != "nullable"}
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def _detail(validator: str, expected: Any, fallback: str) -> str:
+    if validator == "minimum":
+        return f"should be greater than or equal to {expected}"
+    if validator == "maximum":
+        return f"should be less than or equal to {expected}"
+    if validator == "enum":
+        return "supported values: " + ", ".join(f'"{v}"' for v in expected)
+    if validator == "pattern":
+        return f"should match '{expected}'"
+    if validator == "type":
+        return f"must be of type {expected}"
+    return fallback
+
+
+def validation_causes(obj: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, str]]:
+    """Every violation as an API-server cause: {reason, field, message}."""
+    validator = jsonschema.Draft7Validator(to_json_schema(schema))
+    causes = []
+    for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
+        field = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "required":
+            missing = str(error.message).split("'")[1] if "'" in error.message else ""
+            field = f"{field}.{missing}" if field else missing
+            causes.append({"reason": "FieldValueRequired", "field": field, "message": "Required value"})
+            continue
+        detail = _detail(str(error.validator), error.validator_value, str(error.message))
+        kind = "FieldValueNotSupported" if error.validator == "enum" else "FieldValueInvalid"
+        causes.append({"reason": kind, "field": field,
+                       "message": f"Invalid value: {error.instance!r}: {field} in body {detail}"})
+    return causes
+
+
+def admit(obj: dict[str, Any], schema: dict[str, Any] | None) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Default, prune and validate a custom object. Returns (stored object, causes)."""
+    if not schema:
+        return obj, []
+    admitted = prune(apply_defaults(copy.deepcopy(obj), schema), schema, root=True)
+    body = {k: v for k, v in admitted.items() if k not in ("apiVersion", "kind", "metadata")}
+    top = {**schema, "properties": {k: v for k, v in schema.get("properties", {}).items()
+                                    if k not in ("apiVersion", "kind", "metadata")}}
+    return admitted, validation_causes(body, top)
