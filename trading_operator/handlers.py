@@ -103,6 +103,15 @@ async def on_trading_symbol(*, namespace: str | None, name: str, memo: Any, retr
     await _reconcile_or_retry(memo, namespace or "default", name, retry)
 
 
+@kopf.on.event(*TS, annotations={naming.ROLLBACK_ANNOTATION: kopf.PRESENT})
+async def on_rollback_request(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """kopf does not count annotation changes as updates; a rollback request is acted on at once."""
+    try:
+        await reconcile(_context(memo), namespace or "default", name)
+    except ApiException as exc:  # the resync timer retries
+        log.warning("rollback of %s/%s failed: %s", namespace, name, api_error_message(exc))
+
+
 @kopf.timer(*TS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 async def resync(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     await _reconcile_or_retry(memo, namespace or "default", name, 0)

@@ -52,12 +52,12 @@ class EmulatorProcess:
         self._process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 20.0) -> EmulatorProcess:
-        log = self.log_path.open("w")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "trading_operator.emulator", "--port", "0",
-             "--kubeconfig", str(self.kubeconfig)],
-            stdout=subprocess.PIPE, stderr=log, text=True,
-        )
+        with self.log_path.open("w") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "trading_operator.emulator", "--port", "0",
+                 "--kubeconfig", str(self.kubeconfig)],
+                stdout=subprocess.PIPE, stderr=log, text=True,
+            )
         assert self._process.stdout is not None
         line = self._process.stdout.readline().strip()
         if not line.startswith("http"):
@@ -68,6 +68,8 @@ class EmulatorProcess:
 
     def stop(self) -> None:
         _stop(self._process)
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
         self._process = None
 
 

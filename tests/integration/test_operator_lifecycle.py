@@ -68,8 +68,17 @@ def test_peered_replicas_fail_over(lifecycle):
     env = {"TRADEOPS_PEERING_LIFETIME": "5"}
     older = start("ha-older", args=[*peering, "--priority", "100"], env=env)
     newer = start("ha-newer", args=[*peering, "--priority", "200"], env=env)
+
+    def both_peers_seen() -> bool:
+        peers = (kube.get(CLUSTER_PEERINGS, None, "tradeops-ha").get("status") or {})
+        return len(peers) == 2
+
+    # Start-up is the one moment two replicas may both act (kopf peering is eventually consistent).
+    wait_for(both_peers_seen, 15, "both replicas in the peering record")
+    time.sleep(1.0)
     create_ts(kube, ns, "spy")
     wait_status(kube, ns, "spy", phase="Ready")
+    assert ns not in older.log()  # the standby replica did not act while the leader lived
     newer.kill()  # the leader crashes without cleaning up its peering record
     time.sleep(0.5)
     patch_spec(kube, ns, "spy", {"image": "ghcr.io/tradeops/trading-runtime:2.0.0"})

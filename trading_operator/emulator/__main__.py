@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import pathlib
 import signal
 
@@ -36,6 +38,8 @@ def main() -> None:
     parser.add_argument("--deployment-delay", type=float, default=0.05,
                         help="seconds until a changed Deployment reports its replicas ready")
     args = parser.parse_args()
+    if os.environ.get("TRADEOPS_EMULATOR_DEBUG") == "1":
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, args.kubeconfig, args.deployment_delay))
 

@@ -121,6 +121,7 @@ class EmulatedKubernetes(KubernetesEmulator):
             text=body.decode(errors="replace"), raw_request=raw_request,
         )
         self._requests.append(request)
+        log.debug("%s %s", raw_request.method, raw_request.path_qs)
         try:
             return await self._handle(request)
         except Exception as exc:  # an emulator bug must surface as a 500 Status, not a dropped connection
