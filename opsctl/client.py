@@ -1,0 +1,110 @@
+"""The Kubernetes side of opsctl: a KubeApi from the global options, with API errors mapped to exit codes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import urllib3.exceptions
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from opsctl.errors import ExitCode, OpsctlError
+from trading_operator import naming
+from trading_operator.executor import TRADING_SYMBOLS, revision_from_object
+from trading_operator.kube import CONTROLLER_REVISIONS, EVENTS, KubeApi, Obj, api_error_message, load_api_client
+from trading_operator.revisions import Revision
+
+T = TypeVar("T")
+
+
+@dataclass
+class Target:
+    """Where commands act: the API client and the namespace."""
+
+    kube: KubeApi
+    namespace: str
+
+
+def default_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace of the kubeconfig context, else `default`."""
+    try:
+        _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+        if context is not None:
+            contexts, _ = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+            active = next((c for c in contexts if c["name"] == context), active)
+        return str((active or {}).get("context", {}).get("namespace") or "default")
+    except (k8s_config.ConfigException, FileNotFoundError, TypeError):
+        return "default"
+
+
+def connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Target:
+    try:
+        api_client = load_api_client(kubeconfig, context)
+    except (k8s_config.ConfigException, FileNotFoundError) as exc:
+        raise OpsctlError(ExitCode.UNREACHABLE, f"no usable kubeconfig: {exc}") from exc
+    return Target(KubeApi(api_client, timeout=15.0), namespace or default_namespace(kubeconfig, context))
+
+
+def call(fn: Callable[..., T], *args: Any, what: str = "") -> T:
+    """Run an API call; turn API and connection failures into OpsctlErrors with exit codes."""
+    try:
+        return fn(*args)
+    except ApiException as exc:
+        message = api_error_message(exc)
+        if exc.status == 404:
+            raise OpsctlError(ExitCode.NOT_FOUND, f"{what or 'object'} not found ({message})") from exc
+        if exc.status in (401, 403):
+            raise OpsctlError(ExitCode.UNREACHABLE, f"the API server refused the credentials: {message}") from exc
+        if exc.status in (400, 409, 422):
+            raise OpsctlError(ExitCode.REJECTED, f"the API server rejected the request: {message}") from exc
+        raise OpsctlError(ExitCode.ERROR, f"API error {exc.status}: {message}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise OpsctlError(ExitCode.UNREACHABLE, f"cannot reach the API server: {exc}") from exc
+
+
+def get_symbol(target: Target, name: str) -> Obj:
+    return call(target.kube.get, TRADING_SYMBOLS, target.namespace, name,
+                what=f'TradingSymbol "{name}" in namespace "{target.namespace}"')
+
+
+def list_symbols(target: Target, all_namespaces: bool) -> list[Obj]:
+    return call(target.kube.list_objects, TRADING_SYMBOLS, None if all_namespaces else target.namespace)
+
+
+def patch_symbol(target: Target, name: str, patch: Obj) -> Obj:
+    return call(target.kube.merge_patch, TRADING_SYMBOLS, target.namespace, name, patch,
+                what=f'TradingSymbol "{name}" in namespace "{target.namespace}"')
+
+
+def revisions_of(target: Target, ts: Obj) -> list[Revision]:
+    """The TradingSymbol's ControllerRevisions, oldest first."""
+    name, uid = ts["metadata"]["name"], ts["metadata"].get("uid")
+    objs = call(target.kube.list_objects, CONTROLLER_REVISIONS, target.namespace,
+                f"{naming.OWNER_NAME_LABEL}={name}")
+    owned = [o for o in objs if not uid or any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences", []))]
+    return sorted((revision_from_object(o) for o in owned), key=lambda r: r.number)
+
+
+def revision_objects(target: Target, name: str) -> list[Obj]:
+    objs = call(target.kube.list_objects, CONTROLLER_REVISIONS, target.namespace, f"{naming.OWNER_NAME_LABEL}={name}")
+    return sorted(objs, key=lambda o: int(o.get("revision", 0)))
+
+
+def events_of(target: Target, name: str) -> list[Obj]:
+    """Events about a TradingSymbol, oldest first."""
+    events = call(target.kube.list_objects, EVENTS, target.namespace)
+    mine = [e for e in events if e.get("involvedObject", {}).get("name") == name
+            and e.get("involvedObject", {}).get("kind") == "TradingSymbol"]
+    return sorted(mine, key=lambda e: (e.get("lastTimestamp") or "", e["metadata"].get("resourceVersion", "")))
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise OpsctlError(ExitCode.TIMEOUT, f"timed out after {timeout:.0f}s waiting for {what}")

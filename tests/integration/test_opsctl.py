@@ -1,0 +1,118 @@
+"""opsctl against the real operator and the emulated API: the commands users run, and their exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from opsctl.main import app
+from tests.integration.operator_harness import create_ts, get_ts, patch_spec, running_revision, wait_status
+from trading_operator import naming
+
+pytestmark = pytest.mark.usefixtures("operator")
+runner = CliRunner()
+
+
+def opsctl(stack, ns, *args: str):
+    return runner.invoke(app, ["--kubeconfig", str(stack.emulator.kubeconfig), "-n", ns, *args])
+
+
+def two_revisions(stack, ns):
+    create_ts(stack.kube, ns, "spy")
+    wait_status(stack.kube, ns, "spy", phase="Ready")
+    patch_spec(stack.kube, ns, "spy", {"config": {"parameters": {"batchSize": 512}}})
+    wait_status(stack.kube, ns, "spy", phase="Ready", currentRevision=2)
+
+
+def test_get_lists_symbols_with_their_state(stack, ns):
+    create_ts(stack.kube, ns, "spy")
+    wait_status(stack.kube, ns, "spy", phase="Ready")
+    result = opsctl(stack, ns, "get")
+    assert result.exit_code == 0
+    header, row = result.stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "SYMBOL", "MARKET", "PHASE", "REVISION", "STABLE", "READY", "TRADING",
+                              "PAUSED", "AGE"]
+    assert row.split()[:9] == ["spy", "SPY", "equity-options", "Ready", "1", "1", "1/1", "on", "no"]
+    as_json = json.loads(opsctl(stack, ns, "-o", "json", "get").stdout)
+    assert [i["metadata"]["name"] for i in as_json] == ["spy"]
+
+
+def test_history_shows_what_changed(stack, ns):
+    two_revisions(stack, ns)
+    result = opsctl(stack, ns, "history", "spy")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert "initial" in lines[1]
+    assert "config.parameters.batchSize 256→512" in lines[2]
+    assert "current" in lines[2]
+
+
+def test_rollback_with_wait_runs_the_previous_revision(stack, ns):
+    two_revisions(stack, ns)
+    result = opsctl(stack, ns, "-o", "json", "rollback", "spy", "--wait", "--timeout", "20")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == {"name": "spy", "namespace": ns, "action": "rollback",
+                                         "fromRevision": 2, "toRevision": 1, "waited": True}
+    assert running_revision(stack.kube, ns, "spy") == 1
+    ts = get_ts(stack.kube, ns, "spy")
+    assert ts["spec"]["config"]["parameters"]["batchSize"] == 512  # git's spec untouched
+    assert ts["status"]["abortedRevision"] == 2
+    described = opsctl(stack, ns, "describe", "spy")
+    assert "last rollback 2 → 1" in described.stdout
+    assert "RolledBack" in described.stdout
+
+
+def test_rollback_to_a_missing_revision_exits_3(stack, ns):
+    create_ts(stack.kube, ns, "spy")
+    wait_status(stack.kube, ns, "spy", phase="Ready")
+    result = opsctl(stack, ns, "rollback", "spy", "--to-revision", "7")
+    assert result.exit_code == 3
+    assert "has no revision 7" in result.stderr
+    assert naming.ROLLBACK_ANNOTATION not in (get_ts(stack.kube, ns, "spy")["metadata"].get("annotations") or {})
+
+
+def test_rollback_to_the_running_revision_exits_6(stack, ns):
+    two_revisions(stack, ns)
+    result = opsctl(stack, ns, "rollback", "spy", "--to-revision", "2")
+    assert result.exit_code == 6
+    assert "already running" in result.stderr
+
+
+def test_unknown_symbol_exits_3(stack, ns):
+    result = opsctl(stack, ns, "describe", "nope")
+    assert result.exit_code == 3
+    assert result.stderr.startswith("opsctl: error: TradingSymbol \"nope\"")
+
+
+def test_pause_resume_halt_unhalt(stack, ns):
+    create_ts(stack.kube, ns, "spy")
+    wait_status(stack.kube, ns, "spy", phase="Ready")
+    assert opsctl(stack, ns, "pause", "spy").exit_code == 0
+    wait_status(stack.kube, ns, "spy", phase="Paused")
+    assert opsctl(stack, ns, "resume", "spy").exit_code == 0
+    wait_status(stack.kube, ns, "spy", phase="Ready")
+    assert opsctl(stack, ns, "halt", "spy", "--reason", "fat finger on QQQ").exit_code == 0
+    wait_status(stack.kube, ns, "spy", phase="Halted")
+    ts = get_ts(stack.kube, ns, "spy")
+    assert ts["metadata"]["annotations"]["trading.tradeops.io/halt-reason"] == "fat finger on QQQ"
+    assert "HALTED" in opsctl(stack, ns, "get", "spy").stdout
+    assert opsctl(stack, ns, "unhalt", "spy").exit_code == 0
+    wait_status(stack.kube, ns, "spy", phase="Ready")
+    assert "trading.tradeops.io/halt-reason" not in (get_ts(stack.kube, ns, "spy")["metadata"].get("annotations") or {})
+
+
+def test_unreachable_api_exits_4(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    result = subprocess.run([sys.executable, "-m", "opsctl", "--kubeconfig", str(kubeconfig), "get"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 4
+    assert result.stderr.startswith("opsctl: error: cannot reach the API server")
+    assert "Traceback" not in result.stderr
