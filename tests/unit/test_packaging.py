@@ -1,0 +1,26 @@
+"""The operator image runs as a non-root user; the console scripts exist."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import tomllib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_operator_image_runs_as_a_numeric_non_root_user():
+    dockerfile = (ROOT / "deploy" / "docker" / "operator.Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.MULTILINE)
+    assert users, "the image must switch user"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit()
+    assert int(uid) != 0
+    assert re.search(r'^ENTRYPOINT \["python", "-m", "trading_operator"\]', dockerfile, flags=re.MULTILINE)
+
+
+def test_console_scripts_and_dependency_lower_bounds():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["opsctl"] == "opsctl.main:app"
+    for requirement in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        assert ">=" in requirement, f"{requirement} has no lower bound"
