@@ -45,7 +45,8 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, inter
 class EmulatorProcess:
     """`python -m trading_operator.emulator` on a free port, writing its own kubeconfig."""
 
-    def __init__(self, workdir: pathlib.Path, log_name: str = "emulator.log") -> None:
+    def __init__(self, workdir: pathlib.Path, log_name: str = "emulator.log", args: list[str] | None = None) -> None:
+        self.args = list(args or [])
         self.kubeconfig = workdir / "kubeconfig"
         self.log_path = workdir / log_name
         self.url = ""
@@ -55,7 +56,7 @@ class EmulatorProcess:
         with self.log_path.open("w") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "trading_operator.emulator", "--port", "0",
-                 "--kubeconfig", str(self.kubeconfig)],
+                 "--kubeconfig", str(self.kubeconfig), *self.args],
                 stdout=subprocess.PIPE, stderr=log, text=True,
             )
         assert self._process.stdout is not None

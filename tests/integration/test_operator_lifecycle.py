@@ -9,7 +9,7 @@ import pytest
 from tests.integration.operator_harness import create_ts, new_namespace, patch_spec, running_revision, wait_status
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import Resource
-from trading_operator.localstack import wait_for
+from trading_operator.localstack import EmulatorProcess, OperatorProcess, install_crd, kube_for, wait_for
 
 CLUSTER_PEERINGS = Resource("kopf.dev/v1", "clusterkopfpeerings", namespaced=False)
 
@@ -85,3 +85,23 @@ def test_peered_replicas_fail_over(lifecycle):
     wait_status(kube, ns, "spy", phase="Ready", currentRevision=2, timeout=45)
     assert older.process is not None
     assert older.process.poll() is None
+
+
+def test_converges_through_api_errors_with_backoff(tmp_path):
+    """A quarter of all writes fail with 503: handlers retry with backoff and the resync catches up."""
+    emulator = EmulatorProcess(tmp_path, args=["--write-failure-rate", "0.25"]).start()
+    operator = OperatorProcess(emulator.kubeconfig, tmp_path / "operator.log",
+                               env={"TRADEOPS_RESYNC_SECONDS": "2"})
+    try:
+        kube = kube_for(emulator.kubeconfig)
+        wait_for(lambda: install_crd(kube) or True, 20, "the CRD installed despite failures")
+        operator.start()
+        names = [f"s{i}" for i in range(5)]
+        for name in names:
+            wait_for(lambda name=name: create_ts(kube, "default", name, symbol=name.upper()), 20, f"{name} created")
+        for name in names:
+            wait_status(kube, "default", name, phase="Ready", timeout=60)
+        assert "503" in operator.log() or "injected failure" in operator.log()
+    finally:
+        operator.stop()
+        emulator.stop()

@@ -16,12 +16,14 @@ import yaml
 from trading_operator.emulator import kubeconfig_for, serve_emulator
 
 
-async def serve(host: str, port: int, kubeconfig: pathlib.Path | None, deployment_delay: float) -> None:
+async def serve(host: str, port: int, kubeconfig: pathlib.Path | None, deployment_delay: float,
+                write_failure_rate: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with serve_emulator(host, port, deployment_delay=deployment_delay) as emulator:
+    async with serve_emulator(host, port, deployment_delay=deployment_delay,
+                              write_failure_rate=write_failure_rate) as emulator:
         if kubeconfig is not None:
             temporary = kubeconfig.with_suffix(".tmp")
             temporary.write_text(yaml.safe_dump(kubeconfig_for(emulator.url)))
@@ -37,11 +39,13 @@ def main() -> None:
     parser.add_argument("--kubeconfig", type=pathlib.Path, help="write a kubeconfig for this server here")
     parser.add_argument("--deployment-delay", type=float, default=0.05,
                         help="seconds until a changed Deployment reports its replicas ready")
+    parser.add_argument("--write-failure-rate", type=float, default=0.0,
+                        help="answer this fraction of writes with 503 (to test retries)")
     args = parser.parse_args()
     if os.environ.get("TRADEOPS_EMULATOR_DEBUG") == "1":
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.kubeconfig, args.deployment_delay))
+        asyncio.run(serve(args.host, args.port, args.kubeconfig, args.deployment_delay, args.write_failure_rate))
 
 
 if __name__ == "__main__":

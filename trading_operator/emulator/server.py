@@ -89,12 +89,15 @@ class EmulatedKubernetes(KubernetesEmulator):
     every replica ready, or what `deployment_ready_hook(deployment)` returns."""
 
     deployment_delay: float = 0.05
+    write_failure_rate: float = 0.0
+    """Fraction of writes answered 503 (seeded), to test clients' retries."""
     deployment_ready_hook: DeploymentHook | None = None
     request_log_limit: int = 1000
     history_limit: int = 10000
     registry: Registry = attrs.field(factory=Registry.with_builtins)
     store: Store = attrs.field(default=None)
     _tasks: set[asyncio.Task[None]] = attrs.field(factory=set)
+    _chaos: random.Random = attrs.field(factory=lambda: random.Random(7))
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -159,6 +162,9 @@ class EmulatedKubernetes(KubernetesEmulator):
         if rt is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         params = dict(request.params)
+        if method != "GET" and self.write_failure_rate and self._chaos.random() < self.write_failure_rate:
+            raise ApiError(503, "ServiceUnavailable", "injected failure: the server is currently unable to "
+                                                      "handle the request")
         if method == "GET" and params.get("watch") in ("true", "1"):
             return await self._watch(request, rt, namespace, name, params)
         if method == "GET":
