@@ -47,7 +47,7 @@ def sample_operator(pid: int, stop: threading.Event, out: dict[str, float]) -> N
         time.sleep(0.05)
 
 
-def run(n: int, timeout: float) -> dict[str, Any]:
+def run(n: int, timeout: float, rate: float) -> dict[str, Any]:
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-bench-"))
     emulator = EmulatorProcess(workdir).start()
     operator = OperatorProcess(emulator.kubeconfig, workdir / "operator.log")
@@ -79,6 +79,8 @@ def run(n: int, timeout: float) -> dict[str, Any]:
         watcher.start()
         for i in range(n):
             name = f"sym{i:04d}"
+            if rate > 0:  # paced creation: latency without a queue in front of the operator
+                time.sleep(max(0.0, start + i / rate - time.monotonic()))
             created_at[name] = time.monotonic()
             kube.create(TRADING_SYMBOLS, NAMESPACE, {
                 "apiVersion": TRADING_SYMBOLS.api_version, "kind": "TradingSymbol",
@@ -114,13 +116,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="TradingSymbols to create (e.g. 1000)")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="create this many per second (default 0: all at once, a burst)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    result = run(args.n, args.timeout)
+    result = run(args.n, args.timeout, args.rate)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"TradingSymbols:              {result['n']}")
+        print(f"TradingSymbols:              {result['n']} ({'burst' if args.rate <= 0 else f'{args.rate:g}/s'})")
         print(f"all Ready after:             {result['converge_s']} s")
         print(f"create→Deployment p50 / p95: {result['create_to_deployment_p50_ms']} / "
               f"{result['create_to_deployment_p95_ms']} ms")

@@ -1,26 +1,23 @@
-"""The I/O edge of reconciliation: read the observed state, carry out a plan, record Events.
-
-Blocking `kubernetes` client calls run in worker threads so the kopf event loop stays free."""
+"""The I/O edge of reconciliation: read the observed state, carry out a plan, record Events."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from trading_operator import api, naming
 from trading_operator.kube import (
     CONTROLLER_REVISIONS,
     EVENTS,
     RESOURCES_BY_KIND,
-    KubeApi,
     Obj,
     Resource,
     is_conflict,
     is_not_found,
 )
+from trading_operator.kube_async import AsyncKubeApi
 from trading_operator.planner import (
     CreateObject,
     DeleteObject,
@@ -36,7 +33,6 @@ TRADING_SYMBOLS = Resource(api.API_VERSION, api.PLURAL)
 CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy")
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def now_rfc3339() -> str:
@@ -79,28 +75,25 @@ class WrittenVersions:
 
 
 class Executor:
-    """Reads and writes through a KubeApi; every method is async and thread-offloaded."""
+    """Reads and writes through the async client."""
 
-    def __init__(self, kube: KubeApi, component: str = naming.MANAGER, instance: str = "") -> None:
+    def __init__(self, kube: AsyncKubeApi, component: str = naming.MANAGER, instance: str = "") -> None:
         self.kube = kube
         self.component = component
         self.instance = instance
         self.written = WrittenVersions()
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
-
     async def get_trading_symbol(self, namespace: str, name: str) -> Obj | None:
-        return await self._run(self.kube.get_or_none, TRADING_SYMBOLS, namespace, name)
+        return await self.kube.get_or_none(TRADING_SYMBOLS, namespace, name)
 
     async def observe(self, ts: Obj) -> Observed:
         """Everything the planner needs about one TradingSymbol."""
         meta = ts["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
         selector = f"{naming.OWNER_NAME_LABEL}={name}"
-        revisions_call = self._run(self.kube.list_objects, CONTROLLER_REVISIONS, namespace, selector)
+        revisions_call = self.kube.list_objects(CONTROLLER_REVISIONS, namespace, selector)
         child_calls = asyncio.gather(*(
-            self._run(self.kube.get_or_none, RESOURCES_BY_KIND[kind], namespace, naming.child_name(name))
+            self.kube.get_or_none(RESOURCES_BY_KIND[kind], namespace, naming.child_name(name))
             for kind in CHILD_KINDS
         ))
         revision_objs, children = await asyncio.gather(revisions_call, child_calls)
@@ -129,7 +122,7 @@ class Executor:
                 await self._create(namespace, action.manifest)
             elif isinstance(action, PatchObject):
                 res = RESOURCES_BY_KIND[action.kind]
-                written = await self._run(self.kube.merge_patch, res, namespace, action.name, action.patch)
+                written = await self.kube.merge_patch(res, namespace, action.name, action.patch)
                 self.written.record(written)
             elif isinstance(action, DeleteObject):
                 await self._delete(RESOURCES_BY_KIND[action.kind], namespace, action.name)
@@ -140,30 +133,30 @@ class Executor:
         for action in plan.actions:
             if isinstance(action, RemoveAnnotation):
                 patch = {"metadata": {"annotations": {action.key: None}}}
-                await self._run(self.kube.merge_patch, TRADING_SYMBOLS, namespace, name, patch)
+                await self.kube.merge_patch(TRADING_SYMBOLS, namespace, name, patch)
 
     async def write_status(self, ts: Obj, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource; keys that disappeared are nulled."""
         old = ts.get("status") or {}
         patch = {**{key: None for key in old if key not in status}, **status}
         meta = ts["metadata"]
-        await self._run(self.kube.patch_status, TRADING_SYMBOLS, meta["namespace"], meta["name"], patch)
+        await self.kube.patch_status(TRADING_SYMBOLS, meta["namespace"], meta["name"], patch)
 
     async def _create(self, namespace: str, manifest: Obj) -> None:
         res = RESOURCES_BY_KIND[manifest["kind"]]
         try:
-            created = await self._run(self.kube.create, res, namespace, manifest)
+            created = await self.kube.create(res, namespace, manifest)
         except Exception as exc:
             if not is_conflict(exc):
                 raise
             # Created meanwhile (a watch lagging behind): bring it to the desired state instead.
             name = manifest["metadata"]["name"]
-            created = await self._run(self.kube.merge_patch, res, namespace, name, manifest)
+            created = await self.kube.merge_patch(res, namespace, name, manifest)
         self.written.record(created)
 
     async def _delete(self, res: Resource, namespace: str, name: str) -> None:
         try:
-            await self._run(self.kube.delete, res, namespace, name)
+            await self.kube.delete(res, namespace, name)
         except Exception as exc:
             if not is_not_found(exc):
                 raise
@@ -173,7 +166,7 @@ class Executor:
         res = RESOURCES_BY_KIND["ConfigMap"]
         patch = {"data": {naming.SWITCHES_KEY: switches_yaml}}
         try:
-            written = await self._run(self.kube.merge_patch, res, namespace, naming.child_name(name), patch)
+            written = await self.kube.merge_patch(res, namespace, naming.child_name(name), patch)
         except Exception as exc:
             if is_not_found(exc):
                 return False
@@ -208,7 +201,7 @@ class Executor:
             "count": 1,
         }
         try:
-            await self._run(self.kube.create, EVENTS, meta["namespace"], event)
+            await self.kube.create(EVENTS, meta["namespace"], event)
         except Exception as exc:  # an Event is a courtesy; the reconcile result stands without it
             log.warning("could not record event %s on %s: %s", reason, meta["name"], exc)
 

@@ -21,7 +21,8 @@ from trading_operator.builders import render_switches
 from trading_operator.conditions import Reason
 from trading_operator.drain import DrainStep, PositionsProbe, drain_decision
 from trading_operator.executor import Executor
-from trading_operator.kube import KubeApi, api_error_message, load_api_client
+from trading_operator.kube import api_error_message, load_api_client
+from trading_operator.kube_async import AsyncKubeApi
 from trading_operator.planner import NORMAL, WARNING, plan
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ CHILD_RESOURCES = (
 MANAGED = {"app.kubernetes.io/managed-by": naming.MANAGER}
 RESYNC_SECONDS = float(os.environ.get("TRADEOPS_RESYNC_SECONDS", "60"))
 DRAIN_POLL_SECONDS = float(os.environ.get("TRADEOPS_DRAIN_POLL_SECONDS", "2"))
+MAX_CONCURRENT_RECONCILES = int(os.environ.get("TRADEOPS_MAX_CONCURRENT_RECONCILES", "8"))
 
 
 @dataclass
@@ -48,6 +50,9 @@ class OperatorContext:
     locks: collections.defaultdict[tuple[str, str], asyncio.Lock] = field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
     )
+    # Bounded and first-come-first-served: a burst of new symbols is worked through in order instead of
+    # all sharing the client's threads and all finishing last.
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES))
 
 
 def _context(memo: Any) -> OperatorContext:
@@ -73,15 +78,20 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 330
     # A crashed leader is replaced within this time (kopf's default is 60 s).
     settings.peering.lifetime = int(os.environ.get("TRADEOPS_PEERING_LIFETIME", "15"))
-    kube = KubeApi(load_api_client(os.environ.get("KUBECONFIG")))
+    kube = AsyncKubeApi(load_api_client(os.environ.get("KUBECONFIG")))
     executor = Executor(kube, instance=os.environ.get("POD_NAME", os.uname().nodename))
     probe = PositionsProbe(os.environ.get("TRADEOPS_POSITIONS_URL", PositionsProbe().url_template))
     memo["tradeops"] = OperatorContext(executor=executor, probe=probe)
 
 
+@kopf.on.cleanup()
+async def close_client(memo: kopf.Memo, **_: Any) -> None:
+    await _context(memo).executor.kube.close()
+
+
 async def reconcile(context: OperatorContext, namespace: str, name: str) -> None:
     """Read, plan, act — one TradingSymbol at a time."""
-    async with context.locks[(namespace, name)]:
+    async with context.locks[(namespace, name)], context.slots:
         ts = await context.executor.get_trading_symbol(namespace, name)
         if ts is None:
             return

@@ -239,7 +239,7 @@ class EmulatedKubernetes(KubernetesEmulator):
         wants_table = "as=Table" in request.headers.get("Accept", "")
         if name is None:
             accepts = self._matcher(namespace if rt.namespaced else None, None, params)
-            items = sorted((copy.deepcopy(o) for _, o in self.store.items(rt.group, rt.plural) if accepts(o)),
+            items = sorted((o for _, o in self.store.items(rt.group, rt.plural) if accepts(o)),
                            key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
             if wants_table:
                 return _json(tables.table(rt, items, str(self.store.revision)))
@@ -282,7 +282,7 @@ class EmulatedKubernetes(KubernetesEmulator):
         deadline = loop.time() + timeout if timeout else None
         try:
             for event in replay:
-                await response.write(json.dumps({"type": event.type, "object": event.object}).encode() + b"\n")
+                await response.write(event.line())
             while True:
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
@@ -291,7 +291,7 @@ class EmulatedKubernetes(KubernetesEmulator):
                     event = await asyncio.wait_for(sub.queue.get(), remaining)
                 except TimeoutError:
                     break
-                await response.write(json.dumps({"type": event.type, "object": event.object}).encode() + b"\n")
+                await response.write(event.line())
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError, RuntimeError):
             pass  # the client went away

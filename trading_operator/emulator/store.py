@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import copy
 import datetime
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,13 +22,20 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
+@dataclass
 class WatchEvent:
     resource_version: int
     group: str
     plural: str
     type: str
     object: Obj
+    _line: bytes | None = None
+
+    def line(self) -> bytes:
+        """The event as one JSON line, serialised once for every watcher."""
+        if self._line is None:
+            self._line = json.dumps({"type": self.type, "object": self.object}).encode() + b"\n"
+        return self._line
 
 
 @dataclass
@@ -44,7 +51,10 @@ class TooOldError(Exception):
 
 
 class Store:
-    """Objects keyed by (group, plural, namespace, name); versions are strings of one global counter."""
+    """Objects keyed by (group, plural, namespace, name); versions are strings of one global counter.
+
+    Stored objects are never mutated in place (writers build new dicts), so reads, watch events and the
+    history can share them without copying."""
 
     def __init__(self, history: int = 10000) -> None:
         self.objects: dict[Key, Obj] = {}
@@ -65,8 +75,8 @@ class Store:
                 yield key, obj
 
     def put(self, key: Key, obj: Obj, created: bool) -> Obj:
-        """Store a new version and publish ADDED/MODIFIED; returns the stored copy."""
-        stored = copy.deepcopy(obj)
+        """Store a new version (taking ownership of `obj`) and publish ADDED/MODIFIED."""
+        stored = obj
         meta = stored.setdefault("metadata", {})
         if created:
             meta.setdefault("uid", str(uuid.uuid4()))
@@ -75,14 +85,13 @@ class Store:
         meta["resourceVersion"] = self._bump()
         self.objects[key] = stored
         self._publish(key, "ADDED" if created else "MODIFIED", stored)
-        return copy.deepcopy(stored)
+        return stored
 
     def remove(self, key: Key) -> Obj | None:
         obj = self.objects.pop(key, None)
         if obj is None:
             return None
-        gone = copy.deepcopy(obj)
-        gone["metadata"]["resourceVersion"] = self._bump()
+        gone = {**obj, "metadata": {**obj["metadata"], "resourceVersion": self._bump()}}
         self._publish(key, "DELETED", gone)
         return gone
 
@@ -98,7 +107,7 @@ class Store:
         """Events to replay (after `since`, or the current state as ADDED when None) and a live
         subscription — taken atomically."""
         if since is None:
-            replay = [WatchEvent(self.revision, group, plural, "ADDED", copy.deepcopy(obj))
+            replay = [WatchEvent(self.revision, group, plural, "ADDED", obj)
                       for _, obj in self.items(group, plural) if accepts(obj)]
         else:
             oldest = self.history[0].resource_version if self.history else self.revision + 1
