@@ -105,3 +105,26 @@ def test_converges_through_api_errors_with_backoff(tmp_path):
     finally:
         operator.stop()
         emulator.stop()
+
+
+def test_rolling_restart_hands_over_to_the_new_replica(lifecycle):
+    """A rolling update starts the new pod before the old one stops. Priorities come from start times,
+    so the new replica takes over at once instead of both freezing on equal priorities."""
+    stack, start = lifecycle
+    kube, ns = stack.kube, new_namespace(stack.kube)
+    kube.create(CLUSTER_PEERINGS, None, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
+                                         "metadata": {"name": "tradeops-rolling"}})
+    peering = ["--peering", "tradeops-rolling"]
+    old = start("rolling-old", args=peering, env={"TRADEOPS_PEERING_LIFETIME": "5"})
+    create_ts(kube, ns, "spy")
+    wait_status(kube, ns, "spy", phase="Ready")
+    time.sleep(1.1)  # the next second: a higher default priority
+    new = start("rolling-new", args=peering, env={"TRADEOPS_PEERING_LIFETIME": "5"})
+    wait_for(lambda: "Pausing operations in favour of" in old.log(), 15, "the old replica to yield")
+    patch_spec(kube, ns, "spy", {"image": "ghcr.io/tradeops/trading-runtime:2.0.0"})
+    wait_status(kube, ns, "spy", phase="Ready", currentRevision=2)
+    old.stop()  # the old pod terminates after the hand-over
+    patch_spec(kube, ns, "spy", {"image": "ghcr.io/tradeops/trading-runtime:3.0.0"})
+    wait_status(kube, ns, "spy", phase="Ready", currentRevision=3)
+    assert new.process is not None
+    assert new.process.poll() is None
