@@ -79,18 +79,16 @@ def patch_symbol(target: Target, name: str, patch: Obj) -> Obj:
                 what=f'TradingSymbol "{name}" in namespace "{target.namespace}"')
 
 
-def revisions_of(target: Target, ts: Obj) -> list[Revision]:
-    """The TradingSymbol's ControllerRevisions, oldest first."""
+def revision_objects(target: Target, ts: Obj) -> list[Obj]:
+    """The TradingSymbol's ControllerRevisions (owned by this very object), oldest first."""
     name, uid = ts["metadata"]["name"], ts["metadata"].get("uid")
-    objs = call(target.kube.list_objects, CONTROLLER_REVISIONS, target.namespace,
-                f"{naming.OWNER_NAME_LABEL}={name}")
-    owned = [o for o in objs if not uid or any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences", []))]
-    return sorted((revision_from_object(o) for o in owned), key=lambda r: r.number)
-
-
-def revision_objects(target: Target, name: str) -> list[Obj]:
     objs = call(target.kube.list_objects, CONTROLLER_REVISIONS, target.namespace, f"{naming.OWNER_NAME_LABEL}={name}")
-    return sorted(objs, key=lambda o: int(o.get("revision", 0)))
+    owned = [o for o in objs if not uid or any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences", []))]
+    return sorted(owned, key=lambda o: int(o.get("revision", 0)))
+
+
+def as_revisions(objects: list[Obj]) -> list[Revision]:
+    return [revision_from_object(o) for o in objects]
 
 
 def events_of(target: Target, name: str) -> list[Obj]:

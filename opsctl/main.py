@@ -15,13 +15,13 @@ from rich.console import Console
 from opsctl import render
 from opsctl.client import (
     Target,
+    as_revisions,
     connect,
     events_of,
     get_symbol,
     list_symbols,
     patch_symbol,
     revision_objects,
-    revisions_of,
     wait_until,
 )
 from opsctl.errors import EXIT_CODES_HELP, ExitCode, OpsctlError
@@ -125,9 +125,10 @@ def describe(ctx: typer.Context, name: NameArg) -> None:
     options = _options(ctx)
     target = options.target()
     ts = get_symbol(target, name)
-    revisions = revisions_of(target, ts)
+    objects = revision_objects(target, ts)
+    revisions = as_revisions(objects)
     events = events_of(target, name)
-    if _emit(options, {"object": ts, "revisions": revision_objects(target, name), "events": events}):
+    if _emit(options, {"object": ts, "revisions": objects, "events": events}):
         return
     spec, status = ts.get("spec") or {}, ts.get("status") or {}
     console.print(f"[bold]{ts['metadata']['namespace']}/{name}[/]  {spec.get('symbol')} ({spec.get('market')})")
@@ -161,8 +162,8 @@ def history(ctx: typer.Context, name: NameArg) -> None:
     options = _options(ctx)
     target = options.target()
     ts = get_symbol(target, name)
-    objects = revision_objects(target, name)
-    revisions = revisions_of(target, ts)
+    objects = revision_objects(target, ts)
+    revisions = as_revisions(objects)
     if _emit(options, objects):
         return
     created = {int(o.get("revision", 0)): o["metadata"].get("creationTimestamp", "-") for o in objects}
@@ -186,7 +187,7 @@ def rollback(
     target = options.target()
     ts = get_symbol(target, name)
     status = ts.get("status") or {}
-    revisions = revisions_of(target, ts)
+    revisions = as_revisions(revision_objects(target, ts))
     current = int(status.get("currentRevision") or 0)
     if to_revision is None:
         chosen = previous_of(revisions, current, int(status.get("stableRevision") or 0))

@@ -12,26 +12,12 @@ from rich.table import Table
 
 from trading_operator.diffing import changed_fields
 from trading_operator.revisions import Revision
+from trading_operator.timestamps import age
 
 Obj = dict[str, Any]
 
 SYMBOL_COLUMNS = ["NAME", "SYMBOL", "MARKET", "PHASE", "REVISION", "STABLE", "READY", "TRADING", "PAUSED", "AGE"]
 HISTORY_COLUMNS = ["REVISION", "HASH", "IMAGE", "CHANGE", "CREATED", "MARK"]
-
-
-def age(timestamp: str | None, now: datetime.datetime | None = None) -> str:
-    """`42s`, `5m`, `3h`, `2d` since an RFC 3339 timestamp; `-` when unknown."""
-    if not timestamp:
-        return "-"
-    then = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
-    seconds = int(((now or datetime.datetime.now(datetime.UTC)) - then).total_seconds())
-    if seconds < 120:
-        return f"{max(seconds, 0)}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
 
 
 def symbol_row(ts: Obj, now: datetime.datetime | None = None, with_namespace: bool = False) -> list[str]:

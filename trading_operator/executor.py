@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 from typing import Any
 
@@ -28,15 +27,12 @@ from trading_operator.planner import (
     RemoveAnnotation,
 )
 from trading_operator.revisions import Revision, RevisionTemplate
+from trading_operator.timestamps import now_rfc3339
 
 TRADING_SYMBOLS = Resource(api.API_VERSION, api.PLURAL)
 CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy")
 
 log = logging.getLogger(__name__)
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def revision_from_object(obj: Obj) -> Revision:

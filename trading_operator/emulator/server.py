@@ -51,7 +51,8 @@ from trading_operator.emulator.patching import (
 from trading_operator.emulator.registry import PEERING_CRDS, Registry, ResourceType, resource_from_crd
 from trading_operator.emulator.schemas import admit
 from trading_operator.emulator.selectors import SelectorError, field_matcher, label_matcher
-from trading_operator.emulator.store import Key, Obj, Store, TooOldError, now_rfc3339
+from trading_operator.emulator.store import Key, Obj, Store, TooOldError
+from trading_operator.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
 

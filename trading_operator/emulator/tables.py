@@ -3,11 +3,11 @@ NAME and AGE for everything else."""
 
 from __future__ import annotations
 
-import datetime
 import re
 from typing import Any
 
 from trading_operator.emulator.registry import ResourceType
+from trading_operator.timestamps import age
 
 _FILTER = re.compile(r'^\[\?\(@\.(\w+)==["\']?([^"\')]+)["\']?\)\]$')
 
@@ -32,18 +32,6 @@ def json_path(obj: Any, path: str) -> Any:
     return value
 
 
-def age(timestamp: Any) -> str:
-    """`5s`, `3m`, `2h`, `4d` since an RFC 3339 timestamp, as kubectl prints it."""
-    if not isinstance(timestamp, str):
-        return "<unknown>"
-    then = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
-    seconds = int((datetime.datetime.now(datetime.UTC) - then).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size * 2 or (unit == "m" and seconds >= 120):
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
-
-
 def table(rt: ResourceType, items: list[dict[str, Any]], resource_version: str) -> dict[str, Any]:
     columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
     paths: list[tuple[str, str]] = []
@@ -58,7 +46,8 @@ def table(rt: ResourceType, items: list[dict[str, Any]], resource_version: str) 
         cells: list[Any] = [obj["metadata"]["name"]]
         for path, kind in paths:
             value = json_path(obj, path)
-            cells.append(age(value) if kind == "date" else ("<none>" if value is None else value))
+            cells.append((age(value) if isinstance(value, str) else "<unknown>") if kind == "date"
+                         else ("<none>" if value is None else value))
         metadata = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
         rows.append({"cells": cells, "object": metadata})
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version},

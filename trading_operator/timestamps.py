@@ -1,0 +1,26 @@
+"""RFC 3339 timestamps as the Kubernetes API writes them, and kubectl-style ages."""
+
+from __future__ import annotations
+
+import datetime
+
+FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime(FORMAT)
+
+
+def age(timestamp: str | None, now: datetime.datetime | None = None) -> str:
+    """`42s`, `5m`, `3h`, `2d` since a timestamp; `-` when unknown."""
+    if not timestamp:
+        return "-"
+    then = datetime.datetime.strptime(timestamp, FORMAT).replace(tzinfo=datetime.UTC)
+    seconds = int(((now or datetime.datetime.now(datetime.UTC)) - then).total_seconds())
+    if seconds < 120:
+        return f"{max(seconds, 0)}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
