@@ -1,0 +1,129 @@
+"""The feed client against the synthetic WebSocket server: streaming, gaps, malformed frames, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+
+from websockets.asyncio.server import serve
+
+from trading_runtime.feeds.client import FeedClient
+from trading_runtime.feeds.protocol import Quote, Snapshot, Trade
+from trading_runtime.feeds.server import FeedServer
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def __call__(self, message) -> None:
+        self.messages.append(message)
+
+    def count(self, kind) -> int:
+        return sum(isinstance(m, kind) for m in self.messages)
+
+
+@contextlib.asynccontextmanager
+async def running(client: FeedClient):
+    stop = asyncio.Event()
+    task = asyncio.create_task(client.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def until(predicate, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_streams_snapshots_quotes_and_trades_in_order():
+    recorder = Recorder()
+    async with FeedServer(["SPY", "ES"], seed=1, rate=100) as server:
+        client = FeedClient(server.url, ["SPY", "ES"], recorder, seed=0)
+        async with running(client):
+            await until(lambda: recorder.count(Trade) >= 20)
+    assert recorder.count(Snapshot) == 2
+    assert recorder.count(Quote) > 50
+    seqs = [m.seq for m in recorder.messages if getattr(m, "symbol", "") == "SPY"]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert client.stats.malformed == 0
+    assert client.stats.gaps == 0
+
+
+async def test_gap_is_detected_and_resynced_from_a_snapshot():
+    recorder = Recorder()
+    async with FeedServer(["SPY"], seed=2, rate=100) as server:
+        client = FeedClient(server.url, ["SPY"], recorder, seed=0)
+        async with running(client):
+            await until(lambda: recorder.count(Quote) >= 10)
+            server.skip_sequence("SPY")
+            await until(lambda: client.stats.resyncs == 1)
+            after = len(recorder.messages)
+            await until(lambda: len(recorder.messages) > after + 20)
+    assert client.stats.gaps == 1
+    assert recorder.count(Snapshot) == 2
+    applied = [m.seq for m in recorder.messages if isinstance(m, (Quote, Trade, Snapshot))]
+    assert all(b > a for a, b in itertools.pairwise(applied))
+
+
+async def test_malformed_and_hostile_frames_are_counted_and_dropped():
+    recorder = Recorder()
+    frames = ["not json", "{}", '{"type": "quote"}', '{"type": "quote", "symbol": "SPY", "seq": 1e400}', "[]",
+              '{"type": "trade", "symbol": "SPY", "seq": 1, "ts": 1, "instrument": "SPY", "price": -5, "size": 1}',
+              "\x00" * 100, '{"type": "snapshot", "symbol": "SPY", "seq": 0, "ts": 0, "underlying": null}',
+              '{"a": ' * 500]
+    async with FeedServer(["SPY"], seed=3, rate=50) as server:
+        client = FeedClient(server.url, ["SPY"], recorder, seed=0)
+        async with running(client):
+            await until(lambda: recorder.count(Quote) >= 5)
+            for frame in frames:
+                server.send_raw(frame)
+            await until(lambda: client.stats.malformed == len(frames))
+            before = recorder.count(Quote)
+            await until(lambda: recorder.count(Quote) > before + 10)
+    assert client.stats.reconnects == 0
+
+
+async def test_feed_killed_mid_stream_reconnects_and_resumes():
+    recorder = Recorder()
+    async with FeedServer(["SPY"], seed=4, rate=100) as server:
+        client = FeedClient(server.url, ["SPY"], recorder, seed=0, backoff_base=0.05)
+        async with running(client):
+            await until(lambda: recorder.count(Quote) >= 10)
+            await server.drop_connections()
+            await until(lambda: client.stats.reconnects >= 1)
+            await until(lambda: recorder.count(Snapshot) >= 2)
+            before = recorder.count(Quote)
+            await until(lambda: recorder.count(Quote) > before + 10)
+
+
+async def test_server_down_is_retried_with_backoff_until_it_comes_up():
+    recorder = Recorder()
+    server = FeedServer(["SPY"], seed=5, rate=100, port=0)
+    await server.start()
+    port = server.port
+    await server.stop()
+    client = FeedClient(f"ws://127.0.0.1:{port}", ["SPY"], recorder, seed=0, backoff_base=0.05, backoff_cap=0.2)
+    async with running(client):
+        await until(lambda: client.stats.reconnects >= 3)
+        async with FeedServer(["SPY"], seed=5, rate=100, port=port):
+            await until(lambda: recorder.count(Quote) >= 5)
+
+
+async def test_silent_feed_is_detected_as_stale():
+    async def silent(connection) -> None:
+        await connection.wait_closed()
+
+    async with serve(silent, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = FeedClient(f"ws://127.0.0.1:{port}", ["SPY"], Recorder(), stale_after=0.3, seed=0,
+                            backoff_base=0.05)
+        async with running(client):
+            await until(lambda: client.stats.stale_timeouts >= 2)
+    assert client.stats.reconnects >= 1  # a stale feed is left for a new connection

@@ -1,0 +1,1 @@
+"""Market data: the protocol, the WebSocket client, the synthetic market and its server, replay."""

@@ -1,0 +1,150 @@
+"""The market-data WebSocket client: reconnects with exponential backoff and full jitter, detects a stale
+feed, detects sequence gaps and resyncs from a snapshot, and counts (never raises on) malformed frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade, parse_message
+
+log = logging.getLogger(__name__)
+
+Message = Snapshot | Quote | Trade | Heartbeat
+Handler = Callable[[Message], Awaitable[None]]
+
+
+def backoff_delay(attempt: int, rng: random.Random, base: float = 0.1, cap: float = 10.0) -> float:
+    """Full-jitter exponential backoff: uniform(0, min(cap, base·2^attempt))."""
+    return rng.uniform(0.0, min(cap, base * 2.0 ** attempt))
+
+
+class Verdict(enum.Enum):
+    IN_ORDER = "in-order"
+    GAP = "gap"
+    STALE = "stale"
+    """Older than what was applied (a duplicate), or while waiting for a resync snapshot."""
+
+
+@dataclass
+class SequenceTracker:
+    """Per-symbol sequence bookkeeping; a gap holds the symbol until a snapshot resets it."""
+
+    last: dict[str, int] = field(default_factory=dict)
+    resyncing: set[str] = field(default_factory=set)
+
+    def snapshot(self, symbol: str, seq: int) -> None:
+        self.last[symbol] = seq
+        self.resyncing.discard(symbol)
+
+    def check(self, symbol: str, seq: int) -> Verdict:
+        if symbol in self.resyncing or symbol not in self.last:
+            return Verdict.STALE
+        expected = self.last[symbol] + 1
+        if seq == expected:
+            self.last[symbol] = seq
+            return Verdict.IN_ORDER
+        if seq < expected:
+            return Verdict.STALE
+        self.resyncing.add(symbol)
+        return Verdict.GAP
+
+
+@dataclass
+class FeedStats:
+    messages: int = 0
+    malformed: int = 0
+    reconnects: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    stale_timeouts: int = 0
+    dropped_out_of_order: int = 0
+
+
+class FeedClient:
+    """Subscribes to `symbols` at `url` and hands every in-order message to `handler`."""
+
+    def __init__(self, url: str, symbols: list[str], handler: Handler, stale_after: float = 5.0,
+                 backoff_base: float = 0.1, backoff_cap: float = 10.0, seed: int | None = None) -> None:
+        self.url = url
+        self.symbols = symbols
+        self.handler = handler
+        self.stale_after = stale_after
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.stats = FeedStats()
+        self.tracker = SequenceTracker()
+        self.connected = asyncio.Event()
+        self._rng = random.Random(seed)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, stream, reconnect — until `stop` is set."""
+        attempt = 0
+        while not stop.is_set():
+            try:
+                async with connect(self.url, open_timeout=5, max_size=2**22) as connection:
+                    attempt = 0
+                    await self._stream(connection, stop)
+            except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+                log.warning("feed connection to %s lost: %s", self.url, exc)
+            finally:
+                self.connected.clear()
+            if stop.is_set():
+                break
+            self.stats.reconnects += 1
+            delay = backoff_delay(attempt, self._rng, self.backoff_base, self.backoff_cap)
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    async def _stream(self, connection: ClientConnection, stop: asyncio.Event) -> None:
+        self.tracker = SequenceTracker()  # a new connection starts from fresh snapshots
+        await connection.send(json.dumps({"op": "subscribe", "symbols": self.symbols}))
+        self.connected.set()
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                receive = asyncio.ensure_future(connection.recv())
+                done, _ = await asyncio.wait({receive, stopping}, timeout=self.stale_after,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if receive not in done:
+                    receive.cancel()
+                    if not done:  # nothing, not even a heartbeat: the feed is stale
+                        self.stats.stale_timeouts += 1
+                        log.warning("feed silent for %.1fs; reconnecting", self.stale_after)
+                    return
+                await self._on_frame(connection, receive.result())
+        finally:
+            stopping.cancel()
+
+    async def _on_frame(self, connection: ClientConnection, frame: str | bytes) -> None:
+        try:
+            message = parse_message(frame)
+        except ValueError:
+            self.stats.malformed += 1
+            return
+        if isinstance(message, Heartbeat):
+            return
+        if isinstance(message, Snapshot):
+            if message.symbol in self.tracker.resyncing:
+                self.stats.resyncs += 1
+            self.tracker.snapshot(message.symbol, message.seq)
+        else:
+            verdict = self.tracker.check(message.symbol, message.seq)
+            if verdict is Verdict.GAP:
+                self.stats.gaps += 1
+                await connection.send(json.dumps({"op": "snapshot", "symbol": message.symbol}))
+                return
+            if verdict is Verdict.STALE:
+                self.stats.dropped_out_of_order += 1
+                return
+        self.stats.messages += 1
+        await self.handler(message)
