@@ -1,0 +1,124 @@
+"""The runtime's storage against a real (throwaway) PostgreSQL: migrations, COPY batches, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+
+import psycopg
+import pytest
+
+from tests.servers import ThrowawayPostgres
+from trading_runtime.storage.schema import MIGRATIONS, migrate
+from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
+
+
+@pytest.fixture
+def postgres():
+    server = ThrowawayPostgres().init().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+def tick(i: int) -> tuple:
+    ts = datetime.datetime(2026, 11, 25, tzinfo=datetime.UTC) + datetime.timedelta(milliseconds=i)
+    return (ts, "SPY", "SPY", "quote", 500.0, 500.02, 100.0, 100.0, None, None, i)
+
+
+def count(server: ThrowawayPostgres, table: str = "ticks") -> int:
+    with psycopg.connect(server.dsn) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def distinct_seqs(server: ThrowawayPostgres) -> int:
+    with psycopg.connect(server.dsn) as conn:
+        return int(conn.execute("SELECT count(DISTINCT seq) FROM ticks").fetchone()[0])
+
+
+def test_migrations_apply_once_even_when_runtimes_start_together(postgres):
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: migrate(postgres.dsn), range(4)))
+    assert sorted(map(tuple, results)) == [(), (), (), tuple(v for v, _, _ in MIGRATIONS)]
+    assert migrate(postgres.dsn) == []
+    assert count(postgres, "schema_migrations") == len(MIGRATIONS)
+
+
+async def test_rows_are_copied_in_batches(postgres, tmp_path):
+    migrate(postgres.dsn)
+    writer = WriteBehind(postgres.dsn, tmp_path / "spill.jsonl", batch_size=100, flush_interval=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(writer.run(stop))
+    for i in range(1000):
+        writer.put("ticks", tick(i))
+    writer.put("risk_events", (datetime.datetime.now(datetime.UTC), "SPY", "drawdown", "warning", {"dd": 0.05}))
+    stop.set()
+    await asyncio.wait_for(task, 20)
+    assert count(postgres) == 1000
+    assert count(postgres, "risk_events") == 1
+    assert writer.stats.written == 1001
+
+
+async def test_database_restart_mid_run_loses_no_rows(postgres, tmp_path):
+    migrate(postgres.dsn)
+    writer = WriteBehind(postgres.dsn, tmp_path / "spill.jsonl", capacity=2000, batch_size=200,
+                         flush_interval=0.02, backoff_cap=0.3)
+    stop = asyncio.Event()
+    task = asyncio.create_task(writer.run(stop))
+    produced = 0
+    for phase in ("up", "down", "up"):
+        if phase == "down":
+            await asyncio.to_thread(postgres.stop, "immediate")
+        elif produced:
+            await asyncio.to_thread(postgres.start)
+        for _ in range(3000):  # more than the queue holds while the database is down: some rows spill
+            writer.put("ticks", tick(produced))
+            produced += 1
+            if produced % 100 == 0:
+                await asyncio.sleep(0.005)
+    stop.set()
+    await asyncio.wait_for(task, 60)
+    assert writer.stats.outages >= 1
+    assert writer.stats.spilled > 0
+    assert writer.stats.replayed == writer.stats.spilled
+    assert count(postgres) == produced == 9000
+    assert distinct_seqs(postgres) == produced
+
+
+def test_full_queue_and_spill_is_a_clear_error(tmp_path):
+    writer = WriteBehind("host=127.0.0.1 port=1 connect_timeout=1", tmp_path / "spill.jsonl", capacity=10,
+                         spill_capacity=5)
+    for i in range(15):
+        writer.put("ticks", tick(i))
+    with pytest.raises(WriteBehindFullError, match=r"spill file .* are full"):
+        writer.put("ticks", tick(15))
+    assert writer.stats.rejected == 1
+
+
+async def test_shutdown_without_database_spills_and_next_start_replays(postgres, tmp_path):
+    migrate(postgres.dsn)
+    spill = tmp_path / "spill.jsonl"
+    postgres.stop("immediate")
+    writer = WriteBehind(postgres.dsn, spill, backoff_cap=0.1)
+    for i in range(50):
+        writer.put("ticks", tick(i))
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(writer.run(stop), 20)
+    assert writer.spill_rows == 50
+    postgres.start()
+    again = WriteBehind(postgres.dsn, spill)
+    assert again.spill_rows == 50
+    stop2 = asyncio.Event()
+    stop2.set()
+    await asyncio.wait_for(again.run(stop2), 20)
+    assert count(postgres) == 50
+    assert not spill.exists()
+
+
+def test_rows_of_the_wrong_width_are_refused(tmp_path):
+    writer = WriteBehind("host=127.0.0.1", tmp_path / "spill.jsonl")
+    with pytest.raises(ValueError, match="ticks rows have 11 columns"):
+        writer.put("ticks", (1, 2))

@@ -1,0 +1,73 @@
+"""Throwaway servers for integration tests: real processes on free ports, started and stopped at will."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+PG_BIN = next(iter(sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"))), pathlib.Path("/usr/bin"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    """initdb/pg_ctl refuse to run as root: run them as the postgres user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of its own in a temporary directory (trust auth on 127.0.0.1)."""
+
+    def __init__(self, extra_conf: str = "") -> None:
+        if not (PG_BIN / "initdb").exists():
+            raise RuntimeError(f"PostgreSQL server binaries not found under {PG_BIN}: install postgresql")
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.extra_conf = extra_conf
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+
+    @property
+    def dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres connect_timeout=3"
+
+    def init(self) -> ThrowawayPostgres:
+        subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                                     "--no-sync"]), check=True, capture_output=True)
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.dir}'\n"
+                       f"fsync = off\n{self.extra_conf}\n")
+        return self
+
+    def start(self) -> ThrowawayPostgres:
+        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"),
+                                     "-w", "-t", "30", "start"]), check=True, capture_output=True)
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]),
+                       capture_output=True)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            check = subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                                   capture_output=True)
+            if check.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"PostgreSQL on port {self.port} did not become ready")
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""PostgreSQL storage of the runtime: schema migrations and the write-behind writer."""

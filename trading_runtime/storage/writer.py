@@ -1,0 +1,210 @@
+"""Batched PostgreSQL writes (COPY) behind a bounded write-behind queue that loses nothing.
+
+`put()` never blocks the hot path. A flusher copies batches per table in one transaction. When the
+database is down the batch is kept and retried with backoff while new rows queue up; past the queue's
+capacity rows spill to a local file (JSON lines), which is replayed once the database is back. Only when
+the spill file is full too does `put()` raise `WriteBehindFullError`: a clear error the runtime must act
+on (it halts trading) — rows are never dropped silently."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime
+import json
+import logging
+import pathlib
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[str, ...]
+
+    def copy_sql(self) -> str:
+        return f"COPY {self.name} ({', '.join(self.columns)}) FROM STDIN"
+
+
+TABLES = {t.name: t for t in (
+    Table("ticks", ("ts", "symbol", "instrument", "kind", "bid", "ask", "bid_size", "ask_size", "price", "size",
+                    "seq")),
+    Table("bars", ("ts", "symbol", "timeframe_s", "open", "high", "low", "close", "volume")),
+    Table("signals", ("id", "ts", "symbol", "revision", "direction", "score", "confidence", "features")),
+    Table("orders", ("id", "ts", "symbol", "instrument", "side", "quantity", "limit_price", "signal_id", "status")),
+    Table("fills", ("id", "ts", "order_id", "quantity", "price", "fee")),
+    Table("positions", ("ts", "symbol", "instrument", "quantity", "average_price", "realized_pnl")),
+    Table("risk_events", ("ts", "symbol", "kind", "severity", "detail")),
+)}
+
+# Parents before children, so a batch never copies a fill before its order.
+FLUSH_ORDER = ("ticks", "bars", "signals", "orders", "fills", "positions", "risk_events")
+
+
+class WriteBehindFullError(RuntimeError):
+    """The queue and the spill file are both full: the row was not accepted."""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+@dataclass
+class WriterStats:
+    written: int = 0
+    retried_batches: int = 0
+    spilled: int = 0
+    replayed: int = 0
+    rejected: int = 0
+    outages: int = 0
+
+
+class WriteBehind:
+    def __init__(self, conninfo: str, spill_path: pathlib.Path, capacity: int = 100_000, batch_size: int = 500,
+                 flush_interval: float = 0.25, spill_capacity: int = 1_000_000, backoff_cap: float = 5.0) -> None:
+        self.conninfo = conninfo
+        self.spill_path = spill_path
+        self.capacity, self.batch_size, self.flush_interval = capacity, batch_size, flush_interval
+        self.spill_capacity, self.backoff_cap = spill_capacity, backoff_cap
+        self.pending: dict[str, collections.deque[Row]] = {name: collections.deque() for name in TABLES}
+        self.stats = WriterStats()
+        self.spill_rows = self._count_spill()
+        self._wake = asyncio.Event()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._rng = random.Random()
+        self.healthy = False
+
+    @property
+    def depth(self) -> int:
+        return sum(len(q) for q in self.pending.values())
+
+    def put(self, table: str, row: Row) -> None:
+        """Queue a row; spill it when the queue is full; raise only when the spill is full too."""
+        if len(row) != len(TABLES[table].columns):
+            raise ValueError(f"{table} rows have {len(TABLES[table].columns)} columns, got {len(row)}")
+        if self.depth < self.capacity:
+            self.pending[table].append(row)
+            if self.depth >= self.batch_size:
+                self._wake.set()
+            return
+        if self.spill_rows >= self.spill_capacity:
+            self.stats.rejected += 1
+            raise WriteBehindFullError(
+                f"write-behind queue ({self.capacity} rows) and spill file {self.spill_path} "
+                f"({self.spill_capacity} rows) are full: the database has been unreachable too long")
+        with self.spill_path.open("a") as spill:
+            spill.write(json.dumps([table, [_plain(v) for v in row]]) + "\n")
+        self.spill_rows += 1
+        self.stats.spilled += 1
+
+    def _count_spill(self) -> int:
+        if not self.spill_path.exists():
+            return 0
+        with self.spill_path.open() as spill:
+            return sum(1 for _ in spill)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush until `stop`, then what is left. Shutting down without a database, the queue goes to the
+        spill file, which the next start replays."""
+        try:
+            await self._loop(stop)
+        finally:
+            await self._disconnect()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._flush_all()
+                if self.spill_rows and self.depth < self.capacity // 2:
+                    await self._replay_spill()
+                attempt = 0
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                if self.healthy or attempt == 0:
+                    self.stats.outages += 1
+                    log.error("database unreachable, keeping %d rows queued: %s", self.depth, exc)
+                self.healthy = False
+                await self._disconnect()
+                if stop.is_set():
+                    self._spill_pending()
+                    return
+                await asyncio.sleep(self._rng.uniform(0, min(self.backoff_cap, 0.1 * 2 ** attempt)))
+                attempt += 1
+                continue
+            if stop.is_set() and not self.depth:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+
+    def _spill_pending(self) -> None:
+        """Move every queued row to the spill file (at shutdown, beyond its capacity: keeping data wins)."""
+        with self.spill_path.open("a") as spill:
+            for name in FLUSH_ORDER:
+                queue = self.pending[name]
+                while queue:
+                    spill.write(json.dumps([name, [_plain(v) for v in queue.popleft()]]) + "\n")
+                    self.spill_rows += 1
+                    self.stats.spilled += 1
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self.conninfo, connect_timeout=3)
+        return self._conn
+
+    async def _disconnect(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.close()
+            self._conn = None
+
+    async def _flush_all(self) -> None:
+        while self.depth:
+            batches = {name: [q.popleft() for _ in range(min(self.batch_size, len(q)))]
+                       for name, q in self.pending.items() if q}
+            try:
+                await self._copy(batches)
+            except BaseException:
+                for name, rows in batches.items():  # keep them, in order, for the retry
+                    self.pending[name].extendleft(reversed(rows))
+                self.stats.retried_batches += 1
+                raise
+
+    async def _copy(self, batches: dict[str, list[Row]]) -> None:
+        conn = await self._connection()
+        async with conn.transaction(), conn.cursor() as cursor:
+            for name in FLUSH_ORDER:
+                rows = batches.get(name)
+                if not rows:
+                    continue
+                async with cursor.copy(TABLES[name].copy_sql()) as copy:
+                    for row in rows:
+                        await copy.write_row([_plain(v) for v in row])
+        self.healthy = True
+        self.stats.written += sum(len(rows) for rows in batches.values())
+
+    async def _replay_spill(self) -> None:
+        """Write the spilled rows back, then truncate the spill file (all or nothing per call)."""
+        batches: dict[str, list[Row]] = collections.defaultdict(list)
+        with self.spill_path.open() as spill:
+            for line in spill:
+                table, row = json.loads(line)
+                batches[table].append(tuple(row))
+        await self._copy(batches)
+        self.stats.replayed += self.spill_rows
+        self.spill_path.unlink()
+        self.spill_rows = 0
+
