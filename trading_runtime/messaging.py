@@ -1,0 +1,87 @@
+"""Redis for the runtime: a TTL cache of the latest quotes and features, Redis Streams with consumer groups
+for signals and risk events (the system's message queue), and the shared position book that portfolio risk
+reads across symbols."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+SIGNALS_STREAM = "tradeops:signals"
+RISK_STREAM = "tradeops:risk-events"
+POSITIONS_KEY = "tradeops:positions"
+
+
+def _cache_key(symbol: str, kind: str, name: str) -> str:
+    return f"tradeops:cache:{symbol}:{kind}:{name}"
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    stream: str
+    id: str
+    fields: dict[str, Any]
+
+
+class RedisBus:
+    def __init__(self, url: str, stream_maxlen: int = 100_000, timeout: float = 1.0) -> None:
+        self.redis = aioredis.from_url(url, decode_responses=True, socket_timeout=timeout,
+                                       socket_connect_timeout=timeout, health_check_interval=10)
+        self.stream_maxlen = stream_maxlen
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    # Cache ------------------------------------------------------------------------------------------
+
+    async def cache(self, symbol: str, kind: str, name: str, value: dict[str, Any], ttl_s: int) -> None:
+        """Latest quote/feature values, expiring after `ttl_s` (a stale cache is worse than none)."""
+        await self.redis.set(_cache_key(symbol, kind, name), json.dumps(value), ex=ttl_s)
+
+    async def cached(self, symbol: str, kind: str, name: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(_cache_key(symbol, kind, name))
+        return dict(json.loads(raw)) if raw else None
+
+    # Streams ----------------------------------------------------------------------------------------
+
+    async def publish(self, stream: str, fields: dict[str, Any]) -> str:
+        """Append to a stream (trimmed to about `stream_maxlen` entries); returns the entry id."""
+        payload: dict[Any, Any] = {"data": json.dumps(fields)}
+        return str(await self.redis.xadd(stream, payload, maxlen=self.stream_maxlen, approximate=True))
+
+    async def ensure_group(self, stream: str, group: str) -> None:
+        try:
+            await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def consume(self, stream: str, group: str, consumer: str, count: int = 100, block_ms: int = 1000,
+                      pending: bool = False) -> list[StreamMessage]:
+        """Read new entries for this consumer (or, with `pending`, its delivered but unacknowledged ones,
+        which a restarted consumer must process first)."""
+        start = "0" if pending else ">"
+        reply: Any = await self.redis.xreadgroup(group, consumer, {stream: start}, count=count,
+                                                 block=None if pending else block_ms)
+        return [StreamMessage(str(name), str(entry_id), json.loads(fields["data"]))
+                for name, entries in reply or [] for entry_id, fields in entries if fields]
+
+    async def ack(self, stream: str, group: str, *ids: str) -> int:
+        return int(await self.redis.xack(stream, group, *ids))
+
+    # Positions --------------------------------------------------------------------------------------
+
+    async def share_position(self, symbol: str, exposure: dict[str, float]) -> None:
+        """This symbol's exposure (notional, delta, gamma, vega, ...) for the portfolio view."""
+        await self.redis.hset(POSITIONS_KEY, symbol, json.dumps(exposure))
+
+    async def portfolio(self) -> dict[str, dict[str, float]]:
+        raw: dict[Any, Any] = await self.redis.hgetall(POSITIONS_KEY)
+        return {str(symbol): dict(json.loads(value)) for symbol, value in raw.items()}
