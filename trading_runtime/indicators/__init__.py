@@ -1,0 +1,1 @@
+"""Incremental signal indicators: microstructure, volume profile, multi-timeframe bars."""
