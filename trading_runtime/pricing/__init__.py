@@ -1,0 +1,1 @@
+"""Option pricing, greeks, implied volatility and the cross-strike surface analysis."""
