@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from trading_runtime.feeds.client import SequenceTracker, Verdict, backoff_delay
 from trading_runtime.feeds.protocol import Quote, Snapshot, Trade, parse_message
-from trading_runtime.feeds.synthetic import MarketSimulator, black_scholes
+from trading_runtime.feeds.synthetic import RATE, MarketSimulator
+from trading_runtime.pricing.black_scholes import price
 
 QUOTE = {"type": "quote", "symbol": "SPY", "seq": 3, "ts": 1.5, "instrument": "SPY", "bid": 500.0, "ask": 500.05,
          "bidSize": 100, "askSize": 200}
@@ -106,6 +107,6 @@ def test_simulated_chain_has_a_skew_and_no_arbitrage_in_parity():
     low, high = min(by_strike), max(by_strike)
     assert market.implied_vol(by_strike[low]["P"]) > market.implied_vol(by_strike[high]["C"])  # put skew
     option = by_strike[market.options[0].strike]["C"]
-    call = black_scholes(market.spot, option.strike, option.years, 0.2, True)
-    put = black_scholes(market.spot, option.strike, option.years, 0.2, False)
-    assert call - put == pytest.approx(market.spot - option.strike * math.exp(-0.04 * option.years))
+    call = float(price(market.spot, option.strike, option.years, 0.2, RATE, True))
+    put = float(price(market.spot, option.strike, option.years, 0.2, RATE, False))
+    assert call - put == pytest.approx(market.spot - option.strike * math.exp(-RATE * option.years))

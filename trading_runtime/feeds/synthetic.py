@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from trading_runtime.feeds.protocol import option_id
+from trading_runtime.pricing.black_scholes import price
 
 TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
+RATE = 0.04
 
 
 @dataclass(frozen=True)
@@ -62,23 +64,6 @@ def profile_for(symbol: str) -> SymbolProfile:
         return DEFAULT_PROFILES[symbol]
     spot = 50.0 + (sum(map(ord, symbol)) % 400)
     return SymbolProfile(symbol, spot, strike_step=max(1.0, round(spot / 100)))
-
-
-def _norm_cdf(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-
-def black_scholes(spot: float, strike: float, years: float, vol: float, call: bool, rate: float = 0.04) -> float:
-    """Black–Scholes (Black-76 with rate 0 for futures options is the same formula on the forward)."""
-    if years <= 0 or vol <= 0:
-        return max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
-    sqrt_t = math.sqrt(years)
-    d1 = (math.log(spot / strike) + (rate + vol * vol / 2) * years) / (vol * sqrt_t)
-    d2 = d1 - vol * sqrt_t
-    discount = math.exp(-rate * years)
-    if call:
-        return spot * _norm_cdf(d1) - strike * discount * _norm_cdf(d2)
-    return strike * discount * _norm_cdf(-d2) - spot * _norm_cdf(-d1)
 
 
 @dataclass
@@ -152,8 +137,8 @@ class SymbolMarket:
                 "bidSize": float(self.rng.integers(1, 50) * 100), "askSize": float(self.rng.integers(1, 50) * 100)}
 
     def option_quote(self, option: _Option) -> dict[str, Any]:
-        value = black_scholes(self.spot, option.strike, option.years, self.implied_vol(option), option.right == "C",
-                              rate=0.0 if self.profile.futures else 0.04)
+        value = float(price(self.spot, option.strike, option.years, self.implied_vol(option), RATE,
+                            option.right == "C", model="black76" if self.profile.futures else "bsm"))
         half = max(0.01, value * 0.01)
         bid = max(round(value - half, 2), 0.0)
         return {"instrument": option.id, "bid": bid, "ask": round(max(value + half, bid + 0.01), 2),
