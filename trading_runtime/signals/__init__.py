@@ -1,0 +1,1 @@
+"""Signals: the combiner of indicator evidence and the accuracy scoring against baselines."""
