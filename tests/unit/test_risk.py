@@ -1,0 +1,126 @@
+"""Risk: portfolio VaR/CVaR, correlation limits, sizing, drawdown tiers and black-swan halts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trading_runtime.feeds.synthetic import MarketSimulator
+from trading_runtime.risk.blackswan import BlackSwanDetector
+from trading_runtime.risk.drawdown import DrawdownGuard
+from trading_runtime.risk.limits import check_correlated_limits, correlated_groups, headroom
+from trading_runtime.risk.portfolio import historical_var_cvar, parametric_var_cvar, portfolio_exposure
+from trading_runtime.risk.sizing import kelly_fraction, position_notional
+
+
+def test_portfolio_exposure_sums_across_symbols():
+    book = {"SPY": {"notional": 50_000, "delta": 100, "gamma": 2, "vega": 30},
+            "QQQ": {"notional": -20_000, "delta": -40, "gamma": 1, "vega": -10}}
+    exposure = portfolio_exposure(book)
+    assert (exposure.gross, exposure.net, exposure.delta, exposure.gamma, exposure.vega) == (70_000, 30_000, 60, 3,
+                                                                                               20)
+
+
+def test_historical_var_and_cvar():
+    pnl = np.arange(-99, 1)  # losses 0..99
+    var, cvar = historical_var_cvar(pnl, alpha=0.95)
+    assert var == pytest.approx(np.quantile(np.arange(100), 0.95))
+    assert cvar == pytest.approx(np.mean([x for x in range(100) if x >= var]))
+
+
+def test_parametric_var_matches_simulation():
+    cov = np.array([[0.0004, 0.0003], [0.0003, 0.0009]])
+    w = np.array([1e6, -5e5])
+    var, cvar = parametric_var_cvar(w, cov, alpha=0.99)
+    rng = np.random.default_rng(0)
+    pnl = rng.multivariate_normal([0, 0], cov, 400_000) @ w
+    sim_var, sim_cvar = historical_var_cvar(pnl, 0.99)
+    assert var == pytest.approx(sim_var, rel=0.02)
+    assert cvar == pytest.approx(sim_cvar, rel=0.02)
+    assert cvar > var
+
+
+CORR = {("SPY", "QQQ"): 0.9, ("QQQ", "IWM"): 0.75, ("SPY", "GLD"): 0.05, ("SPY", "VXX"): -0.8}
+
+
+def test_groups_chain_through_correlated_pairs():
+    groups = correlated_groups(["SPY", "QQQ", "IWM", "GLD", "VXX"], CORR, threshold=0.7)
+    assert sorted(groups) == [["GLD"], ["IWM", "QQQ", "SPY", "VXX"]]
+
+
+@pytest.mark.parametrize(
+    ("exposures", "breached"),
+    [({"SPY": 60, "QQQ": 50}, True), ({"SPY": 60, "VXX": 50}, False), ({"SPY": 60, "GLD": 90}, False),
+     ({"SPY": 40, "QQQ": 30, "IWM": 20}, False)],
+    ids=["duplicates-add", "hedge-offsets", "uncorrelated-separate", "under-cap"],
+)
+def test_correlated_limits(exposures, breached):
+    checks = check_correlated_limits(exposures, CORR, threshold=0.7, cap=100)
+    assert any(c.breached for c in checks) is breached
+
+
+def test_headroom_shrinks_with_correlated_exposure():
+    assert headroom("QQQ", {"SPY": 70, "QQQ": 0}, CORR, 0.7, 100) == 30
+    assert headroom("GLD", {"SPY": 70, "GLD": 0}, CORR, 0.7, 100) == 100
+
+
+@pytest.mark.parametrize(("p", "b", "f"), [(0.5, 1.0, 0.0), (0.6, 1.0, 0.2), (0.4, 1.0, 0.0), (0.55, 2.0, 0.325)],
+                         ids=["no-edge", "edge", "negative-edge", "payoff"])
+def test_kelly(p, b, f):
+    assert kelly_fraction(p, b) == pytest.approx(f)
+
+
+def test_sizing_targets_volatility_and_is_capped():
+    base = position_notional(1e6, realised_vol=0.2, target_vol=0.1, hit_rate=0.6, payoff_ratio=1.0)
+    calmer = position_notional(1e6, realised_vol=0.1, target_vol=0.1, hit_rate=0.6, payoff_ratio=1.0)
+    assert calmer == pytest.approx(2 * base)
+    assert position_notional(1e6, 0.2, 0.1, 0.5, 1.0) == 0.0
+    assert position_notional(1e6, 0.001, 0.5, 0.99, 10.0, max_leverage=1.0) == 1e6
+
+
+def test_drawdown_tiers_then_halt_until_reset():
+    guard = DrawdownGuard(tiers=((0.03, 0.5), (0.06, 0.25)), halt_at=0.10)
+    assert guard.update(100).size_multiplier == 1.0
+    assert guard.update(96).size_multiplier == 0.5
+    assert guard.update(93).size_multiplier == 0.25
+    state = guard.update(89)
+    assert state.halted
+    assert state.size_multiplier == 0.0
+    assert guard.update(120).halted  # a recovery does not un-halt
+    guard.reset(120)
+    assert not guard.update(120).halted
+
+
+def feed(detector, simulator, symbol, ticks, dt=0.2):
+    events = []
+    for _ in range(ticks):
+        quote = simulator.tick(symbol, dt)[0]
+        mid = (quote["bid"] + quote["ask"]) / 2
+        event = detector.update(simulator.ts, mid, quote["ask"] - quote["bid"], quote["bidSize"] + quote["askSize"])
+        if event:
+            events.append(event)
+    return events
+
+
+def test_normal_market_raises_no_black_swan():
+    simulator = MarketSimulator(["SPY"], seed=11)
+    assert feed(BlackSwanDetector(), simulator, "SPY", 3000) == []
+
+
+def test_a_synthetic_crash_is_detected():
+    simulator = MarketSimulator(["SPY"], seed=12)
+    detector = BlackSwanDetector()
+    assert feed(detector, simulator, "SPY", 1000) == []
+    simulator.markets["SPY"].spot *= 0.93  # a 7 % gap down
+    events = feed(detector, simulator, "SPY", 5)
+    assert events
+    assert events[0].kind in {"extreme-move", "jump"}
+
+
+def test_liquidity_collapse_is_detected():
+    detector = BlackSwanDetector(warmup_ticks=50)
+    for i in range(300):
+        assert detector.update(i, 100.0 + 0.01 * (i % 2), 0.02, 1000) is None
+    event = detector.update(301, 100.0, 0.5, 20)
+    assert event is not None
+    assert event.kind == "liquidity-collapse"

@@ -1,0 +1,1 @@
+"""Risk: portfolio metrics, correlation limits, position sizing, drawdown protection, black-swan detection."""

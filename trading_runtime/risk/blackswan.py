@@ -1,0 +1,60 @@
+"""Black-swan detection on the underlying's quotes: an extreme move (|return| over `z_limit` standard
+deviations of an EWMA volatility), a jump over a short window (|move| ≥ `jump_pct` within `jump_window_s`),
+or a liquidity collapse (spread ≥ `spread_multiple` × its EWMA while depth ≤ `depth_fraction` × its EWMA).
+Any of them halts trading and raises an alert (metric and event) with the numbers behind it."""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class BlackSwan:
+    kind: str
+    detail: dict[str, float]
+
+
+@dataclass
+class BlackSwanDetector:
+    z_limit: float = 8.0
+    jump_pct: float = 0.03
+    jump_window_s: float = 60.0
+    spread_multiple: float = 8.0
+    depth_fraction: float = 0.1
+    halflife_ticks: float = 500.0
+    warmup_ticks: int = 200
+    _variance: float = 0.0
+    _spread: float = 0.0
+    _depth: float = 0.0
+    _last: float | None = None
+    _ticks: int = 0
+    _window: collections.deque[tuple[float, float]] = field(default_factory=collections.deque)
+
+    def update(self, ts: float, mid: float, spread: float, depth: float) -> BlackSwan | None:
+        alpha = 1 - 0.5 ** (1 / self.halflife_ticks)
+        event = None
+        if self._last is not None and self._ticks >= self.warmup_ticks:
+            ret = math.log(mid / self._last)
+            sigma = math.sqrt(self._variance)
+            if sigma > 0 and abs(ret) > self.z_limit * sigma:
+                event = BlackSwan("extreme-move", {"return": ret, "sigma": sigma, "z": ret / sigma})
+            elif spread >= self.spread_multiple * self._spread and depth <= self.depth_fraction * self._depth:
+                event = BlackSwan("liquidity-collapse", {"spread": spread, "usual_spread": self._spread,
+                                                         "depth": depth, "usual_depth": self._depth})
+        self._window.append((ts, mid))
+        while self._window and self._window[0][0] < ts - self.jump_window_s:
+            self._window.popleft()
+        low = min(m for _, m in self._window)
+        high = max(m for _, m in self._window)
+        if event is None and self._ticks >= self.warmup_ticks and (high - low) / low >= self.jump_pct:
+            event = BlackSwan("jump", {"move": (high - low) / low, "window_s": self.jump_window_s})
+        if self._last is not None:
+            ret = math.log(mid / self._last)
+            self._variance += alpha * (ret * ret - self._variance)
+        self._spread += alpha * (spread - self._spread) if self._ticks else spread
+        self._depth += alpha * (depth - self._depth) if self._ticks else depth
+        self._last = mid
+        self._ticks += 1
+        return event
