@@ -1,0 +1,1 @@
+"""Order execution behind a broker interface; paper trading (simulated fills) is the default."""

@@ -1,0 +1,87 @@
+"""Paper trading: orders filled against the current quote (buys at the ask, sells at the bid — the spread
+is paid), with a per-unit fee; positions, average price and realised/unrealised P&L tracked per
+instrument. `Broker` is the interface a live broker adapter implements."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Fill:
+    order_id: str
+    instrument: str
+    quantity: float  # signed: + bought, − sold
+    price: float
+    fee: float
+    ts: float
+
+
+@dataclass
+class Position:
+    quantity: float = 0.0
+    average_price: float = 0.0
+    realized: float = 0.0
+
+
+class Broker(Protocol):
+    def submit(self, instrument: str, quantity: float, ts: float) -> Fill | None: ...
+
+    def position(self, instrument: str) -> Position: ...
+
+
+@dataclass
+class PaperBroker:
+    fee_per_unit: float = 0.005
+    quotes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
+    fees: float = 0.0
+
+    def quote(self, instrument: str, bid: float, ask: float) -> None:
+        self.quotes[instrument] = (bid, ask)
+
+    def position(self, instrument: str) -> Position:
+        return self.positions.setdefault(instrument, Position())
+
+    def submit(self, instrument: str, quantity: float, ts: float) -> Fill | None:
+        """A market order for a signed quantity; None when there is no quote to trade against."""
+        if quantity == 0 or instrument not in self.quotes:
+            return None
+        bid, ask = self.quotes[instrument]
+        price = ask if quantity > 0 else bid
+        fee = abs(quantity) * self.fee_per_unit
+        self.fees += fee
+        self._apply(self.position(instrument), quantity, price)
+        return Fill(str(uuid.uuid4()), instrument, quantity, price, fee, ts)
+
+    @staticmethod
+    def _apply(position: Position, quantity: float, price: float) -> None:
+        if position.quantity == 0 or (position.quantity > 0) == (quantity > 0):
+            total = position.quantity + quantity
+            position.average_price = (position.average_price * position.quantity + price * quantity) / total
+            position.quantity = total
+            return
+        closing = min(abs(quantity), abs(position.quantity)) * (1 if quantity < 0 else -1)
+        position.realized += closing * (price - position.average_price)
+        position.quantity += quantity
+        if position.quantity == 0:
+            position.average_price = 0.0
+        elif (position.quantity > 0) == (quantity > 0):  # flipped through zero
+            position.average_price = price
+
+    def unrealized(self) -> float:
+        total = 0.0
+        for instrument, position in self.positions.items():
+            if position.quantity and instrument in self.quotes:
+                bid, ask = self.quotes[instrument]
+                mark = bid if position.quantity > 0 else ask  # liquidation value
+                total += position.quantity * (mark - position.average_price)
+        return total
+
+    def realized(self) -> float:
+        return sum(p.realized for p in self.positions.values()) - self.fees
+
+    def open_positions(self) -> int:
+        return sum(1 for p in self.positions.values() if p.quantity)
