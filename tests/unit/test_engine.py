@@ -1,0 +1,88 @@
+"""The per-symbol engine driven by the synthetic market: signals, orders, the kill switch and faults."""
+
+from __future__ import annotations
+
+import json
+
+from prometheus_client import generate_latest
+
+from trading_runtime.config import RenderedConfig, RuntimeConfig
+from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.protocol import parse_message
+from trading_runtime.feeds.synthetic import MarketSimulator
+from trading_runtime.metrics import RuntimeMetrics
+
+
+def config(**runtime) -> RenderedConfig:
+    return RenderedConfig(symbol="SPY", market="equity-options", revision=1,
+                          runtime=RuntimeConfig.model_validate(runtime))
+
+
+class Rows:
+    def __init__(self) -> None:
+        self.by_table: dict[str, list] = {}
+
+    def __call__(self, table, row) -> None:
+        self.by_table.setdefault(table, []).append(row)
+
+    def count(self, table) -> int:
+        return len(self.by_table.get(table, []))
+
+
+async def drive(engine: SymbolEngine, ticks: int, seed: int = 0) -> None:
+    simulator = MarketSimulator(["SPY"], seed=seed, option_quotes_per_tick=1, trade_probability=0.6)
+    seq = 0
+    await engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": seq})))
+    for _ in range(ticks):
+        for message in simulator.tick("SPY", 0.25):
+            seq += 1
+            await engine.on_message(parse_message(json.dumps({**message, "seq": seq})))
+
+
+async def test_ticks_become_signals_orders_and_rows():
+    rows, metrics = Rows(), RuntimeMetrics("SPY")
+    engine = SymbolEngine(config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5}), True,
+                          metrics, rows, seed=0)
+    await drive(engine, 3000)
+    assert rows.count("ticks") > 3000
+    assert rows.count("signals") > 10
+    assert rows.count("fills") > 0
+    assert rows.count("orders") == rows.count("fills")
+    text = generate_latest(metrics.registry).decode()
+    assert 'tradeops_tick_to_signal_seconds_count{symbol="SPY"}' in text
+    assert engine.accuracy.report.scored > 0
+
+
+async def test_kill_switch_flattens_and_stops_new_positions():
+    rows, metrics = Rows(), RuntimeMetrics("SPY")
+    engine = SymbolEngine(config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5}), True,
+                          metrics, rows, seed=0)
+    await drive(engine, 1500)
+    engine.set_trading_enabled(False)
+    assert engine.broker.open_positions() == 0
+    fills_after_halt = rows.count("fills")
+    await drive(engine, 1500, seed=1)
+    assert rows.count("fills") == fills_after_halt
+    assert 'tradeops_trading_halted{reason="kill-switch",symbol="SPY"} 1.0' in generate_latest(
+        metrics.registry).decode()
+
+
+async def test_injected_errors_are_counted_and_do_not_stop_the_engine():
+    rows, metrics = Rows(), RuntimeMetrics("SPY")
+    engine = SymbolEngine(config(faultInjection={"errorRate": 0.5}), True, metrics, rows, seed=0)
+    await drive(engine, 500)
+    text = generate_latest(metrics.registry).decode()
+    errors = next(float(line.split()[-1]) for line in text.splitlines()
+                  if line.startswith('tradeops_errors_total{stage="process",symbol="SPY"}'))
+    assert 400 < errors < 1100
+    assert rows.count("ticks") > 300
+
+
+async def test_injected_latency_shows_in_the_latency_histogram():
+    metrics = RuntimeMetrics("SPY")
+    engine = SymbolEngine(config(faultInjection={"extraLatencyMs": 5}), True, metrics, Rows(), seed=0)
+    await drive(engine, 100)
+    histogram = metrics.tick_to_signal.labels("SPY")
+    total, count = histogram._sum.get(), sum(b.get() for b in histogram._buckets)
+    assert count > 50
+    assert total / count > 0.004

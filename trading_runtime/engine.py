@@ -1,0 +1,246 @@
+"""The per-symbol engine: market messages in; indicators, a signal, risk checks and paper orders out.
+
+Everything here runs on the tick path and is synchronous except for the fault injector's extra latency;
+storage, Redis and metrics are fire-and-forget sinks (the write-behind queue never blocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from trading_runtime.config import RenderedConfig
+from trading_runtime.execution.paper import PaperBroker
+from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade
+from trading_runtime.indicators.bars import MultiTimeframe
+from trading_runtime.indicators.microstructure import OrderFlowImbalance, TradeFlow, Vpin, microprice
+from trading_runtime.indicators.volume_profile import VolumeProfile
+from trading_runtime.metrics import RuntimeMetrics
+from trading_runtime.risk.blackswan import BlackSwanDetector
+from trading_runtime.risk.drawdown import DrawdownGuard
+from trading_runtime.risk.sizing import position_notional
+from trading_runtime.signals.accuracy import AccuracyTracker
+from trading_runtime.signals.combiner import Evidence, Signal, combine
+
+log = logging.getLogger(__name__)
+
+Row = tuple[object, ...]
+Sink = Callable[[str, Row], None]
+Message = Snapshot | Quote | Trade | Heartbeat
+
+
+class InjectedFaultError(RuntimeError):
+    """An error produced on purpose by the fault-injection config."""
+
+
+def _utc(ts: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC)
+
+
+@dataclass
+class EngineState:
+    mid: float = math.nan
+    spread: float = math.nan
+    direction: int = 0
+    halted: dict[str, bool] = field(default_factory=dict)
+    equity_start: float = 1_000_000.0
+
+
+class SymbolEngine:
+    def __init__(self, config: RenderedConfig, trading_enabled: bool, metrics: RuntimeMetrics, sink: Sink,
+                 broker: PaperBroker | None = None, seed: int | None = None) -> None:
+        self.config = config
+        self.symbol = config.symbol
+        self.metrics = metrics
+        self.sink = sink
+        self.broker = broker or PaperBroker()
+        self.state = EngineState()
+        self.ofi = OrderFlowImbalance(100)
+        self.flow = TradeFlow(200)
+        self.vpin: Vpin | None = None
+        self.profile: VolumeProfile | None = None
+        self.timeframes = MultiTimeframe((1, 5, 30, 60))
+        self.accuracy = AccuracyTracker(horizon=float(config.runtime.strategy.horizon_seconds))
+        self.drawdown = DrawdownGuard()
+        self.black_swan = BlackSwanDetector()
+        self._rng = random.Random(seed)
+        self._microprice = math.nan
+        self.set_trading_enabled(trading_enabled)
+        metrics.set_build("0.1.0", config.revision)
+
+    # Config -----------------------------------------------------------------------------------------
+
+    def apply_config(self, config: RenderedConfig) -> None:
+        """A hot-reloaded config: thresholds, parameters and faults apply from the next tick."""
+        self.config = config
+        self.accuracy.horizon = float(config.runtime.strategy.horizon_seconds)
+        self.metrics.set_build("0.1.0", config.revision)
+
+    def set_trading_enabled(self, enabled: bool) -> None:
+        self._halt("kill-switch", not enabled)
+        if not enabled:
+            self._flatten(time.time())
+
+    def _halt(self, reason: str, on: bool) -> None:
+        self.state.halted[reason] = on
+        self.metrics.trading_halted.labels(self.symbol, reason).set(1 if on else 0)
+
+    @property
+    def trading(self) -> bool:
+        return not any(self.state.halted.values())
+
+    # Tick path --------------------------------------------------------------------------------------
+
+    async def on_message(self, message: Message) -> None:
+        started = time.perf_counter()
+        faults = self.config.runtime.fault_injection
+        try:
+            if faults.error_rate and self._rng.random() < faults.error_rate:
+                raise InjectedFaultError("injected processing error")
+            signal = self._process(message)
+        except Exception as exc:
+            self.metrics.errors.labels(self.symbol, "process").inc()
+            log.debug("tick failed: %s", exc)
+            return
+        if faults.extra_latency_ms:
+            await asyncio.sleep(faults.extra_latency_ms / 1000)
+        if signal is not None:
+            self.metrics.tick_to_signal.labels(self.symbol).observe(time.perf_counter() - started)
+
+    def _process(self, message: Message) -> Signal | None:
+        if isinstance(message, Heartbeat):
+            return None
+        kind = message.type
+        self.metrics.ticks.labels(self.symbol, kind).inc()
+        if isinstance(message, Snapshot):
+            self._on_quote(message.underlying.bid, message.underlying.ask, message.underlying.bid_size,
+                           message.underlying.ask_size, message.ts)
+            return None
+        if message.instrument != self.symbol:
+            return None  # option quotes feed the surface analysis (not on this path yet)
+        if isinstance(message, Quote):
+            self._on_quote(message.bid, message.ask, message.bid_size, message.ask_size, message.ts)
+            self.sink("ticks", (_utc(message.ts), self.symbol, message.instrument, "quote", message.bid, message.ask,
+                                message.bid_size, message.ask_size, None, None, message.seq))
+        else:
+            self._on_trade(message)
+            self.sink("ticks", (_utc(message.ts), self.symbol, message.instrument, "trade", None, None, None, None,
+                                message.price, message.size, message.seq))
+        if math.isnan(self.state.mid):
+            return None
+        return self._decide(message.ts)
+
+    def _on_quote(self, bid: float, ask: float, bid_size: float, ask_size: float, ts: float) -> None:
+        self.state.mid, self.state.spread = (bid + ask) / 2, ask - bid
+        self.ofi.update(bid, ask, bid_size, ask_size)
+        self._microprice = microprice(bid, ask, bid_size, ask_size)
+        self.broker.quote(self.symbol, bid, ask)
+        swan = self.black_swan.update(ts, self.state.mid, self.state.spread, bid_size + ask_size)
+        if swan is not None and not self.state.halted.get("black-swan"):
+            self._halt("black-swan", True)
+            self.sink("risk_events", (_utc(ts), self.symbol, swan.kind, "critical", swan.detail))
+            log.error("black swan on %s: %s %s; trading halted", self.symbol, swan.kind, swan.detail)
+            self._flatten(ts)
+
+    def _on_trade(self, trade: Trade) -> None:
+        if self.vpin is None:
+            self.vpin = Vpin(bucket_volume=max(trade.size * 50, 1.0), buckets=50)
+            self.profile = VolumeProfile(tick=max(0.01, round(trade.price * 0.0002, 2)))
+        if not math.isnan(self.state.mid):
+            self.flow.update(trade.price, trade.size, self.state.mid)
+        self.vpin.update(trade.price, trade.size)
+        assert self.profile is not None
+        self.profile.update(trade.price, trade.size, session=_utc(trade.ts).date())
+        self.timeframes.update(trade.ts, trade.price, trade.size)
+
+    def _evidence(self) -> Evidence:
+        mid, half = self.state.mid, self.state.spread / 2
+        value_area = 0.0
+        levels = self.profile.levels() if self.profile else None
+        if levels is not None and levels.volume > 0:
+            value_area = 1.0 if mid > levels.vah else -1.0 if mid < levels.val else 0.0
+        return Evidence(
+            ofi=self.ofi.value,
+            microprice_tilt=(self._microprice - mid) / half if half > 0 else 0.0,
+            trade_imbalance=self.flow.imbalance,
+            timeframe_agreement=self.timeframes.agreement(),
+            value_area_position=value_area,
+            vpin=self.vpin.value if self.vpin else math.nan,
+        )
+
+    def _decide(self, ts: float) -> Signal:
+        strategy = self.config.runtime.strategy
+        signal = combine(self._evidence(), strategy)
+        direction = signal.direction
+        if direction and self._rng.random() < self.config.runtime.fault_injection.accuracy_degradation:
+            direction = -direction
+        if not direction and self.state.direction and abs(signal.score) >= strategy.exit_score \
+                and signal.score * self.state.direction > 0:
+            direction = self.state.direction  # hold until the score falls below the exit threshold
+        self.accuracy.update(ts, self.state.mid, self.state.spread, direction)
+        if direction != self.state.direction:
+            self.state.direction = direction
+            self.metrics.signals.labels(self.symbol, {1: "long", -1: "short", 0: "flat"}[direction]).inc()
+            self.sink("signals", (str(uuid.uuid4()), _utc(ts), self.symbol, self.config.revision, direction,
+                                  signal.score, signal.confidence, {}))
+            self._rebalance(ts)
+        self._publish_risk()
+        return signal
+
+    # Orders and risk --------------------------------------------------------------------------------
+
+    def _equity(self) -> float:
+        return self.state.equity_start + self.broker.realized() + self.broker.unrealized()
+
+    def _target_quantity(self) -> float:
+        if not self.trading or not self.state.direction:
+            return 0.0
+        report = self.accuracy.report
+        hit_rate = report.hit_rate if report.calls >= 30 else 0.55
+        state = self.drawdown.update(self._equity())
+        notional = position_notional(self._equity(), realised_vol=0.2, target_vol=0.1, hit_rate=hit_rate,
+                                     payoff_ratio=1.0) * state.size_multiplier
+        return float(self.state.direction * math.floor(notional / self.state.mid))
+
+    def _rebalance(self, ts: float) -> None:
+        current = self.broker.position(self.symbol).quantity
+        self._order(self._target_quantity() - current, ts)
+
+    def _flatten(self, ts: float) -> None:
+        self._order(-self.broker.position(self.symbol).quantity, ts)
+
+    def _order(self, quantity: float, ts: float) -> None:
+        fill = self.broker.submit(self.symbol, quantity, ts)
+        if fill is None:
+            return
+        side = "buy" if quantity > 0 else "sell"
+        self.sink("orders", (fill.order_id, _utc(ts), self.symbol, self.symbol, side, abs(quantity), None, None,
+                             "filled"))
+        self.sink("fills", (str(uuid.uuid4()), _utc(ts), fill.order_id, quantity, fill.price, fill.fee))
+        position = self.broker.position(self.symbol)
+        self.sink("positions", (_utc(ts), self.symbol, self.symbol, position.quantity, position.average_price,
+                                position.realized))
+
+    def _publish_risk(self) -> None:
+        equity = self._equity()
+        state = self.drawdown.update(equity)
+        if state.halted and not self.state.halted.get("drawdown"):
+            self._halt("drawdown", True)
+            self._flatten(time.time())
+        m, s = self.metrics, self.symbol
+        m.pnl.labels(s, "realized").set(self.broker.realized())
+        m.pnl.labels(s, "unrealized").set(self.broker.unrealized())
+        m.drawdown.labels(s).set(state.drawdown)
+        m.exposure.labels(s, "net").set(self.broker.position(s).quantity * self.state.mid)
+        report = self.accuracy.report
+        if report.scored:
+            m.hit_rate.labels(s).set(report.hit_rate if report.calls else 0.0)
+            m.coverage.labels(s).set(report.coverage)
+            m.baseline_hit_rate.labels(s, "persistence").set(report.persistence_hit_rate)
+            m.baseline_hit_rate.labels(s, "majority").set(report.majority_hit_rate)
