@@ -64,6 +64,7 @@ def _plain(value: Any) -> Any:
 
 @dataclass
 class WriterStats:
+    accepted: int = 0
     written: int = 0
     retried_batches: int = 0
     spilled: int = 0
@@ -96,6 +97,7 @@ class WriteBehind:
         if len(row) != len(TABLES[table].columns):
             raise ValueError(f"{table} rows have {len(TABLES[table].columns)} columns, got {len(row)}")
         if self.depth < self.capacity:
+            self.stats.accepted += 1
             self.pending[table].append(row)
             if self.depth >= self.batch_size:
                 self._wake.set()
@@ -108,6 +110,7 @@ class WriteBehind:
         with self.spill_path.open("a") as spill:
             spill.write(json.dumps([table, [_plain(v) for v in row]]) + "\n")
         self.spill_rows += 1
+        self.stats.accepted += 1
         self.stats.spilled += 1
 
     def _count_spill(self) -> int:

@@ -1,0 +1,196 @@
+"""The trading runtime process: `python -m trading_runtime --config runtime.yaml --switches switches.yaml`.
+
+Wires the feed client, the engine, PostgreSQL (write-behind), Redis, config hot reload and the HTTP
+surface together; SIGTERM stops the feed, flushes every buffer and exits 0. Logs are JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import pathlib
+import signal
+import sys
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from trading_runtime.config import RenderedConfig, Switches
+from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
+from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import FeedClient
+from trading_runtime.health import HealthServer
+from trading_runtime.messaging import RISK_STREAM, SIGNALS_STREAM, RedisBus
+from trading_runtime.metrics import CounterSource, RuntimeMetrics
+from trading_runtime.storage.schema import migrate
+from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
+
+log = logging.getLogger("trading_runtime")
+
+
+def _json_logs() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+class Runtime:
+    def __init__(self, args: argparse.Namespace, config: RenderedConfig, switches: Switches) -> None:
+        self.args = args
+        self.metrics = RuntimeMetrics(config.symbol)
+        self.writer = WriteBehind(args.database_url, pathlib.Path(args.spill_path),
+                                  capacity=config.runtime.parameters.queue_capacity,
+                                  batch_size=config.runtime.parameters.batch_size,
+                                  flush_interval=config.runtime.parameters.flush_interval_ms / 1000) \
+            if args.database_url else None
+        self.bus = RedisBus(args.redis_url) if args.redis_url else None
+        self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink)
+        self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
+        self.files: list[Any] = [
+            WatchedFile(pathlib.Path(args.config), RenderedConfig, self.engine.apply_config, value=config),
+            WatchedFile(pathlib.Path(args.switches), Switches,
+                        lambda s: self.engine.set_trading_enabled(s.trading_enabled), value=switches),
+        ]
+        for watched in self.files:
+            watched.check()  # record the digests of the files as loaded
+        self._background: set[asyncio.Task[Any]] = set()
+        self._export_counters()
+
+    def _export_counters(self) -> None:
+        feed, files = self.feed.stats, self.files
+        counters = [
+            CounterSource("feed_messages", "In-order market messages", lambda: feed.messages),
+            CounterSource("feed_malformed_messages", "Malformed frames dropped", lambda: feed.malformed),
+            CounterSource("feed_reconnects", "Feed reconnections", lambda: feed.reconnects),
+            CounterSource("feed_gaps", "Sequence gaps detected", lambda: feed.gaps),
+            CounterSource("feed_resyncs", "Snapshot resyncs", lambda: feed.resyncs),
+            CounterSource("config_reloads", "Config files applied", lambda: sum(f.reloads for f in files)),
+            CounterSource("config_rejected", "Config files rejected", lambda: sum(f.rejected for f in files)),
+        ]
+        gauges = []
+        if self.writer is not None:
+            stats, writer = self.writer.stats, self.writer
+            counters += [
+                CounterSource("db_rows_written", "Rows copied to PostgreSQL", lambda: stats.written),
+                CounterSource("db_batches_retried", "Batches retried after an outage", lambda: stats.retried_batches),
+                CounterSource("db_rows_spilled", "Rows spilled to disk", lambda: stats.spilled),
+                CounterSource("db_rows_rejected", "Rows refused: queue and spill full", lambda: stats.rejected),
+            ]
+            gauges.append(CounterSource("write_queue_rows", "Rows waiting to be written", lambda: writer.depth))
+        self.metrics.export(counters, gauges)
+
+    def sink(self, table: str, row: tuple[Any, ...]) -> None:
+        if self.writer is not None:
+            try:
+                self.writer.put(table, row)
+            except WriteBehindFullError as exc:
+                log.error("%s", exc)
+                self.engine._halt("storage", True)  # nothing more may happen that cannot be recorded
+        if self.bus is not None and table in ("signals", "risk_events"):
+            stream = SIGNALS_STREAM if table == "signals" else RISK_STREAM
+            fields = {"table": table, "row": [str(v) if not isinstance(v, (int, float)) else v for v in row]}
+            self._spawn(self._publish(stream, fields))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _publish(self, stream: str, fields: dict[str, Any]) -> None:
+        assert self.bus is not None
+        try:
+            await self.bus.publish(stream, fields)
+        except Exception as exc:  # Redis is a cache and a bus here: an outage must not stop trading
+            self.metrics.errors.labels(self.engine.symbol, "redis").inc()
+            log.warning("redis publish failed: %s", exc)
+
+    async def _share_positions(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if self.bus is not None:
+                position = self.engine.broker.position(self.engine.symbol)
+                with contextlib.suppress(Exception):
+                    await self.bus.share_position(self.engine.symbol, {
+                        "notional": position.quantity * self.engine.state.mid, "quantity": position.quantity})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def _migrate(self, stop: asyncio.Event) -> None:
+        """Migrations before the writer starts; retried while the database is not there yet."""
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(migrate, self.args.database_url)
+                return
+            except Exception as exc:
+                log.warning("migrations not applied yet (%s); retrying in %.1fs", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, 10.0)
+
+    async def run(self) -> None:
+        stop, flush = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        async def feed_connected() -> bool:
+            return self.feed.connected.is_set()
+
+        async def database() -> bool:
+            return self.writer is None or self.writer.healthy
+
+        health = HealthServer(self.metrics.registry, self.engine.broker.open_positions,
+                              {"feed": feed_connected, "database": database}, host=self.args.metrics_host,
+                              port=self.args.metrics_port)
+        await health.start()
+        log.info("runtime started", extra={"symbol": self.engine.symbol, "revision": self.engine.config.revision})
+        writer_task = None
+        if self.writer is not None:
+            await self._migrate(stop)
+            writer_task = asyncio.create_task(self.writer.run(flush))
+        tasks = [asyncio.create_task(self.feed.run(stop)), asyncio.create_task(watch(self.files, stop)),
+                 asyncio.create_task(self._share_positions(stop))]
+        await stop.wait()
+        await asyncio.gather(*tasks)
+        await asyncio.gather(*self._background, return_exceptions=True)
+        flush.set()
+        if writer_task is not None:
+            await writer_task
+        if self.bus is not None:
+            await self.bus.close()
+        await health.stop()
+        summary = {"symbol": self.engine.symbol, "messages": self.feed.stats.messages}
+        if self.writer is not None:
+            summary |= {"rows_accepted": self.writer.stats.accepted, "rows_written": self.writer.stats.written,
+                        "rows_spilled_pending": self.writer.spill_rows}
+        log.info("shutdown complete %s", json.dumps(summary), extra=summary)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="trading_runtime", description=__doc__)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--switches", required=True)
+    parser.add_argument("--feed-url", default=os.environ.get("TRADEOPS_FEED_URL", "ws://127.0.0.1:8765"))
+    parser.add_argument("--database-url", default=os.environ.get("TRADEOPS_DATABASE_URL"),
+                        help="PostgreSQL conninfo (from the Secret); without it nothing is stored")
+    parser.add_argument("--redis-url", default=os.environ.get("TRADEOPS_REDIS_URL"))
+    parser.add_argument("--metrics-host", default="0.0.0.0")
+    parser.add_argument("--metrics-port", type=int, default=9102)
+    parser.add_argument("--spill-path", default=os.environ.get("TRADEOPS_SPILL_PATH", "/tmp/tradeops-spill.jsonl"))
+    args = parser.parse_args()
+    _json_logs()
+    try:
+        config = load_runtime_config(pathlib.Path(args.config))
+        switches = load_switches(pathlib.Path(args.switches))
+    except ConfigError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    asyncio.run(Runtime(args, config, switches).run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
