@@ -6,17 +6,20 @@ import pathlib
 import re
 import tomllib
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def test_operator_image_runs_as_a_numeric_non_root_user():
-    dockerfile = (ROOT / "deploy" / "docker" / "operator.Dockerfile").read_text()
+@pytest.mark.parametrize(("image", "module"), [("operator", "trading_operator"), ("runtime", "trading_runtime")])
+def test_images_run_as_a_numeric_non_root_user(image, module):
+    dockerfile = (ROOT / "deploy" / "docker" / f"{image}.Dockerfile").read_text()
     users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.MULTILINE)
     assert users, "the image must switch user"
     uid = users[-1].split(":")[0]
     assert uid.isdigit()
     assert int(uid) != 0
-    assert re.search(r'^ENTRYPOINT \["python", "-m", "trading_operator"\]', dockerfile, flags=re.MULTILINE)
+    assert re.search(rf'^ENTRYPOINT \["python", "-m", "{module}"\]', dockerfile, flags=re.MULTILINE)
 
 
 def test_console_scripts_and_dependency_lower_bounds():
