@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from trading_runtime.config import RenderedConfig
 from trading_runtime.execution.paper import PaperBroker
 from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade
@@ -22,6 +24,8 @@ from trading_runtime.indicators.bars import MultiTimeframe
 from trading_runtime.indicators.microstructure import OrderFlowImbalance, TradeFlow, Vpin, microprice
 from trading_runtime.indicators.volume_profile import VolumeProfile
 from trading_runtime.metrics import RuntimeMetrics
+from trading_runtime.pricing.black_scholes import Model, implied_vol
+from trading_runtime.pricing.surface import CrossStrikeAnalyzer, SurfaceFeatures
 from trading_runtime.risk.blackswan import BlackSwanDetector
 from trading_runtime.risk.drawdown import DrawdownGuard
 from trading_runtime.risk.sizing import position_notional
@@ -31,6 +35,9 @@ from trading_runtime.signals.combiner import Evidence, Signal, combine
 log = logging.getLogger(__name__)
 
 Row = tuple[object, ...]
+RATE = 0.04
+SURFACE_EVERY = 50
+"""Option quotes between two cross-strike analyses (IVs of the whole chain are solved at once)."""
 Sink = Callable[[str, Row], None]
 Message = Snapshot | Quote | Trade | Heartbeat
 
@@ -71,6 +78,10 @@ class SymbolEngine:
         self.black_swan = BlackSwanDetector()
         self._rng = random.Random(seed)
         self._microprice = math.nan
+        self.chain: dict[str, dict[tuple[float, str], float]] = {}
+        self.surface = CrossStrikeAnalyzer(window=100)
+        self.surface_features: SurfaceFeatures | None = None
+        self._option_updates = 0
         self.set_trading_enabled(trading_enabled)
         metrics.set_build("0.1.0", config.revision)
 
@@ -121,9 +132,13 @@ class SymbolEngine:
         if isinstance(message, Snapshot):
             self._on_quote(message.underlying.bid, message.underlying.ask, message.underlying.bid_size,
                            message.underlying.ask_size, message.ts)
+            for option in message.options:
+                self._on_option(option.instrument, option.mid, message.ts)
             return None
         if message.instrument != self.symbol:
-            return None  # option quotes feed the surface analysis (not on this path yet)
+            if isinstance(message, Quote):
+                self._on_option(message.instrument, message.mid, message.ts)
+            return None
         if isinstance(message, Quote):
             self._on_quote(message.bid, message.ask, message.bid_size, message.ask_size, message.ts)
             self.sink("ticks", (_utc(message.ts), self.symbol, message.instrument, "quote", message.bid, message.ask,
@@ -147,6 +162,36 @@ class SymbolEngine:
             self.sink("risk_events", (_utc(ts), self.symbol, swan.kind, "critical", swan.detail))
             log.error("black swan on %s: %s %s; trading halted", self.symbol, swan.kind, swan.detail)
             self._flatten(ts)
+
+    def _on_option(self, instrument: str, mid: float, ts: float) -> None:
+        """Keep the chain's mids; every SURFACE_EVERY updates, analyse the IVs across strikes."""
+        try:
+            _, expiry, right, strike = instrument.split("-")
+        except ValueError:
+            return
+        self.chain.setdefault(expiry, {})[(float(strike), right)] = mid
+        self._option_updates += 1
+        if self._option_updates % SURFACE_EVERY == 0 and not math.isnan(self.state.mid):
+            self._analyse_surface(ts)
+
+    def _analyse_surface(self, ts: float) -> None:
+        forward = self.state.mid
+        model: Model = "black76" if self.config.market == "futures-options" else "bsm"
+        chain = {}
+        for expiry in sorted(self.chain):
+            years = (datetime.datetime.strptime(expiry, "%Y%m%d").replace(tzinfo=datetime.UTC).timestamp()
+                     - ts) / (365 * 86400)
+            if years <= 0:
+                continue
+            quotes = self.chain[expiry]
+            strikes = np.array(sorted({k for k, _ in quotes}))
+            # Out-of-the-money options carry the most information about volatility.
+            rights = np.where(strikes < forward, "P", "C")
+            mids = np.array([quotes.get((k, r), np.nan) for k, r in zip(strikes, rights, strict=True)])
+            ivs = implied_vol(mids, forward, strikes, years, RATE, rights == "C", model=model)
+            chain[expiry] = (strikes, ivs)
+        if chain:
+            self.surface_features = self.surface.update(forward, chain)
 
     def _on_trade(self, trade: Trade) -> None:
         if self.vpin is None:
@@ -172,7 +217,13 @@ class SymbolEngine:
             timeframe_agreement=self.timeframes.agreement(),
             value_area_position=value_area,
             vpin=self.vpin.value if self.vpin else math.nan,
+            dislocated=self._dislocated(),
         )
+
+    def _dislocated(self) -> bool:
+        """Strikes breaking away only mean something when the chain otherwise moves together."""
+        features = self.surface_features
+        return bool(features and features.avg_correlation >= 0.5 and features.dislocated_strikes)
 
     def _decide(self, ts: float) -> Signal:
         strategy = self.config.runtime.strategy

@@ -86,3 +86,12 @@ async def test_injected_latency_shows_in_the_latency_histogram():
     total, count = histogram._sum.get(), sum(b.get() for b in histogram._buckets)
     assert count > 50
     assert total / count > 0.004
+
+
+async def test_option_quotes_feed_the_cross_strike_analysis():
+    engine = SymbolEngine(config(), True, RuntimeMetrics("SPY"), Rows(), seed=0)
+    await drive(engine, 3000)
+    features = engine.surface_features
+    assert features is not None
+    assert features.skew_slope < 0  # the synthetic market has a put skew
+    assert not (features.avg_correlation < 0.5 and engine._dislocated())
