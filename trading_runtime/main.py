@@ -25,6 +25,7 @@ from trading_runtime.feeds.client import FeedClient
 from trading_runtime.health import HealthServer
 from trading_runtime.messaging import RISK_STREAM, SIGNALS_STREAM, RedisBus
 from trading_runtime.metrics import CounterSource, RuntimeMetrics
+from trading_runtime.risk.portfolio import portfolio_exposure
 from trading_runtime.storage.schema import migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
 
@@ -78,6 +79,8 @@ class Runtime:
                 CounterSource("db_batches_retried", "Batches retried after an outage", lambda: stats.retried_batches),
                 CounterSource("db_rows_spilled", "Rows spilled to disk", lambda: stats.spilled),
                 CounterSource("db_rows_rejected", "Rows refused: queue and spill full", lambda: stats.rejected),
+                CounterSource("db_rows_dead_lettered", "Rows the database refused, kept in the dead-letter file",
+                              lambda: stats.dead_lettered),
             ]
             gauges.append(CounterSource("write_queue_rows", "Rows waiting to be written", lambda: writer.depth))
         self.metrics.export(counters, gauges)
@@ -107,13 +110,26 @@ class Runtime:
             self.metrics.errors.labels(self.engine.symbol, "redis").inc()
             log.warning("redis publish failed: %s", exc)
 
-    async def _share_positions(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            if self.bus is not None:
-                position = self.engine.broker.position(self.engine.symbol)
-                with contextlib.suppress(Exception):
-                    await self.bus.share_position(self.engine.symbol, {
-                        "notional": position.quantity * self.engine.state.mid, "quantity": position.quantity})
+    async def _share(self, stop: asyncio.Event) -> None:
+        """Every second: this symbol's position into the shared book, the portfolio view out of it, and the
+        latest quote and features into the TTL cache. Redis trouble is counted, never fatal."""
+        engine, symbol = self.engine, self.engine.symbol
+        while not stop.is_set() and self.bus is not None:
+            try:
+                position = engine.broker.position(symbol)
+                await self.bus.share_position(symbol, {"notional": position.quantity * engine.state.mid,
+                                                       "quantity": position.quantity})
+                exposure = portfolio_exposure(await self.bus.portfolio())
+                self.metrics.exposure.labels(symbol, "portfolio_gross").set(exposure.gross)
+                self.metrics.exposure.labels(symbol, "portfolio_net").set(exposure.net)
+                ttl = engine.config.runtime.parameters.cache_ttl_seconds
+                await self.bus.cache(symbol, "quote", symbol, {"mid": engine.state.mid, "spread": engine.state.spread},
+                                     ttl)
+                await self.bus.cache(symbol, "features", "signal", {"direction": engine.state.direction,
+                                                                    "evidence": engine._evidence().__dict__}, ttl)
+            except Exception as exc:  # Redis is a cache and a bus here: an outage must not stop trading
+                self.metrics.errors.labels(symbol, "redis").inc()
+                log.warning("redis update failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
@@ -152,7 +168,7 @@ class Runtime:
             await self._migrate(stop)
             writer_task = asyncio.create_task(self.writer.run(flush))
         tasks = [asyncio.create_task(self.feed.run(stop)), asyncio.create_task(watch(self.files, stop)),
-                 asyncio.create_task(self._share_positions(stop))]
+                 asyncio.create_task(self._share(stop))]
         await stop.wait()
         await asyncio.gather(*tasks)
         await asyncio.gather(*self._background, return_exceptions=True)

@@ -70,11 +70,13 @@ async def test_runtime_end_to_end(tmp_path):
 
                 await until(ready)
                 await until(lambda: asyncio.to_thread(lambda: rows(postgres.dsn, "signals") > 5))
-                assert await metric('tradeops_tick_to_signal_seconds_count{symbol="SPY"}') > 100
+                await until(lambda: _at_least(metric, 'tradeops_tick_to_signal_seconds_count{symbol="SPY"}', 100))
                 assert await metric('tradeops_runtime_info{revision="3"') == 1.0
 
                 bus = RedisBus(redis.url)
                 assert len(await bus.redis.xrange(SIGNALS_STREAM)) > 0
+                await until(lambda: bus.cached("SPY", "quote", "SPY"))
+                assert "SPY" in await bus.portfolio()
                 await bus.close()
 
                 # The kill switch arrives through the mounted file, without a restart.

@@ -122,3 +122,37 @@ def test_rows_of_the_wrong_width_are_refused(tmp_path):
     writer = WriteBehind("host=127.0.0.1", tmp_path / "spill.jsonl")
     with pytest.raises(ValueError, match="ticks rows have 11 columns"):
         writer.put("ticks", (1, 2))
+
+
+async def test_rows_the_database_refuses_are_isolated_and_dead_lettered(postgres, tmp_path):
+    migrate(postgres.dsn)
+    spill = tmp_path / "spill.jsonl"
+    writer = WriteBehind(postgres.dsn, spill, batch_size=100)
+    now = datetime.datetime.now(datetime.UTC)
+    for i in range(20):
+        writer.put("ticks", tick(i))
+    writer.put("orders", ("not-a-uuid", now, "SPY", "SPY", "buy", 1.0, None, None, "filled"))
+    writer.put("orders", ("00000000-0000-0000-0000-000000000001", now, "SPY", "SPY", "sideways", 1.0, None, None,
+                          "filled"))
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(writer.run(stop), 20)
+    assert count(postgres) == 20
+    assert writer.stats.dead_lettered == 2
+    dead = writer.dead_letter_path.read_text().splitlines()
+    assert len(dead) == 2
+    assert "invalid input syntax for type uuid" in dead[0]
+    assert "check constraint" in dead[1]
+
+
+async def test_position_snapshots_may_share_a_timestamp(postgres, tmp_path):
+    migrate(postgres.dsn)
+    writer = WriteBehind(postgres.dsn, tmp_path / "spill.jsonl")
+    now = datetime.datetime.now(datetime.UTC)
+    writer.put("positions", (now, "SPY", "SPY", 0.0, 0.0, 5.0))
+    writer.put("positions", (now, "SPY", "SPY", 100.0, 500.0, 5.0))
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(writer.run(stop), 20)
+    assert count(postgres, "positions") == 2
+    assert writer.stats.dead_lettered == 0

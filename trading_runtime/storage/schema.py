@@ -44,6 +44,10 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             detail jsonb NOT NULL DEFAULT '{}'
         );
     """),
+    (2, "positions are a log: several snapshots may share a timestamp", """
+        ALTER TABLE positions DROP CONSTRAINT positions_pkey;
+        CREATE INDEX positions_symbol_instrument_ts ON positions (symbol, instrument, ts);
+    """),
 )
 
 _LOCK_KEY = 0x7472_6164_656F_7073 % 2**31  # "tradeops"

@@ -71,6 +71,7 @@ class WriterStats:
     replayed: int = 0
     rejected: int = 0
     outages: int = 0
+    dead_lettered: int = 0
 
 
 class WriteBehind:
@@ -187,6 +188,29 @@ class WriteBehind:
                 raise
 
     async def _copy(self, batches: dict[str, list[Row]]) -> None:
+        try:
+            await self._copy_once(batches)
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            log.error("database refused a batch (%s); writing it row by row", exc)
+            await self._copy_rows(batches)
+
+    async def _copy_rows(self, batches: dict[str, list[Row]]) -> None:
+        """Isolate refused rows: every row alone; those still refused go to the dead-letter file."""
+        for name in FLUSH_ORDER:
+            for row in batches.get(name, []):
+                try:
+                    await self._copy_once({name: [row]})
+                except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                    with self.dead_letter_path.open("a") as dead:
+                        dead.write(json.dumps({"table": name, "row": [_plain(v) for v in row],
+                                               "error": str(exc).splitlines()[0]}) + "\n")
+                    self.stats.dead_lettered += 1
+
+    @property
+    def dead_letter_path(self) -> pathlib.Path:
+        return self.spill_path.with_suffix(".rejected.jsonl")
+
+    async def _copy_once(self, batches: dict[str, list[Row]]) -> None:
         conn = await self._connection()
         async with conn.transaction(), conn.cursor() as cursor:
             for name in FLUSH_ORDER:
