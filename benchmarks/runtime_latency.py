@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import pathlib
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -24,6 +26,7 @@ from trading_runtime.engine import SymbolEngine
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.metrics import RuntimeMetrics
+from trading_runtime.storage.writer import WriteBehind
 
 SYMBOLS = ["SPY", "QQQ", "ES", "IWM", "DIA", "NQ", "AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META"]
 
@@ -41,11 +44,10 @@ def frames(count: int, seed: int = 0) -> list[tuple[str, str]]:
 
 
 def engines() -> dict[str, SymbolEngine]:
-    def discard(table: str, row: tuple) -> None:
-        return None
-
+    # Rows go into a real write-behind queue (its flusher, which runs on its own task, is not started).
+    queue = WriteBehind("", pathlib.Path(tempfile.mkdtemp()) / "spill.jsonl", capacity=10**9)
     return {s: SymbolEngine(RenderedConfig(symbol=s, market="equity-options", revision=1, runtime=RuntimeConfig()),
-                            True, RuntimeMetrics(s), discard, seed=0) for s in SYMBOLS}
+                            True, RuntimeMetrics(s), queue.put, seed=0) for s in SYMBOLS}
 
 
 async def run(rate: float, seconds: float) -> dict[str, float]:
