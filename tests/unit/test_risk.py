@@ -9,7 +9,12 @@ from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.risk.blackswan import BlackSwanDetector
 from trading_runtime.risk.drawdown import DrawdownGuard
 from trading_runtime.risk.limits import check_correlated_limits, correlated_groups, headroom
-from trading_runtime.risk.portfolio import historical_var_cvar, parametric_var_cvar, portfolio_exposure
+from trading_runtime.risk.portfolio import (
+    historical_var_cvar,
+    parametric_var_cvar,
+    portfolio_exposure,
+    portfolio_risk,
+)
 from trading_runtime.risk.sizing import kelly_fraction, position_notional
 
 
@@ -124,3 +129,23 @@ def test_liquidity_collapse_is_detected():
     event = detector.update(301, 100.0, 0.5, 20)
     assert event is not None
     assert event.kind == "liquidity-collapse"
+
+
+def test_portfolio_risk_from_shared_returns():
+    rng = np.random.default_rng(3)
+    common = rng.normal(0, 0.001, 500)
+    returns = {"SPY": list(common + rng.normal(0, 0.0002, 500)), "QQQ": list(common + rng.normal(0, 0.0002, 500)),
+               "GLD": list(rng.normal(0, 0.001, 500))}
+    book = {"SPY": {"notional": 1e6}, "QQQ": {"notional": 1e6}, "GLD": {"notional": -1e6}, "NEW": {"notional": 5}}
+    risk = portfolio_risk(book, returns, alpha=0.99)
+    assert risk.correlations[("QQQ", "SPY")] > 0.9
+    assert abs(risk.correlations[("GLD", "SPY")]) < 0.2
+    assert risk.parametric_var == pytest.approx(risk.historical_var, rel=0.3)
+    assert risk.parametric_cvar > risk.parametric_var > 0
+    assert risk.exposure.gross == 3e6 + 5
+
+
+def test_portfolio_risk_needs_history():
+    risk = portfolio_risk({"SPY": {"notional": 1e6}}, {"SPY": [0.001] * 5})
+    assert np.isnan(risk.historical_var)
+    assert risk.correlations == {}
