@@ -66,6 +66,19 @@ class FaultInjection(CamelModel):
     """Fraction of signals whose direction is flipped."""
 
 
+class RiskLimits(CamelModel):
+    """Risk limits the runtime enforces (the risk policy in policies/ sets them per symbol)."""
+
+    max_drawdown: Annotated[float, Field(gt=0.0, le=1.0)] = 0.10
+    """Drawdown from the equity peak at which trading halts."""
+    correlation_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    """|Correlation| of returns above which symbols share one exposure limit."""
+    correlated_exposure_cap: Annotated[float, Field(gt=0.0)] = 1_000_000.0
+    """Cap on the combined notional of a group of correlated symbols."""
+    target_volatility: Annotated[float, Field(gt=0.0, le=2.0)] = 0.10
+    """Annualised volatility that position sizing aims for."""
+
+
 class RuntimeConfig(CamelModel):
     """Configuration of one trading runtime process."""
 
@@ -73,6 +86,8 @@ class RuntimeConfig(CamelModel):
     """Signal thresholds."""
     parameters: RuntimeParameters = RuntimeParameters()
     """Runtime performance parameters."""
+    risk: RiskLimits = RiskLimits()
+    """Risk limits."""
     fault_injection: FaultInjection = FaultInjection()
     """Fault injection for tests and drills (off by default)."""
 

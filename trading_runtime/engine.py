@@ -74,7 +74,9 @@ class SymbolEngine:
         self.profile: VolumeProfile | None = None
         self.timeframes = MultiTimeframe((1, 5, 30, 60))
         self.accuracy = AccuracyTracker(horizon=float(config.runtime.strategy.horizon_seconds))
-        self.drawdown = DrawdownGuard()
+        self.drawdown = DrawdownGuard(halt_at=config.runtime.risk.max_drawdown)
+        self.position_cap = math.inf
+        """Largest notional the correlation limits leave this symbol (set from the portfolio view)."""
         self.black_swan = BlackSwanDetector()
         self._rng = random.Random(seed)
         self._microprice = math.nan
@@ -91,6 +93,7 @@ class SymbolEngine:
         """A hot-reloaded config: thresholds, parameters and faults apply from the next tick."""
         self.config = config
         self.accuracy.horizon = float(config.runtime.strategy.horizon_seconds)
+        self.drawdown.halt_at = config.runtime.risk.max_drawdown
         self.metrics.set_build("0.1.0", config.revision)
 
     def set_trading_enabled(self, enabled: bool) -> None:
@@ -255,8 +258,10 @@ class SymbolEngine:
         report = self.accuracy.report
         hit_rate = report.hit_rate if report.calls >= 30 else 0.55
         state = self.drawdown.update(self._equity())
-        notional = position_notional(self._equity(), realised_vol=0.2, target_vol=0.1, hit_rate=hit_rate,
+        notional = position_notional(self._equity(), realised_vol=0.2,
+                                     target_vol=self.config.runtime.risk.target_volatility, hit_rate=hit_rate,
                                      payoff_ratio=1.0) * state.size_multiplier
+        notional = min(notional, self.position_cap)
         return float(self.state.direction * math.floor(notional / self.state.mid))
 
     def _rebalance(self, ts: float) -> None:

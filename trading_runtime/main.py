@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import pathlib
 import signal
@@ -25,7 +26,8 @@ from trading_runtime.feeds.client import FeedClient
 from trading_runtime.health import HealthServer
 from trading_runtime.messaging import RISK_STREAM, SIGNALS_STREAM, RedisBus
 from trading_runtime.metrics import CounterSource, RuntimeMetrics
-from trading_runtime.risk.portfolio import portfolio_exposure
+from trading_runtime.risk.limits import headroom
+from trading_runtime.risk.portfolio import portfolio_risk
 from trading_runtime.storage.schema import migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
 
@@ -58,6 +60,7 @@ class Runtime:
         for watched in self.files:
             watched.check()  # record the digests of the files as loaded
         self._background: set[asyncio.Task[Any]] = set()
+        self._last_mid = 0.0
         self._export_counters()
 
     def _export_counters(self) -> None:
@@ -111,17 +114,21 @@ class Runtime:
             log.warning("redis publish failed: %s", exc)
 
     async def _share(self, stop: asyncio.Event) -> None:
-        """Every second: this symbol's position into the shared book, the portfolio view out of it, and the
-        latest quote and features into the TTL cache. Redis trouble is counted, never fatal."""
+        """Every `--share-interval` seconds: this symbol's position and return into the shared book, the
+        portfolio view out of it, and the latest quote and features into the TTL cache. Redis trouble is
+        counted, never fatal."""
         engine, symbol = self.engine, self.engine.symbol
         while not stop.is_set() and self.bus is not None:
             try:
                 position = engine.broker.position(symbol)
                 await self.bus.share_position(symbol, {"notional": position.quantity * engine.state.mid,
-                                                       "quantity": position.quantity})
-                exposure = portfolio_exposure(await self.bus.portfolio())
-                self.metrics.exposure.labels(symbol, "portfolio_gross").set(exposure.gross)
-                self.metrics.exposure.labels(symbol, "portfolio_net").set(exposure.net)
+                                                       "quantity": position.quantity,
+                                                       "delta": position.quantity})  # shares: delta 1 each
+                mid = engine.state.mid
+                if self._last_mid and mid > 0:
+                    await self.bus.push_return(symbol, math.log(mid / self._last_mid))
+                self._last_mid = mid if mid > 0 else self._last_mid
+                await self._portfolio_risk()
                 ttl = engine.config.runtime.parameters.cache_ttl_seconds
                 await self.bus.cache(symbol, "quote", symbol, {"mid": engine.state.mid, "spread": engine.state.spread},
                                      ttl)
@@ -131,7 +138,26 @@ class Runtime:
                 self.metrics.errors.labels(symbol, "redis").inc()
                 log.warning("redis update failed: %s", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+                await asyncio.wait_for(stop.wait(), self.args.share_interval)
+
+    async def _portfolio_risk(self) -> None:
+        """The whole book's exposure, VaR/CVaR and the correlation limit that caps this symbol."""
+        assert self.bus is not None
+        engine, symbol, limits = self.engine, self.engine.symbol, self.engine.config.runtime.risk
+        book = await self.bus.portfolio()
+        risk = portfolio_risk(book, await self.bus.returns(sorted(book)))
+        m = self.metrics
+        m.exposure.labels(symbol, "portfolio_gross").set(risk.exposure.gross)
+        m.exposure.labels(symbol, "portfolio_net").set(risk.exposure.net)
+        m.exposure.labels(symbol, "portfolio_delta").set(risk.exposure.delta)
+        for method, var, cvar in (("historical", risk.historical_var, risk.historical_cvar),
+                                  ("parametric", risk.parametric_var, risk.parametric_cvar)):
+            m.portfolio_var.labels(symbol, method, "var").set(var)
+            m.portfolio_var.labels(symbol, method, "cvar").set(cvar)
+        exposures = {s: p.get("notional", 0.0) for s, p in book.items()}
+        own = abs(exposures.get(symbol, 0.0))
+        engine.position_cap = own + headroom(symbol, exposures, risk.correlations, limits.correlation_threshold,
+                                             limits.correlated_exposure_cap)
 
     async def _migrate(self, stop: asyncio.Event) -> None:
         """Migrations before the writer starts; retried while the database is not there yet."""
@@ -193,6 +219,8 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("TRADEOPS_DATABASE_URL"),
                         help="PostgreSQL conninfo (from the Secret); without it nothing is stored")
     parser.add_argument("--redis-url", default=os.environ.get("TRADEOPS_REDIS_URL"))
+    parser.add_argument("--share-interval", type=float, default=1.0,
+                        help="seconds between position/return sharing and portfolio risk updates")
     parser.add_argument("--metrics-host", default="0.0.0.0")
     parser.add_argument("--metrics-port", type=int, default=9102)
     parser.add_argument("--spill-path", default=os.environ.get("TRADEOPS_SPILL_PATH", "/tmp/tradeops-spill.jsonl"))

@@ -82,6 +82,21 @@ class RedisBus:
         """This symbol's exposure (notional, delta, gamma, vega, ...) for the portfolio view."""
         await self.redis.hset(POSITIONS_KEY, symbol, json.dumps(exposure))
 
+    async def push_return(self, symbol: str, value: float, keep: int = 600) -> None:
+        """Append to the symbol's recent returns (the newest `keep`), which portfolio risk correlates."""
+        key = f"tradeops:returns:{symbol}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, value)
+            pipe.ltrim(key, -keep, -1)
+            await pipe.execute()
+
+    async def returns(self, symbols: list[str]) -> dict[str, list[float]]:
+        out = {}
+        for symbol in symbols:
+            values = await self.redis.lrange(f"tradeops:returns:{symbol}", 0, -1)
+            out[symbol] = [float(v) for v in values]
+        return out
+
     async def portfolio(self) -> dict[str, dict[str, float]]:
         raw: dict[Any, Any] = await self.redis.hgetall(POSITIONS_KEY)
         return {str(symbol): dict(json.loads(value)) for symbol, value in raw.items()}

@@ -48,7 +48,8 @@ async def test_runtime_end_to_end(tmp_path):
         process = await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "trading_runtime", "--config", str(tmp_path / "runtime.yaml"),
              "--switches", str(tmp_path / "switches.yaml"), "--feed-url", feed.url, "--database-url", postgres.dsn,
-             "--redis-url", redis.url, "--metrics-host", "127.0.0.1", "--metrics-port", str(port),
+             "--redis-url", redis.url, "--share-interval", "0.05", "--metrics-host", "127.0.0.1",
+             "--metrics-port", str(port),
              "--spill-path", str(tmp_path / "spill.jsonl")], stdout=log, stderr=asyncio.subprocess.STDOUT)
         try:
             async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
@@ -77,6 +78,8 @@ async def test_runtime_end_to_end(tmp_path):
                 assert len(await bus.redis.xrange(SIGNALS_STREAM)) > 0
                 await until(lambda: bus.cached("SPY", "quote", "SPY"))
                 assert "SPY" in await bus.portfolio()
+                await until(lambda: _at_least(
+                    metric, 'tradeops_portfolio_var{measure="var",method="parametric",symbol="SPY"}', 1e-12))
                 await bus.close()
 
                 # The kill switch arrives through the mounted file, without a restart.
