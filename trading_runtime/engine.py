@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Row = tuple[object, ...]
 RATE = 0.04
+TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
 SURFACE_EVERY = 50
 """Option quotes between two cross-strike analyses (IVs of the whole chain are solved at once)."""
 Sink = Callable[[str, Row], None]
@@ -80,6 +81,8 @@ class SymbolEngine:
         self.black_swan = BlackSwanDetector()
         self._rng = random.Random(seed)
         self._microprice = math.nan
+        self._last_quote = (0.0, 0.0)
+        self._variance_rate = 0.0
         self.chain: dict[str, dict[tuple[float, str], float]] = {}
         self.surface = CrossStrikeAnalyzer(window=100)
         self.surface_features: SurfaceFeatures | None = None
@@ -155,7 +158,9 @@ class SymbolEngine:
         return self._decide(message.ts)
 
     def _on_quote(self, bid: float, ask: float, bid_size: float, ask_size: float, ts: float) -> None:
-        self.state.mid, self.state.spread = (bid + ask) / 2, ask - bid
+        mid = (bid + ask) / 2
+        self._update_volatility(ts, mid)
+        self.state.mid, self.state.spread = mid, ask - bid
         self.ofi.update(bid, ask, bid_size, ask_size)
         self._microprice = microprice(bid, ask, bid_size, ask_size)
         self.broker.quote(self.symbol, bid, ask)
@@ -165,6 +170,19 @@ class SymbolEngine:
             self.sink("risk_events", (_utc(ts), self.symbol, swan.kind, "critical", swan.detail))
             log.error("black swan on %s: %s %s; trading halted", self.symbol, swan.kind, swan.detail)
             self._flatten(ts)
+
+    def _update_volatility(self, ts: float, mid: float) -> None:
+        """EWMA of squared log returns per second of exchange time, annualised on trading seconds."""
+        last_ts, last_mid = self._last_quote
+        if last_mid > 0 and ts > last_ts and mid > 0:
+            rate = math.log(mid / last_mid) ** 2 / (ts - last_ts)
+            self._variance_rate += 0.01 * (rate - self._variance_rate) if self._variance_rate else rate
+        self._last_quote = (ts, mid)
+
+    @property
+    def realised_vol(self) -> float:
+        """Annualised realised volatility of the underlying (0 until the first return)."""
+        return math.sqrt(self._variance_rate * TRADING_SECONDS_PER_YEAR)
 
     def _on_option(self, instrument: str, mid: float, ts: float) -> None:
         """Keep the chain's mids; every SURFACE_EVERY updates, analyse the IVs across strikes."""
@@ -205,7 +223,9 @@ class SymbolEngine:
         self.vpin.update(trade.price, trade.size)
         assert self.profile is not None
         self.profile.update(trade.price, trade.size, session=_utc(trade.ts).date())
-        self.timeframes.update(trade.ts, trade.price, trade.size)
+        for seconds, bar in self.timeframes.update(trade.ts, trade.price, trade.size):
+            self.sink("bars", (_utc(bar.start), self.symbol, int(seconds), bar.open, bar.high, bar.low, bar.close,
+                               bar.volume))
 
     def _evidence(self) -> Evidence:
         mid, half = self.state.mid, self.state.spread / 2
@@ -258,7 +278,7 @@ class SymbolEngine:
         report = self.accuracy.report
         hit_rate = report.hit_rate if report.calls >= 30 else 0.55
         state = self.drawdown.update(self._equity())
-        notional = position_notional(self._equity(), realised_vol=0.2,
+        notional = position_notional(self._equity(), realised_vol=max(self.realised_vol, 0.02),
                                      target_vol=self.config.runtime.risk.target_volatility, hit_rate=hit_rate,
                                      payoff_ratio=1.0) * state.size_multiplier
         notional = min(notional, self.position_cap)

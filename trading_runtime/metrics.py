@@ -72,10 +72,6 @@ class RuntimeMetrics:
                                     ["symbol", "reason"], registry=r)
         self.portfolio_var = Gauge(f"{PREFIX}_portfolio_var", "Portfolio value at risk (99 %, one sample horizon)",
                                    ["symbol", "method", "measure"], registry=r)
-        self.queue_depth = Gauge(f"{PREFIX}_write_queue_depth", "Rows waiting in the write-behind queue",
-                                 labels, registry=r)
-        self.writes = Counter(f"{PREFIX}_db_writes", "Rows written, retried or dropped",
-                              ["symbol", "outcome"], registry=r)
 
     def set_build(self, version: str, revision: int) -> None:
         self.info.labels(self.symbol).info({"version": version, "revision": str(revision)})

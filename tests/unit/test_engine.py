@@ -95,3 +95,12 @@ async def test_option_quotes_feed_the_cross_strike_analysis():
     assert features is not None
     assert features.skew_slope < 0  # the synthetic market has a put skew
     assert not (features.avg_correlation < 0.5 and engine._dislocated())
+
+
+async def test_realised_volatility_and_bars_come_from_the_feed():
+    rows = Rows()
+    engine = SymbolEngine(config(), True, RuntimeMetrics("SPY"), rows, seed=0)
+    await drive(engine, 3000)
+    assert 0.08 < engine.realised_vol < 0.4  # the synthetic SPY runs at about 18 % volatility
+    timeframes = {row[2] for row in rows.by_table["bars"]}
+    assert timeframes == {1, 5, 30, 60}

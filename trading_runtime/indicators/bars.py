@@ -78,10 +78,11 @@ class TimeframeFeatures:
         self.trend = self.momentum = self.breakout = 0
         self.bars = 0
 
-    def update(self, ts: float, price: float, size: float) -> bool:
+    def update(self, ts: float, price: float, size: float) -> Bar | None:
+        """Add a trade; returns the bar it closed, if any."""
         bar = self.builder.update(ts, price, size)
         if bar is None:
-            return False
+            return None
         self.bars += 1
         self.trend = _sign(self.fast.update(bar.close) - self.slow.update(bar.close))
         self.closes.append(bar.close)
@@ -90,7 +91,7 @@ class TimeframeFeatures:
             self.breakout = 1 if bar.close > max(self.highs) else -1 if bar.close < min(self.lows) else 0
         self.highs.append(bar.high)
         self.lows.append(bar.low)
-        return True
+        return bar
 
     @property
     def vote(self) -> int:
@@ -101,9 +102,14 @@ class MultiTimeframe:
     def __init__(self, timeframes: tuple[float, ...] = (1, 5, 30, 60), **features: int) -> None:
         self.frames = {seconds: TimeframeFeatures(seconds, **features) for seconds in timeframes}
 
-    def update(self, ts: float, price: float, size: float) -> None:
-        for frame in self.frames.values():
-            frame.update(ts, price, size)
+    def update(self, ts: float, price: float, size: float) -> list[tuple[float, Bar]]:
+        """Add a trade; returns the (timeframe, bar) pairs it closed."""
+        closed = []
+        for seconds, frame in self.frames.items():
+            bar = frame.update(ts, price, size)
+            if bar is not None:
+                closed.append((seconds, bar))
+        return closed
 
     def agreement(self) -> float:
         """Mean of the per-timeframe votes, over the timeframes that have closed a bar."""
