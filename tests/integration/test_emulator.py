@@ -22,7 +22,7 @@ WIDGETS = Resource("example.com/v1", "widgets")
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
+def emulator_process(tmp_path_factory):
     process = EmulatorProcess(tmp_path_factory.mktemp("emulator")).start()
     try:
         yield process
@@ -31,8 +31,8 @@ def emulator(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def api(emulator) -> KubeApi:
-    kube = kube_for(emulator.kubeconfig)
+def api(emulator_process) -> KubeApi:
+    kube = kube_for(emulator_process.kubeconfig)
     install_crd(kube)
     return kube
 
@@ -62,8 +62,8 @@ def ts(name: str, **spec) -> dict:
             "spec": {"symbol": "SPY", "market": "equity-options", "image": "ghcr.io/x/rt:1", **spec}}
 
 
-def raw(emulator, path: str, accept: str = "application/json", timeout: float = 10) -> tuple[int, str, str]:
-    request = urllib.request.Request(emulator.url + path, headers={"Accept": accept})
+def raw(emulator_process, path: str, accept: str = "application/json", timeout: float = 10) -> tuple[int, str, str]:
+    request = urllib.request.Request(emulator_process.url + path, headers={"Accept": accept})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.headers.get("Content-Type", ""), response.read().decode()
@@ -255,9 +255,9 @@ def test_namespaces_are_listable(api, ns):
 
 # Watches ---------------------------------------------------------------------------------------------
 
-def watch_lines(emulator, path: str, count: int, timeout: float = 10) -> list[dict]:
+def watch_lines(emulator_process, path: str, count: int, timeout: float = 10) -> list[dict]:
     """Read `count` events from a watch stream (the stream must produce them)."""
-    request = urllib.request.Request(emulator.url + path)
+    request = urllib.request.Request(emulator_process.url + path)
     events = []
     with urllib.request.urlopen(request, timeout=timeout) as response:
         assert response.headers["Content-Type"].startswith("application/json")
@@ -269,26 +269,27 @@ def watch_lines(emulator, path: str, count: int, timeout: float = 10) -> list[di
     return events
 
 
-def test_watch_from_a_list_version_misses_nothing(api, ns, emulator):
+def test_watch_from_a_list_version_misses_nothing(api, ns, emulator_process):
     api.create(CONFIGMAPS, ns, cm("before"))
     version = api._call("GET", CONFIGMAPS.path(ns))["metadata"]["resourceVersion"]
     api.create(CONFIGMAPS, ns, cm("after"))  # between the list and the watch
     api.merge_patch(CONFIGMAPS, ns, "after", {"data": {"k": "v"}})
     api.delete(CONFIGMAPS, ns, "after")
-    events = watch_lines(emulator, f"{CONFIGMAPS.path(ns)}?watch=true&resourceVersion={version}", 3)
+    events = watch_lines(emulator_process, f"{CONFIGMAPS.path(ns)}?watch=true&resourceVersion={version}", 3)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
         ("ADDED", "after"), ("MODIFIED", "after"), ("DELETED", "after")]
 
 
-def test_watch_without_version_starts_with_the_current_state(api, ns, emulator):
+def test_watch_without_version_starts_with_the_current_state(api, ns, emulator_process):
     api.create(CONFIGMAPS, ns, cm("x", {"pick": "yes"}))
     api.create(CONFIGMAPS, ns, cm("y"))
-    events = watch_lines(emulator, f"{CONFIGMAPS.path(ns)}?watch=true&labelSelector=pick%3Dyes&timeoutSeconds=1", 5)
+    path = f"{CONFIGMAPS.path(ns)}?watch=true&labelSelector=pick%3Dyes&timeoutSeconds=1"
+    events = watch_lines(emulator_process, path, 5)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "x")]
 
 
-def test_watch_honours_timeout_seconds(api, ns, emulator):
-    status, _, body = raw(emulator, f"{CONFIGMAPS.path(ns)}?watch=true&timeoutSeconds=1", timeout=5)
+def test_watch_honours_timeout_seconds(api, ns, emulator_process):
+    status, _, body = raw(emulator_process, f"{CONFIGMAPS.path(ns)}?watch=true&timeoutSeconds=1", timeout=5)
     assert status == 200
     assert body == ""
 
@@ -339,10 +340,10 @@ def widget_crd() -> dict:
                                    "schema": {"openAPIV3Schema": schema}}]}}
 
 
-def test_crd_registration_defaulting_pruning_validation_and_removal(api, ns, emulator):
+def test_crd_registration_defaulting_pruning_validation_and_removal(api, ns, emulator_process):
     crd = api.create(CRDS, None, widget_crd())
     assert {c["type"] for c in crd["status"]["conditions"]} == {"Established", "NamesAccepted"}
-    _, _, body = raw(emulator, "/apis/example.com/v1")
+    _, _, body = raw(emulator_process, "/apis/example.com/v1")
     assert "widgets" in [r["name"] for r in json.loads(body)["resources"]]
     created = api.create(WIDGETS, ns, {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
                                        "spec": {"size": 3, "unknown": 1, "extra": {"free": True}}})
@@ -380,31 +381,31 @@ def test_crd_update_re_registers(api):
 
 # Discovery and printing ------------------------------------------------------------------------------
 
-def test_discovery_documents(emulator):
-    _, _, core = raw(emulator, "/api/v1")
+def test_discovery_documents(emulator_process):
+    _, _, core = raw(emulator_process, "/api/v1")
     assert json.loads(core)["groupVersion"] == "v1"
-    _, _, groups = raw(emulator, "/apis")
+    _, _, groups = raw(emulator_process, "/apis")
     names = {g["name"] for g in json.loads(groups)["groups"]}
     assert {"apps", "policy", "networking.k8s.io", "apiextensions.k8s.io", "kopf.dev", "trading.tradeops.io"} <= names
-    _, _, apps = raw(emulator, "/apis/apps/v1")
+    _, _, apps = raw(emulator_process, "/apis/apps/v1")
     deployments = next(r for r in json.loads(apps)["resources"] if r["name"] == "deployments")
     assert deployments["namespaced"] is True
     assert "watch" in deployments["verbs"]
     assert "deployments/status" in [r["name"] for r in json.loads(apps)["resources"]]
 
 
-def test_aggregated_discovery_falls_back_to_legacy_json(emulator):
+def test_aggregated_discovery_falls_back_to_legacy_json(emulator_process):
     accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
-    status, content_type, body = raw(emulator, "/apis", accept=accept)
+    status, content_type, body = raw(emulator_process, "/apis", accept=accept)
     assert status == 200
     assert content_type.startswith("application/json")
     assert json.loads(body)["kind"] == "APIGroupList"
 
 
-def test_table_printing_uses_printer_columns(api, ns, emulator):
+def test_table_printing_uses_printer_columns(api, ns, emulator_process):
     api.create(TRADING_SYMBOLS, ns, ts("spy"))
     api.patch_status(TRADING_SYMBOLS, ns, "spy", {"phase": "Ready", "currentRevision": 3})
-    _, _, body = raw(emulator, TRADING_SYMBOLS.path(ns), accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+    _, _, body = raw(emulator_process, TRADING_SYMBOLS.path(ns), accept="application/json;as=Table;v=v1;g=meta.k8s.io")
     table = json.loads(body)
     assert table["kind"] == "Table"
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Symbol", "Phase", "Revision", "Stable",

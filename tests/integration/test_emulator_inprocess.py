@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 
 import aiohttp
 
-from trading_operator.emulator import serve_emulator
+from trading_operator.emulator import EmulatorThread, serve_emulator
 
 
 def deployment(name: str, replicas: int = 2) -> dict:
@@ -60,3 +61,73 @@ async def test_watch_older_than_the_history_is_410_gone():
             event = json.loads(await response.content.readline())
         assert event["type"] == "ERROR"
         assert event["object"]["code"] == 410
+
+
+async def test_hook_returning_none_leaves_readiness_to_set_deployment_ready():
+    async def hook(obj: dict) -> int | None:
+        return None
+
+    async with serve_emulator(deployment_ready_hook=hook, deployment_delay=0.01) as emulator, \
+            aiohttp.ClientSession() as session:
+        base = f"{emulator.url}/apis/apps/v1/namespaces/default/deployments"
+        async with session.post(base, json=deployment("d", replicas=3)) as response:
+            assert response.status == 201
+        await asyncio.sleep(0.1)
+        assert "status" not in emulator.get_object("apps/v1", "deployments", "default", "d")
+        await emulator.set_deployment_ready("default", "d", 3)
+        status = emulator.get_object("apps/v1", "deployments", "default", "d")["status"]
+        assert (status["observedGeneration"], status["readyReplicas"]) == (1, 3)
+
+
+async def test_server_side_apply_upserts_from_yaml():
+    async with serve_emulator() as emulator, aiohttp.ClientSession() as session:
+        url = f"{emulator.url}/api/v1/namespaces/default/configmaps/applied?fieldManager=tests&force=true"
+        headers = {"Content-Type": "application/apply-patch+yaml"}
+        body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: '1'\n"
+        async with session.patch(url, data=body, headers=headers) as response:
+            assert response.status in (200, 201)
+            created = await response.json()
+        async with session.patch(url, data=body.replace("a: '1'", "b: '2'"), headers=headers) as response:
+            assert response.status == 200
+            applied = await response.json()
+        assert applied["metadata"]["uid"] == created["metadata"]["uid"]
+        assert applied["data"] == {"a": "1", "b": "2"}  # merge semantics, not field ownership
+
+
+async def test_watch_from_version_zero_starts_with_synthetic_added_events():
+    async with serve_emulator() as emulator, aiohttp.ClientSession() as session:
+        base = f"{emulator.url}/api/v1/namespaces/default/configmaps"
+        async with session.post(base, json={"metadata": {"name": "a"}}) as response:
+            assert response.status == 201
+        async with session.get(f"{base}?watch=true&resourceVersion=0&timeoutSeconds=1") as response:
+            assert response.headers["Content-Type"] == "application/json"
+            lines = [json.loads(line) async for line in response.content]
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in lines] == [("ADDED", "a")]
+
+
+async def test_open_watches_end_when_the_server_stops():
+    async with aiohttp.ClientSession() as session:
+        async with serve_emulator() as emulator:
+            response = await session.get(f"{emulator.url}/api/v1/configmaps?watch=true")
+            assert response.status == 200
+        assert await asyncio.wait_for(response.content.read(), 5) == b""
+        response.release()
+
+
+def test_emulator_thread_serves_synchronous_callers():
+    with EmulatorThread(deployment_delay=0.01) as emulator:
+        request = urllib.request.Request(f"{emulator.url}/api/v1/namespaces/default/configmaps", method="POST",
+                                         data=json.dumps({"metadata": {"name": "a"}}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 201
+        assert emulator.get_object("v1", "configmaps", "default", "a")["metadata"]["resourceVersion"]
+        assert [o["metadata"]["name"] for o in emulator.list_objects("v1", "configmaps")] == ["a"]
+
+
+async def test_dry_run_is_refused_rather_than_written():
+    async with serve_emulator() as emulator, aiohttp.ClientSession() as session:
+        base = f"{emulator.url}/api/v1/namespaces/default/configmaps"
+        async with session.post(f"{base}?dryRun=All", json={"metadata": {"name": "a"}}) as response:
+            assert response.status == 400
+        assert emulator.get_object("v1", "configmaps", "default", "a") is None

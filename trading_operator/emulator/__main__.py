@@ -11,9 +11,7 @@ import os
 import pathlib
 import signal
 
-import yaml
-
-from trading_operator.emulator import kubeconfig_for, serve_emulator
+from trading_operator.emulator import serve_emulator, write_kubeconfig
 
 
 async def serve(host: str, port: int, kubeconfig: pathlib.Path | None, deployment_delay: float,
@@ -25,9 +23,7 @@ async def serve(host: str, port: int, kubeconfig: pathlib.Path | None, deploymen
     async with serve_emulator(host, port, deployment_delay=deployment_delay,
                               write_failure_rate=write_failure_rate) as emulator:
         if kubeconfig is not None:
-            temporary = kubeconfig.with_suffix(".tmp")
-            temporary.write_text(yaml.safe_dump(kubeconfig_for(emulator.url)))
-            temporary.replace(kubeconfig)
+            write_kubeconfig(kubeconfig, emulator.url)
         print(emulator.url, flush=True)
         await stop.wait()
 

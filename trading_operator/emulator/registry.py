@@ -157,8 +157,11 @@ class Registry:
             })
             for sub in r.subresources:
                 verbs = ["get", "patch", "update"]
-                resources.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                                  "kind": "Scale" if sub == "scale" else r.kind, "verbs": verbs})
+                entry: dict[str, Any] = {"name": f"{r.plural}/{sub}", "singularName": "",
+                                         "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs}
+                if sub == "scale":
+                    entry.update(group="autoscaling", version="v1", kind="Scale")
+                resources.append(entry)
         return {"kind": "APIResourceList", "apiVersion": "v1",
                 "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
 

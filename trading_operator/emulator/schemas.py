@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import jsonschema
@@ -79,9 +80,13 @@ def validation_causes(obj: dict[str, Any], schema: dict[str, Any]) -> list[dict[
             causes.append({"reason": "FieldValueRequired", "field": field, "message": "Required value"})
             continue
         detail = _detail(str(error.validator), error.validator_value, str(error.message))
-        kind = "FieldValueNotSupported" if error.validator == "enum" else "FieldValueInvalid"
-        causes.append({"reason": kind, "field": field,
-                       "message": f"Invalid value: {error.instance!r}: {field} in body {detail}"})
+        value = json.dumps(error.instance) if isinstance(error.instance, str | int | float | bool) else "..."
+        if error.validator == "enum":
+            causes.append({"reason": "FieldValueNotSupported", "field": field,
+                           "message": f"Unsupported value: {value}: {detail}"})
+        else:
+            causes.append({"reason": "FieldValueInvalid", "field": field,
+                           "message": f"Invalid value: {value}: {field} in body {detail}"})
     return causes
 
 

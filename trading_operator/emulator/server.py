@@ -1,27 +1,34 @@
 """EmulatedKubernetes: kmock's KubernetesEmulator with the API-server semantics kopf, kubectl and the
-operator depend on, pinned by tests/integration/test_emulator.py.
+operator depend on, pinned by tests/integration/test_emulator*.py.
 
 Served over kmock's HTTP server; every Kubernetes request is answered from our own store:
 - server-set metadata (uid, resourceVersion, generation on spec changes, creationTimestamp, generateName);
 - optimistic concurrency (409 on a stale resourceVersion), 409 AlreadyExists, 404 NotFound, 422 for a
   failed JSON-patch `test` and for schema violations;
 - merge, JSON, strategic-merge (by item name) and apply patches; the status subresource kept apart;
-- watches that honour `resourceVersion` (410 Gone when older than the history) and never lose an event;
-  label and field selectors on lists and watches; JSON watch streams; `timeoutSeconds`;
+- watches that honour `resourceVersion` (410 Gone when older than the history) and never lose an event
+  (the snapshot and the subscription are taken in one synchronous step); label and field selectors on
+  lists and watches (an object modified into a selection is ADDED, out of it DELETED, as real watch
+  caches do); JSON watch streams; `timeoutSeconds`;
 - CRDs registered when created: discovery, defaulting, pruning and validation from their schema,
   server-side Table printing with their printer columns (what `kubectl get` shows);
 - ownerReference garbage collection, finalizers and deletionTimestamp, namespace deletion;
 - a minimal Deployment controller that reports ready replicas (or what a hook says);
 - a bounded request log and event history.
 
+Namespaces behave as on a real server: `default`, `kube-system` and `kube-public` exist at start, and
+creating an object in a namespace that does not exist is refused with 404 NotFound. Deleting a namespace
+deletes its contents at once (no Terminating phase).
+
 What it still lacks compared with a real API server: no Pods, ReplicaSets or scheduling (Deployments
-report readiness directly); no admission webhooks, RBAC or authentication (any token is accepted);
-no OpenAPI documents (`kubectl --validate=false`); no aggregated discovery (kubectl falls back to the
-legacy documents); no protobuf; managedFields and field ownership of server-side apply are not tracked
-(apply is an upsert with merge semantics); strategic merge knows only common list keys; CEL validation
-rules, `x-kubernetes-validations` and conversion webhooks are ignored; deletecollection, `dryRun`,
-bookmarks and `resourceVersionMatch` are not supported; garbage collection is immediate and always
-background; Events are not deduplicated or aggregated.
+report readiness directly; pods and replicasets are only stored objects nobody creates); no admission
+webhooks, RBAC or authentication (any token is accepted); no OpenAPI documents (run kubectl with
+`--validate=false`); no aggregated discovery (kubectl falls back to the legacy documents); no protobuf;
+managedFields and field ownership of server-side apply are not tracked (apply is an upsert with merge
+semantics); strategic merge knows only common list keys and ignores `$patch`/`$retainKeys` directives;
+CEL validation rules, `x-kubernetes-validations` and conversion webhooks are ignored; deletecollection,
+`dryRun` (refused with 400), list pagination, bookmarks and `resourceVersionMatch` are not supported;
+garbage collection is immediate and always background; Events are not deduplicated or aggregated.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import json
 import logging
 import random
 import string
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp.web
@@ -41,6 +48,7 @@ import yaml
 from kmock import KubernetesEmulator, Request
 
 from trading_operator.emulator import tables
+from trading_operator.emulator.deployments import DeploymentController, DeploymentHook
 from trading_operator.emulator.patching import (
     PatchInvalidError,
     PatchTestError,
@@ -51,12 +59,11 @@ from trading_operator.emulator.patching import (
 from trading_operator.emulator.registry import PEERING_CRDS, Registry, ResourceType, resource_from_crd
 from trading_operator.emulator.schemas import admit
 from trading_operator.emulator.selectors import SelectorError, field_matcher, label_matcher
-from trading_operator.emulator.store import Key, Obj, Store, TooOldError
+from trading_operator.emulator.store import Key, Obj, Store, TooOldError, WatchEvent
 from trading_operator.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
 
-DeploymentHook = Callable[[Obj], Awaitable[int]]
 
 
 class ApiError(Exception):
@@ -97,12 +104,14 @@ class EmulatedKubernetes(KubernetesEmulator):
     history_limit: int = 10000
     registry: Registry = attrs.field(factory=Registry.with_builtins)
     store: Store = attrs.field(default=None)
-    _tasks: set[asyncio.Task[None]] = attrs.field(factory=set)
+    deployments: DeploymentController = attrs.field(default=None)
+    _request_count: int = 0
     _chaos: random.Random = attrs.field(factory=lambda: random.Random(7))
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.store = Store(history=self.history_limit)
+        self.deployments = DeploymentController(self.store)
         for ns in ("default", "kube-system", "kube-public"):
             self.store.put(("", "namespaces", "", ns), {"apiVersion": "v1", "kind": "Namespace",
                                                         "metadata": {"name": ns}, "status": {"phase": "Active"}},
@@ -119,8 +128,9 @@ class EmulatedKubernetes(KubernetesEmulator):
         """Build the request record ourselves: kmock's Kubernetes path parser fails on namespace URLs
         (`/api/v1/namespaces`), and the routing below parses paths on its own."""
         body = await raw_request.read()
+        self._request_count += 1
         request = Request(
-            id=len(self._requests), method=raw_request.method, url=raw_request.url,
+            id=self._request_count, method=raw_request.method, url=raw_request.url,
             params=dict(raw_request.query), headers=dict(raw_request.headers), body=body,
             text=body.decode(errors="replace"), raw_request=raw_request,
         )
@@ -133,8 +143,8 @@ class EmulatedKubernetes(KubernetesEmulator):
             return _json(ApiError(500, "InternalError", repr(exc)).status(), 500)
 
     async def _handle(self, request: Request) -> aiohttp.web.StreamResponse:
-        if len(self._requests) > 2 * self.request_log_limit:
-            del self._requests[: -self.request_log_limit]  # kmock re-scans its log on every request
+        if len(self._requests) > self.request_log_limit + max(16, self.request_log_limit // 10):
+            del self._requests[: -self.request_log_limit]  # the last N, trimmed in amortised O(1)
         try:
             return await self._route(request)
         except ApiError as error:
@@ -166,6 +176,8 @@ class EmulatedKubernetes(KubernetesEmulator):
         if method != "GET" and self.write_failure_rate and self._chaos.random() < self.write_failure_rate:
             raise ApiError(503, "ServiceUnavailable", "injected failure: the server is currently unable to "
                                                       "handle the request")
+        if method != "GET" and params.get("dryRun"):
+            raise ApiError(400, "BadRequest", "dryRun is not supported by the emulated API server")
         if method == "GET" and params.get("watch") in ("true", "1"):
             return await self._watch(request, rt, namespace, name, params)
         if method == "GET":
@@ -173,11 +185,14 @@ class EmulatedKubernetes(KubernetesEmulator):
         if method == "POST" and name is None:
             return _json(self._create(rt, namespace, self._body(request), params), 201)
         if method == "PUT" and name is not None:
-            return _json(self._replace(rt, namespace, name, sub, self._body(request)))
+            return self._written(sub, self._replace(rt, namespace, name, sub, self._body(request)))
         if method == "PATCH" and name is not None:
-            return _json(self._patch(rt, namespace, name, sub, request, params))
+            return self._written(sub, self._patch(rt, namespace, name, sub, request, params))
         if method == "DELETE" and name is not None:
-            return _json(self._delete(rt, namespace, name, params))
+            body = self._body(request)
+            policy = params.get("propagationPolicy") or (body.get("propagationPolicy") if isinstance(body, dict)
+                                                          else None)
+            return _json(self._delete(rt, namespace, name, policy))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
 
     def _discovery(self, path: str) -> aiohttp.web.Response | None:
@@ -204,6 +219,9 @@ class EmulatedKubernetes(KubernetesEmulator):
         if parts[0] == "openapi":
             raise ApiError(404, "NotFound", "OpenAPI documents are not served by the emulator")
         return None
+
+    def _written(self, sub: str | None, obj: Obj) -> aiohttp.web.Response:
+        return _json(self._scale_of(obj) if sub == "scale" else obj)
 
     @staticmethod
     def _body(request: Request) -> Any:
@@ -267,6 +285,8 @@ class EmulatedKubernetes(KubernetesEmulator):
                      params: dict[str, str]) -> aiohttp.web.StreamResponse:
         accepts = self._matcher(namespace if rt.namespaced else None, name, params)
         since_text = params.get("resourceVersion", "")
+        if since_text not in ("", "0") and not since_text.isdigit():
+            raise ApiError(400, "BadRequest", f"invalid resourceVersion {since_text!r}")
         since = int(since_text) if since_text not in ("", "0") else None
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -282,15 +302,17 @@ class EmulatedKubernetes(KubernetesEmulator):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
         try:
-            for event in replay:
-                await response.write(event.line())
+            for replayed in replay:
+                await response.write(replayed.line())
             while True:
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     break
                 try:
-                    event = await asyncio.wait_for(sub.queue.get(), remaining)
+                    event: WatchEvent | None = await asyncio.wait_for(sub.queue.get(), remaining)
                 except TimeoutError:
+                    break
+                if event is None:
                     break
                 await response.write(event.line())
             await response.write_eof()
@@ -353,6 +375,7 @@ class EmulatedKubernetes(KubernetesEmulator):
         if causes:
             name = obj.get("metadata", {}).get("name", "")
             summary = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
+            summary = summary if len(causes) == 1 else f"[{summary}]"
             raise ApiError(422, "Invalid", f'{rt.kind}.{rt.group} "{name}" is invalid: {summary}',
                            {"name": name, "group": rt.group, "kind": rt.kind, "causes": causes})
         return admitted
@@ -441,12 +464,12 @@ class EmulatedKubernetes(KubernetesEmulator):
         self._after_write(rt, key, old, stored)
         return stored
 
-    def _delete(self, rt: ResourceType, namespace: str | None, name: str, params: dict[str, str]) -> Obj:
+    def _delete(self, rt: ResourceType, namespace: str | None, name: str, policy: str | None) -> Obj:
         key = self._key(rt, namespace, name)
         obj = self.store.get(key)
         if obj is None:
             raise _not_found(rt, name)
-        return self._delete_object(rt, key, obj, orphan=params.get("propagationPolicy") == "Orphan")
+        return self._delete_object(rt, key, obj, orphan=policy == "Orphan")
 
     def _delete_object(self, rt: ResourceType, key: Key, obj: Obj, orphan: bool = False) -> Obj:
         meta = obj["metadata"]
@@ -512,48 +535,18 @@ class EmulatedKubernetes(KubernetesEmulator):
         return crd
 
     def _after_write(self, rt: ResourceType, key: Key, old: Obj | None, new: Obj) -> None:
-        if rt.kind != "Deployment" or rt.group != "apps":
-            return
-        if old is not None and old["metadata"].get("generation") == new["metadata"].get("generation"):
-            return
-        task = asyncio.get_running_loop().create_task(self._roll_out(key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if rt.kind == "Deployment" and rt.group == "apps":
+            self.deployments.changed(key, old, new, self.deployment_delay, self.deployment_ready_hook)
 
-    async def _roll_out(self, key: Key) -> None:
-        await asyncio.sleep(self.deployment_delay)
-        obj = self.store.get(key)
-        if obj is None:
-            return
-        ready = int(obj.get("spec", {}).get("replicas", 1))
-        if self.deployment_ready_hook is not None:
-            ready = await self.deployment_ready_hook(copy.deepcopy(obj))
-        self._report_deployment(key, ready)
-
-    def _report_deployment(self, key: Key, ready: int) -> None:
-        obj = self.store.get(key)
-        if obj is None:
-            return
-        replicas = int(obj.get("spec", {}).get("replicas", 1))
-        available = "True" if ready >= replicas else "False"
-        status = {
-            "observedGeneration": obj["metadata"].get("generation", 1),
-            "replicas": replicas, "updatedReplicas": replicas,
-            "readyReplicas": ready, "availableReplicas": ready, "unavailableReplicas": max(replicas - ready, 0),
-            "conditions": [
-                {"type": "Available", "status": available, "reason": "MinimumReplicasAvailable"},
-                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
-            ],
-        }
-        if obj.get("status") == status:
-            return
-        updated = copy.deepcopy(obj)
-        updated["status"] = status
-        self.store.put(key, updated, created=False)
+    async def shutdown(self) -> None:
+        """Stop the controllers and end the watch streams (before the HTTP server closes)."""
+        await self.deployments.stop()
+        self.store.close_watches()
+        await asyncio.sleep(0)
 
     async def set_deployment_ready(self, namespace: str, name: str, ready: int) -> None:
         """Report `ready` replicas for a Deployment (as a harness running its pods would)."""
-        self._report_deployment(("apps", "deployments", namespace, name), ready)
+        self.deployments.report(("apps", "deployments", namespace, name), ready)
 
     # Programmatic access -------------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ class WatchEvent:
     plural: str
     type: str
     object: Obj
+    old: Obj | None = None
+    """The previous version for MODIFIED (to tell selector watches that an object entered or left them)."""
     _line: bytes | None = None
 
     def line(self) -> bytes:
@@ -40,7 +42,23 @@ class Subscription:
     group: str
     plural: str
     accepts: Callable[[Obj], bool]
-    queue: asyncio.Queue[WatchEvent] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
+    """Events in order; None ends the watch (the server is shutting down)."""
+
+
+def visible(event: WatchEvent, accepts: Callable[[Obj], bool]) -> WatchEvent | None:
+    """The event as a watch with this filter sees it: as the API server does, an object modified into
+    the selection is ADDED and one modified out of it is DELETED."""
+    now = accepts(event.object)
+    if event.type != "MODIFIED" or event.old is None:
+        return event if now else None
+    before = accepts(event.old)
+    if now and before:
+        return event
+    if now or before:
+        return WatchEvent(event.resource_version, event.group, event.plural, "ADDED" if now else "DELETED",
+                          event.object)
+    return None
 
 
 class TooOldError(Exception):
@@ -80,8 +98,9 @@ class Store:
             meta.setdefault("creationTimestamp", now_rfc3339())
             meta.setdefault("generation", 1)
         meta["resourceVersion"] = self._bump()
+        old = self.objects.get(key)
         self.objects[key] = stored
-        self._publish(key, "ADDED" if created else "MODIFIED", stored)
+        self._publish(key, "ADDED" if created else "MODIFIED", stored, old)
         return stored
 
     def remove(self, key: Key) -> Obj | None:
@@ -92,12 +111,14 @@ class Store:
         self._publish(key, "DELETED", gone)
         return gone
 
-    def _publish(self, key: Key, type_: str, obj: Obj) -> None:
-        event = WatchEvent(self.revision, key[0], key[1], type_, obj)
+    def _publish(self, key: Key, type_: str, obj: Obj, old: Obj | None = None) -> None:
+        event = WatchEvent(self.revision, key[0], key[1], type_, obj, old)
         self.history.append(event)
         for sub in self.subscriptions:
-            if sub.group == key[0] and sub.plural == key[1] and sub.accepts(obj):
-                sub.queue.put_nowait(event)
+            if sub.group == key[0] and sub.plural == key[1]:
+                seen = visible(event, sub.accepts)
+                if seen is not None:
+                    sub.queue.put_nowait(seen)
 
     def subscribe(self, group: str, plural: str, accepts: Callable[[Obj], bool], since: int | None) \
             -> tuple[list[WatchEvent], Subscription]:
@@ -110,11 +131,17 @@ class Store:
             oldest = self.history[0].resource_version if self.history else self.revision + 1
             if since < oldest - 1 and since < self.revision and len(self.history) == self.history.maxlen:
                 raise TooOldError(f"too old resource version: {since} ({oldest - 1})")
-            replay = [e for e in self.history if e.resource_version > since and e.group == group
-                      and e.plural == plural and accepts(e.object)]
+            candidates = (visible(e, accepts) for e in self.history
+                          if e.resource_version > since and e.group == group and e.plural == plural)
+            replay = [e for e in candidates if e is not None]
         sub = Subscription(group, plural, accepts)
         self.subscriptions.append(sub)
         return replay, sub
+
+    def close_watches(self) -> None:
+        """End every open watch stream."""
+        for sub in self.subscriptions:
+            sub.queue.put_nowait(None)
 
     def unsubscribe(self, sub: Subscription) -> None:
         if sub in self.subscriptions:

@@ -4,6 +4,7 @@ NAME and AGE for everything else."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from trading_operator.emulator.registry import ResourceType
@@ -32,20 +33,41 @@ def json_path(obj: Any, path: str) -> Any:
     return value
 
 
+def _deployment_ready(obj: dict[str, Any]) -> str:
+    return f"{obj.get('status', {}).get('readyReplicas', 0)}/{obj.get('spec', {}).get('replicas', 1)}"
+
+
+# What `kubectl get` shows for a few built-ins (computed cells, as the API server's printers do).
+_BUILTIN: dict[tuple[str, str], list[tuple[str, str, Callable[[dict[str, Any]], Any]]]] = {
+    ("apps", "deployments"): [
+        ("Ready", "string", _deployment_ready),
+        ("Up-to-date", "integer", lambda o: o.get("status", {}).get("updatedReplicas", 0)),
+        ("Available", "integer", lambda o: o.get("status", {}).get("availableReplicas", 0)),
+    ],
+    ("", "namespaces"): [("Status", "string", lambda o: o.get("status", {}).get("phase", "Active"))],
+}
+
+
+def _builtin_columns(rt: ResourceType) -> list[dict[str, Any]]:
+    return [{"name": name, "type": kind, "compute": compute} for name, kind, compute in
+            _BUILTIN.get((rt.group, rt.plural), [])]
+
+
 def table(rt: ResourceType, items: list[dict[str, Any]], resource_version: str) -> dict[str, Any]:
     columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
-    paths: list[tuple[str, str]] = []
-    printer = rt.printer_columns or ({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},)
+    paths: list[tuple[str | Callable[[dict[str, Any]], Any], str]] = []
+    printer = rt.printer_columns or (*_builtin_columns(rt),
+                                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})
     for column in printer:
         columns.append({"name": column["name"], "type": "string" if column["type"] == "date" else column["type"],
                         "format": "", "description": column.get("description", ""),
                         "priority": column.get("priority", 0)})
-        paths.append((column["jsonPath"], column["type"]))
+        paths.append((column.get("compute") or column["jsonPath"], column["type"]))
     rows = []
     for obj in items:
         cells: list[Any] = [obj["metadata"]["name"]]
         for path, kind in paths:
-            value = json_path(obj, path)
+            value = json_path(obj, path) if isinstance(path, str) else path(obj)
             cells.append((age(value) if isinstance(value, str) else "<unknown>") if kind == "date"
                          else ("<none>" if value is None else value))
         metadata = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
