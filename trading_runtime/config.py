@@ -69,6 +69,8 @@ class FaultInjection(CamelModel):
 class RiskLimits(CamelModel):
     """Risk limits the runtime enforces (the risk policy in policies/ sets them per symbol)."""
 
+    capital: Annotated[float, Field(gt=0.0)] = 5_000_000.0
+    """Capital allocated to this symbol: the equity position sizing and drawdowns are measured against."""
     max_drawdown: Annotated[float, Field(gt=0.0, le=1.0)] = 0.10
     """Drawdown from the equity peak at which trading halts."""
     correlation_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7

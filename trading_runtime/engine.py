@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trading_runtime.config import RenderedConfig
+from trading_runtime.execution.options import Contract, choose_contract, contract_greeks, contracts_for, parse_option_id
 from trading_runtime.execution.paper import PaperBroker
 from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade
 from trading_runtime.indicators.bars import MultiTimeframe
@@ -57,7 +58,6 @@ class EngineState:
     spread: float = math.nan
     direction: int = 0
     halted: dict[str, bool] = field(default_factory=dict)
-    equity_start: float = 1_000_000.0
 
 
 class SymbolEngine:
@@ -84,6 +84,8 @@ class SymbolEngine:
         self._last_quote = (0.0, 0.0)
         self._variance_rate = 0.0
         self.chain: dict[str, dict[tuple[float, str], float]] = {}
+        self.contracts: dict[str, Contract] = {}
+        self.multiplier = 50.0 if config.market == "futures-options" else 100.0
         self.surface = CrossStrikeAnalyzer(window=100)
         self.surface_features: SurfaceFeatures | None = None
         self._option_updates = 0
@@ -139,11 +141,11 @@ class SymbolEngine:
             self._on_quote(message.underlying.bid, message.underlying.ask, message.underlying.bid_size,
                            message.underlying.ask_size, message.ts)
             for option in message.options:
-                self._on_option(option.instrument, option.mid, message.ts)
+                self._on_option(option.instrument, option.bid, option.ask, message.ts)
             return None
         if message.instrument != self.symbol:
             if isinstance(message, Quote):
-                self._on_option(message.instrument, message.mid, message.ts)
+                self._on_option(message.instrument, message.bid, message.ask, message.ts)
             return None
         if isinstance(message, Quote):
             self._on_quote(message.bid, message.ask, message.bid_size, message.ask_size, message.ts)
@@ -184,20 +186,26 @@ class SymbolEngine:
         """Annualised realised volatility of the underlying (0 until the first return)."""
         return math.sqrt(self._variance_rate * TRADING_SECONDS_PER_YEAR)
 
-    def _on_option(self, instrument: str, mid: float, ts: float) -> None:
-        """Keep the chain's mids; every SURFACE_EVERY updates, analyse the IVs across strikes."""
-        try:
-            _, expiry, right, strike = instrument.split("-")
-        except ValueError:
+    def _on_option(self, instrument: str, bid: float, ask: float, ts: float) -> None:
+        """Keep the chain's quotes (tradable by the broker); every SURFACE_EVERY updates, analyse the IVs
+        across strikes."""
+        contract = parse_option_id(instrument)
+        if contract is None:
             return
-        self.chain.setdefault(expiry, {})[(float(strike), right)] = mid
+        self.contracts[instrument] = contract
+        self.broker.quote(instrument, bid, ask, self.multiplier)
+        self.chain.setdefault(contract.expiry, {})[(contract.strike, contract.right)] = (bid + ask) / 2
         self._option_updates += 1
         if self._option_updates % SURFACE_EVERY == 0 and not math.isnan(self.state.mid):
             self._analyse_surface(ts)
 
+    @property
+    def model(self) -> Model:
+        return "black76" if self.config.market == "futures-options" else "bsm"
+
     def _analyse_surface(self, ts: float) -> None:
         forward = self.state.mid
-        model: Model = "black76" if self.config.market == "futures-options" else "bsm"
+        model = self.model
         chain = {}
         for expiry in sorted(self.chain):
             years = (datetime.datetime.strptime(expiry, "%Y%m%d").replace(tzinfo=datetime.UTC).timestamp()
@@ -270,9 +278,10 @@ class SymbolEngine:
     # Orders and risk --------------------------------------------------------------------------------
 
     def _equity(self) -> float:
-        return self.state.equity_start + self.broker.realized() + self.broker.unrealized()
+        return self.config.runtime.risk.capital + self.broker.realized() + self.broker.unrealized()
 
-    def _target_quantity(self) -> float:
+    def _target_notional(self) -> float:
+        """Delta notional the position should have (0 when flat or halted)."""
         if not self.trading or not self.state.direction:
             return 0.0
         report = self.accuracy.report
@@ -281,27 +290,62 @@ class SymbolEngine:
         notional = position_notional(self._equity(), realised_vol=max(self.realised_vol, 0.02),
                                      target_vol=self.config.runtime.risk.target_volatility, hit_rate=hit_rate,
                                      payoff_ratio=1.0) * state.size_multiplier
-        notional = min(notional, self.position_cap)
-        return float(self.state.direction * math.floor(notional / self.state.mid))
+        return min(notional, self.position_cap)
 
     def _rebalance(self, ts: float) -> None:
-        current = self.broker.position(self.symbol).quantity
-        self._order(self._target_quantity() - current, ts)
+        """Hold the view's contract in the right size; close anything else."""
+        target: Contract | None = None
+        contracts = 0
+        notional = self._target_notional()
+        if notional > 0:
+            target = choose_contract(list(self.contracts.values()), self.state.mid, self.state.direction, ts)
+            quote = self.broker.quotes.get(target.instrument) if target else None
+            greeks = contract_greeks(target, (quote[0] + quote[1]) / 2, self.state.mid, ts, RATE, self.model) \
+                if target and quote else None
+            contracts = contracts_for(notional, greeks.delta, self.state.mid, self.multiplier) if greeks else 0
+        for instrument, quantity in self.broker.held().items():
+            if target is None or instrument != target.instrument:
+                self._order(instrument, -quantity, ts)
+        if target is not None:
+            self._order(target.instrument, contracts - self.broker.position(target.instrument).quantity, ts)
 
     def _flatten(self, ts: float) -> None:
-        self._order(-self.broker.position(self.symbol).quantity, ts)
+        for instrument, quantity in self.broker.held().items():
+            self._order(instrument, -quantity, ts)
 
-    def _order(self, quantity: float, ts: float) -> None:
-        fill = self.broker.submit(self.symbol, quantity, ts)
+    def _order(self, instrument: str, quantity: float, ts: float) -> None:
+        fill = self.broker.submit(instrument, quantity, ts)
         if fill is None:
             return
         side = "buy" if quantity > 0 else "sell"
-        self.sink("orders", (fill.order_id, _utc(ts), self.symbol, self.symbol, side, abs(quantity), None, None,
+        self.sink("orders", (fill.order_id, _utc(ts), self.symbol, instrument, side, abs(quantity), None, None,
                              "filled"))
         self.sink("fills", (str(uuid.uuid4()), _utc(ts), fill.order_id, quantity, fill.price, fill.fee))
-        position = self.broker.position(self.symbol)
-        self.sink("positions", (_utc(ts), self.symbol, self.symbol, position.quantity, position.average_price,
+        position = self.broker.position(instrument)
+        self.sink("positions", (_utc(ts), self.symbol, instrument, position.quantity, position.average_price,
                                 position.realized))
+
+    @property
+    def last_ts(self) -> float:
+        """Exchange time of the last underlying quote."""
+        return self._last_quote[0]
+
+    def book_greeks(self, ts: float) -> dict[str, float]:
+        """The held options' greeks in currency units of the underlying (× contracts × multiplier)."""
+        total = {"delta": 0.0, "gamma": 0.0, "vega": 0.0}
+        for instrument, quantity in self.broker.held().items():
+            contract, quote = self.contracts.get(instrument), self.broker.quotes.get(instrument)
+            if contract is None or quote is None:
+                continue
+            g = contract_greeks(contract, (quote[0] + quote[1]) / 2, self.state.mid, ts, RATE, self.model)
+            if g is None:
+                continue
+            scale = quantity * self.multiplier
+            total["delta"] += g.delta * scale
+            total["gamma"] += g.gamma * scale
+            total["vega"] += g.vega * scale
+        total["notional"] = total["delta"] * self.state.mid
+        return total
 
     def _publish_risk(self) -> None:
         equity = self._equity()
@@ -313,7 +357,6 @@ class SymbolEngine:
         m.pnl.labels(s, "realized").set(self.broker.realized())
         m.pnl.labels(s, "unrealized").set(self.broker.unrealized())
         m.drawdown.labels(s).set(state.drawdown)
-        m.exposure.labels(s, "net").set(self.broker.position(s).quantity * self.state.mid)
         report = self.accuracy.report
         if report.scored:
             m.hit_rate.labels(s).set(report.hit_rate if report.calls else 0.0)

@@ -120,10 +120,10 @@ class Runtime:
         engine, symbol = self.engine, self.engine.symbol
         while not stop.is_set() and self.bus is not None:
             try:
-                position = engine.broker.position(symbol)
-                await self.bus.share_position(symbol, {"notional": position.quantity * engine.state.mid,
-                                                       "quantity": position.quantity,
-                                                       "delta": position.quantity})  # shares: delta 1 each
+                book = engine.book_greeks(engine.last_ts)
+                await self.bus.share_position(symbol, book)
+                for kind in ("delta", "gamma", "vega", "notional"):
+                    self.metrics.exposure.labels(symbol, kind).set(book[kind])
                 mid = engine.state.mid
                 if self._last_mid and mid > 0:
                     await self.bus.push_return(symbol, math.log(mid / self._last_mid))
@@ -150,6 +150,8 @@ class Runtime:
         m.exposure.labels(symbol, "portfolio_gross").set(risk.exposure.gross)
         m.exposure.labels(symbol, "portfolio_net").set(risk.exposure.net)
         m.exposure.labels(symbol, "portfolio_delta").set(risk.exposure.delta)
+        m.exposure.labels(symbol, "portfolio_gamma").set(risk.exposure.gamma)
+        m.exposure.labels(symbol, "portfolio_vega").set(risk.exposure.vega)
         for method, var, cvar in (("historical", risk.historical_var, risk.historical_cvar),
                                   ("parametric", risk.parametric_var, risk.parametric_cvar)):
             m.portfolio_var.labels(symbol, method, "var").set(var)

@@ -104,3 +104,25 @@ async def test_realised_volatility_and_bars_come_from_the_feed():
     assert 0.08 < engine.realised_vol < 0.4  # the synthetic SPY runs at about 18 % volatility
     timeframes = {row[2] for row in rows.by_table["bars"]}
     assert timeframes == {1, 5, 30, 60}
+
+
+async def test_views_are_expressed_with_options_and_their_greeks():
+    rows = Rows()
+    engine = SymbolEngine(config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5},
+                                 risk={"capital": 50_000_000}), True, RuntimeMetrics("SPY"), rows, seed=0)
+    simulator = MarketSimulator(["SPY"], seed=0, option_quotes_per_tick=1, trade_probability=0.6)
+    await engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0})))
+    seq, holding = 0, False
+    for _ in range(5000):
+        for message in simulator.tick("SPY", 0.25):
+            seq += 1
+            await engine.on_message(parse_message(json.dumps({**message, "seq": seq})))
+        if engine.broker.held() and engine.state.direction:
+            holding = True
+            break
+    assert holding
+    traded = {row[3] for row in rows.by_table["orders"]}
+    assert all("-C-" in i or "-P-" in i for i in traded)
+    book = engine.book_greeks(engine.last_ts)
+    assert book["delta"] * engine.state.direction > 0  # calls when long, puts when short
+    assert book["gamma"] > 0

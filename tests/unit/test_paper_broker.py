@@ -36,3 +36,15 @@ def test_average_price_realised_and_unrealised_through_a_flip():
     assert position.average_price == 13.0
     broker.quote("X", 12.0, 12.5)
     assert broker.unrealized() == pytest.approx(-10 * (12.5 - 13.0))
+
+
+def test_option_pnl_uses_the_contract_multiplier():
+    broker = PaperBroker(fee_per_unit=0.65)
+    broker.quote("SPY-20261218-C-500", 10.0, 10.2, multiplier=100)
+    broker.submit("SPY-20261218-C-500", 2, 0)
+    broker.quote("SPY-20261218-C-500", 11.0, 11.2, multiplier=100)
+    assert broker.unrealized() == pytest.approx(2 * (11.0 - 10.2) * 100)
+    broker.submit("SPY-20261218-C-500", -2, 1)
+    assert broker.position("SPY-20261218-C-500").realized == pytest.approx(160.0)
+    assert broker.realized() == pytest.approx(160.0 - 4 * 0.65)
+    assert broker.held() == {}

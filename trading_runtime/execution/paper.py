@@ -1,6 +1,7 @@
 """Paper trading: orders filled against the current quote (buys at the ask, sells at the bid — the spread
 is paid), with a per-unit fee; positions, average price and realised/unrealised P&L tracked per
-instrument. `Broker` is the interface a live broker adapter implements."""
+instrument, in currency (price × quantity × the instrument's contract multiplier, e.g. 100 for equity
+options). `Broker` is the interface a live broker adapter implements."""
 
 from __future__ import annotations
 
@@ -37,10 +38,12 @@ class PaperBroker:
     fee_per_unit: float = 0.005
     quotes: dict[str, tuple[float, float]] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
+    multipliers: dict[str, float] = field(default_factory=dict)
     fees: float = 0.0
 
-    def quote(self, instrument: str, bid: float, ask: float) -> None:
+    def quote(self, instrument: str, bid: float, ask: float, multiplier: float = 1.0) -> None:
         self.quotes[instrument] = (bid, ask)
+        self.multipliers[instrument] = multiplier
 
     def position(self, instrument: str) -> Position:
         return self.positions.setdefault(instrument, Position())
@@ -53,18 +56,18 @@ class PaperBroker:
         price = ask if quantity > 0 else bid
         fee = abs(quantity) * self.fee_per_unit
         self.fees += fee
-        self._apply(self.position(instrument), quantity, price)
+        self._apply(self.position(instrument), quantity, price, self.multipliers.get(instrument, 1.0))
         return Fill(str(uuid.uuid4()), instrument, quantity, price, fee, ts)
 
     @staticmethod
-    def _apply(position: Position, quantity: float, price: float) -> None:
+    def _apply(position: Position, quantity: float, price: float, multiplier: float) -> None:
         if position.quantity == 0 or (position.quantity > 0) == (quantity > 0):
             total = position.quantity + quantity
             position.average_price = (position.average_price * position.quantity + price * quantity) / total
             position.quantity = total
             return
         closing = min(abs(quantity), abs(position.quantity)) * (1 if quantity < 0 else -1)
-        position.realized += closing * (price - position.average_price)
+        position.realized += closing * (price - position.average_price) * multiplier
         position.quantity += quantity
         if position.quantity == 0:
             position.average_price = 0.0
@@ -77,11 +80,15 @@ class PaperBroker:
             if position.quantity and instrument in self.quotes:
                 bid, ask = self.quotes[instrument]
                 mark = bid if position.quantity > 0 else ask  # liquidation value
-                total += position.quantity * (mark - position.average_price)
+                total += position.quantity * (mark - position.average_price) * self.multipliers.get(instrument, 1.0)
         return total
 
     def realized(self) -> float:
         return sum(p.realized for p in self.positions.values()) - self.fees
+
+    def held(self) -> dict[str, float]:
+        """Instruments with a non-zero position and their quantities."""
+        return {i: p.quantity for i, p in self.positions.items() if p.quantity}
 
     def open_positions(self) -> int:
         return sum(1 for p in self.positions.values() if p.quantity)

@@ -1,16 +1,20 @@
-"""Market-microstructure indicators, updated incrementally per quote or trade (O(1) each).
+"""Market-microstructure indicators, updated incrementally per quote or trade (O(1) amortised each).
 
-- Order-flow imbalance (Cont, Kukanov & Stoikov 2014): per best-quote update
-  e = 1{Pb ≥ Pb'}·qb − 1{Pb ≤ Pb'}·qb' − 1{Pa ≤ Pa'}·qa + 1{Pa ≥ Pa'}·qa'   (primes: the previous quote);
-  the indicator is the sum of e over the last `window` updates divided by the mean depth (qb+qa)/2 over them.
-- Microprice: size-weighted mid (Pb·qa + Pa·qb)/(qa + qb); quoted spread and relative spread (bps).
-- Effective spread of trades: 2·|P − mid| (and in bps of mid), averaged over the last `window` trades.
-- Trade imbalance: (buy − sell volume)/(buy + sell volume) over the last `window` trades, sides by the
-  Lee–Ready rule (above mid → buy, below → sell, at mid → tick rule against the previous trade price).
-- VPIN (Easley, López de Prado & O'Hara 2012) with bulk volume classification: trades fill volume buckets
-  of size V; each trade's volume is split buy/sell by Φ(ΔP/σ_ΔP) (ΔP: change from the previous trade price,
-  σ_ΔP: running standard deviation of ΔP); VPIN = mean of |V_buy − V_sell|/V over the last `buckets` full
-  buckets. A trade larger than the room left in a bucket carries over into the next bucket(s).
+Definitions used:
+
+- Order-flow imbalance, OFI (Cont, Kukanov & Stoikov 2014). For successive best quotes n−1 → n:
+  e_n = 1{Pb_n ≥ Pb_{n−1}}·qb_n − 1{Pb_n ≤ Pb_{n−1}}·qb_{n−1} − 1{Pa_n ≤ Pa_{n−1}}·qa_n + 1{Pa_n ≥ Pa_{n−1}}·qa_{n−1}.
+  `raw` is Σ e over the last `window` events; `value` is that sum divided by the mean depth (qb_n + qa_n)/2
+  over the same events (a dimensionless OFI, comparable across symbols).
+- Microprice: size-weighted mid (Pb·qa + Pa·qb)/(qa + qb) (the plain mid when both sizes are zero);
+  quoted spread Pa − Pb and relative spread (Pa − Pb)/mid in basis points.
+- Effective spread of a trade: 2·|P − mid| (mid prevailing at the trade), and 2·|P − mid|/mid in bps;
+  the indicator is the mean over the last `window` trades.
+- Trade imbalance: (buy volume − sell volume)/(total volume) over the last `window` trades. Sides by
+  Lee–Ready: above the mid → buy, below → sell, at the mid → tick rule (up-tick or zero-up-tick → buy,
+  down-tick or zero-down-tick → sell, i.e. the sign of the last non-zero trade-price change). A trade at
+  the mid before any price change is unclassified: its volume counts in the total only.
+- VPIN (Easley, López de Prado & O'Hara 2012) with bulk volume classification, see `Vpin`.
 """
 
 from __future__ import annotations
@@ -19,40 +23,81 @@ import collections
 import math
 from dataclasses import dataclass
 
+__all__ = [
+    "EffectiveSpread",
+    "Microprice",
+    "OrderFlowImbalance",
+    "RollingSum",
+    "TradeFlow",
+    "TradeImbalance",
+    "Vpin",
+    "lee_ready_side",
+    "microprice",
+    "quoted_spread",
+    "relative_spread_bps",
+]
+
+_SQRT2 = math.sqrt(2.0)
+
 
 def microprice(bid: float, ask: float, bid_size: float, ask_size: float) -> float:
+    """(bid·ask_size + ask·bid_size)/(bid_size + ask_size); the mid when there is no depth."""
     depth = bid_size + ask_size
     return (bid + ask) / 2 if depth <= 0 else (bid * ask_size + ask * bid_size) / depth
 
 
 def quoted_spread(bid: float, ask: float) -> float:
+    """Ask − bid."""
     return ask - bid
 
 
 def relative_spread_bps(bid: float, ask: float) -> float:
+    """(ask − bid)/mid in basis points; NaN when the mid is not positive."""
     mid = (bid + ask) / 2
     return math.nan if mid <= 0 else (ask - bid) / mid * 1e4
 
 
+def lee_ready_side(price: float, mid: float, tick_direction: int) -> int:
+    """+1 buy / −1 sell / 0 unclassified: quote rule against `mid`, else `tick_direction` (the sign of the
+    last non-zero trade-price change, including this trade's own change)."""
+    if price > mid:
+        return 1
+    if price < mid:
+        return -1
+    return tick_direction
+
+
 class RollingSum:
-    """Sum over the last `window` values."""
+    """Sum and mean over the last `window` values. The running total is re-summed exactly (math.fsum) once
+    per `window` additions, so floating-point drift cannot accumulate in a long-running process."""
 
     def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
         self.values: collections.deque[float] = collections.deque(maxlen=window)
         self.total = 0.0
+        self._since_resum = 0
 
     def add(self, value: float) -> None:
         if len(self.values) == self.values.maxlen:
             self.total -= self.values[0]
         self.values.append(value)
         self.total += value
+        self._since_resum += 1
+        if self._since_resum >= len(self.values):
+            self.total = math.fsum(self.values)
+            self._since_resum = 0
+
+    def __len__(self) -> int:
+        return len(self.values)
 
     @property
     def mean(self) -> float:
+        """Mean of the values held; NaN when empty."""
         return self.total / len(self.values) if self.values else math.nan
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Quote:
     bid: float
     ask: float
@@ -61,74 +106,176 @@ class _Quote:
 
 
 class OrderFlowImbalance:
+    """Cont–Kukanov–Stoikov OFI over the last `window` best-quote updates (definition in the module doc).
+    The first update only sets the reference quote."""
+
     def __init__(self, window: int = 100) -> None:
         self.flow = RollingSum(window)
         self.depth = RollingSum(window)
         self._last: _Quote | None = None
 
+    @staticmethod
+    def event(prev: tuple[float, float, float, float], cur: tuple[float, float, float, float]) -> float:
+        """e_n for one transition; each quote is (bid, ask, bid_size, ask_size)."""
+        pb, pa, qb0, qa0 = prev
+        b, a, qb, qa = cur
+        return ((qb if b >= pb else 0.0) - (qb0 if b <= pb else 0.0)
+                - (qa if a <= pa else 0.0) + (qa0 if a >= pa else 0.0))
+
     def update(self, bid: float, ask: float, bid_size: float, ask_size: float) -> float:
-        """Feed a best-quote update; returns the normalised OFI."""
-        if self._last is not None:
-            p = self._last
-            e = ((bid_size if bid >= p.bid else 0.0) - (p.bid_size if bid <= p.bid else 0.0)
-                 - (ask_size if ask <= p.ask else 0.0) + (p.ask_size if ask >= p.ask else 0.0))
-            self.flow.add(e)
+        """Feed a best-quote update; returns the depth-normalised OFI (`value`)."""
+        last = self._last
+        if last is not None:
+            self.flow.add(self.event((last.bid, last.ask, last.bid_size, last.ask_size),
+                                     (bid, ask, bid_size, ask_size)))
             self.depth.add((bid_size + ask_size) / 2)
         self._last = _Quote(bid, ask, bid_size, ask_size)
         return self.value
 
     @property
     def raw(self) -> float:
+        """Σ e_n over the window (in shares/contracts)."""
         return self.flow.total
 
     @property
     def value(self) -> float:
+        """Σ e_n / mean depth over the window; 0 before two quotes or with zero depth."""
         depth = self.depth.mean
-        return 0.0 if not self.flow.values or not depth else self.flow.total / depth
+        return 0.0 if not self.flow.values or not depth > 0 else self.flow.total / depth
 
 
-class TradeFlow:
-    """Effective spread and Lee–Ready trade imbalance over the last `window` trades."""
+class Microprice:
+    """Latest best quote's microprice, mid and spreads."""
+
+    def __init__(self) -> None:
+        self.bid = self.ask = math.nan
+        self.value = math.nan
+        self.mid = math.nan
+
+    def update(self, bid: float, ask: float, bid_size: float, ask_size: float) -> float:
+        """Feed a best-quote update; returns the microprice."""
+        self.bid, self.ask = bid, ask
+        self.mid = (bid + ask) / 2
+        self.value = microprice(bid, ask, bid_size, ask_size)
+        return self.value
+
+    @property
+    def spread(self) -> float:
+        return quoted_spread(self.bid, self.ask)
+
+    @property
+    def spread_bps(self) -> float:
+        return relative_spread_bps(self.bid, self.ask)
+
+    @property
+    def tilt(self) -> float:
+        """(microprice − mid)/half-spread in [−1, 1]; 0 with no spread."""
+        half = (self.ask - self.bid) / 2
+        return (self.value - self.mid) / half if half > 0 else 0.0
+
+
+class EffectiveSpread:
+    """Mean effective spread 2·|P − mid| (and in bps of the mid) over the last `window` trades."""
 
     def __init__(self, window: int = 200) -> None:
-        self.effective = RollingSum(window)
-        self.effective_bps = RollingSum(window)
+        self.absolute = RollingSum(window)
+        self.bps = RollingSum(window)
+
+    def update(self, price: float, mid: float) -> float:
+        """Feed a trade with the mid prevailing at it; returns the rolling mean effective spread. Trades with a
+        non-positive mid (no valid quote) are skipped."""
+        if mid > 0:
+            spread = 2 * abs(price - mid)
+            self.absolute.add(spread)
+            self.bps.add(spread / mid * 1e4)
+        return self.value
+
+    @property
+    def value(self) -> float:
+        """Mean 2·|P − mid| over the window; NaN before the first trade."""
+        return self.absolute.mean
+
+    @property
+    def value_bps(self) -> float:
+        """Mean 2·|P − mid|/mid·10⁴ over the window; NaN before the first trade."""
+        return self.bps.mean
+
+
+class TradeImbalance:
+    """(buy − sell volume)/total volume over the last `window` trades, sides by Lee–Ready (module doc)."""
+
+    def __init__(self, window: int = 200) -> None:
         self.signed = RollingSum(window)
         self.volume = RollingSum(window)
         self._last_price: float | None = None
-        self._last_sign = 0
+        self._tick = 0
 
-    def side(self, price: float, mid: float) -> int:
-        """+1 buy, −1 sell (Lee–Ready)."""
-        if price > mid:
-            sign = 1
-        elif price < mid:
-            sign = -1
-        elif self._last_price is not None and price != self._last_price:
-            sign = 1 if price > self._last_price else -1
-        else:
-            sign = self._last_sign  # zero tick: the previous classification
-        return sign
+    def classify(self, price: float, mid: float) -> int:
+        """Side this trade would get (+1 / −1 / 0) without recording it."""
+        tick = self._tick
+        if self._last_price is not None and price != self._last_price:
+            tick = 1 if price > self._last_price else -1
+        return lee_ready_side(price, mid, tick)
 
-    def update(self, price: float, size: float, mid: float) -> None:
-        sign = self.side(price, mid)
-        self.effective.add(2 * abs(price - mid))
-        self.effective_bps.add(2 * abs(price - mid) / mid * 1e4 if mid > 0 else 0.0)
-        self.signed.add(sign * size)
+    def update(self, price: float, size: float, mid: float) -> float:
+        """Feed a trade with the mid prevailing at it; returns the imbalance."""
+        side = self.classify(price, mid)
+        if self._last_price is not None and price != self._last_price:
+            self._tick = 1 if price > self._last_price else -1
+        self._last_price = price
+        self.signed.add(side * size)
         self.volume.add(size)
-        self._last_price, self._last_sign = price, sign
+        return self.value
 
     @property
-    def imbalance(self) -> float:
+    def value(self) -> float:
+        """In [−1, 1]; 0 with no volume."""
         return self.signed.total / self.volume.total if self.volume.total > 0 else 0.0
 
 
+class TradeFlow:
+    """Effective spread and Lee–Ready trade imbalance over the same last `window` trades."""
+
+    def __init__(self, window: int = 200) -> None:
+        self.spread = EffectiveSpread(window)
+        self.sides = TradeImbalance(window)
+
+    def update(self, price: float, size: float, mid: float) -> None:
+        """Feed a trade with the mid prevailing at it."""
+        self.spread.update(price, mid)
+        self.sides.update(price, size, mid)
+
+    @property
+    def imbalance(self) -> float:
+        return self.sides.value
+
+    @property
+    def effective_spread(self) -> float:
+        return self.spread.value
+
+    @property
+    def effective_spread_bps(self) -> float:
+        return self.spread.value_bps
+
+
 class Vpin:
+    """VPIN with bulk volume classification (BVC).
+
+    Choices:
+    - Classification is per trade: ΔP is the change from the previous trade price; σ_ΔP is the running
+      (Welford, ddof=1) standard deviation of all ΔP so far, including this one. The trade's buy fraction is
+      Φ(ΔP/σ_ΔP) = ½(1 + erf(ΔP/(σ√2))); it is ½ for the first trade and while σ_ΔP = 0.
+    - Volume buckets hold exactly `bucket_volume`. A trade larger than the room left fills the bucket and
+      carries its remainder (same buy fraction) into the next bucket(s); a partly filled bucket never counts.
+    - VPIN = mean over the last `buckets` full buckets of |V_buy − V_sell|/V, in [0, 1]; NaN before the first
+      full bucket. Trades with non-positive or non-finite size or non-finite price are ignored.
+    """
+
     def __init__(self, bucket_volume: float, buckets: int = 50) -> None:
-        if bucket_volume <= 0:
-            raise ValueError("bucket_volume must be positive")
+        if not bucket_volume > 0 or not math.isfinite(bucket_volume):
+            raise ValueError("bucket_volume must be positive and finite")
         self.bucket_volume = bucket_volume
-        self.imbalances: collections.deque[float] = collections.deque(maxlen=buckets)
+        self.imbalances = RollingSum(buckets)
         self._buy = 0.0
         self._filled = 0.0
         self._last_price: float | None = None
@@ -136,35 +283,47 @@ class Vpin:
         self._mean = 0.0
         self._m2 = 0.0
 
-    def _sigma(self) -> float:
+    @property
+    def sigma(self) -> float:
+        """Running standard deviation of trade-to-trade price changes (0 with fewer than two)."""
         return math.sqrt(self._m2 / (self._n - 1)) if self._n > 1 else 0.0
 
-    def update(self, price: float, size: float) -> float:
-        """Feed a trade; returns VPIN over the full buckets so far (NaN before the first)."""
+    def _buy_fraction(self, price: float) -> float:
         if self._last_price is None:
-            buy_fraction = 0.5
-        else:
-            change = price - self._last_price
-            self._n += 1  # Welford's running variance of price changes
-            delta = change - self._mean
-            self._mean += delta / self._n
-            self._m2 += delta * (change - self._mean)
-            sigma = self._sigma()
-            buy_fraction = 0.5 if sigma == 0 else 0.5 * (1 + math.erf(change / (sigma * math.sqrt(2))))
+            return 0.5
+        change = price - self._last_price
+        self._n += 1
+        delta = change - self._mean
+        self._mean += delta / self._n
+        self._m2 += delta * (change - self._mean)
+        sigma = self.sigma
+        return 0.5 if sigma == 0 else 0.5 * (1 + math.erf(change / (sigma * _SQRT2)))
+
+    def update(self, price: float, size: float) -> float:
+        """Feed a trade; returns `value`."""
+        if not (size > 0 and math.isfinite(size) and math.isfinite(price)):
+            return self.value
+        fraction = self._buy_fraction(price)
         self._last_price = price
         remaining = size
         while remaining > 0:
             room = self.bucket_volume - self._filled
-            part = min(room, remaining)
-            self._buy += part * buy_fraction
-            self._filled += part
-            remaining -= part
-            if self._filled >= self.bucket_volume - 1e-12:
-                sell = self._filled - self._buy
-                self.imbalances.append(abs(self._buy - sell) / self.bucket_volume)
-                self._buy = self._filled = 0.0
+            if remaining < room:
+                self._buy += remaining * fraction
+                self._filled += remaining
+                break
+            buy = self._buy + room * fraction
+            self.imbalances.add(min(1.0, abs(2 * buy - self.bucket_volume) / self.bucket_volume))
+            self._buy = self._filled = 0.0
+            remaining -= room
         return self.value
 
     @property
     def value(self) -> float:
-        return sum(self.imbalances) / len(self.imbalances) if self.imbalances else math.nan
+        """Mean |V_buy − V_sell|/V over the last full buckets; NaN before the first."""
+        return self.imbalances.mean
+
+    @property
+    def full_buckets(self) -> int:
+        """Full buckets in the window."""
+        return len(self.imbalances)
