@@ -126,3 +126,40 @@ async def test_views_are_expressed_with_options_and_their_greeks():
     book = engine.book_greeks(engine.last_ts)
     assert book["delta"] * engine.state.direction > 0  # calls when long, puts when short
     assert book["gamma"] > 0
+
+
+async def test_a_synthetic_crash_halts_trading_and_records_a_risk_event():
+    rows = Rows()
+    engine = SymbolEngine(config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5},
+                                 risk={"capital": 50_000_000}), True, RuntimeMetrics("SPY"), rows, seed=0)
+    simulator = MarketSimulator(["SPY"], seed=5, option_quotes_per_tick=1, trade_probability=0.6)
+    seq = 0
+
+    async def ticks(n: int) -> None:
+        nonlocal seq
+        for _ in range(n):
+            for message in simulator.tick("SPY", 0.25):
+                seq += 1
+                await engine.on_message(parse_message(json.dumps({**message, "seq": seq})))
+
+    await engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0})))
+    await ticks(1500)
+    assert not engine.state.halted.get("black-swan")
+    simulator.markets["SPY"].spot *= 0.92  # an 8 % gap down
+    await ticks(20)
+    assert engine.state.halted["black-swan"]
+    assert engine.broker.held() == {}
+    assert rows.by_table["risk_events"][0][2] in {"extreme-move", "jump"}
+    fills = rows.count("fills")
+    await ticks(500)
+    assert rows.count("fills") == fills  # halted: nothing new
+
+
+async def test_drawdown_past_the_limit_halts_and_flattens():
+    rows = Rows()
+    engine = SymbolEngine(config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5},
+                                 risk={"capital": 2_000_000, "maxDrawdown": 0.0005}), True, RuntimeMetrics("SPY"),
+                          rows, seed=0)
+    await drive(engine, 3000)  # paying option spreads alone loses more than 0.05 % of capital
+    assert engine.state.halted.get("drawdown")
+    assert engine.broker.held() == {}
