@@ -43,7 +43,10 @@ _SQRT2 = math.sqrt(2.0)
 def microprice(bid: float, ask: float, bid_size: float, ask_size: float) -> float:
     """(bid·ask_size + ask·bid_size)/(bid_size + ask_size); the mid when there is no depth."""
     depth = bid_size + ask_size
-    return (bid + ask) / 2 if depth <= 0 else (bid * ask_size + ask * bid_size) / depth
+    if depth <= 0:
+        return (bid + ask) / 2
+    weight = min(1.0, max(0.0, bid_size / depth))  # as a weight: no overflow or underflow at extreme sizes
+    return bid + (ask - bid) * weight
 
 
 def quoted_spread(bid: float, ask: float) -> float:

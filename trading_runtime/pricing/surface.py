@@ -83,10 +83,9 @@ class RollingStats:
     def mean_std(self) -> tuple[float, float]:
         if self._count < self.min_periods:
             return math.nan, math.nan
-        n = self._count
-        mean = self._sum / n
-        var = max(0.0, (self._sumsq - n * mean * mean) / (n - 1))
-        return mean, math.sqrt(var)
+        # Two passes over the (small) window: exact where the running sums would cancel catastrophically.
+        finite = self._buf[np.isfinite(self._buf)]
+        return float(finite.mean()), float(finite.std(ddof=1))
 
     def zscore(self, value: float) -> float:
         """z of `value` against the current window (call before pushing it); NaN while warming up, for a
