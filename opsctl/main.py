@@ -1,16 +1,22 @@
-"""opsctl: operate TradingSymbols — status, history, rollback, pause and the kill switch."""
+"""opsctl: operate TradingSymbols — status, history, rollback, pause and the kill switch.
+
+SYMBOL is the TradingSymbol's metadata.name (`spy` for the SPY manifest), not the ticker."""
 
 from __future__ import annotations
 
 import enum
 import functools
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import click
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from opsctl import render
 from opsctl.client import (
@@ -31,9 +37,18 @@ from trading_operator.revisions import find_by_number, previous_of
 
 HALT_REASON_ANNOTATION = f"{GROUP}/halt-reason"
 
-app = typer.Typer(help=__doc__, epilog=EXIT_CODES_HELP, no_args_is_help=True, add_completion=False)
+EPILOG = (
+    "Global options (--namespace/-n, --output/-o) go before the command; -n and -o are also accepted after it. "
+    "-o json|yaml prints: get → a list of the TradingSymbol objects as the API returns them; describe → "
+    "{object, revisions, events}; history → the ControllerRevision objects; other commands → a small result, "
+    'e.g. {"name": "spy", "namespace": "default", "action": "rollback", "fromRevision": 2, "toRevision": 1, '
+    '"waited": false}. ' + EXIT_CODES_HELP
+)
+
+app = typer.Typer(help=__doc__, epilog=EPILOG, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
 # Scripts read the table from a pipe: do not squeeze it to the 80 columns rich assumes there.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 200)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,37 +71,55 @@ class Options:
         return connect(self.kubeconfig, self.context, self.namespace)
 
 
+NamespaceOpt = Annotated[str | None, typer.Option(
+    "--namespace", "-n", help="Namespace (default: the kubeconfig context's, else `default`)")]
+OutputOpt = Annotated[Output | None, typer.Option("--output", "-o", help="table, json or yaml")]
+NameArg = Annotated[str, typer.Argument(
+    metavar="SYMBOL", help="The TradingSymbol's metadata.name, e.g. `spy` for the SPY manifest")]
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
-    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace (default: the context's)")]
-    = None,
-    context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
-    kubeconfig: Annotated[str | None, typer.Option(envvar="KUBECONFIG", help="kubeconfig file")] = None,
-    output: Annotated[Output, typer.Option("--output", "-o", help="Output format")] = Output.TABLE,
+    namespace: NamespaceOpt = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context (default: the current one)")] = None,
+    kubeconfig: Annotated[str | None, typer.Option(
+        envvar="KUBECONFIG", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")] = None,
+    output: Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml")] = Output.TABLE,
 ) -> None:
     ctx.obj = Options(kubeconfig=kubeconfig, context=context, namespace=namespace, output=output)
 
 
-def _fail(code: ExitCode, message: str) -> None:
+def _fail(code: ExitCode, message: str) -> typer.Exit:
     print(f"opsctl: error: {message}", file=sys.stderr)
-    raise typer.Exit(int(code))
+    return typer.Exit(int(code))
 
 
 def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Expected failures become one line on stderr and their exit code."""
+    """Expected failures become one line on stderr and their exit code; unexpected ones too, with code 1
+    (and a traceback when OPSCTL_DEBUG is set)."""
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
         except OpsctlError as error:
-            _fail(error.code, error.message)
-            raise  # unreachable: _fail exits
+            raise _fail(error.code, error.message) from None
+        except Exception as error:
+            if os.environ.get("OPSCTL_DEBUG"):
+                traceback.print_exc()
+            raise _fail(ExitCode.ERROR, f"unexpected {type(error).__name__}: {error}") from None
     return wrapper
 
 
-def _options(ctx: typer.Context) -> Options:
+def _options(ctx: typer.Context, namespace: str | None = None, output: Output | None = None) -> Options:
+    """The global options, with -n/-o given after the command taking precedence."""
     options: Options = ctx.obj
+    if namespace is not None:
+        options.namespace = namespace
+    if output is not None:
+        options.output = output
     return options
 
 
@@ -98,21 +131,30 @@ def _emit(options: Options, data: Any) -> bool:
     return True
 
 
-NameArg = Annotated[str, typer.Argument(help="The TradingSymbol's metadata.name (e.g. spy)")]
+def _say(text: str, style: str | None = None) -> None:
+    """A line of literal text (API strings are not rich markup)."""
+    console.print(Text(text, style=style or ""))
 
 
 @app.command()
 @handles_errors
 def get(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="One TradingSymbol (default: all)")] = None,
-    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+    name: Annotated[str | None, typer.Argument(
+        metavar="SYMBOL", help="One TradingSymbol's metadata.name (default: all)")] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="List in every namespace")] = False,
+    namespace: NamespaceOpt = None,
+    output: OutputOpt = None,
 ) -> None:
-    """List TradingSymbols with their phase, revisions, readiness and switches."""
-    options = _options(ctx)
+    """List TradingSymbols: phase, revisions, readiness and switches. -o json/yaml: a list of the objects."""
+    options = _options(ctx, namespace, output)
     target = options.target()
     items = [get_symbol(target, name)] if name else list_symbols(target, all_namespaces)
     if _emit(options, items):
+        return
+    if not items:
+        where = "any namespace" if all_namespaces else f'namespace "{target.namespace}"'
+        print(f"No TradingSymbols found in {where}.", file=sys.stderr)
         return
     columns = (["NAMESPACE"] if all_namespaces else []) + render.SYMBOL_COLUMNS
     render.print_table(console, columns, [render.symbol_row(ts, with_namespace=all_namespaces) for ts in items])
@@ -120,55 +162,59 @@ def get(
 
 @app.command()
 @handles_errors
-def describe(ctx: typer.Context, name: NameArg) -> None:
-    """Spec, status, conditions, last rollback, revisions and recent events of one TradingSymbol."""
-    options = _options(ctx)
+def describe(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
+    """Spec summary, status, conditions, last rollback, revisions and recent events of one TradingSymbol."""
+    options = _options(ctx, namespace, output)
     target = options.target()
     ts = get_symbol(target, name)
     objects = revision_objects(target, ts)
-    revisions = as_revisions(objects)
-    events = events_of(target, name)
+    events = events_of(target, ts)
     if _emit(options, {"object": ts, "revisions": objects, "events": events}):
         return
-    spec, status = ts.get("spec") or {}, ts.get("status") or {}
-    console.print(f"[bold]{ts['metadata']['namespace']}/{name}[/]  {spec.get('symbol')} ({spec.get('market')})")
-    console.print(f"image {spec.get('image')}  replicas {spec.get('replicas', 1)}  "
-                  f"trading {'on' if spec.get('tradingEnabled', True) else 'HALTED'}  "
-                  f"paused {'yes' if spec.get('paused') else 'no'}")
-    console.print(f"phase {status.get('phase', 'Pending')}  revision {status.get('currentRevision', '-')}  "
-                  f"stable {status.get('stableRevision', '-')}  spec revision {status.get('updateRevision', '-')}  "
-                  f"ready {status.get('readyReplicas', 0)}/{status.get('replicas', 0)}  "
-                  f"observed generation {status.get('observedGeneration', '-')}/{ts['metadata'].get('generation')}")
+    meta, spec, status = ts["metadata"], ts.get("spec") or {}, ts.get("status") or {}
+    _say(f"{meta.get('namespace', target.namespace)}/{name}  {spec.get('symbol')} ({spec.get('market')})", "bold")
+    _say(f"image {spec.get('image')}  replicas {spec.get('replicas', 1)}  "
+         f"trading {'on' if spec.get('tradingEnabled', True) else 'HALTED'}  "
+         f"paused {'yes' if spec.get('paused') else 'no'}")
+    halt_reason = (meta.get("annotations") or {}).get(HALT_REASON_ANNOTATION)
+    if halt_reason and not spec.get("tradingEnabled", True):
+        _say(f"halt reason: {halt_reason}")
+    _say(f"phase {status.get('phase', 'Pending')}  revision {status.get('currentRevision', '-')}  "
+         f"stable {status.get('stableRevision', '-')}  update {status.get('updateRevision', '-')}  "
+         f"ready {status.get('readyReplicas', 0)}/{status.get('replicas', 0)}  "
+         f"observed generation {status.get('observedGeneration', '-')}/{meta.get('generation', '-')}")
     if status.get("abortedRevision"):
-        console.print(f"aborted revision {status['abortedRevision']} (not retried until the spec changes)")
+        _say(f"aborted revision {status['abortedRevision']} (not retried until the spec changes)")
     rollback = status.get("lastRollback")
     if rollback:
-        console.print(f"last rollback {rollback['fromRevision']} → {rollback['toRevision']} at {rollback['time']}: "
-                      f"{rollback['reason']}")
+        _say(f"last rollback {rollback.get('fromRevision')} → {rollback.get('toRevision')} "
+             f"at {rollback.get('time')}: {rollback.get('reason')}")
+    pending = (meta.get("annotations") or {}).get(naming.ROLLBACK_ANNOTATION)
+    if pending:
+        _say(f"rollback to {pending} requested, not yet acted on")
+    created = {int(o.get("revision", 0)): o["metadata"].get("creationTimestamp", "-") for o in objects}
     console.print()
-    render.print_table(console, ["TYPE", "STATUS", "REASON", "MESSAGE", "SINCE"], render.condition_rows(status),
-                       title="Conditions")
+    render.print_table(console, render.CONDITION_COLUMNS, render.condition_rows(status), title="Conditions")
     console.print()
-    render.print_table(console, render.HISTORY_COLUMNS, render.history_rows(revisions, {}, status)[-5:],
-                       title="Revisions")
+    render.print_table(console, render.HISTORY_COLUMNS,
+                       render.history_rows(as_revisions(objects), created, status)[-5:], title="Revisions")
     console.print()
-    render.print_table(console, ["TIME", "TYPE", "REASON", "MESSAGE"], render.event_rows(events), title="Events")
+    render.print_table(console, render.EVENT_COLUMNS, render.event_rows(events), title="Events")
 
 
 @app.command()
 @handles_errors
-def history(ctx: typer.Context, name: NameArg) -> None:
-    """Revisions of a TradingSymbol, what each changed, and which is current, stable or aborted."""
-    options = _options(ctx)
+def history(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
+    """Revisions of a TradingSymbol, what each changed, and which is current, stable, update or aborted."""
+    options = _options(ctx, namespace, output)
     target = options.target()
     ts = get_symbol(target, name)
     objects = revision_objects(target, ts)
-    revisions = as_revisions(objects)
     if _emit(options, objects):
         return
     created = {int(o.get("revision", 0)): o["metadata"].get("creationTimestamp", "-") for o in objects}
     render.print_table(console, render.HISTORY_COLUMNS,
-                       render.history_rows(revisions, created, ts.get("status") or {}))
+                       render.history_rows(as_revisions(objects), created, ts.get("status") or {}))
 
 
 @app.command()
@@ -176,27 +222,31 @@ def history(ctx: typer.Context, name: NameArg) -> None:
 def rollback(
     ctx: typer.Context,
     name: NameArg,
-    to_revision: Annotated[int | None, typer.Option(help="Revision to run (default: the previous stable one)")]
+    to_revision: Annotated[int | None, typer.Option(
+        help="Revision to run (default: previous = the stable revision, or the newest older than current)")]
     = None,
     wait: Annotated[bool, typer.Option(help="Wait until the operator runs it")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait")] = 60.0,
+    timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait (exit code 5 when exceeded)")] = 60.0,
+    namespace: NamespaceOpt = None,
+    output: OutputOpt = None,
 ) -> None:
     """Run an earlier revision. The spec in git is not changed: the spec's revision is marked aborted
     until the spec changes."""
-    options = _options(ctx)
+    options = _options(ctx, namespace, output)
     target = options.target()
     ts = get_symbol(target, name)
     status = ts.get("status") or {}
     revisions = as_revisions(revision_objects(target, ts))
     current = int(status.get("currentRevision") or 0)
+    known = ", ".join(str(r.number) for r in revisions) or "none"
     if to_revision is None:
         chosen = previous_of(revisions, current, int(status.get("stableRevision") or 0))
         if chosen is None:
-            raise OpsctlError(ExitCode.NOT_FOUND, f"{name} has no revision before {current} to roll back to")
+            raise OpsctlError(ExitCode.NOT_FOUND,
+                              f"{name} has no revision before {current} to roll back to (revisions: {known})")
     else:
         chosen = find_by_number(revisions, to_revision)
         if chosen is None:
-            known = ", ".join(str(r.number) for r in revisions) or "none"
             raise OpsctlError(ExitCode.NOT_FOUND, f"{name} has no revision {to_revision} (revisions: {known})")
     if chosen.number == current:
         raise OpsctlError(ExitCode.REJECTED, f"revision {current} of {name} is already running")
@@ -211,46 +261,55 @@ def rollback(
     result = {"name": name, "namespace": target.namespace, "action": "rollback",
               "fromRevision": current, "toRevision": chosen.number, "waited": wait}
     if not _emit(options, result):
-        done_text = "running" if wait else "requested"
-        console.print(f"{name}: rollback from revision {current} to {chosen.number} {done_text}")
+        _say(f"{name}: rollback from revision {current} to {chosen.number} {'done' if wait else 'requested'}")
 
 
-def _switch(ctx: typer.Context, name: str, action: str, spec: dict[str, Any],
-            annotations: dict[str, str | None] | None = None) -> None:
-    options = _options(ctx)
+def _switch(ctx: typer.Context, name: str, action: str, spec: dict[str, Any], namespace: str | None,
+            output: Output | None, annotations: dict[str, str | None] | None = None) -> None:
+    """Merge-patch spec switches (and annotations) of a TradingSymbol and report the result."""
+    options = _options(ctx, namespace, output)
     target = options.target()
     patch: dict[str, Any] = {"spec": spec}
     if annotations:
         patch["metadata"] = {"annotations": annotations}
     patch_symbol(target, name, patch)
-    if not _emit(options, {"name": name, "namespace": target.namespace, "action": action, **spec}):
-        console.print(f"{name}: {action}")
+    result: dict[str, Any] = {"name": name, "namespace": target.namespace, "action": action, **spec}
+    if annotations and annotations.get(HALT_REASON_ANNOTATION):
+        result["reason"] = annotations[HALT_REASON_ANNOTATION]
+    if not _emit(options, result):
+        _say(f"{name}: {action} ({', '.join(f'{key}={str(value).lower()}' for key, value in spec.items())})")
 
 
 @app.command()
 @handles_errors
-def pause(ctx: typer.Context, name: NameArg) -> None:
-    """Hold spec changes: the running revision stays."""
-    _switch(ctx, name, "paused", {"paused": True})
+def pause(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
+    """Hold spec changes (spec.paused=true): the running revision stays."""
+    _switch(ctx, name, "pause", {"paused": True}, namespace, output)
 
 
 @app.command()
 @handles_errors
-def resume(ctx: typer.Context, name: NameArg) -> None:
-    """Release held spec changes."""
-    _switch(ctx, name, "resumed", {"paused": False})
+def resume(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
+    """Release held spec changes (spec.paused=false)."""
+    _switch(ctx, name, "resume", {"paused": False}, namespace, output)
 
 
 @app.command()
 @handles_errors
-def halt(ctx: typer.Context, name: NameArg,
-         reason: Annotated[str | None, typer.Option(help="Why (kept as an annotation)")] = None) -> None:
-    """Kill switch: pods keep running, no new positions are opened."""
-    _switch(ctx, name, "halted", {"tradingEnabled": False}, {HALT_REASON_ANNOTATION: reason or "opsctl halt"})
+def halt(
+    ctx: typer.Context,
+    name: NameArg,
+    reason: Annotated[str | None, typer.Option(help=f"Why (kept as annotation {HALT_REASON_ANNOTATION})")] = None,
+    namespace: NamespaceOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Kill switch (spec.tradingEnabled=false): pods keep running, no new positions are opened."""
+    _switch(ctx, name, "halt", {"tradingEnabled": False}, namespace, output,
+            {HALT_REASON_ANNOTATION: reason or "opsctl halt"})
 
 
 @app.command()
 @handles_errors
-def unhalt(ctx: typer.Context, name: NameArg) -> None:
-    """Switch trading back on."""
-    _switch(ctx, name, "unhalted", {"tradingEnabled": True}, {HALT_REASON_ANNOTATION: None})
+def unhalt(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
+    """Switch trading back on (spec.tradingEnabled=true) and drop the halt reason."""
+    _switch(ctx, name, "unhalt", {"tradingEnabled": True}, namespace, output, {HALT_REASON_ANNOTATION: None})

@@ -1,0 +1,499 @@
+"""opsctl against the emulated Kubernetes API (trading_operator.emulator, in a thread; no operator).
+
+Each test seeds a TradingSymbol, its ControllerRevisions (built by the operator's own builders) and Events
+the way the operator stores them, runs the CLI (typer's CliRunner, or a real `opsctl` process) and asserts
+exit codes, output and the exact PATCH requests the API server received. A stand-in operator thread acts on
+the rollback annotation where a test needs `rollback --wait` to succeed."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import pathlib
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+from typer.testing import CliRunner
+
+from opsctl import client as opsctl_client
+from opsctl.errors import ExitCode, OpsctlError
+from opsctl.main import HALT_REASON_ANNOTATION, app
+from tests.integration import emulator_fixtures
+from trading_operator import api, builders, naming
+from trading_operator.emulator import EmulatorThread, kubeconfig_for
+from trading_operator.executor import TRADING_SYMBOLS
+from trading_operator.kube import CONTROLLER_REVISIONS, CRDS, EVENTS, NAMESPACES, KubeApi
+from trading_operator.localstack import install_crd, wait_for
+from trading_operator.revisions import Revision, template_hash, template_of
+
+emulator_thread = emulator_fixtures.emulator_thread
+runner = CliRunner()
+
+SPY: dict[str, Any] = {
+    "symbol": "SPY",
+    "market": "equity-options",
+    "image": "ghcr.io/tradeops/trading-runtime:0.1.0",
+    "replicas": 2,
+    "config": {"parameters": {"batchSize": 256, "workers": 2, "cacheTtlSeconds": 30}},
+}
+# What revisions 1..3 changed: 2 raised batchSize, 3 bumped the image.
+REVISION_SPECS = [
+    SPY,
+    {**SPY, "config": {"parameters": {**SPY["config"]["parameters"], "batchSize": 512}}},
+    {**SPY, "image": "ghcr.io/tradeops/trading-runtime:0.2.0",
+     "config": {"parameters": {**SPY["config"]["parameters"], "batchSize": 512}}},
+]
+NOISY = "check [/bold] and [red]x[/red] :smile: literally"
+
+
+@dataclass
+class Cluster:
+    emulator: EmulatorThread
+    kube: KubeApi
+    kubeconfig: pathlib.Path
+    namespace: str
+    """The kubeconfig context's namespace: where `spy` lives, and opsctl's default."""
+
+    def opsctl(self, *args: str, env: dict[str, str] | None = None) -> Any:
+        return runner.invoke(app, ["--kubeconfig", str(self.kubeconfig), *args], env=env)
+
+    def ts(self, name: str = "spy", namespace: str | None = None) -> dict[str, Any]:
+        return self.kube.get(TRADING_SYMBOLS, namespace or self.namespace, name)
+
+    def writes(self) -> list[tuple[str, str, str, Any]]:
+        """(method, path, content type, JSON body) of every request other than GET the server received."""
+        async def snapshot() -> list[Any]:
+            return list(self.emulator.handler._requests)
+        return [(str(r.method.value).upper(), r.url.path, r.headers.get("Content-Type", "").split(";")[0],
+                 json.loads(r.text) if r.text else None)
+                for r in self.emulator.call(snapshot()) if str(r.method.value).upper() != "GET"]
+
+    def patches(self) -> list[tuple[str, str, Any]]:
+        """(path, content type, body) of the PATCH requests sent since the cluster was seeded."""
+        return [(path, ctype, body) for method, path, ctype, body in self.writes()[self.seeded:]
+                if method == "PATCH"]
+
+    seeded: int = 0
+
+    def set_status(self, status: dict[str, Any], name: str = "spy") -> None:
+        """Merge into the status as the operator would (part of the setup: not counted in `patches()`)."""
+        self.kube.patch_status(TRADING_SYMBOLS, self.namespace, name, status)
+        self.seeded = len(self.writes())
+
+
+def create_namespace(kube: KubeApi, name: str) -> None:
+    kube.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def seed_symbol(kube: KubeApi, namespace: str, name: str = "spy", status: dict[str, Any] | None = None,
+                revisions: int = 3) -> dict[str, Any]:
+    """A TradingSymbol with `revisions` ControllerRevisions, a status and Events, as the operator leaves them."""
+    ts = kube.create(TRADING_SYMBOLS, namespace, {"apiVersion": api.API_VERSION, "kind": api.KIND,
+                                                  "metadata": {"name": name}, "spec": copy.deepcopy(SPY)})
+    owner = builders.Owner(name, namespace, ts["metadata"]["uid"])
+    for number, raw in enumerate(REVISION_SPECS[:revisions], start=1):
+        spec = api.TradingSymbolSpec.model_validate(raw)
+        template = template_of(spec)
+        spec_hash = template_hash(template)
+        revision = Revision(number, naming.revision_name(name, spec_hash), spec_hash, template)
+        kube.create(CONTROLLER_REVISIONS, namespace, builders.build_revision(owner, spec, revision, number))
+    # A revision left by an earlier, deleted TradingSymbol of the same name: neither opsctl nor the operator
+    # may take it for one of this object's.
+    stray = copy.deepcopy(builders.build_revision(
+        builders.Owner(name, namespace, "0000-old-uid"), api.TradingSymbolSpec.model_validate(SPY),
+        Revision(9, f"{name}-stray", "f" * 16, template_of(api.TradingSymbolSpec.model_validate(SPY))), 1))
+    kube.create(CONTROLLER_REVISIONS, namespace, stray)
+    full_status = {"observedGeneration": 1, "phase": "Ready", "currentRevision": revisions,
+                   "stableRevision": revisions, "updateRevision": revisions, "replicas": 2, "readyReplicas": 2,
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "AllReplicasReady",
+                                   "message": NOISY, "lastTransitionTime": "2026-11-25T10:00:00Z",
+                                   "observedGeneration": 1}],
+                   **(status or {})}
+    kube.patch_status(TRADING_SYMBOLS, namespace, name, full_status)
+    for index, (involved_name, uid, message) in enumerate([
+        (name, ts["metadata"]["uid"], f"Revision {revisions} is stable; {NOISY}"),
+        (name, "0000-old-uid", "an event of the deleted namesake"),
+        ("qqq", "some-other-uid", "an event of another symbol"),
+    ]):
+        kube.create(EVENTS, namespace, {
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": f"{name}.{index}"},
+            "involvedObject": {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": involved_name,
+                               "namespace": namespace, "uid": uid},
+            "reason": "RevisionStable", "message": message, "type": "Normal",
+            "lastTimestamp": f"2026-11-25T10:0{index}:00Z",
+        })
+    return kube.get(TRADING_SYMBOLS, namespace, name)
+
+
+@pytest.fixture
+def cluster(emulator_thread: EmulatorThread, tmp_path: pathlib.Path) -> Iterator[Cluster]:
+    namespace = emulator_fixtures.unique_namespace("opsctl")
+    with contextlib.closing(emulator_fixtures.api_client_for(emulator_thread.url)) as api_client:
+        kube = KubeApi(api_client)
+        install_crd(kube)
+        create_namespace(kube, namespace)
+        seed_symbol(kube, namespace)
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(kubeconfig_for(emulator_thread.url, namespace)))
+        result = Cluster(emulator_thread, kube, kubeconfig, namespace)
+        result.seeded = len(result.writes())
+        yield result
+
+
+def lines(text: str) -> list[list[str]]:
+    return [line.split() for line in text.splitlines() if line.strip()]
+
+
+def ts_column(row: str) -> str:
+    """The last cell of a row that ends with a timestamp (there is no mark)."""
+    last = row.split()[-1]
+    assert last.endswith("Z"), row
+    return last
+
+
+def error_line(result: Any) -> str:
+    """The one stderr line of a failure (and there is no traceback)."""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("opsctl: error: ")
+    return str(result.stderr)
+
+
+# get ---------------------------------------------------------------------------------------------------------
+
+
+def test_get_lists_symbols_of_the_context_namespace(cluster: Cluster) -> None:
+    result = cluster.opsctl("get")
+    assert result.exit_code == 0, result.stderr
+    header, row = lines(result.stdout)
+    assert header == ["NAME", "SYMBOL", "MARKET", "PHASE", "REVISION", "STABLE", "READY", "TRADING", "PAUSED", "AGE"]
+    assert row[:9] == ["spy", "SPY", "equity-options", "Ready", "3", "3", "2/2", "on", "no"]
+    assert cluster.patches() == []
+
+
+@pytest.mark.parametrize("output", ["json", "yaml"])
+def test_get_machine_readable_is_the_list_of_objects(cluster: Cluster, output: str) -> None:
+    result = cluster.opsctl("-o", output, "get")
+    assert result.exit_code == 0, result.stderr
+    items = json.loads(result.stdout) if output == "json" else yaml.safe_load(result.stdout)
+    assert [(i["kind"], i["metadata"]["name"], i["status"]["currentRevision"]) for i in items] == \
+        [("TradingSymbol", "spy", 3)]
+    after = cluster.opsctl("get", "spy", "-o", output)  # -o also works after the command
+    assert after.exit_code == 0
+    assert after.stdout == result.stdout
+
+
+def test_get_all_namespaces_and_explicit_namespace(cluster: Cluster) -> None:
+    create_namespace(cluster.kube, "zz-other")
+    seed_symbol(cluster.kube, "zz-other", name="qqq", revisions=1, status={"phase": "Progressing"})
+    result = cluster.opsctl("get", "-A")
+    assert result.exit_code == 0, result.stderr
+    rows = lines(result.stdout)
+    assert rows[0][:2] == ["NAMESPACE", "NAME"]
+    assert [r[:5] for r in rows[1:]] == [[cluster.namespace, "spy", "SPY", "equity-options", "Ready"],
+                                         ["zz-other", "qqq", "SPY", "equity-options", "Progressing"]]
+    only_other = cluster.opsctl("-n", "zz-other", "get")
+    assert [r[0] for r in lines(only_other.stdout)[1:]] == ["qqq"]
+    empty = cluster.opsctl("-n", "default", "get")
+    assert empty.exit_code == 0
+    assert empty.stdout == ""
+    assert 'No TradingSymbols found in namespace "default"' in empty.stderr
+
+
+def test_context_option_and_kubeconfig_env(cluster: Cluster, tmp_path: pathlib.Path) -> None:
+    create_namespace(cluster.kube, "second")
+    seed_symbol(cluster.kube, "second", name="es", revisions=1)
+    config = kubeconfig_for(cluster.emulator.url, cluster.namespace)
+    config["contexts"].append({"name": "second", "context": {**config["contexts"][0]["context"],
+                                                              "namespace": "second"}})
+    path = tmp_path / "two-contexts"
+    path.write_text(yaml.safe_dump(config))
+    via_context = runner.invoke(app, ["--context", "second", "get"], env={"KUBECONFIG": str(path)})
+    assert via_context.exit_code == 0, via_context.stderr
+    assert [r[0] for r in lines(via_context.stdout)[1:]] == ["es"]
+    current = runner.invoke(app, ["get"], env={"KUBECONFIG": str(path)})
+    assert [r[0] for r in lines(current.stdout)[1:]] == ["spy"]
+
+
+def test_unknown_symbol_exits_3(cluster: Cluster) -> None:
+    for command in (["get", "nope"], ["describe", "nope"], ["history", "nope"], ["pause", "nope"],
+                    ["rollback", "nope"]):
+        result = cluster.opsctl(*command)
+        assert result.exit_code == ExitCode.NOT_FOUND, command
+        assert error_line(result).startswith(f'opsctl: error: TradingSymbol "nope" in namespace "{cluster.namespace}"'
+                                             " not found")
+    # Only `pause` writes blind (its merge patch is what finds the object missing); nothing else writes.
+    assert [(path.rsplit("/", 1)[-1], body) for path, _, body in cluster.patches()] == \
+        [("nope", {"spec": {"paused": True}})]
+
+
+# describe and history ----------------------------------------------------------------------------------------
+
+
+def test_describe_shows_status_conditions_revisions_and_own_events(cluster: Cluster) -> None:
+    cluster.set_status({
+        "currentRevision": 2, "abortedRevision": 3,
+        "lastRollback": {"fromRevision": 3, "toRevision": 2, "reason": "AnalysisFailed: errors [/x] high",
+                         "time": "2026-11-25T10:05:00Z"}})
+    result = cluster.opsctl("describe", "spy")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert f"{cluster.namespace}/spy  SPY (equity-options)" in out
+    assert "phase Ready  revision 2  stable 3  update 3  ready 2/2" in out
+    assert "aborted revision 3" in out
+    assert "last rollback 3 → 2 at 2026-11-25T10:05:00Z: AnalysisFailed: errors [/x] high" in out
+    assert NOISY in out  # the condition message, printed literally (rich markup not interpreted)
+    assert f"Revision 3 is stable; {NOISY}" in out  # its own event
+    assert "deleted namesake" not in out
+    assert "another symbol" not in out
+    revisions = out[out.index("Revisions\n"):out.index("Events\n")].splitlines()[2:-1]
+    assert [(row.split()[0], row.split()[-1]) for row in revisions] == \
+        [("1", ts_column(revisions[0])), ("2", "current"), ("3", "stable,update,aborted")]
+    as_json = json.loads(cluster.opsctl("-o", "json", "describe", "spy").stdout)
+    assert as_json["object"]["metadata"]["name"] == "spy"
+    assert [r["revision"] for r in as_json["revisions"]] == [1, 2, 3]
+    assert [e["message"] for e in as_json["events"]] == [f"Revision 3 is stable; {NOISY}"]
+
+
+def test_history_shows_changes_and_marks(cluster: Cluster) -> None:
+    cluster.set_status({"currentRevision": 2, "stableRevision": 2, "abortedRevision": 3})
+    result = cluster.opsctl("history", "spy")
+    assert result.exit_code == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["REVISION", "HASH", "IMAGE", "CHANGE", "CREATED", "MARK"]
+    assert [row.split()[0] for row in rows] == ["1", "2", "3"]  # the stray revision 9 is not this object's
+    assert "initial" in rows[0]
+    assert "config.parameters.batchSize 256→512" in rows[1]
+    assert rows[1].rstrip().endswith("current,stable")
+    assert "image :0.1.0→:0.2.0" in rows[2]
+    assert rows[2].rstrip().endswith("update,aborted")
+    objects = yaml.safe_load(cluster.opsctl("history", "spy", "-o", "yaml").stdout)
+    assert [(o["kind"], o["revision"]) for o in objects] == [("ControllerRevision", n) for n in (1, 2, 3)]
+
+
+# rollback ----------------------------------------------------------------------------------------------------
+
+
+def test_rollback_to_a_revision_sets_the_annotation(cluster: Cluster) -> None:
+    result = cluster.opsctl("-o", "json", "rollback", "spy", "--to-revision", "1")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"name": "spy", "namespace": cluster.namespace, "action": "rollback",
+                                         "fromRevision": 3, "toRevision": 1, "waited": False}
+    path = f"/apis/{api.API_VERSION}/namespaces/{cluster.namespace}/tradingsymbols/spy"
+    assert cluster.patches() == [(path, "application/merge-patch+json",
+                                  {"metadata": {"annotations": {naming.ROLLBACK_ANNOTATION: "1"}}})]
+    assert cluster.ts()["metadata"]["annotations"][naming.ROLLBACK_ANNOTATION] == "1"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [({}, "2"), ({"stableRevision": 1}, "1"), ({"currentRevision": 2, "stableRevision": 2}, "1")],
+    ids=["stable-is-current-so-newest-older", "stable-revision", "newest-older-than-current"],
+)
+def test_rollback_previous_resolves_like_the_operator(cluster: Cluster, status: dict[str, Any], expected: str) \
+        -> None:
+    cluster.set_status(status)
+    result = cluster.opsctl("rollback", "spy")
+    assert result.exit_code == 0, result.stderr
+    assert f"to {expected} requested" in result.stdout
+    assert [body for _, _, body in cluster.patches()] == \
+        [{"metadata": {"annotations": {naming.ROLLBACK_ANNOTATION: expected}}}]
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "code", "message"),
+    [(["--to-revision", "7"], {}, ExitCode.NOT_FOUND, "spy has no revision 7 (revisions: 1, 2, 3)"),
+     (["--to-revision", "9"], {}, ExitCode.NOT_FOUND, "spy has no revision 9"),
+     ([], {"currentRevision": 1, "stableRevision": 1}, ExitCode.NOT_FOUND, "no revision before 1"),
+     (["--to-revision", "3"], {}, ExitCode.REJECTED, "revision 3 of spy is already running")],
+    ids=["missing", "stray-of-another-owner", "nothing-older", "already-current"],
+)
+def test_rollback_is_validated_before_anything_is_written(
+        cluster: Cluster, args: list[str], status: dict[str, Any], code: ExitCode, message: str) -> None:
+    cluster.set_status(status)
+    result = cluster.opsctl("rollback", "spy", *args)
+    assert result.exit_code == code
+    assert message in error_line(result)
+    assert cluster.patches() == []
+    assert naming.ROLLBACK_ANNOTATION not in (cluster.ts()["metadata"].get("annotations") or {})
+
+
+def fake_operator(cluster: Cluster, stop: threading.Event) -> None:
+    """Acts on the rollback annotation as the operator does: runs the revision, records lastRollback and
+    removes the annotation."""
+    with contextlib.closing(emulator_fixtures.api_client_for(cluster.emulator.url)) as api_client:
+        kube = KubeApi(api_client)
+        while not stop.wait(0.05):
+            ts = kube.get(TRADING_SYMBOLS, cluster.namespace, "spy")
+            wanted = (ts["metadata"].get("annotations") or {}).get(naming.ROLLBACK_ANNOTATION)
+            if wanted is None:
+                continue
+            current = ts["status"]["currentRevision"]
+            kube.patch_status(TRADING_SYMBOLS, cluster.namespace, "spy", {
+                "currentRevision": int(wanted), "abortedRevision": current,
+                "lastRollback": {"fromRevision": current, "toRevision": int(wanted), "reason": "Manual",
+                                 "time": "2026-11-25T11:00:00Z"}})
+            kube.merge_patch(TRADING_SYMBOLS, cluster.namespace, "spy",
+                             {"metadata": {"annotations": {naming.ROLLBACK_ANNOTATION: None}}})
+            return
+
+
+def test_rollback_wait_returns_when_the_revision_runs(cluster: Cluster) -> None:
+    stop = threading.Event()
+    operator = threading.Thread(target=fake_operator, args=(cluster, stop), daemon=True)
+    operator.start()
+    try:
+        result = cluster.opsctl("rollback", "spy", "--to-revision", "2", "--wait", "--timeout", "20")
+    finally:
+        stop.set()
+        operator.join(10)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "spy: rollback from revision 3 to 2 done"
+    status = cluster.ts()["status"]
+    assert (status["currentRevision"], status["lastRollback"]["toRevision"]) == (2, 2)
+
+
+def test_rollback_wait_times_out_with_exit_5(cluster: Cluster) -> None:
+    result = cluster.opsctl("rollback", "spy", "--wait", "--timeout", "1")
+    assert result.exit_code == ExitCode.TIMEOUT
+    assert "timed out after 1s waiting for spy to run revision 2" in error_line(result)
+    assert cluster.ts()["metadata"]["annotations"][naming.ROLLBACK_ANNOTATION] == "2"  # requested all the same
+
+
+# switches ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "body", "result"),
+    [(["pause", "spy"], {"spec": {"paused": True}}, {"action": "pause", "paused": True}),
+     (["resume", "spy"], {"spec": {"paused": False}}, {"action": "resume", "paused": False}),
+     (["halt", "spy", "--reason", "fat finger on QQQ"],
+      {"spec": {"tradingEnabled": False}, "metadata": {"annotations": {HALT_REASON_ANNOTATION: "fat finger on QQQ"}}},
+      {"action": "halt", "tradingEnabled": False, "reason": "fat finger on QQQ"}),
+     (["halt", "spy"],
+      {"spec": {"tradingEnabled": False}, "metadata": {"annotations": {HALT_REASON_ANNOTATION: "opsctl halt"}}},
+      {"action": "halt", "tradingEnabled": False, "reason": "opsctl halt"}),
+     (["unhalt", "spy"],
+      {"spec": {"tradingEnabled": True}, "metadata": {"annotations": {HALT_REASON_ANNOTATION: None}}},
+      {"action": "unhalt", "tradingEnabled": True})],
+    ids=["pause", "resume", "halt-with-reason", "halt", "unhalt"],
+)
+def test_switches_send_one_merge_patch(cluster: Cluster, args: list[str], body: dict[str, Any],
+                                       result: dict[str, Any]) -> None:
+    run = cluster.opsctl("-o", "json", *args)
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(run.stdout) == {"name": "spy", "namespace": cluster.namespace, **result}
+    assert [(ctype, sent) for _, ctype, sent in cluster.patches()] == [("application/merge-patch+json", body)]
+
+
+def test_halt_then_unhalt_shows_in_get_and_describe(cluster: Cluster) -> None:
+    assert cluster.opsctl("halt", "spy", "--reason", "venue outage").stdout.strip() == \
+        "spy: halt (tradingEnabled=false)"
+    assert lines(cluster.opsctl("get", "spy").stdout)[1][7] == "HALTED"
+    assert "halt reason: venue outage" in cluster.opsctl("describe", "spy").stdout
+    assert cluster.opsctl("unhalt", "spy").exit_code == 0
+    ts = cluster.ts()
+    assert ts["spec"]["tradingEnabled"] is True
+    assert HALT_REASON_ANNOTATION not in (ts["metadata"].get("annotations") or {})
+    assert lines(cluster.opsctl("get", "spy").stdout)[1][7] == "on"
+
+
+# errors ------------------------------------------------------------------------------------------------------
+
+
+def test_a_patch_the_api_server_refuses_exits_6_with_its_message(cluster: Cluster) -> None:
+    """A stricter schema (as a policy might impose) makes the server answer 422 Invalid."""
+    crd = cluster.kube.get(CRDS, None, f"{api.PLURAL}.{api.GROUP}")
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["properties"]["spec"]["properties"]["paused"]["enum"] = [False]
+    cluster.kube.replace(CRDS, None, crd["metadata"]["name"], crd)
+    result = cluster.opsctl("pause", "spy")
+    assert result.exit_code == ExitCode.REJECTED
+    message = error_line(result)
+    assert message.startswith("opsctl: error: the API server rejected the request (422): ")
+    assert 'TradingSymbol.trading.tradeops.io "spy" is invalid: spec.paused' in message
+    assert cluster.ts()["spec"].get("paused", False) is False
+
+
+def test_server_errors_exit_1(cluster: Cluster) -> None:
+    cluster.emulator.handler.write_failure_rate = 1.0
+    result = cluster.opsctl("resume", "spy")
+    assert result.exit_code == ExitCode.ERROR
+    assert error_line(result).startswith("opsctl: error: API error 503: injected failure")
+
+
+@pytest.mark.parametrize(
+    "args", [["rollback"], ["-o", "xml", "get"], ["rollback", "spy", "--timeout", "-1"], ["frobnicate"]],
+    ids=["missing-symbol", "bad-output", "negative-timeout", "unknown-command"],
+)
+def test_usage_errors_exit_2(cluster: Cluster, args: list[str]) -> None:
+    assert cluster.opsctl(*args).exit_code == ExitCode.USAGE
+    assert cluster.patches() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "text"),
+    [(401, ExitCode.UNREACHABLE, "refused access (401)"), (403, ExitCode.UNREACHABLE, "refused access (403)"),
+     (409, ExitCode.REJECTED, "rejected the request (409): the object has been modified"),
+     (500, ExitCode.ERROR, "API error 500")],
+    ids=["unauthorised", "forbidden", "conflict", "internal"],
+)
+def test_api_statuses_map_to_exit_codes(status: int, code: ExitCode, text: str) -> None:
+    def fails() -> None:
+        error = ApiException(status=status, reason="x")
+        error.body = json.dumps({"message": "the object has been modified"})
+        raise error
+    with pytest.raises(OpsctlError) as caught:
+        opsctl_client.call(fails)
+    assert caught.value.code == code
+    assert text in caught.value.message
+
+
+def test_unexpected_errors_are_one_line_exit_1(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any) -> None:
+        raise KeyError("data")
+    monkeypatch.setattr("opsctl.main.revision_objects", broken)
+    result = cluster.opsctl("history", "spy")
+    assert result.exit_code == ExitCode.ERROR
+    assert error_line(result) == "opsctl: error: unexpected KeyError: 'data'\n"
+
+
+def test_missing_kubeconfig_exits_4(tmp_path: pathlib.Path) -> None:
+    result = runner.invoke(app, ["--kubeconfig", str(tmp_path / "absent"), "get"])
+    assert result.exit_code == ExitCode.UNREACHABLE
+    assert "no usable kubeconfig" in error_line(result)
+
+
+# real processes ----------------------------------------------------------------------------------------------
+
+
+def test_console_script_in_a_real_process(cluster: Cluster) -> None:
+    script = pathlib.Path(sys.executable).with_name("opsctl")
+    env = {"KUBECONFIG": str(cluster.kubeconfig), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([str(script), "-o", "json", "pause", "spy"], capture_output=True, text=True,
+                          timeout=60, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"name": "spy", "namespace": cluster.namespace, "action": "pause",
+                                       "paused": True}
+    wait_for(lambda: cluster.ts()["spec"]["paused"] is True, 5, "spec.paused")
+    table = subprocess.run([str(script), "get"], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert table.returncode == 0
+    assert table.stdout.splitlines()[1].split()[:9] == ["spy", "SPY", "equity-options", "Ready", "3", "3", "2/2",
+                                                        "on", "yes"]
+
+
+def test_python_m_opsctl_not_found_exits_3_without_traceback(cluster: Cluster) -> None:
+    done = subprocess.run([sys.executable, "-m", "opsctl", "--kubeconfig", str(cluster.kubeconfig),
+                           "rollback", "spy", "--to-revision", "42"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == ExitCode.NOT_FOUND
+    assert done.stderr == "opsctl: error: spy has no revision 42 (revisions: 1, 2, 3)\n"
+    assert done.stdout == ""
