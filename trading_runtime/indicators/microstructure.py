@@ -324,7 +324,8 @@ class Vpin:
     @property
     def value(self) -> float:
         """Mean |V_buy − V_sell|/V over the last full buckets; NaN before the first."""
-        return self.imbalances.mean
+        mean = self.imbalances.mean
+        return mean if math.isnan(mean) else min(1.0, max(0.0, mean))  # running-sum rounding stays in [0, 1]
 
     @property
     def full_buckets(self) -> int:
