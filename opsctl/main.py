@@ -160,6 +160,12 @@ def get(
     render.print_table(console, columns, [render.symbol_row(ts, with_namespace=all_namespaces) for ts in items])
 
 
+def _history_rows(objects: list[dict[str, Any]], status: dict[str, Any]) -> list[list[str]]:
+    """Table rows of a symbol's ControllerRevisions (describe shows the newest, history all)."""
+    created = {int(o.get("revision", 0)): o["metadata"].get("creationTimestamp", "-") for o in objects}
+    return render.history_rows(as_revisions(objects), created, status)
+
+
 @app.command()
 @handles_errors
 def describe(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
@@ -192,12 +198,10 @@ def describe(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, 
     pending = (meta.get("annotations") or {}).get(naming.ROLLBACK_ANNOTATION)
     if pending:
         _say(f"rollback to {pending} requested, not yet acted on")
-    created = {int(o.get("revision", 0)): o["metadata"].get("creationTimestamp", "-") for o in objects}
     console.print()
     render.print_table(console, render.CONDITION_COLUMNS, render.condition_rows(status), title="Conditions")
     console.print()
-    render.print_table(console, render.HISTORY_COLUMNS,
-                       render.history_rows(as_revisions(objects), created, status)[-5:], title="Revisions")
+    render.print_table(console, render.HISTORY_COLUMNS, _history_rows(objects, status)[-5:], title="Revisions")
     console.print()
     render.print_table(console, render.EVENT_COLUMNS, render.event_rows(events), title="Events")
 
@@ -212,9 +216,7 @@ def history(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, o
     objects = revision_objects(target, ts)
     if _emit(options, objects):
         return
-    created = {int(o.get("revision", 0)): o["metadata"].get("creationTimestamp", "-") for o in objects}
-    render.print_table(console, render.HISTORY_COLUMNS,
-                       render.history_rows(as_revisions(objects), created, ts.get("status") or {}))
+    render.print_table(console, render.HISTORY_COLUMNS, _history_rows(objects, ts.get("status") or {}))
 
 
 @app.command()
