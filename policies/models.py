@@ -1,0 +1,286 @@
+"""Policy models: SLOs, analysis, tuning, risk limits and admission rules, as kept in git (YAML).
+
+Every policy file holds documents of the form `{apiVersion, kind, metadata: {name}, spec}`; the models
+here validate the `spec`. PromQL fields are jinja2 templates: `{{ selector }}` expands to the label
+matchers of the scope (symbol, revision, namespace) and `{{ window }}` to a range such as `5m`."""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "policies.tradeops.io/v1alpha1"
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+DURATION_PATTERN = r"^[0-9]+(s|m|h|d)$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class PolicyModel(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are errors (typos must not pass)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
+                              use_attribute_docstrings=True)
+
+
+def duration_seconds(duration: str) -> int:
+    """`30s` -> 30, `5m` -> 300, `1h` -> 3600, `3d` -> 259200."""
+    match = re.fullmatch(r"([0-9]+)(s|m|h|d)", duration)
+    if match is None:
+        raise ValueError(f"not a duration: {duration!r}")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+# --- SLOs -----------------------------------------------------------------------------------------------
+
+
+class Comparison(enum.StrEnum):
+    """How a measured value passes: strictly below or strictly above the threshold."""
+
+    BELOW = "below"
+    ABOVE = "above"
+
+
+class NoData(enum.StrEnum):
+    """What a query that returns nothing counts as."""
+
+    INCONCLUSIVE = "inconclusive"
+    FAILED = "failed"
+    SUCCESSFUL = "successful"
+
+
+class AnalysisMetric(PolicyModel):
+    """What analysis measures for an SLO: one PromQL value per measurement, judged against a threshold."""
+
+    query: Annotated[str, Field(min_length=1)]
+    """PromQL template returning one value for the scope (`{{ selector }}`, `{{ window }}`)."""
+    window: Annotated[str, Field(pattern=DURATION_PATTERN)] = "30s"
+    """Range the query looks back over."""
+    passes: Comparison
+    """The value must be below (latency, errors) or above (hit rate, availability) the threshold."""
+    threshold: float
+    """The SLO threshold, in the query's unit."""
+    baseline_tolerance: Annotated[float, Field(ge=0.0)] | None = None
+    """Shadow runs: the candidate may be at most this much worse than the stable revision (same unit)."""
+    no_data: NoData | None = None
+    """What no samples mean for this metric; the analysis policy's `noData` when unset."""
+    unit: str = ""
+    """Unit for messages (`s`, `ratio`)."""
+
+    def passed(self, value: float) -> bool:
+        return value < self.threshold if self.passes is Comparison.BELOW else value > self.threshold
+
+    def within_baseline(self, value: float, baseline: float) -> bool:
+        """True when the candidate is not worse than the baseline by more than the tolerance."""
+        if self.baseline_tolerance is None:
+            return True
+        if self.passes is Comparison.BELOW:
+            return value <= baseline + self.baseline_tolerance
+        return value >= baseline - self.baseline_tolerance
+
+
+class ErrorRatioSLI(PolicyModel):
+    """The SLI as bad events over all events (the Sloth model), summed per symbol by the rule renderer."""
+
+    error_query: Annotated[str, Field(min_length=1)]
+    """PromQL template of the rate of bad events (`{{ selector }}`, `{{ window }}`)."""
+    total_query: Annotated[str, Field(min_length=1)]
+    """PromQL template of the rate of all events."""
+
+
+class SLO(PolicyModel):
+    """One service-level objective."""
+
+    name: Name
+    """SLO name, used in rule and alert labels."""
+    description: str = ""
+    """What the SLO protects."""
+    objective: Annotated[float, Field(gt=0.0, lt=1.0)]
+    """Target ratio of good events over the SLO period (0.9995 = 99.95 %)."""
+    period: Annotated[str, Field(pattern=DURATION_PATTERN)] = "30d"
+    """Period the error budget is counted over."""
+    sli: ErrorRatioSLI | None = None
+    """Error-ratio SLI for burn-rate alerts and error budgets; omitted for analysis-only objectives."""
+    analysis: AnalysisMetric | None = None
+    """Measured by rollout analysis; omitted for objectives only alerted on."""
+    runbook_url: Annotated[str, Field(pattern=r"^https?://")]
+    """Linked from every alert of the SLO."""
+    severity: Literal["page", "ticket"] = "page"
+    """Severity of the fast-burn alerts (slow burns are always tickets)."""
+
+    @model_validator(mode="after")
+    def _measured_somehow(self) -> Self:
+        if self.sli is None and self.analysis is None:
+            raise ValueError("an SLO needs an sli (for alerts), an analysis metric, or both")
+        return self
+
+
+class SLOPolicySpec(PolicyModel):
+    """The SLOs a symbol is held to."""
+
+    slos: Annotated[list[SLO], Field(min_length=1)]
+    """The objectives."""
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        names = [slo.name for slo in self.slos]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate SLO names: {', '.join(duplicates)}")
+        return self
+
+
+# --- Analysis -------------------------------------------------------------------------------------------
+
+
+class SelfHealingAction(enum.StrEnum):
+    RESTART = "restart"
+    NONE = "none"
+
+
+class BackgroundAnalysis(PolicyModel):
+    """Analysis of the stable revision while nothing is rolling out."""
+
+    interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
+    """Seconds between two background measurements."""
+    breach_limit: Annotated[int, Field(ge=1, le=100)] = 3
+    """Consecutive failed measurements that count as a breach."""
+    recent_change_seconds: Annotated[int, Field(ge=0)] = 3600
+    """A breach this soon after a promotion rolls back to the previous stable revision."""
+    self_healing: SelfHealingAction = SelfHealingAction.RESTART
+    """What a breach with no recent change leads to."""
+    max_self_healing: Annotated[int, Field(ge=0, le=100)] = 2
+    """Self-healing actions per cooldown window; beyond it the symbol is marked Degraded, not looped."""
+    cooldown_seconds: Annotated[int, Field(ge=0)] = 600
+    """Window for `maxSelfHealing`, and the least time between two actions."""
+
+
+class AnalysisPolicySpec(PolicyModel):
+    """How a revision is judged (the Argo Rollouts vocabulary)."""
+
+    interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 2
+    """Seconds between two measurements."""
+    count: Annotated[int, Field(ge=1, le=1000)] = 5
+    """Measurements per metric for a Successful run."""
+    initial_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 4
+    """Wait after the revision is rolled out before the first measurement (scrapes need to arrive)."""
+    failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
+    """Failed measurements of one metric tolerated; one more fails the run."""
+    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 3
+    """Inconclusive measurements of one metric tolerated; one more ends the run Inconclusive."""
+    consecutive_error_limit: Annotated[int, Field(ge=0, le=100)] = 4
+    """Consecutive query errors (Prometheus unreachable) tolerated; one more ends the run Inconclusive."""
+    no_data: NoData = NoData.INCONCLUSIVE
+    """What a query returning no samples counts as."""
+    measurements_kept: Annotated[int, Field(ge=1, le=100)] = 20
+    """Measurements kept in status."""
+    background: BackgroundAnalysis = BackgroundAnalysis()
+    """Analysis of the stable revision."""
+
+
+# --- Tuning ---------------------------------------------------------------------------------------------
+
+
+class Direction(enum.StrEnum):
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+
+class TuningObjective(PolicyModel):
+    """The value the tuner improves, measured during each proposal's analysis."""
+
+    query: Annotated[str, Field(min_length=1)]
+    """PromQL template (`{{ selector }}`, `{{ window }}`)."""
+    window: Annotated[str, Field(pattern=DURATION_PATTERN)] = "30s"
+    """Range the query looks back over."""
+    direction: Direction
+    """Whether larger or smaller is better."""
+    min_improvement: Annotated[float, Field(ge=0.0)] = 0.0
+    """A proposal is kept only if it beats the baseline by more than this."""
+
+
+class TunableParameter(PolicyModel):
+    """One runtime parameter the tuner may move, by its camelCase path in the runtime config."""
+
+    path: Annotated[str, Field(pattern=r"^[a-zA-Z]+(\.[a-zA-Z]+)+$")]
+    """E.g. `strategy.entryScore` or `parameters.batchSize`."""
+    min: float
+    """Lower bound (inclusive)."""
+    max: float
+    """Upper bound (inclusive)."""
+    step: Annotated[float, Field(gt=0.0)]
+    """First step size."""
+    min_step: Annotated[float, Field(gt=0.0)]
+    """The search on this parameter ends when the step is halved below this."""
+    integer: bool = False
+    """Round proposals to integers."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        if self.min_step > self.step:
+            raise ValueError(f"minStep ({self.min_step}) exceeds step ({self.step})")
+        return self
+
+
+class TuningPolicySpec(PolicyModel):
+    """What the auto-tuner may change, towards what, and how often."""
+
+    enabled: bool = True
+    """Off: no proposals (the policy still validates)."""
+    objective: TuningObjective
+    """What improves."""
+    parameters: Annotated[list[TunableParameter], Field(min_length=1)]
+    """Searched one at a time, in order (coordinate search with step halving)."""
+    cooldown_seconds: Annotated[int, Field(ge=0)] = 300
+    """Least time between two proposals."""
+    max_changes_per_hour: Annotated[int, Field(ge=1, le=60)] = 4
+    """Change budget: proposals started in any hour."""
+    settle_seconds: Annotated[int, Field(ge=0)] = 10
+    """Time the stable revision runs before its baseline objective is measured."""
+
+
+# --- Risk and admission ---------------------------------------------------------------------------------
+
+
+class RiskPolicySpec(PolicyModel):
+    """Firm-wide risk limits a TradingSymbol's own limits must stay within."""
+
+    max_capital: Annotated[float, Field(gt=0.0)] = 10_000_000.0
+    """Largest capital one symbol may be given."""
+    max_drawdown: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
+    """Largest maxDrawdown a symbol may set."""
+    max_correlated_exposure: Annotated[float, Field(gt=0.0)] = 2_000_000.0
+    """Largest correlatedExposureCap a symbol may set."""
+    max_target_volatility: Annotated[float, Field(gt=0.0, le=2.0)] = 0.25
+    """Largest targetVolatility a symbol may set."""
+
+
+class AdmissionPolicySpec(PolicyModel):
+    """Rules a TradingSymbol manifest must pass before it is applied (CI and opsctl policy check)."""
+
+    allowed_registries: Annotated[list[str], Field(min_length=1)]
+    """Image prefixes allowed (e.g. `ghcr.io/tradeops/`)."""
+    require_digest: bool = False
+    """Images must be pinned by digest."""
+    allowed_markets: list[str] = ["equity-options", "index-options", "futures-options"]
+    """Markets that may be traded."""
+    max_replicas: Annotated[int, Field(ge=0, le=5)] = 3
+    """Most pods per symbol."""
+    forbid_fault_injection: bool = True
+    """Fault injection must be off in manifests kept in git."""
+    required_labels: list[str] = []
+    """Labels every TradingSymbol must carry (e.g. `team`)."""
+
+
+KINDS: dict[str, type[PolicyModel]] = {
+    "SLOPolicy": SLOPolicySpec,
+    "AnalysisPolicy": AnalysisPolicySpec,
+    "TuningPolicy": TuningPolicySpec,
+    "RiskPolicy": RiskPolicySpec,
+    "AdmissionPolicy": AdmissionPolicySpec,
+}
