@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import re
 from dataclasses import dataclass, field
@@ -162,9 +163,24 @@ def read_dir(directory: pathlib.Path) -> dict[str, str]:
     return {str(p): p.read_text() for p in sorted(directory.rglob("*.y*ml"))}
 
 
+@functools.cache
+def default_policies() -> PolicySet:
+    """The shipped policies (loaded once)."""
+    return load_dir(DEFAULTS_DIR)
+
+
 def load_dir(directory: pathlib.Path = DEFAULTS_DIR) -> PolicySet:
     """Load a policy directory; any problem raises PolicyLoadError listing all of them."""
     policies, errors = load_texts(read_dir(directory))
     if errors:
         raise PolicyLoadError(errors)
     return policies
+
+
+def load_layered(directory: pathlib.Path) -> PolicySet:
+    """The shipped defaults with a directory's policies on top (same kind and name: the directory's wins)."""
+    merged = load_dir(DEFAULTS_DIR)
+    override = load_dir(directory)
+    for kind in KINDS:
+        merged.by_kind(kind).update(override.by_kind(kind))
+    return merged

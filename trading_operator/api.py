@@ -91,21 +91,23 @@ class PolicyRefs(CamelModel):
     """Tuning policy name."""
     risk: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$")] = "default"
     """Risk-limits policy name."""
+    analysis: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$")] = "default"
+    """Analysis policy name."""
 
 
 class RolloutSettings(CamelModel):
-    """How a new revision is analysed before it becomes stable (the Argo Rollouts vocabulary)."""
+    """Per-symbol overrides of the analysis policy (unset fields come from `policies.analysis`)."""
 
-    analysis_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 2
+    analysis_interval_seconds: Annotated[int, Field(ge=1, le=3600)] | None = None
     """Seconds between two analysis measurements."""
-    analysis_count: Annotated[int, Field(ge=1, le=1000)] = 5
-    """Measurements in one analysis run."""
-    failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
-    """Failed measurements tolerated before the run fails."""
-    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 3
-    """Inconclusive measurements tolerated before the run pauses as inconclusive."""
+    analysis_count: Annotated[int, Field(ge=1, le=1000)] | None = None
+    """Measurements per metric in one analysis run."""
+    failure_limit: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Failed measurements of a metric tolerated before the run fails."""
+    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Inconclusive measurements of a metric tolerated before the run ends Inconclusive."""
     shadow: bool = False
-    """Run a new revision beside the stable one with trading disabled before it takes over."""
+    """Run a new revision beside the stable one with trading disabled, compared with it, before it takes over."""
 
 
 class DrainSettings(CamelModel):
@@ -195,6 +197,150 @@ class RollbackRecord(CamelModel):
     """When (RFC 3339)."""
 
 
+class AnalysisKind(enum.StrEnum):
+    """Why an analysis run exists."""
+
+    ROLLOUT = "Rollout"
+    SHADOW = "Shadow"
+    TUNING = "Tuning"
+
+
+class AnalysisPhase(enum.StrEnum):
+    """State of an analysis run, or of one measurement (plus Error for a failed query)."""
+
+    RUNNING = "Running"
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+
+
+class Measurement(CamelModel):
+    """One measured value and how it was judged."""
+
+    time: str
+    """When it was taken (RFC 3339)."""
+    metric: str
+    """SLO name, or `objective` for the tuning objective."""
+    phase: AnalysisPhase
+    """Successful, Failed, Inconclusive or Error."""
+    value: float | None = None
+    """The measured value (None: no data or error)."""
+    baseline: float | None = None
+    """The stable revision's value (shadow runs)."""
+    message: str = ""
+    """Why it was judged so."""
+
+
+class MetricTally(CamelModel):
+    """Counts of one metric's measurements in a run."""
+
+    metric: str
+    """SLO name or `objective`."""
+    successful: int = 0
+    """Successful measurements."""
+    failed: int = 0
+    """Failed measurements."""
+    inconclusive: int = 0
+    """Inconclusive measurements."""
+    errors: int = 0
+    """Query errors."""
+    consecutive_errors: int = 0
+    """Query errors in a row."""
+
+
+class AnalysisRun(CamelModel):
+    """The analysis of one revision."""
+
+    revision: int
+    """Revision analysed."""
+    kind: AnalysisKind
+    """Rollout, Shadow or Tuning."""
+    phase: AnalysisPhase = AnalysisPhase.RUNNING
+    """Running until a verdict."""
+    started_at: str
+    """When the run started (RFC 3339)."""
+    finished_at: str | None = None
+    """When the verdict was reached."""
+    baseline_revision: int | None = None
+    """Stable revision compared against (shadow runs)."""
+    message: str = ""
+    """The verdict's reasons with the measured values."""
+    tallies: list[MetricTally] = []
+    """Counts per metric."""
+    measurements: list[Measurement] = []
+    """The latest measurements (bounded by the policy's measurementsKept)."""
+
+
+class BackgroundState(CamelModel):
+    """Analysis of the stable revision and the self-healing it leads to."""
+
+    last_measured_at: str | None = None
+    """When the stable revision was last measured."""
+    consecutive_breaches: int = 0
+    """Failed background measurements in a row."""
+    last_breach: str = ""
+    """The last failed measurement, with values."""
+    actions: list[str] = []
+    """When self-healing actions were taken (RFC 3339), within the cooldown window."""
+    restarted_at: str | None = None
+    """Set by a self-healing restart; stamped on the pod template."""
+    exhausted: bool = False
+    """Self-healing budget spent: the breach is left to people (no loop)."""
+
+
+class TuningRecord(CamelModel):
+    """One tuning proposal and its outcome."""
+
+    time: str
+    """When the proposal concluded."""
+    parameter: str
+    """Runtime-config path."""
+    from_value: float
+    """Value before."""
+    to_value: float
+    """Value proposed."""
+    revision: int = 0
+    """Revision that ran the proposal."""
+    baseline: float | None = None
+    """Objective of the stable revision."""
+    objective: float | None = None
+    """Objective measured for the proposal."""
+    outcome: str
+    """Kept, Reverted (no improvement), SLOBreach, Inconclusive or Aborted."""
+
+
+class TuningState(CamelModel):
+    """The auto-tuner's search state (coordinate search with step halving)."""
+
+    policy: str = ""
+    """Tuning policy in use."""
+    generation: int = 0
+    """Spec generation the overrides apply to; a new spec restarts the search from git's values."""
+    overrides: dict[str, float] = {}
+    """Accepted parameter values (part of the stable revision)."""
+    candidate: dict[str, float] | None = None
+    """Values under analysis."""
+    parameter_index: int = 0
+    """Parameter being searched."""
+    direction: int = 1
+    """+1 or -1."""
+    step: float | None = None
+    """Current step (None: the parameter's first step)."""
+    tried_opposite: bool = False
+    """Both directions failed at this step: halve it next."""
+    baseline_objective: float | None = None
+    """Objective of the stable revision."""
+    converged: bool = False
+    """Every parameter searched down to its minimum step."""
+    change_times: list[str] = []
+    """Proposal start times within the last hour (change budget)."""
+    last_change_at: str | None = None
+    """When the last proposal started (cooldown)."""
+    history: list[TuningRecord] = []
+    """Latest proposals, newest last."""
+
+
 class TradingSymbolStatus(CamelModel):
     """Observed state of a TradingSymbol, written by the operator."""
 
@@ -220,3 +366,13 @@ class TradingSymbolStatus(CamelModel):
     """Pods ready."""
     drain_started: str | None = None
     """When deletion began draining (RFC 3339)."""
+    previous_stable_revision: int = 0
+    """Stable revision before the last promotion (target of a rollback on a breach after a change)."""
+    stable_since: str | None = None
+    """When the stable revision was promoted (RFC 3339)."""
+    analysis: AnalysisRun | None = None
+    """The latest analysis run."""
+    background: BackgroundState | None = None
+    """Background analysis and self-healing."""
+    tuning: TuningState | None = None
+    """Auto-tuning state and history."""

@@ -100,7 +100,8 @@ def _probe(path: str, period: int, failures: int) -> Manifest:
 
 
 def build_deployment(
-    owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, replicas: int, runtime_yaml: str
+    owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, replicas: int, runtime_yaml: str,
+    restarted_at: str | None = None,
 ) -> Manifest:
     """The Deployment running a revision: non-root, read-only root, no capabilities, probes, scrape port."""
     selector = naming.selector_labels(owner.name)
@@ -157,6 +158,7 @@ def build_deployment(
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(naming.METRICS_PORT),
                         "prometheus.io/path": "/metrics",
+                        **({naming.RESTARTED_AT_ANNOTATION: restarted_at} if restarted_at else {}),
                     },
                 },
                 "spec": {
@@ -252,14 +254,32 @@ def build_revision(
     }
 
 
+def build_shadow_children(owner: Owner, spec: api.TradingSymbolSpec, revision: Revision) -> list[Manifest]:
+    """A ConfigMap and a one-pod Deployment running a revision beside stable: trading off, own selector
+    (the stable Service and PDB do not see it), labelled `track: shadow` for Prometheus."""
+    runtime_yaml = render_runtime_config(spec, revision)
+    name = naming.shadow_name(owner.name)
+    configmap = build_configmap(owner, spec, runtime_yaml, trading_enabled=False)
+    configmap["metadata"]["name"] = name
+    deployment = build_deployment(owner, spec, revision, 1, runtime_yaml)
+    deployment["metadata"]["name"] = name
+    selector = {**naming.selector_labels(owner.name), "app.kubernetes.io/instance": f"{owner.name}-shadow"}
+    deployment["spec"]["selector"] = {"matchLabels": selector}
+    template = deployment["spec"]["template"]
+    template["metadata"]["labels"].update({**selector, naming.TRACK_LABEL: "shadow"})
+    template["spec"]["volumes"][0]["configMap"]["name"] = name
+    return [with_desired_hash(configmap), with_desired_hash(deployment)]
+
+
 def build_children(
-    owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, replicas: int, trading_enabled: bool
+    owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, replicas: int, trading_enabled: bool,
+    restarted_at: str | None = None,
 ) -> list[Manifest]:
     """Every child a running TradingSymbol has, each stamped with its desired hash."""
     runtime_yaml = render_runtime_config(spec, revision)
     children = [
         build_configmap(owner, spec, runtime_yaml, trading_enabled),
-        build_deployment(owner, spec, revision, replicas, runtime_yaml),
+        build_deployment(owner, spec, revision, replicas, runtime_yaml, restarted_at),
         build_service(owner, spec),
         build_pdb(owner, spec),
         build_network_policy(owner, spec),

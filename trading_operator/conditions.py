@@ -48,6 +48,21 @@ class Reason(enum.StrEnum):
     DRAINED = "Drained"
     DRAIN_TIMED_OUT = "DrainTimedOut"
     SPEC_HELD = "SpecHeld"
+    # Analysis, promotion, tuning, self-healing
+    ANALYSIS_STARTED = "AnalysisStarted"
+    ANALYSIS_RUNNING = "AnalysisRunning"
+    ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
+    ANALYSIS_FAILED = "AnalysisFailed"
+    PROMOTED = "Promoted"
+    ABORTED = "Aborted"
+    RETRYING = "Retrying"
+    INVALID_POLICY = "InvalidPolicy"
+    TUNING_PROPOSED = "TuningProposed"
+    TUNING_KEPT = "TuningKept"
+    TUNING_REVERTED = "TuningReverted"
+    SLO_BREACH = "SLOBreach"
+    SELF_HEALING_RESTART = "SelfHealingRestart"
+    SELF_HEALING_EXHAUSTED = "SelfHealingExhausted"
 
 
 def set_condition(

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from policies.loader import PolicySet, default_policies
 from trading_operator import api, naming
 from trading_operator.kube import (
     CONTROLLER_REVISIONS,
@@ -31,6 +32,7 @@ from trading_operator.timestamps import now_rfc3339
 
 TRADING_SYMBOLS = Resource(api.API_VERSION, api.PLURAL)
 CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy")
+SHADOW_KINDS = ("ConfigMap", "Deployment")
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +75,12 @@ class WrittenVersions:
 class Executor:
     """Reads and writes through the async client."""
 
-    def __init__(self, kube: AsyncKubeApi, component: str = naming.MANAGER, instance: str = "") -> None:
+    def __init__(self, kube: AsyncKubeApi, component: str = naming.MANAGER, instance: str = "",
+                 policies: PolicySet | None = None) -> None:
         self.kube = kube
         self.component = component
         self.instance = instance
+        self.policies = policies if policies is not None else default_policies()
         self.written = WrittenVersions()
 
     async def get_trading_symbol(self, namespace: str, name: str) -> Obj | None:
@@ -91,6 +95,9 @@ class Executor:
         child_calls = asyncio.gather(*(
             self.kube.get_or_none(RESOURCES_BY_KIND[kind], namespace, naming.child_name(name))
             for kind in CHILD_KINDS
+        ), *(
+            self.kube.get_or_none(RESOURCES_BY_KIND[kind], namespace, naming.shadow_name(name))
+            for kind in SHADOW_KINDS
         ))
         revision_objs, children = await asyncio.gather(revisions_call, child_calls)
         owned = [r for r in revision_objs if _owned_by(r, uid)]
@@ -104,9 +111,10 @@ class Executor:
             annotations=dict(meta.get("annotations") or {}),
             revisions=[revision_from_object(r) for r in owned],
             # A same-named child without our ownerReference is adopted: the patch sets it.
-            children=dict(zip(CHILD_KINDS, children, strict=True)),
+            children=dict(zip([*CHILD_KINDS, *(f"shadow/{k}" for k in SHADOW_KINDS)], children, strict=True)),
             now=now_rfc3339(),
             deleting=bool(meta.get("deletionTimestamp")),
+            policies=self.policies,
         )
 
     async def execute(self, ts: Obj, plan: Plan) -> None:

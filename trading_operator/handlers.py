@@ -5,25 +5,27 @@ triggers the same level-based `reconcile`; a timer resyncs as a safety net. Dele
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import datetime
 import logging
 import os
-from dataclasses import dataclass, field
+import pathlib
 from typing import Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 
+from policies.loader import default_policies, load_layered
 from trading_operator import api, naming
+from trading_operator.analysis_loop import analysis_tick
 from trading_operator.builders import render_switches
 from trading_operator.conditions import Reason
+from trading_operator.context import OperatorContext, reconcile
 from trading_operator.drain import DrainStep, PositionsProbe, drain_decision
 from trading_operator.executor import Executor
 from trading_operator.kube import api_error_message, load_api_client
 from trading_operator.kube_async import AsyncKubeApi
-from trading_operator.planner import NORMAL, WARNING, plan
+from trading_operator.planner import NORMAL, WARNING
+from trading_operator.prometheus import MetricsSource
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +40,6 @@ CHILD_RESOURCES = (
 MANAGED = {"app.kubernetes.io/managed-by": naming.MANAGER}
 RESYNC_SECONDS = float(os.environ.get("TRADEOPS_RESYNC_SECONDS", "60"))
 DRAIN_POLL_SECONDS = float(os.environ.get("TRADEOPS_DRAIN_POLL_SECONDS", "2"))
-MAX_CONCURRENT_RECONCILES = int(os.environ.get("TRADEOPS_MAX_CONCURRENT_RECONCILES", "8"))
-
-
-@dataclass
-class OperatorContext:
-    """What the handlers share, kept in kopf's memo."""
-
-    executor: Executor
-    probe: PositionsProbe
-    locks: collections.defaultdict[tuple[str, str], asyncio.Lock] = field(
-        default_factory=lambda: collections.defaultdict(asyncio.Lock)
-    )
-    # Bounded and first-come-first-served: a burst of new symbols is worked through in order instead of
-    # all sharing the client's threads and all finishing last.
-    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES))
 
 
 def _context(memo: Any) -> OperatorContext:
@@ -79,24 +66,19 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # A crashed leader is replaced within this time (kopf's default is 60 s).
     settings.peering.lifetime = int(os.environ.get("TRADEOPS_PEERING_LIFETIME", "15"))
     kube = AsyncKubeApi(load_api_client(os.environ.get("KUBECONFIG")))
-    executor = Executor(kube, instance=os.environ.get("POD_NAME", os.uname().nodename))
+    policies_dir = os.environ.get("TRADEOPS_POLICIES_DIR")
+    policy_set = load_layered(pathlib.Path(policies_dir)) if policies_dir else default_policies()
+    executor = Executor(kube, instance=os.environ.get("POD_NAME", os.uname().nodename), policies=policy_set)
     probe = PositionsProbe(os.environ.get("TRADEOPS_POSITIONS_URL", PositionsProbe().url_template))
-    memo["tradeops"] = OperatorContext(executor=executor, probe=probe)
+    metrics = MetricsSource(os.environ.get("TRADEOPS_PROMETHEUS_URL"))
+    memo["tradeops"] = OperatorContext(executor=executor, probe=probe, metrics=metrics)
 
 
 @kopf.on.cleanup()
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
-    await _context(memo).executor.kube.close()
-
-
-async def reconcile(context: OperatorContext, namespace: str, name: str) -> None:
-    """Read, plan, act — one TradingSymbol at a time."""
-    async with context.locks[(namespace, name)], context.slots:
-        ts = await context.executor.get_trading_symbol(namespace, name)
-        if ts is None:
-            return
-        observed = await context.executor.observe(ts)
-        await context.executor.execute(ts, plan(observed))
+    context = _context(memo)
+    await context.executor.kube.close()
+    context.metrics.close()
 
 
 async def _reconcile_or_retry(memo: Any, namespace: str, name: str, retry: int) -> None:
@@ -113,13 +95,31 @@ async def on_trading_symbol(*, namespace: str | None, name: str, memo: Any, retr
     await _reconcile_or_retry(memo, namespace or "default", name, retry)
 
 
-@kopf.on.event(*TS, annotations={naming.ROLLBACK_ANNOTATION: kopf.PRESENT})
-async def on_rollback_request(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """kopf does not count annotation changes as updates; a rollback request is acted on at once."""
+async def on_request(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """kopf does not count annotation changes as updates; a request (rollback, promote, abort, retry) is
+    acted on at once."""
     try:
         await reconcile(_context(memo), namespace or "default", name)
     except ApiException as exc:  # the resync timer retries
-        log.warning("rollback of %s/%s failed: %s", namespace, name, api_error_message(exc))
+        log.warning("request on %s/%s failed: %s", namespace, name, api_error_message(exc))
+
+
+for _annotation in naming.REQUEST_ANNOTATIONS:
+    kopf.on.event(*TS, id=f"request:{_annotation}", annotations={_annotation: kopf.PRESENT})(on_request)
+
+
+@kopf.daemon(*TS, cancellation_timeout=5.0)
+async def analyse(*, stopped: kopf.DaemonStopped, namespace: str | None, name: str, body: kopf.Body, memo: Any,
+                  **_: Any) -> None:
+    """Measure analysis runs, the stable revision and tuning baselines from Prometheus, for ever."""
+    context = _context(memo)
+    while not stopped:
+        try:
+            delay = await analysis_tick(context, namespace or "default", name, body)
+        except ApiException as exc:
+            log.warning("analysis of %s/%s: API error: %s", namespace, name, api_error_message(exc))
+            delay = 2.0
+        await stopped.wait(delay)
 
 
 @kopf.timer(*TS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)

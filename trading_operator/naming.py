@@ -11,6 +11,15 @@ PART_OF = "tradeops"
 # Annotations on the TradingSymbol (set by opsctl, read by the operator).
 ROLLBACK_ANNOTATION = f"{GROUP}/rollback-to"
 """Requested manual rollback: a revision number, or `previous` for the stable revision."""
+PROMOTE_ANNOTATION = f"{GROUP}/promote"
+"""Requested promotion of the revision under analysis (skips the rest of the run)."""
+ABORT_ANNOTATION = f"{GROUP}/abort"
+"""Requested abort of the revision under analysis (rolls back to stable, marks it aborted)."""
+RETRY_ANNOTATION = f"{GROUP}/retry"
+"""Requested retry of the aborted revision (a fresh analysis run)."""
+TUNING_FROZEN_ANNOTATION = f"{GROUP}/tuning-frozen"
+"""Present: the auto-tuner proposes nothing (a running proposal finishes)."""
+REQUEST_ANNOTATIONS = (ROLLBACK_ANNOTATION, PROMOTE_ANNOTATION, ABORT_ANNOTATION, RETRY_ANNOTATION)
 
 # Annotations and labels on children.
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
@@ -18,6 +27,10 @@ REVISION_LABEL = f"{GROUP}/revision"
 SYMBOL_LABEL = f"{GROUP}/symbol"
 SPEC_HASH_LABEL = f"{GROUP}/spec-hash"
 OWNER_NAME_LABEL = f"{GROUP}/trading-symbol"
+TRACK_LABEL = f"{GROUP}/track"
+"""`shadow` on the pods of a shadow revision (trading disabled, compared with stable)."""
+RESTARTED_AT_ANNOTATION = f"{GROUP}/restarted-at"
+"""Stamped on the pod template by a self-healing restart."""
 
 METRICS_PORT = 9102
 """Port of the runtime's Prometheus metrics, health probes and position report."""
@@ -32,6 +45,11 @@ CONFIG_MOUNT = "/etc/tradeops"
 def child_name(ts_name: str) -> str:
     """Name shared by the Deployment, ConfigMap, Service, PDB and NetworkPolicy of a TradingSymbol."""
     return f"{ts_name}-trading"
+
+
+def shadow_name(ts_name: str) -> str:
+    """Name of the Deployment and ConfigMap of a shadow revision."""
+    return f"{ts_name}-trading-shadow"
 
 
 def revision_name(ts_name: str, spec_hash: str) -> str:

@@ -6,100 +6,58 @@ The executor carries the plan out; nothing here talks to the API."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from trading_operator import naming
+from trading_operator import naming, tuner
 from trading_operator.api import (
+    AnalysisPhase,
     ConditionStatus,
     Phase,
-    RollbackRecord,
     TradingSymbolSpec,
     TradingSymbolStatus,
+    TuningState,
 )
-from trading_operator.builders import DESIRED_HASH_ANNOTATION, Manifest, Owner, build_children, build_revision
+from trading_operator.builders import (
+    DESIRED_HASH_ANNOTATION,
+    Manifest,
+    Owner,
+    build_children,
+    build_revision,
+    build_shadow_children,
+)
 from trading_operator.conditions import ConditionType, Reason, get_condition, set_condition
 from trading_operator.diffing import changed_fields, differences, is_subset
+from trading_operator.plans import (
+    NORMAL,
+    WARNING,
+    Action,
+    CreateObject,
+    DeleteObject,
+    EmitEvent,
+    Observed,
+    PatchObject,
+    Plan,
+    RemoveAnnotation,
+)
 from trading_operator.revisions import (
     Revision,
     find_by_hash,
     find_by_number,
     next_number,
-    previous_of,
     template_hash,
     template_of,
     to_prune,
 )
+from trading_operator.rollout import Decision, Policies, decide, resolve_policies
 
-NORMAL = "Normal"
-WARNING = "Warning"
+SHADOW_DEPLOYMENT = "shadow/Deployment"
+SHADOW_CONFIGMAP = "shadow/ConfigMap"
+"""Keys of the shadow children in `Observed.children` (the others are keyed by kind)."""
 
-
-@dataclass(frozen=True)
-class Observed:
-    """What the executor read: the TradingSymbol, its revisions and its children (by kind)."""
-
-    name: str
-    namespace: str
-    uid: str
-    generation: int
-    spec: dict[str, Any]
-    status: dict[str, Any]
-    annotations: dict[str, str]
-    revisions: list[Revision]
-    children: dict[str, Manifest | None]
-    now: str
-    deleting: bool = False
-
-
-@dataclass(frozen=True)
-class CreateObject:
-    manifest: Manifest
-
-
-@dataclass(frozen=True)
-class PatchObject:
-    """A JSON merge patch of the operator's fields onto an existing child."""
-
-    kind: str
-    name: str
-    patch: Manifest
-
-
-@dataclass(frozen=True)
-class DeleteObject:
-    kind: str
-    name: str
-
-
-@dataclass(frozen=True)
-class RemoveAnnotation:
-    """Remove an annotation of the TradingSymbol (a handled request)."""
-
-    key: str
-
-
-@dataclass(frozen=True)
-class EmitEvent:
-    type: str
-    reason: str
-    message: str
-
-
-Action = CreateObject | PatchObject | DeleteObject | RemoveAnnotation | EmitEvent
-
-
-@dataclass
-class Plan:
-    actions: list[Action] = field(default_factory=list)
-    status: dict[str, Any] | None = None
-    """The new status, or None when it would not change."""
-
-    def event(self, type_: str, reason: Reason, message: str) -> None:
-        self.actions.append(EmitEvent(type_, reason.value, message))
-
+__all__ = ["NORMAL", "WARNING", "Action", "CreateObject", "DeleteObject", "EmitEvent", "Observed", "PatchObject",
+           "Plan", "RemoveAnnotation", "parse_status", "plan", "validation_message"]
 
 def validation_message(error: ValidationError) -> str:
     """One line per problem: `spec.field.path: message`."""
@@ -137,21 +95,37 @@ def plan(observed: Observed) -> Plan:
         spec = TradingSymbolSpec.model_validate(observed.spec)
     except ValidationError as error:
         return _finish(result, observed, _invalid(result, observed, status, validation_message(error)))
+    try:
+        policies = resolve_policies(observed.policies, spec)
+    except KeyError as error:
+        return _finish(result, observed, _invalid(result, observed, status, str(error.args[0])))
 
     revisions = list(observed.revisions)
     owner = Owner(observed.name, observed.namespace, observed.uid)
-    update = _update_revision(result, observed, spec, owner, revisions, status)
-    aborted = status.aborted_revision if status.aborted_revision == update.number else None
-    current = find_by_number(revisions, status.current_revision)
-    target, aborted, last_rollback = _choose_target(
-        result, observed, spec, revisions, update, current, aborted, status
-    )
+    tuning = _tuning_state(status, policies, observed)
+    base_config = spec.config.model_dump(by_alias=True, mode="json")
+    integer_paths = tuner.integer_paths(policies.tuning) if policies.tuning else set()
+    accepted = tuning.overrides if tuning is not None and policies.tuning is not None else {}
+    update = _ensure_revision(result, observed, spec, owner, revisions, status,
+                              tuner.apply_overrides(base_config, accepted, integer_paths) if accepted else None)
+    candidate = None
+    if tuning is not None and tuning.candidate and policies.tuning is not None:
+        candidate = _ensure_revision(result, observed, spec, owner, revisions, status, tuner.apply_overrides(
+            base_config, {**accepted, **tuning.candidate}, integer_paths))
+    running = {"main": _running_revision(observed.children.get("Deployment"), spec.replicas),
+               "shadow": _running_revision(observed.children.get(SHADOW_DEPLOYMENT), 1)}
+    decision = decide(result, observed, spec, status, revisions, update, candidate, policies, tuning, running)
+    target = decision.target
 
     rolled_out = False
     ready_replicas = 0
     if target is not None:
-        rolled_out, ready_replicas = _reconcile_children(result, observed, spec, owner, target)
-        keep = {n for n in (target.number, status.stable_revision, update.number) if n}
+        restarted_at = status.background.restarted_at if status.background else None
+        rolled_out, ready_replicas = _reconcile_children(result, observed, spec, owner, target, restarted_at)
+        _reconcile_shadow(result, observed, spec, owner, decision.shadow)
+        keep = {n for n in (target.number, decision.stable, decision.previous_stable, update.number,
+                            candidate.number if candidate else 0, decision.shadow.number if decision.shadow else 0)
+                if n}
         pruned = to_prune(revisions, spec.revision_history_limit, keep)
         for revision in pruned:
             result.actions.append(DeleteObject("ControllerRevision", revision.name))
@@ -163,10 +137,42 @@ def plan(observed: Observed) -> Plan:
                 f"Pruned revisions {numbers} (history limit {spec.revision_history_limit})",
             )
 
-    status = _status(
-        observed, spec, status, target, update, aborted, last_rollback, rolled_out, ready_replicas
-    )
+    status = _status(observed, spec, status, decision, update, rolled_out, ready_replicas, policies)
     return _finish(result, observed, status)
+
+
+def _tuning_state(status: TradingSymbolStatus, policies: Policies, observed: Observed) -> TuningState | None:
+    if policies.tuning is None:
+        return status.tuning.model_copy(update={"candidate": None}) if status.tuning else None
+    return tuner.for_generation(status.tuning, policies.tuning_name, observed.generation)
+
+
+def _running_revision(deployment: Manifest | None, replicas: int) -> int | None:
+    """The revision a Deployment has fully rolled out, if it has."""
+    if deployment is None or not _rolled_out(deployment, replicas):
+        return None
+    labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+    value = labels.get(naming.REVISION_LABEL)
+    return int(value) if value and str(value).isdigit() else None
+
+
+def _reconcile_shadow(
+    result: Plan, observed: Observed, spec: TradingSymbolSpec, owner: Owner, shadow: Revision | None
+) -> None:
+    """Run the shadow revision's children, or remove them when there is none."""
+    if shadow is None:
+        for key in (SHADOW_DEPLOYMENT, SHADOW_CONFIGMAP):
+            have = observed.children.get(key)
+            if have is not None:
+                result.actions.append(DeleteObject(have["kind"], have["metadata"]["name"]))
+        return
+    for desired in build_shadow_children(owner, spec, shadow):
+        key = f"shadow/{desired['kind']}"
+        have = observed.children.get(key)
+        if have is None:
+            result.actions.append(CreateObject(desired))
+        elif not is_subset(desired, have):
+            result.actions.append(PatchObject(desired["kind"], desired["metadata"]["name"], desired))
 
 
 def _invalid(
@@ -194,16 +200,17 @@ def _invalid(
     )
 
 
-def _update_revision(
+def _ensure_revision(
     result: Plan,
     observed: Observed,
     spec: TradingSymbolSpec,
     owner: Owner,
     revisions: list[Revision],
     status: TradingSymbolStatus,
+    config: dict[str, Any] | None = None,
 ) -> Revision:
-    """The revision built from the spec; created (and announced) when the spec is new."""
-    template = template_of(spec)
+    """The revision of the spec (with a tuned config when given); created and announced when new."""
+    template = template_of(spec, config)
     spec_hash = template_hash(template)
     existing = find_by_hash(revisions, spec_hash)
     if existing is not None:
@@ -220,79 +227,14 @@ def _update_revision(
     return revision
 
 
-def _choose_target(
-    result: Plan,
-    observed: Observed,
-    spec: TradingSymbolSpec,
-    revisions: list[Revision],
-    update: Revision,
-    current: Revision | None,
-    aborted: int | None,
-    status: TradingSymbolStatus,
-) -> tuple[Revision | None, int | None, RollbackRecord | None]:
-    """Which revision runs: a requested rollback, else the held one while paused or aborted, else the
-    spec's. Returns (target, aborted revision, last rollback)."""
-    request = observed.annotations.get(naming.ROLLBACK_ANNOTATION)
-    if request is not None:
-        result.actions.append(RemoveAnnotation(naming.ROLLBACK_ANNOTATION))
-        chosen = _resolve_rollback(request, revisions, current, status)
-        if chosen is None:
-            result.event(
-                WARNING,
-                Reason.ROLLBACK_FAILED,
-                f"Rollback to {request!r} refused: no such revision (have "
-                f"{', '.join(str(r.number) for r in sorted(revisions, key=lambda r: r.number))})",
-            )
-        elif current is not None and chosen.number == current.number:
-            if not (status.last_rollback and status.last_rollback.to_revision == chosen.number):
-                result.event(
-                    WARNING,
-                    Reason.ROLLBACK_FAILED,
-                    f"Rollback to revision {chosen.number} ignored: it is already running",
-                )
-        else:
-            from_number = current.number if current else 0
-            record = RollbackRecord(
-                from_revision=from_number,
-                to_revision=chosen.number,
-                reason=f"ManualRollback: requested {request}",
-                time=observed.now,
-            )
-            new_aborted = update.number if update.number != chosen.number else None
-            held = (
-                f"; revision {new_aborted} from the spec is aborted until the spec changes"
-                if new_aborted
-                else ""
-            )
-            result.event(
-                NORMAL,
-                Reason.ROLLED_BACK,
-                f"Rolled back from revision {from_number} to {chosen.number} (manual){held}",
-            )
-            return chosen, new_aborted, record
-    if spec.paused or (aborted is not None and current is not None):
-        return current, aborted, status.last_rollback
-    return update, aborted, status.last_rollback
-
-
-def _resolve_rollback(
-    request: str, revisions: list[Revision], current: Revision | None, status: TradingSymbolStatus
-) -> Revision | None:
-    if request.strip().lower() == "previous":
-        return previous_of(revisions, current.number if current else 0, status.stable_revision)
-    try:
-        return find_by_number(revisions, int(request))
-    except ValueError:
-        return None
-
-
 def _reconcile_children(
-    result: Plan, observed: Observed, spec: TradingSymbolSpec, owner: Owner, target: Revision
+    result: Plan, observed: Observed, spec: TradingSymbolSpec, owner: Owner, target: Revision,
+    restarted_at: str | None,
 ) -> tuple[bool, int]:
     """Create missing children, correct drifted ones. Returns (rolled out, ready replicas)."""
     was_running = parse_status(observed.status).current_revision > 0
     deployment_in_sync = False
-    for desired in build_children(owner, spec, target, spec.replicas, spec.trading_enabled):
+    for desired in build_children(owner, spec, target, spec.replicas, spec.trading_enabled, restarted_at):
         kind, name = desired["kind"], desired["metadata"]["name"]
         have = observed.children.get(kind)
         if have is None:
@@ -340,36 +282,35 @@ def _status(
     observed: Observed,
     spec: TradingSymbolSpec,
     status: TradingSymbolStatus,
-    target: Revision | None,
+    decision: Decision,
     update: Revision,
-    aborted: int | None,
-    last_rollback: RollbackRecord | None,
     rolled_out: bool,
     ready_replicas: int,
+    policies: Policies,
 ) -> TradingSymbolStatus:
     gen, now = observed.generation, observed.now
+    target, aborted, run = decision.target, decision.aborted, decision.analysis
     conditions = set_condition(
-        status.conditions,
-        ConditionType.SPEC_VALID,
-        ConditionStatus.TRUE,
-        Reason.SPEC_ACCEPTED,
-        "Spec is valid",
-        gen,
-        now,
+        status.conditions, ConditionType.SPEC_VALID, ConditionStatus.TRUE, Reason.SPEC_ACCEPTED, "Spec is valid",
+        gen, now,
     )
     current = target.number if target else 0
-    stable = current if rolled_out else status.stable_revision
     replicas = spec.replicas if target else 0
+    shadow_number = decision.shadow.number if decision.shadow else 0
+    analysing = (run is not None and run.phase is AnalysisPhase.RUNNING and decision.hold_reason is None
+                 and run.revision in {current, shadow_number} and run.revision != decision.stable)
     if target is None:
         progress = (ConditionStatus.FALSE, Reason.PAUSED_BY_SPEC, "Paused before the first rollout")
+    elif analysing and run is not None:
+        done = min((t.successful + t.failed + t.inconclusive for t in run.tallies), default=0)
+        shadow = " (shadow)" if decision.shadow else ""
+        progress = (ConditionStatus.TRUE, Reason.ANALYSIS_RUNNING,
+                    f"Analysing revision {run.revision}{shadow}: {done}/{policies.analysis.count} measurements")
     elif rolled_out:
         progress = (ConditionStatus.FALSE, Reason.ROLLOUT_COMPLETE, f"Revision {current} is rolled out")
     else:
-        progress = (
-            ConditionStatus.TRUE,
-            Reason.ROLLING_OUT,
-            f"Rolling out revision {current}: {ready_replicas}/{replicas} pods ready",
-        )
+        progress = (ConditionStatus.TRUE, Reason.ROLLING_OUT,
+                    f"Rolling out revision {current}: {ready_replicas}/{replicas} pods ready")
     conditions = set_condition(conditions, ConditionType.PROGRESSING, *progress, gen, now)
     if rolled_out:
         ready = (
@@ -380,23 +321,26 @@ def _status(
     else:
         ready = (ConditionStatus.FALSE, Reason.REPLICAS_NOT_READY, f"{ready_replicas}/{replicas} pods ready")
     conditions = set_condition(conditions, ConditionType.READY, *ready, gen, now)
+    background = status.background
     if aborted is not None:
+        why = f" ({decision.last_rollback.reason})" if decision.last_rollback else ""
         degraded = (
             ConditionStatus.TRUE,
             Reason.ROLLED_BACK,
-            f"Revision {aborted} from the spec is aborted; running revision {current}. "
+            f"Revision {aborted} from the spec is aborted{why}; running revision {current}. "
             "Change the spec or retry to roll it out again",
         )
+    elif background is not None and background.exhausted:
+        degraded = (ConditionStatus.TRUE, Reason.SELF_HEALING_EXHAUSTED,
+                    f"SLO breach on stable revision {current} persists after self-healing: {background.last_breach}")
     else:
         degraded = (ConditionStatus.FALSE, Reason.AS_EXPECTED, "Running the spec's revision")
     conditions = set_condition(conditions, ConditionType.DEGRADED, *degraded, gen, now)
     if spec.paused:
         held = f"; spec revision {update.number} is held" if update.number != current else ""
-        paused = (
-            ConditionStatus.TRUE,
-            Reason.PAUSED_BY_SPEC,
-            f"Changes are held, running revision {current}{held}",
-        )
+        paused = (ConditionStatus.TRUE, Reason.PAUSED_BY_SPEC, f"Changes are held, running revision {current}{held}")
+    elif decision.hold_reason is not None:
+        paused = (ConditionStatus.TRUE, Reason.ANALYSIS_INCONCLUSIVE, decision.hold_reason)
     else:
         paused = (ConditionStatus.FALSE, Reason.NOT_PAUSED, "Changes roll out")
     conditions = set_condition(conditions, ConditionType.PAUSED, *paused, gen, now)
@@ -408,21 +352,26 @@ def _status(
     return status.model_copy(
         update={
             "observed_generation": gen,
-            "phase": _phase(spec, target, aborted, rolled_out),
+            "phase": _phase(spec, target, aborted, rolled_out, decision.hold_reason, analysing),
             "conditions": conditions,
             "current_revision": current,
-            "stable_revision": stable,
+            "stable_revision": decision.stable,
+            "previous_stable_revision": decision.previous_stable,
+            "stable_since": decision.stable_since,
             "update_revision": update.number,
             "aborted_revision": aborted,
-            "last_rollback": last_rollback,
+            "last_rollback": decision.last_rollback,
             "replicas": replicas,
             "ready_replicas": ready_replicas,
+            "analysis": run,
+            "tuning": decision.tuning,
         }
     )
 
 
-def _phase(spec: TradingSymbolSpec, target: Revision | None, aborted: int | None, rolled_out: bool) -> Phase:
-    if spec.paused:
+def _phase(spec: TradingSymbolSpec, target: Revision | None, aborted: int | None, rolled_out: bool,
+           hold_reason: str | None, analysing: bool) -> Phase:
+    if spec.paused or hold_reason is not None:
         return Phase.PAUSED
     if aborted is not None:
         return Phase.DEGRADED
@@ -430,4 +379,4 @@ def _phase(spec: TradingSymbolSpec, target: Revision | None, aborted: int | None
         return Phase.HALTED
     if target is None:
         return Phase.PENDING
-    return Phase.READY if rolled_out else Phase.PROGRESSING
+    return Phase.READY if rolled_out and not analysing else Phase.PROGRESSING

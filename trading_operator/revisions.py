@@ -36,12 +36,12 @@ class Revision:
     template: RevisionTemplate
 
 
-def template_of(spec: TradingSymbolSpec) -> RevisionTemplate:
-    """The revision template of a spec."""
+def template_of(spec: TradingSymbolSpec, config: dict[str, Any] | None = None) -> RevisionTemplate:
+    """The revision template of a spec (with a tuned config in place of the spec's, when given)."""
     return RevisionTemplate(
         image=spec.image,
         resources=spec.resources.model_dump(by_alias=True, mode="json"),
-        config=spec.config.model_dump(by_alias=True, mode="json"),
+        config=config if config is not None else spec.config.model_dump(by_alias=True, mode="json"),
     )
 
 

@@ -24,3 +24,12 @@ def age(timestamp: str | None, now: datetime.datetime | None = None) -> str:
     if seconds < 172800:
         return f"{seconds // 3600}h"
     return f"{seconds // 86400}d"
+
+
+def parse_time(timestamp: str) -> datetime.datetime:
+    """An RFC 3339 timestamp (as written by `now_rfc3339` or the API server) as an aware datetime."""
+    return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+
+
+def seconds_between(earlier: str, later: str) -> float:
+    return (parse_time(later) - parse_time(earlier)).total_seconds()

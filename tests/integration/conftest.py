@@ -13,6 +13,9 @@ from trading_operator.kube import KubeApi
 from trading_operator.localstack import EmulatorProcess, OperatorProcess, install_crd, kube_for
 
 
+LIFECYCLE_POLICIES = pathlib.Path(__file__).parent / "policies" / "lifecycle"
+
+
 @dataclass
 class Stack:
     emulator: EmulatorProcess
@@ -27,7 +30,7 @@ class Stack:
             self.emulator.kubeconfig,
             self.workdir / f"{name}.log",
             env={"TRADEOPS_POSITIONS_URL": self.positions.url_template, "TRADEOPS_DRAIN_POLL_SECONDS": "0.5",
-                 **(env or {})},
+                 "TRADEOPS_POLICIES_DIR": str(LIFECYCLE_POLICIES), **(env or {})},
             args=args,
         )
 

@@ -38,6 +38,10 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def key_of(kind: str, name: str) -> str:
+    return f"shadow/{kind}" if name.endswith("-shadow") else kind
+
+
 class World:
     """Objects of one TradingSymbol, changed only by applying plans (and by the test, as 'users')."""
 
@@ -69,11 +73,15 @@ class World:
                 if kind == "ControllerRevision":
                     self.revisions[action.manifest["metadata"]["name"]] = copy.deepcopy(action.manifest)
                 else:
-                    self.children[kind] = copy.deepcopy(action.manifest)
+                    self.children[key_of(kind, action.manifest["metadata"]["name"])] = copy.deepcopy(action.manifest)
             elif isinstance(action, PatchObject):
-                self.children[action.kind] = merge(self.children[action.kind], action.patch)
+                key = key_of(action.kind, action.name)
+                self.children[key] = merge(self.children[key], action.patch)
             elif isinstance(action, DeleteObject):
-                self.revisions.pop(action.name)
+                if action.kind == "ControllerRevision":
+                    self.revisions.pop(action.name)
+                else:
+                    self.children.pop(key_of(action.kind, action.name))
             elif isinstance(action, RemoveAnnotation):
                 self.annotations.pop(action.key, None)
             elif isinstance(action, EmitEvent):
@@ -82,9 +90,9 @@ class World:
             self.status = result.status
         return result.actions
 
-    def deployment_ready(self) -> None:
+    def deployment_ready(self, key: str = "Deployment") -> None:
         """What the Deployment controller reports once every pod of the template is ready."""
-        deployment = self.children["Deployment"]
+        deployment = self.children[key]
         replicas = deployment["spec"]["replicas"]
         deployment.setdefault("metadata", {})["generation"] = 1
         deployment["status"] = {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
@@ -93,6 +101,11 @@ class World:
     def converge(self) -> None:
         self.step()
         self.deployment_ready()
+        self.step()
+
+    def promote(self) -> None:
+        """What `opsctl promote` asks for."""
+        self.annotations[naming.PROMOTE_ANNOTATION] = "true"
         self.step()
 
     def edit_spec(self, patch: dict[str, Any]) -> None:
@@ -315,6 +328,7 @@ def test_history_is_pruned_to_the_limit_keeping_running_and_stable():
     for version in range(2, 7):
         world.edit_spec({"image": f"ghcr.io/tradeops/runtime:{version}.0.0"})
         world.converge()
+        world.promote()
     numbers = sorted(int(r["revision"]) for r in world.revisions.values())
     assert numbers == [4, 5, 6]
     assert "RevisionsPruned" in world.reasons()

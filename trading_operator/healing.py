@@ -1,0 +1,81 @@
+"""Background analysis of the stable revision and the self-healing it leads to — pure.
+
+A breach (`breachLimit` failed measurements in a row) soon after a promotion rolls back to the previous
+stable revision; with no recent change it restarts the pods, at most `maxSelfHealing` times per
+cooldown window; beyond that the symbol is marked Degraded and
+left to people — never a loop."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from policies.models import BackgroundAnalysis, SelfHealingAction
+from trading_operator.api import AnalysisPhase, BackgroundState, Measurement, RollbackRecord, TradingSymbolStatus
+from trading_operator.timestamps import seconds_between
+
+
+class Action(enum.StrEnum):
+    NONE = "None"
+    ROLLBACK = "Rollback"
+    RESTART = "Restart"
+    EXHAUSTED = "Exhausted"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    background: BackgroundState
+    action: Action
+    message: str = ""
+
+
+def assess(status: TradingSymbolStatus, measurements: list[Measurement], policy: BackgroundAnalysis,
+           now: str) -> Outcome:
+    """Record one background measurement and decide what, if anything, to do."""
+    state = status.background or BackgroundState()
+    failed = [m for m in measurements if m.phase is AnalysisPhase.FAILED]
+    recent_actions = [t for t in state.actions if seconds_between(t, now) < policy.cooldown_seconds]
+    if not failed:
+        state = state.model_copy(update={"last_measured_at": now, "consecutive_breaches": 0, "exhausted": False,
+                                         "actions": recent_actions})
+        return Outcome(state, Action.NONE)
+    detail = "; ".join(f"{m.metric}: {m.message}" for m in failed)
+    breaches = state.consecutive_breaches + 1
+    state = state.model_copy(update={"last_measured_at": now, "consecutive_breaches": breaches,
+                                     "last_breach": detail, "actions": recent_actions})
+    if breaches < policy.breach_limit:
+        return Outcome(state, Action.NONE)
+    since_change = seconds_between(status.stable_since, now) if status.stable_since else None
+    if (since_change is not None and since_change < policy.recent_change_seconds
+            and status.previous_stable_revision and status.previous_stable_revision != status.stable_revision):
+        state = state.model_copy(update={"consecutive_breaches": 0})
+        return Outcome(state, Action.ROLLBACK,
+                       f"SLO breach on revision {status.stable_revision} {since_change:.0f}s after its promotion "
+                       f"({detail}); rolling back to revision {status.previous_stable_revision}")
+    if state.exhausted:
+        return Outcome(state, Action.NONE)
+    if policy.self_healing is SelfHealingAction.NONE or len(recent_actions) >= policy.max_self_healing:
+        state = state.model_copy(update={"exhausted": True})
+        return Outcome(state, Action.EXHAUSTED,
+                       f"SLO breach on revision {status.stable_revision} persists ({detail}); self-healing budget "
+                       f"spent ({len(recent_actions)} of {policy.max_self_healing} in {policy.cooldown_seconds}s): "
+                       "left to people")
+    state = state.model_copy(update={"consecutive_breaches": 0, "actions": [*recent_actions, now],
+                                     "restarted_at": now})
+    return Outcome(state, Action.RESTART,
+                   f"SLO breach on revision {status.stable_revision} with no recent change ({detail}); restarting "
+                   f"its pods ({len(recent_actions) + 1} of {policy.max_self_healing})")
+
+
+def rolled_back(status: TradingSymbolStatus, outcome: Outcome, now: str) -> TradingSymbolStatus:
+    """The status after a background rollback: previous stable is stable again, the breaching one aborted."""
+    record = RollbackRecord(from_revision=status.stable_revision, to_revision=status.previous_stable_revision,
+                            reason=f"SLOBreach: {outcome.background.last_breach}", time=now)
+    return status.model_copy(update={
+        "background": outcome.background,
+        "aborted_revision": status.stable_revision,
+        "stable_revision": status.previous_stable_revision,
+        "previous_stable_revision": 0,
+        "stable_since": now,
+        "last_rollback": record,
+    })

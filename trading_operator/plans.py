@@ -1,0 +1,81 @@
+"""The planner's vocabulary: what it observes, the actions it plans, and the plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies.loader import PolicySet, default_policies
+from trading_operator.builders import Manifest
+from trading_operator.conditions import Reason
+from trading_operator.revisions import Revision
+
+NORMAL = "Normal"
+WARNING = "Warning"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the executor read: the TradingSymbol, its revisions and its children (by kind)."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    annotations: dict[str, str]
+    revisions: list[Revision]
+    children: dict[str, Manifest | None]
+    now: str
+    deleting: bool = False
+    policies: PolicySet = field(default_factory=default_policies)
+
+
+@dataclass(frozen=True)
+class CreateObject:
+    manifest: Manifest
+
+
+@dataclass(frozen=True)
+class PatchObject:
+    """A JSON merge patch of the operator's fields onto an existing child."""
+
+    kind: str
+    name: str
+    patch: Manifest
+
+
+@dataclass(frozen=True)
+class DeleteObject:
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RemoveAnnotation:
+    """Remove an annotation of the TradingSymbol (a handled request)."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class EmitEvent:
+    type: str
+    reason: str
+    message: str
+
+
+Action = CreateObject | PatchObject | DeleteObject | RemoveAnnotation | EmitEvent
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    status: dict[str, Any] | None = None
+    """The new status, or None when it would not change."""
+
+    def event(self, type_: str, reason: Reason, message: str) -> None:
+        self.actions.append(EmitEvent(type_, reason.value, message))
+
+

@@ -1,0 +1,293 @@
+"""Which revision runs, which is stable, and what analysis decides about a new one — pure.
+
+A new revision (a spec change, a tuning proposal, a retry) runs, or runs as a shadow beside stable, and
+gets an analysis run once it is rolled out. The run's verdict (written by the analysis loop) decides:
+Successful → promoted to stable; Failed → back to stable, the revision aborted until the spec changes
+or a retry; Inconclusive → held where it is with a condition saying why, never rolled back. The first
+revision of a symbol has nothing to compare with and becomes stable once rolled out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from policies.loader import PolicySet
+from policies.models import AnalysisPolicySpec, SLOPolicySpec, TuningPolicySpec
+from trading_operator import naming, tuner
+from trading_operator.analysis import OBJECTIVE, AnalysisSettings, measured_mean, settings_for
+from trading_operator.api import (
+    AnalysisKind,
+    AnalysisPhase,
+    AnalysisRun,
+    RollbackRecord,
+    TradingSymbolSpec,
+    TradingSymbolStatus,
+    TuningState,
+)
+from trading_operator.conditions import Reason
+from trading_operator.plans import NORMAL, WARNING, Observed, Plan, RemoveAnnotation
+from trading_operator.revisions import Revision, find_by_number, previous_of
+
+
+@dataclass(frozen=True)
+class Policies:
+    """The policies a TradingSymbol names, resolved."""
+
+    slo: SLOPolicySpec
+    analysis: AnalysisSettings
+    analysis_policy: AnalysisPolicySpec
+    tuning: TuningPolicySpec | None
+    """None when the named tuning policy is disabled."""
+    tuning_name: str
+
+
+def resolve_policies(policy_set: PolicySet, spec: TradingSymbolSpec) -> Policies:
+    """The named policies; a KeyError naming the missing one (the spec is then invalid)."""
+    refs = spec.policies
+    problems = []
+    found: dict[str, Any] = {}
+    for field, kind in (("slo", SLOPolicySpec), ("analysis", AnalysisPolicySpec), ("tuning", TuningPolicySpec)):
+        try:
+            found[field] = policy_set.get(kind, getattr(refs, field))
+        except KeyError as error:
+            problems.append(f"spec.policies.{field}: {error.args[0]}")
+    if problems:
+        raise KeyError("; ".join(problems))
+    tuning: TuningPolicySpec = found["tuning"]
+    return Policies(
+        slo=found["slo"],
+        analysis=settings_for(found["analysis"], spec.rollout),
+        analysis_policy=found["analysis"],
+        tuning=tuning if tuning.enabled else None,
+        tuning_name=refs.tuning,
+    )
+
+
+@dataclass
+class Decision:
+    """What runs and what the status records about it."""
+
+    target: Revision | None
+    shadow: Revision | None
+    stable: int
+    previous_stable: int
+    stable_since: str | None
+    aborted: int | None
+    last_rollback: RollbackRecord | None
+    analysis: AnalysisRun | None
+    tuning: TuningState | None
+    hold_reason: str | None = None
+    """Set while an Inconclusive run holds the rollout (the Paused condition)."""
+
+
+def decide(
+    result: Plan,
+    observed: Observed,
+    spec: TradingSymbolSpec,
+    status: TradingSymbolStatus,
+    revisions: list[Revision],
+    update: Revision,
+    candidate: Revision | None,
+    policies: Policies,
+    tuning: TuningState | None,
+    running: dict[str, int | None],
+) -> Decision:
+    """The rollout decision. `running` maps `main`/`shadow` to the revision fully rolled out there."""
+    aborted = status.aborted_revision if status.aborted_revision == update.number else None
+    decision = Decision(
+        target=None, shadow=None, stable=status.stable_revision, previous_stable=status.previous_stable_revision,
+        stable_since=status.stable_since, aborted=aborted, last_rollback=status.last_rollback,
+        analysis=status.analysis, tuning=tuning,
+    )
+    current = find_by_number(revisions, status.current_revision)
+    stable = find_by_number(revisions, decision.stable)
+    if naming.ROLLBACK_ANNOTATION in observed.annotations and _manual_rollback(
+        result, observed, revisions, update, current, decision
+    ):
+        return decision
+    nxt = candidate or update
+    if stable is None:
+        decision.target = current if spec.paused else nxt
+        if decision.target is not None and running["main"] == decision.target.number:
+            decision.stable, decision.stable_since = decision.target.number, observed.now
+        return decision
+    if spec.paused:
+        decision.target = current or stable
+        if decision.analysis and decision.analysis.revision == nxt.number and nxt.number != stable.number:
+            decision.shadow = nxt if decision.analysis.kind is AnalysisKind.SHADOW else None
+        return decision
+    if nxt.number == stable.number:
+        decision.target = stable
+        _retry(result, observed, decision, update)
+        return decision
+    if nxt.number == decision.aborted:
+        decision.target = stable
+        if _retry(result, observed, decision, update):
+            return decide_new(result, observed, spec, stable, nxt, candidate, policies, decision, running)
+        return decision
+    return decide_new(result, observed, spec, stable, nxt, candidate, policies, decision, running)
+
+
+def _retry(result: Plan, observed: Observed, decision: Decision, update: Revision) -> bool:
+    """Handle a retry request: True when the aborted revision is to be rolled out again."""
+    if naming.RETRY_ANNOTATION not in observed.annotations:
+        return False
+    result.actions.append(RemoveAnnotation(naming.RETRY_ANNOTATION))
+    if decision.aborted != update.number:
+        result.event(WARNING, Reason.RETRYING, "Retry ignored: no aborted revision to retry")
+        return False
+    result.event(NORMAL, Reason.RETRYING, f"Retrying revision {update.number} with a fresh analysis")
+    decision.aborted = None
+    decision.analysis = None
+    return True
+
+
+def decide_new(
+    result: Plan,
+    observed: Observed,
+    spec: TradingSymbolSpec,
+    stable: Revision,
+    nxt: Revision,
+    candidate: Revision | None,
+    policies: Policies,
+    decision: Decision,
+    running: dict[str, int | None],
+) -> Decision:
+    """A revision other than stable is to take over: run it (or shadow it), analyse it, act on the verdict."""
+    kind = AnalysisKind.TUNING if candidate else (AnalysisKind.SHADOW if spec.rollout.shadow else AnalysisKind.ROLLOUT)
+    run = decision.analysis if decision.analysis and decision.analysis.revision == nxt.number else None
+    shadowed = kind is AnalysisKind.SHADOW
+    decision.target, decision.shadow = (stable, nxt) if shadowed else (nxt, None)
+    now = observed.now
+    for key in (naming.PROMOTE_ANNOTATION, naming.ABORT_ANNOTATION):
+        if key in observed.annotations:
+            result.actions.append(RemoveAnnotation(key))
+    if naming.ABORT_ANNOTATION in observed.annotations:
+        run = _finished(run, nxt, kind, stable, AnalysisPhase.FAILED, "aborted by request", now)
+    elif naming.PROMOTE_ANNOTATION in observed.annotations:
+        run = _finished(run, nxt, kind, stable, AnalysisPhase.SUCCESSFUL, "promoted by request", now)
+    if run is None and kind is not AnalysisKind.TUNING and not any(s.analysis for s in policies.slo.slos):
+        if running["shadow" if shadowed else "main"] == nxt.number:
+            _promote(result, observed, stable, nxt, decision, "the SLO policy has no analysis metrics")
+        return decision
+    if run is None:
+        if running["shadow" if shadowed else "main"] == nxt.number:
+            settings = policies.analysis
+            decision.analysis = AnalysisRun(revision=nxt.number, kind=kind, started_at=now,
+                                            baseline_revision=stable.number if shadowed else None)
+            where = f" as a shadow beside stable revision {stable.number}" if shadowed else ""
+            result.event(NORMAL, Reason.ANALYSIS_STARTED,
+                         f"Analysing revision {nxt.number}{where}: {settings.count} measurements "
+                         f"every {settings.interval_seconds}s after {settings.initial_delay_seconds}s")
+        return decision
+    decision.analysis = run
+    if kind is AnalysisKind.TUNING and run.phase is not AnalysisPhase.RUNNING:
+        return _conclude_tuning(result, observed, spec, stable, nxt, run, policies, decision)
+    if run.phase is AnalysisPhase.SUCCESSFUL:
+        _promote(result, observed, stable, nxt, decision, f"analysis successful: {run.message}")
+    elif run.phase is AnalysisPhase.FAILED:
+        decision.target, decision.shadow, decision.aborted = stable, None, nxt.number
+        decision.last_rollback = RollbackRecord(from_revision=nxt.number, to_revision=stable.number,
+                                                reason=f"AnalysisFailed: {run.message}", time=now)
+        what = "Shadow analysis" if shadowed else "Analysis"
+        back = "kept" if shadowed else "rolled back to"
+        result.event(WARNING, Reason.ROLLED_BACK,
+                     f"{what} of revision {nxt.number} failed ({run.message}); {back} stable revision "
+                     f"{stable.number}; revision {nxt.number} is aborted until the spec changes or a retry")
+    elif run.phase is AnalysisPhase.INCONCLUSIVE:
+        decision.hold_reason = (f"Analysis of revision {nxt.number} inconclusive ({run.message}); held, not rolled "
+                                "back: promote, abort or retry")
+    return decision
+
+
+def _finished(run: AnalysisRun | None, nxt: Revision, kind: AnalysisKind, stable: Revision, phase: AnalysisPhase,
+              message: str, now: str) -> AnalysisRun:
+    base = run or AnalysisRun(revision=nxt.number, kind=kind, started_at=now,
+                              baseline_revision=stable.number if kind is AnalysisKind.SHADOW else None)
+    return base.model_copy(update={"phase": phase, "message": message, "finished_at": now})
+
+
+def _promote(result: Plan, observed: Observed, stable: Revision, nxt: Revision, decision: Decision,
+             why: str) -> None:
+    decision.previous_stable, decision.stable, decision.stable_since = stable.number, nxt.number, observed.now
+    decision.target, decision.shadow = nxt, None
+    result.event(NORMAL, Reason.PROMOTED, f"Revision {nxt.number} promoted to stable ({why})")
+
+
+def _conclude_tuning(
+    result: Plan, observed: Observed, spec: TradingSymbolSpec, stable: Revision, nxt: Revision, run: AnalysisRun,
+    policies: Policies, decision: Decision,
+) -> Decision:
+    state = decision.tuning
+    if state is None or policies.tuning is None:  # the policy went away mid-proposal: back to stable
+        decision.target = stable
+        return decision
+    base_config = spec.config.model_dump(by_alias=True, mode="json")
+    objective = measured_mean(run, OBJECTIVE)
+    outcome = tuner.outcome_of(run.phase, objective, state.baseline_objective, policies.tuning)
+    detail = (f"objective {objective if objective is None else round(objective, 6)} vs baseline "
+              f"{state.baseline_objective if state.baseline_objective is None else round(state.baseline_objective, 6)}")
+    decision.tuning = tuner.conclude(state, policies.tuning, outcome, objective, nxt.number, base_config,
+                                     observed.now)
+    if outcome == "Kept":
+        _promote(result, observed, stable, nxt, decision, f"tuning kept: {detail}; {run.message}")
+        result.event(NORMAL, Reason.TUNING_KEPT, f"Tuning proposal (revision {nxt.number}) kept: {detail}")
+        return decision
+    decision.target = stable
+    if outcome == "SLOBreach":
+        decision.last_rollback = RollbackRecord(from_revision=nxt.number, to_revision=stable.number,
+                                                reason=f"TuningSLOBreach: {run.message}", time=observed.now)
+        result.event(WARNING, Reason.TUNING_REVERTED,
+                     f"Tuning proposal (revision {nxt.number}) breached an SLO ({run.message}); reverted to "
+                     f"revision {stable.number}")
+    else:
+        result.event(NORMAL, Reason.TUNING_REVERTED,
+                     f"Tuning proposal (revision {nxt.number}) reverted ({outcome}: {detail}); back to revision "
+                     f"{stable.number}")
+    return decision
+
+
+def _manual_rollback(
+    result: Plan, observed: Observed, revisions: list[Revision], update: Revision, current: Revision | None,
+    decision: Decision,
+) -> bool:
+    """Act on a rollback request. True when it decided the target."""
+    request = observed.annotations[naming.ROLLBACK_ANNOTATION]
+    result.actions.append(RemoveAnnotation(naming.ROLLBACK_ANNOTATION))
+    chosen = _resolve(request, revisions, current, decision.stable)
+    if chosen is None:
+        have = ", ".join(str(r.number) for r in sorted(revisions, key=lambda r: r.number))
+        result.event(WARNING, Reason.ROLLBACK_FAILED,
+                     f"Rollback to {request!r} refused: no such revision (have {have})")
+        return False
+    if current is not None and chosen.number == current.number:
+        if not (decision.last_rollback and decision.last_rollback.to_revision == chosen.number):
+            result.event(WARNING, Reason.ROLLBACK_FAILED,
+                         f"Rollback to revision {chosen.number} ignored: it is already running")
+        return False
+    from_number = current.number if current else 0
+    decision.last_rollback = RollbackRecord(from_revision=from_number, to_revision=chosen.number,
+                                            reason=f"ManualRollback: requested {request}", time=observed.now)
+    decision.aborted = update.number if update.number != chosen.number else None
+    if decision.analysis is not None and decision.analysis.phase is AnalysisPhase.RUNNING:
+        decision.analysis = decision.analysis.model_copy(update={
+            "phase": AnalysisPhase.FAILED, "message": f"aborted: manual rollback to {chosen.number}",
+            "finished_at": observed.now})
+    if decision.tuning is not None and decision.tuning.candidate is not None:
+        decision.tuning = decision.tuning.model_copy(update={"candidate": None})
+    if chosen.number != decision.stable:
+        decision.previous_stable = decision.stable
+    decision.stable, decision.stable_since, decision.target = chosen.number, observed.now, chosen
+    held = f"; revision {decision.aborted} from the spec is aborted until the spec changes" if decision.aborted else ""
+    result.event(NORMAL, Reason.ROLLED_BACK,
+                 f"Rolled back from revision {from_number} to {chosen.number} (manual){held}")
+    return True
+
+
+def _resolve(request: str, revisions: list[Revision], current: Revision | None, stable: int) -> Revision | None:
+    if request.strip().lower() == "previous":
+        return previous_of(revisions, current.number if current else 0, stable)
+    try:
+        return find_by_number(revisions, int(request))
+    except ValueError:
+        return None
