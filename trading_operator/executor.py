@@ -72,6 +72,19 @@ class WrittenVersions:
         return self._versions.get(key) == str(meta.get("resourceVersion"))
 
 
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: removed keys become null, nested maps
+    are patched key by key, everything else is replaced."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
+
+
 class Executor:
     """Reads and writes through the async client."""
 
@@ -140,9 +153,8 @@ class Executor:
                 await self.kube.merge_patch(TRADING_SYMBOLS, namespace, name, patch)
 
     async def write_status(self, ts: Obj, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource; keys that disappeared are nulled."""
-        old = ts.get("status") or {}
-        patch = {**{key: None for key in old if key not in status}, **status}
+        """Merge-patch the status subresource; keys that disappeared (at any depth) are nulled."""
+        patch = merge_patch(ts.get("status") or {}, status)
         meta = ts["metadata"]
         await self.kube.patch_status(TRADING_SYMBOLS, meta["namespace"], meta["name"], patch)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 
 import requests
@@ -11,6 +12,9 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from trading_operator.analysis import Sample
+
+# A refused connection is reported once, as the sample's error; urllib3 would log every retry too.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 class MetricsSource:

@@ -70,6 +70,8 @@ def _clamp(value: float, parameter: TunableParameter) -> float:
 
 def _advance(state: TuningState, policy: TuningPolicySpec) -> TuningState:
     """After a proposal that was not kept: the other direction, then half the step, then the next parameter."""
+    if state.parameter_index >= len(policy.parameters):
+        return state.model_copy(update={"converged": True})
     if not state.tried_opposite:
         return state.model_copy(update={"direction": -state.direction, "tried_opposite": True})
     parameter = policy.parameters[state.parameter_index]

@@ -12,7 +12,6 @@ from tests.integration.operator_harness import PositionsServer, new_namespace
 from trading_operator.kube import KubeApi
 from trading_operator.localstack import EmulatorProcess, OperatorProcess, install_crd, kube_for
 
-
 LIFECYCLE_POLICIES = pathlib.Path(__file__).parent / "policies" / "lifecycle"
 
 

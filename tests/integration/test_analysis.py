@@ -1,0 +1,171 @@
+"""Analysis end to end: real Prometheus (1 s scrape) scraping real trading-runtime processes fed by the
+synthetic market, the real operator (kopf) against the emulated API, and a harness that starts a runtime
+process for each Deployment the operator writes. Nothing about the measurements is faked."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from trading_operator.kube import CONFIGMAPS, DEPLOYMENTS, KubeApi
+from trading_operator.local_runtimes import PrometheusProcess, RuntimeFleet, start_analysis_stack
+from trading_operator.localstack import kube_for, wait_for
+
+from .operator_harness import (
+    condition,
+    create_ts,
+    events,
+    new_namespace,
+    patch_spec,
+    status,
+    wait_event,
+    wait_status,
+)
+
+POLICIES = pathlib.Path(__file__).parent / "policies" / "analysis"
+FAST = {"analysisCount": 3}
+"""Three measurements 2 s apart after a 4 s delay: a healthy run takes about 10 s."""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = start_analysis_stack(tmp_path_factory.mktemp("analysis"), POLICIES)
+    try:
+        yield Stack(kube_for(running.kubeconfig), running.prometheus, running.fleet)
+    finally:
+        running.stop()
+
+
+@dataclass
+class Stack:
+    kube: KubeApi
+    prometheus: PrometheusProcess
+    fleet: RuntimeFleet
+
+
+def _stable_first_revision(stack: Stack, name: str, **spec: object) -> str:
+    namespace = new_namespace(stack.kube)
+    create_ts(stack.kube, namespace, name, rollout=FAST, **spec)
+    wait_status(stack.kube, namespace, name, timeout=60, phase="Ready", currentRevision=1, stableRevision=1)
+    return namespace
+
+
+def test_healthy_revision_is_analysed_and_promoted(stack: Stack) -> None:
+    namespace = _stable_first_revision(stack, "spy")
+    patch_spec(stack.kube, namespace, "spy", {"config": {"strategy": {"entryScore": 0.65}}})
+    final = wait_status(stack.kube, namespace, "spy", timeout=60, phase="Ready", currentRevision=2, stableRevision=2)
+    run = final["analysis"]
+    assert run["revision"] == 2
+    assert run["phase"] == "Successful"
+    latency = [m for m in run["measurements"] if m["metric"] == "tick-to-signal-latency"]
+    passed = [m for m in latency if m["phase"] == "Successful"]
+    assert len(passed) >= 3
+    assert all(0 < m["value"] < 0.05 for m in passed)
+    assert not any(m["phase"] == "Failed" for m in run["measurements"])
+    promoted = wait_event(stack.kube, namespace, "spy", "Promoted")
+    assert "analysis successful" in promoted["message"]
+    assert "RolledBack" not in {e["reason"] for e in events(stack.kube, namespace, "spy")}
+
+
+def test_injected_latency_is_rolled_back_with_the_measured_values(stack: Stack) -> None:
+    namespace = _stable_first_revision(stack, "qqq", symbol="QQQ")
+    patch_spec(stack.kube, namespace, "qqq", {"config": {"faultInjection": {"extraLatencyMs": 120}}})
+    final = wait_status(stack.kube, namespace, "qqq", timeout=60, phase="Degraded", currentRevision=1,
+                        stableRevision=1, abortedRevision=2)
+    assert final["analysis"]["phase"] == "Failed"
+    failed = [m for m in final["analysis"]["measurements"] if m["phase"] == "Failed"]
+    assert failed
+    assert failed[0]["metric"] == "tick-to-signal-latency"
+    assert failed[0]["value"] > 0.05
+    assert final["lastRollback"]["reason"].startswith("AnalysisFailed: tick-to-signal-latency")
+    degraded = condition(stack.kube, namespace, "qqq", "Degraded")
+    assert degraded["status"] == "True"
+    assert degraded["reason"] == "RolledBack"
+    rolled_back = wait_event(stack.kube, namespace, "qqq", "RolledBack")
+    assert "not below 0.05 s" in rolled_back["message"]
+    # The measured p95 appears in the Event as a number above the threshold.
+    measured = float(rolled_back["message"].split("tick-to-signal-latency: ")[1].split(" s ")[0])
+    assert measured > 0.05
+    # The stable revision's process runs again; the spec in git still asks for revision 2's config.
+    wait_for(lambda: stack.fleet.pods.get((namespace, "qqq-trading")) and
+             stack.fleet.pods[(namespace, "qqq-trading")].revision == "1", 30, "revision 1 running again")
+
+
+def test_shadow_revision_runs_beside_stable_and_takes_over_when_it_passes(stack: Stack) -> None:
+    namespace = _stable_first_revision(stack, "es", symbol="ES", market="futures-options")
+    patch_spec(stack.kube, namespace, "es", {"rollout": {**FAST, "shadow": True},
+                                             "config": {"strategy": {"entryScore": 0.7}}})
+
+    def shadow_running() -> dict[str, object] | None:
+        current = status(stack.kube, namespace, "es")
+        run = current.get("analysis") or {}
+        return current if run.get("kind") == "Shadow" and run.get("revision") == 2 else None
+
+    during = wait_for(shadow_running, 60, "a shadow analysis of revision 2")
+    assert during["currentRevision"] == 1  # stable keeps trading while the shadow is judged
+    shadow = stack.kube.get_or_none(DEPLOYMENTS, namespace, "es-trading-shadow")
+    assert shadow is not None
+    assert shadow["spec"]["template"]["metadata"]["labels"]["trading.tradeops.io/track"] == "shadow"
+    shadow_config = stack.kube.get_or_none(CONFIGMAPS, namespace, "es-trading-shadow")
+    assert shadow_config is not None
+    assert "tradingEnabled: false" in shadow_config["data"]["switches.yaml"]
+    final = wait_status(stack.kube, namespace, "es", timeout=60, phase="Ready", currentRevision=2, stableRevision=2)
+    assert final["analysis"]["baselineRevision"] == 1
+    wait_for(lambda: stack.kube.get_or_none(DEPLOYMENTS, namespace, "es-trading-shadow") is None, 20,
+             "the shadow removed")
+
+
+def test_tuning_keeps_an_improvement_and_reverts_a_step_that_breaches_an_slo(stack: Stack) -> None:
+    namespace = _stable_first_revision(stack, "tuned", config={"faultInjection": {"extraLatencyMs": 20}},
+                                       policies={"tuning": "latency-test"})
+
+    def tuned() -> dict[str, object] | None:
+        current = status(stack.kube, namespace, "tuned")
+        history = (current.get("tuning") or {}).get("history") or []
+        return current if any(h["outcome"] == "Kept" for h in history) else None
+
+    final = wait_for(tuned, 150, "a kept tuning proposal")
+    history = final["tuning"]["history"]  # type: ignore[index]
+    breach = next(h for h in history if h["outcome"] == "SLOBreach")
+    assert (breach["fromValue"], breach["toValue"]) == (20, 50)
+    kept = next(h for h in history if h["outcome"] == "Kept")
+    assert (kept["fromValue"], kept["toValue"]) == (20, 0)
+    assert kept["objective"] < kept["baseline"]
+    wait_status(stack.kube, namespace, "tuned", timeout=30, phase="Ready")
+    assert final["tuning"]["overrides"] == {"faultInjection.extraLatencyMs": 0}  # type: ignore[index]
+    reasons = [e["reason"] for e in events(stack.kube, namespace, "tuned")]
+    assert "TuningReverted" in reasons
+    assert "TuningKept" in reasons
+
+
+def test_background_breach_restarts_once_then_marks_degraded(stack: Stack) -> None:
+    namespace = _stable_first_revision(stack, "sick", config={"faultInjection": {"extraLatencyMs": 120}},
+                                       policies={"analysis": "fast-background"})
+    restart = wait_event(stack.kube, namespace, "sick", "SelfHealingRestart", timeout=60)
+    assert "tick-to-signal-latency" in restart["message"]
+    exhausted = wait_event(stack.kube, namespace, "sick", "SelfHealingExhausted", timeout=60)
+    assert "left to people" in exhausted["message"]
+    degraded = wait_for(lambda: (c := condition(stack.kube, namespace, "sick", "Degraded")).get("reason")
+                        == "SelfHealingExhausted" and c, 20, "Degraded: SelfHealingExhausted")
+    assert degraded["status"] == "True"
+    assert [e["reason"] for e in events(stack.kube, namespace, "sick")].count("SelfHealingRestart") == 1
+
+
+def test_prometheus_stopped_during_analysis_is_inconclusive_never_a_rollback(stack: Stack) -> None:
+    namespace = _stable_first_revision(stack, "dark", symbol="QQQ")
+    stack.prometheus.stop()
+    try:
+        patch_spec(stack.kube, namespace, "dark", {"config": {"strategy": {"entryScore": 0.7}}})
+        final = wait_status(stack.kube, namespace, "dark", timeout=60, phase="Paused", currentRevision=2)
+        assert final["analysis"]["phase"] == "Inconclusive"
+        assert "unreachable" in final["analysis"]["message"]
+        paused = condition(stack.kube, namespace, "dark", "Paused")
+        assert paused["reason"] == "AnalysisInconclusive"
+        assert final["stableRevision"] == 1
+        assert "abortedRevision" not in final
+        assert "RolledBack" not in {e["reason"] for e in events(stack.kube, namespace, "dark")}
+    finally:
+        stack.prometheus.start()
