@@ -1,0 +1,102 @@
+"""opsctl promote / abort / retry / analysis / tune against the emulated API: exit codes, output and the
+exact PATCH requests (the operator's side of these requests is tested in test_rollout and test_analysis)."""
+
+from __future__ import annotations
+
+import json
+
+from opsctl.errors import ExitCode
+from tests.integration import emulator_fixtures
+from tests.integration.test_opsctl_cli import Cluster, cluster
+from trading_operator import naming
+
+emulator_thread = emulator_fixtures.emulator_thread
+__all__ = ["cluster", "emulator_thread"]
+
+MERGE = "application/merge-patch+json"
+RUN = {
+    "revision": 3, "kind": "Rollout", "phase": "Running", "startedAt": "2026-11-25T10:00:00Z",
+    "tallies": [{"metric": "tick-to-signal-latency", "successful": 2, "failed": 1}],
+    "measurements": [
+        {"time": "2026-11-25T10:00:06Z", "metric": "tick-to-signal-latency", "phase": "Successful",
+         "value": 0.00013, "message": "0.00013 s below 0.05 s"},
+        {"time": "2026-11-25T10:00:08Z", "metric": "tick-to-signal-latency", "phase": "Failed", "value": 0.12,
+         "message": "0.12 s not below 0.05 s"},
+    ],
+}
+ANALYSING = {"currentRevision": 3, "stableRevision": 2, "updateRevision": 3, "phase": "Progressing",
+             "analysis": RUN}
+
+
+def annotation_patch(cluster: Cluster, key: str, value: str | None = "true") -> list[tuple[str, str, object]]:
+    return [(f"/apis/trading.tradeops.io/v1alpha1/namespaces/{cluster.namespace}/tradingsymbols/spy", MERGE,
+             {"metadata": {"annotations": {key: value}}})]
+
+
+def test_promote_requests_promotion_of_the_revision_under_analysis(cluster: Cluster) -> None:
+    cluster.set_status(ANALYSING)
+    result = cluster.opsctl("promote", "spy")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "spy: promote of revision 3 requested"
+    assert cluster.patches() == annotation_patch(cluster, naming.PROMOTE_ANNOTATION)
+
+
+def test_abort_and_promote_are_refused_when_nothing_is_under_analysis(cluster: Cluster) -> None:
+    cluster.set_status({"currentRevision": 2, "stableRevision": 2, "updateRevision": 2})
+    for command in ("promote", "abort"):
+        result = cluster.opsctl(command, "spy")
+        assert result.exit_code == ExitCode.REJECTED
+        assert "already stable" in result.stderr
+    assert cluster.patches() == []
+
+
+def test_abort_requests_a_rollback_of_the_revision_under_analysis(cluster: Cluster) -> None:
+    cluster.set_status(ANALYSING)
+    result = cluster.opsctl("-o", "json", "abort", "spy")
+    assert json.loads(result.stdout) == {"name": "spy", "namespace": cluster.namespace, "action": "abort",
+                                         "revision": 3}
+    assert cluster.patches() == annotation_patch(cluster, naming.ABORT_ANNOTATION)
+
+
+def test_retry_needs_an_aborted_revision(cluster: Cluster) -> None:
+    cluster.set_status({"currentRevision": 2, "stableRevision": 2, "updateRevision": 3})
+    refused = cluster.opsctl("retry", "spy")
+    assert refused.exit_code == ExitCode.REJECTED
+    assert "no aborted revision" in refused.stderr
+    cluster.set_status({"abortedRevision": 3})
+    assert cluster.opsctl("retry", "spy").exit_code == 0
+    assert cluster.patches() == annotation_patch(cluster, naming.RETRY_ANNOTATION)
+
+
+def test_analysis_prints_the_verdict_counts_and_measurements(cluster: Cluster) -> None:
+    cluster.set_status(ANALYSING)
+    result = cluster.opsctl("analysis", "spy")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "spy: Rollout analysis of revision 3: Running" in out
+    assert "tick-to-signal-latency 2 ok/1 failed/0 inconclusive/0 errors" in out
+    assert "0.12 s not below 0.05 s" in out
+    assert json.loads(cluster.opsctl("-o", "json", "analysis", "spy").stdout)["measurements"][1]["value"] == 0.12
+    assert cluster.patches() == []
+
+
+def test_analysis_of_a_symbol_without_a_run_exits_3(cluster: Cluster) -> None:
+    cluster.set_status({"currentRevision": 1, "stableRevision": 1})
+    result = cluster.opsctl("analysis", "spy")
+    assert result.exit_code == ExitCode.NOT_FOUND
+    assert "no analysis run yet" in result.stderr
+
+
+def test_tune_freeze_unfreeze_and_status(cluster: Cluster) -> None:
+    cluster.set_status({"tuning": {"policy": "hit-rate", "overrides": {"strategy.entryScore": 0.7}, "history": [
+        {"time": "2026-11-25T10:00:00Z", "parameter": "strategy.entryScore", "fromValue": 0.6, "toValue": 0.7,
+         "revision": 4, "baseline": 0.51, "objective": 0.53, "outcome": "Kept"}]}})
+    assert cluster.opsctl("tune", "freeze", "spy").exit_code == 0
+    assert cluster.patches() == annotation_patch(cluster, naming.TUNING_FROZEN_ANNOTATION)
+    out = cluster.opsctl("tune", "status", "spy").stdout
+    assert "spy: tuning policy hit-rate, frozen" in out
+    assert "strategy.entryScore" in out
+    assert "Kept" in out
+    assert json.loads(cluster.opsctl("-o", "json", "tune", "status", "spy").stdout)["frozen"] is True
+    assert cluster.opsctl("tune", "unfreeze", "spy").exit_code == 0
+    assert naming.TUNING_FROZEN_ANNOTATION not in (cluster.ts()["metadata"].get("annotations") or {})
