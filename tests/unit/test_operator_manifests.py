@@ -18,6 +18,7 @@ NEEDED = {
                              ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"))
       for v in ("get", "list", "watch", "create", "patch")},
     *{("apps", "controllerrevisions", v) for v in ("list", "create", "delete")},
+    ("", "configmaps", "delete"), ("apps", "deployments", "delete"),  # a finished shadow revision
     ("", "events", "create"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("kopf.dev", "clusterkopfpeerings", "patch"),
@@ -37,9 +38,9 @@ def test_rbac_grants_what_the_operator_calls():
     assert NEEDED - granted() == set()
 
 
-@pytest.mark.parametrize("forbidden", [("", "secrets", "get"), ("", "pods", "delete"), ("apps", "deployments",
-                                                                                        "delete")],
-                         ids=["no-secrets", "no-pod-deletion", "children-go-by-gc"])
+@pytest.mark.parametrize("forbidden", [("", "secrets", "get"), ("", "pods", "delete"),
+                                       ("apps", "deployments", "deletecollection"), ("", "services", "delete")],
+                         ids=["no-secrets", "no-pod-deletion", "no-bulk-deletion", "children-go-by-gc"])
 def test_rbac_is_least_privilege(forbidden):
     rules = kind("ClusterRole")["rules"]
     assert all("*" not in rule["verbs"] and "*" not in rule["resources"] for rule in rules)
