@@ -44,7 +44,14 @@ def ts_body(namespace: str, name: str) -> dict[str, Any]:
     return {"apiVersion": "trading.tradeops.io/v1alpha1", "kind": "TradingSymbol",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"symbol": "SPY", "market": "equity-options",
-                     "image": "ghcr.io/tradeops/trading-runtime:1.0.0"}}
+                     "image": "ghcr.io/tradeops/trading-runtime:1.0.0", "drain": {"timeoutSeconds": 0}}}
+
+
+def retire(kube: KubeApi, namespace: str, name: str) -> None:
+    """Scale to zero (the harness stops the process) and delete: finished runs do not load the machine."""
+    kube.merge_patch(_TS, namespace, name, {"spec": {"replicas": 0}})
+    wait_status(kube, namespace, name, 30, replicas=0)
+    kube.delete(_TS, namespace, name)
 
 
 def status_of(kube: KubeApi, namespace: str, name: str) -> dict[str, Any]:
@@ -88,7 +95,7 @@ def one_rollback(stack: AnalysisStack, kube: KubeApi, prometheus: PrometheusConn
                         "revision 1 serving again")
     time.sleep(2)  # let Prometheus finish the last scrapes of revision 2
     breach = first_breach(prometheus, namespace, started - 5, time.time())
-    kube.delete(_TS, namespace, name)
+    retire(kube, namespace, name)
     return restored - breach
 
 
@@ -107,7 +114,7 @@ def one_healthy(kube: KubeApi, index: int) -> bool:
         return current if run.get("revision") == 2 and run.get("phase") not in (None, "Running") else None
 
     final = wait_for(decided, 120, f"the analysis of {namespace}/{name} revision 2", interval=0.2)
-    kube.delete(_TS, namespace, name)
+    retire(kube, namespace, name)
     return final.get("abortedRevision") == 2 or final["analysis"]["phase"] == "Failed"
 
 

@@ -171,8 +171,9 @@ def verdict(run: AnalysisRun, settings: AnalysisSettings) -> tuple[AnalysisPhase
     if inconclusive:
         names = ", ".join(t.metric for t in inconclusive)
         return AnalysisPhase.INCONCLUSIVE, f"{names}: more than {settings.inconclusive_limit} inconclusive measurements"
-    # Enough measurements, and none ends on a failure: a failure within the limit is measured again.
-    done = run.tallies and all(t.successful + t.failed + t.inconclusive >= settings.count for t in run.tallies) \
+    # `count` judged measurements of every metric (no data is not evidence), and none ends on a failure:
+    # a failure within the limit is measured again.
+    done = run.tallies and all(t.successful + t.failed >= settings.count for t in run.tallies) \
         and not any(m.phase is AnalysisPhase.FAILED for m in latest.values())
     if done:
         values = "; ".join(f"{m.metric}: {m.message}" for m in latest.values())

@@ -160,6 +160,8 @@ class RuntimeFleet:
     locks: defaultdict[tuple[str, str], asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
     history: list[tuple[float, str, str, str]] = field(default_factory=list)
     """(wall-clock time, namespace/name, revision, event) — when each revision's process became ready."""
+    stopping: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def hook(self, deployment: Obj) -> int | None:
         meta = deployment["metadata"]
@@ -177,23 +179,31 @@ class RuntimeFleet:
         current = self.pods.get((namespace, name))
         if current is not None and current.key == key and current.process.poll() is None:
             return replicas
-        if current is not None:
-            self.prometheus.unpublish(f"{namespace}-{name}")
-            await asyncio.to_thread(_stop, current.process)
-            del self.pods[(namespace, name)]
         if replicas == 0:
+            if current is not None:
+                self.prometheus.unpublish(f"{namespace}-{name}")
+                await asyncio.to_thread(_stop, current.process)
+                del self.pods[(namespace, name)]
             return 0
+        # A rolling update with surge, as the Deployment asks (maxSurge 1, maxUnavailable 0): the new
+        # process serves before the old one is told to stop, and the old one stops in the background.
         volumes = template["spec"].get("volumes", [])
         configmap_name = next(v["configMap"]["name"] for v in volumes if "configMap" in v)
         configmap = self.get_object("v1", "configmaps", namespace, configmap_name) or {}
         pod = await asyncio.to_thread(self._start, namespace, name, key, configmap.get("data") or {})
         if not await self._wait_ready(pod):
+            await asyncio.to_thread(_stop, pod.process)
             raise RuntimeError(f"runtime for {namespace}/{name} did not become ready")
         self.pods[(namespace, name)] = pod
         self.prometheus.publish(f"{namespace}-{name}", f"127.0.0.1:{pod.port}", {
             "namespace": namespace, "symbol": labels.get(naming.SYMBOL_LABEL, ""), "revision": key[0],
             "track": labels.get(naming.TRACK_LABEL, "stable"), "pod": name})
         self.history.append((time.time(), f"{namespace}/{name}", key[0], "ready"))
+        if current is not None:
+            self.stopping.append(current.process)
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(_stop, current.process))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         return replicas
 
     def _start(self, namespace: str, name: str, key: tuple[str, str, str, str], data: dict[str, str]) -> RuntimePod:
@@ -224,8 +234,8 @@ class RuntimeFleet:
         return False
 
     def stop(self) -> None:
-        for pod in self.pods.values():
-            _stop(pod.process)
+        for process in [*(pod.process for pod in self.pods.values()), *self.stopping]:
+            _stop(process)
         self.pods.clear()
 
 

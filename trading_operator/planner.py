@@ -302,7 +302,7 @@ def _status(
     if target is None:
         progress = (ConditionStatus.FALSE, Reason.PAUSED_BY_SPEC, "Paused before the first rollout")
     elif analysing and run is not None:
-        done = min((t.successful + t.failed + t.inconclusive for t in run.tallies), default=0)
+        done = min((t.successful + t.failed for t in run.tallies), default=0)
         shadow = " (shadow)" if decision.shadow else ""
         progress = (ConditionStatus.TRUE, Reason.ANALYSIS_RUNNING,
                     f"Analysing revision {run.revision}{shadow}: {done}/{policies.analysis.count} measurements")

@@ -90,7 +90,8 @@ class FeedClient:
         attempt = 0
         while not stop.is_set():
             try:
-                async with connect(self.url, open_timeout=5, max_size=2**22) as connection:
+                # close_timeout: a feed has nothing to say on close; do not hold a shutdown for its handshake.
+                async with connect(self.url, open_timeout=5, close_timeout=1, max_size=2**22) as connection:
                     attempt = 0
                     await self._stream(connection, stop)
             except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError) as exc:
