@@ -60,7 +60,7 @@ def _slo(**changes: object) -> SLO:
     base = {"name": "errors", "objective": 0.999, "runbook_url": "https://runbooks.example/errors",
             "sli": ErrorRatioSLI(error_query="rate(bad{ {{ selector }} }[{{ window }}])",
                                  total_query="rate(all{ {{ selector }} }[{{ window }}])")}
-    return SLO(**{**base, **changes})  # type: ignore[arg-type]
+    return SLO(**{**base, **changes})
 
 
 def test_analysis_only_slos_get_no_rules():
