@@ -18,6 +18,8 @@ from prometheus_client.registry import Collector
 from typer.testing import CliRunner
 
 from opsctl.main import app
+from policies.loader import load_dir
+from policies.rules import groups, render_rules
 from tests.prometheus_server import ThrowawayPrometheus
 from tests.servers import free_port
 
@@ -50,6 +52,9 @@ class SteadyRuntime(Collector):
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[ThrowawayPrometheus]:
     server = ThrowawayPrometheus(scrape_interval="1s")
+    rules = server.dir / "rules.yml"
+    rules.write_text(render_rules(groups(load_dir().slo["default"])))
+    server.add_rule_file(rules)
     exporters = []
     for runtime in (SteadyRuntime("SPY", 0.004, 0.02), SteadyRuntime("QQQ", 0.0, 0.0)):
         registry = CollectorRegistry()
@@ -117,6 +122,13 @@ def test_table_shows_budget_left(prometheus: ThrowawayPrometheus):
                                 "LEFT", "BURN", "1H"]
     assert any(line.split()[:7] == ["trading", "SPY", "error-ratio", "99%", "30d", "0.40%", "60.00%"]
                for line in lines[1:]), result.stdout
+
+
+def test_generated_rules_record_the_same_budgets_in_prometheus(prometheus: ThrowawayPrometheus):
+    remaining = prometheus.wait_for('slo:error_budget_remaining:ratio{slo="error-ratio"}', series=2)
+    assert {r["metric"]["symbol"]: float(r["value"][1]) for r in remaining} == {
+        "SPY": pytest.approx(0.6, abs=1e-4), "QQQ": pytest.approx(1.0)}
+    assert prometheus.query('ALERTS{alertname="TradeopsErrorBudgetBurn"}') == []  # 0.4x: no burn alert
 
 
 def test_stopped_prometheus_exits_4():
