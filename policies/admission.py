@@ -68,8 +68,10 @@ def admission_errors(manifest: Mapping[str, Any], policy: AdmissionPolicySpec, r
     if market not in policy.allowed_markets:
         problems.append(f"spec.market: {market!r} is not an allowed market ({', '.join(policy.allowed_markets)})")
     replicas = spec.get("replicas", 1)
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas > policy.max_replicas:
-        problems.append(f"spec.replicas: {replicas!r} exceeds the most allowed ({policy.max_replicas})")
+    if not isinstance(replicas, int) or isinstance(replicas, bool):
+        problems.append(f"spec.replicas: must be an integer, got {replicas!r}")
+    elif replicas > policy.max_replicas:
+        problems.append(f"spec.replicas: {replicas} exceeds the most allowed ({policy.max_replicas})")
     if policy.forbid_fault_injection:
         faults = {**_defaults(FaultInjection), **_mapping(config.get("faultInjection"))}
         problems += [f"spec.config.faultInjection.{name}: must be 0 in a manifest kept in git, got {value!r}"

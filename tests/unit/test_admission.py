@@ -56,6 +56,7 @@ CASES = [
     ("market", with_("spec.market", "crypto"), ADMISSION.model_copy(update={"allowed_markets": ["equity-options"]}),
      "spec.market: 'crypto' is not an allowed market (equity-options)"),
     ("replicas", with_("spec.replicas", 4), ADMISSION, "spec.replicas: 4 exceeds the most allowed (3)"),
+    ("replicas-not-an-integer", with_("spec.replicas", "2"), ADMISSION, "spec.replicas: must be an integer, got '2'"),
     ("fault-injection", with_("spec.config.faultInjection", {"errorRate": 0.5}), ADMISSION,
      "spec.config.faultInjection.errorRate: must be 0 in a manifest kept in git, got 0.5"),
     ("missing-label", VALID, ADMISSION.model_copy(update={"required_labels": ["team", "owner"]}),
@@ -111,3 +112,16 @@ def test_cli_checks_manifests(tmp_path: pathlib.Path, capsys: pytest.CaptureFixt
     bad.write_text(yaml.safe_dump(with_("spec.replicas", 5)))
     assert main(["check-manifests", str(bad)]) == 1
     assert capsys.readouterr().err == f"{bad}: spy: spec.replicas: 5 exceeds the most allowed (3)\n"
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                      max_size=3), max_leaves=12)
+
+
+@given(spec=st.dictionaries(st.sampled_from(["image", "market", "replicas", "config", "policies"]), json_values),
+       config=st.dictionaries(st.sampled_from(["risk", "faultInjection"]), json_values), labels=json_values)
+def test_any_manifest_yields_messages_never_an_exception(spec: dict[str, Any], config: dict[str, Any], labels: Any):
+    manifest = {**VALID, "metadata": {"name": "x", "labels": labels}, "spec": {**spec, "config": config}}
+    for problem in manifest_errors(manifest, POLICIES):
+        assert problem.split(":")[0].startswith(("spec.", "metadata.labels.")), problem

@@ -8,6 +8,7 @@ import pathlib
 import pytest
 import yaml
 
+from policies.__main__ import main
 from policies.loader import load_dir
 from policies.models import SLO, ErrorRatioSLI, SLOPolicySpec
 from policies.rules import ALERT_NAME, MANIFEST_NAME, RULE_WINDOWS, error_ratio_query, groups, number, render_rules
@@ -95,3 +96,11 @@ def test_error_ratio_counts_a_symbol_without_error_series_as_zero():
 @pytest.mark.parametrize(("value", "text"), [(1 - 0.99, "0.01"), (14.4, "14.4"), (6.0, "6"), (0.9995, "0.9995")])
 def test_numbers_render_as_written(value: float, text: str):
     assert number(value) == text
+
+
+def test_cli_writes_both_forms_and_refuses_an_unknown_policy(tmp_path: pathlib.Path):
+    out = tmp_path / "rule.yaml"
+    assert main(["rules", "--prometheusrule", "--namespace", "monitoring", "-o", str(out)]) == 0
+    assert out.read_text() == render_rules(groups(DEFAULT), "prometheusrule", "monitoring")
+    assert yaml.safe_load(out.read_text())["metadata"]["namespace"] == "monitoring"
+    assert main(["rules", "--policy", "strict"]) == 1
