@@ -82,12 +82,16 @@ def _recordings(slo: SLO, sli: ErrorRatioSLI, selector: str) -> list[dict[str, A
     # The period ratio averages the 5m ratio over the period: reading one recorded series is cheap, where a
     # rate over 30 days of raw samples at every evaluation is not. It weighs time, not events (a quiet night
     # counts like a busy open), and covers only the history recorded so far.
+    # A period that is one of the windows (1d, 3d) already has its exact ratio recorded above.
     period_ratio = record_name(slo.period)
     rules += [
         {"record": "slo:objective:ratio", "expr": f"vector({number(slo.objective)})", "labels": labels},
         {"record": "slo:error_budget:ratio", "expr": f"vector({number(budget(slo))})", "labels": labels},
-        {"record": period_ratio, "labels": labels,
-         "expr": f'avg_over_time({record_name("5m")}{{slo="{slo.name}"}}[{slo.period}])'},
+    ]
+    if slo.period not in RULE_WINDOWS:
+        rules.append({"record": period_ratio, "labels": labels,
+                      "expr": f'avg_over_time({record_name("5m")}{{slo="{slo.name}"}}[{slo.period}])'})
+    rules += [
         {"record": "slo:error_budget_remaining:ratio", "labels": labels,
          "expr": f'1 - {period_ratio}{{slo="{slo.name}"}} / {number(budget(slo))}'},
     ]
@@ -103,7 +107,6 @@ def _alerts(slo: SLO) -> list[dict[str, Any]]:
     rules = []
     for pair in BURN_RATE_ALERTS:
         severity = slo.severity if pair.page else "ticket"
-
         hours = duration_seconds(slo.period) / 3600 / pair.factor
         rules.append({
             "alert": ALERT_NAME,

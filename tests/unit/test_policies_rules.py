@@ -104,3 +104,12 @@ def test_cli_writes_both_forms_and_refuses_an_unknown_policy(tmp_path: pathlib.P
     assert out.read_text() == render_rules(groups(DEFAULT), "prometheusrule", "monitoring")
     assert yaml.safe_load(out.read_text())["metadata"]["namespace"] == "monitoring"
     assert main(["rules", "--policy", "strict"]) == 1
+
+
+def test_a_period_among_the_windows_reuses_its_exact_ratio():
+    rules = groups(SLOPolicySpec(slos=[_slo(period="3d")]))[0]["rules"]
+    records = [r["record"] for r in rules if "record" in r]
+    assert records.count("slo:sli_error:ratio_rate3d") == 1
+    assert "rate(bad{ symbol!=\"\" }[3d])" in rules[records.index("slo:sli_error:ratio_rate3d")]["expr"]
+    assert rules[records.index("slo:error_budget_remaining:ratio")]["expr"] == (
+        '1 - slo:sli_error:ratio_rate3d{slo="errors"} / 0.001')
