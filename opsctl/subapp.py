@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import click
 import typer
+import typer.exceptions
 
 from opsctl import render
 from opsctl.errors import ExitCode, OpsctlError
@@ -48,14 +51,24 @@ def fail(code: ExitCode, message: str) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+# Exits and usage errors are typer's to print (typer 0.29 vendors its own click; the click package's too).
+PASS_THROUGH = (typer.Exit, typer.Abort, typer.exceptions.TyperException,
+                click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort)
+
+
 def exits_on_error(fn: Callable[P, R]) -> Callable[P, R]:
-    """OpsctlError becomes one line on stderr and its exit code (as the main app's commands do)."""
+    """Expected failures become one line on stderr and their exit code; unexpected ones too, with code 1 (and
+    a traceback when OPSCTL_DEBUG is set): as the main app's commands do."""
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except click.exceptions.Exit:
+        except PASS_THROUGH:
             raise
         except OpsctlError as error:
             raise fail(error.code, error.message) from None
+        except Exception as error:
+            if os.environ.get("OPSCTL_DEBUG"):
+                traceback.print_exc()
+            raise fail(ExitCode.ERROR, f"unexpected {type(error).__name__}: {error}") from None
     return wrapper

@@ -97,3 +97,21 @@ def test_rows_per_symbol_with_the_hours_burn_rate():
     assert got[1].as_dict() == {"namespace": "t", "symbol": "SPY", "slo": slo.name, "objective": 0.95, "window": "30d",
                                 "errorRatio": 0.01, "budgetRemaining": pytest.approx(0.8),
                                 "burnRate1h": pytest.approx(2.0)}
+
+
+def test_check_reports_unreadable_files_and_manifests_without_a_name(tmp_path: pathlib.Path):
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("kind: TradingSymbol\napiVersion: trading.tradeops.io/v1alpha1\nmetadata: spy\nspec: {}\n")
+    result = runner.invoke(app, ["policy", "check", str(tmp_path / "missing.yaml"), str(odd)])
+    assert result.exit_code == 6
+    assert result.stdout.splitlines()[0] == f"{tmp_path}/missing.yaml: file: No such file or directory"
+    assert f"{odd}: document 1: spec.image: required" in result.stdout.splitlines()
+
+
+def test_unexpected_errors_are_one_line_with_exit_1(monkeypatch: pytest.MonkeyPatch):
+    def broken(*_: object) -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr("opsctl.slo_cli.measure", broken)
+    result = runner.invoke(app, ["slo", "report"])
+    assert (result.exit_code, result.stderr) == (1, "opsctl: error: unexpected ValueError: boom\n")
