@@ -83,10 +83,11 @@ def admission_errors(manifest: Mapping[str, Any], policy: AdmissionPolicySpec, r
 
 def manifest_errors(manifest: Mapping[str, Any], policies: PolicySet, admission: str = "default") -> list[str]:
     """Admission errors against the named AdmissionPolicy and the RiskPolicy the manifest names (and that the
-    SLO and tuning policies it names exist)."""
+    SLO, tuning and analysis policies it names exist)."""
     refs = _mapping(_mapping(manifest.get("spec")).get("policies"))
     problems = []
-    for kind, key in (("slo", "SLOPolicy"), ("tuning", "TuningPolicy"), ("risk", "RiskPolicy")):
+    for kind, key in (("slo", "SLOPolicy"), ("tuning", "TuningPolicy"), ("risk", "RiskPolicy"),
+                      ("analysis", "AnalysisPolicy")):
         name = refs.get(kind, "default")
         if name not in policies.by_kind(key):
             problems.append(f"spec.policies.{kind}: no {key} named {name!r}")

@@ -92,7 +92,8 @@ class ThrowawayPrometheus:
         self.wait_ready()
         return self
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until /-/ready answers (generous: the machines running the tests are shared)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
@@ -112,7 +113,7 @@ class ThrowawayPrometheus:
         with urllib.request.urlopen(url, timeout=5) as response:
             return list(json.load(response)["data"]["result"])
 
-    def wait_for(self, promql: str, series: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
+    def wait_for(self, promql: str, series: int = 1, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Poll an instant query until it returns at least `series` series."""
         deadline = time.monotonic() + timeout
         while True:

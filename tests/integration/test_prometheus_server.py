@@ -37,6 +37,6 @@ def test_file_sd_targets_are_scraped_with_their_labels_and_dropped(exporter_port
         assert (ticks["metric"]["symbol"], ticks["metric"]["namespace"], ticks["value"][1]) == ("ES", "trading", "5")
         server.write_targets("es", [])
         # A dropped target's series go stale at once.
-        server.wait_for('absent(up{namespace="trading"})', timeout=15)
+        server.wait_for('absent(up{namespace="trading"})')
     finally:
         server.destroy()

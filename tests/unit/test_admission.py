@@ -93,9 +93,10 @@ def test_omitted_risk_limits_are_checked_at_the_runtime_defaults():
 
 
 def test_policy_references_must_exist():
-    manifest = with_("spec.policies", {"risk": "aggressive", "slo": "strict"})
+    manifest = with_("spec.policies", {"risk": "aggressive", "slo": "strict", "analysis": "slow"})
     assert manifest_errors(manifest, POLICIES) == ["spec.policies.slo: no SLOPolicy named 'strict'",
-                                                   "spec.policies.risk: no RiskPolicy named 'aggressive'"]
+                                                   "spec.policies.risk: no RiskPolicy named 'aggressive'",
+                                                   "spec.policies.analysis: no AnalysisPolicy named 'slow'"]
 
 
 @given(capital=st.floats(min_value=1.0, max_value=1e9), drawdown=st.floats(min_value=0.01, max_value=1.0))
