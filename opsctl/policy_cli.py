@@ -13,10 +13,11 @@ from opsctl.subapp import FormatOpt, emit, exits_on_error, fail, output_format
 from policies.lint import check_manifests, lint
 from policies.loader import DEFAULTS_DIR, PolicyError
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+app = typer.Typer(help="Lint policy files; check TradingSymbol manifests against admission and risk policies.",
+                  no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 DirArg = Annotated[pathlib.Path, typer.Argument(
-    metavar="DIR", help="Policy directory, searched recursively for *.yaml/*.yml (default: the shipped policies)")]
+    metavar="DIR", help="Policy directory, searched recursively for *.yaml/*.yml", show_default="the shipped policies")]
 
 
 def _finish(ctx: typer.Context, problems: list[PolicyError], given: FormatOpt, what: str) -> None:
@@ -44,7 +45,8 @@ def lint_command(ctx: typer.Context, directory: DirArg = DEFAULTS_DIR, output: F
 def check_command(
     ctx: typer.Context,
     files: Annotated[list[pathlib.Path], typer.Argument(metavar="FILE...", help="TradingSymbol manifests")],
-    policies: Annotated[pathlib.Path, typer.Option(help="Policy directory")] = DEFAULTS_DIR,
+    policies: Annotated[pathlib.Path, typer.Option(help="Policy directory", show_default="the shipped policies")]
+    = DEFAULTS_DIR,
     admission: Annotated[str, typer.Option(help="AdmissionPolicy name")] = "default",
     output: FormatOpt = None,
 ) -> None:

@@ -22,7 +22,8 @@ from policies.models import SLOPolicySpec
 from policies.rules import DEFAULT_SELECTOR, error_ratio_query
 from policies.templates import selector
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+app = typer.Typer(help="Error budgets per symbol and SLO, measured in Prometheus.",
+                  no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 COLUMNS = ["NAMESPACE", "SYMBOL", "SLO", "OBJECTIVE", "WINDOW", "ERROR RATIO", "BUDGET LEFT", "BURN 1H"]
 
 
@@ -66,7 +67,8 @@ def report(
     prometheus_url: Annotated[str, typer.Option(envvar="TRADEOPS_PROMETHEUS_URL", help="Prometheus base URL")]
     = "http://127.0.0.1:9090",
     symbol: Annotated[str | None, typer.Option(help="Only this symbol, as the metrics label it (SPY)")] = None,
-    policies: Annotated[pathlib.Path, typer.Option(help="Policy directory")] = DEFAULTS_DIR,
+    policies: Annotated[pathlib.Path, typer.Option(help="Policy directory", show_default="the shipped policies")]
+    = DEFAULTS_DIR,
     policy: Annotated[str, typer.Option(help="SLOPolicy name")] = "default",
     window: Annotated[str | None, typer.Option(help="Measure over this range (e.g. 7d) instead of each SLO's "
                                                     "period")] = None,
