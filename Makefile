@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck contracts unit integration crd bench clean
+.PHONY: install demo test lint typecheck contracts unit integration crd rules bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,10 @@ integration: install
 crd: ## regenerate the checked-in CRD from the pydantic models
 	$(BIN)/python -m trading_operator.crd > deploy/crds/tradingsymbols.yaml
 	$(BIN)/python -m trading_operator.crd --docs > docs/tradingsymbol-fields.md
+
+rules: ## regenerate the checked-in Prometheus rules from the default SLO policy
+	$(BIN)/python -m policies rules -o deploy/prometheus/rules.yml
+	$(BIN)/python -m policies rules --prometheusrule --namespace tradeops-system -o deploy/prometheus/tradeops-rules.yaml
 
 bench: install ## benchmarks print their figures
 	$(BIN)/python benchmarks/operator_converge.py

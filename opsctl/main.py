@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsctl import render, rollout_cli, tune_cli
+from opsctl import policy_cli, render, rollout_cli, slo_cli, tune_cli
 from opsctl.cli_support import (
     NameArg,
     NamespaceOpt,
@@ -48,6 +48,8 @@ EPILOG = (
 
 app = typer.Typer(help=__doc__, epilog=EPILOG, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
@@ -243,3 +245,5 @@ def unhalt(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, ou
 
 rollout_cli.register(app)
 app.add_typer(tune_cli.app, name="tune")
+app.add_typer(policy_cli.app, name="policy")
+app.add_typer(slo_cli.app, name="slo")

@@ -93,7 +93,8 @@ def _document_errors(doc: Any, where: str) -> tuple[str | None, str | None, Poli
     if kind not in KINDS:
         problems.append(f"{where}.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
         return None, None, None, problems
-    name = (doc.get("metadata") or {}).get("name")
+    metadata = doc.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
     if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
         problems.append(f"{where}.metadata.name: must match {NAME_PATTERN}, got {name!r}")
         name = None
@@ -101,7 +102,8 @@ def _document_errors(doc: Any, where: str) -> tuple[str | None, str | None, Poli
     if unknown:
         problems.append(f"{where}: unknown top-level fields: {', '.join(sorted(unknown))}")
     try:
-        model = KINDS[kind].model_validate(doc.get("spec") or {})
+        spec = doc.get("spec")
+        model = KINDS[kind].model_validate({} if spec is None else spec)
     except ValidationError as error:
         for problem in error.errors():
             problems.append(f"{where}.{_location(problem['loc'])}: {problem['msg']}")
@@ -140,16 +142,19 @@ def load_texts(files: dict[str, str]) -> tuple[PolicySet, list[PolicyError]]:
             continue
         for index, doc in enumerate(docs):
             where = f"document {index + 1}"
+            # One document per file: locations start at the field; several: they name the document too.
+            prefix = "" if len(docs) == 1 else f"{where}."
             kind, name, model, problems = _document_errors(doc, where)
             for problem in problems:
                 location, _, message = problem.partition(": ")
-                errors.append(PolicyError(file, location.removeprefix(f"{where}.").removeprefix(where) or where,
-                                          message))
-            if kind is None or name is None or model is None:
+                location = location.removeprefix(f"{where}.")
+                errors.append(PolicyError(file, where if location == where else prefix + location, message))
+            # A document with any problem is reported, never used.
+            if kind is None or name is None or model is None or problems:
                 continue
             if (kind, name) in seen:
                 duplicate = f"{kind} {name!r} is also defined in {seen[kind, name]}"
-                errors.append(PolicyError(file, "metadata.name", duplicate))
+                errors.append(PolicyError(file, f"{prefix}metadata.name", duplicate))
                 continue
             seen[kind, name] = file
             policies.by_kind(kind)[name] = model

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import jinja2
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+# Templates see selector and window only: `{{ range }}` must be an undefined name, not jinja's builtin.
+_ENV.globals.clear()
 _SAMPLE = {"selector": 'symbol="SPY"', "window": "5m"}
 
 

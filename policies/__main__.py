@@ -1,0 +1,66 @@
+"""python -m policies: lint policy files, render Prometheus rules, check TradingSymbol manifests.
+
+Exit codes: 0 clean, 1 problems found (each printed as `file: location: message`), 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+from collections.abc import Sequence
+
+from policies.lint import check_manifests, lint
+from policies.loader import DEFAULTS_DIR, PolicyError, load_texts, read_dir
+from policies.rules import DEFAULT_SELECTOR, groups, render_rules
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m policies", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    lint_cmd = commands.add_parser("lint", help="validate every policy file of a directory")
+    lint_cmd.add_argument("directory", nargs="?", type=pathlib.Path, default=DEFAULTS_DIR)
+    rules = commands.add_parser("rules", help="render recording rules and burn-rate alerts of an SLO policy")
+    rules.add_argument("directory", nargs="?", type=pathlib.Path, default=DEFAULTS_DIR)
+    rules.add_argument("--policy", default="default", help="SLOPolicy name (default: default)")
+    rules.add_argument("--selector", default=DEFAULT_SELECTOR, help=f"label matchers of the runtimes' series "
+                       f"(default: {DEFAULT_SELECTOR})")
+    rules.add_argument("--prometheusrule", action="store_true", help="a PrometheusRule manifest, not a rules file")
+    rules.add_argument("--namespace", help="metadata.namespace of the PrometheusRule")
+    rules.add_argument("-o", "--output", type=pathlib.Path, help="write to FILE (default: stdout)")
+    check = commands.add_parser("check-manifests", help="check TradingSymbol manifests against admission and risk")
+    check.add_argument("files", nargs="+", type=pathlib.Path)
+    check.add_argument("--policies", type=pathlib.Path, default=DEFAULTS_DIR, help="policy directory")
+    check.add_argument("--admission", default="default", help="AdmissionPolicy name (default: default)")
+    return parser
+
+
+def _report(problems: list[PolicyError]) -> int:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "lint":
+        return _report(lint(args.directory))
+    if args.command == "check-manifests":
+        return _report(check_manifests(args.files, args.policies, args.admission))
+    problems = lint(args.directory)
+    if problems:
+        return _report(problems)
+    policies = load_texts(read_dir(args.directory))[0]
+    if args.policy not in policies.slo:
+        return _report([PolicyError(str(args.directory), "SLOPolicy", f"no SLOPolicy named {args.policy!r}")])
+    text = render_rules(groups(policies.slo[args.policy], args.selector),
+                        "prometheusrule" if args.prometheusrule else "rules", args.namespace)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

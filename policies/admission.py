@@ -1,0 +1,99 @@
+"""Admission: what a TradingSymbol manifest kept in git must satisfy before it is applied.
+
+Pure functions over the manifest as a mapping (the operator's models are not imported: policies stay below
+the operator). Schema validation is the CRD's job; these are the rules a valid spec may still break. Every
+message names the field it is about (`spec.image: ...`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from policies.loader import PolicySet
+from policies.models import AdmissionPolicySpec, RiskPolicySpec
+from trading_runtime.config import FaultInjection, RiskLimits
+
+KIND = "TradingSymbol"
+GROUP = "trading.tradeops.io"
+
+# (risk field, RiskPolicySpec attribute bounding it from above)
+RISK_BOUNDS = (
+    ("capital", "max_capital"),
+    ("maxDrawdown", "max_drawdown"),
+    ("correlatedExposureCap", "max_correlated_exposure"),
+    ("targetVolatility", "max_target_volatility"),
+)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _defaults(model: type[RiskLimits] | type[FaultInjection]) -> dict[str, Any]:
+    """The runtime's defaults by camelCase name: an omitted field runs with its default, so it is checked too."""
+    return {field.alias or name: field.default for name, field in model.model_fields.items()}
+
+
+def _image_errors(image: Any, policy: AdmissionPolicySpec) -> list[str]:
+    if not isinstance(image, str) or not image:
+        return ["spec.image: required"]
+    problems = []
+    if not image.startswith(tuple(policy.allowed_registries)):
+        problems.append(f"spec.image: {image} is not from an allowed registry ({', '.join(policy.allowed_registries)})")
+    if policy.require_digest and "@sha256:" not in image:
+        problems.append(f"spec.image: {image} must be pinned by digest (@sha256:...)")
+    return problems
+
+
+def _risk_errors(config: Mapping[str, Any], risk: RiskPolicySpec) -> list[str]:
+    limits = {**_defaults(RiskLimits), **_mapping(config.get("risk"))}
+    problems = []
+    for field, bound in RISK_BOUNDS:
+        value, most = limits.get(field), getattr(risk, bound)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            problems.append(f"spec.config.risk.{field}: must be a number, got {value!r}")
+        elif value > most:
+            problems.append(f"spec.config.risk.{field}: {value:g} exceeds the risk policy's limit {most:g}")
+    return problems
+
+
+def admission_errors(manifest: Mapping[str, Any], policy: AdmissionPolicySpec, risk: RiskPolicySpec) -> list[str]:
+    """`field: problem` for every admission rule and risk bound the TradingSymbol manifest breaks."""
+    if manifest.get("kind") != KIND or not str(manifest.get("apiVersion", "")).startswith(f"{GROUP}/"):
+        return [f"kind: not a {KIND} ({manifest.get('apiVersion')!r}, {manifest.get('kind')!r})"]
+    meta, spec = _mapping(manifest.get("metadata")), _mapping(manifest.get("spec"))
+    config = _mapping(spec.get("config"))
+    problems = _image_errors(spec.get("image"), policy)
+    market = spec.get("market")
+    if market not in policy.allowed_markets:
+        problems.append(f"spec.market: {market!r} is not an allowed market ({', '.join(policy.allowed_markets)})")
+    replicas = spec.get("replicas", 1)
+    if not isinstance(replicas, int) or isinstance(replicas, bool):
+        problems.append(f"spec.replicas: must be an integer, got {replicas!r}")
+    elif replicas > policy.max_replicas:
+        problems.append(f"spec.replicas: {replicas} exceeds the most allowed ({policy.max_replicas})")
+    if policy.forbid_fault_injection:
+        faults = {**_defaults(FaultInjection), **_mapping(config.get("faultInjection"))}
+        problems += [f"spec.config.faultInjection.{name}: must be 0 in a manifest kept in git, got {value!r}"
+                     for name, value in sorted(faults.items()) if value != 0]
+    labels = _mapping(meta.get("labels"))
+    problems += [f"metadata.labels.{label}: required" for label in policy.required_labels if not labels.get(label)]
+    return problems + _risk_errors(config, risk)
+
+
+def manifest_errors(manifest: Mapping[str, Any], policies: PolicySet, admission: str = "default") -> list[str]:
+    """Admission errors against the named AdmissionPolicy and the RiskPolicy the manifest names (and that the
+    SLO, tuning and analysis policies it names exist)."""
+    refs = _mapping(_mapping(manifest.get("spec")).get("policies"))
+    problems = []
+    for kind, key in (("slo", "SLOPolicy"), ("tuning", "TuningPolicy"), ("risk", "RiskPolicy"),
+                      ("analysis", "AnalysisPolicy")):
+        name = refs.get(kind, "default")
+        if name not in policies.by_kind(key):
+            problems.append(f"spec.policies.{kind}: no {key} named {name!r}")
+    if admission not in policies.admission:
+        return [*problems, f"admission: no AdmissionPolicy named {admission!r}"]
+    risk = policies.risk.get(refs.get("risk", "default"))
+    if risk is None:
+        return problems
+    return problems + admission_errors(manifest, policies.admission[admission], risk)
