@@ -63,7 +63,8 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort, typer.Exit,
+                typer.BadParameter, typer.Abort):
             raise
         except OpsctlError as error:
             raise _fail(error.code, error.message) from None

@@ -10,6 +10,7 @@ import time
 import kopf
 
 import trading_operator.handlers  # noqa: F401  (registers the handlers)
+from trading_operator.metrics import serve as serve_metrics
 
 
 def default_priority() -> int:
@@ -30,8 +31,12 @@ def main() -> None:
     parser.add_argument("--priority", type=int, default=default_priority(), help="peering priority")
     parser.add_argument("--liveness", default=os.environ.get("TRADEOPS_LIVENESS"),
                         help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("TRADEOPS_METRICS_PORT", "0")),
+                        help="serve the operator's Prometheus metrics on this port (0: off)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
+    if args.metrics_port:
+        serve_metrics(args.metrics_port)
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON,
                    log_prefix=False)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)

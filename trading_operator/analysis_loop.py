@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trading_operator import naming, tuner
+from trading_operator import metrics, naming, tuner
 from trading_operator.analysis import Query, Sample, judge, record
 from trading_operator.analysis_work import IDLE_SECONDS, Work, WorkKind, next_work
 from trading_operator.api import AnalysisPhase, Measurement, TradingSymbolSpec, TradingSymbolStatus
@@ -85,6 +85,7 @@ async def _record_run(context: OperatorContext, ts: dict[str, Any], spec: Tradin
     await _write(context, ts, status.model_copy(update={"analysis": updated}))
     if updated.phase is AnalysisPhase.RUNNING:
         return False
+    metrics.record_verdict(ts["metadata"]["namespace"], spec.symbol, updated.phase.value)
     if updated.phase is AnalysisPhase.INCONCLUSIVE:
         await context.executor.emit_event(ts, WARNING, Reason.ANALYSIS_INCONCLUSIVE,
                                           f"Analysis of revision {run.revision} inconclusive: {updated.message}; "

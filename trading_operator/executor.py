@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from policies.loader import PolicySet, default_policies
-from trading_operator import api, naming
+from trading_operator import api, metrics, naming
 from trading_operator.kube import (
     CONTROLLER_REVISIONS,
     EVENTS,
@@ -193,6 +193,8 @@ class Executor:
     async def emit_event(self, ts: Obj, type_: str, reason: str, message: str) -> None:
         """Record a core/v1 Event on the TradingSymbol (best effort: a failed Event never fails a plan)."""
         meta = ts["metadata"]
+        symbol = str((ts.get("spec") or {}).get("symbol", meta["name"]))
+        metrics.record_event(meta["namespace"], symbol, type_, reason)
         now = now_rfc3339()
         event = {
             "apiVersion": "v1",

@@ -5,13 +5,15 @@ process for each Deployment the operator writes. Nothing about the measurements 
 from __future__ import annotations
 
 import pathlib
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from trading_operator.kube import CONFIGMAPS, DEPLOYMENTS, KubeApi
-from trading_operator.local_runtimes import PrometheusProcess, RuntimeFleet, start_analysis_stack
+from trading_operator.local_runtimes import PrometheusProcess, RuntimeFleet, free_port, start_analysis_stack
 from trading_operator.localstack import kube_for, wait_for
 
 from .operator_harness import (
@@ -32,9 +34,12 @@ FAST = {"analysisCount": 3}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_analysis_stack(tmp_path_factory.mktemp("analysis"), POLICIES)
+    metrics_port = free_port()
+    running = start_analysis_stack(tmp_path_factory.mktemp("analysis"), POLICIES,
+                                   operator_env={"TRADEOPS_METRICS_PORT": str(metrics_port)})
     try:
-        yield Stack(kube_for(running.kubeconfig), running.prometheus, running.fleet)
+        yield Stack(kube_for(running.kubeconfig), running.prometheus, running.fleet,
+                    f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         running.stop()
 
@@ -44,6 +49,16 @@ class Stack:
     kube: KubeApi
     prometheus: PrometheusProcess
     fleet: RuntimeFleet
+    operator_metrics: str
+
+    def operator_metric(self, name: str, **labels: str) -> float:
+        """A sample of the operator's own /metrics, 0 when absent."""
+        text = urllib.request.urlopen(self.operator_metrics, timeout=5).read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return float(sample.value)
+        return 0.0
 
 
 def _stable_first_revision(stack: Stack, name: str, **spec: object) -> str:
@@ -68,6 +83,7 @@ def test_healthy_revision_is_analysed_and_promoted(stack: Stack) -> None:
     promoted = wait_event(stack.kube, namespace, "spy", "Promoted")
     assert "analysis successful" in promoted["message"]
     assert "RolledBack" not in {e["reason"] for e in events(stack.kube, namespace, "spy")}
+    assert stack.operator_metric("tradeops_operator_promotions_total", namespace=namespace, symbol="SPY") == 1
 
 
 def test_injected_latency_is_rolled_back_with_the_measured_values(stack: Stack) -> None:
@@ -90,6 +106,9 @@ def test_injected_latency_is_rolled_back_with_the_measured_values(stack: Stack) 
     measured = float(rolled_back["message"].split("tick-to-signal-latency: ")[1].split(" s ")[0])
     assert measured > 0.05
     # The stable revision's process runs again; the spec in git still asks for revision 2's config.
+    assert stack.operator_metric("tradeops_operator_rollbacks_total", namespace=namespace, symbol="QQQ") == 1
+    assert stack.operator_metric("tradeops_operator_analysis_runs_total", namespace=namespace, symbol="QQQ",
+                                 verdict="Failed") == 1
     wait_for(lambda: stack.fleet.pods.get((namespace, "qqq-trading")) and
              stack.fleet.pods[(namespace, "qqq-trading")].revision == "1", 30, "revision 1 running again")
 
