@@ -105,7 +105,8 @@ def test_cd_deploys_images_by_digest_and_checks_readiness():
     assert "@${{ needs.images.outputs.runtime-digest }}" in deploy["env"]["RUNTIME_IMAGE"]
     runs = "\n".join(step.get("run", "") for step in deploy["steps"])
     assert "pulumi up" in runs
-    assert "kubectl apply --server-side" in runs and "deploy/symbols/" in runs
+    assert "kubectl apply --server-side" in runs
+    assert "deploy/symbols/" in runs
     assert "--for=jsonpath='{.status.phase}'=Ready" in runs
     build_tags = [s["with"]["tags"] for s in workflow["jobs"]["images"]["steps"] if "build-push" in s.get("uses", "")]
     assert len(build_tags) == 2
