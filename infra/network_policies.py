@@ -98,7 +98,8 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
         "spec": {
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [_in_namespace(mon)], "ports": _ports(9090)}],
+            # Grafana and Alertmanager query it (9090); it scrapes its own config reloader (8080).
+            "ingress": [{"from": [_in_namespace(mon)], "ports": _ports(9090, 8080)}],
             "egress": [
                 DNS,
                 {"to": [_in_namespace(mon)]},

@@ -70,3 +70,17 @@ def test_credential_secrets_are_pulumi_secrets(stack):
     with_credentials = [r for r in built(stack).of_kind("Secret") if "mock-" in json.dumps(r.inputs)]
     assert with_credentials
     assert all(is_secret(r.raw["stringData"]) for r in with_credentials)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_nothing_is_exposed_outside_the_cluster(stack):
+    services = built(stack).of_kind("Service")
+    assert services
+    assert all(s.inputs["spec"].get("type", "ClusterIP") == "ClusterIP" for s in services)
+
+
+@pytest.mark.parametrize(("stack", "name"), WORKLOADS, ids=[f"{s}-{n}" for s, n in WORKLOADS])
+def test_every_image_is_pinned_to_a_version_or_digest(stack, name):
+    for container in pod(stack, name)["containers"]:
+        image = container["image"]
+        assert "@sha256:" in image or (":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")), image
