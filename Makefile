@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck contracts unit integration crd rules bench clean
+.PHONY: install demo test lint typecheck contracts unit integration infra-test crd rules bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,7 +24,7 @@ lint:
 	$(BIN)/ruff check .
 
 typecheck:
-	$(BIN)/mypy trading_operator trading_runtime policies drills opsctl
+	$(BIN)/mypy trading_operator trading_runtime policies drills opsctl infra
 
 contracts:
 	$(BIN)/lint-imports
@@ -34,6 +34,9 @@ unit: install
 
 integration: install
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+infra-test: install ## the Pulumi program under mocks, workflows, the TradingSymbols kept in git
+	$(BIN)/pytest -q tests/unit/test_infra_*.py tests/unit/test_workflows.py tests/unit/test_symbol_manifests.py $(PYTEST_ARGS)
 
 crd: ## regenerate the checked-in CRD from the pydantic models
 	$(BIN)/python -m trading_operator.crd > deploy/crds/tradingsymbols.yaml

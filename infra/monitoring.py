@@ -1,0 +1,160 @@
+"""The Prometheus stack (kube-prometheus-stack as a Helm release), what it scrapes (a ServiceMonitor for
+the runtimes' metrics Services, a PodMonitor for the operator), the PrometheusRule generated from
+policies/ and the Grafana dashboards (ConfigMaps the Grafana sidecar loads)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from infra import dashboards, hardening
+from infra.control_plane import OPERATOR, load_documents
+from infra.settings import RULES_FILE, Settings
+
+RELEASE = "kps"
+CHART_REPO = "https://prometheus-community.github.io/helm-charts"
+SELECT_LABEL = {"app.kubernetes.io/part-of": hardening.PART_OF}
+"""Label on every ServiceMonitor, PodMonitor and PrometheusRule of ours; the stack selects on it."""
+DASHBOARD_LABEL = "grafana_dashboard"
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+RUNTIME_APP = "trading-runtime"  # trading_operator.naming.APP_NAME
+RUNTIME_METRICS_PORT = "metrics"  # the port name of the runtimes' metrics Service (9102)
+PROMETHEUS_UID = 1000
+GRAFANA_UID = 472
+NOBODY = 65534
+
+
+@dataclass
+class Monitoring:
+    release: k8s.helm.v3.Release
+    prometheus_url: str
+    grafana_url: str
+
+
+def _component(cpu: str, memory: str, cpu_limit: str, memory_limit: str, uid: int) -> dict[str, Any]:
+    return {"resources": hardening.resources(cpu, memory, cpu_limit, memory_limit),
+            "securityContext": hardening.pod_security(uid)}
+
+
+def stack_values(settings: Settings) -> dict[str, Any]:
+    """Helm values: every component with requests, limits and a non-root user; Prometheus selects our
+    monitors and rules by label in any namespace; Grafana's sidecar loads labelled dashboard ConfigMaps."""
+    storage: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                               "resources": {"requests": {"storage": settings.prometheus_storage}}}
+    if settings.storage_class:
+        storage["storageClassName"] = settings.storage_class
+    selector = {"matchLabels": SELECT_LABEL}
+    return {
+        "fullnameOverride": RELEASE,
+        "prometheus": {"prometheusSpec": {
+            **_component("500m", "2Gi", "2", "4Gi", PROMETHEUS_UID),
+            "retention": settings.prometheus_retention,
+            "storageSpec": {"volumeClaimTemplate": {"spec": storage}},
+            "ruleSelectorNilUsesHelmValues": False,
+            "serviceMonitorSelectorNilUsesHelmValues": False,
+            "podMonitorSelectorNilUsesHelmValues": False,
+            "ruleSelector": selector,
+            "serviceMonitorSelector": {},
+            "podMonitorSelector": {},
+            "ruleNamespaceSelector": {},
+            "serviceMonitorNamespaceSelector": {},
+            "podMonitorNamespaceSelector": {},
+        }},
+        "alertmanager": {"alertmanagerSpec": _component("50m", "64Mi", "200m", "256Mi", NOBODY)},
+        "prometheusOperator": {
+            **_component("100m", "128Mi", "500m", "512Mi", NOBODY),
+            "admissionWebhooks": {"patch": {"resources": hardening.resources("50m", "32Mi", "200m", "128Mi")}},
+            "prometheusConfigReloader": {"resources": hardening.resources("10m", "32Mi", "100m", "64Mi")},
+        },
+        "kube-state-metrics": _component("50m", "64Mi", "200m", "256Mi", NOBODY),
+        "prometheus-node-exporter": _component("50m", "32Mi", "200m", "128Mi", NOBODY),
+        "grafana": {
+            **_component("100m", "128Mi", "500m", "512Mi", GRAFANA_UID),
+            "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user",
+                      "passwordKey": "admin-password"},
+            "sidecar": {
+                "resources": hardening.resources("20m", "64Mi", "200m", "128Mi"),
+                "dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": "1",
+                               "searchNamespace": "ALL", "folderAnnotation": "grafana_folder"},
+            },
+        },
+    }
+
+
+def prometheus_rule(settings: Settings) -> dict[str, Any]:
+    """The generated PrometheusRule, placed in the monitoring namespace with the label the stack selects."""
+    rule = load_documents(RULES_FILE)[0]
+    if rule.get("kind") != "PrometheusRule":
+        raise ValueError(f"{RULES_FILE} holds a {rule.get('kind')}, not a PrometheusRule")
+    metadata = rule["metadata"]
+    return {
+        **rule,
+        "metadata": {"name": metadata["name"], "namespace": settings.monitoring_namespace,
+                     "labels": {**metadata.get("labels", {}), **SELECT_LABEL}},
+    }
+
+
+def monitoring(settings: Settings, ns: dict[str, k8s.core.v1.Namespace]) -> Monitoring:
+    """The stack, our monitors, the rules and the dashboards."""
+    mon_ns = settings.monitoring_namespace
+    password = random.RandomPassword("grafana-admin-password", length=32, special=False)
+    admin = k8s.core.v1.Secret(
+        "grafana-admin",
+        metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": mon_ns,
+                  "labels": hardening.labels("grafana", "credentials")},
+        type="Opaque",
+        string_data={"admin-user": "admin", "admin-password": password.result},
+        opts=pulumi.ResourceOptions(depends_on=[ns["monitoring"]], additional_secret_outputs=["stringData", "data"]))
+    release = k8s.helm.v3.Release(
+        "kube-prometheus-stack",
+        name=RELEASE,
+        chart="kube-prometheus-stack",
+        version=settings.prometheus_stack_version,
+        namespace=mon_ns,
+        repository_opts={"repo": CHART_REPO},
+        values=stack_values(settings),
+        atomic=True,
+        timeout=900,
+        opts=pulumi.ResourceOptions(depends_on=[ns["monitoring"], admin]))
+    after_stack = pulumi.ResourceOptions(depends_on=[release])
+
+    monitor_labels = {**hardening.labels("tradeops-monitors", "monitoring"), **SELECT_LABEL}
+    k8s.apiextensions.CustomResource(
+        "runtime-servicemonitor", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+        metadata={"name": "trading-runtimes", "namespace": mon_ns, "labels": monitor_labels},
+        spec={
+            "namespaceSelector": {"matchNames": [settings.trading_namespace]},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": RUNTIME_APP}},
+            "endpoints": [{"port": RUNTIME_METRICS_PORT, "path": "/metrics", "interval": "15s"}],
+        }, opts=after_stack)
+    k8s.apiextensions.CustomResource(
+        "operator-podmonitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+        metadata={"name": OPERATOR, "namespace": mon_ns, "labels": monitor_labels},
+        spec={
+            "namespaceSelector": {"matchNames": [settings.system_namespace]},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": OPERATOR}},
+            "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
+        }, opts=after_stack)
+
+    rule = prometheus_rule(settings)
+    k8s.apiextensions.CustomResource(
+        "tradeops-rules", api_version=rule["apiVersion"], kind=rule["kind"], metadata=rule["metadata"],
+        spec=rule["spec"], opts=after_stack)
+
+    for file_name, board in dashboards.all_dashboards().items():
+        k8s.core.v1.ConfigMap(
+            f"dashboard-{board['uid']}",
+            metadata={"name": board["uid"], "namespace": mon_ns,
+                      "labels": {**hardening.labels("grafana-dashboards", "monitoring"), DASHBOARD_LABEL: "1"},
+                      "annotations": {"grafana_folder": "tradeops"}},
+            data={file_name: json.dumps(board, sort_keys=True)},
+            opts=pulumi.ResourceOptions(depends_on=[ns["monitoring"]]))
+
+    base = f"{mon_ns}.svc.cluster.local"
+    return Monitoring(release=release, prometheus_url=f"http://{RELEASE}-prometheus.{base}:9090",
+                      grafana_url=f"http://{RELEASE}-grafana.{base}:80")

@@ -1,0 +1,125 @@
+"""NetworkPolicies: default-deny in the namespaces the program runs workloads in, then explicit allows
+between the runtimes, the databases, the backup jobs, the operator and Prometheus. (Each runtime's own
+policy — ingress to its metrics port from Prometheus and the operator — is written by the operator.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import hardening
+from infra.backups import BACKUP_COMPONENT, DRILL_COMPONENT
+from infra.control_plane import METRICS_PORT as OPERATOR_METRICS_PORT
+from infra.control_plane import OPERATOR
+from infra.datastores import POSTGRES, POSTGRES_PORT, REDIS, REDIS_PORT
+from infra.monitoring import RUNTIME_APP
+from infra.settings import Settings
+
+RUNTIME_METRICS_PORT = 9102  # trading_operator.naming.METRICS_PORT
+KUBE_API_PORTS = (443, 6443)
+NS_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _in_namespace(namespace: str, **pod_labels: str) -> dict[str, Any]:
+    peer: dict[str, Any] = {"namespaceSelector": {"matchLabels": {NS_NAME_LABEL: namespace}}}
+    if pod_labels:
+        peer["podSelector"] = {"matchLabels": pod_labels}
+    return peer
+
+
+def _ports(*ports: int) -> list[dict[str, Any]]:
+    return [{"port": port, "protocol": "TCP"} for port in ports]
+
+
+DNS = {"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+       "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+
+
+def policies(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every policy by resource name (Kubernetes-shaped: metadata and spec)."""
+    trading, data = settings.trading_namespace, settings.data_namespace
+    system, mon = settings.system_namespace, settings.monitoring_namespace
+    runtimes = _in_namespace(trading, **{"app.kubernetes.io/name": RUNTIME_APP})
+    jobs = [_in_namespace(data, **{"app.kubernetes.io/component": c}) for c in (BACKUP_COMPONENT, DRILL_COMPONENT)]
+    prometheus = _in_namespace(mon, **{"app.kubernetes.io/name": "prometheus"})
+    result: dict[str, dict[str, Any]] = {}
+    for namespace in (trading, data, system):
+        result[f"netpol-default-deny-{namespace}"] = {
+            "metadata": {"name": "default-deny", "namespace": namespace},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        }
+    for name, port in ((POSTGRES, POSTGRES_PORT), (REDIS, REDIS_PORT)):
+        result[f"netpol-{name}"] = {
+            "metadata": {"name": name, "namespace": data},
+            "spec": {
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [runtimes, *jobs], "ports": _ports(port)}],
+                "egress": [],
+            },
+        }
+    result["netpol-backup-jobs"] = {
+        "metadata": {"name": "backup-jobs", "namespace": data},
+        "spec": {
+            "podSelector": {"matchExpressions": [{"key": "app.kubernetes.io/component", "operator": "In",
+                                                  "values": [BACKUP_COMPONENT, DRILL_COMPONENT]}]},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": [
+                DNS,
+                {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": POSTGRES}}}],
+                 "ports": _ports(POSTGRES_PORT)},
+                {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": REDIS}}}],
+                 "ports": _ports(REDIS_PORT)},
+                # S3 (and STS for IRSA): outside the cluster, HTTPS only.
+                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12",
+                                                                       "192.168.0.0/16"]}}],
+                 "ports": _ports(443)},
+            ],
+        },
+    }
+    result["netpol-operator"] = {
+        "metadata": {"name": OPERATOR, "namespace": system},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": OPERATOR}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [prometheus], "ports": _ports(OPERATOR_METRICS_PORT)}],
+            "egress": [
+                DNS,
+                {"ports": _ports(*KUBE_API_PORTS)},  # the API server has no pod labels to select
+                {"to": [runtimes], "ports": _ports(RUNTIME_METRICS_PORT)},  # GET /positions when draining
+            ],
+        },
+    }
+    result["netpol-prometheus"] = {
+        "metadata": {"name": "prometheus", "namespace": mon},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            "policyTypes": ["Ingress", "Egress"],
+            # Grafana and Alertmanager query it (9090); it scrapes its own config reloader (8080).
+            "ingress": [{"from": [_in_namespace(mon)], "ports": _ports(9090, 8080)}],
+            "egress": [
+                DNS,
+                {"to": [_in_namespace(mon)]},
+                {"to": [runtimes], "ports": _ports(RUNTIME_METRICS_PORT)},
+                {"to": [_in_namespace(system, **{"app.kubernetes.io/name": OPERATOR})],
+                 "ports": _ports(OPERATOR_METRICS_PORT)},
+                # The API server (service discovery), kubelets and node exporters live on node addresses.
+                {"ports": _ports(*KUBE_API_PORTS, 10250, 9100)},
+            ],
+        },
+    }
+    return result
+
+
+def network_policies(settings: Settings, ns: dict[str, k8s.core.v1.Namespace]) -> None:
+    """Create every policy once its namespace exists."""
+    for resource, policy in policies(settings).items():
+        meta = policy["metadata"]
+        k8s.networking.v1.NetworkPolicy(
+            resource,
+            metadata={**meta, "labels": hardening.labels(meta["name"], "network-policy")},
+            spec=policy["spec"],
+            opts=pulumi.ResourceOptions(depends_on=list(ns.values())))

@@ -1,0 +1,95 @@
+"""Stack settings: what differs between the dev and prod stacks, read from `Pulumi.<stack>.yaml`."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import pulumi
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CRD_FILE = ROOT / "deploy" / "crds" / "tradingsymbols.yaml"
+OPERATOR_FILE = ROOT / "deploy" / "operator" / "operator.yaml"
+RULES_FILE = ROOT / "deploy" / "prometheus" / "tradeops-rules.yaml"
+
+CONFIG_NAMESPACE = "tradeops"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a stack may set (camelCase keys under `tradeops:` in the stack file)."""
+
+    environment: str
+    operator_image: str
+    runtime_image: str
+    operator_replicas: int = 2
+    system_namespace: str = "tradeops-system"
+    trading_namespace: str = "trading"
+    data_namespace: str = "tradeops-data"
+    monitoring_namespace: str = "monitoring"
+    storage_class: str = ""
+    postgres_image: str = "postgres:16.4-alpine"
+    postgres_storage: str = "10Gi"
+    redis_image: str = "redis:7.4.1-alpine"
+    redis_storage: str = "2Gi"
+    feed_url: str = "ws://market-feed.trading.svc:8765"
+    prometheus_stack_version: str = "65.5.1"
+    prometheus_retention: str = "15d"
+    prometheus_storage: str = "50Gi"
+    backup_bucket_prefix: str = "tradeops-backups"
+    backup_retention_days: int = 30
+    backup_schedule: str = "17 * * * *"
+    drill_schedule: str = "42 3 * * 1"
+    s3_endpoint: str = ""
+    # Prod uses IRSA (no long-lived keys): the cluster's OIDC provider. Empty means access keys in a Secret.
+    oidc_provider_arn: str = ""
+    oidc_issuer: str = ""
+
+    @property
+    def uses_irsa(self) -> bool:
+        return bool(self.oidc_provider_arn and self.oidc_issuer)
+
+    def validate(self) -> Settings:
+        """Refuse settings that would deploy something unsafe or broken."""
+        if self.environment not in ("dev", "prod"):
+            raise ValueError(f"environment must be dev or prod, not {self.environment!r}")
+        if self.operator_replicas < 2:
+            raise ValueError("the operator runs with kopf peering: at least 2 replicas")
+        if bool(self.oidc_provider_arn) != bool(self.oidc_issuer):
+            raise ValueError("oidcProviderArn and oidcIssuer go together")
+        if self.environment == "prod" and not self.uses_irsa:
+            raise ValueError("prod takes backup credentials from IRSA, not access keys")
+        if self.backup_retention_days < 1:
+            raise ValueError("backupRetentionDays must be at least 1")
+        return self
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def from_mapping(values: Mapping[str, Any]) -> Settings:
+    """Settings from camelCase keys (strings, as Pulumi config holds them); unknown keys are refused."""
+    known = {_camel(f.name): f for f in fields(Settings)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"unknown tradeops settings: {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        field = known[key]
+        kwargs[field.name] = int(value) if field.type == "int" else str(value)
+    return Settings(**kwargs).validate()
+
+
+def load() -> Settings:
+    """Settings of the stack being deployed."""
+    config = pulumi.Config(CONFIG_NAMESPACE)
+    values = {}
+    for field in fields(Settings):
+        value = config.get(_camel(field.name))
+        if value is not None:
+            values[_camel(field.name)] = value
+    return from_mapping(values)

@@ -1,0 +1,35 @@
+"""The whole program: one function a stack (or a test, under mocks) calls with its settings."""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra.backups import backups
+from infra.control_plane import control_plane, namespaces
+from infra.datastores import POSTGRES_PORT, REDIS_PORT, datastores
+from infra.monitoring import monitoring
+from infra.network_policies import network_policies
+from infra.settings import Settings
+
+
+def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
+    """Provision everything; returns the stack outputs."""
+    ns = namespaces(settings)
+    control_plane(settings, ns)
+    stores = datastores(settings, ns)
+    mon = monitoring(settings, ns)
+    store = backups(settings, ns)
+    network_policies(settings, ns)
+    return {
+        "environment": settings.environment,
+        "systemNamespace": settings.system_namespace,
+        "tradingNamespace": settings.trading_namespace,
+        "dataNamespace": settings.data_namespace,
+        "monitoringNamespace": settings.monitoring_namespace,
+        "postgresEndpoint": f"{stores.postgres_host}:{POSTGRES_PORT}",
+        "redisEndpoint": f"{stores.redis_host}:{REDIS_PORT}",
+        "prometheusUrl": mon.prometheus_url,
+        "grafanaUrl": mon.grafana_url,
+        "backupBucket": store.bucket.bucket,
+        "backupRoleArn": store.role_arn,
+    }

@@ -1,0 +1,75 @@
+"""Pulumi program under mocks: the CRD is the generated file, RBAC grants only what the operator calls,
+the operator runs highly available, the namespaces enforce the restricted pod security standard."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.unit.infra_harness import ROOT, STACKS, built
+from tests.unit.test_operator_manifests import NEEDED
+
+CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+
+
+def granted(stack: str) -> set[tuple[str, str, str]]:
+    (role,) = built(stack).of_kind("ClusterRole")
+    return {(g, r, v) for rule in role.inputs["rules"] for g in rule["apiGroups"]
+            for r in rule["resources"] for v in rule["verbs"]}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_crd_matches_the_generated_file(stack):
+    generated = yaml.safe_load((ROOT / "deploy" / "crds" / "tradingsymbols.yaml").read_text())
+    crd = built(stack).one(CRD_TYPE, "crd-tradingsymbols").inputs
+    assert crd["metadata"] == generated["metadata"]
+    assert crd["spec"] == generated["spec"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rbac_grants_what_the_operator_calls(stack):
+    assert NEEDED - granted(stack) == set()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rbac_verbs_are_minimal(stack):
+    """Exactly the plain-kubectl install's rules (whose necessity test_operator_manifests checks): no
+    wildcards, no secrets, nothing deleted but pruned revisions."""
+    plain = next(d for d in yaml.safe_load_all((ROOT / "deploy" / "operator" / "operator.yaml").read_text())
+                 if d["kind"] == "ClusterRole")
+    (role,) = built(stack).of_kind("ClusterRole")
+    assert role.inputs["rules"] == plain["rules"]
+    rules = granted(stack)
+    assert not any("*" in (g, r, v) for g, r, v in rules)
+    assert not any(r == "secrets" for _, r, _ in rules)
+    assert {r for _, r, v in rules if v == "delete"} == {"controllerrevisions"}
+    assert {v for _, _, v in rules} <= {"get", "list", "watch", "create", "patch", "delete"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_role_is_bound_to_the_operators_service_account_only(stack):
+    (binding,) = built(stack).of_kind("ClusterRoleBinding")
+    assert binding.inputs["subjects"] == [
+        {"kind": "ServiceAccount", "name": "tradeops-operator", "namespace": "tradeops-system"}]
+    assert binding.inputs["roleRef"]["name"] == "tradeops-operator"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_operator_is_highly_available_with_peering(stack):
+    deployment = built(stack).one("kubernetes:apps/v1:Deployment", "operator").inputs["spec"]
+    assert deployment["replicas"] >= 2
+    assert deployment["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    (container,) = deployment["template"]["spec"]["containers"]
+    assert "--standalone" not in container["args"]
+    assert container["args"][container["args"].index("--peering") + 1] == "tradeops"
+    assert built(stack).of_kind("ClusterKopfPeering")[0].inputs["metadata"]["name"] == "tradeops"
+    pdb = built(stack).one("kubernetes:policy/v1:PodDisruptionBudget", "operator-pdb").inputs["spec"]
+    assert pdb["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_workload_namespaces_enforce_restricted_pod_security(stack):
+    levels = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+              for r in built(stack).of_kind("Namespace")}
+    assert levels == {"tradeops-system": "restricted", "trading": "restricted", "tradeops-data": "restricted",
+                      "monitoring": "privileged"}  # node-exporter reads the host

@@ -1,0 +1,69 @@
+"""Pulumi program under mocks: default-deny NetworkPolicies, and only the intended paths between the
+runtimes, the databases, the backup jobs, the operator and Prometheus."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import network_policies
+from infra.settings import from_mapping
+from tests.unit.infra_harness import STACKS, built, selects, stack_config
+from trading_operator import naming
+
+NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+SETTINGS = from_mapping({k.split(":", 1)[1]: v for k, v in stack_config("dev").items() if k.startswith("tradeops:")})
+RUNTIME_POD = {**naming.selector_labels("spy"), "app.kubernetes.io/component": "trading"}
+
+
+def policy(stack, name):
+    return built(stack).one(NETPOL, name).inputs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("namespace", ["trading", "tradeops-data", "tradeops-system"])
+def test_default_deny_in_every_workload_namespace(stack, namespace):
+    spec = policy(stack, f"netpol-default-deny-{namespace}")["spec"]
+    assert spec == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(("database", "port"), [("postgres", 5432), ("redis", 6379)])
+def test_databases_accept_only_runtimes_and_backup_jobs(stack, database, port):
+    (rule,) = policy(stack, f"netpol-{database}")["spec"]["ingress"]
+    assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+    sources = {(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+                tuple(sorted(peer["podSelector"]["matchLabels"].items()))) for peer in rule["from"]}
+    assert sources == {
+        ("trading", (("app.kubernetes.io/name", naming.APP_NAME),)),
+        ("tradeops-data", (("app.kubernetes.io/component", "backup"),)),
+        ("tradeops-data", (("app.kubernetes.io/component", "dr-drill"),)),
+    }
+    assert policy(stack, f"netpol-{database}")["spec"]["egress"] == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_runtime_peer_selects_the_operators_trading_pods(stack):
+    (rule,) = policy(stack, "netpol-postgres")["spec"]["ingress"]
+    assert any(selects(peer["podSelector"], RUNTIME_POD) for peer in rule["from"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_prometheus_may_scrape_the_runtimes_and_the_operator(stack):
+    egress = policy(stack, "netpol-prometheus")["spec"]["egress"]
+    to_runtimes = [r for r in egress if any(selects(p.get("podSelector", {"matchLabels": {"-": "-"}}), RUNTIME_POD)
+                                            for p in r.get("to", []))]
+    assert [r["ports"] for r in to_runtimes] == [[{"port": naming.METRICS_PORT, "protocol": "TCP"}]]
+    assert network_policies.RUNTIME_METRICS_PORT == naming.METRICS_PORT
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_backup_jobs_reach_only_dns_the_databases_and_https(stack):
+    egress = policy(stack, "netpol-backup-jobs")["spec"]["egress"]
+    ports = sorted({p["port"] for rule in egress for p in rule["ports"]})
+    assert ports == [53, 443, 5432, 6379]
+
+
+def test_the_policies_cover_the_namespaces_of_the_settings():
+    namespaces = {p["metadata"]["namespace"] for p in network_policies.policies(SETTINGS).values()}
+    assert namespaces == {SETTINGS.trading_namespace, SETTINGS.data_namespace, SETTINGS.system_namespace,
+                          SETTINGS.monitoring_namespace}

@@ -1,0 +1,57 @@
+"""The TradingSymbol manifests kept in git (deploy/symbols/): valid against the CRD's schema (what the API
+server enforces) and the operator's cross-field rules (what it would mark Invalid)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import jsonschema
+import pytest
+import yaml
+
+from trading_operator.api import API_VERSION, KIND, TradingSymbolSpec
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SYMBOLS = ROOT / "deploy" / "symbols"
+CRD = yaml.safe_load((ROOT / "deploy" / "crds" / "tradingsymbols.yaml").read_text())
+SCHEMA = next(v for v in CRD["spec"]["versions"] if v["name"] == API_VERSION.split("/")[1])["schema"]["openAPIV3Schema"]
+FILES = sorted(SYMBOLS.rglob("*.yaml"))
+DOCS = [(f"{path.relative_to(SYMBOLS)}:{doc['metadata']['name']}", doc)
+        for path in FILES for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def test_spy_qqq_es_and_the_twelve_symbol_example_are_kept():
+    applied = {doc["spec"]["symbol"] for name, doc in DOCS if "/" not in name.split(":")[0]}
+    assert applied == {"SPY", "QQQ", "ES"}
+    example = [doc for name, doc in DOCS if name.startswith("examples/twelve-symbols.yaml")]
+    assert len(example) == 12
+    assert len({doc["metadata"]["name"] for doc in example}) == 12
+    assert {doc["spec"]["market"] for doc in example} == {"equity-options", "index-options", "futures-options"}
+
+
+@pytest.mark.parametrize(("name", "doc"), DOCS, ids=[n for n, _ in DOCS])
+def test_manifest_matches_the_crd_schema(name, doc):
+    assert doc["apiVersion"] == API_VERSION
+    assert doc["kind"] == KIND
+    jsonschema.validate(doc, SCHEMA)
+
+
+@pytest.mark.parametrize(("name", "doc"), DOCS, ids=[n for n, _ in DOCS])
+def test_manifest_passes_the_operators_cross_field_rules(name, doc):
+    TradingSymbolSpec.model_validate(doc["spec"])
+
+
+@pytest.mark.parametrize(("field", "value"), [("symbol", "spy"), ("market", "crypto"), ("replicas", 9)],
+                         ids=["lower-case-symbol", "unknown-market", "too-many-replicas"])
+def test_the_schema_check_rejects_what_the_api_server_would(field, value):
+    doc = yaml.safe_load((SYMBOLS / "spy.yaml").read_text())
+    doc["spec"][field] = value
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, SCHEMA)
+
+
+def test_applied_manifests_target_the_trading_namespace():
+    from infra.settings import Settings
+
+    namespace = Settings.__dataclass_fields__["trading_namespace"].default
+    assert {doc["metadata"].get("namespace") for name, doc in DOCS if not name.startswith("examples/")} == {namespace}
