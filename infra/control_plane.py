@@ -41,6 +41,14 @@ def cluster_role_rules() -> list[dict[str, Any]]:
     return rules
 
 
+PROMETHEUS_RELEASE = "kps"
+"""The kube-prometheus-stack Helm release name (monitoring.py installs it under this name)."""
+
+
+def prometheus_url(settings: Settings) -> str:
+    return f"http://{PROMETHEUS_RELEASE}-prometheus.{settings.monitoring_namespace}.svc.cluster.local:9090"
+
+
 def operator_pod(settings: Settings) -> Any:
     """The operator's pod template spec (Kubernetes-shaped, camelCase as in YAML)."""
     return {
@@ -61,6 +69,9 @@ def operator_pod(settings: Settings) -> Any:
             "env": [
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "TRADEOPS_PEERING_LIFETIME", "value": "15"},
+                {"name": "TRADEOPS_METRICS_PORT", "value": str(METRICS_PORT)},
+                # Analysis reads SLOs from the stack's Prometheus (the service monitoring.py names).
+                {"name": "TRADEOPS_PROMETHEUS_URL", "value": prometheus_url(settings)},
             ],
             "ports": [
                 {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},

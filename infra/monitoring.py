@@ -13,10 +13,10 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import dashboards, hardening
-from infra.control_plane import OPERATOR, load_documents
+from infra.control_plane import OPERATOR, PROMETHEUS_RELEASE, load_documents, prometheus_url
 from infra.settings import RULES_FILE, Settings
 
-RELEASE = "kps"
+RELEASE = PROMETHEUS_RELEASE
 CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 SELECT_LABEL = {"app.kubernetes.io/part-of": hardening.PART_OF}
 """Label on every ServiceMonitor, PodMonitor and PrometheusRule of ours; the stack selects on it."""
@@ -156,5 +156,5 @@ def monitoring(settings: Settings, ns: dict[str, k8s.core.v1.Namespace]) -> Moni
             opts=pulumi.ResourceOptions(depends_on=[ns["monitoring"]]))
 
     base = f"{mon_ns}.svc.cluster.local"
-    return Monitoring(release=release, prometheus_url=f"http://{RELEASE}-prometheus.{base}:9090",
+    return Monitoring(release=release, prometheus_url=prometheus_url(settings),
                       grafana_url=f"http://{RELEASE}-grafana.{base}:80")

@@ -34,7 +34,7 @@ def test_rbac_grants_what_the_operator_calls(stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_rbac_verbs_are_minimal(stack):
     """Exactly the plain-kubectl install's rules (whose necessity test_operator_manifests checks): no
-    wildcards, no secrets, nothing deleted but pruned revisions."""
+    wildcards, no secrets, nothing deleted but pruned revisions and a finished shadow's ConfigMap/Deployment."""
     plain = next(d for d in yaml.safe_load_all((ROOT / "deploy" / "operator" / "operator.yaml").read_text())
                  if d["kind"] == "ClusterRole")
     (role,) = built(stack).of_kind("ClusterRole")
@@ -42,7 +42,7 @@ def test_rbac_verbs_are_minimal(stack):
     rules = granted(stack)
     assert not any("*" in (g, r, v) for g, r, v in rules)
     assert not any(r == "secrets" for _, r, _ in rules)
-    assert {r for _, r, v in rules if v == "delete"} == {"controllerrevisions"}
+    assert {r for _, r, v in rules if v == "delete"} == {"controllerrevisions", "configmaps", "deployments"}
     assert {v for _, _, v in rules} <= {"get", "list", "watch", "create", "patch", "delete"}
 
 
@@ -73,3 +73,15 @@ def test_workload_namespaces_enforce_restricted_pod_security(stack):
               for r in built(stack).of_kind("Namespace")}
     assert levels == {"tradeops-system": "restricted", "trading": "restricted", "tradeops-data": "restricted",
                       "monitoring": "privileged"}  # node-exporter reads the host
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_operator_reads_the_stacks_prometheus_and_serves_its_metrics(stack):
+    """Analysis queries the Prometheus the stack installs; the PodMonitor scrapes the port the operator serves."""
+    deployment = built(stack).one("kubernetes:apps/v1:Deployment", "operator").inputs["spec"]
+    (container,) = deployment["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    outputs = built(stack).outputs
+    assert env["TRADEOPS_PROMETHEUS_URL"] == outputs["prometheusUrl"]
+    metrics_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+    assert env["TRADEOPS_METRICS_PORT"] == str(int(metrics_port))  # the mocks echo numbers as floats
