@@ -1,0 +1,111 @@
+"""Redis snapshots: an RDB file fetched over the replication protocol (`redis-cli --rdb`), restored by
+starting a new redis-server on it, and copied back key by key (DUMP/RESTORE) into a Redis that lost them."""
+
+from __future__ import annotations
+
+import datetime
+import pathlib
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.exceptions import RedisError, ResponseError
+
+from drills.errors import DrillsError, Exit
+from drills.manifest import TableStats
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise DrillsError(Exit.USAGE, f"{name} not found: install redis-tools / redis-server")
+    return found
+
+
+def client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def keyspace(url: str) -> dict[str, TableStats]:
+    """Keys per database (`db0`: rows = number of keys), for the manifest and the restore check."""
+    try:
+        with client(url) as conn:
+            info: dict[str, Any] = conn.info("keyspace")
+    except RedisError as error:
+        raise DrillsError(Exit.UNREACHABLE, f"Redis unreachable: {error}") from None
+    return {db: TableStats(rows=int(stats["keys"])) for db, stats in sorted(info.items())}
+
+
+def fetch_rdb(url: str, path: pathlib.Path) -> datetime.datetime:
+    """Write a point-in-time RDB of the server at `url` to `path`; returns when it was taken."""
+    taken = datetime.datetime.now(datetime.UTC)
+    done = subprocess.run([_tool("redis-cli"), "-u", url, "--rdb", str(path)], capture_output=True, timeout=600)
+    if done.returncode != 0 or not path.exists():
+        raise DrillsError(Exit.UNREACHABLE, "redis-cli --rdb failed: "
+                          + (done.stderr or done.stdout).decode(errors="replace").strip())
+    return taken
+
+
+@dataclass
+class SnapshotServer:
+    """A redis-server of its own, loaded from a snapshot: the "new place" a Redis restore goes to."""
+
+    directory: pathlib.Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def start_from(rdb: pathlib.Path, timeout: float = 60) -> SnapshotServer:
+    """Start redis-server on `rdb` (in its directory) on a free port, and wait until it has loaded it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    process = subprocess.Popen(
+        [_tool("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(rdb.parent),
+         "--dbfilename", rdb.name, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = SnapshotServer(rdb.parent, port, process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DrillsError(Exit.CORRUPT, f"redis-server refused the snapshot {rdb.name} (exit {process.returncode})")
+        try:
+            with client(server.url) as conn:
+                if int(conn.info("persistence").get("loading", 1)) == 0:
+                    return server
+        except RedisError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise DrillsError(Exit.ERROR, f"redis-server did not load the snapshot within {timeout:.0f}s")
+
+
+def copy_missing(source_url: str, target_url: str) -> int:
+    """Copy every key of `source` that `target` lacks (DUMP/RESTORE with its TTL): what the live writers
+    have rewritten since the loss stays theirs. Returns the number of keys restored."""
+    restored = 0
+    with client(source_url) as source, client(target_url) as target:
+        for key in source.scan_iter(count=1000):
+            payload: Any = source.dump(key)
+            ttl = int(source.pttl(key))
+            if payload is None:
+                continue
+            try:
+                target.restore(key, max(ttl, 0), payload)
+                restored += 1
+            except ResponseError as error:
+                if "BUSYKEY" not in str(error):
+                    raise
+    return restored
