@@ -7,16 +7,21 @@ import datetime
 from policies.recovery import Objective
 
 
-def rpo_seconds(source_latest: datetime.datetime | None, restored_latest: datetime.datetime | None,
-                fallback_point: datetime.datetime, disaster: datetime.datetime) -> float:
-    """Data lost, in seconds of writes. From the data itself when both sides are known (the newest row the
-    source had at the disaster minus the newest row the restore holds); else from the recovery point the
-    backup claims (disaster time minus that point)."""
-    if source_latest is not None and restored_latest is not None:
-        return max(0.0, (source_latest - restored_latest).total_seconds())
-    if source_latest is not None and restored_latest is None:
-        return max(0.0, (source_latest - fallback_point).total_seconds())
-    return max(0.0, (disaster - fallback_point).total_seconds())
+def reference_point(source_latest: datetime.datetime | None, target: datetime.datetime | None,
+                    disaster: datetime.datetime) -> datetime.datetime:
+    """What a perfect recovery would hold up to: the newest row the source had at the disaster (capped at
+    the target of a point-in-time recovery); without the source, the target or the disaster time."""
+    if source_latest is not None:
+        return min(source_latest, target) if target is not None else source_latest
+    return target if target is not None else disaster
+
+
+def rpo_seconds(reference: datetime.datetime, restored_latest: datetime.datetime | None,
+                recovery_point: datetime.datetime) -> float:
+    """Data lost, in seconds of writes: from the reference to the newest row the restore holds (or, for a
+    restore with no timestamped rows, to the recovery point the backup claims)."""
+    held = restored_latest if restored_latest is not None else recovery_point
+    return max(0.0, (reference - held).total_seconds())
 
 
 def misses(objective: Objective | None, rto_s: float | None, rpo_s: float | None) -> list[str]:

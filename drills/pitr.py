@@ -161,3 +161,7 @@ def recover(server: RecoveredServer, restore_command: str, target: datetime.date
 
 def _tail(log: str, lines: int = 5) -> str:
     return " | ".join(log.strip().splitlines()[-lines:])
+
+
+def remove(directory: pathlib.Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)

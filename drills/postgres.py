@@ -182,3 +182,13 @@ def count_where(conn: psycopg.Connection[Any], table: str, condition: str, at: d
     query = sql.SQL("SELECT count(*) FROM {} WHERE ts " + condition + " %s").format(sql.Identifier(table))
     row = conn.execute(query, (at,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def newest(conn: psycopg.Connection[Any]) -> datetime.datetime | None:
+    """The newest `ts` over the trading tables: the recovery point the data itself shows."""
+    stamps = []
+    for name in existing_tables(conn):
+        row = conn.execute(sql.SQL("SELECT max(ts) FROM {}").format(sql.Identifier(name))).fetchone()
+        if row is not None and row[0] is not None:
+            stamps.append(row[0])
+    return max(stamps) if stamps else None

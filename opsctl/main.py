@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from opsctl import render
+from opsctl import backup_cli, drill_cli, render
 from opsctl.client import (
     Target,
     as_revisions,
@@ -47,6 +47,8 @@ EPILOG = (
 
 app = typer.Typer(help=__doc__, epilog=EPILOG, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None)
+app.add_typer(backup_cli.app, name="backup")
+app.add_typer(drill_cli.app, name="drill")
 # Scripts read the table from a pipe: do not squeeze it to the 80 columns rich assumes there.
 console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 200)
 
