@@ -47,7 +47,9 @@ class Output(enum.StrEnum):
 
 
 def _program(ctx: typer.Context | None) -> str:
-    return (ctx.find_root().info_name if ctx is not None else None) or "drills"
+    """`opsctl` or `drills`: the program the user typed, for the one-line error."""
+    name = (ctx.find_root().info_name if ctx is not None else None) or pathlib.Path(sys.argv[0]).name
+    return "drills" if name in ("__main__.py", "") else name
 
 
 def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
