@@ -112,6 +112,7 @@ def unpack(tar_path: pathlib.Path, directory: pathlib.Path) -> RecoveredServer:
     """Extract a base backup tar into `directory`/data, owned by postgres with the modes it demands."""
     server = RecoveredServer(directory, free_port())
     server.data.mkdir(parents=True)
+    directory.parent.chmod(0o711)  # the server's user must reach its directory through ours
     with tarfile.open(tar_path) as tar:
         tar.extractall(server.data, filter="data")
     server.data.chmod(0o700)
@@ -143,7 +144,8 @@ def recover(server: RecoveredServer, restore_command: str, target: datetime.date
                                            str(server.directory / "log"), "-w", "-t", str(int(timeout)), "start"]),
                              capture_output=True)
     if started.returncode != 0:
-        raise DrillsError(Exit.ERROR, "recovered server did not start: " + _tail(server.log()))
+        raise DrillsError(Exit.ERROR, "recovered server did not start: "
+                          + _tail(server.log() or started.stderr.decode(errors="replace")))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
