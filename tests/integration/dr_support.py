@@ -34,8 +34,9 @@ def postgres_python() -> list[str]:
     site-packages (a venv under /root is not reachable by other users)."""
     path = os.pathsep.join([str(ROOT), *site.getsitepackages()])
     for python in (sys.executable, f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"):
-        probe = subprocess.run(_as_postgres(["env", f"PYTHONPATH={path}", python, "-c", "import boto3, drills.wal_archive"]),
-                               capture_output=True, cwd="/")
+        probe = subprocess.run(
+            _as_postgres(["env", f"PYTHONPATH={path}", python, "-c", "import boto3, drills.wal_archive"]),
+            capture_output=True, cwd="/")
         if probe.returncode == 0:
             return ["env", f"PYTHONPATH={path}", python]
     raise RuntimeError("no Python the postgres user can run with boto3 and drills importable (archive_command "

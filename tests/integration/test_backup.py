@@ -88,7 +88,8 @@ def test_backup_under_write_load_restores_exactly_the_snapshot(pg, bucket):
         dsn = backups.restore_postgres(settings, store, manifest, "restored_copy")
     assert manifest.tables["ticks"].rows >= 20 * 200
     assert manifest.tables["fills"].checksum is not None
-    assert manifest.source.lsn and manifest.encryption == "AES256"
+    assert manifest.source.lsn
+    assert manifest.encryption == "AES256"
     with psycopg.connect(dsn) as conn:
         restored = postgres.table_stats(conn)
         assert compare_tables(manifest.tables, restored) == []
