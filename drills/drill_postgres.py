@@ -44,8 +44,10 @@ def restore_latest(ctx: DrillContext) -> Outcome:
     source_latest = _source_latest(ctx, facts)
     name = "drill_" + re.sub(r"[^a-z0-9]", "_", manifest.id.lower())[-40:] + f"_{int(disaster.timestamp())}"
     admin = ctx.settings.restore_server()
+    restore_clock = time.monotonic()
     dsn = backups.restore_postgres(ctx.settings, ctx.store, manifest, name, int(ctx.params.get("jobs", 2)),
                                    ctx.progress)
+    facts["restore_seconds"] = round(time.monotonic() - restore_clock, 3)  # download, verify, pg_restore
     try:
         with postgres.connect(dsn) as conn:
             restored = postgres.table_stats(conn, manifest.tables)
@@ -111,9 +113,12 @@ def point_in_time(ctx: DrillContext) -> Outcome:
     backups.download_verified(ctx.store, base.objects[0], tar, ctx.progress)
     server = pitr.unpack(tar, scratch / "server")
     tar.unlink()
+    facts["fetch_seconds"] = round(time.monotonic() - clock, 3)  # to a base backup unpacked, verified
     try:
         restore_command = pitr.wal_command(ctx.settings.wal_python, ctx.store.settings, "fetch")
+        replay_clock = time.monotonic()
         pitr.recover(server, restore_command, target, float(ctx.params.get("timeoutSeconds", 300)))
+        facts["replay_seconds"] = round(time.monotonic() - replay_clock, 3)
         with psycopg.connect(server.dsn) as conn:
             tables = postgres.existing_tables(conn)
             checks = [Check(name="base backup verified (size, SHA-256)", ok=True, detail=base.id)]
