@@ -46,10 +46,10 @@ class Output(enum.StrEnum):
     YAML = "yaml"
 
 
-def _program(ctx: typer.Context | None) -> str:
-    """`opsctl` or `drills`: the program the user typed, for the one-line error."""
-    name = (ctx.find_root().info_name if ctx is not None else None) or pathlib.Path(sys.argv[0]).name
-    return "drills" if name in ("__main__.py", "") else name
+def _program() -> str:
+    """`opsctl` or `drills`: the program the user typed (`python -m X` runs X/__main__.py), for errors."""
+    argv0 = pathlib.Path(sys.argv[0])
+    return (argv0.parent.name if argv0.name == "__main__.py" else argv0.name) or "drills"
 
 
 def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -57,8 +57,7 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
     OPSCTL_DEBUG/DRILLS_DEBUG)."""
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        ctx = kwargs.get("ctx")
-        program = _program(ctx if isinstance(ctx, typer.Context) else None)
+        program = _program()
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.ClickException):
@@ -99,6 +98,7 @@ def _from_file(settings: Settings, path: pathlib.Path) -> None:
         setattr(settings, attr, value)
 
 
+@handles_errors
 def common(
     ctx: typer.Context,
     config: Annotated[pathlib.Path | None, typer.Option(help="YAML of non-secret settings (bucket, endpoint, …)",
@@ -304,7 +304,7 @@ def drill_run(
         print(f"reports: {json_path} {md_path}")
     if not result.success:
         why = result.error or "; ".join(result.objective_misses) or "a check failed"
-        print(f"{_program(ctx)}: error: drill {name} failed: {why}", file=sys.stderr)
+        print(f"{_program()}: error: drill {name} failed: {why}", file=sys.stderr)
         raise typer.Exit(int(Exit.DRILL_FAILED))
 
 

@@ -100,6 +100,30 @@ def _source_counts(ctx: DrillContext, tables: list[str], before: datetime.dateti
         return None
 
 
+def _check_recovered(ctx: DrillContext, dsn: str, target: datetime.datetime | None, margin: datetime.timedelta,
+                     base: Manifest) -> tuple[list[Check], datetime.datetime | None]:
+    """Rows after T absent, rows up to T - margin as many as the source has, the invariants."""
+    with psycopg.connect(dsn) as conn:
+        tables = postgres.existing_tables(conn)
+        checks = [Check(name="base backup verified (size, SHA-256)", ok=True, detail=base.id)]
+        if target is not None:
+            after = {t: postgres.count_where(conn, t, ">", target) for t in tables}
+            late = {t: n for t, n in after.items() if n}
+            checks.append(Check(name="rows after T are absent", ok=not late,
+                                detail=f"{late or 'none'} after {target.isoformat()}"))
+            cutoff = target - margin
+            present = {t: postgres.count_where(conn, t, "<=", cutoff) for t in tables}
+            expected = _source_counts(ctx, tables, cutoff)
+            if expected is not None:
+                missing = {t: expected[t] - present[t] for t in tables if present[t] != expected[t]}
+                checks.append(Check(name="rows before T are present", ok=not missing,
+                                    detail=f"{sum(present.values())} rows up to {cutoff.isoformat()}"
+                                    + (f"; differs from the source by {missing}" if missing else
+                                       ", as many as the source has")))
+        checks += postgres.invariant_checks(conn)
+        return checks, postgres.newest(conn)
+
+
 def point_in_time(ctx: DrillContext) -> Outcome:
     disaster, clock = ctx.started_at, time.monotonic()
     target = _target(ctx)
@@ -109,41 +133,25 @@ def point_in_time(ctx: DrillContext) -> Outcome:
                              base.source.time.isoformat(), "base_start_wal": base.source.start_wal}
     source_latest = _source_latest(ctx, facts)
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-pitr-", dir=ctx.settings.workdir))
-    tar = scratch / "base.tar"
-    backups.download_verified(ctx.store, base.objects[0], tar, ctx.progress)
-    server = pitr.unpack(tar, scratch / "server")
-    tar.unlink()
-    facts["fetch_seconds"] = round(time.monotonic() - clock, 3)  # to a base backup unpacked, verified
+    server: pitr.RecoveredServer | None = None
     try:
+        tar = scratch / "base.tar"
+        backups.download_verified(ctx.store, base.objects[0], tar, ctx.progress)
+        server = pitr.unpack(tar, scratch / "server")
+        tar.unlink()
+        facts["fetch_seconds"] = round(time.monotonic() - clock, 3)  # to a base backup unpacked, verified
         restore_command = pitr.wal_command(ctx.settings.wal_python, ctx.store.settings, "fetch")
         replay_clock = time.monotonic()
         pitr.recover(server, restore_command, target, float(ctx.params.get("timeoutSeconds", 300)))
         facts["replay_seconds"] = round(time.monotonic() - replay_clock, 3)
-        with psycopg.connect(server.dsn) as conn:
-            tables = postgres.existing_tables(conn)
-            checks = [Check(name="base backup verified (size, SHA-256)", ok=True, detail=base.id)]
-            if target is not None:
-                after = {t: postgres.count_where(conn, t, ">", target) for t in tables}
-                late = {t: n for t, n in after.items() if n}
-                checks.append(Check(name="rows after T are absent", ok=not late,
-                                    detail=f"{late or 'none'} after {target.isoformat()}"))
-                cutoff = target - margin
-                present = {t: postgres.count_where(conn, t, "<=", cutoff) for t in tables}
-                expected = _source_counts(ctx, tables, cutoff)
-                if expected is not None:
-                    missing = {t: expected[t] - present[t] for t in tables if present[t] != expected[t]}
-                    checks.append(Check(name="rows before T are present", ok=not missing,
-                                        detail=f"{sum(present.values())} rows up to {cutoff.isoformat()}"
-                                        + (f"; differs from the source by {missing}" if missing else
-                                           ", as many as the source has")))
-            checks += postgres.invariant_checks(conn)
-            restored_latest = postgres.newest(conn)
+        checks, restored_latest = _check_recovered(ctx, server.dsn, target, margin, base)
         rto = time.monotonic() - clock
     finally:
-        if ctx.params.get("keep"):
+        if ctx.params.get("keep") and server is not None:
             facts["recovered_server"] = server.dsn
         else:
-            server.destroy()
+            if server is not None:
+                server.destroy()
             pitr.remove(scratch)
     facts["restored_newest_row"] = restored_latest.isoformat() if restored_latest else None
     reference = reference_point(source_latest, target, disaster)

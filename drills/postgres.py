@@ -70,11 +70,6 @@ def table_stats(conn: psycopg.Connection[Any], tables: Iterable[str] | None = No
     return out
 
 
-def latest_row(stats: dict[str, TableStats]) -> datetime.datetime | None:
-    stamps = [s.latest for s in stats.values() if s.latest is not None]
-    return max(stamps) if stamps else None
-
-
 def source_facts(conn: psycopg.Connection[Any]) -> Source:
     row = conn.execute(
         "SELECT clock_timestamp(), CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "

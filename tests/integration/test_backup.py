@@ -4,6 +4,7 @@ a new database; corrupted, incomplete and missing backups; Redis snapshots; WAL 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from tests.integration.dr_support import (
     settings_for,
 )
 from tests.s3_server import ThrowawayS3
-from tests.servers import ThrowawayPostgres, ThrowawayRedis
+from tests.servers import ThrowawayPostgres, ThrowawayRedis, free_port
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +225,27 @@ def test_retention_deletes_old_backups_and_the_wal_only_they_needed(bucket):
     assert deleted == 2 + len(plan.delete_wal)
     assert [m.id for m in manifests] == [new.id]
     assert not any(k.rsplit("/", 1)[-1] in plan.delete_wal for k in remaining_wal)
+
+
+def test_opsctl_runs_the_same_commands_with_its_error_prefix_and_output(bucket, tmp_path):
+    env = {**os.environ, **env_for(bucket)}
+    listed = subprocess.run([sys.executable, "-m", "opsctl", "-o", "json", "drill", "list"], capture_output=True,
+                            text=True, env=env, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert [d["name"] for d in json.loads(listed.stdout)] == ["point-in-time", "redis-loss", "restore-latest"]
+    missing = subprocess.run([sys.executable, "-m", "opsctl", "backup", "verify", "latest"], capture_output=True,
+                             text=True, env=env, timeout=60)
+    assert missing.returncode == Exit.NOT_FOUND
+    assert missing.stderr.startswith("opsctl: error: no postgres backup in s3://")
+    config = tmp_path / "drills.yaml"
+    config.write_text("bucket: other\ndatabaseUrl: postgresql://user:secret@db/trading\n")
+    refused = cli("--config", str(config), "backup", "list", env=env_for(bucket))
+    assert refused.returncode == Exit.USAGE
+    assert "unknown or secret-bearing keys ['databaseUrl']" in refused.stderr
+
+
+def test_unreachable_s3_is_exit_4():
+    done = cli("backup", "list", env={"TRADEOPS_BACKUP_BUCKET": "x", "TRADEOPS_S3_ENDPOINT":
+                                      f"http://127.0.0.1:{free_port()}"})
+    assert done.returncode == Exit.UNREACHABLE
+    assert "S3 endpoint unreachable" in done.stderr
