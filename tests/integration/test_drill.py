@@ -222,3 +222,40 @@ def test_redis_loss_the_runtime_rebuilds_its_book_and_the_snapshot_the_streams(b
     assert report["facts"]["consumer_groups_after"]["tradeops:signals"] == 1
     assert 0 < report["rto_seconds"] < 30
     assert report["rpo_seconds"] > 0
+
+
+def test_drill_metrics_are_pushed_to_a_pushgateway(tmp_path):
+    import http.server
+    import threading
+
+    from drills.metrics import export
+    from drills.report import Check, DrillResult
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Gateway(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.command, self.path, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    started = datetime.datetime.now(datetime.UTC)
+    result = DrillResult(drill="point-in-time", kind="point-in-time", started_at=started,
+                         finished_at=started + datetime.timedelta(seconds=9), success=True, rto_seconds=8.0,
+                         rpo_seconds=0.5, checks=[Check(name="rows after T are absent", ok=True)])
+    try:
+        export(result, None, f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    [(method, path, body)] = received
+    assert (method, path) == ("PUT", "/metrics/job/tradeops-drill/drill/point-in-time")
+    assert b'tradeops_drill_rpo_seconds{drill="point-in-time",kind="point-in-time"} 0.5' in body
