@@ -13,6 +13,7 @@ import site
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import boto3
@@ -138,6 +139,16 @@ class WriteLoad:
                     self.stop_event.wait(self.interval)
         except BaseException as error:  # surfaced by stop()
             self.error = error
+
+    def wait_committed(self, count: int, timeout: float = 60) -> None:
+        """Until `count` transactions are committed; raises the writer's error, or on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.committed < count:
+            if self.error is not None:
+                raise self.error
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"write load committed {self.committed} of {count} transactions in {timeout}s")
+            self.stop_event.wait(0.05)
 
     def __enter__(self) -> WriteLoad:
         self.thread.start()

@@ -77,11 +77,9 @@ def databases(dsn: str) -> set[str]:
 def test_backup_under_write_load_restores_exactly_the_snapshot(pg, bucket):
     settings = settings_for(bucket, pg.dsn)
     with WriteLoad(pg.dsn, interval=0.01, ticks=200) as load, S3Store(bucket) as store:
-        while load.committed < 20:
-            load.stop_event.wait(0.05)
+        load.wait_committed(20)
         manifest = backups.create_postgres(settings, store)
-        while load.committed < manifest.tables["fills"].rows + 20:  # the source moves on after the snapshot
-            load.stop_event.wait(0.05)
+        load.wait_committed(manifest.tables["fills"].rows + 20)  # the source moves on after the snapshot
         assert backups.verify(store, manifest) == []
         listed, incomplete = backups.list_backups(store)
         assert [m.id for m in listed] == [manifest.id]
@@ -107,8 +105,7 @@ def test_backup_under_write_load_restores_exactly_the_snapshot(pg, bucket):
 def test_corrupted_backup_fails_verify_and_restore_refuses_it(pg, bucket):
     settings = settings_for(bucket, pg.dsn)
     with WriteLoad(pg.dsn, interval=0.0, ticks=500) as load:
-        while load.committed < 10:
-            load.stop_event.wait(0.05)
+        load.wait_committed(10)
     with S3Store(bucket) as store:
         manifest = backups.create_postgres(settings, store)
         key = manifest.objects[0].key

@@ -64,8 +64,7 @@ def test_restore_latest_under_write_load_reports_rto_and_rpo(bucket, tmp_path):
     try:
         prepare(pg.dsn)
         with WriteLoad(pg.dsn, interval=0.02, ticks=100) as load:
-            while load.committed < 10:
-                load.stop_event.wait(0.05)
+            load.wait_committed(10)
             with S3Store(bucket) as store:
                 manifest = backups.create_postgres(settings_for(bucket, pg.dsn), store)
             time.sleep(1.0)  # writes the backup does not have: the RPO the drill must find
@@ -107,8 +106,7 @@ def test_missed_objective_and_missing_backup_exit_non_zero(bucket, tmp_path):
         assert report["success"] is False
         assert "no postgres backup" in report["error"]
         with WriteLoad(pg.dsn, interval=0.01) as load:
-            while load.committed < 5:
-                load.stop_event.wait(0.05)
+            load.wait_committed(5)
             with S3Store(bucket) as store:
                 backups.create_postgres(settings_for(bucket, pg.dsn), store)
             time.sleep(0.5)
@@ -145,8 +143,7 @@ def test_point_in_time_recovery_keeps_rows_before_t_and_drops_rows_after(bucket,
     try:
         prepare(pg.dsn)
         with WriteLoad(pg.dsn, interval=0.02, ticks=50) as load:
-            while load.committed < 10:
-                load.stop_event.wait(0.05)
+            load.wait_committed(10)
             with S3Store(bucket) as store:
                 base = backups.create_base(settings_for(bucket, pg.dsn), store)
             time.sleep(1.0)
