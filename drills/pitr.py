@@ -20,7 +20,7 @@ from typing import IO
 import psycopg
 
 from drills.errors import DrillsError, Exit
-from drills.postgres import connect, pg_tool
+from drills.postgres import connect, pg_tool, tool_args
 from drills.s3 import S3Settings
 
 _START = re.compile(r"write-ahead log start point: ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)")
@@ -31,9 +31,11 @@ class BaseBackup:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
+        conninfo, env = tool_args(dsn)
         self.process = subprocess.Popen(
-            [pg_tool("pg_basebackup"), f"--dbname={dsn}", "--pgdata=-", "--format=tar", "--wal-method=fetch",
-             "--checkpoint=fast", "--verbose", "--no-manifest"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [pg_tool("pg_basebackup"), f"--dbname={conninfo}", "--pgdata=-", "--format=tar", "--wal-method=fetch",
+             "--checkpoint=fast", "--verbose", "--no-manifest"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env)
 
     @property
     def stdout(self) -> IO[bytes]:

@@ -42,6 +42,15 @@ def connect(dsn: str, **kwargs: Any) -> psycopg.Connection[Any]:
         raise DrillsError(Exit.UNREACHABLE, f"PostgreSQL at {host} unreachable: {str(error).strip()}") from None
 
 
+def tool_args(dsn: str) -> tuple[str, dict[str, str]]:
+    """The conninfo for a client tool's --dbname without its password, and the environment carrying it
+    (PGPASSWORD): a password on a command line is readable by every user of the machine."""
+    params = {k: v for k, v in conninfo_to_dict(dsn).items() if v is not None}
+    password = params.pop("password", None)
+    env = {**os.environ, **({"PGPASSWORD": str(password)} if password else {})}
+    return make_conninfo("", **params), env
+
+
 def with_database(dsn: str, dbname: str) -> str:
     return make_conninfo(dsn, dbname=dbname)
 
@@ -96,10 +105,11 @@ class ConsistentDump:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
+        dsn, env = tool_args(self.dsn)
         self.process = subprocess.Popen(
             [pg_tool("pg_dump"), "--format=custom", f"--compress={self.compress}", f"--snapshot={self.snapshot}",
-             "--no-owner", "--no-privileges", f"--dbname={self.dsn}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             "--no-owner", "--no-privileges", f"--dbname={dsn}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         return self.process
 
     def finish(self) -> None:
@@ -139,8 +149,9 @@ def drop_database(admin_dsn: str, name: str) -> None:
 def pg_restore(dump: pathlib.Path, dsn: str, jobs: int = 2) -> None:
     """Load a custom-format dump into the (empty) database of `dsn`, in parallel, stopping at the first
     error."""
+    conninfo, env = tool_args(dsn)
     done = subprocess.run([pg_tool("pg_restore"), f"--jobs={jobs}", "--exit-on-error", "--no-owner",
-                           "--no-privileges", f"--dbname={dsn}", str(dump)], capture_output=True)
+                           "--no-privileges", f"--dbname={conninfo}", str(dump)], capture_output=True, env=env)
     if done.returncode != 0:
         raise DrillsError(Exit.ERROR, f"pg_restore failed: {done.stderr.decode(errors='replace').strip()}")
 

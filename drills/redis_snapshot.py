@@ -4,11 +4,13 @@ starting a new redis-server on it, and copied back key by key (DUMP/RESTORE) int
 from __future__ import annotations
 
 import datetime
+import os
 import pathlib
 import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +42,24 @@ def keyspace(url: str) -> dict[str, TableStats]:
     return {db: TableStats(rows=int(stats["keys"])) for db, stats in sorted(info.items())}
 
 
+def redis_cli_args(url: str) -> tuple[list[str], dict[str, str]]:
+    """redis-cli's connection arguments for `url`, its password moved to REDISCLI_AUTH: a password on a
+    command line is readable by every user of the machine."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return ["-u", url], {}
+    args = ["--user", urllib.parse.unquote(parts.username)] if parts.username else []
+    netloc = f"{parts.hostname}:{parts.port or 6379}"
+    return [*args, "-u", urllib.parse.urlunsplit(parts._replace(netloc=netloc))], {
+        "REDISCLI_AUTH": urllib.parse.unquote(parts.password)}
+
+
 def fetch_rdb(url: str, path: pathlib.Path) -> datetime.datetime:
     """Write a point-in-time RDB of the server at `url` to `path`; returns when it was taken."""
+    args, env = redis_cli_args(url)
     taken = datetime.datetime.now(datetime.UTC)
-    done = subprocess.run([_tool("redis-cli"), "-u", url, "--rdb", str(path)], capture_output=True, timeout=600)
+    done = subprocess.run([_tool("redis-cli"), *args, "--rdb", str(path)], capture_output=True, timeout=600,
+                          env={**os.environ, **env})
     if done.returncode != 0 or not path.exists():
         raise DrillsError(Exit.UNREACHABLE, "redis-cli --rdb failed: "
                           + (done.stderr or done.stdout).decode(errors="replace").strip())

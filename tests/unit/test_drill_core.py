@@ -227,3 +227,28 @@ def test_wal_commands_quote_their_arguments_and_carry_no_credentials():
                     "--endpoint http://s3:9000 --no-sse %p %f")
     assert wal_command(["python"], S3Settings(bucket="bk"), "fetch").endswith("fetch --bucket bk --prefix "
                                                                               "tradeops %f %p")
+
+
+@pytest.mark.parametrize(("dsn", "conninfo", "password"), [
+    ("postgresql://u:s3cret@db:5433/trading?sslmode=require", "user=u dbname=trading host=db port=5433 "
+     "sslmode=require", "s3cret"),
+    ("host=127.0.0.1 port=5432 user=postgres dbname=postgres", "host=127.0.0.1 port=5432 user=postgres "
+     "dbname=postgres", None),
+], ids=["url-with-password", "conninfo-without"])
+def test_client_tools_get_the_password_through_the_environment(dsn, conninfo, password):
+    from psycopg.conninfo import conninfo_to_dict
+
+    from drills.postgres import tool_args
+    args, env = tool_args(dsn)
+    assert conninfo_to_dict(args) == conninfo_to_dict(conninfo)
+    assert env.get("PGPASSWORD") == password
+
+
+@pytest.mark.parametrize(("url", "args", "env"), [
+    ("redis://127.0.0.1:6379/0", ["-u", "redis://127.0.0.1:6379/0"], {}),
+    ("rediss://app:p%40ss@cache:6380/1", ["--user", "app", "-u", "rediss://cache:6380/1"], {"REDISCLI_AUTH": "p@ss"}),
+    ("redis://:secret@cache/0", ["-u", "redis://cache:6379/0"], {"REDISCLI_AUTH": "secret"}),
+], ids=["plain", "acl-user-tls", "password-only"])
+def test_redis_cli_gets_the_password_through_the_environment(url, args, env):
+    from drills.redis_snapshot import redis_cli_args
+    assert redis_cli_args(url) == (args, env)
