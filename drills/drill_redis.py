@@ -1,6 +1,7 @@
 """The redis-loss drill: Redis loses everything; the newest snapshot puts back what the runtimes cannot
-rebuild (streams and their consumer groups, return histories), and the runtimes rebuild the rest (the
-shared position book, the quote/feature cache) on their next share tick. RTO: until every symbol that was
+rebuild (streams and their consumer groups, return histories — merged in front of what the runtimes wrote
+since), and the runtimes rebuild the rest (the shared position book, the quote/feature cache) on their
+next share tick. RTO: until every symbol that was
 in the book is back with its cache. RPO: what the snapshot did not have (its age at the loss)."""
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def redis_loss(ctx: DrillContext) -> Outcome:
                 backups.download_verified(ctx.store, snapshot.objects[0], rdb, ctx.progress)
                 server = redis_snapshot.start_from(rdb)
                 try:
-                    restored_keys = redis_snapshot.copy_missing(server.url, url)
+                    restored = redis_snapshot.restore_keys(server.url, url)
                 finally:
                     server.stop()
             deadline = clock + timeout
@@ -66,7 +67,8 @@ def redis_loss(ctx: DrillContext) -> Outcome:
     missing_cache = sorted(before["book"] - after["cached"])
     checks = [
         Check(name="snapshot verified (size, SHA-256)", ok=True,
-              detail=f"{snapshot.id}, {restored_keys} keys put back"),
+              detail=f"{snapshot.id}: {restored.restored} keys put back, {restored.merged} streams/lists "
+                     f"merged with what the runtimes wrote since, {restored.kept} rewritten keys kept"),
         Check(name="position book rebuilt by the runtimes", ok=not missing_book,
               detail=f"missing {missing_book}" if missing_book else f"{len(before['book'])} symbols back"),
         Check(name="quote cache rebuilt by the runtimes", ok=not missing_cache,

@@ -108,20 +108,60 @@ def start_from(rdb: pathlib.Path, timeout: float = 60) -> SnapshotServer:
     raise DrillsError(Exit.ERROR, f"redis-server did not load the snapshot within {timeout:.0f}s")
 
 
-def copy_missing(source_url: str, target_url: str) -> int:
-    """Copy every key of `source` that `target` lacks (DUMP/RESTORE with its TTL): what the live writers
-    have rewritten since the loss stays theirs. Returns the number of keys restored."""
-    restored = 0
+# Atomic (a Lua script runs alone): the snapshot's copy, now in KEYS[2], takes what the live writers added
+# to KEYS[1] since the loss, then replaces it. Stream ids after the loss are newer than the snapshot's.
+_MERGE_STREAM = """
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')
+for _, entry in ipairs(entries) do redis.call('XADD', KEYS[2], entry[1], unpack(entry[2])) end
+redis.call('RENAME', KEYS[2], KEYS[1])
+return #entries
+"""
+_MERGE_LIST = """
+local values = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, value in ipairs(values) do redis.call('RPUSH', KEYS[2], value) end
+redis.call('RENAME', KEYS[2], KEYS[1])
+return #values
+"""
+
+
+@dataclass(frozen=True)
+class Restored:
+    restored: int  # keys the live Redis lacked, put back as they were
+    merged: int  # streams and lists the writers had started again: the snapshot's entries put in front
+    kept: int  # other keys the writers had rewritten: theirs is newer
+
+
+def restore_keys(source_url: str, target_url: str) -> Restored:
+    """Put the snapshot's keys (from the server at `source_url`) back into `target_url`, with their TTLs.
+    A key the live writers already recreated keeps their data; streams (with their consumer groups) and
+    lists get the snapshot's entries in front of the new ones."""
+    restored = merged = kept = 0
     with client(source_url) as source, client(target_url) as target:
+        merge_stream = target.register_script(_MERGE_STREAM)
+        merge_list = target.register_script(_MERGE_LIST)
         for key in source.scan_iter(count=1000):
             payload: Any = source.dump(key)
-            ttl = int(source.pttl(key))
             if payload is None:
                 continue
+            ttl = max(int(source.pttl(key)), 0)
             try:
-                target.restore(key, max(ttl, 0), payload)
+                target.restore(key, ttl, payload)
                 restored += 1
+                continue
             except ResponseError as error:
                 if "BUSYKEY" not in str(error):
                     raise
-    return restored
+            kind = source.type(key)
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind not in ("stream", "list"):
+                kept += 1
+                continue
+            staging = key + b":drills-restore" if isinstance(key, bytes) else f"{key}:drills-restore"
+            target.restore(staging, ttl, payload, replace=True)
+            if kind == "stream":
+                last = source.xinfo_stream(key)["last-generated-id"]
+                merge_stream(keys=[key, staging], args=[last.decode() if isinstance(last, bytes) else last])
+            else:
+                merge_list(keys=[key, staging])
+            merged += 1
+    return Restored(restored, merged, kept)

@@ -246,3 +246,34 @@ def test_unreachable_s3_is_exit_4():
                                       f"http://127.0.0.1:{free_port()}"})
     assert done.returncode == Exit.UNREACHABLE
     assert "S3 endpoint unreachable" in done.stderr
+
+
+def test_snapshot_keys_go_back_under_what_the_live_writers_rewrote():
+    snapshot, live = ThrowawayRedis().start(), ThrowawayRedis().start()
+    try:
+        with redis.Redis.from_url(snapshot.url, decode_responses=True) as old:
+            first = old.xadd("tradeops:signals", {"data": "old"})
+            old.xgroup_create("tradeops:signals", "audit", id="0")
+            old.rpush("tradeops:returns:SPY", "0.1", "0.2")
+            old.hset("tradeops:positions", mapping={"SPY": "old", "QQQ": "old"})
+            old.set("tradeops:cache:ES:quote:ES", "{}", ex=300)
+        with redis.Redis.from_url(live.url, decode_responses=True) as new:
+            new.xadd("tradeops:signals", {"data": "new"})
+            new.rpush("tradeops:returns:SPY", "0.3")
+            new.hset("tradeops:positions", "SPY", "new")
+            outcome = redis_snapshot.restore_keys(snapshot.url, live.url)
+            entries = new.xrange("tradeops:signals")
+            groups = new.xinfo_groups("tradeops:signals")
+            returns = new.lrange("tradeops:returns:SPY", 0, -1)
+            book = new.hgetall("tradeops:positions")
+            ttl = new.ttl("tradeops:cache:ES:quote:ES")
+    finally:
+        snapshot.stop()
+        live.stop()
+    assert outcome == redis_snapshot.Restored(restored=1, merged=2, kept=1)
+    assert [fields["data"] for _, fields in entries] == ["old", "new"]
+    assert entries[0][0] == first
+    assert [g["name"] for g in groups] == ["audit"]
+    assert returns == ["0.1", "0.2", "0.3"]
+    assert book == {"SPY": "new"}  # the live book is the runtimes': a symbol nobody runs is not brought back
+    assert 0 < ttl <= 300
