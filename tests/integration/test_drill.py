@@ -146,13 +146,13 @@ def test_point_in_time_recovery_keeps_rows_before_t_and_drops_rows_after(bucket,
             load.wait_committed(10)
             with S3Store(bucket) as store:
                 base = backups.create_base(settings_for(bucket, pg.dsn), store)
-            time.sleep(1.0)
+            time.sleep(1.5)
             target = datetime.datetime.now(datetime.UTC)
-            time.sleep(1.0)
+            time.sleep(1.5)
         after_target = load.committed
         _archived_through_now(pg.dsn)
         done, report = run_drill("point-in-time", bucket, tmp_path, "--param", f"target={target.isoformat()}",
-                                 "--param", "marginSeconds=0.2", DATABASE_URL=pg.dsn)
+                                 "--param", "marginSeconds=1.0", DATABASE_URL=pg.dsn)
     finally:
         pg.destroy()
     assert after_target > 20
