@@ -23,7 +23,7 @@ import typer
 import yaml
 
 from drills import backups, runner
-from drills.config import Settings
+from drills.config import ENV, Settings
 from drills.errors import EXIT_HELP, DrillsError, Exit
 from drills.manifest import Kind, summary
 from drills.progress import bars
@@ -176,7 +176,8 @@ drill_app = typer.Typer(help="DR drills: run NAME, list, report. " + EXIT_HELP, 
 drill_app.callback()(common)
 
 app = typer.Typer(help=__doc__ + "\n\n" + EXIT_HELP, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode=None)
+                  pretty_exceptions_enable=False, rich_markup_mode=None,
+                  epilog="Environment: " + "; ".join(f"{name}: {what}" for name, what in ENV.items()) + ".")
 app.callback()(common)
 app.add_typer(backup_app, name="backup")
 

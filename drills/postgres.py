@@ -95,13 +95,17 @@ class ConsistentDump:
         self.dsn = dsn
         self.compress = compress
         self.conn = connect(dsn)
-        self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        self.conn.read_only = True
-        snapshot = self.conn.execute("SELECT pg_export_snapshot()").fetchone()
-        assert snapshot is not None
-        self.snapshot = str(snapshot[0])
-        self.source = source_facts(self.conn)
-        self.tables = table_stats(self.conn)
+        try:
+            self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            self.conn.read_only = True
+            snapshot = self.conn.execute("SELECT pg_export_snapshot()").fetchone()
+            assert snapshot is not None
+            self.snapshot = str(snapshot[0])
+            self.source = source_facts(self.conn)
+            self.tables = table_stats(self.conn)
+        except BaseException:
+            self.conn.close()
+            raise
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
