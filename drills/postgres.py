@@ -140,8 +140,13 @@ class ConsistentDump:
 
 
 def create_database(admin_dsn: str, name: str) -> str:
+    """A new, empty database: restores never write into one that exists."""
     with connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            raise DrillsError(Exit.USAGE, f"database {name} already exists: a restore only goes into a new "
+                              "database (choose another --into)") from None
     return with_database(admin_dsn, name)
 
 

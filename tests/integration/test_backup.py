@@ -124,6 +124,19 @@ def test_corrupted_backup_fails_verify_and_restore_refuses_it(pg, bucket):
     assert restore.returncode == Exit.CORRUPT
     assert "refusing to restore" in restore.stderr
     assert "never_created" not in databases(pg.dsn)
+    taken = cli("backup", "restore", manifest.id, "--into", "postgres", env=env_for(bucket, pg.dsn))
+    assert taken.returncode == Exit.CORRUPT  # verification comes first, before any database is touched
+
+
+def test_restore_never_writes_into_an_existing_database(pg, bucket):
+    with S3Store(bucket) as store:
+        backups.create_postgres(settings_for(bucket, pg.dsn), store)
+    taken = cli("backup", "restore", "latest", "--into", "postgres", env=env_for(bucket, pg.dsn))
+    assert taken.returncode == Exit.USAGE
+    assert "database postgres already exists: a restore only goes into a new database" in taken.stderr
+    fresh = cli("backup", "restore", "latest", "--into", "fresh", "-o", "json", env=env_for(bucket, pg.dsn))
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["database"] == "fresh"
 
 
 def test_incomplete_and_missing_backups_are_clear_errors(pg, bucket):
