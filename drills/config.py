@@ -30,6 +30,8 @@ ENV = {
     "TRADEOPS_PG_BIN": "directory of pg_dump/pg_restore/pg_basebackup/pg_ctl",
     "TRADEOPS_WAL_PYTHON": "interpreter (and arguments) the restore_command of a PITR restore runs",
     "TRADEOPS_DRILL_WORKDIR": "scratch directory for downloads and recovered servers (system temp)",
+    "KUBECONFIG": "cluster of the pod-kill and prometheus-loss drills (unset: in-cluster service account)",
+    "TRADEOPS_PROMETHEUS_URL": "Prometheus the pod-kill and prometheus-loss drills read",
 }
 
 
@@ -55,6 +57,8 @@ class Settings:
     policy_path: pathlib.Path | None = None
     wal_python: list[str] = field(default_factory=lambda: [sys.executable])
     workdir: pathlib.Path | None = None
+    kubeconfig: str | None = None
+    prometheus_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -75,6 +79,8 @@ class Settings:
             policy_path=pathlib.Path(p) if (p := _env("TRADEOPS_RECOVERY_POLICY")) else None,
             wal_python=shlex.split(_env("TRADEOPS_WAL_PYTHON") or shlex.quote(sys.executable)),
             workdir=pathlib.Path(p) if (p := _env("TRADEOPS_DRILL_WORKDIR")) else None,
+            kubeconfig=_env("KUBECONFIG"),
+            prometheus_url=_env("TRADEOPS_PROMETHEUS_URL"),
         )
 
     def s3(self) -> S3Settings:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drills.config import Settings
+from drills.errors import DrillsError, Exit
 from drills.progress import Transfers, silent
 from drills.report import Check
 from drills.s3 import S3Store
@@ -16,10 +17,17 @@ from drills.s3 import S3Store
 @dataclass
 class DrillContext:
     settings: Settings
-    store: S3Store
+    storage: S3Store | None
+    """None for drills that need no backups (pod-kill, prometheus-loss)."""
     params: dict[str, Any]
     started_at: datetime.datetime
     progress: Transfers = silent
+
+    @property
+    def store(self) -> S3Store:
+        if self.storage is None:
+            raise DrillsError(Exit.USAGE, "this drill needs the backup bucket, which was not opened")
+        return self.storage
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pathlib
 
 from drills.config import Settings
 from drills.context import DrillContext, Outcome, Step
+from drills.drill_cluster import pod_kill, prometheus_loss
 from drills.drill_postgres import point_in_time, restore_latest
 from drills.drill_redis import redis_loss
 from drills.errors import DrillsError, Exit
@@ -21,12 +22,14 @@ from drills.s3 import S3Store
 from drills.scenarios import Scenario, load_scenarios
 from policies.recovery import load_recovery_policy
 
-# pod-kill and prometheus-loss are added here as kinds when their steps exist (they need an operator harness).
 REGISTRY: dict[str, Step] = {
     "restore-latest": restore_latest,
     "point-in-time": point_in_time,
     "redis-loss": redis_loss,
+    "pod-kill": pod_kill,
+    "prometheus-loss": prometheus_loss,
 }
+CLUSTER_KINDS = {"pod-kill", "prometheus-loss"}
 
 
 def implemented(directory: pathlib.Path | None = None) -> dict[str, Scenario]:
@@ -50,10 +53,13 @@ def run(chosen: Scenario, settings: Settings, overrides: dict[str, object] | Non
     objective = load_recovery_policy(settings.policy_path).objective(chosen.name)
     started = datetime.datetime.now(datetime.UTC)
     error = None
+    params = {**chosen.params, **(overrides or {})}
     try:
-        with S3Store(settings.s3()) as store:
-            context = DrillContext(settings, store, {**chosen.params, **(overrides or {})}, started, progress)
-            outcome = REGISTRY[chosen.kind](context)
+        if chosen.kind in CLUSTER_KINDS:  # these touch the cluster and Prometheus, not the backups
+            outcome = REGISTRY[chosen.kind](DrillContext(settings, None, params, started, progress))
+        else:
+            with S3Store(settings.s3()) as store:
+                outcome = REGISTRY[chosen.kind](DrillContext(settings, store, params, started, progress))
     except DrillsError as failure:
         outcome, error = Outcome(), failure.message
     except Exception as failure:  # the report must still be written: an unexpected failure is a failed drill

@@ -18,6 +18,7 @@ from policies.models import (
     AdmissionPolicySpec,
     AnalysisPolicySpec,
     PolicyModel,
+    RecoveryPolicy,
     RiskPolicySpec,
     SLOPolicySpec,
     TuningPolicySpec,
@@ -58,6 +59,7 @@ class PolicySet:
     tuning: dict[str, TuningPolicySpec] = field(default_factory=dict)
     risk: dict[str, RiskPolicySpec] = field(default_factory=dict)
     admission: dict[str, AdmissionPolicySpec] = field(default_factory=dict)
+    recovery: dict[str, RecoveryPolicy] = field(default_factory=dict)
 
     def by_kind(self, kind: str) -> dict[str, Any]:
         return cast(dict[str, Any], getattr(self, _ATTRIBUTES[kind]))
@@ -72,7 +74,7 @@ class PolicySet:
 
 
 _ATTRIBUTES = {"SLOPolicy": "slo", "AnalysisPolicy": "analysis", "TuningPolicy": "tuning", "RiskPolicy": "risk",
-               "AdmissionPolicy": "admission"}
+               "AdmissionPolicy": "admission", "RecoveryPolicy": "recovery"}
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -277,10 +277,45 @@ class AdmissionPolicySpec(PolicyModel):
     """Labels every TradingSymbol must carry (e.g. `team`)."""
 
 
+# --- Recovery -------------------------------------------------------------------------------------------
+
+
+class Objective(PolicyModel):
+    """What a drill must achieve: recovered within `rtoSeconds`, losing at most `rpoSeconds` of data."""
+
+    rto_seconds: Annotated[float, Field(gt=0)]
+    """Recovery time objective."""
+    rpo_seconds: Annotated[float, Field(ge=0)]
+    """Recovery point objective."""
+
+
+class Retention(PolicyModel):
+    """Which backups to keep in S3: the newest `keepLast` of each kind, and every one younger than
+    `keepDays`. WAL older than the oldest kept base backup goes with it."""
+
+    keep_last: Annotated[int, Field(ge=1)] = 7
+    """Newest backups of each kind kept."""
+    keep_days: Annotated[float, Field(ge=0)] = 14
+    """Backups younger than this are kept."""
+
+
+class RecoveryPolicy(PolicyModel):
+    """RTO/RPO objectives per drill and the retention of backups."""
+
+    objectives: dict[str, Objective] = {}
+    """Drill name → its objective."""
+    retention: Retention = Retention()
+    """Backup retention."""
+
+    def objective(self, drill: str) -> Objective | None:
+        return self.objectives.get(drill)
+
+
 KINDS: dict[str, type[PolicyModel]] = {
     "SLOPolicy": SLOPolicySpec,
     "AnalysisPolicy": AnalysisPolicySpec,
     "TuningPolicy": TuningPolicySpec,
     "RiskPolicy": RiskPolicySpec,
     "AdmissionPolicy": AdmissionPolicySpec,
+    "RecoveryPolicy": RecoveryPolicy,
 }

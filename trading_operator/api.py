@@ -277,6 +277,8 @@ class BackgroundState(CamelModel):
 
     last_measured_at: str | None = None
     """When the stable revision was last measured."""
+    last_answered_at: str | None = None
+    """When Prometheus last answered a background measurement (errors do not count)."""
     consecutive_breaches: int = 0
     """Failed background measurements in a row."""
     last_breach: str = ""

@@ -33,6 +33,8 @@ def assess(status: TradingSymbolStatus, measurements: list[Measurement], policy:
            now: str) -> Outcome:
     """Record one background measurement and decide what, if anything, to do."""
     state = status.background or BackgroundState()
+    if any(m.phase is not AnalysisPhase.ERROR for m in measurements):
+        state = state.model_copy(update={"last_answered_at": now})
     failed = [m for m in measurements if m.phase is AnalysisPhase.FAILED]
     recent_actions = [t for t in state.actions if seconds_between(t, now) < policy.cooldown_seconds]
     if not failed:

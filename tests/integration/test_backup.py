@@ -242,7 +242,8 @@ def test_opsctl_runs_the_same_commands_with_its_error_prefix_and_output(bucket, 
     listed = subprocess.run([sys.executable, "-m", "opsctl", "-o", "json", "drill", "list"], capture_output=True,
                             text=True, env=env, timeout=60)
     assert listed.returncode == 0, listed.stderr
-    assert [d["name"] for d in json.loads(listed.stdout)] == ["point-in-time", "redis-loss", "restore-latest"]
+    assert [d["name"] for d in json.loads(listed.stdout)] == [
+        "pod-kill", "point-in-time", "prometheus-loss", "redis-loss", "restore-latest"]
     missing = subprocess.run([sys.executable, "-m", "opsctl", "backup", "verify", "latest"], capture_output=True,
                              text=True, env=env, timeout=60)
     assert missing.returncode == Exit.NOT_FOUND

@@ -111,7 +111,9 @@ def test_missed_objective_and_missing_backup_exit_non_zero(bucket, tmp_path):
                 backups.create_postgres(settings_for(bucket, pg.dsn), store)
             time.sleep(0.5)
         strict = tmp_path / "strict.yaml"
-        strict.write_text(yaml.safe_dump({"objectives": {"restore-latest": {"rtoSeconds": 120, "rpoSeconds": 0.1}}}))
+        strict.write_text(yaml.safe_dump({
+            "apiVersion": "policies.tradeops.io/v1alpha1", "kind": "RecoveryPolicy", "metadata": {"name": "default"},
+            "spec": {"objectives": {"restore-latest": {"rtoSeconds": 120, "rpoSeconds": 0.1}}}}))
         missed, report = run_drill("restore-latest", bucket, tmp_path, DATABASE_URL=pg.dsn,
                                    TRADEOPS_RECOVERY_POLICY=str(strict))
     finally:

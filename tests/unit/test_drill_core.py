@@ -154,7 +154,7 @@ def test_misses(rto, rpo, expected):
 
 def test_recovery_policy_default_and_validation(tmp_path):
     policy = load_recovery_policy()
-    assert set(policy.objectives) == {"restore-latest", "point-in-time", "redis-loss"}
+    assert set(policy.objectives) == {"restore-latest", "point-in-time", "redis-loss", "pod-kill", "prometheus-loss"}
     assert policy.objective("point-in-time") == Objective(rto_seconds=120, rpo_seconds=60)
     assert policy.retention.keep_last >= 1
     with pytest.raises(ValidationError):
@@ -165,10 +165,12 @@ def test_recovery_policy_default_and_validation(tmp_path):
 
 def test_packaged_scenarios_and_the_registry(tmp_path):
     packaged = load_scenarios()
-    assert set(packaged) == {"restore-latest", "point-in-time", "redis-loss"}
+    assert set(packaged) == {"restore-latest", "point-in-time", "redis-loss", "pod-kill", "prometheus-loss"}
     assert packaged["redis-loss"].destructive
+    assert packaged["pod-kill"].destructive
+    assert packaged["prometheus-loss"].destructive
     assert set(runner.implemented()) == set(packaged)
-    (tmp_path / "pod-kill.yaml").write_text("name: pod-kill\nkind: pod-kill\n")
+    (tmp_path / "node-drain.yaml").write_text("name: node-drain\nkind: node-drain\n")
     (tmp_path / "mine.yaml").write_text("name: mine\nkind: restore-latest\nparams: {jobs: 4}\n")
     assert set(runner.implemented(tmp_path)) == {"mine"}  # kinds without a step are not offered
     (tmp_path / "bad.yaml").write_text("name: Bad Name\nkind: x\n")

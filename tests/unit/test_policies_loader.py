@@ -48,7 +48,8 @@ INVALID = [
     ("api-version", "apiVersion: v1\nkind: RiskPolicy\nmetadata: {name: r}\n", "apiVersion",
      "must be 'policies.tradeops.io/v1alpha1', got 'v1'"),
     ("unknown-kind", f"{HEADER}kind: SloPolicy\nmetadata: {{name: x}}\n", "kind",
-     "must be one of SLOPolicy, AnalysisPolicy, TuningPolicy, RiskPolicy, AdmissionPolicy, got 'SloPolicy'"),
+     "must be one of SLOPolicy, AnalysisPolicy, TuningPolicy, RiskPolicy, AdmissionPolicy, RecoveryPolicy, "
+     "got 'SloPolicy'"),
     ("bad-name", f"{HEADER}kind: RiskPolicy\nmetadata: {{name: Default}}\n", "metadata.name",
      "must match ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$, got 'Default'"),
     ("metadata-not-a-mapping", f"{HEADER}kind: RiskPolicy\nmetadata: default\n", "metadata.name",

@@ -1,5 +1,6 @@
 """The TradingSymbol manifests kept in git (deploy/symbols/): valid against the CRD's schema (what the API
-server enforces) and the operator's cross-field rules (what it would mark Invalid)."""
+server enforces), the operator's cross-field rules (what it would mark Invalid) and the admission rules in
+policies/."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
+from policies.admission import manifest_errors
+from policies.loader import default_policies
 from trading_operator.api import API_VERSION, KIND, TradingSymbolSpec
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -55,3 +58,19 @@ def test_applied_manifests_target_the_trading_namespace():
 
     namespace = Settings.__dataclass_fields__["trading_namespace"].default
     assert {doc["metadata"].get("namespace") for name, doc in DOCS if not name.startswith("examples/")} == {namespace}
+
+
+@pytest.mark.parametrize(("name", "doc"), DOCS, ids=[n for n, _ in DOCS])
+def test_manifest_passes_the_admission_rules_in_policies(name, doc):
+    """What CI checks before applying (`opsctl policy check deploy/symbols/*.yaml`): registries, replicas,
+    no fault injection, risk limits within the RiskPolicy, named policies that exist."""
+    assert manifest_errors(doc, default_policies()) == []
+
+
+def test_admission_catches_what_a_reviewer_would_miss():
+    doc = next(d for n, d in DOCS if n.startswith("spy.yaml"))
+    bad = {**doc, "spec": {**doc["spec"], "image": "docker.io/someone/runtime:latest",
+                           "config": {"faultInjection": {"extraLatencyMs": 50}}}}
+    problems = manifest_errors(bad, default_policies())
+    assert any(p.startswith("spec.image") for p in problems)
+    assert any(p.startswith("spec.config.faultInjection") for p in problems)

@@ -54,6 +54,12 @@ class RunningEmulator:
     async def set_deployment_ready(self, namespace: str, name: str, ready: int) -> None:
         await self.handler.set_deployment_ready(namespace, name, ready)
 
+    def put_object(self, api_version: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.handler.put_object(api_version, plural, obj)
+
+    def remove_object(self, api_version: str, plural: str, namespace: str | None, name: str) -> None:
+        self.handler.remove_object(api_version, plural, namespace, name)
+
     @property
     def deployment_ready_hook(self) -> DeploymentHook | None:
         return self.handler.deployment_ready_hook

@@ -558,6 +558,31 @@ class EmulatedKubernetes(KubernetesEmulator):
         obj = self.store.get(self._key(rt, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
+    def put_object(self, api_version: str, plural: str, obj: Obj) -> Obj:
+        """Create or replace an object, status included, as a controller or kubelet would (harness use)."""
+        group, _, version = api_version.rpartition("/")
+        rt = self.registry.get(group, version, plural)
+        if rt is None:
+            raise KeyError(f"no resource {api_version}/{plural}")
+        stored = copy.deepcopy(obj)
+        stored["apiVersion"], stored["kind"] = rt.api_version, rt.kind
+        meta = stored.setdefault("metadata", {})
+        key = self._key(rt, meta.get("namespace"), meta["name"])
+        old = self.store.get(key)
+        if old is not None:
+            meta.update({k: old["metadata"][k] for k in ("uid", "creationTimestamp", "generation")
+                         if k in old["metadata"]})
+        written = self.store.put(key, stored, created=old is None)
+        self._after_write(rt, key, old, written)
+        return copy.deepcopy(written)
+
+    def remove_object(self, api_version: str, plural: str, namespace: str | None, name: str) -> None:
+        """Delete an object outright (harness use: a pod that is gone)."""
+        group, _, version = api_version.rpartition("/")
+        rt = self.registry.get(group, version, plural)
+        if rt is not None:
+            self.store.remove(self._key(rt, namespace, name))
+
     def list_objects(self, api_version: str, plural: str, namespace: str | None = None) -> list[Obj]:
         group, _, _ = api_version.rpartition("/")
         return [copy.deepcopy(o) for _, o in self.store.items(group, plural, namespace)]
