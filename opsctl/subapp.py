@@ -3,32 +3,27 @@ the output format, one-line errors with their exit codes."""
 
 from __future__ import annotations
 
-import enum
 import functools
 import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 import typer
 import typer.exceptions
 
 from opsctl import render
+from opsctl.cli_support import Output, OutputOpt
 from opsctl.errors import ExitCode, OpsctlError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Format(enum.StrEnum):
-    TABLE = "table"
-    JSON = "json"
-    YAML = "yaml"
-
-
-FormatOpt = Annotated[Format | None, typer.Option("--output", "-o", help="table, json or yaml")]
+Format = Output
+FormatOpt = OutputOpt
 
 
 def output_format(ctx: typer.Context, given: Format | None) -> Format:

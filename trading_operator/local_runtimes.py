@@ -16,7 +16,6 @@ import json
 import os
 import pathlib
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trading_operator import naming
+from trading_operator.localstack import _stop
 
 Obj = dict[str, Any]
 
@@ -45,17 +45,6 @@ def _http_ok(url: str, timeout: float = 1.0) -> bool:
             return 200 <= int(response.status) < 300
     except OSError:
         return False
-
-
-def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout)
 
 
 class FeedProcess:

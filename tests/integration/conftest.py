@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.integration.dr_support import fake_credentials
 from tests.integration.operator_harness import PositionsServer, new_namespace
+from tests.s3_server import ThrowawayS3
 from trading_operator.kube import KubeApi
 from trading_operator.localstack import EmulatorProcess, OperatorProcess, install_crd, kube_for
 
@@ -80,3 +82,14 @@ def kube(stack: Stack) -> KubeApi:
 @pytest.fixture
 def ns(stack: Stack) -> str:
     return new_namespace(stack.kube)
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[ThrowawayS3]:
+    """A moto S3 server over HTTP (backups and drills), with credentials boto3 accepts."""
+    fake_credentials()
+    server = ThrowawayS3().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -22,23 +22,11 @@ from policies.recovery import Retention
 from tests.integration.dr_support import (
     ArchivingPostgres,
     WriteLoad,
-    fake_credentials,
     make_bucket,
     prepare,
     settings_for,
 )
-from tests.s3_server import ThrowawayS3
 from tests.servers import ThrowawayPostgres, ThrowawayRedis, free_port
-
-
-@pytest.fixture(scope="module")
-def s3():
-    fake_credentials()
-    server = ThrowawayS3().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -22,25 +22,13 @@ from drills.s3 import S3Store
 from tests.integration.dr_support import (
     ArchivingPostgres,
     WriteLoad,
-    fake_credentials,
     make_bucket,
     postgres_python,
     prepare,
     settings_for,
 )
-from tests.s3_server import ThrowawayS3
 from tests.servers import ThrowawayPostgres, ThrowawayRedis, free_port
 from trading_runtime.feeds.server import FeedServer
-
-
-@pytest.fixture(scope="module")
-def s3():
-    fake_credentials()
-    server = ThrowawayS3().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
