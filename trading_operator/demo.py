@@ -1,7 +1,9 @@
-"""The main job on the embedded default: the emulated Kubernetes API, the operator, `kubectl apply` of
-the example TradingSymbols (SPY, QQQ, ES), and a status table once they are Ready.
+"""The main job on the embedded default: the emulated Kubernetes API with a trading-runtime process for
+every pod, the synthetic options feed, a real Prometheus, and the operator. `kubectl apply` of the example
+TradingSymbols (SPY, QQQ, ES); once they are Ready, a bad change (120 ms of injected latency) to SPY is
+applied and the operator's analysis rolls it back on its own, with the measured values.
 
-`python -m trading_operator.demo [--keep-running]`"""
+`python -m trading_operator.demo [--keep-running] [--no-bad-change]`"""
 
 from __future__ import annotations
 
@@ -13,16 +15,10 @@ import tempfile
 
 from trading_operator import api
 from trading_operator.executor import TRADING_SYMBOLS
-from trading_operator.localstack import (
-    REPO_ROOT,
-    EmulatorProcess,
-    OperatorProcess,
-    StackError,
-    find_kubectl,
-    install_crd,
-    kube_for,
-    wait_for,
-)
+from trading_operator.local_runtimes import AnalysisStack, start_analysis_stack
+from trading_operator.localstack import REPO_ROOT, StackError, find_kubectl, kube_for, wait_for
+
+BAD_CHANGE = '{"spec": {"config": {"faultInjection": {"extraLatencyMs": 120}}}}'
 
 
 def _run(*cmd: str) -> None:
@@ -30,46 +26,58 @@ def _run(*cmd: str) -> None:
     subprocess.run(cmd, check=True)
 
 
+def _demo(stack: AnalysisStack, args: argparse.Namespace) -> None:
+    kube = kube_for(stack.kubeconfig)
+    kc = [find_kubectl(), "--kubeconfig", str(stack.kubeconfig)]
+    opsctl = [sys.executable, "-m", "opsctl", "--kubeconfig", str(stack.kubeconfig)]
+    print(f"Emulated Kubernetes API (kubeconfig {stack.kubeconfig}), Prometheus at {stack.prometheus.url}",
+          flush=True)
+    _run(*kc, "apply", "--validate=false", "-f", str(REPO_ROOT / "examples"))
+
+    def all_ready() -> bool:
+        items = kube.list_objects(TRADING_SYMBOLS, "default")
+        return len(items) >= 3 and all((i.get("status") or {}).get("phase") == api.Phase.READY.value for i in items)
+
+    wait_for(all_ready, args.timeout, "SPY, QQQ and ES to become Ready", interval=0.2)
+    _run(*kc, "get", "tradingsymbols", "-o", "wide")
+    if args.bad_change:
+        print("\nA bad change to SPY: 120 ms of injected latency (the SLO is p95 < 50 ms).", flush=True)
+        _run(*kc, "patch", "ts", "spy", "--type", "merge", "-p", BAD_CHANGE)
+
+        def rolled_back() -> bool:
+            status = kube.get(TRADING_SYMBOLS, "default", "spy").get("status") or {}
+            return bool(status.get("abortedRevision") and status.get("currentRevision") == status.get("stableRevision"))
+
+        wait_for(rolled_back, args.timeout, "the analysis to roll SPY back", interval=0.5)
+        _run(*opsctl, "analysis", "spy")
+        _run(*opsctl, "describe", "spy")
+    _run(*opsctl, "get")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep-running", action="store_true",
-                        help="leave the API and the operator running (Ctrl-C stops them)")
-    parser.add_argument("--timeout", type=float, default=60.0)
+                        help="leave everything running (Ctrl-C stops it)")
+    parser.add_argument("--no-bad-change", dest="bad_change", action="store_false",
+                        help="only apply the examples")
+    parser.add_argument("--timeout", type=float, default=90.0)
     args = parser.parse_args()
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-demo-"))
-    kubectl = find_kubectl()
-    emulator = EmulatorProcess(workdir).start()
-    operator = OperatorProcess(emulator.kubeconfig, workdir / "operator.log")
+    stack = start_analysis_stack(pathlib.Path(tempfile.mkdtemp(prefix="tradeops-demo-")))
     try:
-        print(f"Emulated Kubernetes API at {emulator.url} (kubeconfig {emulator.kubeconfig})", flush=True)
-        kube = kube_for(emulator.kubeconfig)
-        install_crd(kube)
-        operator.start()
-        kc = [kubectl, "--kubeconfig", str(emulator.kubeconfig)]
-        _run(*kc, "apply", "--validate=false", "-f", str(REPO_ROOT / "examples"))
-
-        def all_ready() -> bool:
-            items = kube.list_objects(TRADING_SYMBOLS, "default")
-            return len(items) >= 3 and all(
-                (i.get("status") or {}).get("phase") == api.Phase.READY.value for i in items
-            )
-
-        wait_for(all_ready, args.timeout, "SPY, QQQ and ES to become Ready", interval=0.2)
-        _run(*kc, "get", "tradingsymbols", "-o", "wide")
-        _run(sys.executable, "-m", "opsctl", "--kubeconfig", str(emulator.kubeconfig), "get")
+        _demo(stack, args)
         if args.keep_running:
-            print(f"\nRunning. Try: kubectl --kubeconfig {emulator.kubeconfig} get ts,deploy,controllerrevisions\n"
-                  f"Operator log: {operator.log_path}. Ctrl-C stops.", flush=True)
-            operator.process.wait() if operator.process else None
+            print(f"\nRunning. Try: kubectl --kubeconfig {stack.kubeconfig} get ts,deploy,pods,controllerrevisions\n"
+                  f"Prometheus: {stack.prometheus.url}. Operator log: {stack.workdir / 'operator.log'}. "
+                  "Ctrl-C stops.", flush=True)
+            stack.operator.process.wait()
         return 0
     except (StackError, subprocess.CalledProcessError) as exc:
-        print(f"demo failed: {exc}\n--- operator log ---\n{operator.log()[-4000:]}", file=sys.stderr)
+        print(f"demo failed: {exc}\n--- operator log ---\n{stack.operator.log()[-4000:]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        operator.stop()
-        emulator.stop()
+        stack.stop()
 
 
 if __name__ == "__main__":
