@@ -1,0 +1,96 @@
+"""What the analysis loop measures next: a run after its delay, the stable revision, a tuning baseline."""
+
+from __future__ import annotations
+
+from policies.loader import default_policies
+from trading_operator.analysis_work import WorkKind, next_work
+from trading_operator.api import (
+    AnalysisKind,
+    AnalysisRun,
+    BackgroundState,
+    Phase,
+    TradingSymbolSpec,
+    TradingSymbolStatus,
+    TuningState,
+)
+from trading_operator.rollout import resolve_policies
+
+SPEC = TradingSymbolSpec.model_validate({"symbol": "SPY", "market": "equity-options",
+                                         "image": "ghcr.io/tradeops/runtime:1.0.0"})
+TUNED = SPEC.model_copy(update={"policies": SPEC.policies.model_copy(update={"tuning": "hit-rate"})})
+
+
+def at(seconds: int) -> str:
+    return f"2026-11-25T10:{seconds // 60:02d}:{seconds % 60:02d}Z"
+
+
+def steady(**fields: object) -> TradingSymbolStatus:
+    base: dict[str, object] = {"phase": Phase.READY, "current_revision": 2, "stable_revision": 2,
+                               "update_revision": 2}
+    return TradingSymbolStatus.model_validate({**base, **fields})
+
+
+def work(spec: TradingSymbolSpec, status: TradingSymbolStatus, now: str, frozen: bool = False):
+    return next_work("prod", spec, status, resolve_policies(default_policies(), spec), frozen, now)
+
+
+def test_a_running_analysis_waits_for_its_initial_delay_then_measures_every_metric_of_its_revision():
+    status = TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=3, stable_revision=2,
+                                 analysis=AnalysisRun(revision=3, kind=AnalysisKind.ROLLOUT, started_at=at(0)))
+    assert work(SPEC, status, at(1)) == (None, 2)
+    found, delay = work(SPEC, status, at(4))
+    assert found is not None
+    assert found.kind is WorkKind.RUN
+    assert delay == 2
+    assert [q.metric for q in found.queries] == ["tick-to-signal-latency", "error-ratio", "availability",
+                                                 "signal-hit-rate"]
+    assert all('revision="3"' in q.promql for q in found.queries)
+    assert found.started_at == at(0)
+
+
+def test_a_shadow_run_also_queries_the_stable_baseline():
+    status = TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=2, stable_revision=2,
+                                 analysis=AnalysisRun(revision=3, kind=AnalysisKind.SHADOW, started_at=at(0),
+                                                      baseline_revision=2))
+    found, _ = work(SPEC, status, at(10))
+    assert found is not None
+    assert 'revision="2"' in (found.queries[0].baseline_promql or "")
+
+
+def test_the_stable_revision_is_measured_every_background_interval():
+    found, _ = work(SPEC, steady(), at(0))
+    assert found is not None
+    assert found.kind is WorkKind.BACKGROUND
+    assert work(SPEC, steady(background=BackgroundState(last_measured_at=at(0))), at(5))[0] is None
+    later = work(SPEC, steady(background=BackgroundState(last_measured_at=at(0))), at(10))[0]
+    assert later is not None
+    assert later.kind is WorkKind.BACKGROUND
+
+
+def test_paused_invalid_or_rolling_symbols_are_not_measured():
+    assert work(SPEC.model_copy(update={"paused": True}), steady(), at(0))[0] is None
+    assert work(SPEC, steady(phase=Phase.INVALID), at(0))[0] is None
+    rolling = TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=3, stable_revision=2)
+    assert work(SPEC, rolling, at(0))[0] is None
+
+
+def tuning_status(**tuning: object) -> TradingSymbolStatus:
+    return steady(stable_since=at(0), background=BackgroundState(last_measured_at=at(400)),
+                  tuning=TuningState(policy="hit-rate", **tuning))
+
+
+def test_a_tuning_baseline_is_measured_once_settled_out_of_cooldown_and_not_frozen():
+    found, _ = work(TUNED, tuning_status(), at(405))
+    assert found is not None
+    assert found.kind is WorkKind.TUNING_BASELINE
+    assert [q.metric for q in found.queries] == ["objective"]
+    assert work(TUNED, tuning_status(), at(405), frozen=True)[0] is None
+    assert work(TUNED, tuning_status(), at(100))[0] is None  # settleSeconds is 300
+    assert work(TUNED, tuning_status(last_change_at=at(100)), at(405))[0] is None  # cooldown 900 s
+    assert work(TUNED, tuning_status(candidate={"strategy.entryScore": 0.7}), at(405))[0] is None
+    assert work(TUNED, tuning_status(converged=True), at(405))[0] is None
+
+
+def test_a_disabled_tuning_policy_never_proposes():
+    status = tuning_status()
+    assert work(SPEC, status, at(405))[0] is None  # `default` tuning is off
