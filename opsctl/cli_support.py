@@ -13,6 +13,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import click
 import typer
+import typer.exceptions
 from rich.console import Console
 from rich.text import Text
 
@@ -51,6 +52,11 @@ NameArg = Annotated[str, typer.Argument(
     metavar="SYMBOL", help="The TradingSymbol's metadata.name, e.g. `spy` for the SPY manifest")]
 
 
+# Exits and usage errors are typer's to print (typer 0.29 vendors its own click; the click package's too).
+PASS_THROUGH = (typer.Exit, typer.Abort, typer.exceptions.TyperException,
+                click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort)
+
+
 def _fail(code: ExitCode, message: str) -> typer.Exit:
     print(f"opsctl: error: {message}", file=sys.stderr)
     return typer.Exit(int(code))
@@ -63,8 +69,7 @@ def handles_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort, typer.Exit,
-                typer.BadParameter, typer.Abort):
+        except PASS_THROUGH:
             raise
         except OpsctlError as error:
             raise _fail(error.code, error.message) from None

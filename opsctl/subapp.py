@@ -1,26 +1,14 @@
 """What opsctl's sub-apps (policy, slo) share with the main app without importing it (main imports them):
-the output format, one-line errors with their exit codes."""
+the output format, one-line errors with their exit codes (the main app's own helpers, under these names)."""
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
-import traceback
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-import click
 import typer
-import typer.exceptions
 
 from opsctl import render
-from opsctl.cli_support import Output, OutputOpt
-from opsctl.errors import ExitCode, OpsctlError
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
+from opsctl.cli_support import Output, OutputOpt, _fail, handles_errors
 
 Format = Output
 FormatOpt = OutputOpt
@@ -41,29 +29,5 @@ def emit(data: Any, fmt: Format) -> bool:
     return True
 
 
-def fail(code: ExitCode, message: str) -> typer.Exit:
-    print(f"opsctl: error: {message}", file=sys.stderr)
-    return typer.Exit(int(code))
-
-
-# Exits and usage errors are typer's to print (typer 0.29 vendors its own click; the click package's too).
-PASS_THROUGH = (typer.Exit, typer.Abort, typer.exceptions.TyperException,
-                click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort)
-
-
-def exits_on_error(fn: Callable[P, R]) -> Callable[P, R]:
-    """Expected failures become one line on stderr and their exit code; unexpected ones too, with code 1 (and
-    a traceback when OPSCTL_DEBUG is set): as the main app's commands do."""
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except PASS_THROUGH:
-            raise
-        except OpsctlError as error:
-            raise fail(error.code, error.message) from None
-        except Exception as error:
-            if os.environ.get("OPSCTL_DEBUG"):
-                traceback.print_exc()
-            raise fail(ExitCode.ERROR, f"unexpected {type(error).__name__}: {error}") from None
-    return wrapper
+fail = _fail
+exits_on_error = handles_errors
