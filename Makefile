@@ -15,7 +15,7 @@ install: $(BIN)/python ## venv, the package and its dev tools, and the Debian to
 	./scripts/install-system-deps.sh
 
 demo: install ## the main job on the embedded default: emulated API + operator + kubectl apply examples/
-	$(BIN)/python -m trading_operator.demo
+	$(BIN)/python -m devstack.demo
 
 test: install lint typecheck contracts ## everything CI runs
 	$(BIN)/pytest -q $(PYTEST_ARGS)
@@ -24,7 +24,7 @@ lint:
 	$(BIN)/ruff check .
 
 typecheck:
-	$(BIN)/mypy trading_operator trading_runtime policies drills opsctl infra
+	$(BIN)/mypy trading_operator trading_runtime policies drills opsctl infra devstack
 
 contracts:
 	$(BIN)/lint-imports

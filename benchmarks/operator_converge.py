@@ -22,9 +22,9 @@ import kubernetes
 import kubernetes.watch
 import psutil
 
+from devstack.processes import EmulatorProcess, OperatorProcess, install_crd, kube_for, wait_for
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import NAMESPACES
-from trading_operator.localstack import EmulatorProcess, OperatorProcess, install_crd, kube_for, wait_for
 
 NAMESPACE = "bench"
 

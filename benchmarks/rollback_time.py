@@ -26,11 +26,11 @@ from typing import Any
 
 from prometheus_api_client import PrometheusConnect
 
+from devstack.processes import kube_for, wait_for
+from devstack.stack import AnalysisStack, start_analysis_stack
 from policies.loader import default_policies
 from trading_operator.executor import TRADING_SYMBOLS as _TS
 from trading_operator.kube import NAMESPACES, KubeApi
-from trading_operator.local_runtimes import AnalysisStack, start_analysis_stack
-from trading_operator.localstack import kube_for, wait_for
 
 THRESHOLD_BUCKET = "0.05"
 

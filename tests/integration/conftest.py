@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from devstack.processes import EmulatorProcess, OperatorProcess, install_crd, kube_for
 from tests.integration.dr_support import fake_credentials
 from tests.integration.operator_harness import PositionsServer, new_namespace
 from tests.s3_server import ThrowawayS3
 from trading_operator.kube import KubeApi
-from trading_operator.localstack import EmulatorProcess, OperatorProcess, install_crd, kube_for
 
 LIFECYCLE_POLICIES = pathlib.Path(__file__).parent / "policies" / "lifecycle"
 

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from kubernetes import client
 
-from trading_operator.emulator import EmulatorThread, RunningEmulator, serve_emulator
+from devstack.emulator import EmulatorThread, RunningEmulator, serve_emulator
 
 # Fast enough for tests, slow enough that a watcher sees the Deployment before its status changes.
 TEST_DEPLOYMENT_DELAY = 0.02

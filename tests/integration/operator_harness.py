@@ -9,10 +9,10 @@ import threading
 import uuid
 from typing import Any
 
+from devstack.processes import wait_for
 from trading_operator import naming
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONFIGMAPS, CONTROLLER_REVISIONS, DEPLOYMENTS, EVENTS, NAMESPACES, KubeApi
-from trading_operator.localstack import wait_for
 
 SPEC: dict[str, Any] = {
     "symbol": "SPY",

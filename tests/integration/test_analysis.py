@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.fleet import RuntimeFleet
+from devstack.processes import PrometheusProcess, free_port, kube_for, wait_for
+from devstack.stack import start_analysis_stack
 from trading_operator.kube import CONFIGMAPS, DEPLOYMENTS, KubeApi
-from trading_operator.local_runtimes import PrometheusProcess, RuntimeFleet, free_port, start_analysis_stack
-from trading_operator.localstack import kube_for, wait_for
 
 from .operator_harness import (
     condition,

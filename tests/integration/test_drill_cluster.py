@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack.processes import kube_for, wait_for
+from devstack.stack import AnalysisStack, start_analysis_stack
 from trading_operator.kube import KubeApi
-from trading_operator.local_runtimes import AnalysisStack, start_analysis_stack
-from trading_operator.localstack import kube_for, wait_for
 
 from .operator_harness import create_ts, events, new_namespace, status, wait_status
 

@@ -13,10 +13,10 @@ import urllib.request
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from devstack.processes import EmulatorProcess, install_crd, kube_for, wait_for
 from trading_operator.crd import build_crd
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONFIGMAPS, CRDS, DEPLOYMENTS, NAMESPACES, KubeApi, Resource
-from trading_operator.localstack import EmulatorProcess, install_crd, kube_for, wait_for
 
 WIDGETS = Resource("example.com/v1", "widgets")
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import aiohttp
 
-from trading_operator.emulator import EmulatorThread, serve_emulator
+from devstack.emulator import EmulatorThread, serve_emulator
 
 
 def deployment(name: str, replicas: int = 2) -> dict:

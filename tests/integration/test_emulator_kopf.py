@@ -14,8 +14,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from devstack.emulator import RunningEmulator
 from tests.integration import emulator_fixtures
-from trading_operator.emulator import RunningEmulator
 
 emulator = emulator_fixtures.emulator
 k8s_client = emulator_fixtures.k8s_client

@@ -1,4 +1,4 @@
-"""The standalone emulator process (`python -m trading_operator.emulator`) driven by kubectl, as the demo does.
+"""The standalone emulator process (`python -m devstack.emulator`) driven by kubectl, as the demo does.
 
 kubectl is taken from $KUBECTL or PATH (1.32 from google-cloud-sdk here; Debian's 1.20 works as well)."""
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from trading_operator.localstack import find_kubectl
+from devstack.processes import find_kubectl
 
 # A missing kubectl fails these tests with find_kubectl()'s message (scripts/install-system-deps.sh installs it).
 KUBECTL = os.environ.get("KUBECTL") or find_kubectl()
@@ -80,7 +80,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
     workdir = tmp_path_factory.mktemp("standalone")
     kubeconfig = workdir / "kubeconfig"
     process = subprocess.Popen(
-        [sys.executable, "-m", "trading_operator.emulator", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "devstack.emulator", "--host", "127.0.0.1", "--port", "0",
          "--kubeconfig", str(kubeconfig)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
+from devstack.processes import REPO_ROOT, find_kubectl, wait_for
 from tests.integration.operator_harness import wait_status
 from trading_operator.executor import TRADING_SYMBOLS
-from trading_operator.localstack import REPO_ROOT, find_kubectl, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 

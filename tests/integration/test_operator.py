@@ -6,6 +6,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from devstack.processes import wait_for
 from tests.integration.operator_harness import (
     condition,
     configmap,
@@ -23,7 +24,6 @@ from tests.integration.operator_harness import (
 from trading_operator import naming
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONFIGMAPS, DEPLOYMENTS, NETWORK_POLICIES, PDBS, SERVICES
-from trading_operator.localstack import wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from devstack.processes import EmulatorProcess, OperatorProcess, install_crd, kube_for, wait_for
 from tests.integration.operator_harness import create_ts, new_namespace, patch_spec, running_revision, wait_status
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import Resource
-from trading_operator.localstack import EmulatorProcess, OperatorProcess, install_crd, kube_for, wait_for
 
 CLUSTER_PEERINGS = Resource("kopf.dev/v1", "clusterkopfpeerings", namespaced=False)
 

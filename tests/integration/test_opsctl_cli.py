@@ -1,4 +1,4 @@
-"""opsctl against the emulated Kubernetes API (trading_operator.emulator, in a thread; no operator).
+"""opsctl against the emulated Kubernetes API (devstack.emulator, in a thread; no operator).
 
 Each test seeds a TradingSymbol, its ControllerRevisions (built by the operator's own builders) and Events
 the way the operator stores them, runs the CLI (typer's CliRunner, or a real `opsctl` process) and asserts
@@ -23,15 +23,15 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from typer.testing import CliRunner
 
+from devstack.emulator import EmulatorThread, kubeconfig_for
+from devstack.processes import install_crd, wait_for
 from opsctl import client as opsctl_client
 from opsctl.errors import ExitCode, OpsctlError
 from opsctl.main import HALT_REASON_ANNOTATION, app
 from tests.integration import emulator_fixtures
 from trading_operator import api, builders, naming
-from trading_operator.emulator import EmulatorThread, kubeconfig_for
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONTROLLER_REVISIONS, CRDS, EVENTS, NAMESPACES, KubeApi
-from trading_operator.localstack import install_crd, wait_for
 from trading_operator.revisions import Revision, template_hash, template_of
 
 emulator_thread = emulator_fixtures.emulator_thread

@@ -25,5 +25,16 @@ def test_images_run_as_a_numeric_non_root_user(image, module):
 def test_console_scripts_and_dependency_lower_bounds():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["opsctl"] == "opsctl.main:app"
-    for requirement in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    extras = project["optional-dependencies"]
+    for requirement in project["dependencies"] + extras["dev"] + extras["devstack"]:
+        if requirement.startswith("tradeops["):
+            continue  # one of our own extras
         assert ">=" in requirement, f"{requirement} has no lower bound"
+
+
+def test_the_emulator_ships_only_in_the_devstack_extra():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [r for r in project["dependencies"] if r.startswith("kmock")]
+    assert [r for r in extras["devstack"] if r.startswith("kmock")]
+    assert "tradeops[devstack]" in extras["dev"]

@@ -1,4 +1,4 @@
-"""`python -m trading_operator.emulator [--host H] [--port P] [--kubeconfig PATH]`: serve the emulated
+"""`python -m devstack.emulator [--host H] [--port P] [--kubeconfig PATH]`: serve the emulated
 Kubernetes API until SIGTERM/SIGINT; print its URL on the first line of stdout."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import pathlib
 import signal
 
-from trading_operator.emulator import serve_emulator, write_kubeconfig
+from devstack.emulator import serve_emulator, write_kubeconfig
 
 
 async def serve(host: str, port: int, kubeconfig: pathlib.Path | None, deployment_delay: float,

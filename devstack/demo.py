@@ -3,7 +3,7 @@ every pod, the synthetic options feed, a real Prometheus, and the operator. `kub
 TradingSymbols (SPY, QQQ, ES); once they are Ready, a bad change (120 ms of injected latency) to SPY is
 applied and the operator's analysis rolls it back on its own, with the measured values.
 
-`python -m trading_operator.demo [--keep-running] [--no-bad-change]`"""
+`python -m devstack.demo [--keep-running] [--no-bad-change]`"""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import subprocess
 import sys
 import tempfile
 
+from devstack.processes import REPO_ROOT, StackError, find_kubectl, kube_for, wait_for
+from devstack.stack import AnalysisStack, start_analysis_stack
 from trading_operator import api
 from trading_operator.executor import TRADING_SYMBOLS
-from trading_operator.local_runtimes import AnalysisStack, start_analysis_stack
-from trading_operator.localstack import REPO_ROOT, StackError, find_kubectl, kube_for, wait_for
 
 BAD_CHANGE = '{"spec": {"config": {"faultInjection": {"extraLatencyMs": 120}}}}'
 

@@ -14,7 +14,7 @@ In a background thread with its own loop (for synchronous code, or to keep kopf 
     with EmulatorThread(deployment_delay=0.01) as emulator:
         emulator.url; emulator.get_object(...); emulator.set_deployment_ready(...)
 
-`python -m trading_operator.emulator --kubeconfig PATH` runs it as a process (see `__main__`).
+`python -m devstack.emulator --kubeconfig PATH` runs it as a process (see `__main__`).
 What the emulator does and lacks compared with a real API server: see `server.py`.
 """
 
@@ -31,8 +31,8 @@ from typing import Any, TypeVar
 import yaml
 from kmock import Server
 
-from trading_operator.emulator.deployments import DeploymentHook
-from trading_operator.emulator.server import ApiError, EmulatedKubernetes
+from devstack.emulator.deployments import DeploymentHook
+from devstack.emulator.server import ApiError, EmulatedKubernetes
 
 T = TypeVar("T")
 CONTEXT = "tradeops-emulator"

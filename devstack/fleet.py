@@ -1,5 +1,5 @@
-"""The local stack's workload side: a synthetic feed, a Prometheus server, and trading-runtime processes
-standing in for the pods of the Deployments the operator writes to the emulated API.
+"""Trading-runtime processes standing in for the pods of the Deployments the operator writes to the emulated
+API.
 
 `RuntimeFleet.hook` is the emulator's Deployment readiness hook: when a Deployment's template changes it
 stops the old process, writes the Deployment's ConfigMap to files, starts `python -m trading_runtime`
@@ -12,117 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import pathlib
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from devstack.processes import PrometheusProcess, free_port, http_ok, stop_process
 from trading_operator import naming
-from trading_operator.localstack import _stop
 
 Obj = dict[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= int(response.status) < 300
-    except OSError:
-        return False
-
-
-class FeedProcess:
-    """`python -m trading_runtime.feeds.server`: the deterministic synthetic options market over WebSocket."""
-
-    def __init__(self, workdir: pathlib.Path, symbols: str = "SPY,QQQ,ES", rate: float = 50.0, seed: int = 0) -> None:
-        self.port = free_port()
-        self.url = f"ws://127.0.0.1:{self.port}"
-        self.log_path = workdir / "feed.log"
-        self.args = ["--symbols", symbols, "--rate", str(rate), "--seed", str(seed), "--port", str(self.port)]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 20.0) -> FeedProcess:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "trading_runtime.feeds.server", *self.args],
-                                            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"the feed did not start: {self.log_path.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        _stop(self.process)
-
-
-class PrometheusProcess:
-    """A real Prometheus server scraping every target written to its file-SD directory, every second."""
-
-    def __init__(self, workdir: pathlib.Path, scrape_interval: str = "1s") -> None:
-        if shutil.which("prometheus") is None:
-            raise RuntimeError("prometheus is not installed: apt-get install prometheus (./dev install does)")
-        self.dir = workdir / "prometheus"
-        self.targets = self.dir / "targets"
-        self.targets.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config = self.dir / "prometheus.yml"
-        self.config.write_text(json.dumps({
-            "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval,
-                       "scrape_timeout": scrape_interval},
-            "scrape_configs": [{
-                "job_name": "trading-runtime",
-                "honor_labels": True,
-                "file_sd_configs": [{"files": [str(self.targets / "*.json")], "refresh_interval": "1s"}],
-            }],
-        }))
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> PrometheusProcess:
-        with (self.dir / "prometheus.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                ["prometheus", f"--config.file={self.config}", f"--storage.tsdb.path={self.dir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1d"],
-                stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _http_ok(f"{self.url}/-/ready"):
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"Prometheus did not start: {(self.dir / 'prometheus.log').read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        _stop(self.process)
-
-    def publish(self, name: str, address: str, labels: dict[str, str]) -> None:
-        """Scrape `address` with these target labels (written atomically: Prometheus watches the directory)."""
-        temporary = self.targets / f".{name}.tmp"
-        temporary.write_text(json.dumps([{"targets": [address], "labels": labels}]))
-        temporary.rename(self.targets / f"{name}.json")
-
-    def unpublish(self, name: str) -> None:
-        (self.targets / f"{name}.json").unlink(missing_ok=True)
 
 
 @dataclass
@@ -188,7 +92,7 @@ class RuntimeFleet:
         if replicas == 0:
             if current is not None:
                 self._retire(namespace, current)
-                await asyncio.to_thread(_stop, current.process)
+                await asyncio.to_thread(stop_process, current.process)
                 del self.pods[(namespace, name)]
             return 0
         # A rolling update with surge, as the Deployment asks (maxSurge 1, maxUnavailable 0): the new
@@ -197,7 +101,7 @@ class RuntimeFleet:
         if current is not None:
             self._retire(namespace, current)
             self.stopping.append(current.process)
-            task = asyncio.get_running_loop().create_task(asyncio.to_thread(_stop, current.process))
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(stop_process, current.process))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         return replicas
@@ -211,7 +115,7 @@ class RuntimeFleet:
         pod_name = f"{name}-{key[0]}-{uuid.uuid4().hex[:5]}"
         pod = await asyncio.to_thread(self._start, namespace, pod_name, key, configmap.get("data") or {})
         if not await self._wait_ready(pod):
-            await asyncio.to_thread(_stop, pod.process)
+            await asyncio.to_thread(stop_process, pod.process)
             raise RuntimeError(f"runtime for {namespace}/{name} did not become ready")
         if self.put_object is not None:
             self.put_object("v1", "pods", _pod_object(namespace, pod_name, deployment))
@@ -241,7 +145,7 @@ class RuntimeFleet:
                     if self.report_ready is not None:
                         await self.report_ready(namespace, name, 0)
                     self.history.append((time.time(), f"{namespace}/{name}", pod.revision, "deleted"))
-                    await asyncio.to_thread(_stop, pod.process)
+                    await asyncio.to_thread(stop_process, pod.process)
                     self.pods[(namespace, name)] = await self._launch(namespace, name, deployment,
                                                                       self._key_of(deployment))
                     if self.report_ready is not None:
@@ -268,7 +172,7 @@ class RuntimeFleet:
         while time.monotonic() < deadline:
             if pod.process.poll() is not None:
                 return False
-            if await asyncio.to_thread(_http_ok, f"http://127.0.0.1:{pod.port}/readyz", 0.5):
+            if await asyncio.to_thread(http_ok, f"http://127.0.0.1:{pod.port}/readyz", 0.5):
                 pod.ready_at = time.monotonic()
                 return True
             await asyncio.sleep(0.1)
@@ -279,7 +183,7 @@ class RuntimeFleet:
             with contextlib.suppress(RuntimeError):
                 self.watcher.get_loop().call_soon_threadsafe(self.watcher.cancel)
         for process in [*(pod.process for pod in self.pods.values()), *self.stopping]:
-            _stop(process)
+            stop_process(process)
         self.pods.clear()
 
 
@@ -303,47 +207,3 @@ def _pod_object(namespace: str, name: str, deployment: Obj) -> Obj:
                                           "state": {"running": {"startedAt": now}}}
                                          for c in template["spec"].get("containers", [])]},
     }
-
-
-@dataclass
-class AnalysisStack:
-    """Feed, Prometheus, emulated API with runtime processes for its Deployments, and the operator."""
-
-    workdir: pathlib.Path
-    kubeconfig: pathlib.Path
-    feed: FeedProcess
-    prometheus: PrometheusProcess
-    fleet: RuntimeFleet
-    emulator: Any
-    operator: Any
-
-    def stop(self) -> None:
-        for part in (self.operator, self.fleet, self.emulator, self.prometheus, self.feed):
-            with contextlib.suppress(Exception):  # tear everything down even if one part is already gone
-                part.stop()
-
-
-def start_analysis_stack(workdir: pathlib.Path, policies_dir: pathlib.Path | None = None,
-                         feed_rate: float = 10.0, operator_env: dict[str, str] | None = None) -> AnalysisStack:
-    """Start the whole local stack; the caller stops it. 10 ticks/s (~30 messages/s per symbol) keeps
-    injected latencies of ~20 ms sustainable."""
-    import yaml
-
-    from trading_operator.emulator import EmulatorThread, kubeconfig_for
-    from trading_operator.localstack import OperatorProcess, install_crd, kube_for
-
-    feed = FeedProcess(workdir, symbols="SPY,QQQ,ES", rate=feed_rate).start()
-    prometheus = PrometheusProcess(workdir).start()
-    emulator = EmulatorThread(deployment_delay=0.0).start()
-    running = emulator.running
-    fleet = RuntimeFleet(workdir, feed.url, prometheus, running.get_object, running.put_object,
-                         running.remove_object, running.set_deployment_ready)
-    emulator.running.deployment_ready_hook = fleet.hook
-    kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(kubeconfig_for(emulator.url)))
-    install_crd(kube_for(kubeconfig))
-    env = {"TRADEOPS_PROMETHEUS_URL": prometheus.url, **(operator_env or {})}
-    if policies_dir is not None:
-        env["TRADEOPS_POLICIES_DIR"] = str(policies_dir)
-    operator = OperatorProcess(kubeconfig, workdir / "operator.log", env=env).start()
-    return AnalysisStack(workdir, kubeconfig, feed, prometheus, fleet, emulator, operator)

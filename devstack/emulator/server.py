@@ -47,19 +47,19 @@ import attrs
 import yaml
 from kmock import KubernetesEmulator, Request
 
-from trading_operator.emulator import tables
-from trading_operator.emulator.deployments import DeploymentController, DeploymentHook
-from trading_operator.emulator.patching import (
+from devstack.emulator import tables
+from devstack.emulator.deployments import DeploymentController, DeploymentHook
+from devstack.emulator.patching import (
     PatchInvalidError,
     PatchTestError,
     json_patch,
     merge_patch,
     strategic_merge_patch,
 )
-from trading_operator.emulator.registry import PEERING_CRDS, Registry, ResourceType, resource_from_crd
-from trading_operator.emulator.schemas import admit
-from trading_operator.emulator.selectors import SelectorError, field_matcher, label_matcher
-from trading_operator.emulator.store import Key, Obj, Store, TooOldError, WatchEvent
+from devstack.emulator.registry import PEERING_CRDS, Registry, ResourceType, resource_from_crd
+from devstack.emulator.schemas import admit
+from devstack.emulator.selectors import SelectorError, field_matcher, label_matcher
+from devstack.emulator.store import Key, Obj, Store, TooOldError, WatchEvent
 from trading_operator.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from trading_operator.emulator.registry import ResourceType
+from devstack.emulator.registry import ResourceType
 from trading_operator.timestamps import age
 
 _FILTER = re.compile(r'^\[\?\(@\.(\w+)==["\']?([^"\')]+)["\']?\)\]$')

@@ -9,7 +9,7 @@ import copy
 import logging
 from collections.abc import Awaitable, Callable
 
-from trading_operator.emulator.store import Key, Obj, Store
+from devstack.emulator.store import Key, Obj, Store
 
 log = logging.getLogger(__name__)
 
