@@ -83,7 +83,7 @@ def symbol_entries(obj: Mapping[str, Any], previous: Recorded | None, deleted: b
         return [], remembered
     actor = actor_of(metadata, previous.stamp if previous else None)
     kind = Kind.SYMBOL_CHANGED if previous else Kind.SYMBOL_CREATED
-    detail = {**where, "diff": [c.as_json() for c in changes], "state": current}
+    detail = {**where, "diff": [c.as_json() for c in changes], "state": current, "stamp": stamp}
     entries = [NewEntry(now, actor, kind, symbol, detail, key)]
     if previous is not None:
         for change in changes:

@@ -23,6 +23,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from typer.testing import CliRunner
 
+from audit.identity import CHANGED_BY_ANNOTATION
 from devstack.emulator import EmulatorThread, kubeconfig_for
 from devstack.processes import install_crd, wait_for
 from opsctl import client as opsctl_client
@@ -54,6 +55,18 @@ REVISION_SPECS = [
 NOISY = "check [/bold] and [red]x[/red] :smile: literally"
 
 
+def unstamped(body: Any) -> Any:
+    """A PATCH body without opsctl's changed-by stamp (audit.identity), after checking it is there: every
+    change opsctl makes says who made it."""
+    annotations = body["metadata"]["annotations"]
+    assert "via opsctl" in json.loads(annotations.pop(CHANGED_BY_ANNOTATION))["actor"]
+    if not annotations:
+        del body["metadata"]["annotations"]
+    if not body["metadata"]:
+        del body["metadata"]
+    return body
+
+
 @dataclass
 class Cluster:
     emulator: EmulatorThread
@@ -78,7 +91,7 @@ class Cluster:
 
     def patches(self) -> list[tuple[str, str, Any]]:
         """(path, content type, body) of the PATCH requests sent since the cluster was seeded."""
-        return [(path, ctype, body) for method, path, ctype, body in self.writes()[self.seeded:]
+        return [(path, ctype, unstamped(body)) for method, path, ctype, body in self.writes()[self.seeded:]
                 if method == "PATCH"]
 
     seeded: int = 0

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from audit.identity import CHANGED_BY_ANNOTATION
 from opsctl.errors import ExitCode
 from opsctl.main import HALT_REASON_ANNOTATION, app
 from trading_operator import naming
@@ -61,6 +62,18 @@ def status_body(code: int, reason: str, message: str) -> Obj:
             "reason": reason, "code": code}
 
 
+def unstamped(body: Any) -> Any:
+    """A PATCH body without opsctl's changed-by stamp (audit.identity), after checking it is there: every
+    change opsctl makes says who made it."""
+    annotations = body["metadata"]["annotations"]
+    assert "via opsctl" in json.loads(annotations.pop(CHANGED_BY_ANNOTATION))["actor"]
+    if not annotations:
+        del body["metadata"]["annotations"]
+    if not body["metadata"]:
+        del body["metadata"]
+    return body
+
+
 @dataclass
 class Request:
     method: str
@@ -86,7 +99,7 @@ class FakeApi:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def patches(self) -> list[tuple[str, str, Any]]:
-        return [(r.path, r.content_type, r.body) for r in self.requests if r.method == "PATCH"]
+        return [(r.path, r.content_type, unstamped(r.body)) for r in self.requests if r.method == "PATCH"]
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Obj]:
         with self.lock:
@@ -532,7 +545,8 @@ def test_halt_then_unhalt_round_trip(cluster: Cluster) -> None:
     assert cluster.opsctl("halt", "spy", "--reason", "risk review").exit_code == 0
     ts = cluster.fake.symbols[(NS, "spy")]
     assert ts["spec"]["tradingEnabled"] is False
-    assert ts["metadata"]["annotations"] == {HALT_REASON_ANNOTATION: "risk review"}
+    assert ts["metadata"]["annotations"][HALT_REASON_ANNOTATION] == "risk review"
+    assert set(ts["metadata"]["annotations"]) == {HALT_REASON_ANNOTATION, CHANGED_BY_ANNOTATION}
     described = cluster.opsctl("describe", "spy")
     assert "trading HALTED" in described.stdout
     assert "halt reason: risk review" in described.stdout
