@@ -1,0 +1,43 @@
+"""Building each report from its sources: the one entry point per report that `opsctl report`, the scheduled
+job and the benchmark call."""
+
+from __future__ import annotations
+
+import pathlib
+
+from drills.s3 import S3Settings, S3Store
+from policies.loader import PolicyLoadError, default_policies, load_layered
+from policies.models import CostPolicySpec
+from reports import cost, cost_document, cost_fetch
+from reports.document import Document
+from reports.sources import Prometheus
+from reports.window import Window
+
+
+class ReportError(RuntimeError):
+    """A report cannot be made: bad policies, or nothing to report on."""
+
+
+def cost_policy(directory: pathlib.Path | None, name: str) -> CostPolicySpec:
+    try:
+        policies = load_layered(directory) if directory else default_policies()
+    except (PolicyLoadError, FileNotFoundError) as error:
+        raise ReportError(f"policies do not load: {error}") from None
+    if name not in policies.cost:
+        raise ReportError(f"no CostPolicy named {name!r}")
+    return policies.cost[name]
+
+
+def cost_report(prometheus_url: str, policy: CostPolicySpec, window: Window,
+                s3: S3Settings | None = None) -> Document:
+    store = S3Store(s3) if s3 is not None else None
+    try:
+        with Prometheus(prometheus_url) as prometheus:
+            inputs = cost_fetch.fetch(prometheus, policy, window, store)
+    finally:
+        if store is not None:
+            store.close()
+    result = cost.compute(inputs, policy, window)
+    if not result.symbols:
+        raise ReportError(f"no cost data for any symbol between {window.label()} in Prometheus at {prometheus_url}")
+    return cost_document.document(result)

@@ -1,0 +1,111 @@
+"""The three reports on thirty days of generated history in a real Prometheus (backfilled with promtool) and a
+real PostgreSQL (and S3, for the backups' cost), through `opsctl report`. Every figure checked is compared
+with what tests/history.py computed from the samples it generated, not with the reports' own code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from drills.s3 import S3Store
+from opsctl.main import app
+from policies.loader import load_dir
+from reports.window import hours_in_month
+from tests.history import History, World, backfilled_prometheus
+from tests.integration.dr_support import make_bucket
+from tests.prometheus_server import ThrowawayPrometheus
+from tests.s3_server import ThrowawayS3
+from tests.servers import ThrowawayPostgres
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+WORLD = World(symbols=("SPY", "QQQ", "IWM"), days=30)
+COST = load_dir().cost["default"]
+GIB = 2**30
+
+
+@pytest.fixture(scope="module")
+def history() -> History:
+    return History(WORLD).build()
+
+
+@pytest.fixture(scope="module")
+def prometheus(history: History) -> Iterator[ThrowawayPrometheus]:
+    server = backfilled_prometheus(history)
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="module")
+def database(history: History) -> Iterator[str]:
+    postgres = ThrowawayPostgres().init().start()
+    try:
+        history.populate(postgres.dsn)
+        yield postgres.dsn
+    finally:
+        postgres.destroy()
+
+
+def window_args() -> list[str]:
+    return ["--from", WORLD.start.isoformat(), "--to", WORLD.end.isoformat()]
+
+
+def report(*args: str) -> tuple[int, dict]:
+    result = runner.invoke(app, ["report", *args, "-o", "json"])
+    assert result.exit_code in (0, 7), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_cost_per_symbol_against_the_generated_allocations(history, prometheus, s3: ThrowawayS3, tmp_path):
+    settings = make_bucket(s3, "cost-report")
+    with S3Store(settings) as store:
+        for i in range(3):
+            store.put_bytes(f"tradeops/backups/postgres/b{i}/database.pgdump", b"x" * (1 << 20))
+    _, data = report("cost", "--prometheus-url", prometheus.url, "--bucket", settings.bucket, "--s3-endpoint",
+                     s3.endpoint, *window_args())
+    hours = WORLD.days * 24
+    history.cost_truth({"cpu": COST.prices.cpu_core_hour, "memory": COST.prices.memory_gib_hour,
+                        "storage": COST.prices.storage_gib_month}, COST.hours_per_month, history.usage_shares(),
+                       hours, hours_in_month(WORLD.end))
+    s3_cost = 3 * (1 << 20) / GIB * COST.prices.s3_storage_gib_month * hours / COST.hours_per_month
+    rows = history.usage["postgresql"]
+    by_symbol = {s["symbol"]: s for s in data["symbols"]}
+    assert sorted(by_symbol) == sorted(WORLD.symbols)
+    assert data["s3"] == pytest.approx(s3_cost, rel=1e-9)
+    for symbol in WORLD.symbols:
+        row = by_symbol[symbol]
+        s3_share = s3_cost * rows[symbol] / sum(rows.values())
+        assert row["total"] == pytest.approx(history.truth.cost[symbol] + s3_share, rel=1e-6), symbol
+        assert row["projection"] == pytest.approx(history.truth.projection[symbol] + s3_share / hours
+                                                  * hours_in_month(WORLD.end), rel=1e-6), symbol
+        assert row["withinBudget"] is (row["projection"] < 100)
+    assert data["sharedServices"]["mlflow"] is None, "a service with no pods is no data, not 0"
+    assert data["idle"] > 0
+    assert data["targetMet"] is all(s["withinBudget"] for s in data["symbols"])
+
+    out = tmp_path / "cost"
+    written = runner.invoke(app, ["report", "cost", "--prometheus-url", prometheus.url, *window_args(),
+                                  "--out", str(out)])
+    assert written.exit_code == 0, written.output
+    assert {p.name for p in out.iterdir()} == {"cost.md", "cost.html", "cost.json", "cost-projection.png"}
+    assert (out / "cost-projection.png").read_bytes().startswith(b"\x89PNG")
+    assert "| SPY |" in (out / "cost.md").read_text()
+    assert "not measured (no bucket)" in (out / "cost.md").read_text()
+
+
+def test_a_window_with_no_history_is_not_found(prometheus):
+    result = runner.invoke(app, ["report", "cost", "--prometheus-url", prometheus.url, "--from", "2001-01-01",
+                                 "--to", "2001-01-02"])
+    assert result.exit_code == 3
+    assert "no cost data" in result.stderr
+
+
+def test_an_unreachable_prometheus_is_exit_code_4():
+    result = runner.invoke(app, ["report", "cost", "--prometheus-url", "http://127.0.0.1:1"])
+    assert result.exit_code == 4
+    assert "unreachable" in result.stderr
