@@ -61,6 +61,36 @@ def _deliver(ctx: typer.Context, doc: Document, out: pathlib.Path | None, output
         sys.stdout.write(markdown(doc))
 
 
+DatabaseOpt = Annotated[str, typer.Option(envvar="TRADEOPS_DATABASE_URL",
+                                          help="PostgreSQL conninfo of the runtimes' database")]
+
+
+@app.command()
+@exits_on_error
+def performance(
+    ctx: typer.Context,
+    database_url: DatabaseOpt,
+    start: FromOpt = "-30d",
+    end: ToOpt = "now",
+    prometheus_url: PrometheusOpt = "http://127.0.0.1:9090",
+    policies: PoliciesOpt = None,
+    policy: Annotated[str, typer.Option(help="SLOPolicy name")] = "default",
+    resolution: Annotated[int, typer.Option(min=15, help="Seconds per step when finding outages and halts")] = 300,
+    out: OutOpt = None,
+    output: FormatOpt = None,
+) -> None:
+    """The production analysis per symbol and for the fleet: latency p50/p95/p99 and errors by day,
+    availability and error budgets, hit rate against baselines with intervals, signals, orders, fills, PnL,
+    drawdown, every rollback, outage, halt and drill, the worst hours, and findings ranked by budget spent."""
+    window = _window(start, end)
+    try:
+        chosen = building.slo_policy(policies, policy)
+    except building.ReportError as error:
+        raise OpsctlError(ExitCode.REJECTED, str(error)) from None
+    doc = _make(lambda: building.performance_report(prometheus_url, database_url, chosen, window, resolution))
+    _deliver(ctx, doc, out, output)
+
+
 @app.command()
 @exits_on_error
 def cost(

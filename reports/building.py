@@ -6,11 +6,11 @@ from __future__ import annotations
 import pathlib
 
 from drills.s3 import S3Settings, S3Store
-from policies.loader import PolicyLoadError, default_policies, load_layered
-from policies.models import CostPolicySpec
-from reports import cost, cost_document, cost_fetch
+from policies.loader import PolicyLoadError, PolicySet, default_policies, load_layered
+from policies.models import CostPolicySpec, SLOPolicySpec
+from reports import cost, cost_document, cost_fetch, performance, performance_document
 from reports.document import Document
-from reports.sources import Prometheus
+from reports.sources import Database, Prometheus
 from reports.window import Window
 
 
@@ -18,14 +18,34 @@ class ReportError(RuntimeError):
     """A report cannot be made: bad policies, or nothing to report on."""
 
 
-def cost_policy(directory: pathlib.Path | None, name: str) -> CostPolicySpec:
+def _policies(directory: pathlib.Path | None) -> PolicySet:
     try:
-        policies = load_layered(directory) if directory else default_policies()
+        return load_layered(directory) if directory else default_policies()
     except (PolicyLoadError, FileNotFoundError) as error:
         raise ReportError(f"policies do not load: {error}") from None
+
+
+def cost_policy(directory: pathlib.Path | None, name: str) -> CostPolicySpec:
+    policies = _policies(directory)
     if name not in policies.cost:
         raise ReportError(f"no CostPolicy named {name!r}")
     return policies.cost[name]
+
+
+def slo_policy(directory: pathlib.Path | None, name: str) -> SLOPolicySpec:
+    policies = _policies(directory)
+    if name not in policies.slo:
+        raise ReportError(f"no SLOPolicy named {name!r}")
+    return policies.slo[name]
+
+
+def performance_report(prometheus_url: str, database_url: str, policy: SLOPolicySpec, window: Window,
+                       resolution: int = 300) -> Document:
+    with Prometheus(prometheus_url) as prometheus:
+        result = performance.fetch(prometheus, Database(database_url), policy, window, resolution)
+    if not [s for s in result.symbols if s != performance.FLEET]:
+        raise ReportError(f"no runtime series between {window.label()} in Prometheus at {prometheus_url}")
+    return performance_document.document(result)
 
 
 def cost_report(prometheus_url: str, policy: CostPolicySpec, window: Window,

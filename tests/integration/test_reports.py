@@ -4,6 +4,7 @@ with what tests/history.py computed from the samples it generated, not with the 
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterator
 
@@ -109,3 +110,51 @@ def test_an_unreachable_prometheus_is_exit_code_4():
     result = runner.invoke(app, ["report", "cost", "--prometheus-url", "http://127.0.0.1:1"])
     assert result.exit_code == 4
     assert "unreachable" in result.stderr
+
+
+def day(ts: float) -> str:
+    """The key the reports give the day a day-end timestamp closes."""
+    return (datetime.datetime.fromtimestamp(ts, datetime.UTC) - datetime.timedelta(seconds=1)).strftime("%Y-%m-%d")
+
+
+def test_production_analysis_against_the_generated_history(history, prometheus, database, tmp_path):
+    truth = history.truth
+    _, data = report("performance", "--prometheus-url", prometheus.url, "--database-url", database, *window_args())
+    symbols = data["symbols"]
+    assert sorted(symbols) == sorted([*WORLD.symbols, "fleet"])
+    for symbol in WORLD.symbols:
+        mine = symbols[symbol]
+        for end in truth.day_ends:
+            for q, key in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+                assert mine["latency"][key][day(end)] == pytest.approx(truth.latency[symbol][end][q], rel=1e-9)
+            assert mine["errorRatio"][day(end)] == pytest.approx(truth.error_ratio[symbol][end], rel=1e-9)
+            assert mine["orders"][day(end)] == truth.orders_per_day[symbol][end]
+        for slo in ("tick-to-signal-latency", "error-ratio", "availability"):
+            assert mine["budgetSpent"][slo] == pytest.approx(truth.budget_spent[symbol, slo], rel=1e-9, abs=1e-12)
+        hits, calls = truth.hit_rate[symbol]
+        assert (mine["hitRate"]["hits"], mine["hitRate"]["calls"]) == (hits, calls)
+        assert mine["restarts"] == truth.restarts[symbol]
+        assert mine["rejections"] == truth.rejections[symbol]
+    assert [(o["symbol"], o["start"], o["seconds"]) for o in data["outages"]] == \
+        [(o.symbol, o.start, o.seconds) for o in sorted(truth.outages, key=lambda o: o.start)]
+    assert [(h["symbol"], h["what"], h["start"], h["seconds"]) for h in data["halts"]] == \
+        [(h.symbol, h.what, h.start, h.seconds) for h in sorted(truth.halts, key=lambda h: h.start)]
+    assert [(d["drill"], d["finished"], d["success"], d["duration"], d["rto"]) for d in data["drills"]] == \
+        [(d.drill, d.finished, d.success, d.duration, d.rto) for d in truth.drills]
+    rollback, = data["rollbacks"]
+    assert (rollback["symbol"], rollback["exposed_seconds"]) == ("SPY", 19 * 60)
+    spy_outage = next(o for o in truth.outages if o.symbol == "SPY")
+    assert day(spy_outage.start - spy_outage.start % 86400 + 86400) in symbols["SPY"]["pnlDaysWithRestart"]
+    worst = max(truth.budget_spent.items(), key=lambda item: item[1])
+    assert (data["findings"][0]["symbol"], data["findings"][0]["slo"]) == worst[0]
+    assert [f["spent"] for f in data["findings"]] == sorted((f["spent"] for f in data["findings"]), reverse=True)
+
+    out = tmp_path / "performance"
+    written = runner.invoke(app, ["report", "performance", "--prometheus-url", prometheus.url, "--database-url",
+                                  database, *window_args(), "--out", str(out)])
+    assert written.exit_code == 0, written.output
+    assert {p.name for p in out.iterdir()} >= {"performance.md", "performance.html", "performance.json",
+                                              "performance-latency.png", "performance-availability.png"}
+    markdown = (out / "performance.md").read_text()
+    assert "## Findings: what to optimise next" in markdown
+    assert "OVERSPENT" in markdown
