@@ -15,7 +15,9 @@ from typing import Annotated
 
 import typer
 
+from audit.chain import Anchor
 from drills.s3 import S3Settings
+from opsctl.audit_cli import CHAIN_BROKEN
 from opsctl.errors import ExitCode, OpsctlError
 from opsctl.subapp import Format, FormatOpt, emit, exits_on_error, output_format
 from reports import building
@@ -89,6 +91,39 @@ def performance(
         raise OpsctlError(ExitCode.REJECTED, str(error)) from None
     doc = _make(lambda: building.performance_report(prometheus_url, database_url, chosen, window, resolution))
     _deliver(ctx, doc, out, output)
+
+
+@app.command()
+@exits_on_error
+def compliance(
+    ctx: typer.Context,
+    database_url: DatabaseOpt,
+    start: FromOpt = "-365d",
+    end: ToOpt = "now",
+    prometheus_url: PrometheusOpt = "http://127.0.0.1:9090",
+    anchor: Annotated[list[str] | None, typer.Option(
+        help="SEQ:HASH from an earlier `opsctl audit head` or report: must still be in the chain")] = None,
+    out: OutOpt = None,
+    output: FormatOpt = None,
+) -> None:
+    """Evidence for the annual self-assessment: the audit chain's verification, changes and who made them,
+    kill-switch tests and uses, limit breaches and rejected orders, incidents, drill results. Exits 7 when
+    the chain does not verify (the report is still produced)."""
+    window = _window(start, end)
+    try:
+        anchors = [Anchor.parse(a) for a in anchor or []]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--anchor") from None
+    made: list[bool] = []
+
+    def build() -> Document:
+        doc, verified = building.compliance_report(prometheus_url, database_url, window, anchors)
+        made.append(verified)
+        return doc
+
+    _deliver(ctx, _make(build), out, output)
+    if not made[0]:
+        raise typer.Exit(CHAIN_BROKEN)
 
 
 @app.command()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pathlib
 
+from audit.chain import Anchor
+from audit.store import AuditStoreError
 from drills.s3 import S3Settings, S3Store
 from policies.loader import PolicyLoadError, PolicySet, default_policies, load_layered
 from policies.models import CostPolicySpec, SLOPolicySpec
-from reports import cost, cost_document, cost_fetch, performance, performance_document
+from reports import compliance, compliance_document, cost, cost_document, cost_fetch, performance, performance_document
 from reports.document import Document
-from reports.sources import Database, Prometheus
+from reports.sources import Database, Prometheus, SourceError
 from reports.window import Window
 
 
@@ -61,3 +63,16 @@ def cost_report(prometheus_url: str, policy: CostPolicySpec, window: Window,
     if not result.symbols:
         raise ReportError(f"no cost data for any symbol between {window.label()} in Prometheus at {prometheus_url}")
     return cost_document.document(result)
+
+
+def compliance_report(prometheus_url: str, database_url: str, window: Window, anchors: list[Anchor],
+                      resolution: int = 300) -> tuple[Document, bool]:
+    """The document, and whether the audit chain verified."""
+    try:
+        with Prometheus(prometheus_url) as prometheus:
+            result = compliance.fetch(Database(database_url), prometheus, window, anchors, resolution)
+    except AuditStoreError as error:
+        raise SourceError(str(error), True) from None
+    if result.verification.entries == 0:
+        raise ReportError("the audit log is empty: nothing was recorded yet")
+    return compliance_document.document(result), result.verification.ok

@@ -207,7 +207,7 @@ def fetch(prometheus: Prometheus, database: Database, slo_policy: SLOPolicySpec,
                                        window.start, window.end, resolution), "reason", resolution, down=False)
     worst = _worst_hours(prometheus, slos, window)
     return PerformanceResult(window, slos, figures, outages, halts, _rollbacks(database, window),
-                             _drills(prometheus, window, resolution), worst, _findings(figures, slos, outages))
+                             drills(prometheus, window, resolution), worst, _findings(figures, slos, outages))
 
 
 def _orders(database: Database, window: Window, of: Callable[[str], SymbolFigures]) -> None:
@@ -234,7 +234,8 @@ def _rollbacks(database: Database, window: Window) -> list[Rollback]:
                      (at - revision).total_seconds() if revision else None) for symbol, at, message, revision in rows]
 
 
-def _drills(prometheus: Prometheus, window: Window, resolution: int) -> list[DrillRun]:
+def drills(prometheus: Prometheus, window: Window, resolution: int) -> list[DrillRun]:
+    """Each drill run in the window (a new value of its last-run time), with what it reported then."""
     def by_time(name: str) -> dict[str, dict[float, float]]:
         return {str(s.labels.get("drill")): dict(s.points) for s in prometheus.range(
             f"max by (drill) (tradeops_drill_{name})", window.start, window.end, resolution)}

@@ -122,7 +122,7 @@ class Truth:
     projection: dict[str, float] = field(default_factory=dict)
     rejections: dict[str, int] = field(default_factory=dict)
     changes: list[tuple[str, str, str]] = field(default_factory=list)
-    """(kind, actor, symbol) of the recorder's entries written."""
+    """(kind, actor, symbol) of the recorder's entries written, in the order they occurred."""
     kill_switch_tests: int = 0
 
 
@@ -435,17 +435,19 @@ class History:
                                "reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rejections)
             cursor.executemany("INSERT INTO risk_events (ts, symbol, kind, severity, detail) "
                                "VALUES (%s, %s, %s, %s, %s::jsonb)", risks)
-        append(dsn, self.recorded_entries())
+        recorded = self.recorded_entries()
+        append(dsn, recorded)
+        truth.changes = [(e.kind.value, e.actor, e.subject) for e in recorded]
+        truth.kill_switch_tests = sum(1 for e in recorded if e.kind is Kind.HALT and "test" in str(e.detail["reason"]))
 
     def recorded_entries(self) -> list[NewEntry]:
-        w, truth = self.world, self.truth
+        w = self.world
         entries = []
 
         def entry(when: float, actor: str, kind: Kind, symbol: str, **detail: object) -> None:
             key = f"history/{len(entries)}"
             entries.append(NewEntry(_utc(when), actor, kind, symbol, {"namespace": NAMESPACE,
                                                                       "name": symbol.lower(), **detail}, key))
-            truth.changes.append((kind.value, actor, symbol))
 
         alice, bob = "alice@ops via opsctl (kube user alice)", "unknown user via kubectl-client-side-apply"
         first = w.start.timestamp() + 600
@@ -462,13 +464,12 @@ class History:
         entry(w.at(5, 10, 30), "tradeops-operator", Kind.SELF_HEALING, lead, reason="SelfHealingRestart",
               message="Restarted the stable revision")
         entry(w.at(14, 12), "tradeops-operator", Kind.TUNING, lead, reason="TuningKept", message="entryScore 0.6 → 0.7")
-        for halt in truth.halts:
+        for halt in self.truth.halts:
             if halt.what == "kill-switch":
                 entry(halt.start, alice, Kind.HALT, halt.symbol, reason="kill-switch test",
                       change={"path": "spec.tradingEnabled", "before": True, "after": False})
                 entry(halt.start + halt.seconds, alice, Kind.UNHALT, halt.symbol,
                       change={"path": "spec.tradingEnabled", "before": False, "after": True})
-                truth.kill_switch_tests += 1
         entries.sort(key=lambda e: e.occurred_at)
         return [dataclasses.replace(e, source_key=f"history/{i}") for i, e in enumerate(entries)]
 

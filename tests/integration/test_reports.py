@@ -8,6 +8,7 @@ import datetime
 import json
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -158,3 +159,37 @@ def test_production_analysis_against_the_generated_history(history, prometheus, 
     markdown = (out / "performance.md").read_text()
     assert "## Findings: what to optimise next" in markdown
     assert "OVERSPENT" in markdown
+
+
+def test_compliance_evidence_against_the_recorded_history(history, prometheus, database, tmp_path):
+    truth = history.truth
+    code, data = report("compliance", "--prometheus-url", prometheus.url, "--database-url", database, *window_args())
+    assert code == 0
+    assert data["audit"]["verified"] is True
+    with psycopg.connect(database) as conn:
+        stored = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+    assert data["audit"]["entries"] == stored
+    expected_changes = [c for c in truth.changes if c[0] in {"symbol-created", "symbol-changed", "halt", "unhalt"}]
+    assert [(c["kind"], c["actor"], c["symbol"]) for c in data["changes"]] == expected_changes
+    assert data["killSwitchTests"] == truth.kill_switch_tests == 1
+    use, = data["killSwitch"]
+    assert (use["symbol"], use["test"], use["halted_seconds"], use["runtime_reaction_seconds"]) == \
+        ("SPY", True, 1800, 20)
+    assert sum(r["count"] for r in data["rejections"]) == sum(truth.rejections.values())
+    assert {i["kind"] for i in data["incidents"]} == {"rollback", "self-healing", "risk-event"}
+    assert [(d["drill"], d["success"]) for d in data["drills"]] == [(d.drill, d.success) for d in truth.drills]
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        original = conn.execute("SELECT actor FROM audit_log WHERE seq = 10").fetchone()[0]
+        conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 10")
+        try:
+            out = tmp_path / "compliance"
+            broken = runner.invoke(app, ["report", "compliance", "--prometheus-url", prometheus.url, "--database-url",
+                                         database, *window_args(), "--out", str(out)])
+            assert broken.exit_code == 7
+            assert "audit chain BROKEN" in (out / "compliance.md").read_text()
+            assert json.loads((out / "compliance.json").read_text())["audit"]["findings"] == [
+                {"seq": 10, "problem": "edited", "message": "content does not match its hash"}]
+        finally:
+            conn.execute("UPDATE audit_log SET actor = %s WHERE seq = 10", (original,))
