@@ -125,7 +125,8 @@ def fleet_ratio(slo: SLO, window: str) -> str:
 
 def intervals(series: Iterable[Series], what_label: str | None, step: int, down: bool) -> list[Interval]:
     """Runs of consecutive steps in a state: `down` runs where the value is below 1 (a share of samples),
-    otherwise where it is 1. A run's length is the summed share times the step."""
+    otherwise where it is 1 (steps absent from a series are not in the state). A run's length is the summed
+    share times the step."""
     out = []
     for s in series:
         symbol, what = _symbol_of(s.labels), s.labels.get(what_label, "") if what_label else "down"
@@ -143,6 +144,28 @@ def intervals(series: Iterable[Series], what_label: str | None, step: int, down:
         if start is not None:
             out.append(Interval(symbol, what, start, seconds))
     return sorted(out, key=lambda i: (i.start, i.symbol))
+
+
+def sparse_range(prometheus: Prometheus, template: str, window: Window, resolution: int) -> list[Series]:
+    """A filtered range query (`{range}` in `template` is each step's look-back) at `resolution`, evaluated
+    only in the hours where it returns anything: a month at 5 minutes is 8640 steps, the hours with an
+    incident a handful. Each step looks back one step less a second, so no sample counts in two steps."""
+    hours = prometheus.range(template.replace("{range}", f"{HOUR - 1}s"), window.start + datetime.timedelta(hours=1),
+                             window.end, HOUR)
+    ends = sorted({t for s in hours for t, _ in s.points})
+    points: dict[tuple[tuple[str, str], ...], set[tuple[float, float]]] = {}
+    runs: list[tuple[float, float]] = []
+    for end in ends:
+        if runs and runs[-1][1] == end - HOUR:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((end - HOUR, end))
+    fine = template.replace("{range}", f"{resolution - 1}s")
+    for first, last in runs:
+        start = datetime.datetime.fromtimestamp(first + resolution, datetime.UTC)
+        for s in prometheus.range(fine, start, datetime.datetime.fromtimestamp(last, datetime.UTC), resolution):
+            points.setdefault(tuple(sorted(s.labels.items())), set()).update(s.points)
+    return [Series(dict(k), tuple(sorted(v))) for k, v in points.items()]
 
 
 def fetch(prometheus: Prometheus, database: Database, slo_policy: SLOPolicySpec, window: Window,
@@ -200,11 +223,10 @@ def fetch(prometheus: Prometheus, database: Database, slo_policy: SLOPolicySpec,
         for symbol, values in pnl.items():
             of(symbol).pnl = {t: values[t] - values[t - DAY] for t in values if t - DAY in values}
     _orders(database, window, of)
-    step_back = f"{resolution - 1}s"
-    outages = intervals(prometheus.range(f'avg by (symbol) (avg_over_time(up{{{DEFAULT_SELECTOR}}}[{step_back}]))',
-                                         window.start, window.end, resolution), None, resolution, down=True)
-    halts = intervals(prometheus.range(f"max by (symbol, reason) (max_over_time(tradeops_trading_halted[{step_back}]))",
-                                       window.start, window.end, resolution), "reason", resolution, down=False)
+    up = f"avg by (symbol) (avg_over_time(up{{{DEFAULT_SELECTOR}}}[{{range}}])) < 1"
+    outages = intervals(sparse_range(prometheus, up, window, resolution), None, resolution, down=True)
+    halts = intervals(sparse_range(prometheus, "max by (symbol, reason) (max_over_time(tradeops_trading_halted"
+                                               "[{range}])) > 0", window, resolution), "reason", resolution, down=False)
     worst = _worst_hours(prometheus, slos, window)
     return PerformanceResult(window, slos, figures, outages, halts, _rollbacks(database, window),
                              drills(prometheus, window, resolution), worst, _findings(figures, slos, outages))
