@@ -11,12 +11,15 @@ from typing import Annotated
 
 import typer
 
+from audit.archive import ArchiveError, archive_month, previous_month
 from audit.chain import Anchor
 from audit.store import AuditStoreError, Window, entries, verify_log
+from drills.s3 import S3Settings, S3Store
 from opsctl import render
 from opsctl.cli_support import console
 from opsctl.errors import ExitCode, OpsctlError
 from opsctl.subapp import FormatOpt, emit, exits_on_error, output_format
+from policies.recovery import load_recovery_policy
 
 CHAIN_BROKEN = 7
 app = typer.Typer(help="The audit trail: verify the chain, its head, the entries.", no_args_is_help=True,
@@ -107,3 +110,35 @@ def log_entries(
     rows = [[str(e.seq), e.occurred_at.isoformat(timespec="seconds"), e.actor, e.kind, e.subject,
              e.detail_text[:80]] for e in found]
     render.print_table(console, LOG_COLUMNS, rows)
+
+
+@app.command()
+@exits_on_error
+def archive(
+    ctx: typer.Context,
+    database_url: DatabaseOpt,
+    bucket: Annotated[str, typer.Option(envvar="TRADEOPS_BACKUP_BUCKET", help="The backups bucket (Object Lock on)")],
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (default: last month)")] = None,
+    prefix: Annotated[str, typer.Option(envvar="TRADEOPS_BACKUP_PREFIX", help="Key prefix in the bucket")] = "tradeops",
+    s3_endpoint: Annotated[str | None, typer.Option(envvar="TRADEOPS_S3_ENDPOINT", help="S3 endpoint URL")] = None,
+    output: FormatOpt = None,
+) -> None:
+    """Write a month of the audit log (every change, order, fill, rejection, risk event) once into the backups
+    bucket under Object Lock, kept as the RecoveryPolicy's `records` says (6 years by default)."""
+    try:
+        chosen = datetime.date.fromisoformat(f"{month}-01") if month else previous_month(datetime.date.today())
+    except ValueError:
+        raise typer.BadParameter(f"not a month: {month!r} (YYYY-MM)", param_hint="--month") from None
+    records = load_recovery_policy().records
+    try:
+        with S3Store(S3Settings(bucket=bucket, prefix=prefix, endpoint=s3_endpoint)) as store:
+            done = archive_month(database_url, store, chosen, records)
+    except AuditStoreError as error:
+        raise _store_errors(error) from None
+    except ArchiveError as error:
+        raise OpsctlError(ExitCode.REJECTED, str(error)) from None
+    data = {"key": done.key, "entries": done.entries, "sha256": done.sha256,
+            "retainUntil": done.retain_until.isoformat(), "chainHead": str(done.head) if done.head else None}
+    if not emit(data, output_format(ctx, output)):
+        print(f"archived {done.entries} entries of {chosen:%Y-%m} to s3://{bucket}/{done.key}, locked until "
+              f"{done.retain_until:%Y-%m-%d}")

@@ -299,13 +299,33 @@ class Retention(PolicyModel):
     """Backups younger than this are kept."""
 
 
+class RecordRetention(PolicyModel):
+    """How long trading records (the audit log, which holds every order, fill and change) are kept: FINRA
+    4511 asks six years, SEC 17a-4 the first two in an easily accessible place. Enforced by the monthly
+    archive in the backups bucket: each month's records are written once under S3 Object Lock (compliance
+    mode) until `keepYears` after the month, and move to archive storage after `accessibleYears`."""
+
+    keep_years: Annotated[int, Field(ge=1, le=100)] = 6
+    """Years every record is kept, unchangeable (Object Lock's retain-until date)."""
+    accessible_years: Annotated[int, Field(ge=0, le=100)] = 2
+    """Years records stay in standard (immediately readable) storage before moving to archive storage."""
+
+    @model_validator(mode="after")
+    def _accessible_within_kept(self) -> Self:
+        if self.accessible_years > self.keep_years:
+            raise ValueError(f"accessibleYears ({self.accessible_years}) exceeds keepYears ({self.keep_years})")
+        return self
+
+
 class RecoveryPolicy(PolicyModel):
-    """RTO/RPO objectives per drill and the retention of backups."""
+    """RTO/RPO objectives per drill, the retention of backups and of trading records."""
 
     objectives: dict[str, Objective] = {}
     """Drill name → its objective."""
     retention: Retention = Retention()
     """Backup retention."""
+    records: RecordRetention = RecordRetention()
+    """Retention of trading records (the audit log's monthly archive)."""
 
     def objective(self, drill: str) -> Objective | None:
         return self.objectives.get(drill)
