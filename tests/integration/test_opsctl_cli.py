@@ -23,13 +23,13 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from typer.testing import CliRunner
 
-from audit.identity import CHANGED_BY_ANNOTATION
 from devstack.emulator import EmulatorThread, kubeconfig_for
 from devstack.processes import install_crd, wait_for
 from opsctl import client as opsctl_client
 from opsctl.errors import ExitCode, OpsctlError
 from opsctl.main import HALT_REASON_ANNOTATION, app
 from tests.integration import emulator_fixtures
+from tests.stamps import unstamped
 from trading_operator import api, builders, naming
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONTROLLER_REVISIONS, CRDS, EVENTS, NAMESPACES, KubeApi
@@ -54,17 +54,6 @@ REVISION_SPECS = [
 ]
 NOISY = "check [/bold] and [red]x[/red] :smile: literally"
 
-
-def unstamped(body: Any) -> Any:
-    """A PATCH body without opsctl's changed-by stamp (audit.identity), after checking it is there: every
-    change opsctl makes says who made it."""
-    annotations = body["metadata"]["annotations"]
-    assert "via opsctl" in json.loads(annotations.pop(CHANGED_BY_ANNOTATION))["actor"]
-    if not annotations:
-        del body["metadata"]["annotations"]
-    if not body["metadata"]:
-        del body["metadata"]
-    return body
 
 
 @dataclass

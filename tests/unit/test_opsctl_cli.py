@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from audit.identity import CHANGED_BY_ANNOTATION
 from opsctl.errors import ExitCode
 from opsctl.main import HALT_REASON_ANNOTATION, app
+from tests.stamps import unstamped
 from trading_operator import naming
 from trading_operator.api import API_VERSION, GROUP, KIND, VERSION
 
@@ -61,17 +62,6 @@ def status_body(code: int, reason: str, message: str) -> Obj:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
             "reason": reason, "code": code}
 
-
-def unstamped(body: Any) -> Any:
-    """A PATCH body without opsctl's changed-by stamp (audit.identity), after checking it is there: every
-    change opsctl makes says who made it."""
-    annotations = body["metadata"]["annotations"]
-    assert "via opsctl" in json.loads(annotations.pop(CHANGED_BY_ANNOTATION))["actor"]
-    if not annotations:
-        del body["metadata"]["annotations"]
-    if not body["metadata"]:
-        del body["metadata"]
-    return body
 
 
 @dataclass
