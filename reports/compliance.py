@@ -74,7 +74,7 @@ def _what(kind: str, detail: dict[str, object]) -> str:
         return ", ".join(paths[:6]) + (f" (+{len(paths) - 6} more)" if len(paths) > 6 else "") or kind
     if "change" in detail and isinstance(detail["change"], dict):
         change = detail["change"]
-        return f"{change.get('path')}: {change.get('before')} → {change.get('after')}"
+        return f"{change.get('path')}: {json.dumps(change.get('before'))} → {json.dumps(change.get('after'))}"
     return str(detail.get("message") or detail.get("reason") or detail.get("kind") or kind)
 
 

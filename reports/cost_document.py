@@ -42,7 +42,8 @@ def document(result: CostResult) -> Document:
     summary = [f"Window: {result.window.label()}.",
                f"Target < budget per symbol per month ({result.symbols[0].budget:g} {c} unless set per symbol): "
                f"{'MET' if not over else 'NOT MET'} — {verdict}." if result.symbols else "No symbol had cost data."]
-    rows = [[s.symbol, _money(s.cpu, c), _money(s.memory, c), _money(sum(s.shared.values()), c), _money(s.s3, c),
+    rows = [[s.symbol, _money(s.cpu, c), _money(s.memory, c), _money(sum(s.shared.values()), c),
+             _money(s.s3, c) if result.s3 is not None else "not measured",
              _money(s.total, c), _money(s.monthly, c), _money(s.projection, c), _money(s.budget, c),
              "yes" if s.within_budget else "NO"] for s in result.symbols]
     per_symbol = Section("Cost per symbol", [

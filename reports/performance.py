@@ -227,6 +227,7 @@ def fetch(prometheus: Prometheus, database: Database, slo_policy: SLOPolicySpec,
     outages = intervals(sparse_range(prometheus, up, window, resolution), None, resolution, down=True)
     halts = intervals(sparse_range(prometheus, "max by (symbol, reason) (max_over_time(tradeops_trading_halted"
                                                "[{range}])) > 0", window, resolution), "reason", resolution, down=False)
+    _fleet_totals(figures)
     worst = _worst_hours(prometheus, slos, window)
     return PerformanceResult(window, slos, figures, outages, halts, _rollbacks(database, window),
                              drills(prometheus, window, resolution), worst, _findings(figures, slos, outages))
@@ -243,6 +244,26 @@ def _orders(database: Database, window: Window, of: Callable[[str], SymbolFigure
     for sym, count in database.rows("SELECT symbol, count(*) FROM order_rejections WHERE ts >= %s AND ts < %s "
                                     "GROUP BY symbol", (window.start, window.end)):
         of(sym).rejections = int(count)
+
+
+def _fleet_totals(figures: dict[str, SymbolFigures]) -> None:
+    """The fleet's counts are the symbols' sums, its drawdown the worst symbol's (its SLO figures come from
+    Prometheus, aggregated there)."""
+    symbols = [f for s, f in figures.items() if s != FLEET]
+    if not symbols:
+        return
+    fleet = figures.setdefault(FLEET, SymbolFigures(FLEET))
+    for name in ("signals", "orders", "fills", "pnl"):
+        total: dict[float, float] = {}
+        for f in symbols:
+            for t, v in getattr(f, name).items():
+                total[t] = total.get(t, 0) + v
+        setattr(fleet, name, total)
+    fleet.drawdown = {t: max(f.drawdown[t] for f in symbols if t in f.drawdown)
+                      for t in {t for f in symbols for t in f.drawdown}}
+    fleet.restart_days = set().union(*(f.restart_days for f in symbols))
+    fleet.rejections = sum(f.rejections for f in symbols)
+    fleet.restarts = sum(f.restarts for f in symbols)
 
 
 def _rollbacks(database: Database, window: Window) -> list[Rollback]:
