@@ -17,6 +17,11 @@ def _time(ts: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC)
 
 
+def _day_start(ts: float) -> datetime.datetime:
+    """The start of the day a day-end timestamp closes (where a chart puts that day)."""
+    return _time(ts) - datetime.timedelta(days=1)
+
+
 def _day(ts: float) -> str:
     """The date a day-end timestamp closes."""
     return (_time(ts) - datetime.timedelta(seconds=1)).strftime("%Y-%m-%d")
@@ -116,7 +121,7 @@ def document(result: PerformanceResult) -> Document:
         [Table(["symbol", "availability", *(f"{slo.name} budget spent" for slo in result.slos), "worst daily p99",
                 "signals", "orders", "fills", "rejected", "PnL", "max drawdown", "restarts"], per_symbol_rows)])
     latency_chart = charts.lines("Tick-to-signal p99 by day", "seconds", {
-        s: [(_time(t), v) for t, v in sorted(result.symbols[s].latency.get(0.99, {}).items())]
+        s: [(_day_start(t), v) for t, v in sorted(result.symbols[s].latency.get(0.99, {}).items())]
         for s in [*symbols, FLEET] if s in result.symbols})
     latency = Section("Tick-to-signal latency by day", [], [Table(
         ["day", "fleet p50", "fleet p95", "fleet p99"],
@@ -124,10 +129,10 @@ def document(result: PerformanceResult) -> Document:
          for t, v in sorted(fleet.latency.get(0.99, {}).items())] if fleet else [])],
         [Chart("latency", "Tick-to-signal p99 by day", latency_chart)])
     availability_chart = charts.lines("Availability by day", "ratio", {
-        s: [(_time(t), v) for t, v in sorted(result.symbols[s].availability.items())] for s in symbols},
+        s: [(_day_start(t), v) for t, v in sorted(result.symbols[s].availability.items())] for s in symbols},
         availability.objective if availability else None)
     errors_chart = charts.lines("Error ratio by day", "ratio", {
-        s: [(_time(t), v) for t, v in sorted(result.symbols[s].error_ratio.items())] for s in symbols})
+        s: [(_day_start(t), v) for t, v in sorted(result.symbols[s].error_ratio.items())] for s in symbols})
     daily = Section("Availability and errors by day", [], [], [
         Chart("availability", "Availability by day", availability_chart),
         Chart("errors", "Error ratio by day", errors_chart)])
@@ -165,5 +170,5 @@ def _cumulative(values: dict[float, float]) -> list[tuple[datetime.datetime, flo
     total, out = 0.0, []
     for t, v in sorted(values.items()):
         total += v
-        out.append((_time(t), total))
+        out.append((_time(t), total))  # the running total at the day's end
     return out
