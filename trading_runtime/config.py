@@ -94,7 +94,8 @@ class PreTradeLimits(CamelModel):
     max_orders_per_second: Annotated[int, Field(ge=1, le=10_000)] = 20
     """Orders accepted in any one second; more are throttled."""
     duplicate_window_seconds: Annotated[float, Field(ge=0.0, le=3600.0)] = 1.0
-    """An order for the same instrument and quantity as one accepted this recently is a duplicate."""
+    """An order repeating the last one accepted for its instrument (same quantity) this recently is a
+    duplicate; a re-entry after a closing order is not."""
 
 
 class RuntimeConfig(CamelModel):

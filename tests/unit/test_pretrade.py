@@ -67,6 +67,13 @@ def test_duplicate_order_is_blocked_within_its_window_only():
     assert controls.check(order(ts=102.5), True) is None
 
 
+def test_a_re_entry_after_a_closing_order_is_not_a_duplicate():
+    controls = PreTradeControls(LIMITS)
+    for quantity, position in ((10, 0), (-10, 10), (10, 0)):
+        assert controls.check(order(quantity=quantity, price=5.05 if quantity > 0 else 4.95, position=position,
+                                    ts=100.0 + abs(position) / 100), True) is None
+
+
 def test_rejected_orders_do_not_count_towards_the_throttle():
     controls = PreTradeControls(LIMITS)
     for q in range(5):

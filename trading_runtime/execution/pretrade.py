@@ -95,10 +95,10 @@ class PreTradeControls:
         if not trading:
             return None  # the kill switch's own flattening is neither throttled nor a duplicate
         self._forget_before(order.ts - max(1.0, limits.duplicate_window_seconds))
-        if any(ts > order.ts - limits.duplicate_window_seconds and instrument == order.instrument
-               and quantity == order.quantity for ts, instrument, quantity in self._recent):
-            return Rejection(RejectReason.DUPLICATE, f"same order ({order.instrument} {order.quantity:+g}) accepted "
-                             f"within {limits.duplicate_window_seconds:g} s")
+        last = next((r for r in reversed(self._recent) if r[1] == order.instrument), None)
+        if last is not None and last[2] == order.quantity and last[0] > order.ts - limits.duplicate_window_seconds:
+            return Rejection(RejectReason.DUPLICATE, f"same order ({order.instrument} {order.quantity:+g}) as the "
+                             f"last one accepted, {order.ts - last[0]:.3g} s ago")
         last_second = sum(1 for ts, _, _ in self._recent if ts > order.ts - 1.0)
         if last_second >= limits.max_orders_per_second:
             return Rejection(RejectReason.THROTTLE, f"{last_second} orders in the last second "
