@@ -197,7 +197,7 @@ class Recorder:
                 failures += 1
                 stop.wait(min(30.0, 0.2 * 2 ** min(failures, 7)))
         for thread in threads:
-            thread.join(timeout=self.watch_seconds + 15)
+            thread.join(timeout=5)  # daemon threads: a watch still waiting on the server ends with the process
         if not self._flush():
             log.error("stopping with %d entries not recorded: %s", len(self.pending),
                       json.dumps([e.source_key for e in self.pending][:20]))
