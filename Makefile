@@ -24,7 +24,7 @@ lint:
 	$(BIN)/ruff check .
 
 typecheck:
-	$(BIN)/mypy trading_operator trading_runtime policies drills opsctl infra devstack
+	$(BIN)/mypy trading_operator trading_runtime policies drills opsctl infra devstack audit reports
 
 contracts:
 	$(BIN)/lint-imports
@@ -42,9 +42,11 @@ crd: ## regenerate the checked-in CRD from the pydantic models
 	$(BIN)/python -m trading_operator.crd > deploy/crds/tradingsymbols.yaml
 	$(BIN)/python -m trading_operator.crd --docs > docs/tradingsymbol-fields.md
 
-rules: ## regenerate the checked-in Prometheus rules from the default SLO policy
+rules: ## regenerate the checked-in Prometheus rules from the default SLO and cost policies
 	$(BIN)/python -m policies rules -o deploy/prometheus/rules.yml
 	$(BIN)/python -m policies rules --prometheusrule --namespace tradeops-system -o deploy/prometheus/tradeops-rules.yaml
+	$(BIN)/python -m policies cost-rules -o deploy/prometheus/cost-rules.yml
+	$(BIN)/python -m policies cost-rules --prometheusrule --namespace tradeops-system -o deploy/prometheus/tradeops-cost-rules.yaml
 
 bench: install ## benchmarks print their figures
 	$(BIN)/python benchmarks/operator_converge.py

@@ -13,6 +13,7 @@ import yaml
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from audit.identity import opsctl_actor, stamp
 from opsctl.errors import ExitCode, OpsctlError
 from opsctl.render import event_time
 from trading_operator import naming
@@ -29,9 +30,22 @@ class Target:
 
     kube: KubeApi
     namespace: str
+    actor: str = ""
+    """Who opsctl acts for, stamped on every change it makes (the audit trail's `who`)."""
 
 
 SERVICE_ACCOUNT_NAMESPACE = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def kube_user(kubeconfig: str | None, context: str | None) -> str | None:
+    """The user of the kubeconfig context (--context, else the current one), if there is a kubeconfig."""
+    try:
+        contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+    except (k8s_config.ConfigException, OSError, TypeError, yaml.YAMLError):
+        return None
+    if context is not None:
+        active = next((c for c in contexts or [] if c.get("name") == context), active)
+    return ((active or {}).get("context") or {}).get("user") or None
 
 
 def default_namespace(kubeconfig: str | None, context: str | None) -> str:
@@ -55,7 +69,8 @@ def connect(kubeconfig: str | None, context: str | None, namespace: str | None) 
     except (k8s_config.ConfigException, OSError, yaml.YAMLError) as exc:
         where = kubeconfig or "~/.kube/config (and not running in a pod)"
         raise OpsctlError(ExitCode.UNREACHABLE, f"no usable kubeconfig at {where}: {exc}") from exc
-    return Target(KubeApi(api_client, timeout=15.0), namespace or default_namespace(kubeconfig, context))
+    return Target(KubeApi(api_client, timeout=15.0), namespace or default_namespace(kubeconfig, context),
+                  opsctl_actor(kube_user(kubeconfig, context)))
 
 
 def call(fn: Callable[..., T], *args: Any, what: str = "") -> T:
@@ -89,6 +104,10 @@ def list_symbols(target: Target, all_namespaces: bool) -> list[Obj]:
 
 
 def patch_symbol(target: Target, name: str, patch: Obj) -> Obj:
+    """Merge-patch a TradingSymbol, stamped with who asked (audit.identity)."""
+    metadata = patch.get("metadata") or {}
+    patch = {**patch, "metadata": {**metadata, "annotations": {**(metadata.get("annotations") or {}),
+                                                                **stamp(target.actor or opsctl_actor(None))}}}
     return call(target.kube.merge_patch, TRADING_SYMBOLS, target.namespace, name, patch,
                 what=f'TradingSymbol "{name}" in namespace "{target.namespace}"')
 

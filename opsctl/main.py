@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from opsctl import backup_cli, drill_cli, policy_cli, render, rollout_cli, slo_cli, tune_cli
+from opsctl import audit_cli, backup_cli, drill_cli, policy_cli, render, report_cli, rollout_cli, slo_cli, tune_cli
 from opsctl.cli_support import (
     NameArg,
     NamespaceOpt,
@@ -249,3 +249,5 @@ app.add_typer(policy_cli.app, name="policy")
 app.add_typer(slo_cli.app, name="slo")
 app.add_typer(backup_cli.app, name="backup")
 app.add_typer(drill_cli.app, name="drill")
+app.add_typer(audit_cli.app, name="audit")
+app.add_typer(report_cli.app, name="report")

@@ -9,6 +9,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from policies.cost_rules import COST_MANIFEST_NAME, cost_groups
 from policies.lint import check_manifests, lint
 from policies.loader import DEFAULTS_DIR, PolicyError, load_texts, read_dir
 from policies.rules import DEFAULT_SELECTOR, groups, render_rules
@@ -28,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     rules.add_argument("--prometheusrule", action="store_true", help="a PrometheusRule manifest, not a rules file")
     rules.add_argument("--namespace", help="metadata.namespace of the PrometheusRule")
     rules.add_argument("-o", "--output", type=pathlib.Path, help="write to FILE (default: stdout)")
+    cost = commands.add_parser("cost-rules", help="render the cost recording rules and budget alert of a CostPolicy")
+    cost.add_argument("directory", nargs="?", type=pathlib.Path, default=DEFAULTS_DIR)
+    cost.add_argument("--policy", default="default", help="CostPolicy name (default: default)")
+    cost.add_argument("--prometheusrule", action="store_true", help="a PrometheusRule manifest, not a rules file")
+    cost.add_argument("--namespace", help="metadata.namespace of the PrometheusRule")
+    cost.add_argument("-o", "--output", type=pathlib.Path, help="write to FILE (default: stdout)")
     check = commands.add_parser("check-manifests", help="check TradingSymbol manifests against admission and risk")
     check.add_argument("files", nargs="+", type=pathlib.Path)
     check.add_argument("--policies", type=pathlib.Path, default=DEFAULTS_DIR, help="policy directory")
@@ -51,14 +58,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems:
         return _report(problems)
     policies = load_texts(read_dir(args.directory))[0]
+    if args.command == "cost-rules":
+        if args.policy not in policies.cost:
+            return _report([PolicyError(str(args.directory), "CostPolicy", f"no CostPolicy named {args.policy!r}")])
+        text = render_rules(cost_groups(policies.cost[args.policy]),
+                            "prometheusrule" if args.prometheusrule else "rules", args.namespace, COST_MANIFEST_NAME,
+                            "`python -m policies cost-rules` from the cost policy")
+        return _write(text, args.output)
     if args.policy not in policies.slo:
         return _report([PolicyError(str(args.directory), "SLOPolicy", f"no SLOPolicy named {args.policy!r}")])
     text = render_rules(groups(policies.slo[args.policy], args.selector),
                         "prometheusrule" if args.prometheusrule else "rules", args.namespace)
-    if args.output is None:
+    return _write(text, args.output)
+
+
+def _write(text: str, output: pathlib.Path | None) -> int:
+    if output is None:
         sys.stdout.write(text)
     else:
-        args.output.write_text(text)
+        output.write_text(text)
     return 0
 
 

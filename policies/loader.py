@@ -17,6 +17,7 @@ from policies.models import (
     NAME_PATTERN,
     AdmissionPolicySpec,
     AnalysisPolicySpec,
+    CostPolicySpec,
     PolicyModel,
     RecoveryPolicy,
     RiskPolicySpec,
@@ -60,6 +61,7 @@ class PolicySet:
     risk: dict[str, RiskPolicySpec] = field(default_factory=dict)
     admission: dict[str, AdmissionPolicySpec] = field(default_factory=dict)
     recovery: dict[str, RecoveryPolicy] = field(default_factory=dict)
+    cost: dict[str, CostPolicySpec] = field(default_factory=dict)
 
     def by_kind(self, kind: str) -> dict[str, Any]:
         return cast(dict[str, Any], getattr(self, _ATTRIBUTES[kind]))
@@ -74,7 +76,7 @@ class PolicySet:
 
 
 _ATTRIBUTES = {"SLOPolicy": "slo", "AnalysisPolicy": "analysis", "TuningPolicy": "tuning", "RiskPolicy": "risk",
-               "AdmissionPolicy": "admission", "RecoveryPolicy": "recovery"}
+               "AdmissionPolicy": "admission", "RecoveryPolicy": "recovery", "CostPolicy": "cost"}
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -299,16 +299,130 @@ class Retention(PolicyModel):
     """Backups younger than this are kept."""
 
 
+class RecordRetention(PolicyModel):
+    """How long trading records (the audit log, which holds every order, fill and change) are kept: FINRA
+    4511 asks six years, SEC 17a-4 the first two in an easily accessible place. Enforced by the monthly
+    archive in the backups bucket: each month's records are written once under S3 Object Lock (compliance
+    mode) until `keepYears` after the month, and move to archive storage after `accessibleYears`."""
+
+    keep_years: Annotated[int, Field(ge=1, le=100)] = 6
+    """Years every record is kept, unchangeable (Object Lock's retain-until date)."""
+    accessible_years: Annotated[int, Field(ge=0, le=100)] = 2
+    """Years records stay in standard (immediately readable) storage before moving to archive storage."""
+
+    @model_validator(mode="after")
+    def _accessible_within_kept(self) -> Self:
+        if self.accessible_years > self.keep_years:
+            raise ValueError(f"accessibleYears ({self.accessible_years}) exceeds keepYears ({self.keep_years})")
+        return self
+
+
 class RecoveryPolicy(PolicyModel):
-    """RTO/RPO objectives per drill and the retention of backups."""
+    """RTO/RPO objectives per drill, the retention of backups and of trading records."""
 
     objectives: dict[str, Objective] = {}
     """Drill name → its objective."""
     retention: Retention = Retention()
     """Backup retention."""
+    records: RecordRetention = RecordRetention()
+    """Retention of trading records (the audit log's monthly archive)."""
 
     def objective(self, drill: str) -> Objective | None:
         return self.objectives.get(drill)
+
+
+# --- Cost -----------------------------------------------------------------------------------------------
+
+
+class PriceSheet(PolicyModel):
+    """Prices of one provider and region (on-demand list prices), or of an on-premises site."""
+
+    provider: Annotated[str, Field(min_length=1)]
+    """`aws`, `gcp`, `azure`, `on-prem`, …"""
+    region: Annotated[str, Field(min_length=1)]
+    """Region (or site) the prices hold in."""
+    cpu_core_hour: Annotated[float, Field(ge=0.0)]
+    """Price of one CPU core for an hour."""
+    memory_gib_hour: Annotated[float, Field(ge=0.0)]
+    """Price of one GiB of memory for an hour."""
+    storage_gib_month: Annotated[float, Field(ge=0.0)]
+    """Price of one GiB of persistent volume for a month."""
+    s3_storage_gib_month: Annotated[float, Field(ge=0.0)]
+    """Price of one GiB of object storage for a month."""
+    s3_put_per_1000: Annotated[float, Field(ge=0.0)]
+    """Price of a thousand write requests (PUT, COPY, POST, LIST)."""
+
+
+class SplitBy(enum.StrEnum):
+    """How a shared service's cost is split across symbols: by what each symbol makes it do."""
+
+    ROWS_WRITTEN = "rowsWritten"
+    SAMPLES_SCRAPED = "samplesScraped"
+    OPERATOR_EVENTS = "operatorEvents"
+    CPU = "cpu"
+    EQUAL = "equal"
+
+
+class SharedService(PolicyModel):
+    """A service every symbol uses (the operator, Prometheus, PostgreSQL, Redis, MLflow): its pods and
+    volumes, and how its cost is split."""
+
+    name: Name
+    """Name of the cost line."""
+    namespace: Annotated[str, Field(min_length=1)]
+    """Namespace its pods and volume claims live in."""
+    pod_pattern: Annotated[str, Field(min_length=1)]
+    """Regular expression (PromQL, anchored) of its pod names."""
+    pvc_pattern: str = ""
+    """Regular expression of its PersistentVolumeClaims (empty: none)."""
+    split_by: SplitBy = SplitBy.CPU
+    """What the split follows; symbols with no usage get none of it, no usage at all splits equally."""
+
+
+class CostPolicySpec(PolicyModel):
+    """Prices, budgets and the shared services of the cost report and the cost alert (the OpenCost
+    method: max(requested, used) × price per container, volumes, object storage, shared services split by
+    usage, idle capacity as its own line)."""
+
+    provider: Annotated[str, Field(min_length=1)]
+    """The price sheet in use: its provider…"""
+    region: Annotated[str, Field(min_length=1)]
+    """…and region."""
+    price_sheets: Annotated[list[PriceSheet], Field(min_length=1)]
+    """Known prices; the one of `provider` and `region` applies."""
+    currency: str = "USD"
+    """Currency of prices and budgets."""
+    budget_per_symbol: Annotated[float, Field(gt=0.0)] = 100.0
+    """Monthly budget of a symbol (the seed's target: < $100/month per symbol)."""
+    symbol_budgets: dict[str, Annotated[float, Field(gt=0.0)]] = {}
+    """Budgets of particular symbols (ticker → monthly budget)."""
+    hours_per_month: Annotated[float, Field(gt=0.0)] = 730.0
+    """Hours of a billing month (365 × 24 / 12) for monthly figures."""
+    projection_window: Annotated[str, Field(pattern=DURATION_PATTERN)] = "1d"
+    """The month's projection runs at the average hourly cost of this recent window."""
+    symbol_label: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")] = "label_trading_tradeops_io_symbol"
+    """kube-state-metrics' label of `kube_pod_labels` holding the pod's symbol (the operator's
+    `trading.tradeops.io/symbol` pod label, allow-listed with `--metric-labels-allowlist`)."""
+    shared_services: list[SharedService] = []
+    """Services every symbol uses."""
+    alert_for: Annotated[str, Field(pattern=DURATION_PATTERN)] = "1h"
+    """How long a projection must stay above budget before the alert fires."""
+
+    @model_validator(mode="after")
+    def _sheet_exists(self) -> Self:
+        if not any(s.provider == self.provider and s.region == self.region for s in self.price_sheets):
+            raise ValueError(f"no price sheet for provider {self.provider!r} in region {self.region!r}")
+        names = [s.name for s in self.shared_services]
+        if len(set(names)) != len(names):
+            raise ValueError("shared service names must be unique")
+        return self
+
+    @property
+    def prices(self) -> PriceSheet:
+        return next(s for s in self.price_sheets if s.provider == self.provider and s.region == self.region)
+
+    def budget(self, symbol: str) -> float:
+        return self.symbol_budgets.get(symbol, self.budget_per_symbol)
 
 
 KINDS: dict[str, type[PolicyModel]] = {
@@ -318,4 +432,5 @@ KINDS: dict[str, type[PolicyModel]] = {
     "RiskPolicy": RiskPolicySpec,
     "AdmissionPolicy": AdmissionPolicySpec,
     "RecoveryPolicy": RecoveryPolicy,
+    "CostPolicy": CostPolicySpec,
 }

@@ -139,9 +139,10 @@ def groups(spec: SLOPolicySpec, selector: str = DEFAULT_SELECTOR) -> list[dict[s
 
 
 def render_rules(rule_groups: list[dict[str, Any]], form: Literal["rules", "prometheusrule"] = "rules",
-                 namespace: str | None = None) -> str:
+                 namespace: str | None = None, name: str = MANIFEST_NAME,
+                 generator: str = "`python -m policies rules` from the SLO policy") -> str:
     """A Prometheus rules file (`groups:`), or the same groups in a monitoring.coreos.com/v1 PrometheusRule."""
     manifest = None
     if form == "prometheusrule":
-        manifest = {"name": MANIFEST_NAME, "namespace": namespace, "labels": MANIFEST_LABELS}
-    return _ENV.get_template("rules.yaml.j2").render(groups=rule_groups, manifest=manifest)
+        manifest = {"name": name, "namespace": namespace, "labels": MANIFEST_LABELS}
+    return _ENV.get_template("rules.yaml.j2").render(groups=rule_groups, manifest=manifest, generator=generator)

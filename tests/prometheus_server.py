@@ -40,6 +40,8 @@ class ThrowawayPrometheus:
         self.static: list[dict[str, Any]] = []
         self.rule_files: list[pathlib.Path] = []
         self.file_sd_dir: pathlib.Path | None = None
+        self.args: list[str] = []
+        """Extra command-line flags (e.g. a longer retention for backfilled history)."""
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -87,7 +89,7 @@ class ThrowawayPrometheus:
         self._log = (self.dir / "prometheus.log").open("wb")
         self.process = subprocess.Popen(
             [self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *self.args],
             stdout=self._log, stderr=subprocess.STDOUT)
         self.wait_ready()
         return self

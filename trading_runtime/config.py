@@ -81,6 +81,23 @@ class RiskLimits(CamelModel):
     """Annualised volatility that position sizing aims for."""
 
 
+class PreTradeLimits(CamelModel):
+    """Pre-trade controls every order passes before it reaches the broker (SEC 15c3-5, MiFID II RTS 6);
+    an order that fails one is rejected and recorded with its reason."""
+
+    price_collar: Annotated[float, Field(gt=0.0, le=1.0)] = 0.10
+    """Largest distance of the execution price from the instrument's mid, as a fraction of the mid."""
+    max_order_quantity: Annotated[float, Field(gt=0.0)] = 1_000.0
+    """Largest quantity (contracts) of one order."""
+    max_order_value: Annotated[float, Field(gt=0.0)] = 2_000_000.0
+    """Largest value of one order: price × quantity × contract multiplier (currency units)."""
+    max_orders_per_second: Annotated[int, Field(ge=1, le=10_000)] = 20
+    """Orders accepted in any one second; more are throttled."""
+    duplicate_window_seconds: Annotated[float, Field(ge=0.0, le=3600.0)] = 1.0
+    """An order repeating the last one accepted for its instrument (same quantity) this recently is a
+    duplicate; a re-entry after a closing order is not."""
+
+
 class RuntimeConfig(CamelModel):
     """Configuration of one trading runtime process."""
 
@@ -92,6 +109,8 @@ class RuntimeConfig(CamelModel):
     """Risk limits."""
     fault_injection: FaultInjection = FaultInjection()
     """Fault injection for tests and drills (off by default)."""
+    pre_trade: PreTradeLimits = PreTradeLimits()
+    """Pre-trade controls on every order."""
 
 
 class RenderedConfig(CamelModel):

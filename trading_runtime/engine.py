@@ -20,6 +20,7 @@ import numpy as np
 from trading_runtime.config import RenderedConfig
 from trading_runtime.execution.options import Contract, choose_contract, contract_greeks, contracts_for, parse_option_id
 from trading_runtime.execution.paper import PaperBroker
+from trading_runtime.execution.pretrade import OrderRequest, PreTradeControls, Rejection
 from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade
 from trading_runtime.indicators.bars import MultiTimeframe
 from trading_runtime.indicators.microstructure import OrderFlowImbalance, TradeFlow, Vpin, microprice
@@ -89,6 +90,7 @@ class SymbolEngine:
         self.surface = CrossStrikeAnalyzer(window=100)
         self.surface_features: SurfaceFeatures | None = None
         self._option_updates = 0
+        self.controls = PreTradeControls(config.runtime.pre_trade)
         self.set_trading_enabled(trading_enabled)
         metrics.set_build("0.1.0", config.revision)
 
@@ -99,12 +101,19 @@ class SymbolEngine:
         self.config = config
         self.accuracy.horizon = float(config.runtime.strategy.horizon_seconds)
         self.drawdown.halt_at = config.runtime.risk.max_drawdown
+        self.controls.limits = config.runtime.pre_trade
         self.metrics.set_build("0.1.0", config.revision)
 
     def set_trading_enabled(self, enabled: bool) -> None:
+        was_enabled = self.state.halted.get("kill-switch") is False
         self._halt("kill-switch", not enabled)
         if not enabled:
-            self._flatten(time.time())
+            now = time.time()
+            cancelled = self.broker.cancel_all()
+            if was_enabled:  # the kill switch was used now (not a runtime starting halted)
+                self.sink("risk_events", (_utc(now), self.symbol, "kill-switch", "warning",
+                                          {"cancelled_orders": cancelled, "open_positions": self.broker.held()}))
+            self._flatten(now)
 
     def _halt(self, reason: str, on: bool) -> None:
         self.state.halted[reason] = on
@@ -314,6 +323,14 @@ class SymbolEngine:
             self._order(instrument, -quantity, ts)
 
     def _order(self, instrument: str, quantity: float, ts: float) -> None:
+        bid, ask = self.broker.quotes.get(instrument, (math.nan, math.nan))
+        request = OrderRequest(instrument, quantity, ask if quantity > 0 else bid, (bid + ask) / 2,
+                               self.broker.multipliers.get(instrument, 1.0),
+                               self.broker.position(instrument).quantity, ts)
+        rejection = self.controls.check(request, self.trading)
+        if rejection is not None:
+            self._reject(request, rejection)
+            return
         fill = self.broker.submit(instrument, quantity, ts)
         if fill is None:
             return
@@ -324,6 +341,15 @@ class SymbolEngine:
         position = self.broker.position(instrument)
         self.sink("positions", (_utc(ts), self.symbol, instrument, position.quantity, position.average_price,
                                 position.realized))
+
+    def _reject(self, request: OrderRequest, rejection: Rejection) -> None:
+        self.metrics.order_rejections.labels(self.symbol, rejection.reason.value).inc()
+        price = request.price if math.isfinite(request.price) else None
+        self.sink("order_rejections", (str(uuid.uuid4()), _utc(request.ts), self.symbol, request.instrument,
+                                       request.side, abs(request.quantity), price, rejection.reason.value,
+                                       {"message": rejection.message, "position": request.position}))
+        log.warning("order rejected: %s %s %+g: %s", self.symbol, request.instrument, request.quantity,
+                    rejection.message)
 
     @property
     def last_ts(self) -> float:

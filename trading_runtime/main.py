@@ -74,6 +74,19 @@ class Runtime:
             CounterSource("config_reloads", "Config files applied", lambda: sum(f.reloads for f in files)),
             CounterSource("config_rejected", "Config files rejected", lambda: sum(f.rejected for f in files)),
         ]
+        # The accuracy tracker's counts, so a hit rate can be judged with its interval over any window.
+        accuracy = self.engine.accuracy
+        counters += [
+            CounterSource("signal_scored", "Horizons scored (moves larger than the spread)",
+                          lambda: accuracy.report.scored),
+            CounterSource("signal_calls", "Scored horizons the strategy called a direction on",
+                          lambda: accuracy.report.calls),
+            CounterSource("signal_hits", "Calls whose direction was right", lambda: accuracy.report.hits),
+            CounterSource("signal_persistence_hits", "Scored horizons the persistence baseline got right",
+                          lambda: accuracy.report.persistence_hits),
+            CounterSource("signal_majority_hits", "Scored horizons the majority baseline got right",
+                          lambda: accuracy.report.majority_hits),
+        ]
         gauges = []
         if self.writer is not None:
             stats, writer = self.writer.stats, self.writer

@@ -70,6 +70,8 @@ class RuntimeMetrics:
         self.exposure = Gauge(f"{PREFIX}_exposure", "Exposure (notional)", ["symbol", "kind"], registry=r)
         self.trading_halted = Gauge(f"{PREFIX}_trading_halted", "1 when trading is halted, by reason",
                                     ["symbol", "reason"], registry=r)
+        self.order_rejections = Counter(f"{PREFIX}_order_rejections", "Orders refused by the pre-trade controls",
+                                        ["symbol", "reason"], registry=r)
         self.portfolio_var = Gauge(f"{PREFIX}_portfolio_var", "Portfolio value at risk (99 %, one sample horizon)",
                                    ["symbol", "method", "measure"], registry=r)
 

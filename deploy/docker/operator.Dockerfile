@@ -1,4 +1,5 @@
-# The tradeops operator image: kopf, non-root, read-only root filesystem friendly.
+# The tradeops operator image: kopf, non-root, read-only root filesystem friendly. It also carries opsctl,
+# the audit recorder and the reports, which the scheduled jobs (infra/reports.py) run.
 # Build from the repository root: docker build -f deploy/docker/operator.Dockerfile -t tradeops-operator .
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -8,6 +9,8 @@ COPY trading_runtime ./trading_runtime
 COPY policies ./policies
 COPY drills ./drills
 COPY opsctl ./opsctl
+COPY audit ./audit
+COPY reports ./reports
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

@@ -29,6 +29,7 @@ from opsctl import client as opsctl_client
 from opsctl.errors import ExitCode, OpsctlError
 from opsctl.main import HALT_REASON_ANNOTATION, app
 from tests.integration import emulator_fixtures
+from tests.stamps import unstamped
 from trading_operator import api, builders, naming
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONTROLLER_REVISIONS, CRDS, EVENTS, NAMESPACES, KubeApi
@@ -52,6 +53,7 @@ REVISION_SPECS = [
      "config": {"parameters": {**SPY["config"]["parameters"], "batchSize": 512}}},
 ]
 NOISY = "check [/bold] and [red]x[/red] :smile: literally"
+
 
 
 @dataclass
@@ -78,7 +80,7 @@ class Cluster:
 
     def patches(self) -> list[tuple[str, str, Any]]:
         """(path, content type, body) of the PATCH requests sent since the cluster was seeded."""
-        return [(path, ctype, body) for method, path, ctype, body in self.writes()[self.seeded:]
+        return [(path, ctype, unstamped(body)) for method, path, ctype, body in self.writes()[self.seeded:]
                 if method == "PATCH"]
 
     seeded: int = 0

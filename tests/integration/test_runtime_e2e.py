@@ -106,7 +106,7 @@ async def test_runtime_end_to_end(tmp_path):
         assert summary["rows_accepted"] == summary["rows_written"] > 100
         assert summary["rows_spilled_pending"] == 0
         stored = sum(rows(postgres.dsn, t) for t in ("ticks", "bars", "signals", "orders", "fills", "positions",
-                                                     "risk_events"))
+                                                     "risk_events", "order_rejections"))
         assert stored == summary["rows_written"]
     finally:
         redis.stop()

@@ -24,8 +24,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from audit.identity import CHANGED_BY_ANNOTATION
 from opsctl.errors import ExitCode
 from opsctl.main import HALT_REASON_ANNOTATION, app
+from tests.stamps import unstamped
 from trading_operator import naming
 from trading_operator.api import API_VERSION, GROUP, KIND, VERSION
 
@@ -61,6 +63,7 @@ def status_body(code: int, reason: str, message: str) -> Obj:
             "reason": reason, "code": code}
 
 
+
 @dataclass
 class Request:
     method: str
@@ -86,7 +89,7 @@ class FakeApi:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def patches(self) -> list[tuple[str, str, Any]]:
-        return [(r.path, r.content_type, r.body) for r in self.requests if r.method == "PATCH"]
+        return [(r.path, r.content_type, unstamped(r.body)) for r in self.requests if r.method == "PATCH"]
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Obj]:
         with self.lock:
@@ -532,7 +535,8 @@ def test_halt_then_unhalt_round_trip(cluster: Cluster) -> None:
     assert cluster.opsctl("halt", "spy", "--reason", "risk review").exit_code == 0
     ts = cluster.fake.symbols[(NS, "spy")]
     assert ts["spec"]["tradingEnabled"] is False
-    assert ts["metadata"]["annotations"] == {HALT_REASON_ANNOTATION: "risk review"}
+    assert ts["metadata"]["annotations"][HALT_REASON_ANNOTATION] == "risk review"
+    assert set(ts["metadata"]["annotations"]) == {HALT_REASON_ANNOTATION, CHANGED_BY_ANNOTATION}
     described = cluster.opsctl("describe", "spy")
     assert "trading HALTED" in described.stdout
     assert "halt reason: risk review" in described.stdout

@@ -48,7 +48,7 @@ INVALID = [
     ("api-version", "apiVersion: v1\nkind: RiskPolicy\nmetadata: {name: r}\n", "apiVersion",
      "must be 'policies.tradeops.io/v1alpha1', got 'v1'"),
     ("unknown-kind", f"{HEADER}kind: SloPolicy\nmetadata: {{name: x}}\n", "kind",
-     "must be one of SLOPolicy, AnalysisPolicy, TuningPolicy, RiskPolicy, AdmissionPolicy, RecoveryPolicy, "
+     "must be one of SLOPolicy, AnalysisPolicy, TuningPolicy, RiskPolicy, AdmissionPolicy, RecoveryPolicy, CostPolicy, "
      "got 'SloPolicy'"),
     ("bad-name", f"{HEADER}kind: RiskPolicy\nmetadata: {{name: Default}}\n", "metadata.name",
      "must match ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$, got 'Default'"),

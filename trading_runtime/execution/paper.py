@@ -32,6 +32,10 @@ class Broker(Protocol):
 
     def position(self, instrument: str) -> Position: ...
 
+    def cancel_all(self) -> list[str]:
+        """Cancel every open (unfilled) order; returns their ids (the kill switch calls it)."""
+        ...
+
 
 @dataclass
 class PaperBroker:
@@ -47,6 +51,10 @@ class PaperBroker:
 
     def position(self, instrument: str) -> Position:
         return self.positions.setdefault(instrument, Position())
+
+    def cancel_all(self) -> list[str]:
+        """Paper orders fill at once against the quote: none is ever open to cancel."""
+        return []
 
     def submit(self, instrument: str, quantity: float, ts: float) -> Fill | None:
         """A market order for a signed quantity; None when there is no quote to trade against."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import psycopg
 
+from trading_runtime.storage.audit_schema import AUDIT_LOG
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "market data, signals, orders and risk", """
         CREATE TABLE ticks (
@@ -48,6 +50,15 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE positions DROP CONSTRAINT positions_pkey;
         CREATE INDEX positions_symbol_instrument_ts ON positions (symbol, instrument, ts);
     """),
+    (3, "orders refused by the pre-trade controls, with their reason", """
+        CREATE TABLE order_rejections (
+            id uuid PRIMARY KEY, ts timestamptz NOT NULL, symbol text NOT NULL, instrument text NOT NULL,
+            side text NOT NULL CHECK (side IN ('buy', 'sell')), quantity double precision NOT NULL,
+            price double precision, reason text NOT NULL, detail jsonb NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX order_rejections_symbol_ts ON order_rejections (symbol, ts);
+    """),
+    (4, "the append-only, hash-chained audit log; orders, fills, rejections and risk events enter it", AUDIT_LOG),
 )
 
 _LOCK_KEY = 0x7472_6164_656F_7073 % 2**31  # "tradeops"

@@ -44,10 +44,11 @@ TABLES = {t.name: t for t in (
     Table("fills", ("id", "ts", "order_id", "quantity", "price", "fee")),
     Table("positions", ("ts", "symbol", "instrument", "quantity", "average_price", "realized_pnl")),
     Table("risk_events", ("ts", "symbol", "kind", "severity", "detail")),
+    Table("order_rejections", ("id", "ts", "symbol", "instrument", "side", "quantity", "price", "reason", "detail")),
 )}
 
 # Parents before children, so a batch never copies a fill before its order.
-FLUSH_ORDER = ("ticks", "bars", "signals", "orders", "fills", "positions", "risk_events")
+FLUSH_ORDER = ("ticks", "bars", "signals", "orders", "fills", "positions", "risk_events", "order_rejections")
 
 
 class WriteBehindFullError(RuntimeError):
