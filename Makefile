@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck contracts unit integration infra-test crd rules bench clean
+.PHONY: install demo test lint typecheck contracts unit integration infra-test crd rules alertmanager bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,9 @@ crd: ## regenerate the checked-in CRD from the pydantic models
 rules: ## regenerate the checked-in Prometheus rules from the default SLO policy
 	$(BIN)/python -m policies rules -o deploy/prometheus/rules.yml
 	$(BIN)/python -m policies rules --prometheusrule --namespace tradeops-system -o deploy/prometheus/tradeops-rules.yaml
+
+alertmanager: ## regenerate the checked-in Alertmanager configuration from the default SLO policy
+	$(BIN)/python -m policies.alertmanager -o deploy/alertmanager/alertmanager.yml
 
 bench: install ## benchmarks print their figures
 	$(BIN)/python benchmarks/operator_converge.py
