@@ -90,13 +90,12 @@ def top(
 
 def _print_once(prometheus: Prometheus, options: Options, url: str) -> None:
     view = snapshot(prometheus, options)
-    if _emit(options, [line.as_dict() for line in view.lines]):
-        return
-    if not view.lines:
+    if not _emit(options, [line.as_dict() for line in view.lines]) and view.lines:
+        for note in view.notes:
+            console.print(Text(note))
+        render.print_table(console, COLUMNS, [cells(line) for line in view.lines])
+    if not view.lines:  # nothing to show is not a success, in any output format
         raise OpsctlError(ExitCode.NOT_FOUND, f"no trading runtimes in Prometheus at {url}")
-    for note in view.notes:
-        console.print(Text(note))
-    render.print_table(console, COLUMNS, [cells(line) for line in view.lines])
 
 
 def _live(prometheus: Prometheus, options: Options, url: str, interval: float) -> None:

@@ -4,7 +4,7 @@ line and its trace join on one id.
 
 The ids come from the current OpenTelemetry span; on a runtime's tick path, where spans are created only
 after a tick is kept (trading_runtime/telemetry.py), from the tick being handled (`LogContext.tick_ids`),
-which a warning then keeps. ecs-logging itself copies only Elastic APM's ids, hence the filter.
+which the line then keeps. ecs-logging itself copies only Elastic APM's ids, hence the filter.
 
 Any tradeops process calls `configure(service)` once at start; nothing here is runtime-specific."""
 
@@ -19,8 +19,8 @@ from typing import IO
 import ecs_logging
 from opentelemetry import trace
 
-TickIds = Callable[[int], tuple[int, int] | None]
-"""Given a record's level, (trace id, span id) of the work in hand, or None."""
+TickIds = Callable[[], tuple[int, int] | None]
+"""(trace id, span id) of the work in hand, or None."""
 
 
 @dataclass
@@ -40,7 +40,7 @@ class _Correlate(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         span = trace.get_current_span().get_span_context()
         ids = (span.trace_id, span.span_id) if span.is_valid else \
-            self.context.tick_ids(record.levelno) if self.context.tick_ids else None
+            self.context.tick_ids() if self.context.tick_ids else None
         if ids is not None:
             setattr(record, "trace.id", format(ids[0], "032x"))
             setattr(record, "span.id", format(ids[1], "016x"))

@@ -99,6 +99,10 @@ class Runtime:
                 CounterSource("trace_spans_dropped", "Spans dropped: the export queue was full", lambda: queue.dropped),
                 CounterSource("trace_spans_failed", "Spans the OTLP endpoint did not take", lambda: queue.failed),
             ]
+            if self.writer is not None:
+                carried = self.writer.stats
+                counters.append(CounterSource("trace_links_dropped", "Kept decisions no flush span could link to",
+                                              lambda: carried.carried_dropped))
         self.metrics.export(counters, gauges)
 
     def _apply_config(self, config: RenderedConfig) -> None:

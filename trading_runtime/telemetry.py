@@ -4,8 +4,8 @@ and a link from every decision to the deploy that made the revision (`TRADEOPS_R
 
 The tick path must not pay for tracing it does not keep. A tick records its stage boundaries as a few
 integers (`perf_counter_ns`); only when it is kept are spans created, after the fact, with those times.
-Kept are: every failed tick, every slow one (`TRADEOPS_TRACE_SLOW_MS`), every one that logged a warning,
-and a ratio of the rest (`OTEL_TRACES_SAMPLER_ARG`) chosen on the trace id exactly as the SDK's
+Kept are: every failed tick, every slow one (`TRADEOPS_TRACE_SLOW_MS`), every one that logged a line, and a
+ratio of the rest (`OTEL_TRACES_SAMPLER_ARG`) chosen on the trace id exactly as the SDK's
 `TraceIdRatioBased` does; spans with a sampled parent are kept with it (`ParentBased`). Kept spans go into a
 bounded queue exported by a thread of its own: a full queue drops the span and counts it, never blocks.
 
@@ -77,7 +77,7 @@ class TracingSettings:
     endpoint: str | None
     """OTLP/HTTP traces URL; None switches tracing off."""
     sample_ratio: float = 0.01
-    """Share of ordinary ticks kept (failed, slow and warning ones are always kept)."""
+    """Share of ordinary ticks kept (failed, slow and logging ones are always kept)."""
     slow_ms: float = 50.0
     """A tick at least this slow (frame received → done) is kept: the tick-to-signal SLO's threshold."""
     queue_size: int = 2048
@@ -270,7 +270,7 @@ class DecisionTracer:
         self._message: Any = None
         self._start = self._last = self._rows_before = 0
         self._ids: tuple[int, int] | None = None
-        self._warned = False
+        self._logged = False
 
     # The tick path ----------------------------------------------------------------------------------
 
@@ -279,7 +279,7 @@ class DecisionTracer:
             return
         self._start = self._last = time.perf_counter_ns()
         self._stages.clear()
-        self._message, self._ids, self._warned = message, None, False
+        self._message, self._ids, self._logged = message, None, False
         self._rows_before = self.rows() if self.rows else 0
 
     def mark(self, stage: str) -> None:
@@ -298,12 +298,12 @@ class DecisionTracer:
         self._stages.append(("order", started, now, (instrument, quantity, price, filled)))
         self._last = now
 
-    def log_ids(self, level: int) -> tuple[int, int] | None:
-        """(trace id, span id) of the tick being handled, for its log lines; a warning keeps the tick."""
+    def log_ids(self) -> tuple[int, int] | None:
+        """(trace id, span id) of the tick being handled, for a log line of it; the tick is then kept, so that
+        the line's trace id leads to its spans."""
         if self.tracing is None or not self._start:
             return None
-        if level >= logging.WARNING:
-            self._warned = True
+        self._logged = True
         return self._tick_ids()
 
     def finish(self, error: BaseException | None, direction: int | None = None) -> bool:
@@ -315,7 +315,7 @@ class DecisionTracer:
         received, parsed = self.frame_times() if self.frame_times else (start, start)
         received = min(received or start, start)
         reason = "failed" if error is not None else "slow" if end - received >= self.slow_ns else \
-            "logged" if self._warned else None
+            "logged" if self._logged else None
         trace_id, span_id = self._tick_ids()
         self._start = 0
         if reason is None and not self.tracing.ratio_keeps(trace_id):

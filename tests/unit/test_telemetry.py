@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import logging
 import math
 import subprocess
 import sys
@@ -154,24 +153,26 @@ def test_nothing_is_kept_at_ratio_zero_but_failed_and_slow_ticks_are():
     assert min(s.end_time - s.start_time for s in roots) >= 5_000_000
 
 
-def test_a_tick_that_logs_a_warning_is_kept_under_the_ids_its_log_line_carried():
+def test_a_tick_that_logs_is_kept_under_the_ids_its_log_line_carried():
     trace, exporter = tracing(ratio=0.0)
     decisions = DecisionTracer(trace, "SPY", 4)
     decisions.begin(parse_message(FRAMES[1]))
-    assert decisions.log_ids(logging.INFO) == decisions.log_ids(logging.INFO)  # stable within the tick
-    trace_id, span_id = decisions.log_ids(logging.WARNING)
+    assert not decisions.finish(None), "a quiet tick at ratio 0 is not kept"
+    decisions.begin(parse_message(FRAMES[1]))
+    trace_id, span_id = decisions.log_ids()
+    assert decisions.log_ids() == (trace_id, span_id), "stable within the tick"
     assert decisions.finish(None)
     (root,) = finished(trace, exporter)
     assert (root.context.trace_id, root.context.span_id) == (trace_id, span_id)
     assert root.attributes[KEEP] == "logged"
-    assert decisions.log_ids(logging.WARNING) is None, "no tick in hand after finish"
+    assert decisions.log_ids() is None, "no tick in hand after finish"
 
 
 def test_without_tracing_every_hook_is_a_no_op():
     decisions = DecisionTracer(None, "SPY", 4)
     run(engine(decisions), 300)
     assert not decisions.finish(RuntimeError("x"))
-    assert decisions.log_ids(logging.ERROR) is None
+    assert decisions.log_ids() is None
     assert sum(decisions.kept.values()) == 0
 
 
@@ -297,3 +298,15 @@ def test_importing_the_runtime_starts_no_tracing_thread():
             "print(sorted(t.name for t in threading.enumerate()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['MainThread']"
+
+
+def test_the_runtime_refuses_to_start_on_an_unusable_tracing_setting(tmp_path):
+    (tmp_path / "runtime.yaml").write_text("symbol: SPY\nmarket: equity-options\nrevision: 1\nruntime: {}\n")
+    (tmp_path / "switches.yaml").write_text("tradingEnabled: true\n")
+    result = subprocess.run([sys.executable, "-m", "trading_runtime", "--config", str(tmp_path / "runtime.yaml"),
+                             "--switches", str(tmp_path / "switches.yaml")], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "OTEL_TRACES_SAMPLER_ARG": "2"}, timeout=60)
+    assert result.returncode == 2
+    (line,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert line["log.level"] == "error"
+    assert "OTEL_TRACES_SAMPLER_ARG='2' is outside [0, 1]" in line["message"]

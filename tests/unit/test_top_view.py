@@ -62,3 +62,20 @@ def test_json_lines_keep_null_for_no_data():
     assert data["tickRate"] == 5.0
     assert data["tickToSignalP95"] is None
     assert data["budgetLeft"] is None
+
+
+def test_once_with_no_runtime_is_exit_3_in_every_format(monkeypatch):
+    from typer.testing import CliRunner
+
+    from opsctl import top_cli
+    from opsctl.main import app
+
+    monkeypatch.setattr(top_cli, "snapshot", lambda prometheus, options: top_cli.Snapshot([], []))
+    result = CliRunner().invoke(app, ["top", "--once", "--prometheus-url", "http://127.0.0.1:1"])
+    assert result.exit_code == 3
+    assert "no trading runtimes in Prometheus at http://127.0.0.1:1" in result.output
+    as_json = CliRunner().invoke(app, ["top", "--once", "-o", "json"])
+    assert as_json.exit_code == 3
+    assert as_json.stdout.strip() == "[]"
+    live_json = CliRunner().invoke(app, ["top", "-o", "json"])
+    assert live_json.exit_code == 2
