@@ -31,9 +31,10 @@ class Snapshot:
 
 
 def _phases(options: Options) -> tuple[dict[Key, str] | None, str | None]:
-    """Phase of every TradingSymbol by (namespace, ticker), or why there are none."""
+    """Phase of every TradingSymbol (of the namespace, if one is given) by (namespace, ticker), or why there
+    are none."""
     try:
-        items = list_symbols(options.target(), all_namespaces=True)
+        items = list_symbols(options.target(), all_namespaces=options.namespace is None)
     except OpsctlError as error:
         return None, f"phases unknown: {error.message}"
     return {(ts["metadata"].get("namespace", ""), (ts.get("spec") or {}).get("symbol", "")):
@@ -44,7 +45,10 @@ def snapshot(prometheus: Prometheus, options: Options) -> Snapshot:
     """One reading of every query and of the phases; Prometheus being unreachable raises (exit 4)."""
     results = {name: prometheus.vector(query) for name, query in QUERIES.items()}
     phases, problem = _phases(options)
-    return Snapshot(lines(results, phases), [problem] if problem else [])
+    shown = lines(results, phases)
+    if options.namespace is not None:
+        shown = [line for line in shown if line.namespace == options.namespace]
+    return Snapshot(shown, [problem] if problem else [])
 
 
 def _table(view: Snapshot) -> Table:
@@ -72,13 +76,15 @@ def top(
     = "http://127.0.0.1:9090",
     interval: Annotated[float, typer.Option(min=0.5, help="Seconds between refreshes")] = 2.0,
     once: Annotated[bool, typer.Option("--once", help="Print one table and exit (for scripts)")] = False,
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Only this namespace (default: all)")]
+    = None,
     output: OutputOpt = None,
 ) -> None:
     """Live view of every symbol: phase, revision, tick rate, tick-to-signal p95, error ratio, hit rate vs the
     best baseline, PnL, drawdown, exposure, error budget left. A value Prometheus lacks shows as "no data".
     --once: one table; -o json|yaml (with --once): a list of {namespace, symbol, phase, revisions, tickRate...}
     with null for no data. Exit 3 when --once finds no runtime, 4 when Prometheus is unreachable."""
-    options = _options(ctx, None, output)
+    options = _options(ctx, namespace, output)
     if not once and options.output.value != "table":
         raise typer.BadParameter("-o json|yaml needs --once", param_hint="--output")
     with Prometheus(prometheus_url) as prometheus:

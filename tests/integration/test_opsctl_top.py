@@ -39,7 +39,7 @@ class Fleet:
     kubeconfig: pathlib.Path
 
     def opsctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([OPSCTL, "--kubeconfig", str(self.kubeconfig), "top", "--once",
+        return subprocess.run([OPSCTL, "--kubeconfig", str(self.kubeconfig), "top", "--once", "-n", self.namespace,
                                "--prometheus-url", self.prometheus.url, *args],
                               capture_output=True, text=True, timeout=60)
 
@@ -91,6 +91,7 @@ def test_once_prints_every_symbol_with_no_data_where_prometheus_has_none(fleet):
     header = result.stdout.splitlines()[0].split()
     assert header[:3] == ["SYMBOL", "PHASE", "REV"]
     table = rows(result.stdout)
+    assert set(table) == {"SPY", "QQQ", "ES"}, "-n: only the namespace's symbols (others share the API server)"
     spy, qqq, es = table["SPY"], table["QQQ"], table["ES"]
     assert spy[0] == f"{fleet.namespace}/SPY"
     assert spy[1:3] == ["Ready", "1"]
@@ -134,8 +135,8 @@ def test_live_view_in_tmux_refreshes_and_quits_on_ctrl_c(fleet):
         return subprocess.run([tmux, "-L", socket, *args], capture_output=True, text=True, timeout=10)
 
     # The tmux server inherits COLUMNS=80/LINES=24 from the test run, which rich would believe over the pane.
-    command = (f"unset COLUMNS LINES; exec {OPSCTL} --kubeconfig {fleet.kubeconfig} top --interval 1 "
-               f"--prometheus-url {fleet.prometheus.url}")
+    command = (f"unset COLUMNS LINES; exec {OPSCTL} --kubeconfig {fleet.kubeconfig} -n {fleet.namespace} top "
+               f"--interval 1 --prometheus-url {fleet.prometheus.url}")
     assert run("new-session", "-d", "-s", "top", "-x", "120", "-y", "40", command).returncode == 0
     try:
         def screen() -> str:

@@ -39,7 +39,11 @@ from trading_runtime.telemetry import (
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-def tracing(ratio: float, slow_ms: float = 50.0, traceparent: str | None = TRACEPARENT) \
+NEVER_SLOW = 3_600_000.0
+"""A slow threshold no tick reaches, even on a loaded machine: only the ratio (or failure) keeps ticks."""
+
+
+def tracing(ratio: float, slow_ms: float = NEVER_SLOW, traceparent: str | None = TRACEPARENT) \
         -> tuple[Tracing, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     settings = TracingSettings(endpoint="unused", sample_ratio=ratio, slow_ms=slow_ms,
