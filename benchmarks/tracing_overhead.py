@@ -148,7 +148,8 @@ def hook_costs(tracing: Tracing, message: object, count: int = 20_000) -> tuple[
 
 
 def bootstrap_ci(off: np.ndarray, on: np.ndarray, resamples: int = 200) -> list[float]:
-    """95 % bootstrap interval of the p95 overhead (%): how far apart two runs of the same code may land."""
+    """95 % bootstrap interval of the p95 overhead (%): the sampling noise of the two percentiles (not the
+    machine's load changing between rounds)."""
     rng = np.random.default_rng(0)
     ratios = [100 * (np.percentile(rng.choice(on, on.size), 95) / np.percentile(rng.choice(off, off.size), 95) - 1)
               for _ in range(resamples)]
