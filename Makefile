@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck contracts unit integration infra-test crd rules bench clean
+.PHONY: install demo test lint typecheck contracts unit integration infra-test crd rules alertmanager bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,9 @@ rules: ## regenerate the checked-in Prometheus rules from the default SLO and co
 	$(BIN)/python -m policies rules --prometheusrule --namespace tradeops-system -o deploy/prometheus/tradeops-rules.yaml
 	$(BIN)/python -m policies cost-rules -o deploy/prometheus/cost-rules.yml
 	$(BIN)/python -m policies cost-rules --prometheusrule --namespace tradeops-system -o deploy/prometheus/tradeops-cost-rules.yaml
+
+alertmanager: ## regenerate the checked-in Alertmanager configuration from the default SLO policy
+	$(BIN)/python -m policies.alertmanager -o deploy/alertmanager/alertmanager.yml
 
 bench: install ## benchmarks print their figures
 	$(BIN)/python benchmarks/operator_converge.py

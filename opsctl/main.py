@@ -9,7 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-from opsctl import audit_cli, backup_cli, drill_cli, policy_cli, render, report_cli, rollout_cli, slo_cli, tune_cli
+from opsctl import (
+    audit_cli,
+    backup_cli,
+    drill_cli,
+    policy_cli,
+    render,
+    report_cli,
+    rollout_cli,
+    slo_cli,
+    top_cli,
+    tune_cli,
+)
 from opsctl.cli_support import (
     NameArg,
     NamespaceOpt,
@@ -244,6 +255,7 @@ def unhalt(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, ou
 
 
 rollout_cli.register(app)
+top_cli.register(app)
 app.add_typer(tune_cli.app, name="tune")
 app.add_typer(policy_cli.app, name="policy")
 app.add_typer(slo_cli.app, name="slo")

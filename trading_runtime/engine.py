@@ -33,6 +33,7 @@ from trading_runtime.risk.drawdown import DrawdownGuard
 from trading_runtime.risk.sizing import position_notional
 from trading_runtime.signals.accuracy import AccuracyTracker
 from trading_runtime.signals.combiner import Evidence, Signal, combine
+from trading_runtime.telemetry import DecisionTracer
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ class EngineState:
 
 class SymbolEngine:
     def __init__(self, config: RenderedConfig, trading_enabled: bool, metrics: RuntimeMetrics, sink: Sink,
-                 broker: PaperBroker | None = None, seed: int | None = None) -> None:
+                 broker: PaperBroker | None = None, seed: int | None = None,
+                 tracer: DecisionTracer | None = None) -> None:
         self.config = config
+        self.trace = tracer or DecisionTracer(None, config.symbol, config.revision)
         self.symbol = config.symbol
         self.metrics = metrics
         self.sink = sink
@@ -103,6 +106,7 @@ class SymbolEngine:
         self.drawdown.halt_at = config.runtime.risk.max_drawdown
         self.controls.limits = config.runtime.pre_trade
         self.metrics.set_build("0.1.0", config.revision)
+        self.trace.revision = config.revision
 
     def set_trading_enabled(self, enabled: bool) -> None:
         was_enabled = self.state.halted.get("kill-switch") is False
@@ -127,6 +131,7 @@ class SymbolEngine:
 
     async def on_message(self, message: Message) -> None:
         started = time.perf_counter()
+        self.trace.begin(message)
         faults = self.config.runtime.fault_injection
         try:
             if faults.error_rate and self._rng.random() < faults.error_rate:
@@ -135,11 +140,13 @@ class SymbolEngine:
         except Exception as exc:
             self.metrics.errors.labels(self.symbol, "process").inc()
             log.debug("tick failed: %s", exc)
+            self.trace.finish(exc)
             return
         if faults.extra_latency_ms:
             await asyncio.sleep(faults.extra_latency_ms / 1000)
         if signal is not None:
             self.metrics.tick_to_signal.labels(self.symbol).observe(time.perf_counter() - started)
+        self.trace.finish(None, None if signal is None else self.state.direction)
 
     def _process(self, message: Message) -> Signal | None:
         if isinstance(message, Heartbeat):
@@ -166,6 +173,7 @@ class SymbolEngine:
                                 message.price, message.size, message.seq))
         if math.isnan(self.state.mid):
             return None
+        self.trace.mark("indicators")
         return self._decide(message.ts)
 
     def _on_quote(self, bid: float, ask: float, bid_size: float, ask_size: float, ts: float) -> None:
@@ -271,6 +279,7 @@ class SymbolEngine:
         direction = signal.direction
         if direction and self._rng.random() < self.config.runtime.fault_injection.accuracy_degradation:
             direction = -direction
+        self.trace.mark("signal")
         if not direction and self.state.direction and abs(signal.score) >= strategy.exit_score \
                 and signal.score * self.state.direction > 0:
             direction = self.state.direction  # hold until the score falls below the exit threshold
@@ -282,6 +291,7 @@ class SymbolEngine:
                                   signal.score, signal.confidence, {}))
             self._rebalance(ts)
         self._publish_risk()
+        self.trace.mark("drawdown")
         return signal
 
     # Orders and risk --------------------------------------------------------------------------------
@@ -312,6 +322,7 @@ class SymbolEngine:
             greeks = contract_greeks(target, (quote[0] + quote[1]) / 2, self.state.mid, ts, RATE, self.model) \
                 if target and quote else None
             contracts = contracts_for(notional, greeks.delta, self.state.mid, self.multiplier) if greeks else 0
+        self.trace.mark("risk")
         for instrument, quantity in self.broker.held().items():
             if target is None or instrument != target.instrument:
                 self._order(instrument, -quantity, ts)
@@ -323,6 +334,7 @@ class SymbolEngine:
             self._order(instrument, -quantity, ts)
 
     def _order(self, instrument: str, quantity: float, ts: float) -> None:
+        submitted = self.trace.now()
         bid, ask = self.broker.quotes.get(instrument, (math.nan, math.nan))
         request = OrderRequest(instrument, quantity, ask if quantity > 0 else bid, (bid + ask) / 2,
                                self.broker.multipliers.get(instrument, 1.0),
@@ -334,6 +346,7 @@ class SymbolEngine:
         fill = self.broker.submit(instrument, quantity, ts)
         if fill is None:
             return
+        filled = self.trace.now()
         side = "buy" if quantity > 0 else "sell"
         self.sink("orders", (fill.order_id, _utc(ts), self.symbol, instrument, side, abs(quantity), None, None,
                              "filled"))
@@ -341,6 +354,7 @@ class SymbolEngine:
         position = self.broker.position(instrument)
         self.sink("positions", (_utc(ts), self.symbol, instrument, position.quantity, position.average_price,
                                 position.realized))
+        self.trace.order(submitted, filled, instrument, quantity, fill.price)
 
     def _reject(self, request: OrderRequest, rejection: Rejection) -> None:
         self.metrics.order_rejections.labels(self.symbol, rejection.reason.value).inc()

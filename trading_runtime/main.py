@@ -1,7 +1,8 @@
 """The trading runtime process: `python -m trading_runtime --config runtime.yaml --switches switches.yaml`.
 
 Wires the feed client, the engine, PostgreSQL (write-behind), Redis, config hot reload and the HTTP
-surface together; SIGTERM stops the feed, flushes every buffer and exits 0. Logs are JSON lines."""
+surface together; SIGTERM stops the feed, flushes every buffer and exits 0. Logs are ECS JSON lines
+(trading_runtime/logs.py); traces go to an OTLP endpoint when one is set (trading_runtime/telemetry.py)."""
 
 from __future__ import annotations
 
@@ -17,43 +18,46 @@ import signal
 import sys
 from typing import Any
 
-from pythonjsonlogger.json import JsonFormatter
-
 from trading_runtime.config import RenderedConfig, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.feeds.client import FeedClient
 from trading_runtime.health import HealthServer
+from trading_runtime.logs import LogContext, configure
 from trading_runtime.messaging import RISK_STREAM, SIGNALS_STREAM, RedisBus
 from trading_runtime.metrics import CounterSource, RuntimeMetrics
 from trading_runtime.risk.limits import headroom
 from trading_runtime.risk.portfolio import portfolio_risk
 from trading_runtime.storage.schema import migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
+from trading_runtime.telemetry import DecisionTracer, FlushTracer, TelemetryError, Tracing, TracingSettings
 
 log = logging.getLogger("trading_runtime")
 
 
-def _json_logs() -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-
-
 class Runtime:
-    def __init__(self, args: argparse.Namespace, config: RenderedConfig, switches: Switches) -> None:
+    def __init__(self, args: argparse.Namespace, config: RenderedConfig, switches: Switches,
+                 tracing: Tracing | None = None, log_context: LogContext | None = None) -> None:
         self.args = args
         self.metrics = RuntimeMetrics(config.symbol)
+        self.tracing = tracing
+        self.log_context = log_context or LogContext()
         self.writer = WriteBehind(args.database_url, pathlib.Path(args.spill_path),
                                   capacity=config.runtime.parameters.queue_capacity,
                                   batch_size=config.runtime.parameters.batch_size,
-                                  flush_interval=config.runtime.parameters.flush_interval_ms / 1000) \
+                                  flush_interval=config.runtime.parameters.flush_interval_ms / 1000,
+                                  on_batch=FlushTracer(tracing) if tracing else None) \
             if args.database_url else None
         self.bus = RedisBus(args.redis_url) if args.redis_url else None
-        self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink)
+        # Tracing: each tick's frame times come from the feed client; kept decisions ride with their rows.
+        writer = self.writer
+        tracer = DecisionTracer(tracing, config.symbol, config.revision, lambda: self.feed.frame_times,
+                                (lambda: writer.stats.accepted) if writer else None, writer.carry if writer else None)
+        self.log_context.tick_ids = tracer.log_ids
+        self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer)
         self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
         self.files: list[Any] = [
-            WatchedFile(pathlib.Path(args.config), RenderedConfig, self.engine.apply_config, value=config),
+            WatchedFile(pathlib.Path(args.config), RenderedConfig, self._apply_config, value=config),
             WatchedFile(pathlib.Path(args.switches), Switches,
                         lambda s: self.engine.set_trading_enabled(s.trading_enabled), value=switches),
         ]
@@ -99,7 +103,24 @@ class Runtime:
                               lambda: stats.dead_lettered),
             ]
             gauges.append(CounterSource("write_queue_rows", "Rows waiting to be written", lambda: writer.depth))
+        if self.tracing is not None:
+            queue, decisions = self.tracing.queue, self.engine.trace
+            counters += [
+                CounterSource("trace_ticks_kept", "Ticks whose trace was kept (ratio, slow, failed, logged)",
+                              lambda: sum(decisions.kept.values())),
+                CounterSource("trace_spans_exported", "Spans sent to the OTLP endpoint", lambda: queue.exported),
+                CounterSource("trace_spans_dropped", "Spans dropped: the export queue was full", lambda: queue.dropped),
+                CounterSource("trace_spans_failed", "Spans the OTLP endpoint did not take", lambda: queue.failed),
+            ]
+            if self.writer is not None:
+                carried = self.writer.stats
+                counters.append(CounterSource("trace_links_dropped", "Kept decisions no flush span could link to",
+                                              lambda: carried.carried_dropped))
         self.metrics.export(counters, gauges)
+
+    def _apply_config(self, config: RenderedConfig) -> None:
+        self.engine.apply_config(config)
+        self.log_context.revision = config.revision
 
     def sink(self, table: str, row: tuple[Any, ...]) -> None:
         if self.writer is not None:
@@ -219,6 +240,8 @@ class Runtime:
         if self.bus is not None:
             await self.bus.close()
         await health.stop()
+        if self.tracing is not None:
+            self.tracing.shutdown()
         summary = {"symbol": self.engine.symbol, "messages": self.feed.stats.messages}
         if self.writer is not None:
             summary |= {"rows_accepted": self.writer.stats.accepted, "rows_written": self.writer.stats.written,
@@ -240,14 +263,19 @@ def main() -> int:
     parser.add_argument("--metrics-port", type=int, default=9102)
     parser.add_argument("--spill-path", default=os.environ.get("TRADEOPS_SPILL_PATH", "/tmp/tradeops-spill.jsonl"))
     args = parser.parse_args()
-    _json_logs()
+    context = configure("trading-runtime")
     try:
         config = load_runtime_config(pathlib.Path(args.config))
         switches = load_switches(pathlib.Path(args.switches))
-    except ConfigError as exc:
+        settings = TracingSettings.from_env()
+    except (ConfigError, TelemetryError) as exc:
         log.error("cannot start: %s", exc)
         return 2
-    asyncio.run(Runtime(args, config, switches).run())
+    context.symbol, context.revision = config.symbol, config.revision
+    # Started here, after any fork and before the loop: the span export thread belongs to this process.
+    tracing = Tracing.start(settings, {"tradeops.symbol": config.symbol, "tradeops.revision": config.revision,
+                                       "service.instance.id": os.environ.get("HOSTNAME", str(os.getpid()))})
+    asyncio.run(Runtime(args, config, switches, tracing, context).run())
     return 0
 
 

@@ -9,6 +9,7 @@ import enum
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -84,6 +85,8 @@ class FeedClient:
         self.tracker = SequenceTracker()
         self.connected = asyncio.Event()
         self._rng = random.Random(seed)
+        self.frame_times = (0, 0)
+        """perf_counter_ns when the frame being handled arrived and when it was parsed (for its trace)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, stream, reconnect — until `stop` is set."""
@@ -127,11 +130,13 @@ class FeedClient:
             stopping.cancel()
 
     async def _on_frame(self, connection: ClientConnection, frame: str | bytes) -> None:
+        received = time.perf_counter_ns()
         try:
             message = parse_message(frame)
         except ValueError:
             self.stats.malformed += 1
             return
+        self.frame_times = (received, time.perf_counter_ns())
         if isinstance(message, Heartbeat):
             return
         if isinstance(message, Snapshot):

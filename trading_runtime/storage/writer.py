@@ -16,6 +16,8 @@ import json
 import logging
 import pathlib
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,19 @@ TABLES = {t.name: t for t in (
 
 # Parents before children, so a batch never copies a fill before its order.
 FLUSH_ORDER = ("ticks", "bars", "signals", "orders", "fills", "positions", "risk_events", "order_rejections")
+CARRIED_LIMIT = 10_000
+"""Decisions remembered for the next batch's report; beyond it they are counted in `carried_dropped`."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a flush reports to its observer (tracing): timing, rows, the decisions carried, the error."""
+
+    started_ns: int
+    ended_ns: int
+    rows: int
+    carried: tuple[Any, ...]
+    error: BaseException | None = None
 
 
 class WriteBehindFullError(RuntimeError):
@@ -73,11 +88,13 @@ class WriterStats:
     rejected: int = 0
     outages: int = 0
     dead_lettered: int = 0
+    carried_dropped: int = 0
 
 
 class WriteBehind:
     def __init__(self, conninfo: str, spill_path: pathlib.Path, capacity: int = 100_000, batch_size: int = 500,
-                 flush_interval: float = 0.25, spill_capacity: int = 1_000_000, backoff_cap: float = 5.0) -> None:
+                 flush_interval: float = 0.25, spill_capacity: int = 1_000_000, backoff_cap: float = 5.0,
+                 on_batch: Callable[[Batch], None] | None = None) -> None:
         self.conninfo = conninfo
         self.spill_path = spill_path
         self.capacity, self.batch_size, self.flush_interval = capacity, batch_size, flush_interval
@@ -89,6 +106,8 @@ class WriteBehind:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._rng = random.Random()
         self.healthy = False
+        self.on_batch = on_batch
+        self._carried: list[Any] = []
 
     @property
     def depth(self) -> int:
@@ -114,6 +133,13 @@ class WriteBehind:
         self.spill_rows += 1
         self.stats.accepted += 1
         self.stats.spilled += 1
+
+    def carry(self, decision: Any) -> None:
+        """Note a decision whose rows were just queued: the next batch taken reports it as carried."""
+        if len(self._carried) >= CARRIED_LIMIT:
+            self.stats.carried_dropped += 1
+            return
+        self._carried.append(decision)
 
     def _count_spill(self) -> int:
         if not self.spill_path.exists():
@@ -180,13 +206,24 @@ class WriteBehind:
         while self.depth:
             batches = {name: [q.popleft() for _ in range(min(self.batch_size, len(q)))]
                        for name, q in self.pending.items() if q}
+            carried, self._carried = self._carried, []
+            started = time.perf_counter_ns()
             try:
                 await self._copy(batches)
-            except BaseException:
+            except BaseException as error:
                 for name, rows in batches.items():  # keep them, in order, for the retry
                     self.pending[name].extendleft(reversed(rows))
+                self._carried = carried + self._carried
                 self.stats.retried_batches += 1
+                self._report(started, batches, (), error)
                 raise
+            self._report(started, batches, tuple(carried), None)
+
+    def _report(self, started: int, batches: dict[str, list[Row]], carried: tuple[Any, ...],
+                error: BaseException | None) -> None:
+        if self.on_batch is not None:
+            rows = sum(len(b) for b in batches.values())
+            self.on_batch(Batch(started, time.perf_counter_ns(), rows, carried, error))
 
     async def _copy(self, batches: dict[str, list[Row]]) -> None:
         try:
