@@ -1,6 +1,7 @@
 """Admission of the built-in kinds the controllers act on: the defaults the API server fills in
 (`pkg/apis/apps/v1/defaults.go`, `pkg/apis/core/v1/defaults.go`) and the validation errors users hit
-(`pkg/apis/apps/validation`). Other built-in kinds are stored as sent."""
+(`pkg/apis/apps/validation`, immutable ConfigMaps and Secrets in `pkg/apis/core/validation`). Other
+built-in kinds are stored as sent."""
 
 from __future__ import annotations
 
@@ -112,8 +113,21 @@ def _fencepost(field: str, value: IntOrString | None) -> list[Cause]:
     return []
 
 
+def _validate_immutable(obj: Obj, old: Obj | None) -> list[Cause]:
+    """ValidateConfigMapUpdate / ValidateSecretUpdate: an immutable ConfigMap or Secret keeps its data."""
+    if old is None or not old.get("immutable"):
+        return []
+    message = "Forbidden: field is immutable when `immutable` is set"
+    fields = ["immutable"] if not obj.get("immutable") else []
+    fields += [name for name in ("data", "binaryData", "stringData") if obj.get(name) != old.get(name)]
+    return [{"reason": "FieldValueForbidden", "field": name, "message": message} for name in fields]
+
+
 def validate(group: str, kind: str, obj: Obj, old: Obj | None) -> list[Cause]:
-    """ValidateDeployment / ValidateReplicaSet: what users get a 422 for."""
+    """ValidateDeployment / ValidateReplicaSet / the immutability of ConfigMaps and Secrets: what users get
+    a 422 for."""
+    if (group, kind) in (("", "ConfigMap"), ("", "Secret")):
+        return _validate_immutable(obj, old)
     if (group, kind) not in (("apps", "Deployment"), ("apps", "ReplicaSet")):
         return []
     spec = obj.get("spec", {})

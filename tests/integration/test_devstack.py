@@ -96,6 +96,15 @@ def runtime_processes(address: str) -> list[psutil.Process]:
             if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and address in " ".join(p.cmdline())]
 
 
+def last_termination(stack: AnalysisStack, ns: str, what: str) -> dict[str, Any]:
+    """The lastState.terminated of the namespace's (only) pod, once there is one."""
+    def terminated() -> dict[str, Any] | None:
+        found = pods(stack, ns)
+        return (container(found[0]).get("lastState", {}).get("terminated") or None) if found else None
+
+    return wait_for(terminated, 90, what)
+
+
 def ready_pods(stack: AnalysisStack, ns: str, count: int, timeout: float = 60) -> list[dict[str, Any]]:
     def ready() -> list[dict[str, Any]] | None:
         found = [p for p in pods(stack, ns) if container(p).get("ready")]
@@ -209,12 +218,7 @@ def test_memory_over_the_limit_is_oom_killed(stack, api, ns):
     configure(api, ns, faultInjection={"memoryBallastMb": 400})
     api[1].create_namespaced_deployment(ns, deployment("hungry", memory="256Mi"))
 
-    def killed() -> dict[str, Any] | None:
-        found = pods(stack, ns)
-        last = container(found[0]).get("lastState", {}).get("terminated") if found else None
-        return last or None
-
-    terminated = wait_for(killed, 90, "an OOM kill")
+    terminated = last_termination(stack, ns, "an OOM kill")
     assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137)
 
 
@@ -224,13 +228,7 @@ def test_a_config_the_runtime_refuses_exits_2_with_the_reason(stack, api, ns):
     (FallbackToLogsOnError) and in `kubectl logs --previous`."""
     configure(api, ns, parameters={"queueCapacity": 200})
     api[1].create_namespaced_deployment(ns, deployment("refused", terminationMessagePolicy="FallbackToLogsOnError"))
-
-    def refused() -> dict[str, Any] | None:
-        found = pods(stack, ns)
-        last = container(found[0]).get("lastState", {}).get("terminated") if found else None
-        return last or None
-
-    terminated = wait_for(refused, 90, "the runtime refusing its config")
+    terminated = last_termination(stack, ns, "the runtime refusing its config")
     assert terminated["exitCode"] == 2
     expected = "parameters.queueCapacity (200) is smaller than parameters.batchSize (256)"
     assert expected in terminated["message"]

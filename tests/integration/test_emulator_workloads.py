@@ -159,6 +159,16 @@ def timeline(cluster: Cluster, ns: str, since: dict[str, tuple[str, State]], sec
     return Timeline(result["pods"], result["replicasets"])
 
 
+def roll_out(cluster: Cluster, ns: str, text: str) -> Timeline:
+    """Apply a Deployment, wait for it, change its image, wait again: every state in between."""
+    apply(cluster, ns, text)
+    rollout_status(cluster, ns, "web")
+    since = snapshot(cluster, ns)
+    cluster.kubectl("-n", ns, "set", "image", "deployment/web", "web=nginx:1.26")
+    rollout_status(cluster, ns, "web")
+    return timeline(cluster, ns, since)
+
+
 def test_a_replica_set_per_template_owns_its_pods(cluster):
     """getNewReplicaSet / GetPodFromTemplate: ReplicaSet `<deployment>-<pod-template-hash>` owned by the
     Deployment (controller, uid) with revision 1; pods `<replicaset>-<5 characters>` owned by it, with the
@@ -212,12 +222,7 @@ def test_a_rolling_update_stays_within_surge_and_availability(cluster):
     ready; the old ReplicaSet ends at 0 with revision 1, the new one has revision 2, and
     `kubectl rollout history` lists both."""
     ns = cluster.namespace()
-    apply(cluster, ns, manifest("web"))
-    rollout_status(cluster, ns, "web")
-    since = snapshot(cluster, ns)
-    cluster.kubectl("-n", ns, "set", "image", "deployment/web", "web=nginx:1.26")
-    rollout_status(cluster, ns, "web")
-    seen = timeline(cluster, ns, since)
+    seen = roll_out(cluster, ns, manifest("web"))
     assert seen.max_replica_set_total() == 4
     assert seen.min_ready() == 3
     old, new = cluster.replicasets(ns)
@@ -234,12 +239,8 @@ def test_max_unavailable_without_surge_never_adds_a_pod(cluster):
     """rolloutRolling with maxSurge 0 / maxUnavailable 1: the old ReplicaSet shrinks first; the ReplicaSets
     never add up to more than 3, and 2 stay ready."""
     ns = cluster.namespace()
-    apply(cluster, ns, manifest("web", strategy="strategy: {rollingUpdate: {maxSurge: 0, maxUnavailable: 1}}"))
-    rollout_status(cluster, ns, "web")
-    since = snapshot(cluster, ns)
-    cluster.kubectl("-n", ns, "set", "image", "deployment/web", "web=nginx:1.26")
-    rollout_status(cluster, ns, "web")
-    seen = timeline(cluster, ns, since)
+    strategy = "strategy: {rollingUpdate: {maxSurge: 0, maxUnavailable: 1}}"
+    seen = roll_out(cluster, ns, manifest("web", strategy=strategy))
     assert seen.max_replica_set_total() == 3
     assert seen.min_ready() == 2
 
@@ -337,12 +338,7 @@ def test_scaling_resizes_the_replica_set_without_a_new_revision(cluster):
 def test_recreate_stops_every_old_pod_before_starting_new_ones(cluster):
     """rolloutRecreate / oldPodsRunning: no moment with pods of both templates."""
     ns = cluster.namespace()
-    apply(cluster, ns, manifest("web", strategy="strategy: {type: Recreate}"))
-    rollout_status(cluster, ns, "web")
-    since = snapshot(cluster, ns)
-    cluster.kubectl("-n", ns, "set", "image", "deployment/web", "web=nginx:1.26")
-    rollout_status(cluster, ns, "web")
-    for state in timeline(cluster, ns, since).pods:
+    for state in roll_out(cluster, ns, manifest("web", strategy="strategy: {type: Recreate}")).pods:
         assert len({digest for digest, _, _ in state.values()}) <= 1
 
 
@@ -440,3 +436,18 @@ def test_kubectl_get_prints_pods_replica_sets_and_container_states(cluster):
     assert wide[1].split()[1:4] == ["2", "2", "0"]
     deployment = cluster.kubectl("-n", ns, "get", "deploy", "web", "--no-headers").stdout.split()
     assert deployment[:4] == ["web", "0/2", "2", "0"]
+
+
+def test_an_immutable_config_map_keeps_its_data(cluster):
+    """ValidateConfigMapUpdate: with `immutable: true` the data and the flag itself cannot change (422);
+    its labels can."""
+    ns = cluster.namespace()
+    cluster.core.create_namespaced_config_map(ns, {"metadata": {"name": "rev-1"}, "immutable": True,
+                                                   "data": {"runtime.yaml": "a"}})
+    for patch, field in (({"data": {"runtime.yaml": "b"}}, "data"), ({"immutable": False}, "immutable")):
+        with pytest.raises(client.ApiException) as error:
+            cluster.core.patch_namespaced_config_map("rev-1", ns, patch)
+        assert error.value.status == 422
+        assert f"{field}: Forbidden: field is immutable when `immutable` is set" in error.value.body
+    cluster.core.patch_namespaced_config_map("rev-1", ns, {"metadata": {"labels": {"kept": "yes"}}})
+    assert cluster.core.read_namespaced_config_map("rev-1", ns).data == {"runtime.yaml": "a"}
