@@ -349,6 +349,8 @@ class ProcessKubelet(Kubelet):
             run.prober.cancel()
             run.prober = None
         if worker.deleting and process.exit_code() is None:
+            if not self.scrape_not_ready:
+                self._unpublish(worker)  # a terminating pod leaves the ready endpoints before it stops
             self.event(worker, NORMAL, "Killing", f"Stopping container {name}", name)
             await process.stop(worker.grace_seconds)
         code = process.exit_code()
