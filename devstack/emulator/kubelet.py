@@ -110,7 +110,9 @@ class Kubelet:
         """Register the Node (on the server's loop, before serving)."""
         nodes = self.objects.resource("v1", "nodes")
         if self.objects.find(nodes, None, self.node_name) is None:
-            self.objects.create(nodes, None, self.node_object())
+            node = self.node_object()
+            created = self.objects.create(nodes, None, node)  # registration, then the status, as kubelets do
+            self.objects.write_status(nodes, created, node["status"])
         for pod in list(self.objects.items(self.objects.resource("v1", "pods"))):
             self.observe(WatchEvent(self.objects.store.revision, "", "pods", "ADDED", pod))
 

@@ -121,6 +121,14 @@ _BUILTIN: dict[tuple[str, str], list[Column]] = {
         ("Version", "string", lambda o: o.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", ""), 0),
     ],
     ("", "namespaces"): [("Status", "string", lambda o: o.get("status", {}).get("phase", "Active"), 0)],
+    ("", "events"): [
+        ("Last Seen", "string", lambda o: age(o.get("lastTimestamp") or o.get("eventTime")), 0),
+        ("Type", "string", lambda o: o.get("type", ""), 0),
+        ("Reason", "string", lambda o: o.get("reason", ""), 0),
+        ("Object", "string", lambda o: f"{str(o.get('involvedObject', {}).get('kind', '')).lower()}/"
+                                       f"{o.get('involvedObject', {}).get('name', '')}", 0),
+        ("Message", "string", lambda o: o.get("message", ""), 0),
+    ],
 }
 _WIDE: dict[tuple[str, str], list[Column]] = {
     ("apps", "deployments"): [("Containers", "string", _containers, 1), ("Images", "string", _images, 1),
@@ -136,14 +144,16 @@ def _builtin_columns(rt: ResourceType) -> list[dict[str, Any]]:
     key = (rt.group, rt.plural)
     columns = [{"name": name, "type": kind, "compute": compute, "priority": priority}
                for name, kind, compute, priority in _BUILTIN.get(key, [])]
-    columns.append({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})
+    if key != ("", "events"):  # an Event's age is its Last Seen
+        columns.append({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})
     columns += [{"name": name, "type": kind, "compute": compute, "priority": priority}
                 for name, kind, compute, priority in _WIDE.get(key, [])]
     return columns
 
 
 def table(rt: ResourceType, items: list[dict[str, Any]], resource_version: str) -> dict[str, Any]:
-    columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
+    name_priority = 1 if (rt.group, rt.plural) == ("", "events") else 0  # kubectl get events shows no NAME
+    columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": name_priority}]
     paths: list[tuple[str | Callable[[dict[str, Any]], Any], str]] = []
     printer = rt.printer_columns or tuple(_builtin_columns(rt))
     for column in printer:

@@ -451,3 +451,16 @@ def test_an_immutable_config_map_keeps_its_data(cluster):
         assert f"{field}: Forbidden: field is immutable when `immutable` is set" in error.value.body
     cluster.core.patch_namespaced_config_map("rev-1", ns, {"metadata": {"labels": {"kept": "yes"}}})
     assert cluster.core.read_namespaced_config_map("rev-1", ns).data == {"runtime.yaml": "a"}
+
+
+def test_kubectl_get_nodes_and_events(cluster):
+    """The kubelet registers a Ready Node; `kubectl get events` prints LAST SEEN TYPE REASON OBJECT MESSAGE
+    (the Event printer) for the controllers' events."""
+    ns = cluster.namespace()
+    apply(cluster, ns, manifest("web", replicas=1))
+    rollout_status(cluster, ns, "web")
+    node = cluster.kubectl("get", "nodes", "--no-headers").stdout.split()
+    assert node[:2] == ["tradeops-node", "Ready"]
+    lines = cluster.kubectl("-n", ns, "get", "events").stdout.splitlines()
+    assert lines[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert any(line.split()[2:4] == ["ScalingReplicaSet", "deployment/web"] for line in lines[1:])
