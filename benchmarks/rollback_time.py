@@ -1,13 +1,16 @@
 """How fast a breaching revision is rolled back, and whether healthy revisions are ever rolled back.
 
-The whole local stack runs for real: the synthetic feed, Prometheus scraping every second, a
-trading-runtime process per Deployment, the operator (default policies: analysis every 2 s, failure
-limit 1) against the emulated API.
+The whole local stack runs for real: the synthetic feed, Prometheus scraping every second, the emulated
+API whose kubelet runs every pod as a trading-runtime process (with a real kubelet's timing: the
+readiness probe every 5 s as the operator's Deployment asks), the operator (default policies: analysis
+every 2 s, failure limit 1).
 
 Each of N runs: a TradingSymbol becomes stable on revision 1, then its spec injects 120 ms of latency
 (revision 2). Measured: from the first breaching sample of revision 2 in Prometheus (the first scrape
-whose histogram holds a tick slower than the 50 ms threshold) to the stable revision's process
-serving again. Then M healthy spec changes: any rollback among them is a false rollback.
+whose histogram holds a tick slower than the 50 ms threshold) to a pod of revision 1 Ready again (its
+readiness probe passed: it serves). Excluded: the time before the breach shows in Prometheus (the scrape
+interval), and the old pods' termination after the new one is Ready. Then M healthy spec changes: any
+rollback among them is a false rollback.
 
     python benchmarks/rollback_time.py [--runs 5] [--healthy 5] [--json]
 """
@@ -31,6 +34,7 @@ from devstack.stack import AnalysisStack, start_analysis_stack
 from policies.loader import default_policies
 from trading_operator.executor import TRADING_SYMBOLS as _TS
 from trading_operator.kube import NAMESPACES, KubeApi
+from trading_operator.naming import REVISION_LABEL
 
 THRESHOLD_BUCKET = "0.05"
 
@@ -89,9 +93,9 @@ def one_rollback(stack: AnalysisStack, kube: KubeApi, prometheus: PrometheusConn
     started = time.time()
     kube.merge_patch(_TS, namespace, name, {"spec": {"config": {"faultInjection": {"extraLatencyMs": 120}}}})
     wait_status(kube, namespace, name, 120, abortedRevision=2, currentRevision=1)
-    key = f"{namespace}/{name}-trading"
-    restored = wait_for(lambda: next((t for t, k, rev, _ in stack.fleet.history
-                                      if k == key and rev == "1" and t > started), None), 60,
+    restored = wait_for(lambda: next((t for t, ns, _, labels, event in stack.kubelet.history.records
+                                      if ns == namespace and labels.get(REVISION_LABEL) == "1"
+                                      and event == "ready" and t > started), None), 60,
                         "revision 1 serving again")
     time.sleep(2)  # let Prometheus finish the last scrapes of revision 2
     breach = first_breach(prometheus, namespace, started - 5, time.time())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,30 +55,43 @@ def _demo(stack: AnalysisStack, args: argparse.Namespace) -> None:
     _run(*opsctl, "get")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends the demo the way Ctrl-C does: through the cleanup below
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep-running", action="store_true",
-                        help="leave everything running (Ctrl-C stops it)")
+                        help="leave everything running (Ctrl-C or SIGTERM stops all of it)")
     parser.add_argument("--no-bad-change", dest="bad_change", action="store_false",
                         help="only apply the examples")
     parser.add_argument("--timeout", type=float, default=90.0)
     args = parser.parse_args()
-    stack = start_analysis_stack(pathlib.Path(tempfile.mkdtemp(prefix="tradeops-demo-")))
+    signal.signal(signal.SIGTERM, _interrupt)
+    stack: AnalysisStack | None = None
     try:
+        stack = start_analysis_stack(pathlib.Path(tempfile.mkdtemp(prefix="tradeops-demo-")))
         _demo(stack, args)
         if args.keep_running:
-            print(f"\nRunning. Try: kubectl --kubeconfig {stack.kubeconfig} get ts,deploy,pods,controllerrevisions\n"
+            print(f"\nRunning. Try: kubectl --kubeconfig {stack.kubeconfig} get ts,deploy,rs,pods,controllerrevisions\n"
                   f"Prometheus: {stack.prometheus.url}. Operator log: {stack.workdir / 'operator.log'}. "
                   "Ctrl-C stops.", flush=True)
-            stack.operator.process.wait()
+            assert stack.operator.process is not None
+            code = stack.operator.process.wait()
+            print(f"the operator exited ({code}); see {stack.workdir / 'operator.log'}", file=sys.stderr)
+            return 1
         return 0
     except (StackError, subprocess.CalledProcessError) as exc:
-        print(f"demo failed: {exc}\n--- operator log ---\n{stack.operator.log()[-4000:]}", file=sys.stderr)
+        log = stack.operator.log()[-4000:] if stack is not None else ""
+        print(f"demo failed: {exc}\n--- operator log ---\n{log}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        stack.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        if stack is not None:
+            stack.stop()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The processes of the local stack: the emulated Kubernetes API, the operator, the synthetic feed and a
-real Prometheus, each started on a free port and stopped with SIGTERM.
+real Prometheus, each started on a free port, stopped with SIGTERM, and tied to the process that started
+them (they end with it, however it ends).
 
 Shared by the demo (`./dev demo`), the integration tests and the benchmarks, so all of them run the
 operator the way a cluster would: a separate process talking HTTP to an API server."""
@@ -25,6 +26,15 @@ from trading_operator.kube import CRDS, KubeApi, is_conflict, load_api_client
 
 T = TypeVar("T")
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+_SETPRIV = shutil.which("setpriv")
+
+
+def tied_to_parent(command: list[str]) -> list[str]:
+    """The command with a parent-death signal (util-linux `setpriv --pdeathsig TERM`): if the process
+    that starts it dies, even by SIGKILL, it is sent SIGTERM. Unchanged where setpriv is missing."""
+    return [_SETPRIV, "--pdeathsig", "TERM", "--", *command] if _SETPRIV else command
 
 
 class StackError(RuntimeError):
@@ -60,16 +70,21 @@ class EmulatorProcess:
     def start(self, timeout: float = 20.0) -> EmulatorProcess:
         with self.log_path.open("w") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "devstack.emulator", "--port", "0",
-                 "--kubeconfig", str(self.kubeconfig), *self.args],
+                tied_to_parent([sys.executable, "-m", "devstack.emulator", "--port", "0",
+                                "--kubeconfig", str(self.kubeconfig), *self.args]),
                 stdout=subprocess.PIPE, stderr=log, text=True,
             )
         assert self._process.stdout is not None
         line = self._process.stdout.readline().strip()
         if not line.startswith("http"):
+            self.stop()
             raise StackError(f"emulator did not start: {line!r}; see {self.log_path}")
         self.url = line
-        wait_for(self.kubeconfig.exists, timeout, "the emulator's kubeconfig")
+        try:
+            wait_for(self.kubeconfig.exists, timeout, "the emulator's kubeconfig")
+        except StackError:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -93,7 +108,7 @@ class OperatorProcess:
     def start(self) -> OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self.env}
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "trading_operator", *self.args],
+            self.process = subprocess.Popen(tied_to_parent([sys.executable, "-m", "trading_operator", *self.args]),
                                             stdout=log, stderr=subprocess.STDOUT, env=env)
         return self
 
@@ -175,10 +190,11 @@ class FeedProcess:
         self.args = ["--symbols", symbols, "--rate", str(rate), "--seed", str(seed), "--port", str(self.port)]
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> FeedProcess:
+    def start(self, timeout: float = 60.0) -> FeedProcess:
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "trading_runtime.feeds.server", *self.args],
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                tied_to_parent([sys.executable, "-m", "trading_runtime.feeds.server", *self.args]),
+                stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
@@ -186,7 +202,8 @@ class FeedProcess:
             if self.process.poll() is not None:
                 break
             time.sleep(0.1)
-        raise RuntimeError(f"the feed did not start: {self.log_path.read_text()[-2000:]}")
+        self.stop()  # a start that failed leaves nothing running
+        raise RuntimeError(f"the feed did not start within {timeout:.0f}s: {self.log_path.read_text()[-2000:]}")
 
     def stop(self) -> None:
         stop_process(self.process)
@@ -218,8 +235,9 @@ class PrometheusProcess:
     def start(self, timeout: float = 30.0) -> PrometheusProcess:
         with (self.dir / "prometheus.log").open("ab") as log:
             self.process = subprocess.Popen(
-                ["prometheus", f"--config.file={self.config}", f"--storage.tsdb.path={self.dir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1d"],
+                tied_to_parent(["prometheus", f"--config.file={self.config}",
+                                f"--storage.tsdb.path={self.dir / 'data'}",
+                                f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1d"]),
                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -228,7 +246,9 @@ class PrometheusProcess:
             if self.process.poll() is not None:
                 break
             time.sleep(0.1)
-        raise RuntimeError(f"Prometheus did not start: {(self.dir / 'prometheus.log').read_text()[-2000:]}")
+        self.stop()  # a start that failed leaves nothing running
+        raise RuntimeError(f"Prometheus did not start within {timeout:.0f}s: "
+                           f"{(self.dir / 'prometheus.log').read_text()[-2000:]}")
 
     def stop(self) -> None:
         stop_process(self.process)

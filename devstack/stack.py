@@ -1,5 +1,6 @@
-"""The whole local stack: feed, Prometheus, the emulated API with a runtime process per pod, and the
-operator — what the demo, the analysis tests and the rollback benchmark run."""
+"""The whole local stack: feed, Prometheus, the emulated API whose kubelet runs every Pod as a real
+trading-runtime process, and the operator — what the demo, the analysis tests and the rollback benchmark
+run."""
 
 from __future__ import annotations
 
@@ -8,47 +9,65 @@ import pathlib
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from devstack.emulator import EmulatorThread, kubeconfig_for
-from devstack.fleet import RuntimeFleet
+from devstack.emulator import EmulatorThread, write_kubeconfig
+from devstack.fleet import ProcessKubelet
 from devstack.processes import FeedProcess, OperatorProcess, PrometheusProcess, install_crd, kube_for
+from trading_operator import naming
+
+
+def scrape_labels(pod: dict[str, Any]) -> dict[str, str]:
+    """The target labels a PodMonitor's relabeling gives a trading pod: where it runs and what it runs."""
+    meta = pod["metadata"]
+    labels = meta.get("labels") or {}
+    return {"namespace": meta.get("namespace", ""), "pod": meta["name"],
+            "symbol": labels.get(naming.SYMBOL_LABEL, ""), "revision": labels.get(naming.REVISION_LABEL, ""),
+            "track": labels.get(naming.TRACK_LABEL, "stable")}
 
 
 @dataclass
 class AnalysisStack:
-    """Feed, Prometheus, emulated API with runtime processes for its Deployments, and the operator."""
+    """Feed, Prometheus, emulated API with a process kubelet, and the operator."""
 
     workdir: pathlib.Path
     kubeconfig: pathlib.Path
     feed: FeedProcess
     prometheus: PrometheusProcess
-    fleet: RuntimeFleet
-    emulator: Any
-    operator: Any
+    kubelet: ProcessKubelet
+    emulator: EmulatorThread
+    operator: OperatorProcess
 
     def stop(self) -> None:
-        for part in (self.operator, self.fleet, self.emulator, self.prometheus, self.feed):
+        """Stop everything this stack started: the operator first (nothing reconciles a half-stopped
+        cluster), then every pod's process with the emulator, Prometheus and the feed."""
+        for part in (self.operator, self.emulator, self.prometheus, self.feed):
             with contextlib.suppress(Exception):  # tear everything down even if one part is already gone
                 part.stop()
 
 
 def start_analysis_stack(workdir: pathlib.Path, policies_dir: pathlib.Path | None = None,
-                         feed_rate: float = 10.0, operator_env: dict[str, str] | None = None) -> AnalysisStack:
+                         feed_rate: float = 10.0, operator_env: dict[str, str] | None = None,
+                         time_scale: float = 1.0) -> AnalysisStack:
     """Start the whole local stack; the caller stops it. 10 ticks/s (~30 messages/s per symbol) keeps
-    injected latencies of ~20 ms sustainable."""
+    injected latencies of ~20 ms sustainable. `time_scale` < 1 shortens the kubelet's back-off, probe
+    periods and config sync (tests); 1.0 is a real kubelet's timing."""
     feed = FeedProcess(workdir, symbols="SPY,QQQ,ES", rate=feed_rate).start()
-    prometheus = PrometheusProcess(workdir).start()
-    emulator = EmulatorThread(deployment_delay=0.0).start()
-    running = emulator.running
-    fleet = RuntimeFleet(workdir, feed.url, prometheus, running.get_object, running.put_object,
-                         running.remove_object, running.set_deployment_ready)
-    emulator.running.deployment_ready_hook = fleet.hook
-    kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(kubeconfig_for(emulator.url)))
-    install_crd(kube_for(kubeconfig))
-    env = {"TRADEOPS_PROMETHEUS_URL": prometheus.url, **(operator_env or {})}
-    if policies_dir is not None:
-        env["TRADEOPS_POLICIES_DIR"] = str(policies_dir)
-    operator = OperatorProcess(kubeconfig, workdir / "operator.log", env=env).start()
-    return AnalysisStack(workdir, kubeconfig, feed, prometheus, fleet, emulator, operator)
+    started: list[Any] = [feed]
+    try:
+        prometheus = PrometheusProcess(workdir).start()
+        started.append(prometheus)
+        kubelet = ProcessKubelet(workdir, extra_env={"TRADEOPS_FEED_URL": feed.url}, time_scale=time_scale,
+                                 scrape=prometheus, scrape_labels=scrape_labels)
+        emulator = EmulatorThread(kubelet=kubelet).start()
+        started.append(emulator)
+        kubeconfig = write_kubeconfig(workdir / "kubeconfig", emulator.url)
+        install_crd(kube_for(kubeconfig))
+        env = {"TRADEOPS_PROMETHEUS_URL": prometheus.url, **(operator_env or {})}
+        if policies_dir is not None:
+            env["TRADEOPS_POLICIES_DIR"] = str(policies_dir)
+        operator = OperatorProcess(kubeconfig, workdir / "operator.log", env=env).start()
+    except BaseException:
+        for part in reversed(started):
+            with contextlib.suppress(Exception):
+                part.stop()
+        raise
+    return AnalysisStack(workdir, kubeconfig, feed, prometheus, kubelet, emulator, operator)

@@ -52,11 +52,13 @@ class RuntimeParameters(CamelModel):
     flush_interval_ms: Annotated[int, Field(ge=10, le=60000)] = 250
     """Longest time a row waits in the write-behind queue before it is flushed."""
     queue_capacity: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
-    """Bound of the write-behind queue (rows)."""
+    """Bound of the write-behind queue (rows); at least batchSize, or the runtime refuses to start (exit 2)."""
 
 
 class FaultInjection(CamelModel):
-    """Deliberate faults for testing analysis and rollback; all off by default."""
+    """Deliberate faults for testing analysis, rollback and drills: the failures users ship (slow, erroring
+    or wrong signals; a crash loop, a pod that never becomes ready, an out-of-memory kill). All off by
+    default; an admission policy keeps them out of the manifests kept in git."""
 
     extra_latency_ms: Annotated[float, Field(ge=0.0, le=10000.0)] = 0.0
     """Latency added to every tick-to-signal computation."""
@@ -64,6 +66,12 @@ class FaultInjection(CamelModel):
     """Fraction of ticks whose processing fails with an error."""
     accuracy_degradation: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     """Fraction of signals whose direction is flipped."""
+    crash_after_seconds: Annotated[float, Field(ge=0.0, le=86400.0)] = 0.0
+    """Exit with status 1 this many seconds after start (a crash loop at start); 0: off."""
+    never_ready: bool = False
+    """Readiness (/readyz) fails for ever: the pod runs but never becomes Ready."""
+    memory_ballast_mb: Annotated[int, Field(ge=0, le=65536)] = 0
+    """Megabytes allocated and touched at start (above the memory limit: the container is OOMKilled)."""
 
 
 class RiskLimits(CamelModel):

@@ -2,7 +2,10 @@
 
 Wires the feed client, the engine, PostgreSQL (write-behind), Redis, config hot reload and the HTTP
 surface together; SIGTERM stops the feed, flushes every buffer and exits 0. Logs are ECS JSON lines
-(trading_runtime/logs.py); traces go to an OTLP endpoint when one is set (trading_runtime/telemetry.py)."""
+(trading_runtime/logs.py); traces go to an OTLP endpoint when one is set (trading_runtime/telemetry.py).
+A config that cannot be used (invalid, or valid field by field but unworkable together) exits 2 with the
+reason on stderr. The fault injection of the config's `faultInjection` that acts on the process (crash,
+never ready, memory ballast) is wired here; the rest is in the engine."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from trading_runtime.config import RenderedConfig, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.feeds.client import FeedClient
-from trading_runtime.health import HealthServer
+from trading_runtime.health import Check, HealthServer
 from trading_runtime.logs import LogContext, configure
 from trading_runtime.messaging import RISK_STREAM, SIGNALS_STREAM, RedisBus
 from trading_runtime.metrics import CounterSource, RuntimeMetrics
@@ -63,6 +66,7 @@ class Runtime:
         ]
         for watched in self.files:
             watched.check()  # record the digests of the files as loaded
+        self.ballast = ballast(config.runtime.fault_injection.memory_ballast_mb)
         self._background: set[asyncio.Task[Any]] = set()
         self._last_mid = 0.0
         self._export_counters()
@@ -220,11 +224,16 @@ class Runtime:
         async def database() -> bool:
             return self.writer is None or self.writer.healthy
 
-        health = HealthServer(self.metrics.registry, self.engine.broker.open_positions,
-                              {"feed": feed_connected, "database": database}, host=self.args.metrics_host,
-                              port=self.args.metrics_port)
+        checks: dict[str, Check] = {"feed": feed_connected, "database": database}
+        faults = self.engine.config.runtime.fault_injection
+        if faults.never_ready:
+            checks["faultInjection"] = never  # faultInjection.neverReady
+        health = HealthServer(self.metrics.registry, self.engine.broker.open_positions, checks,
+                              host=self.args.metrics_host, port=self.args.metrics_port)
         await health.start()
         log.info("runtime started", extra={"symbol": self.engine.symbol, "revision": self.engine.config.revision})
+        if faults.crash_after_seconds:
+            loop.call_later(faults.crash_after_seconds, crash, faults.crash_after_seconds)
         writer_task = None
         if self.writer is not None:
             await self._migrate(stop)
@@ -249,6 +258,36 @@ class Runtime:
         log.info("shutdown complete %s", json.dumps(summary), extra=summary)
 
 
+async def never() -> bool:
+    return False
+
+
+def crash(after_seconds: float) -> None:
+    """faultInjection.crashAfterSeconds: exit at once, with no cleanup, as a crash does."""
+    message = f"fault injection: exiting with status 1 after {after_seconds:g}s (faultInjection.crashAfterSeconds)"
+    log.error(message)
+    print(message, file=sys.stderr, flush=True)
+    os._exit(1)
+
+
+def ballast(megabytes: int) -> bytearray:
+    """faultInjection.memoryBallastMb: memory allocated and touched (every page resident)."""
+    block = bytearray(megabytes * 1024 * 1024)
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1
+    return block
+
+
+def unworkable(config: RenderedConfig) -> list[str]:
+    """What the CRD schema accepts (each field within its bounds) and the runtime cannot run with."""
+    parameters = config.runtime.parameters
+    problems = []
+    if parameters.queue_capacity < parameters.batch_size:
+        problems.append(f"parameters.queueCapacity ({parameters.queue_capacity}) is smaller than "
+                        f"parameters.batchSize ({parameters.batch_size}): no batch could ever be queued whole")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="trading_runtime", description=__doc__)
     parser.add_argument("--config", required=True)
@@ -268,8 +307,12 @@ def main() -> int:
         config = load_runtime_config(pathlib.Path(args.config))
         switches = load_switches(pathlib.Path(args.switches))
         settings = TracingSettings.from_env()
+        problems = unworkable(config)
+        if problems:
+            raise ConfigError(f"{args.config}: {'; '.join(problems)}")
     except (ConfigError, TelemetryError) as exc:
         log.error("cannot start: %s", exc)
+        print(f"cannot start: {exc}", file=sys.stderr, flush=True)
         return 2
     context.symbol, context.revision = config.symbol, config.revision
     # Started here, after any fork and before the loop: the span export thread belongs to this process.

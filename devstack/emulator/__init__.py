@@ -2,20 +2,20 @@
 
 In the caller's event loop::
 
-    async with serve_emulator(host="127.0.0.1", port=0, deployment_delay=0.05) as emulator:
+    async with serve_emulator(host="127.0.0.1", port=0, kubelet=SimulatedKubelet(ready_delay=0.05)) as emulator:
         emulator.url                                    # http://127.0.0.1:PORT
         emulator.get_object("apps/v1", "deployments", "default", "web")   # a copy, or None
-        emulator.list_objects("v1", "configmaps", "default")
-        await emulator.set_deployment_ready("default", "web", 2)
+        emulator.list_objects("v1", "pods", "default")
+        emulator.set_container_state("default", "web-5d9f7c6b4-x2x4q", "web", Waiting("CrashLoopBackOff"))
         emulator.handler                                # the EmulatedKubernetes itself
 
 In a background thread with its own loop (for synchronous code, or to keep kopf and the server apart)::
 
-    with EmulatorThread(deployment_delay=0.01) as emulator:
-        emulator.url; emulator.get_object(...); emulator.set_deployment_ready(...)
+    with EmulatorThread(kubelet=SimulatedKubelet(ready_delay=0.01)) as emulator:
+        emulator.url; emulator.get_object(...); emulator.set_container_state(...)
 
 `python -m devstack.emulator --kubeconfig PATH` runs it as a process (see `__main__`).
-What the emulator does and lacks compared with a real API server: see `server.py`.
+What the emulator does and lacks compared with a real cluster: see `server.py`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ from typing import Any, TypeVar
 import yaml
 from kmock import Server
 
-from devstack.emulator.deployments import DeploymentHook
-from devstack.emulator.server import ApiError, EmulatedKubernetes
+from devstack.emulator.kubelet import Kubelet, SimulatedKubelet
+from devstack.emulator.objects import ApiError
+from devstack.emulator.podstatus import ContainerState, Running, Terminated, Waiting
+from devstack.emulator.server import EmulatedKubernetes
 
 T = TypeVar("T")
 CONTEXT = "tradeops-emulator"
@@ -51,32 +53,23 @@ class RunningEmulator:
     def list_objects(self, api_version: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return self.handler.list_objects(api_version, plural, namespace)
 
-    async def set_deployment_ready(self, namespace: str, name: str, ready: int) -> None:
-        await self.handler.set_deployment_ready(namespace, name, ready)
-
-    def put_object(self, api_version: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
-        return self.handler.put_object(api_version, plural, obj)
-
-    def remove_object(self, api_version: str, plural: str, namespace: str | None, name: str) -> None:
-        self.handler.remove_object(api_version, plural, namespace, name)
-
-    @property
-    def deployment_ready_hook(self) -> DeploymentHook | None:
-        return self.handler.deployment_ready_hook
-
-    @deployment_ready_hook.setter
-    def deployment_ready_hook(self, hook: DeploymentHook | None) -> None:
-        self.handler.deployment_ready_hook = hook
+    def set_container_state(self, namespace: str, pod: str, container: str, state: ContainerState | None = None,
+                            **changes: Any) -> None:
+        """What a container reports (the SimulatedKubelet only): see SimulatedKubelet.set_container_state."""
+        kubelet = self.handler.kubelet
+        if not isinstance(kubelet, SimulatedKubelet):
+            raise TypeError(f"{type(kubelet).__name__} runs real containers; their states are not set by hand")
+        kubelet.set_container_state(namespace, pod, container, state, **changes)
 
 
 @contextlib.asynccontextmanager
 async def serve_emulator(host: str = "127.0.0.1", port: int = 0, **options: Any) -> AsyncIterator[RunningEmulator]:
     """Serve an EmulatedKubernetes over HTTP for the duration of the block.
 
-    `options` go to EmulatedKubernetes: deployment_delay, deployment_ready_hook, request_log_limit,
-    history_limit, write_failure_rate."""
+    `options` go to EmulatedKubernetes: kubelet, request_log_limit, history_limit, write_failure_rate, clock."""
     handler = EmulatedKubernetes(**options)
     async with handler, Server(handler, host=host, port=port or None, user_agent="") as server:
+        await handler.start()
         try:
             yield RunningEmulator(handler=handler, url=str(server.url).rstrip("/"))
         finally:
@@ -161,8 +154,11 @@ class EmulatorThread:
             return self.running.list_objects(api_version, plural, namespace)
         return self.call(list_())
 
-    def set_deployment_ready(self, namespace: str, name: str, ready: int) -> None:
-        self.call(self.running.set_deployment_ready(namespace, name, ready))
+    def set_container_state(self, namespace: str, pod: str, container: str, state: ContainerState | None = None,
+                            **changes: Any) -> None:
+        async def set_() -> None:
+            self.running.set_container_state(namespace, pod, container, state, **changes)
+        self.call(set_())
 
 
 def kubeconfig_for(url: str, namespace: str = "default") -> dict[str, Any]:
@@ -185,5 +181,6 @@ def write_kubeconfig(path: pathlib.Path, url: str, namespace: str = "default") -
     return path
 
 
-__all__ = ["ApiError", "DeploymentHook", "EmulatedKubernetes", "EmulatorThread", "RunningEmulator",
-           "kubeconfig_for", "serve_emulator", "write_kubeconfig"]
+__all__ = ["ApiError", "ContainerState", "EmulatedKubernetes", "EmulatorThread", "Kubelet", "Running",
+           "RunningEmulator", "SimulatedKubelet", "Terminated", "Waiting", "kubeconfig_for", "serve_emulator",
+           "write_kubeconfig"]

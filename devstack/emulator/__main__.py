@@ -11,16 +11,16 @@ import os
 import pathlib
 import signal
 
-from devstack.emulator import serve_emulator, write_kubeconfig
+from devstack.emulator import SimulatedKubelet, serve_emulator, write_kubeconfig
 
 
-async def serve(host: str, port: int, kubeconfig: pathlib.Path | None, deployment_delay: float,
+async def serve(host: str, port: int, kubeconfig: pathlib.Path | None, pod_ready_delay: float,
                 write_failure_rate: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with serve_emulator(host, port, deployment_delay=deployment_delay,
+    async with serve_emulator(host, port, kubelet=SimulatedKubelet(ready_delay=pod_ready_delay),
                               write_failure_rate=write_failure_rate) as emulator:
         if kubeconfig is not None:
             write_kubeconfig(kubeconfig, emulator.url)
@@ -33,15 +33,16 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--kubeconfig", type=pathlib.Path, help="write a kubeconfig for this server here")
-    parser.add_argument("--deployment-delay", type=float, default=0.05,
-                        help="seconds until a changed Deployment reports its replicas ready")
+    parser.add_argument("--pod-ready-delay", type=float, default=0.05,
+                        help="seconds from a pod being bound to its containers running and ready (the simulated "
+                             "kubelet runs no processes)")
     parser.add_argument("--write-failure-rate", type=float, default=0.0,
                         help="answer this fraction of writes with 503 (to test retries)")
     args = parser.parse_args()
     if os.environ.get("TRADEOPS_EMULATOR_DEBUG") == "1":
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.kubeconfig, args.deployment_delay, args.write_failure_rate))
+        asyncio.run(serve(args.host, args.port, args.kubeconfig, args.pod_ready_delay, args.write_failure_rate))
 
 
 if __name__ == "__main__":

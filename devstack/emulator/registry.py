@@ -44,12 +44,13 @@ def _rt(group: str, version: str, plural: str, kind: str, **kw: Any) -> Resource
 
 BUILTINS: tuple[ResourceType, ...] = (
     _rt("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), subresources=("status",)),
+    _rt("", "v1", "nodes", "Node", namespaced=False, short_names=("no",), subresources=("status",)),
     _rt("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     _rt("", "v1", "secrets", "Secret"),
     _rt("", "v1", "services", "Service", short_names=("svc",), categories=("all",), subresources=("status",)),
     _rt("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
     _rt("", "v1", "events", "Event", short_names=("ev",)),
-    _rt("", "v1", "pods", "Pod", short_names=("po",), categories=("all",), subresources=("status",)),
+    _rt("", "v1", "pods", "Pod", short_names=("po",), categories=("all",), subresources=("status", "log")),
     _rt("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
     _rt("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short_names=("pvc",),
         subresources=("status",)),
@@ -156,7 +157,7 @@ class Registry:
                 "verbs": ALL_VERBS, "shortNames": list(r.short_names), "categories": list(r.categories),
             })
             for sub in r.subresources:
-                verbs = ["get", "patch", "update"]
+                verbs = ["get"] if sub == "log" else ["get", "patch", "update"]
                 entry: dict[str, Any] = {"name": f"{r.plural}/{sub}", "singularName": "",
                                          "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs}
                 if sub == "scale":

@@ -86,3 +86,34 @@ def field_matcher(selector: str | None) -> Matcher:
         else:
             raise SelectorError(f"invalid field selector {expr!r}")
     return lambda obj: all((_field(obj, path) == value) is equal for path, equal, value in checks)
+
+
+def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector (`matchLabels` and `matchExpressions`: In, NotIn, Exists, DoesNotExist) against labels.
+    An empty selector matches everything (the API refuses empty selectors where that would be wrong)."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key", ""), expression.get("operator", ""), \
+            set(expression.get("values") or [])
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def selector_string(selector: dict[str, Any]) -> str:
+    """A LabelSelector as the `?labelSelector=` string (what kubectl shows as SELECTOR)."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key", ""), expression.get("operator", "")
+        values = ",".join(sorted(expression.get("values") or []))
+        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key,
+                      "DoesNotExist": f"!{key}"}.get(operator, key))
+    return ",".join(parts)

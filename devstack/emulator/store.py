@@ -73,9 +73,15 @@ class Store:
 
     def __init__(self, history: int = 10000) -> None:
         self.objects: dict[Key, Obj] = {}
+        self.by_resource: dict[tuple[str, str], dict[Key, Obj]] = collections.defaultdict(dict)
+        self.by_owner: dict[str, set[Key]] = collections.defaultdict(set)
+        """Keys of the objects naming each owner uid in their ownerReferences (garbage collection, controllers)."""
         self.revision = 0
         self.history: collections.deque[WatchEvent] = collections.deque(maxlen=history)
         self.subscriptions: list[Subscription] = []
+        self.listeners: list[Callable[[WatchEvent], None]] = []
+        """In-process observers (controllers, kubelets) called with every event, after it is stored. They
+        must not write from the call: they queue work for later."""
 
     def _bump(self) -> str:
         self.revision += 1
@@ -85,9 +91,23 @@ class Store:
         return self.objects.get(key)
 
     def items(self, group: str, plural: str, namespace: str | None = None) -> Iterator[tuple[Key, Obj]]:
-        for key, obj in self.objects.items():
-            if key[0] == group and key[1] == plural and (namespace is None or key[2] == namespace):
+        for key, obj in list(self.by_resource.get((group, plural), {}).items()):
+            if namespace is None or key[2] == namespace:
                 yield key, obj
+
+    def owned_by(self, uid: str) -> list[tuple[Key, Obj]]:
+        """The objects that name `uid` in their ownerReferences."""
+        return [(key, self.objects[key]) for key in list(self.by_owner.get(uid, ())) if key in self.objects]
+
+    def _index(self, key: Key, obj: Obj | None, old: Obj | None) -> None:
+        for ref in (old or {}).get("metadata", {}).get("ownerReferences") or []:
+            self.by_owner[ref.get("uid", "")].discard(key)
+        for ref in (obj or {}).get("metadata", {}).get("ownerReferences") or []:
+            self.by_owner[ref.get("uid", "")].add(key)
+        if obj is None:
+            self.by_resource[(key[0], key[1])].pop(key, None)
+        else:
+            self.by_resource[(key[0], key[1])][key] = obj
 
     def put(self, key: Key, obj: Obj, created: bool) -> Obj:
         """Store a new version (taking ownership of `obj`) and publish ADDED/MODIFIED."""
@@ -100,6 +120,7 @@ class Store:
         meta["resourceVersion"] = self._bump()
         old = self.objects.get(key)
         self.objects[key] = stored
+        self._index(key, stored, old)
         self._publish(key, "ADDED" if created else "MODIFIED", stored, old)
         return stored
 
@@ -107,6 +128,7 @@ class Store:
         obj = self.objects.pop(key, None)
         if obj is None:
             return None
+        self._index(key, None, obj)
         gone = {**obj, "metadata": {**obj["metadata"], "resourceVersion": self._bump()}}
         self._publish(key, "DELETED", gone)
         return gone
@@ -114,6 +136,8 @@ class Store:
     def _publish(self, key: Key, type_: str, obj: Obj, old: Obj | None = None) -> None:
         event = WatchEvent(self.revision, key[0], key[1], type_, obj, old)
         self.history.append(event)
+        for listener in self.listeners:
+            listener(event)
         for sub in self.subscriptions:
             if sub.group == key[0] and sub.plural == key[1]:
                 seen = visible(event, sub.accepts)

@@ -1,34 +1,86 @@
-"""Fixtures: the emulated API server and the operator as real processes, talking HTTP."""
+"""Fixtures: the emulated API server and the operator as real processes, talking HTTP.
+
+With TRADEOPS_E2E_KUBECONFIG set (the e2e CI job: a kind cluster with the CRD and the operator installed
+from deploy/), only the tests marked `e2e` run, and against that cluster: `stack`, `kube` and `ns` use
+it, the `operator` fixture starts nothing (the cluster's operator does the work), and each test namespace
+gets the runtime's credentials Secret pointing at the cluster's feed (TRADEOPS_E2E_FEED_URL)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pathlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import psutil
 import pytest
 
 from devstack.processes import EmulatorProcess, OperatorProcess, install_crd, kube_for
 from tests.integration.dr_support import fake_credentials
-from tests.integration.operator_harness import PositionsServer, new_namespace
+from tests.integration.operator_harness import E2E_KUBECONFIG, PositionsServer, new_namespace
 from tests.s3_server import ThrowawayS3
-from trading_operator.kube import KubeApi
+from trading_operator.builders import CREDENTIALS_SECRET
+from trading_operator.kube import KubeApi, Resource
 
 LIFECYCLE_POLICIES = pathlib.Path(__file__).parent / "policies" / "lifecycle"
+CREDENTIALS = Resource("v1", "secrets")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against a real cluster only the tests marked e2e run; the others need the emulator or local servers."""
+    if not E2E_KUBECONFIG:
+        return
+    deselected = [item for item in items if item.get_closest_marker("e2e") is None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.get_closest_marker("e2e") is not None]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_tests() -> Iterator[None]:
+    """Every process the integration tests start (emulators, operators, pods' runtimes, Prometheus, feeds,
+    servers) is gone once their fixtures are: a leftover fails the session, named, and is killed."""
+    yield
+    deadline = time.monotonic() + 10
+    left = _live_children()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = _live_children()
+    for process, _ in left:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    assert not left, "processes outlived the tests:\n" + "\n".join(
+        f"{p.pid}: {command[:200]}" for p, command in left)
+
+
+def _live_children() -> list[tuple[psutil.Process, str]]:
+    """This session's descendants still running, with their command lines."""
+    out = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.status() != psutil.STATUS_ZOMBIE:
+                out.append((process, " ".join(process.cmdline())))
+    return out
 
 
 @dataclass
 class Stack:
-    emulator: EmulatorProcess
     kube: KubeApi
-    positions: PositionsServer
+    kubeconfig: pathlib.Path
     workdir: pathlib.Path
+    emulator: EmulatorProcess | None = None
+    """None against a real cluster (TRADEOPS_E2E_KUBECONFIG)."""
+    positions: PositionsServer | None = None
+    """The harness's position reports (the operator asks it instead of the pods); None on a real cluster."""
 
     def operator(self, name: str, args: list[str] | None = None, env: dict[str, str] | None = None) \
             -> OperatorProcess:
         """A new (not yet started) operator process; the caller starts and stops it."""
+        assert self.positions is not None, "local operators need the emulated stack"
         return OperatorProcess(
-            self.emulator.kubeconfig,
+            self.kubeconfig,
             self.workdir / f"{name}.log",
             env={"TRADEOPS_POSITIONS_URL": self.positions.url_template, "TRADEOPS_DRAIN_POLL_SECONDS": "0.5",
                  "TRADEOPS_POLICIES_DIR": str(LIFECYCLE_POLICIES), **(env or {})},
@@ -37,12 +89,16 @@ class Stack:
 
 
 def start_stack(workdir: pathlib.Path) -> Iterator[Stack]:
+    if E2E_KUBECONFIG:
+        kubeconfig = pathlib.Path(E2E_KUBECONFIG)
+        yield Stack(kube_for(kubeconfig), kubeconfig, workdir)
+        return
     emulator = EmulatorProcess(workdir).start()
     positions = PositionsServer().start()
     kube = kube_for(emulator.kubeconfig)
     install_crd(kube)
     try:
-        yield Stack(emulator, kube, positions, workdir)
+        yield Stack(kube, emulator.kubeconfig, workdir, emulator, positions)
     finally:
         positions.stop()
         emulator.stop()
@@ -61,8 +117,12 @@ def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def operator(stack: Stack) -> Iterator[OperatorProcess]:
-    """One standalone operator shared by the tests that do not restart it."""
+def operator(stack: Stack) -> Iterator[OperatorProcess | None]:
+    """One standalone operator shared by the tests that do not restart it (none on a real cluster: the
+    operator installed there reconciles)."""
+    if E2E_KUBECONFIG:
+        yield None
+        return
     process = stack.operator("operator").start()
     try:
         yield process
@@ -81,7 +141,13 @@ def kube(stack: Stack) -> KubeApi:
 
 @pytest.fixture
 def ns(stack: Stack) -> str:
-    return new_namespace(stack.kube)
+    name = new_namespace(stack.kube)
+    feed = os.environ.get("TRADEOPS_E2E_FEED_URL")
+    if E2E_KUBECONFIG and feed:  # the pods find the cluster's feed the way production pods do
+        stack.kube.create(CREDENTIALS, name, {"apiVersion": "v1", "kind": "Secret",
+                                              "metadata": {"name": CREDENTIALS_SECRET},
+                                              "stringData": {"TRADEOPS_FEED_URL": feed}})
+    return name
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
     from tests.integration.emulator_fixtures import emulator, emulator_thread, k8s_client  # noqa: F401
 
 - `emulator` (async, per test): a RunningEmulator on the test's event loop; `.url`, `.get_object(...)`,
-  `.list_objects(...)`, `await .set_deployment_ready(ns, name, n)`, `.handler` (EmulatedKubernetes).
+  `.list_objects(...)`, `.set_container_state(ns, pod, container, state, ...)`, `.handler` (EmulatedKubernetes).
   Call the synchronous `kubernetes` client through `asyncio.to_thread` (it would block the loop that serves it).
 - `emulator_thread` (sync, per test): an EmulatorThread serving from its own thread and loop — for plain
   synchronous tests and for code that runs its own loop; same shortcuts, all synchronous.
@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from kubernetes import client
 
-from devstack.emulator import EmulatorThread, RunningEmulator, serve_emulator
+from devstack.emulator import EmulatorThread, RunningEmulator, SimulatedKubelet, serve_emulator
 
-# Fast enough for tests, slow enough that a watcher sees the Deployment before its status changes.
-TEST_DEPLOYMENT_DELAY = 0.02
+# Fast enough for tests, slow enough that a watcher sees a Pod Pending before it runs.
+TEST_POD_READY_DELAY = 0.02
 _namespaces = itertools.count(1)
 
 
@@ -41,13 +41,13 @@ def unique_namespace(prefix: str = "t") -> str:
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[RunningEmulator]:
-    async with serve_emulator(deployment_delay=TEST_DEPLOYMENT_DELAY) as running:
+    async with serve_emulator(kubelet=SimulatedKubelet(ready_delay=TEST_POD_READY_DELAY)) as running:
         yield running
 
 
 @pytest.fixture
 def emulator_thread() -> Iterator[EmulatorThread]:
-    with EmulatorThread(deployment_delay=TEST_DEPLOYMENT_DELAY) as running:
+    with EmulatorThread(kubelet=SimulatedKubelet(ready_delay=TEST_POD_READY_DELAY)) as running:
         yield running
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import http.server
 import json
+import os
 import threading
 import uuid
 from typing import Any
@@ -13,6 +14,11 @@ from devstack.processes import wait_for
 from trading_operator import naming
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONFIGMAPS, CONTROLLER_REVISIONS, DEPLOYMENTS, EVENTS, NAMESPACES, KubeApi
+
+E2E_KUBECONFIG = os.environ.get("TRADEOPS_E2E_KUBECONFIG")
+"""A real cluster to run the e2e-marked tests against (see conftest.py)."""
+PATIENCE = 6.0 if E2E_KUBECONFIG else 1.0
+"""Waits stretch on a real cluster: its pods pull, start and pass their readiness probes for real."""
 
 SPEC: dict[str, Any] = {
     "symbol": "SPY",
@@ -61,7 +67,7 @@ def wait_status(kube: KubeApi, namespace: str, name: str, timeout: float = 20.0,
         current = status(kube, namespace, name)
         return current if all(current.get(k) == v for k, v in expected.items()) else None
 
-    return wait_for(matches, timeout, f"{namespace}/{name} status {expected}")
+    return wait_for(matches, timeout * PATIENCE, f"{namespace}/{name} status {expected}")
 
 
 def deployment(kube: KubeApi, namespace: str, name: str) -> dict[str, Any] | None:
@@ -93,7 +99,7 @@ def wait_event(kube: KubeApi, namespace: str, name: str, reason: str, timeout: f
     def found() -> dict[str, Any] | None:
         return next((e for e in events(kube, namespace, name) if e.get("reason") == reason), None)
 
-    return wait_for(found, timeout, f"a {reason} Event on {namespace}/{name}")
+    return wait_for(found, timeout * PATIENCE, f"a {reason} Event on {namespace}/{name}")
 
 
 class PositionsServer:

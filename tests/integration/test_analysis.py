@@ -1,6 +1,6 @@
 """Analysis end to end: real Prometheus (1 s scrape) scraping real trading-runtime processes fed by the
-synthetic market, the real operator (kopf) against the emulated API, and a harness that starts a runtime
-process for each Deployment the operator writes. Nothing about the measurements is faked."""
+synthetic market, the real operator (kopf) against the emulated API, whose kubelet runs each Pod of the
+Deployments the operator writes as a runtime process. Nothing about the measurements is faked."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack.fleet import RuntimeFleet
 from devstack.processes import PrometheusProcess, free_port, kube_for, wait_for
 from devstack.stack import start_analysis_stack
-from trading_operator.kube import CONFIGMAPS, DEPLOYMENTS, KubeApi
+from trading_operator import naming
+from trading_operator.kube import CONFIGMAPS, DEPLOYMENTS, KubeApi, Resource
 
 from .operator_harness import (
     condition,
@@ -29,18 +29,20 @@ from .operator_harness import (
 )
 
 POLICIES = pathlib.Path(__file__).parent / "policies" / "analysis"
+PODS = Resource("v1", "pods")
 FAST = {"analysisCount": 3}
 """Three measurements 2 s apart after a 4 s delay: a healthy run takes about 10 s."""
+TIME_SCALE = 0.2
+"""The kubelet's probe periods and back-off at a fifth (the readiness probe every second, not five)."""
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     metrics_port = free_port()
     running = start_analysis_stack(tmp_path_factory.mktemp("analysis"), POLICIES,
-                                   operator_env={"TRADEOPS_METRICS_PORT": str(metrics_port)})
+                                   operator_env={"TRADEOPS_METRICS_PORT": str(metrics_port)}, time_scale=TIME_SCALE)
     try:
-        yield Stack(kube_for(running.kubeconfig), running.prometheus, running.fleet,
-                    f"http://127.0.0.1:{metrics_port}/metrics")
+        yield Stack(kube_for(running.kubeconfig), running.prometheus, f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         running.stop()
 
@@ -49,7 +51,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 class Stack:
     kube: KubeApi
     prometheus: PrometheusProcess
-    fleet: RuntimeFleet
     operator_metrics: str
 
     def operator_metric(self, name: str, **labels: str) -> float:
@@ -110,8 +111,11 @@ def test_injected_latency_is_rolled_back_with_the_measured_values(stack: Stack) 
     assert stack.operator_metric("tradeops_operator_rollbacks_total", namespace=namespace, symbol="QQQ") == 1
     assert stack.operator_metric("tradeops_operator_analysis_runs_total", namespace=namespace, symbol="QQQ",
                                  verdict="Failed") == 1
-    wait_for(lambda: stack.fleet.pods.get((namespace, "qqq-trading")) and
-             stack.fleet.pods[(namespace, "qqq-trading")].revision == "1", 30, "revision 1 running again")
+    def revisions_ready() -> set[str]:
+        return {p["metadata"]["labels"][naming.REVISION_LABEL] for p in stack.kube.list_objects(PODS, namespace)
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))}
+
+    wait_for(lambda: revisions_ready() == {"1"}, 30, "only revision 1's pods ready")
 
 
 def test_shadow_revision_runs_beside_stable_and_takes_over_when_it_passes(stack: Stack) -> None:

@@ -1,6 +1,6 @@
 """The pod-kill and prometheus-loss drills through `python -m drills run`, against the whole local stack:
-emulated API whose pods are real runtime processes (deleting a Pod kills its process; a replacement process
-and Pod appear, as a ReplicaSet and kubelet would do), a real Prometheus, the real operator."""
+emulated API whose pods are real runtime processes (deleting a Pod stops its process; the ReplicaSet
+creates a replacement Pod and the kubelet starts its process), a real Prometheus, the real operator."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ PODS = ("v1", "pods")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnalysisStack]:
-    running = start_analysis_stack(tmp_path_factory.mktemp("drill-cluster"))
+    running = start_analysis_stack(tmp_path_factory.mktemp("drill-cluster"), time_scale=0.2)
     try:
         yield running
     finally:

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from devstack.processes import EmulatorProcess, install_crd, kube_for, wait_for
+from devstack.processes import EmulatorProcess, install_crd, kube_for
 from trading_operator.crd import build_crd
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONFIGMAPS, CRDS, DEPLOYMENTS, NAMESPACES, KubeApi, Resource
@@ -411,18 +411,3 @@ def test_table_printing_uses_printer_columns(api, ns, emulator_process):
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Symbol", "Phase", "Revision", "Stable",
                                                                "Ready", "Age"]
     assert table["rows"][0]["cells"][:4] == ["spy", "SPY", "Ready", 3]
-
-
-# The Deployment controller ---------------------------------------------------------------------------
-
-def test_deployment_reports_ready_replicas_for_its_generation(api, ns):
-    api.create(DEPLOYMENTS, ns, deployment("d", replicas=2))
-
-    def reported(generation: int):
-        status = api.get(DEPLOYMENTS, ns, "d").get("status") or {}
-        return status if status.get("observedGeneration") == generation else None
-
-    first = wait_for(lambda: reported(1), 5, "status of generation 1")
-    assert first["readyReplicas"] == first["updatedReplicas"] == 2
-    api.merge_patch(DEPLOYMENTS, ns, "d", {"spec": {"replicas": 3}})
-    assert wait_for(lambda: reported(2), 5, "status of generation 2")["readyReplicas"] == 3

@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
+from devstack.emulator import Waiting
 from tests.integration import emulator_fixtures
 
 emulator_thread = emulator_fixtures.emulator_thread
@@ -277,16 +278,22 @@ def test_garbage_collection_follows_owner_uids_and_respects_finalizers(apps, cor
 # Deployments -----------------------------------------------------------------------------------------
 
 def test_deployment_status_follows_the_spec_through_a_watch(apps, ns):
-    apps.create_namespaced_deployment(ns, deployment("web", replicas=2))
+    created = apps.create_namespaced_deployment(ns, deployment("web", replicas=2))
     stream = watch.Watch()
-    statuses = []
-    for event in stream.stream(apps.list_namespaced_deployment, ns, timeout_seconds=5):
+    statuses, progressing = [], []
+    for event in stream.stream(apps.list_namespaced_deployment, ns, timeout_seconds=5,
+                               resource_version=created.metadata.resource_version):
         status = event["object"].status
-        if status and status.observed_generation == 1:
+        reasons = [c.reason for c in (status.conditions or []) if c.type == "Progressing"] if status else []
+        if reasons and reasons[0] not in progressing:
+            progressing.append(reasons[0])
+        if status and status.observed_generation == 1 and status.ready_replicas == 2:
             statuses.append(status)
             stream.stop()
     assert statuses[0].ready_replicas == statuses[0].available_replicas == statuses[0].updated_replicas == 2
     assert {c.type: c.status for c in statuses[0].conditions} == {"Available": "True", "Progressing": "True"}
+    assert progressing[0] == "NewReplicaSetCreated"
+    assert progressing[-1] == "NewReplicaSetAvailable"
     scaled = apps.patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": 4}})
     assert scaled.spec.replicas == 4
     assert apps.read_namespaced_deployment("web", ns).metadata.generation == 2
@@ -307,14 +314,26 @@ def test_status_writes_do_not_touch_the_spec_or_the_generation(apps, ns):
     assert main.metadata.generation == 1
 
 
-def test_set_deployment_ready_from_the_thread(apps, ns, emulator_thread):
+def test_a_container_state_set_from_the_thread_reaches_the_deployment(apps, ns, emulator_thread):
     apps.create_namespaced_deployment(ns, deployment("web", replicas=3))
-    wait_until(lambda: emulator_thread.get_object("apps/v1", "deployments", ns, "web").get("status"), what="status")
-    emulator_thread.set_deployment_ready(ns, "web", 1)
+    wait_until(lambda: (apps.read_namespaced_deployment("web", ns).status.ready_replicas or 0) == 3, what="3 ready")
+    pod = sorted(p["metadata"]["name"] for p in emulator_thread.list_objects("v1", "pods", ns))[0]
+    emulator_thread.set_container_state(ns, pod, "c", Waiting("CrashLoopBackOff", "back-off 10s"),
+                                        restart_count=2)
+    wait_until(lambda: apps.read_namespaced_deployment("web", ns).status.ready_replicas == 2, what="2 ready")
     status = apps.read_namespaced_deployment_status("web", ns).status
-    assert status.ready_replicas == 1
-    assert {c.type: c.status for c in status.conditions}["Available"] == "False"
+    assert status.available_replicas == 2
+    assert status.unavailable_replicas == 1
+    container = core_pod(emulator_thread, ns, pod)["status"]["containerStatuses"][0]
+    assert container["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert container["restartCount"] == 2
     assert [d["metadata"]["name"] for d in emulator_thread.list_objects("apps/v1", "deployments", ns)] == ["web"]
+
+
+def core_pod(emulator_thread, namespace: str, name: str) -> dict:
+    pod = emulator_thread.get_object("v1", "pods", namespace, name)
+    assert pod is not None
+    return pod
 
 
 # Custom resources ------------------------------------------------------------------------------------

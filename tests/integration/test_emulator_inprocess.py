@@ -1,4 +1,4 @@
-"""Emulator behaviours only reachable in-process: readiness hooks, bounded logs and history (410 Gone)."""
+"""Emulator behaviours only reachable in-process: bounded logs and history (410 Gone), shutdown."""
 
 from __future__ import annotations
 
@@ -9,37 +9,6 @@ import urllib.request
 import aiohttp
 
 from devstack.emulator import EmulatorThread, serve_emulator
-
-
-def deployment(name: str, replicas: int = 2) -> dict:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "c", "image": "x:1"}]}}}}
-
-
-async def ready_replicas(session: aiohttp.ClientSession, url: str) -> int | None:
-    async with session.get(url) as response:
-        return (await response.json()).get("status", {}).get("readyReplicas")
-
-
-async def test_deployment_readiness_comes_from_the_hook_and_can_be_set():
-    seen: list[str] = []
-
-    async def hook(obj: dict) -> int:
-        seen.append(obj["metadata"]["name"])
-        return 0  # e.g. the harness has not started the pods yet
-
-    async with serve_emulator(deployment_ready_hook=hook, deployment_delay=0.01) as emulator, \
-            aiohttp.ClientSession() as session:
-        base = f"{emulator.url}/apis/apps/v1/namespaces/default/deployments"
-        async with session.post(base, json=deployment("d")) as response:
-            assert response.status == 201
-        await asyncio.sleep(0.1)
-        assert seen == ["d"]
-        assert await ready_replicas(session, f"{base}/d") == 0
-        await emulator.handler.set_deployment_ready("default", "d", 2)
-        assert await ready_replicas(session, f"{base}/d") == 2
 
 
 async def test_request_log_is_bounded():
@@ -61,22 +30,6 @@ async def test_watch_older_than_the_history_is_410_gone():
             event = json.loads(await response.content.readline())
         assert event["type"] == "ERROR"
         assert event["object"]["code"] == 410
-
-
-async def test_hook_returning_none_leaves_readiness_to_set_deployment_ready():
-    async def hook(obj: dict) -> int | None:
-        return None
-
-    async with serve_emulator(deployment_ready_hook=hook, deployment_delay=0.01) as emulator, \
-            aiohttp.ClientSession() as session:
-        base = f"{emulator.url}/apis/apps/v1/namespaces/default/deployments"
-        async with session.post(base, json=deployment("d", replicas=3)) as response:
-            assert response.status == 201
-        await asyncio.sleep(0.1)
-        assert "status" not in emulator.get_object("apps/v1", "deployments", "default", "d")
-        await emulator.set_deployment_ready("default", "d", 3)
-        status = emulator.get_object("apps/v1", "deployments", "default", "d")["status"]
-        assert (status["observedGeneration"], status["readyReplicas"]) == (1, 3)
 
 
 async def test_server_side_apply_upserts_from_yaml():
@@ -115,7 +68,7 @@ async def test_open_watches_end_when_the_server_stops():
 
 
 def test_emulator_thread_serves_synchronous_callers():
-    with EmulatorThread(deployment_delay=0.01) as emulator:
+    with EmulatorThread() as emulator:
         request = urllib.request.Request(f"{emulator.url}/api/v1/namespaces/default/configmaps", method="POST",
                                          data=json.dumps({"metadata": {"name": "a"}}).encode(),
                                          headers={"Content-Type": "application/json"})

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("operator")
 
 
 def kubectl(stack, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    cmd = [find_kubectl(), "--kubeconfig", str(stack.emulator.kubeconfig), *args]
+    cmd = [find_kubectl(), "--kubeconfig", str(stack.kubeconfig), *args]
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60)
 
 
@@ -39,6 +39,7 @@ def test_apply_get_and_delete_the_examples(stack, ns):
     wait_for(lambda: stack.kube.get_or_none(TRADING_SYMBOLS, ns, "qqq") is None, 20, "qqq drained and deleted")
 
 
+@pytest.mark.e2e
 def test_reapply_with_a_change_rolls_a_new_revision(stack, ns, tmp_path):
     kubectl(stack, "-n", ns, "apply", "--validate=false", "-f", str(REPO_ROOT / "examples" / "spy.yaml"))
     wait_status(stack.kube, ns, "spy", phase="Ready")
@@ -48,6 +49,7 @@ def test_reapply_with_a_change_rolls_a_new_revision(stack, ns, tmp_path):
     wait_status(stack.kube, ns, "spy", phase="Ready", currentRevision=2)
 
 
+@pytest.mark.e2e
 def test_schema_violation_is_reported_by_kubectl(stack, ns):
     result = kubectl(stack, "-n", ns, "apply", "--validate=false", "-f",
                      str(REPO_ROOT / "examples" / "invalid" / "replicas-out-of-range.yaml"), check=False)
@@ -56,6 +58,7 @@ def test_schema_violation_is_reported_by_kubectl(stack, ns):
     assert "less than or equal to 5" in result.stderr
 
 
+@pytest.mark.e2e
 def test_cross_field_violation_shows_in_kubectl_describe_style_status(stack, ns):
     kubectl(stack, "-n", ns, "apply", "--validate=false", "-f",
             str(REPO_ROOT / "examples" / "invalid" / "exit-above-entry.yaml"))

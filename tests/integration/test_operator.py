@@ -30,6 +30,7 @@ pytestmark = pytest.mark.usefixtures("operator")
 CHILDREN = [CONFIGMAPS, DEPLOYMENTS, SERVICES, PDBS, NETWORK_POLICIES]
 
 
+@pytest.mark.e2e
 def test_create_builds_children_and_reports_ready(kube, ns):
     created = create_ts(kube, ns, "spy")
     final = wait_status(kube, ns, "spy", phase="Ready")
@@ -45,12 +46,14 @@ def test_create_builds_children_and_reports_ready(kube, ns):
     assert revisions(kube, ns, "spy") == [1]
 
 
+@pytest.mark.e2e
 def test_schema_defaults_are_applied_by_the_api_server(kube, ns):
     created = create_ts(kube, ns, "qqq", symbol="QQQ")
     assert created["spec"]["replicas"] == 1
     assert created["spec"]["config"]["parameters"]["batchSize"] == 256
 
 
+@pytest.mark.e2e
 def test_update_creates_a_revision_and_rolls_the_pods(kube, ns):
     create_ts(kube, ns, "spy")
     wait_status(kube, ns, "spy", phase="Ready")
@@ -65,6 +68,7 @@ def test_update_creates_a_revision_and_rolls_the_pods(kube, ns):
     assert created["type"] == "Normal"
 
 
+@pytest.mark.e2e
 def test_deleted_child_is_restored(kube, ns):
     create_ts(kube, ns, "spy")
     wait_status(kube, ns, "spy", phase="Ready")
@@ -73,6 +77,7 @@ def test_deleted_child_is_restored(kube, ns):
     assert "was missing" in wait_event(kube, ns, "spy", "ChildRestored")["message"]
 
 
+@pytest.mark.e2e
 def test_hand_edited_deployment_is_reverted(kube, ns):
     create_ts(kube, ns, "spy")
     wait_status(kube, ns, "spy", phase="Ready")
@@ -81,6 +86,7 @@ def test_hand_edited_deployment_is_reverted(kube, ns):
     assert "spec.replicas: 4 (want 1)" in wait_event(kube, ns, "spy", "DriftCorrected")["message"]
 
 
+@pytest.mark.e2e
 def test_rollback_runs_the_chosen_revision_and_keeps_the_spec(kube, ns):
     create_ts(kube, ns, "spy")
     wait_status(kube, ns, "spy", phase="Ready")
@@ -99,6 +105,7 @@ def test_rollback_runs_the_chosen_revision_and_keeps_the_spec(kube, ns):
     wait_event(kube, ns, "spy", "RolledBack")
 
 
+@pytest.mark.e2e
 def test_pause_holds_changes_and_resume_applies_them(kube, ns):
     create_ts(kube, ns, "spy")
     wait_status(kube, ns, "spy", phase="Ready")
@@ -110,6 +117,7 @@ def test_pause_holds_changes_and_resume_applies_them(kube, ns):
     assert running_revision(kube, ns, "spy") == 2
 
 
+@pytest.mark.e2e
 def test_halt_switches_trading_off_without_restarting_pods(kube, ns):
     create_ts(kube, ns, "spy")
     wait_status(kube, ns, "spy", phase="Ready")
@@ -123,6 +131,7 @@ def test_halt_switches_trading_off_without_restarting_pods(kube, ns):
     wait_status(kube, ns, "spy", phase="Ready")
 
 
+@pytest.mark.e2e
 def test_schema_violation_is_rejected_by_the_api_server_with_the_field(kube, ns):
     with pytest.raises(ApiException) as error:
         create_ts(kube, ns, "bad", replicas=50)
@@ -130,6 +139,7 @@ def test_schema_violation_is_rejected_by_the_api_server_with_the_field(kube, ns)
     assert "spec.replicas" in error.value.body
 
 
+@pytest.mark.e2e
 def test_cross_field_violation_is_reported_and_changes_nothing_running(kube, ns):
     create_ts(kube, ns, "spy")
     wait_status(kube, ns, "spy", phase="Ready")

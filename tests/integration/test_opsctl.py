@@ -18,7 +18,7 @@ runner = CliRunner()
 
 
 def opsctl(stack, ns, *args: str):
-    return runner.invoke(app, ["--kubeconfig", str(stack.emulator.kubeconfig), "-n", ns, *args])
+    return runner.invoke(app, ["--kubeconfig", str(stack.kubeconfig), "-n", ns, *args])
 
 
 def two_revisions(stack, ns):
@@ -28,6 +28,7 @@ def two_revisions(stack, ns):
     wait_status(stack.kube, ns, "spy", phase="Ready", currentRevision=2)
 
 
+@pytest.mark.e2e
 def test_get_lists_symbols_with_their_state(stack, ns):
     create_ts(stack.kube, ns, "spy")
     wait_status(stack.kube, ns, "spy", phase="Ready")
@@ -41,6 +42,7 @@ def test_get_lists_symbols_with_their_state(stack, ns):
     assert [i["metadata"]["name"] for i in as_json] == ["spy"]
 
 
+@pytest.mark.e2e
 def test_history_shows_what_changed(stack, ns):
     two_revisions(stack, ns)
     result = opsctl(stack, ns, "history", "spy")
@@ -51,6 +53,7 @@ def test_history_shows_what_changed(stack, ns):
     assert "current" in lines[2]
 
 
+@pytest.mark.e2e
 def test_rollback_with_wait_runs_the_previous_revision(stack, ns):
     two_revisions(stack, ns)
     result = opsctl(stack, ns, "-o", "json", "rollback", "spy", "--wait", "--timeout", "20")
@@ -66,6 +69,7 @@ def test_rollback_with_wait_runs_the_previous_revision(stack, ns):
     assert "RolledBack" in described.stdout
 
 
+@pytest.mark.e2e
 def test_rollback_to_a_missing_revision_exits_3(stack, ns):
     create_ts(stack.kube, ns, "spy")
     wait_status(stack.kube, ns, "spy", phase="Ready")
@@ -75,6 +79,7 @@ def test_rollback_to_a_missing_revision_exits_3(stack, ns):
     assert naming.ROLLBACK_ANNOTATION not in (get_ts(stack.kube, ns, "spy")["metadata"].get("annotations") or {})
 
 
+@pytest.mark.e2e
 def test_rollback_to_the_running_revision_exits_6(stack, ns):
     two_revisions(stack, ns)
     result = opsctl(stack, ns, "rollback", "spy", "--to-revision", "2")
@@ -82,12 +87,14 @@ def test_rollback_to_the_running_revision_exits_6(stack, ns):
     assert "already running" in result.stderr
 
 
+@pytest.mark.e2e
 def test_unknown_symbol_exits_3(stack, ns):
     result = opsctl(stack, ns, "describe", "nope")
     assert result.exit_code == 3
     assert result.stderr.startswith("opsctl: error: TradingSymbol \"nope\"")
 
 
+@pytest.mark.e2e
 def test_pause_resume_halt_unhalt(stack, ns):
     create_ts(stack.kube, ns, "spy")
     wait_status(stack.kube, ns, "spy", phase="Ready")
