@@ -1,4 +1,5 @@
-"""The trading runtime process: `python -m trading_runtime --config runtime.yaml --switches switches.yaml`.
+"""The trading runtime process: `python -m trading_runtime --config runtime.yaml --switches switches.yaml`
+(`--replay FILE --speed X` takes a recorded file as the feed instead of the WebSocket, then exits).
 
 Wires the feed client, the engine, PostgreSQL (write-behind), Redis, config hot reload and the HTTP
 surface together; SIGTERM stops the feed, flushes every buffer and exits 0. Logs are JSON lines."""
@@ -19,10 +20,13 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
+from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.feeds.client import FeedClient
+from trading_runtime.feeds.recorded import LoadOptions, Recorded, RecordedDataError, load_recorded
+from trading_runtime.feeds.replay import ReplayFeed
 from trading_runtime.health import HealthServer
 from trading_runtime.messaging import RISK_STREAM, SIGNALS_STREAM, RedisBus
 from trading_runtime.metrics import CounterSource, RuntimeMetrics
@@ -41,7 +45,8 @@ def _json_logs() -> None:
 
 
 class Runtime:
-    def __init__(self, args: argparse.Namespace, config: RenderedConfig, switches: Switches) -> None:
+    def __init__(self, args: argparse.Namespace, config: RenderedConfig, switches: Switches,
+                 replay: Recorded | None = None) -> None:
         self.args = args
         self.metrics = RuntimeMetrics(config.symbol)
         self.writer = WriteBehind(args.database_url, pathlib.Path(args.spill_path),
@@ -50,8 +55,14 @@ class Runtime:
                                   flush_interval=config.runtime.parameters.flush_interval_ms / 1000) \
             if args.database_url else None
         self.bus = RedisBus(args.redis_url) if args.redis_url else None
-        self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink)
-        self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
+        self.feed: FeedClient | ReplayFeed
+        if replay is None:
+            self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink)
+            self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
+        else:  # recorded events drive the engine's clock
+            clock = EventClock()
+            self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, clock=clock)
+            self.feed = ReplayFeed(replay.events, self.engine.on_message, clock, args.speed)
         self.files: list[Any] = [
             WatchedFile(pathlib.Path(args.config), RenderedConfig, self.engine.apply_config, value=config),
             WatchedFile(pathlib.Path(args.switches), Switches,
@@ -210,6 +221,11 @@ class Runtime:
             writer_task = asyncio.create_task(self.writer.run(flush))
         tasks = [asyncio.create_task(self.feed.run(stop)), asyncio.create_task(watch(self.files, stop)),
                  asyncio.create_task(self._share(stop))]
+        if isinstance(self.feed, ReplayFeed):  # the end of the file stops the process like SIGTERM
+            finished = asyncio.ensure_future(self.feed.finished.wait())
+            await asyncio.wait({finished, asyncio.ensure_future(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+            finished.cancel()
+            stop.set()
         await stop.wait()
         await asyncio.gather(*tasks)
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -239,6 +255,12 @@ def main() -> int:
     parser.add_argument("--metrics-host", default="0.0.0.0")
     parser.add_argument("--metrics-port", type=int, default=9102)
     parser.add_argument("--spill-path", default=os.environ.get("TRADEOPS_SPILL_PATH", "/tmp/tradeops-spill.jsonl"))
+    parser.add_argument("--replay", type=pathlib.Path, metavar="FILE",
+                        help="a recorded CSV/Parquet file as the feed (docs/recorded-data.md); exits at its end")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="replay pace: 1 recorded speed, 10 ten times faster, 0 as fast as possible")
+    parser.add_argument("--timezone", help="time zone of the replay file's timestamps written without one")
+    parser.add_argument("--extended-hours", action="store_true", help="replay rows outside regular sessions too")
     args = parser.parse_args()
     _json_logs()
     try:
@@ -247,7 +269,18 @@ def main() -> int:
     except ConfigError as exc:
         log.error("cannot start: %s", exc)
         return 2
-    asyncio.run(Runtime(args, config, switches).run())
+    replay = None
+    if args.replay is not None:
+        try:
+            replay = load_recorded(args.replay, LoadOptions(symbol=config.symbol, calendar=config.market,
+                                                            timezone=args.timezone,
+                                                            extended_hours=args.extended_hours))
+        except RecordedDataError as exc:
+            log.error("cannot replay: %s", exc)
+            return 2
+        log.info("replaying %s", replay.report.summary(), extra={"events": replay.report.events,
+                                                               "dropped": replay.report.dropped})
+    asyncio.run(Runtime(args, config, switches, replay).run())
     return 0
 
 
