@@ -9,7 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-from opsctl import audit_cli, backup_cli, drill_cli, policy_cli, render, report_cli, rollout_cli, slo_cli, tune_cli
+from opsctl import (
+    audit_cli,
+    backtest_cli,
+    backup_cli,
+    drill_cli,
+    policy_cli,
+    render,
+    report_cli,
+    rollout_cli,
+    slo_cli,
+    tune_cli,
+)
 from opsctl.cli_support import (
     NameArg,
     NamespaceOpt,
@@ -251,3 +262,4 @@ app.add_typer(backup_cli.app, name="backup")
 app.add_typer(drill_cli.app, name="drill")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(report_cli.app, name="report")
+app.add_typer(backtest_cli.app, name="backtest")

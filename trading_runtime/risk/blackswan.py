@@ -38,13 +38,31 @@ class BlackSwanDetector:
     _depth: float = 0.0
     _last: float | None = None
     _ticks: int = 0
-    _window: collections.deque[tuple[float, float]] = field(default_factory=collections.deque)
+    # The jump window's low and high as monotonic deques of (ts, mid): O(1) amortised per quote.
+    _lows: collections.deque[tuple[float, float]] = field(default_factory=collections.deque)
+    _highs: collections.deque[tuple[float, float]] = field(default_factory=collections.deque)
 
     def new_period(self) -> None:
         """A session opened or closed: the next quote starts a fresh return series and jump window (the
         usual volatility, spread and depth carry over)."""
         self._last = None
-        self._window.clear()
+        self._lows.clear()
+        self._highs.clear()
+
+    def _window(self, ts: float, mid: float) -> tuple[float, float]:
+        """Lowest and highest mid within the last `jump_window_s`, this one included."""
+        lows, highs, since = self._lows, self._highs, ts - self.jump_window_s
+        while lows and lows[-1][1] >= mid:
+            lows.pop()
+        lows.append((ts, mid))
+        while highs and highs[-1][1] <= mid:
+            highs.pop()
+        highs.append((ts, mid))
+        while lows[0][0] < since:
+            lows.popleft()
+        while highs[0][0] < since:
+            highs.popleft()
+        return lows[0][1], highs[0][1]
 
     def update(self, ts: float, mid: float, spread: float, depth: float) -> BlackSwan | None:
         alpha = 1 - 0.5 ** (1 / self.halflife_ticks)
@@ -59,11 +77,7 @@ class BlackSwanDetector:
                   and depth <= self.depth_fraction * self._depth):
                 event = BlackSwan("liquidity-collapse", {"spread": spread, "usual_spread": self._spread,
                                                          "depth": depth, "usual_depth": self._depth})
-        self._window.append((ts, mid))
-        while self._window and self._window[0][0] < ts - self.jump_window_s:
-            self._window.popleft()
-        low = min(m for _, m in self._window)
-        high = max(m for _, m in self._window)
+        low, high = self._window(ts, mid)
         if event is None and warm and (high - low) / low >= self.jump_pct:
             event = BlackSwan("jump", {"move": (high - low) / low, "window_s": self.jump_window_s})
         if self._last is not None:
