@@ -201,3 +201,21 @@ def _objective(name: str) -> Any:
     if name not in ("sharpe", "pnl", "hit-rate-low"):
         raise OpsctlError(ExitCode.USAGE, f"objective {name!r}: sharpe, pnl or hit-rate-low")
     return name
+
+
+@app.command("daskjob")
+@handles_errors
+def daskjob(name: Annotated[str, typer.Argument(help="the DaskJob's name")],
+            command: Annotated[list[str], typer.Argument(
+                help="the backtest to run, after --: e.g. -- walk-forward --file /data/spy.parquet --grid ...")],
+            image: Annotated[str, typer.Option(help="an image with opsctl and the backtest extra")],
+            namespace: Annotated[str, typer.Option("--namespace", "-n")] = "tradeops-backtests",
+            workers: WorkersOpt = 2,
+            data_claim: Annotated[str | None, typer.Option(help="PersistentVolumeClaim with the data (at /data)")]
+            = None) -> None:
+    """Print a DaskJob (dask-kubernetes operator) that runs `opsctl backtest COMMAND` on a cluster of
+    `--workers` workers: `opsctl backtest daskjob wf1 --image IMG -- walk-forward ... | kubectl apply -f -`."""
+    from backtest.daskjob import daskjob as build
+
+    manifest = _guarded(lambda: build(name, namespace, image, command, workers, data_claim))
+    print(yaml.safe_dump(manifest, sort_keys=False), end="")
