@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from distributed import Client, LocalCluster, as_completed
+from rich.console import Console
 from rich.progress import Progress
 
 T = TypeVar("T")
@@ -27,7 +28,7 @@ SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 class Executor:
     client: Client
     progress: bool
-    """Show a progress bar (only ever on a terminal)."""
+    """Show a progress bar on stderr (only ever when it is a terminal)."""
 
     @property
     def workers(self) -> int:
@@ -41,7 +42,7 @@ class Executor:
         """fn(*task) for every task, on the cluster; results in task order."""
         futures = [self.client.submit(fn, *task, pure=False) for task in tasks]
         if self.progress and futures:
-            with Progress(transient=True) as bar:
+            with Progress(console=Console(stderr=True), transient=True) as bar:  # stdout may carry --json
                 track = bar.add_task(label, total=len(futures))
                 for _ in as_completed(futures):
                     bar.advance(track)

@@ -13,13 +13,15 @@ Figures (--json prints exactly these keys; the rest goes to stderr):
   figures (3 train sessions, 1 test session, a 4-candidate grid chosen by Sharpe; baseline = persistence
   on the same called points);
 - deterministic: the one-worker and two-worker walk-forwards gave byte-identical results.
-Per-task overhead (stderr): an empty task's round trip, sequentially (latency) and 200 at once (throughput).
+Per-task overhead (stderr): an empty task's round trip, sequentially (latency) and 200 at once (throughput);
+also the load average, since the speed-up is a ratio of wall times and suffers from other load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import sys
@@ -95,7 +97,8 @@ def main() -> int:
     notes = (f"data generation {generated:.1f} s; cluster start {cluster_start:.2f} s; walk-forward "
              f"{walls[1]:.1f} s on 1 worker, {walls[2]:.1f} s on 2; empty task round trip {latency * 1e3:.1f} ms, "
              f"{per_task * 1e3:.2f} ms per task with 200 in flight; out of sample: {oos.calls} calls, "
-             f"verdict {oos.verdict} ({oos.reason}); Sharpe CI {oos.sharpe_ci}")
+             f"verdict {oos.verdict} ({oos.reason}); Sharpe CI {oos.sharpe_ci}; load average at the end "
+             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if args.json:
         print(json.dumps(figures))
         print(notes, file=sys.stderr)

@@ -44,6 +44,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON"
 ReportOpt = Annotated[pathlib.Path | None, typer.Option("--report", help="write a report: .html or .png")]
 ObjectiveOpt = Annotated[str, typer.Option(help="sharpe, pnl or hit-rate-low")]
 TimezoneOpt = Annotated[str | None, typer.Option(help="time zone of file timestamps written without one")]
+HoursOpt = Annotated[bool, typer.Option("--extended-hours", help="keep file rows outside regular sessions")]
+BarSpreadOpt = Annotated[float, typer.Option("--bar-spread-bps", help="spread modelled around a bar's close "
+                                             "when the file has no bid/ask")]
 
 
 def _spec(market: str, config: pathlib.Path | None, overrides: list[str] | None, fee: float, slippage: float,
@@ -63,11 +66,12 @@ def _spec(market: str, config: pathlib.Path | None, overrides: list[str] | None,
 
 
 def _events(files: list[pathlib.Path] | None, symbol: str | None, days: int, seed: int, minutes: int | None,
-            market: str, timezone: str | None) -> list[Any]:
+            market: str, timezone: str | None, extended_hours: bool, bar_spread_bps: float) -> list[Any]:
     """Each source's events; a recorded file's load report on stderr."""
     from backtest.data import RecordedSource, SyntheticSource, load
 
-    sources: list[Any] = [RecordedSource(path=f, symbol=symbol, timezone=timezone) for f in files or []] or [
+    sources: list[Any] = [RecordedSource(path=f, symbol=symbol, timezone=timezone, extended_hours=extended_hours,
+                                         bar_spread_bps=bar_spread_bps) for f in files or []] or [
         SyntheticSource(symbol=s.strip().upper(), days=days, seed=seed + i, session_minutes=minutes)
         for i, s in enumerate((symbol or "SPY").split(","))]
     events = []
@@ -111,14 +115,16 @@ def run_command(file: FileOpt = None, symbol: SymbolOpt = None, synthetic_days: 
                 session_minutes: MinutesOpt = None, market: MarketOpt = "equity-options",
                 config: ConfigOpt = None, set_: SetOpt = None, fee: FeeOpt = 0.65, slippage_ticks: SlipOpt = 0.0,
                 latency_ms: LatencyOpt = 0.0, workers: WorkersOpt = 2, scheduler: SchedulerOpt = None,
-                json_: JsonOpt = False, report: ReportOpt = None, timezone: TimezoneOpt = None) -> None:
+                json_: JsonOpt = False, report: ReportOpt = None, timezone: TimezoneOpt = None,
+                extended_hours: HoursOpt = False, bar_spread_bps: BarSpreadOpt = 1.0) -> None:
     """Backtest the runtime config on each symbol's data (one Dask task per symbol)."""
     from backtest.distributed import executor
     from backtest.jobs import run_all
     from backtest.report import write_run
 
     spec = _guarded(lambda: _spec(market, config, set_, fee, slippage_ticks, latency_ms))
-    events = _guarded(lambda: _events(file, symbol, synthetic_days, seed, session_minutes, market, timezone))
+    events = _guarded(lambda: _events(file, symbol, synthetic_days, seed, session_minutes, market, timezone,
+                                      extended_hours, bar_spread_bps))
     with executor(workers, scheduler, progress=True) as pool:
         results = run_all(pool, events, spec)
     if report is not None:
@@ -137,7 +143,8 @@ def sweep(grid: GridOpt, file: FileOpt = None, symbol: SymbolOpt = None, synthet
           seed: SeedOpt = 1000, session_minutes: MinutesOpt = None, market: MarketOpt = "equity-options",
           config: ConfigOpt = None, set_: SetOpt = None, fee: FeeOpt = 0.65, slippage_ticks: SlipOpt = 0.0,
           latency_ms: LatencyOpt = 0.0, objective: ObjectiveOpt = "sharpe", workers: WorkersOpt = 2,
-          scheduler: SchedulerOpt = None, json_: JsonOpt = False) -> None:
+          scheduler: SchedulerOpt = None, json_: JsonOpt = False, timezone: TimezoneOpt = None,
+          extended_hours: HoursOpt = False, bar_spread_bps: BarSpreadOpt = 1.0) -> None:
     """Every combination of the grid on the same data, best first (the best of N overstates what to expect
     out of sample: walk-forward measures that)."""
     from backtest import jobs
@@ -146,7 +153,8 @@ def sweep(grid: GridOpt, file: FileOpt = None, symbol: SymbolOpt = None, synthet
 
     spec = _guarded(lambda: _spec(market, config, set_, fee, slippage_ticks, latency_ms))
     parsed = _guarded(lambda: parse_grid(grid))
-    (events,) = _guarded(lambda: _events(file, symbol, synthetic_days, seed, session_minutes, market, None)[:1])
+    (events,) = _guarded(lambda: _events(file, symbol, synthetic_days, seed, session_minutes, market, timezone,
+                                         extended_hours, bar_spread_bps)[:1])
     with executor(workers, scheduler, progress=True) as pool:
         result = _guarded(lambda: jobs.sweep(pool, events, spec, parsed, _objective(objective)))
     if json_:
@@ -172,7 +180,8 @@ def walk_forward(grid: GridOpt, train: Annotated[int, typer.Option(help="session
                  session_minutes: MinutesOpt = None, market: MarketOpt = "equity-options", config: ConfigOpt = None,
                  set_: SetOpt = None, fee: FeeOpt = 0.65, slippage_ticks: SlipOpt = 0.0, latency_ms: LatencyOpt = 0.0,
                  objective: ObjectiveOpt = "sharpe", workers: WorkersOpt = 2, scheduler: SchedulerOpt = None,
-                 json_: JsonOpt = False, report: ReportOpt = None) -> None:
+                 json_: JsonOpt = False, report: ReportOpt = None, timezone: TimezoneOpt = None,
+                 extended_hours: HoursOpt = False, bar_spread_bps: BarSpreadOpt = 1.0) -> None:
     """Choose the grid's parameters on each train fold, score them on the next test fold only."""
     from backtest import jobs
     from backtest.distributed import executor
@@ -181,7 +190,8 @@ def walk_forward(grid: GridOpt, train: Annotated[int, typer.Option(help="session
 
     spec = _guarded(lambda: _spec(market, config, set_, fee, slippage_ticks, latency_ms))
     parsed = _guarded(lambda: parse_grid(grid))
-    (events,) = _guarded(lambda: _events(file, symbol, synthetic_days, seed, session_minutes, market, None)[:1])
+    (events,) = _guarded(lambda: _events(file, symbol, synthetic_days, seed, session_minutes, market, timezone,
+                                         extended_hours, bar_spread_bps)[:1])
     with executor(workers, scheduler, progress=True) as pool:
         result = _guarded(lambda: jobs.walk_forward(pool, events, spec, parsed, train, test, step, embargo, anchored,
                                                     _objective(objective)))

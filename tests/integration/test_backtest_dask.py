@@ -5,6 +5,8 @@ end to end with its JSON, reports and exit codes."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
 
@@ -94,7 +96,34 @@ def test_opsctl_backtest_run_on_a_recorded_file_prints_json(tmp_path):
     assert result["data"]["events"] == 780
     assert result["performance"]["fills"] == 0  # bars carry no option chain: nothing to trade, said as such
     assert "lowercase-symbol: 390 noted" in done.stderr  # the load report
+    assert "runs" not in done.stderr  # no progress bar off a terminal
     assert (tmp_path / "r.html").exists()
+
+
+def test_the_progress_bar_shows_on_a_terminal_and_leaves_the_json_alone():
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "opsctl", "backtest", "run", "--synthetic-days", "1",
+                               "--session-minutes", "5", "--workers", "1", "--json"], stdout=subprocess.PIPE,
+                              stderr=follower, text=True, timeout=240, check=False)
+        os.close(follower)
+        follower = -1
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed once the process ended
+                break
+            if not chunk:
+                break
+            terminal += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)[0]["data"]["sessions"] == 1
+    assert b"runs" in terminal
 
 
 def test_opsctl_backtest_refuses_bad_data_and_bad_grids(tmp_path):

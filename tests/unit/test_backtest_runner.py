@@ -20,8 +20,8 @@ ACTIVE = {"strategy": {"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5
 
 @pytest.fixture(scope="module")
 def events():
-    """Two sessions of the synthetic market, 40 minutes each."""
-    return load(SyntheticSource(days=2, session_minutes=40, seed=1), "equity-options").events
+    """Two sessions of the synthetic market, 30 minutes each."""
+    return load(SyntheticSource(days=2, session_minutes=30, seed=1), "equity-options").events
 
 
 def test_a_run_is_deterministic_and_citable(events):
