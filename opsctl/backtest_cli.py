@@ -22,7 +22,8 @@ app = typer.Typer(help="Backtests of the live engine on recorded or synthetic da
                   no_args_is_help=True, rich_markup_mode=None)
 
 FileOpt = Annotated[list[pathlib.Path] | None, typer.Option(
-    "--file", "-f", help="recorded ticks or bars, CSV or Parquet (docs/recorded-data.md); repeat for symbols")]
+    "--file", "-f", help="recorded ticks or bars, CSV or Parquet (docs/recorded-data.md); repeatable: files of "
+    "one symbol are merged (quotes, trades, chain), other symbols run separately")]
 SymbolOpt = Annotated[str | None, typer.Option(
     help="symbol(s): the one to load from a file; comma-separated synthetic symbols (default SPY)")]
 DaysOpt = Annotated[int, typer.Option("--synthetic-days", help="sessions of the seeded synthetic market")]
@@ -67,20 +68,21 @@ def _spec(market: str, config: pathlib.Path | None, overrides: list[str] | None,
 
 def _events(files: list[pathlib.Path] | None, symbol: str | None, days: int, seed: int, minutes: int | None,
             market: str, timezone: str | None, extended_hours: bool, bar_spread_bps: float) -> list[Any]:
-    """Each source's events; a recorded file's load report on stderr."""
+    """Each symbol's events (files of one symbol merged in time order); load reports on stderr."""
     from backtest.data import RecordedSource, SyntheticSource, load
+    from trading_runtime.feeds.events import merge
 
     sources: list[Any] = [RecordedSource(path=f, symbol=symbol, timezone=timezone, extended_hours=extended_hours,
                                          bar_spread_bps=bar_spread_bps) for f in files or []] or [
         SyntheticSource(symbol=s.strip().upper(), days=days, seed=seed + i, session_minutes=minutes)
         for i, s in enumerate((symbol or "SPY").split(","))]
-    events = []
+    by_symbol: dict[str, list[Any]] = {}
     for source in sources:
         loaded = load(source, market)
         if loaded.report is not None:
             print(loaded.report.summary(), file=sys.stderr)
-        events.append(loaded.events)
-    return events
+        by_symbol.setdefault(loaded.events.symbol, []).append(loaded.events)
+    return [merge(parts) if len(parts) > 1 else parts[0] for parts in by_symbol.values()]
 
 
 def _guarded(fn: Any) -> Any:

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from tests.unit.recorded_files import MONDAY, NEW_YORK, minute_bars, open_at, ticks, write_csv, write_parquet
-from trading_runtime.feeds.events import QUOTE, TRADE
+from trading_runtime.feeds.events import QUOTE, TRADE, merge
 from trading_runtime.feeds.protocol import Quote, Trade
 from trading_runtime.feeds.recorded import LoadOptions, RecordedDataError, load_recorded
 
@@ -182,3 +182,23 @@ def test_events_slice_by_time_and_fingerprint_their_content(tmp_path):
         .fingerprint()
     assert events.fingerprint() != first_hour.fingerprint()
     assert not math.isnan(first_hour.start)
+
+
+def test_quote_trade_and_chain_files_of_one_symbol_merge_in_time_order(tmp_path):
+    rows = ticks(MONDAY, 6)
+    quotes = [r for r in rows if r["type"] == "quote"]
+    trades = [r for r in rows if r["type"] == "trade"]
+    origin = open_at(MONDAY)
+    chain = [{"timestamp": (origin + datetime.timedelta(seconds=i, milliseconds=250)).isoformat(), "symbol": "SPY",
+              "expiry": "2026-03-20", "strike": 500, "right": "P", "bid": 4.0, "ask": 4.1, "bid_size": 5,
+              "ask_size": 5} for i in range(3)]
+    parts = [load_recorded(write_csv(tmp_path / f"{name}.csv", part)).events
+             for name, part in (("quotes", quotes), ("trades", trades), ("chain", chain))]
+    merged = merge(parts)
+    assert len(merged) == sum(len(p) for p in parts)
+    assert list(merged.ts) == sorted(merged.ts)
+    assert set(merged.instruments) == {"SPY", "SPY-20260320-P-500"}
+    names = [m.instrument for m in merged.messages()]
+    assert names.count("SPY-20260320-P-500") == 3
+    with pytest.raises(ValueError, match="several symbols"):
+        merge([parts[0], load_recorded(write_csv(tmp_path / "q.csv", ticks(MONDAY, 2, symbol="QQQ"))).events])

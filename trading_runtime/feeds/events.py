@@ -89,6 +89,23 @@ class MarketEvents:
         return digest.hexdigest()
 
 
+def merge(parts: list[MarketEvents]) -> MarketEvents:
+    """Events of one symbol from several files (quotes, trades, an option chain) as one stream in time
+    order; events with the same timestamp keep the order of `parts`, then of their file."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    if len({p.symbol for p in parts}) != 1:
+        raise ValueError(f"cannot merge the events of several symbols: {sorted({p.symbol for p in parts})}")
+    names = list(dict.fromkeys(name for p in parts for name in p.instruments))
+    index = {name: i for i, name in enumerate(names)}
+    columns: dict[str, Any] = {name: np.concatenate([getattr(p, name) for p in parts]) for name in COLUMNS}
+    columns["instrument"] = np.concatenate([np.array([index[p.instruments[i]] for i in p.instrument.tolist()],
+                                                     dtype=np.int64) for p in parts])
+    order = np.argsort(columns["ts"], kind="stable")
+    return MarketEvents(symbol=parts[0].symbol, instruments=tuple(names),
+                        **{name: column[order] for name, column in columns.items()})
+
+
 @dataclass
 class EventsBuilder:
     """Appends validated messages and builds the columns."""
