@@ -4,7 +4,6 @@ seeded synthetic market laid on a session calendar — and the sessions they spa
 from __future__ import annotations
 
 import datetime
-import math
 import pathlib
 from dataclasses import dataclass
 from typing import Any
@@ -150,7 +149,3 @@ def _merged(windows: list[SessionWindow]) -> list[SessionWindow]:
         else:
             merged.append(window)
     return merged
-
-
-def span(windows: list[SessionWindow]) -> tuple[float, float]:
-    return (windows[0].start, windows[-1].end) if windows else (math.nan, math.nan)

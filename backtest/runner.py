@@ -14,7 +14,6 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -134,8 +133,3 @@ async def _drive(engine: SymbolEngine, events: MarketEvents, clock: EventClock, 
     if len(events):
         curve.append((events.end, capital + broker.realized() + broker.unrealized()))
     return curve
-
-
-def result_json(result: RunResult | Any, indent: int | None = 2) -> str:
-    """A result (or any of the backtester's models) as JSON: undefined ratios are null."""
-    return str(result.model_dump_json(indent=indent))

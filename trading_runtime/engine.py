@@ -43,6 +43,8 @@ RATE = 0.04
 TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
 SURFACE_EVERY = 50
 """Option quotes between two cross-strike analyses (IVs of the whole chain are solved at once)."""
+TIMEFRAMES = (1, 5, 30, 60)
+"""Seconds of the multi-timeframe bars."""
 Sink = Callable[[str, Row], None]
 Message = Snapshot | Quote | Trade | Heartbeat
 
@@ -81,7 +83,7 @@ class SymbolEngine:
         self.flow = TradeFlow(200)
         self.vpin = SessionVpin()
         self.profile: VolumeProfile | None = None
-        self.timeframes = MultiTimeframe((1, 5, 30, 60))
+        self.timeframes = MultiTimeframe(TIMEFRAMES)
         self.accuracy = AccuracyTracker(horizon=float(config.runtime.strategy.horizon_seconds))
         self.drawdown = DrawdownGuard(halt_at=config.runtime.risk.max_drawdown)
         self.position_cap = math.inf
@@ -188,7 +190,7 @@ class SymbolEngine:
         self.accuracy.new_period()
         self.black_swan.new_period()
         self.vpin.new_session()
-        self.timeframes = MultiTimeframe((1, 5, 30, 60))
+        self.timeframes = MultiTimeframe(TIMEFRAMES)
         if period.open and self.state.halted.get("black-swan"):
             self._halt("black-swan", False)  # a black-swan halt lasts until the next session opens
             self.sink("risk_events", (_utc(ts), self.symbol, "black-swan-cleared", "info",
