@@ -137,6 +137,8 @@ def run_command(file: FileOpt = None, symbol: SymbolOpt = None, synthetic_days: 
     for r in results:
         _print_performance(f"{r.data.symbol} run {r.run_id}: {r.data.events} events, {r.data.sessions} sessions",
                            r.performance)
+        if r.errors:
+            _say(f"  {r.errors} events failed in the engine (its errors metric counts them)", "red")
 
 
 @app.command()
