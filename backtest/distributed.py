@@ -62,6 +62,9 @@ def executor(workers: int = 2, scheduler: str | None = None, progress: bool = Fa
         return
     if workers < 1:
         raise ValueError("an embedded cluster needs at least one worker")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    # On loopback only; the scheduler's HTTP routes on a free port (its default 8787 may be taken by another
+    # cluster on the machine, and then distributed warns), no dashboard.
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                       silence_logs=40) as cluster, Client(cluster) as client:
         yield Executor(client, show)

@@ -64,8 +64,9 @@ def test_walk_forward_chooses_on_train_and_scores_on_test_only(by_workers, event
 
 
 def test_a_shared_cluster_is_reached_by_its_address(events, by_workers):
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, silence_logs=40) as cluster, \
-            executor(scheduler=cluster.scheduler_address) as pool:
+    shared = LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                          scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"}, silence_logs=40)
+    with shared as cluster, executor(scheduler=cluster.scheduler_address) as pool:
         result = jobs.sweep(pool, events, SPEC, GRID)
     assert result.model_dump_json() == by_workers[1][1].model_dump_json()
 
