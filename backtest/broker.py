@@ -81,6 +81,12 @@ class SimulatedBroker(PaperBroker):
         self.working.append(order)
         return None
 
+    def cancel_all(self) -> list[str]:
+        """Cancel the working orders (the kill switch): they never fill."""
+        cancelled = [str(o.order_id) for o in self.working]
+        self.working.clear()
+        return cancelled
+
     def _fill_due(self, instrument: str) -> None:
         if not self.working:
             return

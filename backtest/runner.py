@@ -67,6 +67,8 @@ class RunResult(BaseModel):
     ledger: list[LedgerEntry]
     equity: list[tuple[float, float]]
     signals: int
+    rejected_orders: int
+    """Orders the engine's pre-trade controls refused (trading_runtime/execution/pretrade.py), as live."""
     errors: int
     """Events the engine failed to process (counted by its errors metric; each one is a reason to look)."""
     wall_s: float = Field(exclude=True)
@@ -105,7 +107,12 @@ def run(events: MarketEvents, spec: RunSpec, engine_factory: EngineFactory = liv
     config = RenderedConfig(symbol=events.symbol, market=spec.market, revision=0, runtime=spec.config)
     engine = engine_factory(config, sink, broker, clock, events)
     capital = spec.config.risk.capital
-    equity = asyncio.run(_drive(engine, events, clock, broker, spec.sample_s, capital))
+    # A loop of its own, never made current: asyncio.run would leave the calling thread without one.
+    loop = asyncio.new_event_loop()
+    try:
+        equity = loop.run_until_complete(_drive(engine, events, clock, broker, spec.sample_s, capital))
+    finally:
+        loop.close()
     windows = session_windows(events, calendar_for(spec.market))
     errors = engine.metrics.registry.get_sample_value("tradeops_errors_total",
                                                       {"symbol": events.symbol, "stage": "process"})
@@ -115,7 +122,8 @@ def run(events: MarketEvents, spec: RunSpec, engine_factory: EngineFactory = liv
                      events=len(events), sessions=len(windows)),
         spec=spec,
         performance=performance([equity], capital, broker.ledger, engine.accuracy.report, len(windows)),
-        ledger=list(broker.ledger), equity=equity, signals=rows["signals"], errors=int(errors or 0),
+        ledger=list(broker.ledger), equity=equity, signals=rows["signals"],
+        rejected_orders=rows["order_rejections"], errors=int(errors or 0),
         wall_s=time.perf_counter() - started)
 
 

@@ -93,9 +93,9 @@ class Runtime:
             CounterSource("signal_calls", "Scored horizons the strategy called a direction on",
                           lambda: accuracy.report.calls),
             CounterSource("signal_hits", "Calls whose direction was right", lambda: accuracy.report.hits),
-            CounterSource("signal_persistence_hits", "Scored horizons the persistence baseline got right",
+            CounterSource("signal_persistence_hits", "Called horizons the persistence baseline got right",
                           lambda: accuracy.report.persistence_hits),
-            CounterSource("signal_majority_hits", "Scored horizons the majority baseline got right",
+            CounterSource("signal_majority_hits", "Called horizons the majority baseline got right",
                           lambda: accuracy.report.majority_hits),
         ]
         gauges = []

@@ -57,6 +57,16 @@ def test_a_latent_order_fills_at_the_first_quote_after_its_latency_and_counts_wh
     assert b.working == []
 
 
+def test_the_kill_switch_cancels_working_orders():
+    b, clock = broker(latency_ms=500)
+    b.submit(OPTION, 2, 100.0)
+    assert b.cancel_all() == ["1"]
+    clock.advance(101.0)
+    b.quote(OPTION, 5.4, 5.6, multiplier=100.0)
+    assert b.ledger == []
+    assert b.held() == {}
+
+
 def session_windows(n: int, gap: float = 0.0) -> list[SessionWindow]:
     return [SessionWindow(f"d{i}", i * (100.0 + gap), i * (100.0 + gap) + 100.0) for i in range(n)]
 
