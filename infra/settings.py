@@ -43,6 +43,8 @@ class Settings:
     backup_schedule: str = "17 * * * *"
     drill_schedule: str = "42 3 * * 1"
     s3_endpoint: str = ""
+    backtest_namespace: str = "tradeops-backtests"
+    dask_operator_version: str = "2026.3.0"
     # Prod uses IRSA (no long-lived keys): the cluster's OIDC provider. Empty means access keys in a Secret.
     oidc_provider_arn: str = ""
     oidc_issuer: str = ""

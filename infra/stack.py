@@ -6,6 +6,7 @@ import pulumi
 
 from infra.backups import backups
 from infra.control_plane import control_plane, namespaces
+from infra.dask_operator import dask_operator
 from infra.datastores import POSTGRES_PORT, REDIS_PORT, datastores
 from infra.monitoring import monitoring
 from infra.network_policies import network_policies
@@ -20,6 +21,7 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
     mon = monitoring(settings, ns)
     store = backups(settings, ns)
     network_policies(settings, ns)
+    backtests = dask_operator(settings)
     return {
         "environment": settings.environment,
         "systemNamespace": settings.system_namespace,
@@ -32,4 +34,5 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
         "grafanaUrl": mon.grafana_url,
         "backupBucket": store.bucket.bucket,
         "backupRoleArn": store.role_arn,
+        "backtestNamespace": backtests.namespace.metadata["name"],
     }

@@ -11,6 +11,7 @@ import typer
 
 from opsctl import (
     audit_cli,
+    backtest_cli,
     backup_cli,
     drill_cli,
     policy_cli,
@@ -263,3 +264,4 @@ app.add_typer(backup_cli.app, name="backup")
 app.add_typer(drill_cli.app, name="drill")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(report_cli.app, name="report")
+app.add_typer(backtest_cli.app, name="backtest")

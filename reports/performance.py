@@ -203,11 +203,12 @@ def fetch(prometheus: Prometheus, database: Database, slo_policy: SLOPolicySpec,
         for symbol, ratio in over_window.items():
             of(symbol).spent[slo.name] = ratio / budget(slo)
     counts = {name: at_end(f"sum by (symbol) (increase(tradeops_signal_{name}_total[{window.range}]))")
-              for name in ("hits", "calls", "scored", "persistence_hits", "majority_hits")}
+              for name in ("hits", "calls", "persistence_hits", "majority_hits")}
     for symbol in counts["calls"]:
-        f, scored = of(symbol), round(counts["scored"].get(symbol, 0))
-        f.hits = Proportion(round(counts["hits"].get(symbol, 0)), round(counts["calls"][symbol]))
-        f.baselines = {name: Proportion(round(counts[f"{name}_hits"].get(symbol, 0)), scored)
+        # The runtime scores the baselines on the strategy's called horizons: the hit rate's own points.
+        f, calls = of(symbol), round(counts["calls"][symbol])
+        f.hits = Proportion(round(counts["hits"].get(symbol, 0)), calls)
+        f.baselines = {name: Proportion(round(counts[f"{name}_hits"].get(symbol, 0)), calls)
                        for name in ("persistence", "majority")}
     for symbol, values in daily("sum by (symbol) (increase(tradeops_signals_total[1d]))").items():
         of(symbol).signals = values

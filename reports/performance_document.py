@@ -68,7 +68,7 @@ def data(result: PerformanceResult) -> dict[str, Any]:
             "errorRatio": keyed(f.error_ratio), "availability": keyed(f.availability),
             "budgetSpent": f.spent,
             "hitRate": {"hits": f.hits.hits, "calls": f.hits.trials, "rate": f.hits.rate, "interval": f.hits.interval(),
-                        "baselines": {n: {"hits": b.hits, "scored": b.trials, "rate": b.rate, "interval": b.interval()}
+                        "baselines": {n: {"hits": b.hits, "calls": b.trials, "rate": b.rate, "interval": b.interval()}
                                       for n, b in f.baselines.items()},
                         "verdict": f.verdict()},
             "signals": keyed(f.signals), "orders": {_day(t): n for t, n in sorted(f.orders.items())},

@@ -228,8 +228,8 @@ class History:
         hits = self.rng.binomial(4, 0.56 if k == 0 else 0.50 if k == 1 else 0.53, len(t)).astype(float)
         scored = np.full(len(t), 8.0)
         for name, per_step in (("calls", calls), ("hits", hits), ("scored", scored),
-                               ("persistence_hits", self.rng.binomial(8, 0.5, len(t)).astype(float)),
-                               ("majority_hits", self.rng.binomial(8, 0.51, len(t)).astype(float))):
+                               ("persistence_hits", self.rng.binomial(4, 0.5, len(t)).astype(float)),
+                               ("majority_hits", self.rng.binomial(4, 0.51, len(t)).astype(float))):
             self.add(f"tradeops_signal_{name}", "counter", labels, counter(per_step))
         self.add("tradeops_signals", "counter", labels | {"direction": "long"}, counter(np.ones(len(t))))
         pnl = np.where(alive, self.rng.normal(0, 200, len(t)), 0.0)

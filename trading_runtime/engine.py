@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trading_runtime.clock import Clock, WallClock
 from trading_runtime.config import RenderedConfig
 from trading_runtime.execution.options import Contract, choose_contract, contract_greeks, contracts_for, parse_option_id
-from trading_runtime.execution.paper import PaperBroker
+from trading_runtime.execution.paper import Broker, PaperBroker
 from trading_runtime.execution.pretrade import OrderRequest, PreTradeControls, Rejection
 from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade
 from trading_runtime.indicators.bars import MultiTimeframe
-from trading_runtime.indicators.microstructure import OrderFlowImbalance, TradeFlow, Vpin, microprice
+from trading_runtime.indicators.microstructure import OrderFlowImbalance, SessionVpin, TradeFlow, microprice
 from trading_runtime.indicators.volume_profile import VolumeProfile
 from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.pricing.black_scholes import Model, implied_vol
@@ -31,6 +32,7 @@ from trading_runtime.pricing.surface import CrossStrikeAnalyzer, SurfaceFeatures
 from trading_runtime.risk.blackswan import BlackSwanDetector
 from trading_runtime.risk.drawdown import DrawdownGuard
 from trading_runtime.risk.sizing import position_notional
+from trading_runtime.sessions import Calendar, PeriodTracker, calendar_for
 from trading_runtime.signals.accuracy import AccuracyTracker
 from trading_runtime.signals.combiner import Evidence, Signal, combine
 from trading_runtime.telemetry import DecisionTracer
@@ -42,6 +44,8 @@ RATE = 0.04
 TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
 SURFACE_EVERY = 50
 """Option quotes between two cross-strike analyses (IVs of the whole chain are solved at once)."""
+TIMEFRAMES = (1, 5, 30, 60)
+"""Seconds of the multi-timeframe bars."""
 Sink = Callable[[str, Row], None]
 Message = Snapshot | Quote | Trade | Heartbeat
 
@@ -64,20 +68,24 @@ class EngineState:
 
 class SymbolEngine:
     def __init__(self, config: RenderedConfig, trading_enabled: bool, metrics: RuntimeMetrics, sink: Sink,
-                 broker: PaperBroker | None = None, seed: int | None = None,
-                 tracer: DecisionTracer | None = None) -> None:
+                 broker: Broker | None = None, seed: int | None = None, clock: Clock | None = None,
+                 calendar: Calendar | None = None, tracer: DecisionTracer | None = None) -> None:
+        """`clock`, `broker` and `calendar` are injected by replays and backtests (the wall clock, the paper
+        broker and the market's calendar otherwise): the engine itself is the same code live and simulated."""
         self.config = config
         self.trace = tracer or DecisionTracer(None, config.symbol, config.revision)
         self.symbol = config.symbol
         self.metrics = metrics
         self.sink = sink
-        self.broker = broker or PaperBroker()
+        self.broker: Broker = broker or PaperBroker()
+        self.clock: Clock = clock or WallClock()
+        self.periods = PeriodTracker(calendar or calendar_for(config.market))
         self.state = EngineState()
         self.ofi = OrderFlowImbalance(100)
         self.flow = TradeFlow(200)
-        self.vpin: Vpin | None = None
+        self.vpin = SessionVpin()
         self.profile: VolumeProfile | None = None
-        self.timeframes = MultiTimeframe((1, 5, 30, 60))
+        self.timeframes = MultiTimeframe(TIMEFRAMES)
         self.accuracy = AccuracyTracker(horizon=float(config.runtime.strategy.horizon_seconds))
         self.drawdown = DrawdownGuard(halt_at=config.runtime.risk.max_drawdown)
         self.position_cap = math.inf
@@ -112,7 +120,7 @@ class SymbolEngine:
         was_enabled = self.state.halted.get("kill-switch") is False
         self._halt("kill-switch", not enabled)
         if not enabled:
-            now = time.time()
+            now = self.clock.now()
             cancelled = self.broker.cancel_all()
             if was_enabled:  # the kill switch was used now (not a runtime starting halted)
                 self.sink("risk_events", (_utc(now), self.symbol, "kill-switch", "warning",
@@ -153,6 +161,8 @@ class SymbolEngine:
             return None
         kind = message.type
         self.metrics.ticks.labels(self.symbol, kind).inc()
+        if isinstance(message, Snapshot) or message.instrument == self.symbol:
+            self._track_period(message.ts)
         if isinstance(message, Snapshot):
             self._on_quote(message.underlying.bid, message.underlying.ask, message.underlying.bid_size,
                            message.underlying.ask_size, message.ts)
@@ -175,6 +185,26 @@ class SymbolEngine:
             return None
         self.trace.mark("indicators")
         return self._decide(message.ts)
+
+    # Session breaks (begin) ---------------------------------------------------------------------------
+
+    def _track_period(self, ts: float) -> None:
+        """At a session open or close (trading_runtime/sessions.py), end what must not span the break."""
+        if not self.periods.update(ts):
+            return
+        period = self.periods.current
+        assert period is not None
+        self.accuracy.new_period()
+        self.black_swan.new_period()
+        self.vpin.new_session()
+        self.timeframes = MultiTimeframe(TIMEFRAMES)
+        if period.open and self.state.halted.get("black-swan"):
+            self._halt("black-swan", False)  # a black-swan halt lasts until the next session opens
+            self.sink("risk_events", (_utc(ts), self.symbol, "black-swan-cleared", "info",
+                                      {"session": period.key}))
+            log.warning("black-swan halt on %s cleared at the open of session %s", self.symbol, period.key)
+
+    # Session breaks (end) -----------------------------------------------------------------------------
 
     def _on_quote(self, bid: float, ask: float, bid_size: float, ask_size: float, ts: float) -> None:
         mid = (bid + ask) / 2
@@ -240,14 +270,13 @@ class SymbolEngine:
             self.surface_features = self.surface.update(forward, chain)
 
     def _on_trade(self, trade: Trade) -> None:
-        if self.vpin is None:
-            self.vpin = Vpin(bucket_volume=max(trade.size * 50, 1.0), buckets=50)
+        if self.profile is None:
             self.profile = VolumeProfile(tick=max(0.01, round(trade.price * 0.0002, 2)))
         if not math.isnan(self.state.mid):
             self.flow.update(trade.price, trade.size, self.state.mid)
         self.vpin.update(trade.price, trade.size)
-        assert self.profile is not None
-        self.profile.update(trade.price, trade.size, session=_utc(trade.ts).date())
+        period = self.periods.current
+        self.profile.update(trade.price, trade.size, session=period.key if period else None)
         for seconds, bar in self.timeframes.update(trade.ts, trade.price, trade.size):
             self.sink("bars", (_utc(bar.start), self.symbol, int(seconds), bar.open, bar.high, bar.low, bar.close,
                                bar.volume))
@@ -264,7 +293,7 @@ class SymbolEngine:
             trade_imbalance=self.flow.imbalance,
             timeframe_agreement=self.timeframes.agreement(),
             value_area_position=value_area,
-            vpin=self.vpin.value if self.vpin else math.nan,
+            vpin=self.vpin.value,
             dislocated=self._dislocated(),
         )
 
@@ -392,14 +421,15 @@ class SymbolEngine:
         state = self.drawdown.update(equity)
         if state.halted and not self.state.halted.get("drawdown"):
             self._halt("drawdown", True)
-            self._flatten(time.time())
+            self._flatten(self.clock.now())
         m, s = self.metrics, self.symbol
         m.pnl.labels(s, "realized").set(self.broker.realized())
         m.pnl.labels(s, "unrealized").set(self.broker.unrealized())
         m.drawdown.labels(s).set(state.drawdown)
         report = self.accuracy.report
         if report.scored:
-            m.hit_rate.labels(s).set(report.hit_rate if report.calls else 0.0)
             m.coverage.labels(s).set(report.coverage)
+        if report.calls:  # no calls yet: no data, not a hit rate of 0
+            m.hit_rate.labels(s).set(report.hit_rate)
             m.baseline_hit_rate.labels(s, "persistence").set(report.persistence_hit_rate)
             m.baseline_hit_rate.labels(s, "majority").set(report.majority_hit_rate)

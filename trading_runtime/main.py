@@ -1,4 +1,5 @@
-"""The trading runtime process: `python -m trading_runtime --config runtime.yaml --switches switches.yaml`.
+"""The trading runtime process: `python -m trading_runtime --config runtime.yaml --switches switches.yaml`
+(`--replay FILE --speed X` takes a recorded file as the feed instead of the WebSocket, then exits).
 
 Wires the feed client, the engine, PostgreSQL (write-behind), Redis, config hot reload and the HTTP
 surface together; SIGTERM stops the feed, flushes every buffer and exits 0. Logs are ECS JSON lines
@@ -21,10 +22,13 @@ import signal
 import sys
 from typing import Any
 
+from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.feeds.client import FeedClient
+from trading_runtime.feeds.recorded import LoadOptions, Recorded, RecordedDataError, load_recorded
+from trading_runtime.feeds.replay import ReplayFeed
 from trading_runtime.health import Check, HealthServer
 from trading_runtime.logs import LogContext, configure
 from trading_runtime.messaging import RISK_STREAM, SIGNALS_STREAM, RedisBus
@@ -40,7 +44,8 @@ log = logging.getLogger("trading_runtime")
 
 class Runtime:
     def __init__(self, args: argparse.Namespace, config: RenderedConfig, switches: Switches,
-                 tracing: Tracing | None = None, log_context: LogContext | None = None) -> None:
+                 tracing: Tracing | None = None, log_context: LogContext | None = None,
+                 replay: Recorded | None = None) -> None:
         self.args = args
         self.metrics = RuntimeMetrics(config.symbol)
         self.tracing = tracing
@@ -54,11 +59,18 @@ class Runtime:
         self.bus = RedisBus(args.redis_url) if args.redis_url else None
         # Tracing: each tick's frame times come from the feed client; kept decisions ride with their rows.
         writer = self.writer
-        tracer = DecisionTracer(tracing, config.symbol, config.revision, lambda: self.feed.frame_times,
+        tracer = DecisionTracer(tracing, config.symbol, config.revision, self._frame_times if replay is None else None,
                                 (lambda: writer.stats.accepted) if writer else None, writer.carry if writer else None)
         self.log_context.tick_ids = tracer.log_ids
-        self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer)
-        self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
+        self.feed: FeedClient | ReplayFeed
+        if replay is None:
+            self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer)
+            self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
+        else:  # recorded events drive the engine's clock
+            clock = EventClock()
+            self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, clock=clock,
+                                       tracer=tracer)
+            self.feed = ReplayFeed(replay.events, self.engine.on_message, clock, args.speed)
         self.files: list[Any] = [
             WatchedFile(pathlib.Path(args.config), RenderedConfig, self._apply_config, value=config),
             WatchedFile(pathlib.Path(args.switches), Switches,
@@ -70,6 +82,11 @@ class Runtime:
         self._background: set[asyncio.Task[Any]] = set()
         self._last_mid = 0.0
         self._export_counters()
+
+    def _frame_times(self) -> tuple[int, int]:
+        """When the feed client received and parsed the frame in hand (the live feed only)."""
+        assert isinstance(self.feed, FeedClient)
+        return self.feed.frame_times
 
     def _export_counters(self) -> None:
         feed, files = self.feed.stats, self.files
@@ -90,9 +107,9 @@ class Runtime:
             CounterSource("signal_calls", "Scored horizons the strategy called a direction on",
                           lambda: accuracy.report.calls),
             CounterSource("signal_hits", "Calls whose direction was right", lambda: accuracy.report.hits),
-            CounterSource("signal_persistence_hits", "Scored horizons the persistence baseline got right",
+            CounterSource("signal_persistence_hits", "Called horizons the persistence baseline got right",
                           lambda: accuracy.report.persistence_hits),
-            CounterSource("signal_majority_hits", "Scored horizons the majority baseline got right",
+            CounterSource("signal_majority_hits", "Called horizons the majority baseline got right",
                           lambda: accuracy.report.majority_hits),
         ]
         gauges = []
@@ -240,6 +257,11 @@ class Runtime:
             writer_task = asyncio.create_task(self.writer.run(flush))
         tasks = [asyncio.create_task(self.feed.run(stop)), asyncio.create_task(watch(self.files, stop)),
                  asyncio.create_task(self._share(stop))]
+        if isinstance(self.feed, ReplayFeed):  # the end of the file stops the process like SIGTERM
+            finished = asyncio.ensure_future(self.feed.finished.wait())
+            await asyncio.wait({finished, asyncio.ensure_future(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+            finished.cancel()
+            stop.set()
         await stop.wait()
         await asyncio.gather(*tasks)
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -301,6 +323,12 @@ def main() -> int:
     parser.add_argument("--metrics-host", default="0.0.0.0")
     parser.add_argument("--metrics-port", type=int, default=9102)
     parser.add_argument("--spill-path", default=os.environ.get("TRADEOPS_SPILL_PATH", "/tmp/tradeops-spill.jsonl"))
+    parser.add_argument("--replay", type=pathlib.Path, metavar="FILE",
+                        help="a recorded CSV/Parquet file as the feed (docs/recorded-data.md); exits at its end")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="replay pace: 1 recorded speed, 10 ten times faster, 0 as fast as possible")
+    parser.add_argument("--timezone", help="time zone of the replay file's timestamps written without one")
+    parser.add_argument("--extended-hours", action="store_true", help="replay rows outside regular sessions too")
     args = parser.parse_args()
     context = configure("trading-runtime")
     try:
@@ -314,11 +342,22 @@ def main() -> int:
         log.error("cannot start: %s", exc)
         print(f"cannot start: {exc}", file=sys.stderr, flush=True)
         return 2
+    replay = None
+    if args.replay is not None:
+        try:
+            replay = load_recorded(args.replay, LoadOptions(symbol=config.symbol, calendar=config.market,
+                                                            timezone=args.timezone,
+                                                            extended_hours=args.extended_hours))
+        except RecordedDataError as exc:
+            log.error("cannot replay: %s", exc)
+            return 2
+        log.info("replaying %s", replay.report.summary(), extra={"events": replay.report.events,
+                                                               "dropped": replay.report.dropped})
     context.symbol, context.revision = config.symbol, config.revision
     # Started here, after any fork and before the loop: the span export thread belongs to this process.
     tracing = Tracing.start(settings, {"tradeops.symbol": config.symbol, "tradeops.revision": config.revision,
                                        "service.instance.id": os.environ.get("HOSTNAME", str(os.getpid()))})
-    asyncio.run(Runtime(args, config, switches, tracing, context).run())
+    asyncio.run(Runtime(args, config, switches, tracing, context, replay).run())
     return 0
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 
 from prometheus_client import generate_latest
 
+from tests.unit.recorded_files import MONDAY, minute_bars, open_at, write_csv
+from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.feeds.protocol import parse_message
+from trading_runtime.feeds.recorded import load_recorded
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.metrics import RuntimeMetrics
 
@@ -163,3 +168,57 @@ async def test_drawdown_past_the_limit_halts_and_flattens():
     await drive(engine, 3000)  # paying option spreads alone loses more than 0.05 % of capital
     assert engine.state.halted.get("drawdown")
     assert engine.broker.held() == {}
+
+
+async def replay(engine: SymbolEngine, events, clock: EventClock) -> None:
+    for message in events.messages():
+        clock.advance(message.ts)
+        await engine.on_message(message)
+
+
+async def test_a_multi_day_bar_replay_with_overnight_gaps_is_never_halted(tmp_path):
+    """The defects together: zero spreads, the first small move after the open and the overnight gap all
+    halted the black-swan detector, and a halt never cleared for the rest of a multi-day replay."""
+    days = [MONDAY + datetime.timedelta(days=i) for i in range(3)]
+    rows = minute_bars(days)
+    for row in rows[390:]:  # a 1.5 % gap up overnight into Tuesday
+        for key in ("open", "high", "low", "close"):
+            row[key] = round(row[key] * 1.015, 2)
+    events = load_recorded(write_csv(tmp_path / "bars.csv", rows)).events
+    rows_out, clock = Rows(), EventClock()
+    engine = SymbolEngine(config(), True, RuntimeMetrics("SPY"), rows_out, seed=0, clock=clock)
+    await replay(engine, events, clock)
+    assert not any(engine.state.halted.values())
+    assert "risk_events" not in rows_out.by_table
+    assert engine.accuracy.report.unscored_breaks > 0  # the last points of each day were not scored
+
+
+async def test_a_black_swan_halt_lasts_until_the_next_session_opens(tmp_path):
+    rows = minute_bars([MONDAY, MONDAY + datetime.timedelta(days=1)])
+    for row in rows[300:390]:  # a 6 % crash at 14:30 on Monday
+        for key in ("open", "high", "low", "close"):
+            row[key] = round(row[key] * 0.94, 2)
+    events = load_recorded(write_csv(tmp_path / "bars.csv", rows)).events
+    rows_out, clock = Rows(), EventClock()
+    engine = SymbolEngine(config(), True, RuntimeMetrics("SPY"), rows_out, seed=0, clock=clock)
+    tuesday_open = open_at(MONDAY + datetime.timedelta(days=1)).timestamp()
+    await replay(engine, events.between(0, tuesday_open), clock)
+    assert engine.state.halted["black-swan"]
+    assert not engine.trading
+    await replay(engine, events.between(tuesday_open, math.inf), clock)
+    assert not engine.state.halted["black-swan"]
+    assert engine.trading
+    kinds = [row[2] for row in rows_out.by_table["risk_events"]]
+    assert kinds[0] in {"extreme-move", "jump"}
+    assert kinds[-1] == "black-swan-cleared"
+
+
+async def test_the_kill_switch_flattens_at_the_injected_clock_time():
+    clock = EventClock(1_772_461_800.0)
+    rows = Rows()
+    engine = SymbolEngine(config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5}), True,
+                          RuntimeMetrics("SPY"), rows, seed=0, clock=clock)
+    await drive(engine, 1500)
+    assert engine.broker.held()
+    engine.set_trading_enabled(False)
+    assert rows.by_table["orders"][-1][1] == datetime.datetime.fromtimestamp(clock.now(), datetime.UTC)

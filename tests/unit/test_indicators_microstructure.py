@@ -14,6 +14,7 @@ from trading_runtime.indicators.microstructure import (
     Microprice,
     OrderFlowImbalance,
     RollingSum,
+    SessionVpin,
     TradeFlow,
     TradeImbalance,
     Vpin,
@@ -302,3 +303,50 @@ def test_vpin_ignores_empty_trades_and_rejects_bad_buckets():
     assert vpin.full_buckets == 0
     with pytest.raises(ValueError, match="bucket_volume"):
         Vpin(bucket_volume=0)
+
+
+def bar_volumes(n, seed=0):
+    """Minute-bar volumes like SPY's: 5k to 95k shares a bar, and a random walk of closes."""
+    rng = np.random.default_rng(seed)
+    return (500 * np.exp(np.cumsum(rng.normal(0, 1e-4, n))), rng.integers(5, 95, n) * 1000.0)
+
+
+def test_vpin_buckets_do_not_hinge_on_the_first_trade():
+    """The defect: the bucket was 50 × the first trade; a 100-share first bar made buckets 500× too small
+    (every bar overflowed ten buckets, VPIN read toxic, confidence and coverage halved)."""
+    prices, sizes = bar_volumes(3000)
+    with_small_first, without = SessionVpin(), SessionVpin()
+    with_small_first.update(500.0, 100.0)
+    for price, size in zip(prices, sizes, strict=True):
+        with_small_first.update(price, size)
+        without.update(price, size)
+    assert with_small_first.bucket_volume == pytest.approx(without.bucket_volume, rel=0.03)
+    assert with_small_first.bucket_volume > 100 * 50 * 100.0  # the old sizing: 50 × 100 shares
+    assert abs(with_small_first.value - without.value) < 0.05
+    assert without.value < 0.5  # balanced flow over ~50 bars a bucket reads as balanced
+
+
+def test_vpin_buckets_follow_the_session_volume():
+    prices, sizes = bar_volumes(780)
+    vpin = SessionVpin(buckets_per_session=50)
+    for price, size in zip(prices[:390], sizes[:390], strict=True):
+        vpin.update(price, size)
+    assert math.isnan(SessionVpin().value)
+    vpin.new_session()
+    for price, size in zip(prices[390:400], sizes[390:400], strict=True):  # the bucket being filled keeps its size
+        vpin.update(price, size)
+    for price, size in zip(prices[400:], sizes[400:], strict=True):
+        vpin.update(price, size)
+    assert vpin.bucket_volume == pytest.approx(sizes[:390].sum() / 50)
+
+
+def test_vpin_resize_applies_from_the_next_bucket():
+    vpin = Vpin(bucket_volume=100.0)
+    vpin.update(10.0, 60.0)
+    vpin.resize(10.0)
+    assert vpin.bucket_volume == 100.0
+    vpin.update(10.1, 40.0)  # closes the 100-share bucket
+    assert vpin.bucket_volume == 10.0
+    assert vpin.full_buckets == 1
+    with pytest.raises(ValueError, match="positive"):
+        vpin.resize(0.0)

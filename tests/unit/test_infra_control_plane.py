@@ -72,7 +72,7 @@ def test_workload_namespaces_enforce_restricted_pod_security(stack):
     levels = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
               for r in built(stack).of_kind("Namespace")}
     assert levels == {"tradeops-system": "restricted", "trading": "restricted", "tradeops-data": "restricted",
-                      "monitoring": "privileged"}  # node-exporter reads the host
+                      "tradeops-backtests": "restricted", "monitoring": "privileged"}  # node-exporter reads the host
 
 
 @pytest.mark.parametrize("stack", STACKS)

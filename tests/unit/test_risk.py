@@ -149,3 +149,36 @@ def test_portfolio_risk_needs_history():
     risk = portfolio_risk({"SPY": {"notional": 1e6}}, {"SPY": [0.001] * 5})
     assert np.isnan(risk.historical_var)
     assert risk.correlations == {}
+
+
+def quiet(detector, n, spread=0.01, depth=1000.0, noise=1e-5, seed=0):
+    """n quotes around 100 with tiny moves (a quiet history); returns the events raised."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for i in range(n):
+        mid = 100.0 * (1 + noise * float(rng.standard_normal()))
+        event = detector.update(float(i), mid, spread, depth)
+        if event:
+            events.append(event)
+    return events
+
+
+def test_zero_spreads_and_depths_are_not_a_liquidity_collapse():
+    """The defect: bars replayed with bid = ask and no sizes halted on 0 ≥ 8 × 0 once warmed up."""
+    assert quiet(BlackSwanDetector(), 600, spread=0.0, depth=0.0) == []
+
+
+def test_a_few_basis_points_after_a_quiet_start_are_not_an_extreme_move():
+    """The defect: a 3 bp move against a short, flat history scored dozens of sigmas and halted."""
+    detector = BlackSwanDetector()
+    assert quiet(detector, 300) == []
+    assert detector.update(300.0, 100.03, 0.01, 1000.0) is None
+
+
+def test_the_overnight_gap_is_not_an_intraday_move():
+    detector = BlackSwanDetector()
+    assert quiet(detector, 300) == []
+    detector.new_period()  # the close; the engine calls this at every session break
+    detector.new_period()  # the next open
+    assert detector.update(70_000.0, 101.5, 0.01, 1000.0) is None  # a 1.5 % gap up overnight
+    assert detector.update(70_001.0, 101.5, 0.01, 1000.0) is None

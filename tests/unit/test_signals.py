@@ -7,7 +7,7 @@ import math
 import pytest
 
 from trading_runtime.config import StrategyThresholds
-from trading_runtime.signals.accuracy import AccuracyTracker
+from trading_runtime.signals.accuracy import AccuracyTracker, wilson_interval
 from trading_runtime.signals.combiner import Evidence, combine
 
 THRESHOLDS = StrategyThresholds(entry_score=0.5, exit_score=0.2, min_confidence=0.6)
@@ -62,16 +62,59 @@ def test_perfect_foresight_scores_one_and_moves_within_the_spread_are_not_scored
     assert report.coverage == 1.0
 
 
-def test_baselines_are_scored_on_the_same_points():
+def test_baselines_are_scored_on_exactly_the_called_points():
     path = [100, 101, 102, 103, 102, 101, 100]  # up, up, up, down, down, down
+    calls = [1, 0, -1, 0, -1, 0, 0]  # the strategy calls at 0, 2 and 4 and is flat elsewhere
     tracker = AccuracyTracker(horizon=1.0)
-    drive(tracker, path, [0] * len(path))
+    drive(tracker, path, calls)
     report = tracker.report
+    assert report.scored == 6
+    assert (report.calls, report.hits) == (3, 2)  # the down call at 2 is wrong
+    assert report.coverage == 0.5
+    # persistence (the previous move) on the called points: 0 → majority (up) right, 2 → up right,
+    # 4 → down right; the majority baseline (up so far) is right at 0 and 2 only
+    assert report.persistence_hits == 3
+    assert report.majority_hits == 2
+    assert report.persistence_hit_rate == 1.0
+    assert report.majority_hit_rate == 2 / 3
+
+
+def test_no_calls_means_no_rates_rather_than_zero():
+    tracker = AccuracyTracker(horizon=1.0)
+    drive(tracker, [100, 101, 102, 103], [0, 0, 0, 0])
+    report = tracker.report
+    assert report.scored == 3
     assert report.calls == 0
     assert math.isnan(report.hit_rate)
-    assert report.coverage == 0.0
-    assert report.scored == 6
-    # persistence calls the previous move (the majority's call at the start): wrong only at the turn
-    assert report.persistence_hits == 5
-    # majority calls the most frequent direction so far: up, until the downs outnumber the ups
-    assert report.majority_hits == 3
+    assert math.isnan(report.persistence_hit_rate)
+    assert all(math.isnan(x) for x in report.hit_rate_ci)
+
+
+@pytest.mark.parametrize(("hits", "trials", "low", "high"), [
+    (50, 100, 0.4038, 0.5962),
+    (0, 10, 0.0, 0.2775),
+    (10, 10, 0.7225, 1.0),
+], ids=["half", "none", "all"])
+def test_wilson_interval(hits, trials, low, high):
+    assert wilson_interval(hits, trials) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_a_horizon_across_the_overnight_gap_is_not_scored():
+    """Minute bars to the close, then the next morning: the last points before the close would be scored
+    against the overnight move (the defect: scoring ran across overnight gaps)."""
+    tracker = AccuracyTracker(horizon=60.0)
+    close = 72_000.0
+    for i in range(10):  # the last ten minutes of a session, always calling up, flat prices
+        tracker.update(close - 600 + 60 * i, 100.0, 0.01, 1)
+    tracker.new_period()  # the engine calls this at the close (sessions.PeriodTracker)
+    tracker.update(close + 63_000, 103.0, 0.01, 1)  # a 3 % gap up at the next open
+    assert tracker.report.scored == 0
+    assert tracker.report.unscored_breaks == 1
+
+
+def test_a_point_whose_next_tick_comes_a_horizon_late_is_not_scored():
+    tracker = AccuracyTracker(horizon=60.0)
+    tracker.update(0.0, 100.0, 0.01, 1)
+    tracker.update(600.0, 101.0, 0.01, 1)  # ten minutes without data: a hole in the file, not a 60 s move
+    assert tracker.report.scored == 0
+    assert tracker.report.unscored_breaks == 1

@@ -28,13 +28,33 @@ class Position:
 
 
 class Broker(Protocol):
-    def submit(self, instrument: str, quantity: float, ts: float) -> Fill | None: ...
+    """What the engine needs of a broker: quotes in, market orders, positions and P&L out. `PaperBroker`
+    trades on paper live; the backtester's simulated broker adds slippage and latency."""
+
+    quotes: dict[str, tuple[float, float]]
+    """Latest (bid, ask) per instrument."""
+    multipliers: dict[str, float]
+    """Contract multiplier per instrument."""
+
+    def quote(self, instrument: str, bid: float, ask: float, multiplier: float = 1.0) -> None: ...
+
+    def submit(self, instrument: str, quantity: float, ts: float) -> Fill | None:
+        """A market order for a signed quantity; the fill, or None when nothing filled (yet)."""
+        ...
 
     def position(self, instrument: str) -> Position: ...
 
     def cancel_all(self) -> list[str]:
         """Cancel every open (unfilled) order; returns their ids (the kill switch calls it)."""
         ...
+
+    def held(self) -> dict[str, float]: ...
+
+    def realized(self) -> float: ...
+
+    def unrealized(self) -> float: ...
+
+    def open_positions(self) -> int: ...
 
 
 @dataclass

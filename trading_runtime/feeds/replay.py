@@ -1,99 +1,57 @@
-"""Replay of recorded market data from CSV or Parquet, at recorded or accelerated speed.
+"""Recorded market data as the runtime's feed (`python -m trading_runtime --replay FILE --speed X`): the
+events of a validated file (trading_runtime/feeds/recorded.py) handed to the engine in time order, paced
+by their timestamps, with the engine's clock set to each event's exchange time first. Everything a pod
+does with a live feed — metrics, storage, risk — then runs on recorded data.
 
-Tick files — one row per event, columns:
-    ts          epoch seconds (float), non-decreasing
-    symbol      underlying symbol, e.g. SPY
-    type        `quote` or `trade`
-    instrument  the underlying symbol or an option id (SPY-20261218-C-500); empty means the symbol
-    bid, ask, bid_size, ask_size        quotes
-    price, size, aggressor              trades (aggressor `buy`/`sell`, may be empty)
-Bar files — one row per bar, columns `ts, symbol, open, high, low, close, volume`: each bar is replayed
-as a quote at its close (bid = ask = close) followed by a trade of its volume at the close.
-
-Rows that do not make a valid message are counted in `malformed` and skipped, as feed frames are.
-"""
+Pacing is against the schedule: event i is due at start + (ts_i − ts_0)/speed, so a slow handler makes the
+replay late (then it catches up without sleeping) rather than stretching the whole schedule. `speed` 1.0
+replays at recorded pace, 10.0 ten times faster, 0 as fast as possible (yielding to the event loop every
+`YIELD_EVERY` events so the metrics and health endpoints stay served)."""
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import pathlib
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-import pyarrow.parquet as pq
-from pydantic import ValidationError
+from trading_runtime.clock import EventClock
+from trading_runtime.feeds.client import FeedStats, Handler
+from trading_runtime.feeds.events import MarketEvents
 
-from trading_runtime.feeds.protocol import Quote, Trade
-
-BAR_COLUMNS = {"open", "high", "low", "close", "volume"}
+YIELD_EVERY = 256
 
 
-def _rows(path: pathlib.Path) -> Iterator[dict[str, Any]]:
-    if path.suffix.lower() in (".parquet", ".pq"):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
-            yield from batch.to_pylist()
-    else:
-        with path.open(newline="") as handle:
-            yield from csv.DictReader(handle)
+class ReplayFeed:
+    """The live feed client's surface (`run`, `stats`, `connected`) over recorded events; `finished` is
+    set once every event was delivered."""
 
+    def __init__(self, events: MarketEvents, handler: Handler, clock: EventClock, speed: float = 1.0) -> None:
+        if speed < 0:
+            raise ValueError("speed must be 0 (as fast as possible) or positive")
+        self.events, self.handler, self.clock, self.speed = events, handler, clock, speed
+        self.stats = FeedStats()
+        self.connected = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.late_s = 0.0
+        """Largest lateness behind the paced schedule (seconds of wall time)."""
 
-def _blank(value: Any) -> bool:
-    return value is None or value == ""
-
-
-def _events(row: dict[str, Any]) -> list[dict[str, Any]]:
-    symbol = row.get("symbol")
-    base = {"symbol": symbol, "ts": float(row["ts"])}
-    if row.keys() >= BAR_COLUMNS:
-        close = float(row["close"])
-        return [{**base, "type": "quote", "instrument": symbol, "bid": close, "ask": close,
-                 "bidSize": 0.0, "askSize": 0.0},
-                {**base, "type": "trade", "instrument": symbol, "price": close, "size": float(row["volume"])}]
-    instrument = row.get("instrument") or symbol
-    if row.get("type") == "quote":
-        return [{**base, "type": "quote", "instrument": instrument, "bid": row["bid"], "ask": row["ask"],
-                 "bidSize": row["bid_size"], "askSize": row["ask_size"]}]
-    if row.get("type") == "trade":
-        aggressor = None if _blank(row.get("aggressor")) else row["aggressor"]
-        return [{**base, "type": "trade", "instrument": instrument, "price": row["price"], "size": row["size"],
-                 "aggressor": aggressor}]
-    raise ValueError(f"unknown row type {row.get('type')!r}")
-
-
-class Replay:
-    """Iterates a file's messages, numbered per symbol like a live feed."""
-
-    def __init__(self, path: pathlib.Path, speed: float = 0.0) -> None:
-        """`speed` 1.0 replays at recorded pace, 10.0 ten times faster, 0 as fast as possible."""
-        self.path = path
-        self.speed = speed
-        self.malformed = 0
-        self.seq: dict[str, int] = {}
-
-    def messages(self) -> Iterator[Quote | Trade]:
-        for row in _rows(self.path):
-            try:
-                events = _events(row)
-                parsed = [Quote.model_validate({**e, "seq": 0}) if e["type"] == "quote"
-                          else Trade.model_validate({**e, "seq": 0}) for e in events]
-            except (ValueError, KeyError, TypeError, ValidationError):
-                self.malformed += 1
-                continue
-            for message in parsed:
-                self.seq[message.symbol] = self.seq.get(message.symbol, 0) + 1
-                yield message.model_copy(update={"seq": self.seq[message.symbol]})
-
-    async def stream(self) -> AsyncIterator[Quote | Trade]:
-        """The messages, paced by their timestamps (divided by `speed`)."""
+    async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        origin: tuple[float, float] | None = None
-        for message in self.messages():
-            if self.speed > 0:
-                if origin is None:
-                    origin = (message.ts, loop.time())
-                due = origin[1] + (message.ts - origin[0]) / self.speed
-                delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            yield message
+        self.connected.set()
+        origin_wall, origin_ts = loop.time(), self.events.start
+        try:
+            for message in self.events.messages():
+                if stop.is_set():
+                    return
+                if self.speed > 0:
+                    delay = origin_wall + (message.ts - origin_ts) / self.speed - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    else:
+                        self.late_s = max(self.late_s, -delay)
+                elif self.stats.messages % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+                self.clock.advance(message.ts)
+                self.stats.messages += 1
+                await self.handler(message)
+            self.finished.set()
+        finally:
+            self.connected.clear()

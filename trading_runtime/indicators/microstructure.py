@@ -14,7 +14,8 @@ Definitions used:
   Lee–Ready: above the mid → buy, below → sell, at the mid → tick rule (up-tick or zero-up-tick → buy,
   down-tick or zero-down-tick → sell, i.e. the sign of the last non-zero trade-price change). A trade at
   the mid before any price change is unclassified: its volume counts in the total only.
-- VPIN (Easley, López de Prado & O'Hara 2012) with bulk volume classification, see `Vpin`.
+- VPIN (Easley, López de Prado & O'Hara 2012) with bulk volume classification, see `Vpin`; its bucket
+  volume sized from the traded volume (a session's volume / 50, as the paper does), see `SessionVpin`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "Microprice",
     "OrderFlowImbalance",
     "RollingSum",
+    "SessionVpin",
     "TradeFlow",
     "TradeImbalance",
     "Vpin",
@@ -278,6 +280,7 @@ class Vpin:
         if not bucket_volume > 0 or not math.isfinite(bucket_volume):
             raise ValueError("bucket_volume must be positive and finite")
         self.bucket_volume = bucket_volume
+        self.next_bucket_volume = bucket_volume
         self.imbalances = RollingSum(buckets)
         self._buy = 0.0
         self._filled = 0.0
@@ -318,8 +321,15 @@ class Vpin:
             buy = self._buy + room * fraction
             self.imbalances.add(min(1.0, abs(2 * buy - self.bucket_volume) / self.bucket_volume))
             self._buy = self._filled = 0.0
+            self.bucket_volume = self.next_bucket_volume
             remaining -= room
         return self.value
+
+    def resize(self, bucket_volume: float) -> None:
+        """Buckets from the next one on hold `bucket_volume` (the one being filled keeps its size)."""
+        if not bucket_volume > 0 or not math.isfinite(bucket_volume):
+            raise ValueError("bucket_volume must be positive and finite")
+        self.next_bucket_volume = bucket_volume
 
     @property
     def value(self) -> float:
@@ -331,3 +341,59 @@ class Vpin:
     def full_buckets(self) -> int:
         """Full buckets in the window."""
         return len(self.imbalances)
+
+
+class SessionVpin:
+    """VPIN with its bucket volume taken from the traded volume rather than from any single trade.
+
+    - Warm-up: the first `warmup_trades` trades are held back; the bucket volume is their total volume
+      (about `warmup_trades` trades a bucket, so one odd-sized first print or bar moves it by 1/`warmup_trades`
+      of itself at most), then they are replayed into the VPIN. `value` is NaN until then.
+    - At each session break (`new_session`), the bucket becomes the ended session's volume /
+      `buckets_per_session` (Easley et al. size buckets at a fiftieth of the average daily volume), when that
+      session saw at least `warmup_trades` trades. Full buckets already counted stay in the window.
+    """
+
+    def __init__(self, buckets: int = 50, buckets_per_session: int = 50, warmup_trades: int = 50) -> None:
+        if buckets_per_session < 1 or warmup_trades < 1:
+            raise ValueError("buckets_per_session and warmup_trades must be at least 1")
+        self.buckets = buckets
+        self.buckets_per_session = buckets_per_session
+        self.warmup_trades = warmup_trades
+        self.vpin: Vpin | None = None
+        self._warmup: list[tuple[float, float]] = []
+        self._session_volume = 0.0
+        self._session_trades = 0
+
+    def update(self, price: float, size: float) -> float:
+        """Feed a trade; returns `value`."""
+        if not (size > 0 and math.isfinite(size) and math.isfinite(price)):
+            return self.value
+        self._session_volume += size
+        self._session_trades += 1
+        if self.vpin is not None:
+            return self.vpin.update(price, size)
+        self._warmup.append((price, size))
+        if len(self._warmup) >= self.warmup_trades:
+            self.vpin = Vpin(math.fsum(s for _, s in self._warmup), self.buckets)
+            for held_price, held_size in self._warmup:
+                self.vpin.update(held_price, held_size)
+            self._warmup.clear()
+        return self.value
+
+    def new_session(self) -> None:
+        """A session break: size the next buckets from the session that ended."""
+        if self.vpin is not None and self._session_trades >= self.warmup_trades:
+            self.vpin.resize(self._session_volume / self.buckets_per_session)
+        self._session_volume = 0.0
+        self._session_trades = 0
+
+    @property
+    def bucket_volume(self) -> float:
+        """Volume of the bucket being filled; NaN during the warm-up."""
+        return self.vpin.bucket_volume if self.vpin is not None else math.nan
+
+    @property
+    def value(self) -> float:
+        """VPIN (see `Vpin.value`); NaN during the warm-up and before the first full bucket."""
+        return self.vpin.value if self.vpin is not None else math.nan

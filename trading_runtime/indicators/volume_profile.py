@@ -11,7 +11,8 @@ Definitions used:
   side is added — until the area holds at least `value_area` of the session's volume. VAL/VAH are its
   lowest/highest levels, so the area is contiguous and always contains the POC.
 
-`update` is O(1); `levels()` is O(number of levels in the session's range). A changed `session` key (for
+`update` is O(1); `levels()` is O(number of levels in the session's range), computed once per change of
+the profile (callers ask on every quote, the profile changes only on trades). A changed `session` key (for
 example the trading date) passed to `update` resets the profile automatically.
 """
 
@@ -45,6 +46,8 @@ class VolumeProfile:
         self.volume_at: dict[int, float] = {}
         self.total = 0.0
         self.session: object | None = None
+        self._levels: ProfileLevels | None = None
+        self._stale = False
 
     def level(self, price: float) -> int:
         """The level index of `price`."""
@@ -60,12 +63,14 @@ class VolumeProfile:
         level = self.level(price)
         self.volume_at[level] = self.volume_at.get(level, 0.0) + size
         self.total += size
+        self._stale = True
 
     def reset(self, session: object | None = None) -> None:
         """Start a new, empty session profile (with session key `session`)."""
         self.volume_at.clear()
         self.total = 0.0
         self.session = session
+        self._levels, self._stale = None, False
 
     def volume_at_price(self, price: float) -> float:
         """Session volume at `price`'s level."""
@@ -73,6 +78,11 @@ class VolumeProfile:
 
     def levels(self) -> ProfileLevels | None:
         """POC, VAL, VAH (prices), the session volume and the volume inside the value area; None when empty."""
+        if self._stale:
+            self._levels, self._stale = self._compute(), False
+        return self._levels
+
+    def _compute(self) -> ProfileLevels | None:
         volume_at = self.volume_at
         if not volume_at:
             return None

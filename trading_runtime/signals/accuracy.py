@@ -3,17 +3,33 @@ coverage, next to baselines scored on exactly the same points.
 
 Every `horizon` seconds an evaluation point is taken: the mid, the spread, the strategy's direction (flat
 allowed), the persistence baseline's direction (the sign of the move over the previous horizon) and the
-majority baseline's (the sign that won most often among the moves scored so far). After `horizon` the
-move is known; points whose |move| does not exceed the spread they started with are not scored (no
-tradable information either way). Over scored points:
-- hit rate: share of the strategy's non-flat calls that got the sign right;
+majority baseline's (the sign that won most often among the moves scored so far). The point is scored with
+the first tick at or after its due time, if that tick comes within one more horizon and in the same session
+(a horizon that spans an overnight gap, a halt in the data or a session close measures something else: such
+points are dropped and counted in `unscored_breaks`). Points whose |move| does not exceed the spread they
+started with are not scored (no tradable information either way). Over scored points:
 - coverage: share of scored points where the strategy was not flat;
-- baselines: their hit rates over the same scored points (they always call a direction)."""
+- hit rate: share of the strategy's non-flat calls that got the sign right, with a Wilson interval;
+- baselines: their hit rates over the very same called points (they always call a direction)."""
 
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass, field
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95 % by default); (nan, nan) with no trials."""
+    if trials <= 0:
+        return (math.nan, math.nan)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass
@@ -33,22 +49,30 @@ class AccuracyReport:
     hits: int
     persistence_hits: int
     majority_hits: int
+    unscored_breaks: int = 0
 
     @property
     def hit_rate(self) -> float:
-        return self.hits / self.calls if self.calls else float("nan")
+        return self.hits / self.calls if self.calls else math.nan
+
+    @property
+    def hit_rate_ci(self) -> tuple[float, float]:
+        """95 % Wilson interval of the hit rate."""
+        return wilson_interval(self.hits, self.calls)
 
     @property
     def coverage(self) -> float:
-        return self.calls / self.scored if self.scored else float("nan")
+        return self.calls / self.scored if self.scored else math.nan
 
     @property
     def persistence_hit_rate(self) -> float:
-        return self.persistence_hits / self.scored if self.scored else float("nan")
+        """The persistence baseline on the strategy's called points."""
+        return self.persistence_hits / self.calls if self.calls else math.nan
 
     @property
     def majority_hit_rate(self) -> float:
-        return self.majority_hits / self.scored if self.scored else float("nan")
+        """The majority baseline on the strategy's called points."""
+        return self.majority_hits / self.calls if self.calls else math.nan
 
 
 def _sign(x: float) -> int:
@@ -65,10 +89,22 @@ class AccuracyTracker:
     _up: int = 0
     _down: int = 0
 
+    def new_period(self) -> None:
+        """A session opened or closed: points still waiting cannot be scored, and the persistence baseline
+        restarts (the previous horizon's move is on the other side of the break)."""
+        self.report.unscored_breaks += len(self.pending)
+        self.pending.clear()
+        self._next_point = None
+        self._previous_mid = None
+
     def update(self, ts: float, mid: float, spread: float, direction: int) -> None:
         """Feed every tick (ts, mid, spread) with the strategy's current direction."""
         while self.pending and self.pending[0].due <= ts:
-            self._score(self.pending.popleft(), mid)
+            point = self.pending.popleft()
+            if ts - point.due > self.horizon:
+                self.report.unscored_breaks += 1  # no data for a whole horizon after it was due
+            else:
+                self._score(point, mid)
         if self._next_point is None or ts >= self._next_point:
             previous = self._previous_mid
             persistence = _sign(mid - previous) if previous is not None else 0
@@ -87,8 +123,8 @@ class AccuracyTracker:
         if point.strategy:
             r.calls += 1
             r.hits += point.strategy == actual
-        r.persistence_hits += point.persistence == actual
-        r.majority_hits += point.majority == actual
+            r.persistence_hits += point.persistence == actual
+            r.majority_hits += point.majority == actual
         if actual > 0:
             self._up += 1
         else:
