@@ -77,6 +77,7 @@ class Terminal:
         shell_env = {**env, "PS1": "$ ", "TERM": "xterm-256color"}
         subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-x", str(WIDTH),
                         "-y", "40", "bash --norc --noprofile"], env=shell_env, check=True, timeout=10)
+        self.socket_path = pathlib.Path(self.tmux("display-message", "-p", "#{socket_path}").strip())
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True,
@@ -103,6 +104,7 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10, check=False)
+        self.socket_path.unlink(missing_ok=True)  # tmux leaves its socket file behind
 
 
 @pytest.fixture
