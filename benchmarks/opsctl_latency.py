@@ -154,6 +154,7 @@ def run(symbols: int, runs: int, interval: float) -> dict[str, Any]:
         return result
     finally:
         emulator.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> int:
