@@ -8,7 +8,10 @@ applied and the operator's analysis rolls it back on its own, with the measured 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,17 +23,30 @@ from trading_operator import api
 from trading_operator.executor import TRADING_SYMBOLS
 
 BAD_CHANGE = '{"spec": {"config": {"faultInjection": {"extraLatencyMs": 120}}}}'
+OPSCTL = pathlib.Path(sys.executable).with_name("opsctl")
+"""The venv's opsctl (`pip install -e .` puts it beside the interpreter)."""
+
+
+def pasteable(cmd: list[str]) -> str:
+    """The command as a person can paste it into a shell here: kubectl from PATH by name, the venv's opsctl
+    by its path (relative to the current directory when under it), every word quoted for the shell."""
+    program = pathlib.Path(cmd[0])
+    if program.name == "kubectl" and shutil.which("kubectl") == str(program):
+        first = "kubectl"
+    else:
+        first = os.path.relpath(program) if program.is_relative_to(pathlib.Path.cwd()) else str(program)
+    return shlex.join([first, *cmd[1:]])
 
 
 def _run(*cmd: str) -> None:
-    print(f"$ {' '.join(pathlib.Path(cmd[0]).name if i == 0 else c for i, c in enumerate(cmd))}", flush=True)
+    print(f"$ {pasteable(list(cmd))}", flush=True)
     subprocess.run(cmd, check=True)
 
 
 def _demo(stack: AnalysisStack, args: argparse.Namespace) -> None:
     kube = kube_for(stack.kubeconfig)
     kc = [find_kubectl(), "--kubeconfig", str(stack.kubeconfig)]
-    opsctl = [sys.executable, "-m", "opsctl", "--kubeconfig", str(stack.kubeconfig)]
+    opsctl = [str(OPSCTL), "--kubeconfig", str(stack.kubeconfig)]
     print(f"Emulated Kubernetes API (kubeconfig {stack.kubeconfig}), Prometheus at {stack.prometheus.url}",
           flush=True)
     _run(*kc, "apply", "--validate=false", "-f", str(REPO_ROOT / "examples"))
@@ -73,8 +89,11 @@ def main() -> int:
         stack = start_analysis_stack(pathlib.Path(tempfile.mkdtemp(prefix="tradeops-demo-")))
         _demo(stack, args)
         if args.keep_running:
-            print(f"\nRunning. Try: kubectl --kubeconfig {stack.kubeconfig} get ts,deploy,rs,pods,controllerrevisions\n"
-                  f"Prometheus: {stack.prometheus.url}. Operator log: {stack.workdir / 'operator.log'}. "
+            config = str(stack.kubeconfig)
+            tries = [pasteable([find_kubectl(), "--kubeconfig", config, "get", "ts,deploy,pods"]),
+                     pasteable([str(OPSCTL), "--kubeconfig", config, "get", "-w"])]
+            print("\nRunning. Try:\n" + "".join(f"  {line}\n" for line in tries)
+                  + f"Prometheus: {stack.prometheus.url}. Operator log: {stack.workdir / 'operator.log'}. "
                   "Ctrl-C stops.", flush=True)
             assert stack.operator.process is not None
             code = stack.operator.process.wait()

@@ -22,11 +22,6 @@ class Exit(enum.IntEnum):
     """A drill ran and failed a check or missed its RTO/RPO objective."""
 
 
-EXIT_HELP = ("Exit codes: 0 ok, 1 unexpected error, 2 usage or configuration, 3 backup/scenario not found, "
-             "4 S3/PostgreSQL/Redis unreachable, 6 backup corrupted or incomplete (restore refuses it), "
-             "7 drill failed a check or missed its RTO/RPO objective.")
-
-
 class DrillsError(Exception):
     def __init__(self, code: Exit, message: str) -> None:
         super().__init__(message)

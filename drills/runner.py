@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import pathlib
+from collections.abc import Callable
 
 from drills.config import Settings
 from drills.context import DrillContext, Outcome, Step
@@ -31,6 +33,25 @@ REGISTRY: dict[str, Step] = {
 }
 CLUSTER_KINDS = {"pod-kill", "prometheus-loss"}
 
+# What each kind needs configured: (is it set?, the variable or flag that sets it).
+_BUCKET = (lambda s: bool(s.bucket), "TRADEOPS_BACKUP_BUCKET (--bucket)")
+_CLUSTER = (lambda s: bool(s.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST")),
+            "KUBECONFIG (--kubeconfig), or running in a pod")
+_PROMETHEUS = (lambda s: bool(s.prometheus_url), "TRADEOPS_PROMETHEUS_URL (--prometheus-url)")
+NEEDS: dict[str, tuple[tuple[Callable[[Settings], bool], str], ...]] = {
+    "restore-latest": (_BUCKET, (lambda s: bool(s.restore_dsn or s.database_url),
+                                 "TRADEOPS_RESTORE_DSN or DATABASE_URL (--database-url)")),
+    "point-in-time": (_BUCKET,),
+    "redis-loss": (_BUCKET, (lambda s: bool(s.redis_url), "REDIS_URL (--redis-url)")),
+    "pod-kill": (_CLUSTER, _PROMETHEUS),
+    "prometheus-loss": (_CLUSTER, _PROMETHEUS),
+}
+
+
+def unmet(chosen: Scenario, settings: Settings) -> list[str]:
+    """The settings a scenario needs that are not configured here (what to set), in order."""
+    return [hint for is_set, hint in NEEDS.get(chosen.kind, ()) if not is_set(settings)]
+
 
 def implemented(directory: pathlib.Path | None = None) -> dict[str, Scenario]:
     """The scenarios whose kind has a step: what `drills list` offers."""
@@ -47,6 +68,9 @@ def scenario(name: str, directory: pathlib.Path | None = None) -> Scenario:
 def run(chosen: Scenario, settings: Settings, overrides: dict[str, object] | None = None,
         allow_destructive: bool = False, progress: Transfers = silent) -> DrillResult:
     """Run a scenario; failures of the drill itself are recorded in the result, never raised."""
+    missing = unmet(chosen, settings)
+    if missing:  # a configuration problem, not a failed drill: no report, no metrics
+        raise DrillsError(Exit.USAGE, f"drill {chosen.name} cannot run here: set {'; '.join(missing)}")
     if chosen.destructive and not allow_destructive:
         raise DrillsError(Exit.USAGE, f"drill {chosen.name} is destructive (it empties or kills something live): "
                           "pass --allow-destructive to run it against this environment")

@@ -1,6 +1,7 @@
-"""opsctl audit: verify the hash-chained audit log, print its head (an anchor to keep elsewhere), list entries.
+"""opsctl audit: verify the hash-chained audit log, print its head (an anchor to keep elsewhere), list
+entries, archive a month under S3 Object Lock.
 
-Exit codes as opsctl's, plus 7 when `verify` finds the chain broken (an entry edited, deleted or moved)."""
+Exit codes as opsctl's; 7 when `verify` finds the chain broken (an entry edited, deleted or moved)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,19 @@ from audit.archive import ArchiveError, archive_month, previous_month
 from audit.chain import Anchor
 from audit.store import AuditStoreError, Window, entries, verify_log
 from drills.s3 import S3Settings, S3Store
-from opsctl import render
-from opsctl.cli_support import console
+from opsctl import kit, printing
 from opsctl.errors import ExitCode, OpsctlError
-from opsctl.subapp import FormatOpt, emit, exits_on_error, output_format
+from opsctl.kit import verb
+from opsctl.options import Output
+from opsctl.tables import Column
 from policies.recovery import load_recovery_policy
 
-CHAIN_BROKEN = 7
-app = typer.Typer(help="The audit trail: verify the chain, its head, the entries.", no_args_is_help=True,
-                  add_completion=False, rich_markup_mode=None)
+HELP = "The audit trail: verify the chain, its head, the entries, the monthly archive."
+app = kit.group(HELP)
 DatabaseOpt = Annotated[str, typer.Option(envvar="TRADEOPS_DATABASE_URL",
                                           help="PostgreSQL conninfo of the audit log ($TRADEOPS_DATABASE_URL)")]
-LOG_COLUMNS = ["SEQ", "OCCURRED", "ACTOR", "KIND", "SYMBOL", "DETAIL"]
+LOG_COLUMNS = [Column("SEQ"), Column("OCCURRED"), Column("ACTOR"), Column("KIND"), Column("SYMBOL"),
+               Column("DETAIL", wrap=True)]
 
 
 def _anchors(values: list[str]) -> list[Anchor]:
@@ -40,18 +42,16 @@ def _store_errors(error: AuditStoreError) -> OpsctlError:
     return OpsctlError(ExitCode.UNREACHABLE, str(error))
 
 
-@app.command()
-@exits_on_error
+@verb(app)
 def verify(
-    ctx: typer.Context,
+    out: Output,
     database_url: DatabaseOpt,
     anchor: Annotated[list[str] | None, typer.Option(
         help="SEQ:HASH kept from an earlier `opsctl audit head`: that entry must still be there, unchanged "
              "(catches a log cut short); repeatable")] = None,
-    output: FormatOpt = None,
 ) -> None:
-    """Recompute every entry's hash and check each links to the one before it: exit 0 intact, 7 broken
-    (each finding names the entry and whether it was edited, deleted, reordered or truncated)."""
+    """Check every entry's hash and its link to the one before: exit 0 intact, 7 broken (each finding names
+    the entry and whether it was edited, deleted, reordered or truncated)."""
     anchors = _anchors(anchor or [])
     try:
         result = verify_log(database_url, anchors)
@@ -59,17 +59,17 @@ def verify(
         raise _store_errors(error) from None
     data = {"ok": result.ok, "entries": result.entries, "head": str(result.head) if result.head else None,
             "findings": [{"seq": f.seq, "problem": f.problem.value, "message": f.message} for f in result.findings]}
-    if not emit(data, output_format(ctx, output)):
-        print(result.summary())
+    if not printing.emit(out, data):
+        printing.say(result.summary())
         for finding in result.findings:
-            print(f"  entry {finding.seq}: {finding.problem.value}: {finding.message}")
+            printing.say(f"  entry {finding.seq}: {finding.problem.value}: {finding.message}")
     if not result.ok:
-        raise typer.Exit(CHAIN_BROKEN)
+        raise OpsctlError(ExitCode.CHECK_FAILED, f"the audit chain does not verify: {len(result.findings)} "
+                                                 "findings name the entries edited, deleted or moved")
 
 
-@app.command()
-@exits_on_error
-def head(ctx: typer.Context, database_url: DatabaseOpt, output: FormatOpt = None) -> None:
+@verb(app)
+def head(out: Output, database_url: DatabaseOpt) -> None:
     """The newest entry as SEQ:HASH: keep it outside the database and pass it to `verify --anchor` later."""
     try:
         result = verify_log(database_url)
@@ -77,21 +77,19 @@ def head(ctx: typer.Context, database_url: DatabaseOpt, output: FormatOpt = None
         raise _store_errors(error) from None
     if result.head is None:
         raise OpsctlError(ExitCode.NOT_FOUND, "the audit log is empty")
-    if not emit({"seq": result.head.seq, "hash": result.head.hash, "intact": result.ok}, output_format(ctx, output)):
-        print(result.head)
+    if not printing.emit(out, {"seq": result.head.seq, "hash": result.head.hash, "intact": result.ok}):
+        printing.say(str(result.head))
 
 
-@app.command("log")
-@exits_on_error
+@verb(app, "log")
 def log_entries(
-    ctx: typer.Context,
+    out: Output,
     database_url: DatabaseOpt,
     since: Annotated[datetime.datetime | None, typer.Option(help="From this time (UTC unless an offset is given)")]
     = None,
     until: Annotated[datetime.datetime | None, typer.Option(help="Before this time")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Only entries of this kind (repeatable)")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many (the oldest first)")] = 200,
-    output: FormatOpt = None,
 ) -> None:
     """Entries in chain order: who did what to which symbol, with the detail recorded."""
     def utc(moment: datetime.datetime | None) -> datetime.datetime | None:
@@ -105,23 +103,20 @@ def log_entries(
     data = [{"seq": e.seq, "recordedAt": e.recorded_at.isoformat(), "occurredAt": e.occurred_at.isoformat(),
              "actor": e.actor, "kind": e.kind, "subject": e.subject, "detail": json.loads(e.detail_text),
              "hash": e.hash} for e in found]
-    if emit(data, output_format(ctx, output)):
+    if printing.emit(out, data):
         return
-    rows = [[str(e.seq), e.occurred_at.isoformat(timespec="seconds"), e.actor, e.kind, e.subject,
-             e.detail_text[:80]] for e in found]
-    render.print_table(console, LOG_COLUMNS, rows)
+    printing.table(LOG_COLUMNS, [[str(e.seq), e.occurred_at.isoformat(timespec="seconds"), e.actor, e.kind,
+                                  e.subject, e.detail_text] for e in found])
 
 
-@app.command()
-@exits_on_error
+@verb(app)
 def archive(
-    ctx: typer.Context,
+    out: Output,
     database_url: DatabaseOpt,
     bucket: Annotated[str, typer.Option(envvar="TRADEOPS_BACKUP_BUCKET", help="The backups bucket (Object Lock on)")],
     month: Annotated[str | None, typer.Option(help="YYYY-MM (default: last month)")] = None,
     prefix: Annotated[str, typer.Option(envvar="TRADEOPS_BACKUP_PREFIX", help="Key prefix in the bucket")] = "tradeops",
     s3_endpoint: Annotated[str | None, typer.Option(envvar="TRADEOPS_S3_ENDPOINT", help="S3 endpoint URL")] = None,
-    output: FormatOpt = None,
 ) -> None:
     """Write a month of the audit log (every change, order, fill, rejection, risk event) once into the backups
     bucket under Object Lock, kept as the RecoveryPolicy's `records` says (6 years by default)."""
@@ -139,6 +134,6 @@ def archive(
         raise OpsctlError(ExitCode.REJECTED, str(error)) from None
     data = {"key": done.key, "entries": done.entries, "sha256": done.sha256,
             "retainUntil": done.retain_until.isoformat(), "chainHead": str(done.head) if done.head else None}
-    if not emit(data, output_format(ctx, output)):
-        print(f"archived {done.entries} entries of {chosen:%Y-%m} to s3://{bucket}/{done.key}, locked until "
-              f"{done.retain_until:%Y-%m-%d}")
+    if not printing.emit(out, data):
+        printing.say(f"archived {done.entries} entries of {chosen:%Y-%m} to s3://{bucket}/{done.key}, locked until "
+                     f"{done.retain_until:%Y-%m-%d}")

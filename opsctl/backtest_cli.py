@@ -12,14 +12,15 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from opsctl.cli_support import _say, handles_errors
+from opsctl import kit, printing
 from opsctl.errors import ExitCode, OpsctlError
+from opsctl.kit import verb
 
 # The backtest package (and Dask, about a second to import) is imported inside the commands: the other
 # opsctl commands do not pay for it.
 
-app = typer.Typer(help="Backtests of the live engine on recorded or synthetic data, on Dask.",
-                  no_args_is_help=True, rich_markup_mode=None)
+HELP = "Backtests of the live engine on recorded or synthetic data, on Dask."
+app = kit.group(HELP)
 
 FileOpt = Annotated[list[pathlib.Path] | None, typer.Option(
     "--file", "-f", help="recorded ticks or bars, CSV or Parquet (docs/recorded-data.md); repeatable: files of "
@@ -101,18 +102,17 @@ def _print_performance(title: str, p: Any) -> None:
     def fmt(value: float | None) -> str:
         return "no data" if value is None else f"{value:.4g}"
 
-    _say(title, "bold")
-    _say(f"  P&L {p.pnl:,.2f} ({p.return_pct:.3f} %), Sharpe {fmt(p.sharpe)}"
+    printing.say(title)
+    printing.say(f"  P&L {p.pnl:,.2f} ({p.return_pct:.3f} %), Sharpe {fmt(p.sharpe)}"
          + (f" [{p.sharpe_ci[0]:.3g}, {p.sharpe_ci[1]:.3g}]" if p.sharpe_ci else "")
          + f", Sortino {fmt(p.sortino)}, max drawdown {p.max_drawdown * 100:.3f} %, turnover {p.turnover:.3g}")
-    _say(f"  {p.fills} fills, fees {p.fees:,.2f}; hit rate {fmt(p.hit_rate)}"
+    printing.say(f"  {p.fills} fills, fees {p.fees:,.2f}; hit rate {fmt(p.hit_rate)}"
          + (f" [{p.hit_rate_ci[0]:.3f}, {p.hit_rate_ci[1]:.3f}]" if p.hit_rate_ci else "")
          + f" on {p.calls} calls vs persistence {fmt(p.baseline_hit_rate)} on the same points")
-    _say(f"  {p.verdict}: {p.reason}")
+    printing.say(f"  {p.verdict}: {p.reason}")
 
 
-@app.command("run")
-@handles_errors
+@verb(app, "run")
 def run_command(file: FileOpt = None, symbol: SymbolOpt = None, synthetic_days: DaysOpt = 5, seed: SeedOpt = 1000,
                 session_minutes: MinutesOpt = None, market: MarketOpt = "equity-options",
                 config: ConfigOpt = None, set_: SetOpt = None, fee: FeeOpt = 0.65, slippage_ticks: SlipOpt = 0.0,
@@ -138,11 +138,10 @@ def run_command(file: FileOpt = None, symbol: SymbolOpt = None, synthetic_days: 
         _print_performance(f"{r.data.symbol} run {r.run_id}: {r.data.events} events, {r.data.sessions} sessions",
                            r.performance)
         if r.errors:
-            _say(f"  {r.errors} events failed in the engine (its errors metric counts them)", "red")
+            printing.say(f"  {r.errors} events failed in the engine (its errors metric counts them)")
 
 
-@app.command()
-@handles_errors
+@verb(app)
 def sweep(grid: GridOpt, file: FileOpt = None, symbol: SymbolOpt = None, synthetic_days: DaysOpt = 5,
           seed: SeedOpt = 1000, session_minutes: MinutesOpt = None, market: MarketOpt = "equity-options",
           config: ConfigOpt = None, set_: SetOpt = None, fee: FeeOpt = 0.65, slippage_ticks: SlipOpt = 0.0,
@@ -164,17 +163,16 @@ def sweep(grid: GridOpt, file: FileOpt = None, symbol: SymbolOpt = None, synthet
     if json_:
         print(result.model_dump_json())
         return
-    _say(f"{len(result.rows)} candidates on {result.data.symbol} ({result.data.sessions} sessions), by {objective}:",
-         "bold")
+    printing.say(f"{len(result.rows)} candidates on {result.data.symbol} ({result.data.sessions} sessions), "
+                 f"by {objective}:")
     for row in result.rows:
-        _say(f"  {row.score:>10.4g}  {row.params}  run {row.run_id}  {row.performance.verdict}")
+        printing.say(f"  {row.score:>10.4g}  {row.params}  run {row.run_id}  {row.performance.verdict}")
     for candidate in result.candidates:
         if candidate.invalid:
-            _say(f"  invalid: {candidate.invalid}")
+            printing.say(f"  invalid: {candidate.invalid}")
 
 
-@app.command("walk-forward")
-@handles_errors
+@verb(app, "walk-forward")
 def walk_forward(grid: GridOpt, train: Annotated[int, typer.Option(help="sessions per train fold")] = 3,
                  test: Annotated[int, typer.Option(help="sessions per test fold")] = 1,
                  step: Annotated[int | None, typer.Option(help="sessions between folds (default: --test)")] = None,
@@ -205,7 +203,7 @@ def walk_forward(grid: GridOpt, train: Annotated[int, typer.Option(help="session
         print(result.model_dump_json())
         return
     for fold in result.folds:
-        _say(f"fold {fold.index}: train {fold.train_sessions[0]}..{fold.train_sessions[-1]}, test "
+        printing.say(f"fold {fold.index}: train {fold.train_sessions[0]}..{fold.train_sessions[-1]}, test "
              f"{fold.test_sessions[0]}..{fold.test_sessions[-1]}: chose {fold.chosen}; test P&L "
              f"{fold.test.performance.pnl:,.2f} (run {fold.test.run_id})")
     _print_performance(f"out of sample, {len(result.folds)} folds", result.out_of_sample)
@@ -217,8 +215,7 @@ def _objective(name: str) -> Any:
     return name
 
 
-@app.command("daskjob")
-@handles_errors
+@verb(app, "daskjob")
 def daskjob(name: Annotated[str, typer.Argument(help="the DaskJob's name")],
             command: Annotated[list[str], typer.Argument(
                 help="the backtest to run, after --: e.g. -- walk-forward --file /data/spy.parquet --grid ...")],
@@ -228,7 +225,7 @@ def daskjob(name: Annotated[str, typer.Argument(help="the DaskJob's name")],
             data_claim: Annotated[str | None, typer.Option(help="PersistentVolumeClaim with the data (at /data)")]
             = None) -> None:
     """Print a DaskJob (dask-kubernetes operator) that runs `opsctl backtest COMMAND` on a cluster of
-    `--workers` workers: `opsctl backtest daskjob wf1 --image IMG -- walk-forward ... | kubectl apply -f -`."""
+    `--workers` workers: `opsctl backtest daskjob wf1 --image IMG -- walk-forward ARGS | kubectl apply -f -`."""
     from backtest.daskjob import daskjob as build
 
     manifest = _guarded(lambda: build(name, namespace, image, command, workers, data_claim))

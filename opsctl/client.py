@@ -1,122 +1,111 @@
-"""The Kubernetes side of opsctl: a KubeApi from the global options, with API errors mapped to exit codes."""
+"""TradingSymbols, their ControllerRevisions and Events through the API server, and what a name on the
+command line means: a TradingSymbol's name, or a ticker when exactly one TradingSymbol trades it."""
 
 from __future__ import annotations
 
-import pathlib
+import difflib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
 
-import urllib3.exceptions
-import yaml
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-
-from audit.identity import opsctl_actor, stamp
+from audit.identity import stamp
 from opsctl.errors import ExitCode, OpsctlError
+from opsctl.kube import GoneError, Obj, WatchEvent
+from opsctl.options import Target
+from opsctl.printing import note
 from opsctl.render import event_time
 from trading_operator import naming
-from trading_operator.executor import TRADING_SYMBOLS, revision_from_object
-from trading_operator.kube import CONTROLLER_REVISIONS, EVENTS, KubeApi, Obj, api_error_message, load_api_client
-from trading_operator.revisions import Revision
+from trading_operator.identity import API_VERSION, KIND, PLURAL
+from trading_operator.revisions import Revision, revision_from_object
 
-T = TypeVar("T")
-
-
-@dataclass
-class Target:
-    """Where commands act: the API client and the namespace."""
-
-    kube: KubeApi
-    namespace: str
-    actor: str = ""
-    """Who opsctl acts for, stamped on every change it makes (the audit trail's `who`)."""
+WATCH_SECONDS = 60
+"""A watch is renewed this often (the server ends it), so a dead connection is noticed."""
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 5.0)
+"""Pauses before watching again after consecutive failures."""
 
 
-SERVICE_ACCOUNT_NAMESPACE = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+def symbols_path(namespace: str | None, name: str | None = None) -> str:
+    """The REST path of TradingSymbols (every namespace when `namespace` is None), or of one."""
+    path = f"/apis/{API_VERSION}" + (f"/namespaces/{namespace}" if namespace else "") + f"/{PLURAL}"
+    return path + (f"/{name}" if name else "")
 
 
-def kube_user(kubeconfig: str | None, context: str | None) -> str | None:
-    """The user of the kubeconfig context (--context, else the current one), if there is a kubeconfig."""
-    try:
-        contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
-    except (k8s_config.ConfigException, OSError, TypeError, yaml.YAMLError):
-        return None
-    if context is not None:
-        active = next((c for c in contexts or [] if c.get("name") == context), active)
-    return ((active or {}).get("context") or {}).get("user") or None
+def _what(target: Target, name: str) -> str:
+    return f'TradingSymbol "{name}" in namespace "{target.namespace}"'
 
 
-def default_namespace(kubeconfig: str | None, context: str | None) -> str:
-    """The namespace of the kubeconfig context (--context, else the current one); inside a pod without a
-    kubeconfig, the service account's; else `default`."""
-    try:
-        contexts, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
-    except (k8s_config.ConfigException, OSError, TypeError, yaml.YAMLError):
-        if kubeconfig is None and SERVICE_ACCOUNT_NAMESPACE.is_file():
-            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
-        return "default"
-    if context is not None:
-        active = next((c for c in contexts or [] if c.get("name") == context), active)
-    return str(((active or {}).get("context") or {}).get("namespace") or "default")
+def _list(target: Target, namespace: str | None, selector: str | None = None) -> Obj:
+    query = {"labelSelector": selector} if selector else None
+    return dict(target.kube.get(symbols_path(namespace), query,
+                                what="the TradingSymbol API (is the CRD installed? kubectl apply -f deploy/crds/)"))
 
 
-def connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Target:
-    """The API client of the kubeconfig (or the pod's service account) and the namespace to act in."""
-    try:
-        api_client = load_api_client(kubeconfig, context)
-    except (k8s_config.ConfigException, OSError, yaml.YAMLError) as exc:
-        where = kubeconfig or "~/.kube/config (and not running in a pod)"
-        raise OpsctlError(ExitCode.UNREACHABLE, f"no usable kubeconfig at {where}: {exc}") from exc
-    return Target(KubeApi(api_client, timeout=15.0), namespace or default_namespace(kubeconfig, context),
-                  opsctl_actor(kube_user(kubeconfig, context)))
-
-
-def call(fn: Callable[..., T], *args: Any, what: str = "") -> T:
-    """Run an API call; turn API and connection failures into OpsctlErrors with exit codes."""
-    try:
-        return fn(*args)
-    except ApiException as exc:
-        message = api_error_message(exc)
-        if exc.status == 404:
-            raise OpsctlError(ExitCode.NOT_FOUND, f"{what or 'object'} not found ({message})") from exc
-        if exc.status in (401, 403):
-            raise OpsctlError(ExitCode.UNREACHABLE, f"the API server refused access ({exc.status}): {message}") \
-                from exc
-        if 400 <= (exc.status or 0) < 500 and exc.status not in (408, 429):
-            raise OpsctlError(ExitCode.REJECTED, f"the API server rejected the request ({exc.status}): {message}") \
-                from exc
-        raise OpsctlError(ExitCode.ERROR, f"API error {exc.status}: {message}") from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise OpsctlError(ExitCode.UNREACHABLE, f"cannot reach the API server: {exc}") from exc
+def list_symbols(target: Target, all_namespaces: bool, selector: str | None = None) -> tuple[list[Obj], str]:
+    """TradingSymbols (sorted by namespace and name) and the list's resourceVersion (to watch from)."""
+    listed = _list(target, None if all_namespaces else target.namespace, selector)
+    items = [dict(i) for i in listed.get("items") or []]
+    items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+    return items, str((listed.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def get_symbol(target: Target, name: str) -> Obj:
-    return call(target.kube.get, TRADING_SYMBOLS, target.namespace, name,
-                what=f'TradingSymbol "{name}" in namespace "{target.namespace}"')
+    """The TradingSymbol of that name; else the one trading that ticker; else not found, with a hint."""
+    try:
+        return dict(target.kube.get(symbols_path(target.namespace, name), what=_what(target, name)))
+    except OpsctlError as error:
+        if error.code is not ExitCode.NOT_FOUND:
+            raise
+        found = _resolve(target, name)
+        if found is None:
+            raise OpsctlError(ExitCode.NOT_FOUND, f"{_what(target, name)} not found{_hint(target, name)}") from None
+        note(f'opsctl: "{name}" is the ticker of TradingSymbol "{found["metadata"]["name"]}"; using it')
+        return found
 
 
-def list_symbols(target: Target, all_namespaces: bool) -> list[Obj]:
-    items = call(target.kube.list_objects, TRADING_SYMBOLS, None if all_namespaces else target.namespace,
-                 what="the TradingSymbol API (is the CRD installed?)")
-    return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+def _resolve(target: Target, name: str) -> Obj | None:
+    """The one TradingSymbol of the namespace whose ticker (or name, in any case) is `name`."""
+    items = [dict(i) for i in _list(target, target.namespace).get("items") or []]
+    matches = [i for i in items if str((i.get("spec") or {}).get("symbol", "")).upper() == name.upper()
+               or i["metadata"]["name"] == name.lower()]
+    if len(matches) > 1:
+        names = ", ".join(sorted(m["metadata"]["name"] for m in matches))
+        raise OpsctlError(ExitCode.NOT_FOUND, f'{_what(target, name)} not found, and several TradingSymbols trade '
+                                              f"{name.upper()} ({names}): name one of them")
+    return matches[0] if matches else None
+
+
+def _hint(target: Target, name: str) -> str:
+    """`: did you mean spy?`, or where such a TradingSymbol lives, or how to list them."""
+    names = [i["metadata"]["name"] for i in _list(target, target.namespace).get("items") or []]
+    close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.6)
+    if close:
+        return f": did you mean {' or '.join(close)}?"
+    try:
+        elsewhere = sorted({str(i["metadata"].get("namespace")) for i in _list(target, None).get("items") or []
+                            if name.lower() in (i["metadata"]["name"], str(i.get("spec", {}).get("symbol")).lower())})
+    except OpsctlError:  # may not list other namespaces: no hint from there
+        elsewhere = []
+    if elsewhere:
+        return f": it exists in namespace {', '.join(elsewhere)} (pass -n {elsewhere[0]})"
+    if names:
+        return f" (TradingSymbols here: {', '.join(sorted(names)[:8])}{', ...' if len(names) > 8 else ''})"
+    return f': there are no TradingSymbols in namespace "{target.namespace}" (pass -n NAMESPACE, or `get -A`)'
 
 
 def patch_symbol(target: Target, name: str, patch: Obj) -> Obj:
     """Merge-patch a TradingSymbol, stamped with who asked (audit.identity)."""
     metadata = patch.get("metadata") or {}
-    patch = {**patch, "metadata": {**metadata, "annotations": {**(metadata.get("annotations") or {}),
-                                                                **stamp(target.actor or opsctl_actor(None))}}}
-    return call(target.kube.merge_patch, TRADING_SYMBOLS, target.namespace, name, patch,
-                what=f'TradingSymbol "{name}" in namespace "{target.namespace}"')
+    annotations = {**(metadata.get("annotations") or {}), **stamp(target.actor)}
+    stamped = {**patch, "metadata": {**metadata, "annotations": annotations}}
+    return dict(target.kube.merge_patch(symbols_path(target.namespace, name), stamped, what=_what(target, name)))
 
 
 def revision_objects(target: Target, ts: Obj) -> list[Obj]:
     """The TradingSymbol's ControllerRevisions (owned by this very object), oldest first."""
     name, uid = ts["metadata"]["name"], ts["metadata"].get("uid")
-    objs = call(target.kube.list_objects, CONTROLLER_REVISIONS, target.namespace, f"{naming.OWNER_NAME_LABEL}={name}")
-    owned = [o for o in objs if not uid or any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences", []))]
+    listed = target.kube.get(f"/apis/apps/v1/namespaces/{target.namespace}/controllerrevisions",
+                             {"labelSelector": f"{naming.OWNER_NAME_LABEL}={name}"})
+    owned = [dict(o) for o in listed.get("items") or []
+             if not uid or any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences", []))]
     return sorted(owned, key=lambda o: int(o.get("revision", 0)))
 
 
@@ -128,15 +117,15 @@ def is_event_of(event: Obj, ts: Obj) -> bool:
     """An Event about this TradingSymbol: same kind and name, and the same uid when both are known (not one
     about an earlier object of the same name)."""
     involved, meta = event.get("involvedObject") or {}, ts["metadata"]
-    if involved.get("kind") != "TradingSymbol" or involved.get("name") != meta["name"]:
+    if involved.get("kind") != KIND or involved.get("name") != meta["name"]:
         return False
     return not (involved.get("uid") and meta.get("uid") and involved["uid"] != meta["uid"])
 
 
 def events_of(target: Target, ts: Obj) -> list[Obj]:
     """Events about a TradingSymbol, oldest first (filtered here: fieldSelectors are not served everywhere)."""
-    events = call(target.kube.list_objects, EVENTS, target.namespace)
-    mine = [e for e in events if is_event_of(e, ts)]
+    listed = target.kube.get(f"/api/v1/namespaces/{target.namespace}/events")
+    mine = [dict(e) for e in listed.get("items") or [] if is_event_of(e, ts)]
     return sorted(mine, key=_event_order)
 
 
@@ -145,11 +134,57 @@ def _event_order(event: Obj) -> tuple[str, int]:
     return event_time(event), int(version) if version.isdigit() else 0
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
-    """Poll `check` until it is true; exit code 5 (timeout) when `timeout` seconds pass first."""
+def watch_symbols(target: Target, namespace: str | None, resource_version: str, deadline: float | None,
+                  selector: str | None = None, name: str | None = None) -> Iterator[WatchEvent]:
+    """Changes of TradingSymbols after `resource_version` until `deadline` (monotonic; None: forever). The
+    watch is renewed as the server ends it, and after an outage (backing off); when the version is too old
+    the list is read again and its objects come as MODIFIED events (a watcher redraws only what changed)."""
+    query = {"allowWatchBookmarks": "true"}
+    if selector:
+        query["labelSelector"] = selector
+    if name:
+        query["fieldSelector"] = f"metadata.name={name}"
+    version, failures = resource_version, 0
+    while deadline is None or time.monotonic() < deadline:
+        seconds = WATCH_SECONDS if deadline is None else max(1, min(WATCH_SECONDS, int(deadline - time.monotonic())))
+        try:
+            for event in target.kube.watch(symbols_path(namespace), {**query, "resourceVersion": version}, seconds):
+                failures = 0
+                version = str(event.object.get("metadata", {}).get("resourceVersion") or version)
+                if event.type != "BOOKMARK":
+                    yield event
+        except GoneError:
+            listed = _list(target, namespace, selector)
+            version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+            for item in listed.get("items") or []:
+                if name is None or item["metadata"]["name"] == name:
+                    yield WatchEvent("MODIFIED", dict(item))
+        except OpsctlError as error:
+            # An outage: say so, back off, and watch again from the last version seen.
+            if error.code not in (ExitCode.UNREACHABLE, ExitCode.NO_ANSWER):
+                raise
+            pause = BACKOFF[min(failures, len(BACKOFF) - 1)]
+            failures += 1
+            note(f"opsctl: watch interrupted ({error.message}); again in {pause:g}s")
+            time.sleep(pause)
+
+
+def wait_for(target: Target, name: str, done: Callable[[Obj], bool], timeout: float,
+             progress: Callable[[Obj], None], what: str) -> Obj:
+    """Follow one TradingSymbol (a watch, not polling) until `done` holds; `progress` sees every state.
+    Exit code 5 when `timeout` seconds pass first."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise OpsctlError(ExitCode.TIMEOUT, f"timed out after {timeout:.0f}s waiting for {what}")
+    ts = get_symbol(target, name)
+    progress(ts)
+    if done(ts):
+        return ts
+    version = str(ts["metadata"].get("resourceVersion") or "")
+    for event in watch_symbols(target, target.namespace, version, deadline, name=name):
+        if event.type == "DELETED":
+            raise OpsctlError(ExitCode.NOT_FOUND, f"{_what(target, name)} was deleted while waiting for {what}")
+        ts = event.object
+        progress(ts)
+        if done(ts):
+            return ts
+    raise OpsctlError(ExitCode.TIMEOUT, f"timed out after {timeout:g}s waiting for {what} (it may still happen: "
+                                        f"`opsctl describe {name}`; a longer --timeout waits longer)")

@@ -1,75 +1,85 @@
-"""Pure rendering: rows and summaries from API objects (no I/O), plus the output writers.
+"""Pure rendering: table rows and describe lines from API objects (no I/O).
 
-Cell values come from the API (condition messages, event messages, rollback reasons) and are printed as
-literal text: never as rich markup or emoji codes, so `[/x]` or `:bar:` in a message cannot garble or crash
-the output."""
+Cell values come from the API (condition and event messages, rollback reasons) and are printed as literal
+text. Tables show relative ages (kubectl's); -o json|yaml show the objects, with their absolute times."""
 
 from __future__ import annotations
 
 import datetime
-import json
 from typing import Any
 
-import yaml
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
+from opsctl.tables import Column, age
 from trading_operator.diffing import changed_fields
+from trading_operator.identity import API_VERSION, GROUP, KIND
 from trading_operator.revisions import Revision
-from trading_operator.timestamps import age
 
 Obj = dict[str, Any]
 
-SYMBOL_COLUMNS = ["NAME", "SYMBOL", "MARKET", "PHASE", "REVISION", "STABLE", "READY", "TRADING", "PAUSED", "AGE"]
-HISTORY_COLUMNS = ["REVISION", "HASH", "IMAGE", "CHANGE", "CREATED", "MARK"]
-CONDITION_COLUMNS = ["TYPE", "STATUS", "REASON", "MESSAGE", "SINCE"]
-EVENT_COLUMNS = ["TIME", "TYPE", "REASON", "MESSAGE"]
+# The columns kubectl shows for a TradingSymbol (the CRD's printer columns), with TRADING before AGE.
+SYMBOL_COLUMNS = [Column("NAME"), Column("SYMBOL"), Column("PHASE"), Column("REVISION"), Column("STABLE"),
+                  Column("READY"), Column("TRADING"), Column("AGE")]
+SYMBOL_WIDE_COLUMNS = [*SYMBOL_COLUMNS, Column("MARKET"), Column("UPDATE"), Column("DESIRED"), Column("PAUSED"),
+                       Column("CONDITIONS"), Column("IMAGE")]
+HISTORY_COLUMNS = [Column("REVISION"), Column("AGE"), Column("MARK"), Column("CHANGE", wrap=True)]
+HISTORY_WIDE_COLUMNS = [Column("REVISION"), Column("HASH"), Column("IMAGE"), Column("AGE"), Column("MARK"),
+                        Column("CHANGE", wrap=True)]
+CONDITION_COLUMNS = [Column("TYPE"), Column("STATUS"), Column("REASON"), Column("AGE"),
+                     Column("MESSAGE", wrap=True)]
+EVENT_COLUMNS = [Column("TYPE"), Column("REASON"), Column("AGE"), Column("MESSAGE", wrap=True)]
 
 # status field -> the mark `history` shows on that revision
 MARKS = (("currentRevision", "current"), ("stableRevision", "stable"), ("updateRevision", "update"),
          ("abortedRevision", "aborted"))
 
-__all__ = ["age", "change_summary", "condition_rows", "dump", "event_rows", "history_rows", "image_change",
-           "marks", "print_table", "short_image", "symbol_row", "symbol_summary"]
+
+def resource_name(obj: Obj) -> str:
+    """kubectl's `-o name` of an object: `tradingsymbol.trading.tradeops.io/spy`, `controllerrevision.apps/x`."""
+    api_version, kind = str(obj.get("apiVersion", API_VERSION)), str(obj.get("kind", KIND))
+    group = api_version.rpartition("/")[0]
+    return f"{kind.lower()}{'.' + group if group else ''}/{obj['metadata']['name']}"
 
 
-def symbol_row(ts: Obj, now: datetime.datetime | None = None, with_namespace: bool = False) -> list[str]:
-    """One `get` row: NAME SYMBOL MARKET PHASE REVISION STABLE READY(ready/desired) TRADING PAUSED AGE."""
+def symbol_name(name: str) -> str:
+    return f"{KIND.lower()}.{GROUP}/{name}"
+
+
+def as_list(items: list[Obj]) -> Obj:
+    """Several objects the way kubectl prints them with -o json|yaml|jsonpath: a List."""
+    return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
+
+
+def phase_of(ts: Obj) -> str:
+    """The phase as a person should read it: `Terminating` once deletion began, whatever status says."""
+    if ts["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    return str((ts.get("status") or {}).get("phase") or "Pending")
+
+
+def true_conditions(status: Obj) -> str:
+    """The types of the conditions that hold, comma-joined (`Ready`, `Degraded,Draining`), like kubectl's node
+    STATUS; `-` when none."""
+    held = [str(c.get("type")) for c in status.get("conditions") or [] if c.get("status") == "True"]
+    return ",".join(held) or "-"
+
+
+def symbol_row(ts: Obj, now: datetime.datetime, wide: bool = False, with_namespace: bool = False) -> list[str]:
+    """One `get` row (the columns of SYMBOL_COLUMNS, or SYMBOL_WIDE_COLUMNS)."""
     spec, status, meta = ts.get("spec") or {}, ts.get("status") or {}, ts["metadata"]
     row = [
         meta["name"],
         str(spec.get("symbol", "")),
-        str(spec.get("market", "")),
-        str(status.get("phase", "Pending")),
+        phase_of(ts),
         str(status.get("currentRevision") or "-"),
         str(status.get("stableRevision") or "-"),
-        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        str(status.get("readyReplicas", 0)),
         "on" if spec.get("tradingEnabled", True) else "HALTED",
-        "yes" if spec.get("paused", False) else "no",
         age(meta.get("creationTimestamp"), now),
     ]
+    if wide:
+        row += [str(spec.get("market", "")), str(status.get("updateRevision") or "-"), str(spec.get("replicas", 1)),
+                "yes" if spec.get("paused", False) else "no", true_conditions(status),
+                short_image(str(spec.get("image", "")))]
     return [meta.get("namespace", ""), *row] if with_namespace else row
-
-
-def symbol_summary(ts: Obj) -> Obj:
-    """The compact, machine-readable form of a TradingSymbol (`describe -o json` puts it beside the object)."""
-    spec, status, meta = ts.get("spec") or {}, ts.get("status") or {}, ts["metadata"]
-    return {
-        "name": meta["name"],
-        "namespace": meta.get("namespace"),
-        "symbol": spec.get("symbol"),
-        "market": spec.get("market"),
-        "phase": status.get("phase", "Pending"),
-        "currentRevision": status.get("currentRevision"),
-        "stableRevision": status.get("stableRevision"),
-        "updateRevision": status.get("updateRevision"),
-        "abortedRevision": status.get("abortedRevision"),
-        "readyReplicas": status.get("readyReplicas", 0),
-        "replicas": spec.get("replicas", 1),
-        "tradingEnabled": spec.get("tradingEnabled", True),
-        "paused": spec.get("paused", False),
-    }
 
 
 def short_image(image: str) -> str:
@@ -103,9 +113,11 @@ def image_change(old: str, new: str) -> str:
 
 def change_summary(previous: Revision | None, revision: Revision, limit: int = 3) -> str:
     """What a revision changed relative to the one before it, e.g. `config.parameters.batchSize 256→512`,
-    `image :0.1.0→:0.2.0`; at most `limit` changes, then `(+N more)`."""
+    `image :0.1.0→:0.2.0`; at most `limit` changes, then `(+N more)`. The first one: `initial (image :0.1.0)`
+    (its tag or digest; -o wide shows the whole reference)."""
     if previous is None:
-        return "initial"
+        reference = split_image(revision.template.image)[1]
+        return f"initial (image {short_image('x' + reference)[1:] if reference else revision.template.image})"
     old, new = previous.template, revision.template
     changes = [image_change(old.image, new.image)] if old.image != new.image else []
     changes += changed_fields({"resources": old.resources, "config": old.config},
@@ -121,21 +133,25 @@ def marks(number: int, status: Obj) -> str:
     return ",".join(label for key, label in MARKS if status.get(key) == number)
 
 
-def history_rows(revisions: list[Revision], created: dict[int, str], status: Obj) -> list[list[str]]:
+def history_rows(revisions: list[Revision], created: dict[int, str | None], status: Obj, now: datetime.datetime,
+                 wide: bool = False) -> list[list[str]]:
     """`history` rows, oldest first; each change is relative to the previous stored revision."""
     rows = []
     previous: Revision | None = None
     for revision in sorted(revisions, key=lambda r: r.number):
-        rows.append([str(revision.number), revision.spec_hash[:10], short_image(revision.template.image),
-                     change_summary(previous, revision), created.get(revision.number, "-"),
-                     marks(revision.number, status)])
+        when, mark = age(created.get(revision.number), now), marks(revision.number, status) or "-"
+        change = change_summary(previous, revision)
+        rows.append([str(revision.number), revision.spec_hash[:10], short_image(revision.template.image), when, mark,
+                     change] if wide else [str(revision.number), when, mark, change])
         previous = revision
     return rows
 
 
-def condition_rows(status: Obj) -> list[list[str]]:
-    return [[str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason", "")), str(c.get("message", "")),
-             str(c.get("lastTransitionTime", ""))] for c in status.get("conditions") or []]
+def condition_rows(status: Obj, now: datetime.datetime) -> list[list[str]]:
+    """Every condition the operator wrote (Ready, Progressing, Degraded, Draining, ...), as it wrote it."""
+    return [[str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason", "")),
+             age(c.get("lastTransitionTime"), now), str(c.get("message", ""))]
+            for c in status.get("conditions") or []]
 
 
 def event_time(event: Obj) -> str:
@@ -144,26 +160,11 @@ def event_time(event: Obj) -> str:
                or event.get("metadata", {}).get("creationTimestamp") or "")
 
 
-def event_rows(events: list[Obj], limit: int = 10) -> list[list[str]]:
-    """The last `limit` events (the list is oldest first)."""
-    return [[event_time(e), str(e.get("type", "")), str(e.get("reason", "")), str(e.get("message", ""))]
-            for e in events[-limit:]] if limit > 0 else []
-
-
-def print_table(console: Console, columns: list[str], rows: list[list[str]], title: str | None = None) -> None:
-    """A borderless, kubectl-like table; cells are literal text."""
-    table = Table(*columns, title=title, box=None, pad_edge=False, header_style="bold", title_justify="left")
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
-    with console.capture() as captured:
-        console.print(table)
-    # No trailing blanks (rich pads every line to the table's width): friendlier to diff, grep and awk.
-    text = "\n".join(line.rstrip() for line in captured.get().splitlines())
-    print(text, file=console.file)
-
-
-def dump(data: Any, output: str) -> str:
-    """json or yaml text of data."""
-    if output == "yaml":
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip("\n")
-    return json.dumps(data, indent=2, ensure_ascii=False)
+def event_rows(events: list[Obj], now: datetime.datetime, limit: int = 10) -> list[list[str]]:
+    """The last `limit` events (the list is oldest first); `(xN)` when one repeated."""
+    rows = []
+    for event in events[-limit:] if limit > 0 else []:
+        count = int(event.get("count") or 1)
+        when = age(event_time(event), now) + (f" (x{count})" if count > 1 else "")
+        rows.append([str(event.get("type", "")), str(event.get("reason", "")), when, str(event.get("message", ""))])
+    return rows

@@ -17,16 +17,17 @@ import typer
 
 from audit.chain import Anchor
 from drills.s3 import S3Settings
-from opsctl.audit_cli import CHAIN_BROKEN
+from opsctl import kit, printing
 from opsctl.errors import ExitCode, OpsctlError
-from opsctl.subapp import Format, FormatOpt, emit, exits_on_error, output_format
+from opsctl.kit import verb
+from opsctl.options import Output
 from reports import building
 from reports.document import Document, markdown, write
 from reports.sources import SourceError
 from reports.window import Window, parse_time
 
-app = typer.Typer(help="Reports: the production analysis, compliance evidence, cost per symbol.",
-                  no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+HELP = "Reports: the production analysis, compliance evidence, cost per symbol."
+app = kit.group(HELP)
 
 FromOpt = Annotated[str, typer.Option("--from", help="Start: ISO time (UTC unless an offset is given), or -30d/-12h")]
 ToOpt = Annotated[str, typer.Option("--to", help="End: ISO time, `now`, or -1d")]
@@ -54,12 +55,11 @@ def _make(build: Callable[[], Document]) -> Document:
         raise OpsctlError(ExitCode.NOT_FOUND, str(error)) from None
 
 
-def _deliver(ctx: typer.Context, doc: Document, out: pathlib.Path | None, output: Format | None) -> None:
-    if out is not None:
-        written = write(doc, out)
-        print(f"wrote {len(written)} files to {out}: " + ", ".join(p.name for p in written), file=sys.stderr)
-    fmt = output_format(ctx, output)
-    if not emit(doc.data, fmt) and out is None:
+def _deliver(doc: Document, directory: pathlib.Path | None, out: Output) -> None:
+    if directory is not None:
+        written = write(doc, directory)
+        printing.note(f"wrote {len(written)} files to {directory}: " + ", ".join(p.name for p in written))
+    if not printing.emit(out, doc.data) and directory is None:
         sys.stdout.write(markdown(doc))
 
 
@@ -67,10 +67,9 @@ DatabaseOpt = Annotated[str, typer.Option(envvar="TRADEOPS_DATABASE_URL",
                                           help="PostgreSQL conninfo of the runtimes' database")]
 
 
-@app.command()
-@exits_on_error
+@verb(app)
 def performance(
-    ctx: typer.Context,
+    fmt: Output,
     database_url: DatabaseOpt,
     start: FromOpt = "-30d",
     end: ToOpt = "now",
@@ -79,7 +78,6 @@ def performance(
     policy: Annotated[str, typer.Option(help="SLOPolicy name")] = "default",
     resolution: Annotated[int, typer.Option(min=15, help="Seconds per step when finding outages and halts")] = 300,
     out: OutOpt = None,
-    output: FormatOpt = None,
 ) -> None:
     """The production analysis per symbol and for the fleet: latency p50/p95/p99 and errors by day,
     availability and error budgets, hit rate against baselines with intervals, signals, orders, fills, PnL,
@@ -90,13 +88,12 @@ def performance(
     except building.ReportError as error:
         raise OpsctlError(ExitCode.REJECTED, str(error)) from None
     doc = _make(lambda: building.performance_report(prometheus_url, database_url, chosen, window, resolution))
-    _deliver(ctx, doc, out, output)
+    _deliver(doc, out, fmt)
 
 
-@app.command()
-@exits_on_error
+@verb(app)
 def compliance(
-    ctx: typer.Context,
+    fmt: Output,
     database_url: DatabaseOpt,
     start: FromOpt = "-365d",
     end: ToOpt = "now",
@@ -104,7 +101,6 @@ def compliance(
     anchor: Annotated[list[str] | None, typer.Option(
         help="SEQ:HASH from an earlier `opsctl audit head` or report: must still be in the chain")] = None,
     out: OutOpt = None,
-    output: FormatOpt = None,
 ) -> None:
     """Evidence for the annual self-assessment: the audit chain's verification, changes and who made them,
     kill-switch tests and uses, limit breaches and rejected orders, incidents, drill results. Exits 7 when
@@ -121,15 +117,15 @@ def compliance(
         made.append(verified)
         return doc
 
-    _deliver(ctx, _make(build), out, output)
+    _deliver(_make(build), out, fmt)
     if not made[0]:
-        raise typer.Exit(CHAIN_BROKEN)
+        raise OpsctlError(ExitCode.CHECK_FAILED, "the audit chain does not verify: the report says which entries "
+                                                 "(`opsctl audit verify` lists them)")
 
 
-@app.command()
-@exits_on_error
+@verb(app)
 def cost(
-    ctx: typer.Context,
+    fmt: Output,
     start: FromOpt = "-30d",
     end: ToOpt = "now",
     prometheus_url: PrometheusOpt = "http://127.0.0.1:9090",
@@ -140,7 +136,6 @@ def cost(
     prefix: Annotated[str, typer.Option(envvar="TRADEOPS_BACKUP_PREFIX", help="Backups key prefix")] = "tradeops",
     s3_endpoint: Annotated[str | None, typer.Option(envvar="TRADEOPS_S3_ENDPOINT", help="S3 endpoint URL")] = None,
     out: OutOpt = None,
-    output: FormatOpt = None,
 ) -> None:
     """Cost per symbol per month (OpenCost method, prices from the CostPolicy), the month's projection, and
     whether each symbol stays within its budget (the seed's < $100/month)."""
@@ -151,4 +146,4 @@ def cost(
         raise OpsctlError(ExitCode.REJECTED, str(error)) from None
     s3 = S3Settings(bucket=bucket, prefix=prefix, endpoint=s3_endpoint) if bucket else None
     doc = _make(lambda: building.cost_report(prometheus_url, chosen, window, s3))
-    _deliver(ctx, doc, out, output)
+    _deliver(doc, out, fmt)

@@ -1,40 +1,44 @@
-"""Rollout commands: promote, abort or retry the revision under analysis, and show its measurements.
+"""Rollout verbs: promote, abort or retry the revision under analysis, and show the analysis run.
 
-Each request is an annotation on the TradingSymbol that the operator acts on and removes (the spec in
-git is never changed)."""
+Each request is an annotation on the TradingSymbol that the operator acts on and removes (the spec in git
+is never changed). Each verb is one pure function that decides the request (or refuses it) from the object,
+and the same small I/O around it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import typer
 
-from opsctl import render
-from opsctl.cli_support import NameArg, NamespaceOpt, OutputOpt, _emit, _options, _say, console, handles_errors
+from opsctl import printing
 from opsctl.client import get_symbol, patch_symbol
+from opsctl.completion import NameArg, WatchOpt
 from opsctl.errors import ExitCode, OpsctlError
+from opsctl.follow import changes, now, redraw
+from opsctl.kit import verb
+from opsctl.kube import Obj
+from opsctl.options import Cluster, Output
+from opsctl.render import symbol_name
+from opsctl.tables import Column, age, format_table
 from trading_operator import naming
 
-ANALYSIS_COLUMNS = ["TIME", "METRIC", "PHASE", "VALUE", "STABLE", "MESSAGE"]
+app = typer.Typer()
+ANALYSIS_COLUMNS = [Column("AGE"), Column("METRIC"), Column("PHASE"), Column("VALUE"), Column("STABLE"),
+                    Column("MESSAGE", wrap=True)]
 
 
-def _request(ctx: typer.Context, name: str, action: str, annotation: str, namespace: str | None,
-             output: Any, allowed: Any) -> None:
-    options = _options(ctx, namespace, output)
-    target = options.target()
-    status = get_symbol(target, name).get("status") or {}
-    problem = allowed(status)
-    if problem:
-        raise OpsctlError(ExitCode.REJECTED, f"{name}: {problem}")
-    patch_symbol(target, name, {"metadata": {"annotations": {annotation: "true"}}})
-    run = status.get("analysis") or {}
-    result = {"name": name, "namespace": target.namespace, "action": action,
-              "revision": run.get("revision") or status.get("updateRevision")}
-    if not _emit(options, result):
-        _say(f"{name}: {action} of revision {result['revision']} requested")
+@dataclass(frozen=True)
+class Request:
+    """An annotation for the operator, and the revision it is about."""
+
+    action: str
+    patch: Obj
+    revision: int | None
 
 
-def _under_analysis(status: dict[str, Any]) -> str | None:
+def _under_analysis(status: Obj) -> str | None:
     """Why promote/abort make no sense now, or None."""
     if status.get("updateRevision") == status.get("stableRevision") and not (status.get("tuning") or {}).get(
             "candidate"):
@@ -44,55 +48,108 @@ def _under_analysis(status: dict[str, Any]) -> str | None:
     return None
 
 
-def promote(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
+def _annotation_request(ts: Obj, action: str, annotation: str, problem: str | None) -> Request:
+    if problem:
+        raise OpsctlError(ExitCode.REJECTED, f"{ts['metadata']['name']}: {problem}")
+    status = ts.get("status") or {}
+    run = status.get("analysis") or {}
+    return Request(action, {"metadata": {"annotations": {annotation: "true"}}},
+                   run.get("revision") or status.get("updateRevision"))
+
+
+def plan_promote(ts: Obj) -> Request:
+    """Promote the revision under analysis, unless nothing is under analysis."""
+    return _annotation_request(ts, "promote", naming.PROMOTE_ANNOTATION, _under_analysis(ts.get("status") or {}))
+
+
+def plan_abort(ts: Obj) -> Request:
+    """Abort the revision under analysis, unless nothing is under analysis."""
+    return _annotation_request(ts, "abort", naming.ABORT_ANNOTATION, _under_analysis(ts.get("status") or {}))
+
+
+def plan_retry(ts: Obj) -> Request:
+    """Retry the aborted revision, unless there is none."""
+    aborted = (ts.get("status") or {}).get("abortedRevision")
+    return _annotation_request(ts, "retry", naming.RETRY_ANNOTATION,
+                               None if aborted else "nothing to retry: no aborted revision")
+
+
+def _send(cluster: Cluster, out: Output, name: str, plan: Callable[[Obj], Request]) -> None:
+    target = cluster.connect()
+    ts = get_symbol(target, name)
+    name = ts["metadata"]["name"]
+    request = plan(ts)
+    patch_symbol(target, name, request.patch)
+    result = {"name": name, "namespace": target.namespace, "action": request.action, "revision": request.revision}
+    if not printing.emit(out, result, [symbol_name(name)]):
+        printing.say(f"{name}: {request.action} of revision {request.revision} requested")
+
+
+@verb(app)
+def promote(cluster: Cluster, out: Output, name: NameArg) -> None:
     """Promote the revision under analysis to stable now (ends a running or inconclusive analysis)."""
-    _request(ctx, name, "promote", naming.PROMOTE_ANNOTATION, namespace, output, _under_analysis)
+    _send(cluster, out, name, plan_promote)
 
 
-def abort(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
+@verb(app)
+def abort(cluster: Cluster, out: Output, name: NameArg) -> None:
     """Abort the revision under analysis: back to stable, the revision marked aborted."""
-    _request(ctx, name, "abort", naming.ABORT_ANNOTATION, namespace, output, _under_analysis)
+    _send(cluster, out, name, plan_abort)
 
 
-def retry(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
+@verb(app)
+def retry(cluster: Cluster, out: Output, name: NameArg) -> None:
     """Roll the aborted revision out again with a fresh analysis."""
-    def aborted(status: dict[str, Any]) -> str | None:
-        if not status.get("abortedRevision"):
-            return "nothing to retry: no aborted revision"
-        return None
-
-    _request(ctx, name, "retry", naming.RETRY_ANNOTATION, namespace, output, aborted)
-
-
-def analysis(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
-    """The latest analysis run: verdict, counts per metric and the measurements with their values."""
-    options = _options(ctx, namespace, output)
-    status = get_symbol(options.target(), name).get("status") or {}
-    run = status.get("analysis")
-    if run is None:
-        raise OpsctlError(ExitCode.NOT_FOUND, f"{name} has no analysis run yet")
-    if _emit(options, run):
-        return
-    baseline = f" against stable revision {run['baselineRevision']}" if run.get("baselineRevision") else ""
-    _say(f"{name}: {run['kind']} analysis of revision {run['revision']}{baseline}: {run['phase']}", "bold")
-    _say(f"started {run.get('startedAt')}" + (f", finished {run['finishedAt']}" if run.get("finishedAt") else ""))
-    if run.get("message"):
-        _say(run["message"])
-    counts = ", ".join(f"{t['metric']} {t.get('successful', 0)} ok/{t.get('failed', 0)} failed/"
-                       f"{t.get('inconclusive', 0)} inconclusive/{t.get('errors', 0)} errors"
-                       for t in run.get("tallies", []))
-    if counts:
-        _say(counts)
-    console.print()
-    rows = [[m.get("time", ""), m.get("metric", ""), m.get("phase", ""), _number(m.get("value")),
-             _number(m.get("baseline")), m.get("message", "")] for m in run.get("measurements", [])]
-    render.print_table(console, ANALYSIS_COLUMNS, rows, title="Measurements")
+    _send(cluster, out, name, plan_retry)
 
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def register(app: typer.Typer) -> None:
-    for command in (promote, abort, retry, analysis):
-        app.command()(handles_errors(command))
+def analysis_text(ts: Obj, width: int | None) -> str:
+    """The latest run: how far it is (or its verdict), counts per metric, the measurements with values."""
+    from opsctl.progress import analysis_line
+    from opsctl.run_plan import run_plan
+
+    run, moment = (ts.get("status") or {}).get("analysis") or {}, now()
+    lines = [f"{ts['metadata']['name']}: {analysis_line(run, run_plan(ts), moment)}"]
+    baseline = f", against stable revision {run['baselineRevision']}" if run.get("baselineRevision") else ""
+    lines.append(f"started {age(run.get('startedAt'), moment)} ago"
+                 + (f", finished {age(run['finishedAt'], moment)} ago" if run.get("finishedAt") else "") + baseline)
+    lines += [f"{t['metric']}: {t.get('successful', 0)} ok, {t.get('failed', 0)} failed, "
+              f"{t.get('inconclusive', 0)} inconclusive, {t.get('errors', 0)} errors" for t in run.get("tallies", [])]
+    rows = [[age(m.get("time"), moment), m.get("metric", ""), m.get("phase", ""), _number(m.get("value")),
+             _number(m.get("baseline")), m.get("message", "")] for m in run.get("measurements", [])]
+    lines.append("Measurements:")
+    body = format_table(ANALYSIS_COLUMNS, rows, width - 2 if width else None)
+    lines += ["  " + line for line in body] if rows else ["  <none>"]
+    return "\n".join(lines)
+
+
+@verb(app)
+def analysis(cluster: Cluster, out: Output, name: NameArg, watch: WatchOpt = False) -> None:
+    """Show the latest analysis run and how far it is. Measurement x of n, the latest measurement and about
+    how long is left (or the verdict), counts per metric and the measurements with their values. -w redraws
+    as it progresses. -o json|yaml: the run as status.analysis holds it."""
+    target = cluster.connect()
+    ts = get_symbol(target, name)
+    name = ts["metadata"]["name"]
+    run = (ts.get("status") or {}).get("analysis")
+    if run is None and not watch:
+        raise OpsctlError(ExitCode.NOT_FOUND, f"{name} has no analysis run yet (a spec change, a tuning "
+                                              f"proposal or `opsctl retry` starts one)")
+    if printing.emit(out, run, [symbol_name(name)]):
+        return
+    if not watch:
+        printing.say(analysis_text(ts, printing.terminal_width()))
+        return
+
+    def view() -> tuple[Any, str]:
+        state = get_symbol(target, name)
+        if not (state.get("status") or {}).get("analysis"):
+            return state["metadata"].get("resourceVersion"), f"{name}: no analysis run yet"
+        return state["metadata"].get("resourceVersion"), analysis_text(state, printing.terminal_width())
+
+    redraw(view, changes(target, name))
+    printing.note(f"{name}: deleted")

@@ -2,67 +2,81 @@
 
 from __future__ import annotations
 
-import typer
-
-from opsctl import render
-from opsctl.cli_support import NameArg, NamespaceOpt, OutputOpt, _emit, _options, _say, console, handles_errors
+from opsctl import kit, printing
 from opsctl.client import get_symbol, patch_symbol
+from opsctl.completion import NameArg
+from opsctl.follow import now
+from opsctl.kit import verb
+from opsctl.kube import Obj
+from opsctl.options import Cluster, Output
+from opsctl.render import symbol_name
+from opsctl.tables import Column, age
 from trading_operator import naming
 
-app = typer.Typer(help="The auto-tuner: status, freeze, unfreeze.", no_args_is_help=True, rich_markup_mode=None)
-HISTORY_COLUMNS = ["TIME", "PARAMETER", "FROM", "TO", "REVISION", "BASELINE", "OBJECTIVE", "OUTCOME"]
-
-
-@app.command()
-@handles_errors
-def status(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
-    """Policy, accepted values, the proposal under analysis, budgets and the history of proposals."""
-    options = _options(ctx, namespace, output)
-    ts = get_symbol(options.target(), name)
-    tuning = (ts.get("status") or {}).get("tuning") or {}
-    frozen = naming.TUNING_FROZEN_ANNOTATION in (ts["metadata"].get("annotations") or {})
-    if _emit(options, {**tuning, "frozen": frozen}):
-        return
-    if not tuning:
-        _say(f"{name}: no tuning (its tuning policy {ts.get('spec', {}).get('policies', {}).get('tuning', 'default')!r}"
-             " is disabled or not yet applied)")
-        return
-    state = "frozen" if frozen else "converged" if tuning.get("converged") else "searching"
-    _say(f"{name}: tuning policy {tuning.get('policy')}, {state}", "bold")
-    _say(f"accepted values: {tuning.get('overrides') or 'none (the spec values)'}")
-    if tuning.get("candidate"):
-        _say(f"under analysis: {tuning['candidate']} (baseline objective {tuning.get('baselineObjective')})")
-    _say(f"last proposal {tuning.get('lastChangeAt') or '-'}, {len(tuning.get('changeTimes') or [])} in the last hour")
-    console.print()
-    rows = [[h.get("time", ""), h.get("parameter", ""), f"{h.get('fromValue'):g}", f"{h.get('toValue'):g}",
-             str(h.get("revision", "")), _number(h.get("baseline")), _number(h.get("objective")), h.get("outcome", "")]
-            for h in tuning.get("history") or []]
-    render.print_table(console, HISTORY_COLUMNS, rows, title="Proposals")
+app = kit.group("The auto-tuner: status, freeze, unfreeze.")
+HISTORY_COLUMNS = [Column("AGE"), Column("PARAMETER"), Column("FROM"), Column("TO"), Column("REVISION"),
+                   Column("BASELINE"), Column("OBJECTIVE"), Column("OUTCOME")]
 
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def _freeze(ctx: typer.Context, name: str, frozen: bool, namespace: str | None, output: OutputOpt) -> None:
-    options = _options(ctx, namespace, output)
-    target = options.target()
-    patch_symbol(target, name, {"metadata": {"annotations": {naming.TUNING_FROZEN_ANNOTATION: "true" if frozen
-                                                              else None}}})
+@verb(app)
+def status(cluster: Cluster, out: Output, name: NameArg) -> None:
+    """Policy, accepted values, the proposal under analysis, budgets and the history of proposals."""
+    ts = get_symbol(cluster.connect(), name)
+    name = ts["metadata"]["name"]
+    tuning = (ts.get("status") or {}).get("tuning") or {}
+    frozen = naming.TUNING_FROZEN_ANNOTATION in (ts["metadata"].get("annotations") or {})
+    if printing.emit(out, {**tuning, "frozen": frozen}, [symbol_name(name)]):
+        return
+    if not tuning:
+        policy = ((ts.get("spec") or {}).get("policies") or {}).get("tuning", "default")
+        printing.say(f"{name}: no tuning (its tuning policy {policy!r} is disabled or not yet applied)")
+        return
+    state = "frozen" if frozen else "converged" if tuning.get("converged") else "searching"
+    moment = now()
+    printing.say(f"{name}: tuning policy {tuning.get('policy')}, {state}")
+    printing.say(f"accepted values: {tuning.get('overrides') or 'none (the spec values)'}")
+    if tuning.get("candidate"):
+        printing.say(f"under analysis: {tuning['candidate']} (baseline objective {tuning.get('baselineObjective')})")
+    last = tuning.get("lastChangeAt")
+    printing.say(f"last proposal {age(last, moment) + ' ago' if last else '-'}, "
+            f"{len(tuning.get('changeTimes') or [])} in the last hour")
+    rows = [[age(h.get("time"), moment), h.get("parameter", ""), f"{h.get('fromValue'):g}", f"{h.get('toValue'):g}",
+             str(h.get("revision", "")), _number(h.get("baseline")), _number(h.get("objective")), h.get("outcome", "")]
+            for h in tuning.get("history") or []]
+    printing.table(HISTORY_COLUMNS, rows, title="Proposals")
+
+
+def _freeze(cluster: Cluster, out: Output, name: str, frozen: bool) -> None:
+    target = cluster.connect()
+    ts = get_symbol(target, name)
+    name = ts["metadata"]["name"]
+    changed = (naming.TUNING_FROZEN_ANNOTATION in (ts["metadata"].get("annotations") or {})) != frozen
+    if changed:
+        value = "true" if frozen else None
+        patch: Obj = {"metadata": {"annotations": {naming.TUNING_FROZEN_ANNOTATION: value}}}
+        patch_symbol(target, name, patch)
     action = "freeze" if frozen else "unfreeze"
-    if not _emit(options, {"name": name, "namespace": target.namespace, "action": action}):
-        _say(f"{name}: tuning {'frozen: no new proposals (one under analysis finishes)' if frozen else 'unfrozen'}")
+    if printing.emit(out, {"name": name, "namespace": target.namespace, "action": action, "changed": changed},
+                [symbol_name(name)]):
+        return
+    if not changed:
+        printing.say(f"{name} unchanged: tuning {'already frozen' if frozen else 'not frozen'}")
+    else:
+        what = "frozen: no new proposals (one under analysis finishes)" if frozen else "unfrozen"
+        printing.say(f"{name}: tuning {what}")
 
 
-@app.command()
-@handles_errors
-def freeze(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
+@verb(app)
+def freeze(cluster: Cluster, out: Output, name: NameArg) -> None:
     """Stop new tuning proposals."""
-    _freeze(ctx, name, True, namespace, output)
+    _freeze(cluster, out, name, True)
 
 
-@app.command()
-@handles_errors
-def unfreeze(ctx: typer.Context, name: NameArg, namespace: NamespaceOpt = None, output: OutputOpt = None) -> None:
+@verb(app)
+def unfreeze(cluster: Cluster, out: Output, name: NameArg) -> None:
     """Allow tuning proposals again."""
-    _freeze(ctx, name, False, namespace, output)
+    _freeze(cluster, out, name, False)

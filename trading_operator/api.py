@@ -8,15 +8,15 @@ from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
+# The API's identity is re-exported here (`api.GROUP`, ...), where the models that carry it live.
+from trading_operator.identity import API_VERSION as API_VERSION
+from trading_operator.identity import GROUP as GROUP
+from trading_operator.identity import KIND as KIND
+from trading_operator.identity import PLURAL as PLURAL
+from trading_operator.identity import SHORT_NAMES as SHORT_NAMES
+from trading_operator.identity import SINGULAR as SINGULAR
+from trading_operator.identity import VERSION as VERSION
 from trading_runtime.config import CamelModel, RuntimeConfig
-
-GROUP = "trading.tradeops.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "TradingSymbol"
-PLURAL = "tradingsymbols"
-SINGULAR = "tradingsymbol"
-SHORT_NAMES = ("ts",)
 
 SYMBOL_PATTERN = r"^[A-Z][A-Z0-9.]{0,9}$"
 IMAGE_PATTERN = r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(@sha256:[a-f0-9]{64})?$"

@@ -27,7 +27,7 @@ from trading_operator.planner import (
     Plan,
     RemoveAnnotation,
 )
-from trading_operator.revisions import Revision, RevisionTemplate
+from trading_operator.revisions import revision_from_object
 from trading_operator.timestamps import now_rfc3339
 
 TRADING_SYMBOLS = Resource(api.API_VERSION, api.PLURAL)
@@ -35,21 +35,6 @@ CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "Net
 SHADOW_KINDS = ("ConfigMap", "Deployment")
 
 log = logging.getLogger(__name__)
-
-
-def revision_from_object(obj: Obj) -> Revision:
-    """A ControllerRevision object as the planner's Revision."""
-    data = obj.get("data") or {}
-    return Revision(
-        number=int(obj.get("revision", 0)),
-        name=obj["metadata"]["name"],
-        spec_hash=str(data.get("specHash", "")),
-        template=RevisionTemplate(
-            image=str(data.get("image", "")),
-            resources=dict(data.get("resources") or {}),
-            config=dict(data.get("config") or {}),
-        ),
-    )
 
 
 class WrittenVersions:

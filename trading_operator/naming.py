@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trading_operator.api import GROUP
+from trading_operator.identity import GROUP
 
 MANAGER = "tradeops-operator"
 APP_NAME = "trading-runtime"

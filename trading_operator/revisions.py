@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trading_operator.api import TradingSymbolSpec
+if TYPE_CHECKING:  # only annotations: clients that read revisions (opsctl) need not build the API models
+    from trading_operator.api import TradingSymbolSpec
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,21 @@ class Revision:
     name: str
     spec_hash: str
     template: RevisionTemplate
+
+
+def revision_from_object(obj: dict[str, Any]) -> Revision:
+    """A ControllerRevision object as the planner's Revision."""
+    data = obj.get("data") or {}
+    return Revision(
+        number=int(obj.get("revision", 0)),
+        name=obj["metadata"]["name"],
+        spec_hash=str(data.get("specHash", "")),
+        template=RevisionTemplate(
+            image=str(data.get("image", "")),
+            resources=dict(data.get("resources") or {}),
+            config=dict(data.get("config") or {}),
+        ),
+    )
 
 
 def template_of(spec: TradingSymbolSpec, config: dict[str, Any] | None = None) -> RevisionTemplate:

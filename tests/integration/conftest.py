@@ -55,13 +55,19 @@ def no_process_outlives_the_tests() -> Iterator[None]:
         f"{p.pid}: {command[:200]}" for p, command in left)
 
 
+RESOURCE_TRACKER = "from multiprocessing.resource_tracker import main"
+"""multiprocessing's resource tracker (started by an embedded Dask cluster) belongs to this pytest process and
+ends with it: not a leftover of a test."""
+
+
 def _live_children() -> list[tuple[psutil.Process, str]]:
     """This session's descendants still running, with their command lines."""
     out = []
     for process in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
-            if process.status() != psutil.STATUS_ZOMBIE:
-                out.append((process, " ".join(process.cmdline())))
+            command = " ".join(process.cmdline())
+            if process.status() != psutil.STATUS_ZOMBIE and RESOURCE_TRACKER not in command:
+                out.append((process, command))
     return out
 
 

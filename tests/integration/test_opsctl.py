@@ -35,11 +35,10 @@ def test_get_lists_symbols_with_their_state(stack, ns):
     result = opsctl(stack, ns, "get")
     assert result.exit_code == 0
     header, row = result.stdout.splitlines()[:2]
-    assert header.split() == ["NAME", "SYMBOL", "MARKET", "PHASE", "REVISION", "STABLE", "READY", "TRADING",
-                              "PAUSED", "AGE"]
-    assert row.split()[:9] == ["spy", "SPY", "equity-options", "Ready", "1", "1", "1/1", "on", "no"]
+    assert header.split() == ["NAME", "SYMBOL", "PHASE", "REVISION", "STABLE", "READY", "TRADING", "AGE"]
+    assert row.split()[:7] == ["spy", "SPY", "Ready", "1", "1", "1", "on"]
     as_json = json.loads(opsctl(stack, ns, "-o", "json", "get").stdout)
-    assert [i["metadata"]["name"] for i in as_json] == ["spy"]
+    assert [i["metadata"]["name"] for i in as_json["items"]] == ["spy"]
 
 
 @pytest.mark.e2e
@@ -65,7 +64,7 @@ def test_rollback_with_wait_runs_the_previous_revision(stack, ns):
     assert ts["spec"]["config"]["parameters"]["batchSize"] == 512  # git's spec untouched
     assert ts["status"]["abortedRevision"] == 2
     described = opsctl(stack, ns, "describe", "spy")
-    assert "last rollback 2 → 1" in described.stdout
+    assert "Last rollback: 2 → 1" in described.stdout
     assert "RolledBack" in described.stdout
 
 

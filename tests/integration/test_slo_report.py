@@ -2,7 +2,8 @@
 
 Each fake runtime serves counters that grow at fixed rates (computed from the clock at scrape time, so every
 scrape is consistent): SPY fails 0.4 % of its ticks and answers 2 % of them slower than 50 ms; QQQ never
-fails (it has no error series at all, as a fresh runtime) and is always fast."""
+fails (it has no error series at all, as a fresh runtime) and is always fast. A report of one TradingSymbol
+looks it up on the emulated API (its namespace and ticker select the series)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from typer.testing import CliRunner
 
+from devstack.emulator import EmulatorThread, kubeconfig_for
+from devstack.processes import install_crd
 from opsctl.main import app
 from policies.loader import load_dir
 from policies.rules import groups, render_rules
+from tests.integration import emulator_fixtures
 from tests.prometheus_server import ThrowawayPrometheus
 from tests.servers import free_port
+from trading_operator import api
+from trading_operator.executor import TRADING_SYMBOLS
+from trading_operator.kube import NAMESPACES, KubeApi
 
 TICKS_PER_SECOND = 100.0
 runner = CliRunner()
@@ -76,9 +83,25 @@ def prometheus() -> Iterator[ThrowawayPrometheus]:
             thread.join()
 
 
-def report(prometheus: ThrowawayPrometheus, *args: str) -> dict[tuple[str, str], dict[str, Any]]:
+@pytest.fixture(scope="module")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The emulated API with TradingSymbols `spy` (SPY, scraped) and `es` (ES, not scraped) in `trading`."""
+    with EmulatorThread() as emulator, emulator_fixtures.api_client_for(emulator.url) as client:
+        kube = KubeApi(client)
+        install_crd(kube)
+        kube.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "trading"}})
+        for name, ticker in (("spy", "SPY"), ("es", "ES")):
+            kube.create(TRADING_SYMBOLS, "trading", {
+                "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name},
+                "spec": {"symbol": ticker, "market": "equity-options", "image": "ghcr.io/tradeops/rt:0.1.0"}})
+        path = tmp_path_factory.mktemp("slo") / "kubeconfig"
+        path.write_text(json.dumps(kubeconfig_for(emulator.url, "trading")))
+        yield str(path)
+
+
+def report(prometheus: ThrowawayPrometheus, *args: str, kubeconfig: str = "") -> dict[tuple[str, str], dict[str, Any]]:
     result = runner.invoke(app, ["slo", "report", "-o", "json", *args],
-                           env={"TRADEOPS_PROMETHEUS_URL": prometheus.url})
+                           env={"TRADEOPS_PROMETHEUS_URL": prometheus.url, "KUBECONFIG": kubeconfig})
     assert result.exit_code == 0, result.output
     return {(row["symbol"], row["slo"]): row for row in json.loads(result.stdout)}
 
@@ -107,15 +130,27 @@ def test_budget_left_per_symbol_and_slo_matches_the_known_ratios(prometheus: Thr
         assert row["burnRate1h"] == pytest.approx(1 - remaining, abs=1e-4), key
 
 
-def test_symbol_and_window_narrow_the_report(prometheus: ThrowawayPrometheus):
-    rows = report(prometheus, "--symbol", "SPY", "--window", "5m")
+@pytest.mark.parametrize("name", ["spy", "SPY"], ids=["name", "ticker"])
+def test_a_tradingsymbol_and_a_window_narrow_the_report(prometheus: ThrowawayPrometheus, kubeconfig: str, name: str):
+    rows = report(prometheus, name, "--window", "5m", kubeconfig=kubeconfig)
     assert {symbol for symbol, _ in rows} == {"SPY"}
     assert {row["window"] for row in rows.values()} == {"5m"}
     assert rows["SPY", "error-ratio"]["budgetRemaining"] == pytest.approx(0.6, abs=1e-4)
 
 
-def test_table_shows_budget_left(prometheus: ThrowawayPrometheus):
-    result = runner.invoke(app, ["slo", "report", "--prometheus-url", prometheus.url, "--symbol", "SPY"])
+def test_a_tradingsymbol_without_series_is_an_error_that_says_where_to_look(prometheus: ThrowawayPrometheus,
+                                                                           kubeconfig: str):
+    result = runner.invoke(app, ["slo", "report", "es", "--prometheus-url", prometheus.url],
+                           env={"KUBECONFIG": kubeconfig})
+    assert result.exit_code == 3
+    assert result.stderr == (f"opsctl: error: no SLI series of ES in namespace trading in Prometheus at "
+                             f"{prometheus.url}: is the runtime scraped there (`up{{symbol!=\"\"}}`)? If not this "
+                             "Prometheus, set TRADEOPS_PROMETHEUS_URL or pass --prometheus-url\n")
+
+
+def test_table_shows_budget_left(prometheus: ThrowawayPrometheus, kubeconfig: str):
+    result = runner.invoke(app, ["slo", "report", "--prometheus-url", prometheus.url, "spy"],
+                           env={"KUBECONFIG": kubeconfig})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAMESPACE", "SYMBOL", "SLO", "OBJECTIVE", "WINDOW", "ERROR", "RATIO", "BUDGET",
@@ -136,4 +171,5 @@ def test_stopped_prometheus_exits_4():
     server.destroy()
     result = runner.invoke(app, ["slo", "report", "--prometheus-url", server.url])
     assert result.exit_code == 4
-    assert result.stderr == f"opsctl: error: Prometheus at {server.url} is unreachable: ConnectionError\n"
+    assert result.stderr == (f"opsctl: error: Prometheus at {server.url} is unreachable (connection refused): set "
+                             "TRADEOPS_PROMETHEUS_URL or pass --prometheus-url\n")

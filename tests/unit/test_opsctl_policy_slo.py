@@ -69,7 +69,10 @@ def test_check_with_broken_policies_reports_the_policies(tmp_path: pathlib.Path)
 def test_slo_report_unreachable_prometheus_exits_4():
     result = runner.invoke(app, ["slo", "report", "--prometheus-url", "http://127.0.0.1:9"])
     assert result.exit_code == 4
-    assert result.stderr == "opsctl: error: Prometheus at http://127.0.0.1:9 is unreachable: ConnectionError\n"
+    assert result.stderr == ("opsctl: error: Prometheus at http://127.0.0.1:9 is unreachable (connection refused): "
+                             "set TRADEOPS_PROMETHEUS_URL or pass --prometheus-url\n")
+    from_environment = runner.invoke(app, ["slo", "report"], env={"TRADEOPS_PROMETHEUS_URL": "http://127.0.0.1:9"})
+    assert from_environment.stderr == result.stderr
 
 
 def test_slo_report_rejects_a_bad_window_and_unknown_policy(tmp_path: pathlib.Path):
@@ -114,4 +117,5 @@ def test_unexpected_errors_are_one_line_with_exit_1(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr("opsctl.slo_cli.measure", broken)
     result = runner.invoke(app, ["slo", "report"])
-    assert (result.exit_code, result.stderr) == (1, "opsctl: error: unexpected ValueError: boom\n")
+    assert (result.exit_code, result.stderr) == \
+        (1, "opsctl: error: unexpected ValueError: boom (OPSCTL_DEBUG=1 shows where)\n")
