@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from devstack.demo import OPSCTL, pasteable
-from devstack.emulator import EmulatorThread, kubeconfig_for
+from devstack.emulator import EmulatorThread, SimulatedKubelet, kubeconfig_for
 from devstack.processes import REPO_ROOT, find_kubectl, wait_for
 from opsctl.errors import ExitCode
 from tests.integration import emulator_fixtures
@@ -57,7 +57,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorThread]:
-    with EmulatorThread(deployment_delay=emulator_fixtures.TEST_DEPLOYMENT_DELAY) as running:
+    with EmulatorThread(kubelet=SimulatedKubelet(ready_delay=emulator_fixtures.TEST_POD_READY_DELAY)) as running:
         yield running
 
 
