@@ -165,9 +165,7 @@ async def drain(*, namespace: str | None, name: str, body: kopf.Body, started: d
         if retry == 0:
             await context.executor.emit_event(ts, NORMAL, Reason.DRAINING,
                                               f"Trading switched off; draining (timeout {timeout_s}s)")
-            status = {**(body.status or {}), "phase": api.Phase.TERMINATING.value,
-                      "drainStarted": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
-            await context.executor.write_status(ts, status)
+            await reconcile(context, namespace, name)  # the planner writes phase Terminating and drainStarted
     except ApiException as exc:
         raise kopf.TemporaryError(f"API error: {api_error_message(exc)}", delay=_backoff(retry)) from exc
     positions = await context.probe.open_positions(namespace, name) if has_pods else 0

@@ -25,6 +25,7 @@ from trading_operator.builders import (
     Owner,
     build_children,
     build_revision,
+    build_runtime_config,
     build_shadow_children,
 )
 from trading_operator.conditions import ConditionType, Reason, get_condition, set_condition
@@ -50,7 +51,7 @@ from trading_operator.revisions import (
     template_of,
     to_prune,
 )
-from trading_operator.rollout import Decision, Policies, decide, resolve_policies
+from trading_operator.rollout import Decision, Policies, decide, fold_findings, resolve_policies
 
 SHADOW_DEPLOYMENT = "shadow/Deployment"
 SHADOW_CONFIGMAP = "shadow/ConfigMap"
@@ -89,7 +90,9 @@ def plan(observed: Observed) -> Plan:
     result = Plan()
     status = parse_status(observed.status)
     if observed.deleting:
-        status = status.model_copy(update={"phase": Phase.TERMINATING})
+        # The drain handler reconciles once deletion starts: the status says so here, not there.
+        status = status.model_copy(update={"phase": Phase.TERMINATING,
+                                           "drain_started": status.drain_started or observed.now})
         return _finish(result, observed, status)
     try:
         spec = TradingSymbolSpec.model_validate(observed.spec)
@@ -99,6 +102,7 @@ def plan(observed: Observed) -> Plan:
         policies = resolve_policies(observed.policies, spec)
     except KeyError as error:
         return _finish(result, observed, _invalid(result, observed, status, str(error.args[0])))
+    status = fold_findings(result, observed, spec, status, policies)
 
     revisions = list(observed.revisions)
     owner = Owner(observed.name, observed.namespace, observed.uid)
@@ -129,6 +133,8 @@ def plan(observed: Observed) -> Plan:
         pruned = to_prune(revisions, spec.revision_history_limit, keep)
         for revision in pruned:
             result.actions.append(DeleteObject("ControllerRevision", revision.name))
+        alive = {r.number for r in revisions} - {r.number for r in pruned} | {status.current_revision}
+        _reconcile_configs(result, observed, spec, owner, [r for r in (target, decision.shadow) if r], alive)
         if pruned:
             numbers = ", ".join(str(r.number) for r in sorted(pruned, key=lambda r: r.number))
             result.event(
@@ -154,6 +160,24 @@ def _running_revision(deployment: Manifest | None, replicas: int) -> int | None:
     labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
     value = labels.get(naming.REVISION_LABEL)
     return int(value) if value and str(value).isdigit() else None
+
+
+def _reconcile_configs(result: Plan, observed: Observed, spec: TradingSymbolSpec, owner: Owner,
+                       running: list[Revision], alive: set[int]) -> None:
+    """Each running revision's immutable config ConfigMap exists with its exact content (an immutable one that
+    differs is replaced, never patched); those of revisions gone from the history are pruned with them."""
+    wanted = {m["metadata"]["name"]: m for m in (build_runtime_config(owner, spec, r) for r in running)}
+    for name, have in sorted(observed.configs.items()):
+        revision_label = have.get("metadata", {}).get("labels", {}).get(naming.REVISION_LABEL, "")
+        if name in wanted:
+            if have.get("data") != wanted[name]["data"]:
+                result.actions.append(DeleteObject("ConfigMap", name))  # recreated below with its exact bytes
+        elif not revision_label.isdigit() or int(revision_label) not in alive:
+            result.actions.append(DeleteObject("ConfigMap", name))
+    for name, desired in wanted.items():
+        existing = observed.configs.get(name)
+        if existing is None or existing.get("data") != desired["data"]:
+            result.actions.append(CreateObject(desired))
 
 
 def _reconcile_shadow(

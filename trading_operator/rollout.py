@@ -14,7 +14,7 @@ from typing import Any
 from policies.loader import PolicySet
 from policies.models import AnalysisPolicySpec, SLOPolicySpec, TuningPolicySpec
 from trading_operator import naming, tuner
-from trading_operator.analysis import OBJECTIVE, AnalysisSettings, measured_mean, settings_for
+from trading_operator.analysis import OBJECTIVE, AnalysisSettings, measured_mean, record, settings_for
 from trading_operator.api import (
     AnalysisKind,
     AnalysisPhase,
@@ -25,6 +25,8 @@ from trading_operator.api import (
     TuningState,
 )
 from trading_operator.conditions import Reason
+from trading_operator.findings import ObjectiveMeasured, RunMeasured, StableMeasured
+from trading_operator.healing import Action, Outcome, assess
 from trading_operator.plans import NORMAL, WARNING, Observed, Plan, RemoveAnnotation
 from trading_operator.revisions import Revision, find_by_number, previous_of
 
@@ -61,6 +63,84 @@ def resolve_policies(policy_set: PolicySet, spec: TradingSymbolSpec) -> Policies
         tuning=tuning if tuning.enabled else None,
         tuning_name=refs.tuning,
     )
+
+
+def fold_findings(result: Plan, observed: Observed, spec: TradingSymbolSpec, status: TradingSymbolStatus,
+                  policies: Policies) -> TradingSymbolStatus:
+    """The analysis loop's findings, in order, as verdicts and status: a run's measurements are tallied into
+    its verdict, a background breach becomes a restart or a rollback, a measured objective a tuning proposal.
+    A finding about a run or revision that is no longer current is dropped."""
+    for finding in observed.findings:
+        if isinstance(finding, RunMeasured):
+            status = _fold_run(result, status, policies, finding)
+        elif isinstance(finding, StableMeasured):
+            status = _fold_background(result, status, policies, finding)
+        else:
+            status = _fold_objective(result, spec, status, policies, finding)
+    return status
+
+
+def _fold_run(result: Plan, status: TradingSymbolStatus, policies: Policies,
+              finding: RunMeasured) -> TradingSymbolStatus:
+    run = status.analysis
+    if run is None or run.revision != finding.revision or run.started_at != finding.started_at \
+            or run.phase is not AnalysisPhase.RUNNING:
+        return status
+    updated = record(run, list(finding.measurements), policies.analysis, finding.time)
+    if updated.phase is AnalysisPhase.INCONCLUSIVE:
+        result.event(WARNING, Reason.ANALYSIS_INCONCLUSIVE,
+                     f"Analysis of revision {run.revision} inconclusive: {updated.message}; "
+                     "not rolled back, held until promote, abort or retry")
+    elif updated.phase is AnalysisPhase.FAILED:
+        result.event(WARNING, Reason.ANALYSIS_FAILED, f"Analysis of revision {run.revision} failed: {updated.message}")
+    return status.model_copy(update={"analysis": updated})
+
+
+def _fold_background(result: Plan, status: TradingSymbolStatus, policies: Policies,
+                     finding: StableMeasured) -> TradingSymbolStatus:
+    if status.stable_revision != finding.revision or status.current_revision != finding.revision:
+        return status
+    outcome = assess(status, list(finding.measurements), policies.analysis_policy.background, finding.time)
+    if outcome.action is Action.ROLLBACK:
+        result.event(WARNING, Reason.ROLLED_BACK, outcome.message)
+        return _background_rollback(status, outcome, finding.time)
+    if outcome.action is Action.RESTART:
+        result.event(WARNING, Reason.SELF_HEALING_RESTART, outcome.message)
+    elif outcome.action is Action.EXHAUSTED:
+        result.event(WARNING, Reason.SELF_HEALING_EXHAUSTED, outcome.message)
+    return status.model_copy(update={"background": outcome.background})
+
+
+def _background_rollback(status: TradingSymbolStatus, outcome: Outcome, now: str) -> TradingSymbolStatus:
+    """A breach soon after a promotion: the previous stable revision is stable again, the breaching one
+    aborted (the decision below then runs stable)."""
+    rollback = RollbackRecord(from_revision=status.stable_revision, to_revision=status.previous_stable_revision,
+                              reason=f"SLOBreach: {outcome.background.last_breach}", time=now)
+    return status.model_copy(update={
+        "background": outcome.background,
+        "aborted_revision": status.stable_revision,
+        "stable_revision": status.previous_stable_revision,
+        "previous_stable_revision": 0,
+        "stable_since": now,
+        "last_rollback": rollback,
+    })
+
+
+def _fold_objective(result: Plan, spec: TradingSymbolSpec, status: TradingSymbolStatus, policies: Policies,
+                    finding: ObjectiveMeasured) -> TradingSymbolStatus:
+    state, policy = status.tuning, policies.tuning
+    if state is None or policy is None or state.candidate or status.stable_revision != finding.revision:
+        return status
+    if finding.value is None:
+        return status  # no objective yet (e.g. the hit rate needs its horizon): measured again later
+    proposal = tuner.propose(state, policy, spec.config.model_dump(by_alias=True, mode="json"))
+    if proposal is None:
+        result.event(NORMAL, Reason.TUNING_PROPOSED, "Tuning converged: every parameter searched to its minimum step")
+        return status.model_copy(update={"tuning": state.model_copy(update={"converged": True})})
+    result.event(NORMAL, Reason.TUNING_PROPOSED,
+                 f"Proposing {proposal.parameter.path} {proposal.from_value:g} -> {proposal.to_value:g} "
+                 f"(objective of stable revision {status.stable_revision}: {finding.value:.6g})")
+    return status.model_copy(update={"tuning": tuner.started(state, proposal, finding.value, finding.time)})
 
 
 @dataclass
