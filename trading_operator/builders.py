@@ -148,6 +148,8 @@ def build_deployment(
         ],
         "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}],
         "ports": [{"name": "metrics", "containerPort": naming.METRICS_PORT, "protocol": "TCP"}],
+        # A runtime that refuses to start says why on stderr: that becomes the termination message.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": revision.template.resources,
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 2),
@@ -169,6 +171,7 @@ def build_deployment(
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": 2,
+            "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {

@@ -58,6 +58,7 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             return
         observed = dataclasses.replace(await context.executor.observe(ts), findings=context.findings.pending(key))
         result = plan(observed)
+        await context.executor.apply_children(ts, result)
         try:
             await context.executor.commit(ts, result)
         except Exception as exc:
@@ -66,5 +67,5 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             log.info("status of %s/%s changed while planning (attempt %d); re-planning", namespace, name, attempt)
             continue
         context.findings.consume(key, observed.findings)
-        await context.executor.carry_out(ts, result)
+        await context.executor.announce(ts, result)
         return

@@ -1,5 +1,5 @@
-"""The I/O edge of reconciliation: read the observed state, commit a plan's status, carry out its actions,
-record Events. The status is written here only (`commit`), from the planner's plan."""
+"""The I/O edge of reconciliation: read the observed state, apply a plan's children, commit its status,
+record its Events. The status is written here only (`commit`), from the planner's plan."""
 
 from __future__ import annotations
 
@@ -100,7 +100,9 @@ class Executor:
         ))
         configs_call = self.kube.list_objects(RESOURCES_BY_KIND["ConfigMap"], namespace,
                                               f"{selector},{naming.CONFIG_LABEL}")
-        revision_objs, children, configs = await asyncio.gather(revisions_call, child_calls, configs_call)
+        pods_call = self.kube.list_objects(RESOURCES_BY_KIND["Pod"], namespace, selector)
+        revision_objs, children, configs, pods = await asyncio.gather(revisions_call, child_calls, configs_call,
+                                                                      pods_call)
         owned = [r for r in revision_objs if _owned_by(r, uid)]
         return Observed(
             name=name,
@@ -114,23 +116,17 @@ class Executor:
             # A same-named child without our ownerReference is adopted: the patch sets it.
             children=dict(zip([*CHILD_KINDS, *(f"shadow/{k}" for k in SHADOW_KINDS)], children, strict=True)),
             configs={c["metadata"]["name"]: c for c in configs if _owned_by(c, uid)},
+            pods=pods,
             now=now_rfc3339(),
             deleting=bool(meta.get("deletionTimestamp")),
             policies=self.policies,
         )
 
-    async def commit(self, ts: Obj, plan: Plan) -> None:
-        """Write the plan's status, optimistically locked on the resourceVersion the plan was made from: a
-        conflict (409) raises before anything else happened, and the caller re-reads and re-plans."""
-        if plan.status is not None:
-            await self._write_status(ts, plan.status)
-            self._count_verdict(ts, plan.status)
-
-    async def carry_out(self, ts: Obj, plan: Plan) -> None:
-        """The actions of a committed plan, in order. Children are level-based, so a failure here is repaired
-        by the next reconcile from the committed decision; Events follow the decision they explain."""
-        meta = ts["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
+    async def apply_children(self, ts: Obj, plan: Plan) -> None:
+        """Create, correct and delete children, in order: before the status, so a status (Halted, a rollback)
+        never claims what the children do not do yet. They are level-based: a plan that then loses its status
+        write is re-planned, and the new plan brings them where it decides."""
+        namespace = ts["metadata"]["namespace"]
         for action in plan.actions:
             if isinstance(action, CreateObject):
                 await self._create(namespace, action.manifest)
@@ -140,7 +136,21 @@ class Executor:
                 self.written.record(written)
             elif isinstance(action, DeleteObject):
                 await self._delete(RESOURCES_BY_KIND[action.kind], namespace, action.name)
-            elif isinstance(action, EmitEvent):
+
+    async def commit(self, ts: Obj, plan: Plan) -> None:
+        """Write the plan's status, optimistically locked on the resourceVersion the plan was made from: a
+        conflict (409) raises, and the caller re-reads and re-plans."""
+        if plan.status is not None:
+            await self._write_status(ts, plan.status)
+            self._count_verdict(ts, plan.status)
+
+    async def announce(self, ts: Obj, plan: Plan) -> None:
+        """After the commit: the Events that explain the committed decision (never those of a plan that lost),
+        then the handled requests' annotations are removed."""
+        meta = ts["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        for action in plan.actions:
+            if isinstance(action, EmitEvent):
                 await self.emit_event(ts, action.type, action.reason, action.message)
         for action in plan.actions:
             if isinstance(action, RemoveAnnotation):

@@ -36,6 +36,7 @@ CHILD_RESOURCES = (
     ("", "v1", "services"),
     ("policy", "v1", "poddisruptionbudgets"),
     ("networking.k8s.io", "v1", "networkpolicies"),
+    ("", "v1", "pods"),  # a crash loop or an image that cannot be pulled shows on the Pods first
 )
 MANAGED = {"app.kubernetes.io/managed-by": naming.MANAGER}
 RESYNC_SECONDS = float(os.environ.get("TRADEOPS_RESYNC_SECONDS", "60"))

@@ -42,6 +42,7 @@ from trading_operator.plans import (
     Plan,
     RemoveAnnotation,
 )
+from trading_operator.progress import NotReady, not_ready
 from trading_operator.revisions import (
     Revision,
     find_by_hash,
@@ -118,7 +119,8 @@ def plan(observed: Observed) -> Plan:
             base_config, {**accepted, **tuning.candidate}, integer_paths))
     running = {"main": _running_revision(observed.children.get("Deployment"), spec.replicas),
                "shadow": _running_revision(observed.children.get(SHADOW_DEPLOYMENT), 1)}
-    decision = decide(result, observed, spec, status, revisions, update, candidate, policies, tuning, running)
+    decision = decide(result, observed, spec, status, revisions, update, candidate, policies, tuning, running,
+                      _failing(observed))
     target = decision.target
 
     rolled_out = False
@@ -147,6 +149,29 @@ def plan(observed: Observed) -> Plan:
     return _finish(result, observed, status)
 
 
+def _failing(observed: Observed) -> dict[str, tuple[int, NotReady]]:
+    """Per Deployment (`main`, `shadow`): the revision it runs whose pods cannot become ready, and why."""
+    failing = {}
+    for where, key in (("main", "Deployment"), ("shadow", SHADOW_DEPLOYMENT)):
+        deployment = observed.children.get(key)
+        if deployment is None:
+            continue
+        shadow = where == "shadow"
+        pods = [p for p in observed.pods
+                if (p.get("metadata", {}).get("labels", {}).get(naming.TRACK_LABEL) == "shadow") == shadow]
+        why = not_ready(deployment, pods)
+        revision = _template_revision(deployment)
+        if why is not None and revision is not None:
+            failing[where] = (revision, why)
+    return failing
+
+
+def _template_revision(deployment: Manifest) -> int | None:
+    labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+    value = labels.get(naming.REVISION_LABEL)
+    return int(value) if value and str(value).isdigit() else None
+
+
 def _tuning_state(status: TradingSymbolStatus, policies: Policies, observed: Observed) -> TuningState | None:
     if policies.tuning is None:
         return status.tuning.model_copy(update={"candidate": None}) if status.tuning else None
@@ -157,9 +182,7 @@ def _running_revision(deployment: Manifest | None, replicas: int) -> int | None:
     """The revision a Deployment has fully rolled out, if it has."""
     if deployment is None or not _rolled_out(deployment, replicas):
         return None
-    labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
-    value = labels.get(naming.REVISION_LABEL)
-    return int(value) if value and str(value).isdigit() else None
+    return _template_revision(deployment)
 
 
 def _reconcile_configs(result: Plan, observed: Observed, spec: TradingSymbolSpec, owner: Owner,
@@ -354,6 +377,10 @@ def _status(
             f"Revision {aborted} from the spec is aborted{why}; running revision {current}. "
             "Change the spec or retry to roll it out again",
         )
+    elif decision.never_ready is not None:
+        degraded = (ConditionStatus.TRUE, decision.never_ready.reason,
+                    f"Revision {current} never became ready and there is no stable revision to return to: "
+                    f"{decision.never_ready.message}")
     elif background is not None and background.exhausted:
         degraded = (ConditionStatus.TRUE, Reason.SELF_HEALING_EXHAUSTED,
                     f"SLO breach on stable revision {current} persists after self-healing: {background.last_breach}")
@@ -376,7 +403,8 @@ def _status(
     return status.model_copy(
         update={
             "observed_generation": gen,
-            "phase": _phase(spec, target, aborted, rolled_out, decision.hold_reason, analysing),
+            "phase": _phase(spec, target, aborted is not None or decision.never_ready is not None, rolled_out,
+                            decision.hold_reason, analysing),
             "conditions": conditions,
             "current_revision": current,
             "stable_revision": decision.stable,
@@ -393,11 +421,11 @@ def _status(
     )
 
 
-def _phase(spec: TradingSymbolSpec, target: Revision | None, aborted: int | None, rolled_out: bool,
+def _phase(spec: TradingSymbolSpec, target: Revision | None, degraded: bool, rolled_out: bool,
            hold_reason: str | None, analysing: bool) -> Phase:
     if spec.paused or hold_reason is not None:
         return Phase.PAUSED
-    if aborted is not None:
+    if degraded:
         return Phase.DEGRADED
     if not spec.trading_enabled:
         return Phase.HALTED

@@ -31,6 +31,8 @@ class Observed:
     now: str
     deleting: bool = False
     policies: PolicySet = field(default_factory=default_policies)
+    pods: list[Manifest] = field(default_factory=list)
+    """The pods of the symbol's Deployments (main and shadow)."""
     configs: dict[str, Manifest] = field(default_factory=dict)
     """The revisions' immutable runtime-config ConfigMaps, by name."""
     findings: tuple[Finding, ...] = ()

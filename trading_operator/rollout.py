@@ -28,6 +28,7 @@ from trading_operator.conditions import Reason
 from trading_operator.findings import ObjectiveMeasured, RunMeasured, StableMeasured
 from trading_operator.healing import Action, Outcome, assess
 from trading_operator.plans import NORMAL, WARNING, Observed, Plan, RemoveAnnotation
+from trading_operator.progress import NotReady
 from trading_operator.revisions import Revision, find_by_number, previous_of
 
 
@@ -158,6 +159,8 @@ class Decision:
     tuning: TuningState | None
     hold_reason: str | None = None
     """Set while an Inconclusive run holds the rollout (the Paused condition)."""
+    never_ready: NotReady | None = None
+    """Set when a first revision (no stable one to return to) cannot become ready: Degraded, nothing else."""
 
 
 def decide(
@@ -171,8 +174,11 @@ def decide(
     policies: Policies,
     tuning: TuningState | None,
     running: dict[str, int | None],
+    failing: dict[str, tuple[int, NotReady]] | None = None,
 ) -> Decision:
-    """The rollout decision. `running` maps `main`/`shadow` to the revision fully rolled out there."""
+    """The rollout decision. `running` maps `main`/`shadow` to the revision fully rolled out there, `failing`
+    to the revision there whose pods cannot become ready, and why (`progress.not_ready`)."""
+    failing = failing or {}
     aborted = status.aborted_revision if status.aborted_revision == update.number else None
     decision = Decision(
         target=None, shadow=None, stable=status.stable_revision, previous_stable=status.previous_stable_revision,
@@ -190,6 +196,8 @@ def decide(
         decision.target = current if spec.paused else nxt
         if decision.target is not None and running["main"] == decision.target.number:
             decision.stable, decision.stable_since = decision.target.number, observed.now
+        elif decision.target is not None and failing.get("main", (0, None))[0] == decision.target.number:
+            _first_never_ready(result, observed, decision.target, failing["main"][1], decision)
         return decision
     if spec.paused:
         decision.target = current or stable
@@ -203,9 +211,24 @@ def decide(
     if nxt.number == decision.aborted:
         decision.target = stable
         if _retry(result, observed, decision, update):
-            return decide_new(result, observed, spec, stable, nxt, candidate, policies, decision, running)
+            return decide_new(result, observed, spec, stable, nxt, candidate, policies, decision, running, failing)
         return decision
-    return decide_new(result, observed, spec, stable, nxt, candidate, policies, decision, running)
+    return decide_new(result, observed, spec, stable, nxt, candidate, policies, decision, running, failing)
+
+
+def _first_never_ready(result: Plan, observed: Observed, target: Revision, why: NotReady,
+                       decision: Decision) -> None:
+    """A first revision that cannot become ready has nothing to return to: it stays (a fix is a new spec),
+    the symbol is Degraded with the pod-level reason, and the Event is sent once, not on every reconcile."""
+    decision.never_ready = why
+    run = decision.analysis
+    if run is None or run.revision != target.number or run.phase is not AnalysisPhase.FAILED:
+        decision.analysis = AnalysisRun(revision=target.number, kind=AnalysisKind.ROLLOUT, phase=AnalysisPhase.FAILED,
+                                        started_at=observed.now, finished_at=observed.now,
+                                        message=f"never ready: {why.describe()}")
+        result.event(WARNING, why.reason,
+                     f"Revision {target.number} never became ready and there is no stable revision to return to "
+                     f"({why.describe()}); fix the spec to roll out a new one")
 
 
 def _retry(result: Plan, observed: Observed, decision: Decision, update: Revision) -> bool:
@@ -232,8 +255,10 @@ def decide_new(
     policies: Policies,
     decision: Decision,
     running: dict[str, int | None],
+    failing: dict[str, tuple[int, NotReady]] | None = None,
 ) -> Decision:
-    """A revision other than stable is to take over: run it (or shadow it), analyse it, act on the verdict."""
+    """A revision other than stable is to take over: run it (or shadow it), analyse it, act on the verdict. A
+    revision whose pods cannot become ready fails like an analysis would, with the pod-level reason."""
     kind = AnalysisKind.TUNING if candidate else (AnalysisKind.SHADOW if spec.rollout.shadow else AnalysisKind.ROLLOUT)
     run = decision.analysis if decision.analysis and decision.analysis.revision == nxt.number else None
     shadowed = kind is AnalysisKind.SHADOW
@@ -246,6 +271,9 @@ def decide_new(
         run = _finished(run, nxt, kind, stable, AnalysisPhase.FAILED, "aborted by request", now)
     elif naming.PROMOTE_ANNOTATION in observed.annotations:
         run = _finished(run, nxt, kind, stable, AnalysisPhase.SUCCESSFUL, "promoted by request", now)
+    stuck = (failing or {}).get("shadow" if shadowed else "main")
+    if stuck is not None and stuck[0] == nxt.number and (run is None or run.phase is AnalysisPhase.RUNNING):
+        run = _finished(run, nxt, kind, stable, AnalysisPhase.FAILED, f"never ready: {stuck[1].describe()}", now)
     if run is None and kind is not AnalysisKind.TUNING and not any(s.analysis for s in policies.slo.slos):
         if running["shadow" if shadowed else "main"] == nxt.number:
             _promote(result, observed, stable, nxt, decision, "the SLO policy has no analysis metrics")
@@ -267,8 +295,9 @@ def decide_new(
         _promote(result, observed, stable, nxt, decision, f"analysis successful: {run.message}")
     elif run.phase is AnalysisPhase.FAILED:
         decision.target, decision.shadow, decision.aborted = stable, None, nxt.number
-        decision.last_rollback = RollbackRecord(from_revision=nxt.number, to_revision=stable.number,
-                                                reason=f"AnalysisFailed: {run.message}", time=now)
+        why = stuck[1].describe() if stuck and stuck[0] == nxt.number else f"AnalysisFailed: {run.message}"
+        decision.last_rollback = RollbackRecord(from_revision=nxt.number, to_revision=stable.number, reason=why,
+                                                time=now)
         what = "Shadow analysis" if shadowed else "Analysis"
         back = "kept" if shadowed else "rolled back to"
         result.event(WARNING, Reason.ROLLED_BACK,

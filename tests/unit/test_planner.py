@@ -56,6 +56,8 @@ class World:
         self.revisions: dict[str, dict[str, Any]] = {}
         self.children: dict[str, dict[str, Any]] = {}
         self.events: list[EmitEvent] = []
+        self.pods: list[dict[str, Any]] = []
+        """Pods as the kubelet reports them (set by the test)."""
         self.findings: list[Finding] = []
         """What the analysis loop recorded since the last step (consumed by it)."""
         self.clock = 0
@@ -70,7 +72,7 @@ class World:
             children={k: copy.deepcopy(v) for k, v in self.children.items() if not k.startswith("config/")},
             configs={k.removeprefix("config/"): copy.deepcopy(v) for k, v in self.children.items()
                      if k.startswith("config/")},
-            now=f"2026-11-25T00:00:{self.clock:02d}Z", findings=tuple(self.findings),
+            now=f"2026-11-25T00:00:{self.clock:02d}Z", findings=tuple(self.findings), pods=copy.deepcopy(self.pods),
         )
 
     def step(self) -> list[Any]:
@@ -339,7 +341,7 @@ def test_server_defaults_and_canonical_quantities_are_not_drift():
     container = world.children["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     container["resources"]["requests"]["cpu"] = "1"
     container["terminationMessagePath"] = "/dev/termination-log"
-    world.children["Deployment"]["spec"]["progressDeadlineSeconds"] = 600
+    world.children["Deployment"]["spec"]["minReadySeconds"] = 0
     assert plan(world.observe()).actions == []
 
 

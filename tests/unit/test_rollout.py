@@ -276,3 +276,79 @@ def test_a_rollback_remounts_the_exact_bytes_of_the_stable_config_and_old_config
     revisions = {str(r["revision"]) for r in world.revisions.values()}
     assert configs <= revisions  # a pruned revision's config goes with it
     assert str(world.running_revision()) in configs
+
+
+def crash_looping_pod(revision: int, name: str = "spy-trading-abc-1") -> dict:
+    return {"metadata": {"name": name, "labels": {naming.REVISION_LABEL: str(revision)}},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}], "containerStatuses": [{
+                "name": "trading", "restartCount": 3, "ready": False,
+                "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                      "message": "back-off 40s restarting failed container=trading"}},
+                "lastState": {"terminated": {"exitCode": 2, "reason": "Error",
+                                             "message": "cannot start: runtime.yaml: thresholds invalid"}}}]}}
+
+
+def test_a_crash_looping_revision_is_rolled_back_at_once_with_the_pod_level_reason():
+    world = World()
+    world.converge()
+    world.edit_spec({"config": {"strategy": {"entryScore": 0.7}}})
+    world.step()
+    assert world.running_revision() == 2
+    world.pods = [crash_looping_pod(2)]
+    world.step()
+    assert world.running_revision() == 1
+    assert world.status["abortedRevision"] == 2
+    assert world.status["phase"] == "Degraded"
+    assert world.status["lastRollback"]["reason"].startswith("CrashLoopBackOff: pod spy-trading-abc-1")
+    assert "cannot start: runtime.yaml: thresholds invalid" in world.status["lastRollback"]["reason"]
+    assert world.status["analysis"]["phase"] == "Failed"  # what `opsctl analysis` shows
+    assert "CrashLoopBackOff" in world.status["analysis"]["message"]
+    assert "CrashLoopBackOff" in world.condition("Degraded")["message"]
+    rolled_back = [e for e in world.events if e.reason == "RolledBack"]
+    assert len(rolled_back) == 1
+    assert "CrashLoopBackOff" in rolled_back[0].message
+    world.step()
+    assert len([e for e in world.events if e.reason == "RolledBack"]) == 1
+
+
+def test_a_revision_past_its_progress_deadline_is_rolled_back_with_the_pods_reason():
+    world = World()
+    world.converge()
+    world.edit_spec({"image": "ghcr.io/tradeops/runtime:no-such-tag"})
+    world.step()
+    waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "ghcr.io/tradeops/runtime:no-such-tag"'}
+    pod = {"metadata": {"name": "spy-trading-def-1", "labels": {naming.REVISION_LABEL: "2"}},
+           "status": {"containerStatuses": [{"name": "trading", "restartCount": 0, "state": {"waiting": waiting}}]}}
+    world.pods = [pod]
+    world.step()
+    assert world.running_revision() == 2  # an image pull may still succeed: waits for the deadline
+    deployment = world.children["Deployment"]
+    assert deployment["spec"]["progressDeadlineSeconds"] == 120
+    deployment["metadata"]["generation"] = 1
+    deployment["status"] = {"observedGeneration": 1, "conditions": [{
+        "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+        "message": 'ReplicaSet "spy-trading-def" has timed out progressing.'}]}
+    world.step()
+    assert world.running_revision() == 1
+    assert world.status["lastRollback"]["reason"].startswith("ImagePullBackOff: pod spy-trading-def-1")
+    assert "progress deadline exceeded" in world.status["lastRollback"]["reason"]
+
+
+def test_a_first_revision_that_never_becomes_ready_is_degraded_and_nothing_loops():
+    world = World()
+    world.step()
+    world.pods = [crash_looping_pod(1)]
+    world.step()
+    world.step()
+    assert world.status["phase"] == "Degraded"
+    degraded = world.condition("Degraded")
+    assert degraded["reason"] == "CrashLoopBackOff"
+    assert "no stable revision to return to" in degraded["message"]
+    assert world.running_revision() == 1
+    assert world.reasons().count("CrashLoopBackOff") == 1  # one Event, not one per reconcile
+    assert world.status["analysis"]["phase"] == "Failed"
+    world.edit_spec({"config": {"strategy": {"entryScore": 0.7}}})  # the fix
+    world.pods = []
+    world.converge()
+    assert world.status["stableRevision"] == 2
+    assert world.status["phase"] == "Ready"
