@@ -25,6 +25,7 @@ from trading_operator.executor import Executor
 from trading_operator.kube import api_error_message, load_api_client
 from trading_operator.kube_async import AsyncKubeApi
 from trading_operator.planner import NORMAL, WARNING
+from trading_operator.progress import problem_of
 from trading_operator.prometheus import MetricsSource
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ CHILD_RESOURCES = (
     ("", "v1", "services"),
     ("policy", "v1", "poddisruptionbudgets"),
     ("networking.k8s.io", "v1", "networkpolicies"),
-    ("", "v1", "pods"),  # a crash loop or an image that cannot be pulled shows on the Pods first
 )
 MANAGED = {"app.kubernetes.io/managed-by": naming.MANAGER}
 RESYNC_SECONDS = float(os.environ.get("TRADEOPS_RESYNC_SECONDS", "60"))
@@ -146,6 +146,16 @@ async def on_child_event(*, type: str | None, body: kopf.Body, memo: Any, **_: A
 
 for _group, _version, _plural in CHILD_RESOURCES:
     kopf.on.event(_group, _version, _plural, labels=MANAGED)(on_child_event)
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+async def on_pod_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A crash loop or an image that cannot be pulled shows on a Pod first (its Deployment may not change):
+    reconcile then. Pods changing for any other reason (probes, restarts that recover) are left to the
+    Deployment's own events, so a busy fleet does not cost a reconcile per pod status update."""
+    if type == "DELETED" or problem_of(dict(body)) is None:
+        return
+    await on_child_event(type=type, body=body, memo=memo)
 
 
 @kopf.on.delete(*TS)

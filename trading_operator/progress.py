@@ -40,7 +40,7 @@ def _revision_of(obj: Manifest) -> str:
     return str(obj.get("metadata", {}).get("labels", {}).get(naming.REVISION_LABEL, ""))
 
 
-def _problem(pod: Manifest) -> NotReady | None:
+def problem_of(pod: Manifest) -> NotReady | None:
     """The worst thing one pod's containers report, if anything."""
     name = pod.get("metadata", {}).get("name", "?")
     for container in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -67,7 +67,7 @@ def not_ready(deployment: Manifest | None, pods: list[Manifest]) -> NotReady | N
         return None
     labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
     revision = str(labels.get(naming.REVISION_LABEL, ""))
-    problems = [p for p in (_problem(pod) for pod in pods if _revision_of(pod) == revision) if p is not None]
+    problems = [p for p in (problem_of(pod) for pod in pods if _revision_of(pod) == revision) if p is not None]
     crash = next((p for p in problems if p.reason in (Reason.CRASH_LOOP_BACK_OFF, Reason.OOM_KILLED)), None)
     if crash is not None:
         return crash
