@@ -22,6 +22,9 @@ WAITING_PROBLEMS = {r.value: r for r in (
     Reason.CREATE_CONTAINER_CONFIG_ERROR, Reason.CREATE_CONTAINER_ERROR, Reason.RUN_CONTAINER_ERROR)}
 """Waiting reasons that mean the container is failing, not merely starting (`ContainerCreating`)."""
 MESSAGE_LIMIT = 300
+CRASH_RESTARTS = 2
+"""A container restarted this often after failing exits, and not ready, is crash looping even in the moments
+it is starting again between two back-offs."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ def problem_of(pod: Manifest) -> NotReady | None:
             return NotReady(Reason.OOM_KILLED, f"pod {name}: container {container.get('name')} was OOM-killed, "
                                         f"{restarts} restarts{words}")
         reason = waiting.get("reason")
+        if reason is None and restarts >= CRASH_RESTARTS and last.get("exitCode") not in (None, 0) \
+                and not container.get("ready"):
+            reason = Reason.CRASH_LOOP_BACK_OFF.value  # between two back-offs: starting again, about to fail
         if reason in WAITING_PROBLEMS:
             detail = " ".join(str(waiting.get("message") or "").split())[:MESSAGE_LIMIT]
             return NotReady(WAITING_PROBLEMS[reason], f"pod {name}: container {container.get('name')} {reason}"

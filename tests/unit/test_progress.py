@@ -27,7 +27,7 @@ def pod(revision: int = 2, waiting: str | None = None, restarts: int = 0, last: 
     return {"metadata": {"name": f"spy-trading-{revision}-a", "labels": {naming.REVISION_LABEL: str(revision)}},
             "status": {"conditions": [{"type": "Ready", "status": str(ready)}],
                        "containerStatuses": [{"name": "trading", "restartCount": restarts, "state": state,
-                                              "lastState": {"terminated": last} if last else {}}]}}
+                                              "ready": ready, "lastState": {"terminated": last} if last else {}}]}}
 
 
 OOM = {"exitCode": 137, "reason": "OOMKilled"}
@@ -37,6 +37,9 @@ OOM = {"exitCode": 137, "reason": "OOMKilled"}
     (deployment(), [pod(waiting="ContainerCreating")], None),
     (deployment(), [pod(waiting="CrashLoopBackOff", restarts=2)], Reason.CRASH_LOOP_BACK_OFF),
     (deployment(), [pod(restarts=1, last=OOM)], Reason.OOM_KILLED),
+    (deployment(), [pod(restarts=2, last={"exitCode": 2, "reason": "Error"})], Reason.CRASH_LOOP_BACK_OFF),
+    (deployment(), [pod(restarts=1, last={"exitCode": 2, "reason": "Error"})], None),
+    (deployment(), [pod(restarts=4, last={"exitCode": 2, "reason": "Error"}, ready=True)], None),
     (deployment(), [pod(waiting="ImagePullBackOff")], None),
     (deployment(deadline_exceeded=True), [pod(waiting="ImagePullBackOff")], Reason.IMAGE_PULL_BACK_OFF),
     (deployment(deadline_exceeded=True), [pod(waiting="CreateContainerConfigError")],
@@ -45,7 +48,8 @@ OOM = {"exitCode": 137, "reason": "OOMKilled"}
     (deployment(deadline_exceeded=True, observed=2), [pod()], None),
     (deployment(), [pod(revision=1, waiting="CrashLoopBackOff", restarts=5)], None),
     (None, [pod(waiting="CrashLoopBackOff")], None),
-], ids=["starting", "crash-loop", "oom-restarted", "pull-before-deadline", "pull-at-deadline",
+], ids=["starting", "crash-loop", "oom-restarted", "crash-loop-between-back-offs", "one-restart",
+        "recovered", "pull-before-deadline", "pull-at-deadline",
         "config-error-at-deadline", "readiness-at-deadline", "stale-condition", "other-revision", "no-deployment"])
 def test_not_ready(dep: dict[str, Any] | None, pods: list[dict[str, Any]], reason: Reason | None) -> None:
     found = not_ready(dep, pods)
