@@ -84,10 +84,23 @@ def not_ready(deployment: Manifest | None, pods: list[Manifest]) -> NotReady | N
         return None
     if problems:
         return NotReady(problems[0].reason, f"{problems[0].message} (progress deadline exceeded)")
-    unready = [p["metadata"]["name"] for p in pods if _revision_of(p) == revision and not _ready(p)]
-    detail = f"; pods running but never ready (readiness probe): {', '.join(sorted(unready))}" if unready else ""
+    unready = sorted(_unready_detail(p) for p in pods if _revision_of(p) == revision and not _ready(p))
+    detail = f"; pods never ready: {', '.join(unready)}" if unready else ""
     return NotReady(Reason.PROGRESS_DEADLINE_EXCEEDED,
                     f"{progressing.get('message') or 'no progress within the deadline'}{detail}")
+
+
+def _unready_detail(pod: Manifest) -> str:
+    """A pod that never became ready: failing its readiness probe, or exiting (a crash loop still slower
+    than the deadline), with the container's last words."""
+    name = str(pod.get("metadata", {}).get("name", "?"))
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        last = (container.get("lastState") or {}).get("terminated") or {}
+        if last.get("exitCode") not in (None, 0):
+            said = " ".join(str(last.get("message") or "").split())[-MESSAGE_LIMIT:]
+            return (f"{name} ({container.get('restartCount', 0)} restarts, last exit code {last['exitCode']}"
+                    f"{f': {said}' if said else ''})")
+    return f"{name} (running, readiness probe failing)"
 
 
 def _ready(pod: Manifest) -> bool:

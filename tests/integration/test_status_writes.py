@@ -57,6 +57,7 @@ async def test_a_status_write_that_loses_a_race_re_reads_and_re_plans(emulator: 
     try:
         await reconcile(context, namespace, "spy")
         ts = await kube.get(TRADING_SYMBOLS, namespace, "spy")
+        assert isinstance(context.executor, InterferingExecutor)
         assert context.executor.observations == 3  # two lost races, then a plan from the fresh object
         assert ts["status"]["currentRevision"] == 1
         assert ts["metadata"]["annotations"]["example.com/touched"] == "2"

@@ -67,4 +67,4 @@ def test_the_message_names_the_pod_and_the_containers_last_words() -> None:
 def test_failing_readiness_names_the_pods_that_never_became_ready() -> None:
     found = not_ready(deployment(deadline_exceeded=True), [pod(), pod(revision=1, ready=True)])
     assert found is not None
-    assert "never ready (readiness probe): spy-trading-2-a" in found.message
+    assert "pods never ready: spy-trading-2-a (running, readiness probe failing)" in found.message
