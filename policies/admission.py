@@ -11,19 +11,11 @@ from typing import Any
 
 from policies.loader import PolicySet
 from policies.models import AdmissionPolicySpec, RiskPolicySpec
+from policies.risk import RISK_BOUNDS, cap_violations
 from trading_runtime.config import FaultInjection, RiskLimits
 
 KIND = "TradingSymbol"
 GROUP = "trading.tradeops.io"
-
-# (risk field, RiskPolicySpec attribute bounding it from above)
-RISK_BOUNDS = (
-    ("capital", "max_capital"),
-    ("maxDrawdown", "max_drawdown"),
-    ("correlatedExposureCap", "max_correlated_exposure"),
-    ("targetVolatility", "max_target_volatility"),
-)
-
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
@@ -46,15 +38,18 @@ def _image_errors(image: Any, policy: AdmissionPolicySpec) -> list[str]:
 
 
 def _risk_errors(config: Mapping[str, Any], risk: RiskPolicySpec) -> list[str]:
+    """The caps (policies/risk.py decides them) once every bounded limit is a number."""
     limits = {**_defaults(RiskLimits), **_mapping(config.get("risk"))}
-    problems = []
-    for field, bound in RISK_BOUNDS:
-        value, most = limits.get(field), getattr(risk, bound)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            problems.append(f"spec.config.risk.{field}: must be a number, got {value!r}")
-        elif value > most:
-            problems.append(f"spec.config.risk.{field}: {value:g} exceeds the risk policy's limit {most:g}")
-    return problems
+    problems = [f"spec.config.risk.{field}: must be a number, got {limits.get(field)!r}"
+                for _, field, _ in RISK_BOUNDS
+                if not isinstance(limits.get(field), int | float) or isinstance(limits.get(field), bool)]
+    if problems:
+        return problems
+    try:
+        parsed = RiskLimits.model_validate(limits)
+    except ValueError as error:
+        return [f"spec.config.risk: {error}"]
+    return cap_violations(parsed, risk)
 
 
 def admission_errors(manifest: Mapping[str, Any], policy: AdmissionPolicySpec, risk: RiskPolicySpec) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from policies.risk import risk_problems
 from trading_operator import naming, tuner
 from trading_operator.api import (
     AnalysisPhase,
@@ -103,6 +104,9 @@ def plan(observed: Observed) -> Plan:
         policies = resolve_policies(observed.policies, spec)
     except KeyError as error:
         return _finish(result, observed, _invalid(result, observed, status, str(error.args[0])))
+    # The named RiskPolicy caps the limits the runtime gets: above a cap, nothing new runs.
+    if problems := risk_problems(observed.policies, spec.policies.risk, spec.config.risk):
+        return _finish(result, observed, _invalid(result, observed, status, "; ".join(problems)))
     status = fold_findings(result, observed, spec, status, policies)
 
     revisions = list(observed.revisions)

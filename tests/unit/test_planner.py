@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
+import yaml
 
+from policies.loader import default_policies
+from policies.models import RiskPolicySpec
 from trading_operator import naming
 from trading_operator.executor import revision_from_object
 from trading_operator.findings import Finding
@@ -61,6 +65,7 @@ class World:
         self.findings: list[Finding] = []
         """What the analysis loop recorded since the last step (consumed by it)."""
         self.clock = 0
+        self.policies = default_policies()
 
     def observe(self) -> Observed:
         self.clock += 1
@@ -73,6 +78,7 @@ class World:
             configs={k.removeprefix("config/"): copy.deepcopy(v) for k, v in self.children.items()
                      if k.startswith("config/")},
             now=f"2026-11-25T00:00:{self.clock:02d}Z", findings=tuple(self.findings), pods=copy.deepcopy(self.pods),
+            policies=self.policies,
         )
 
     def step(self) -> list[Any]:
@@ -294,8 +300,15 @@ def test_rollback_to_unknown_revision_is_refused_with_an_event(request_):
         ({"resources": {"requests": {"cpu": "4", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}},
          "requests.cpu (4) exceeds"),
         ({"replicas": 99}, "spec.replicas"),
+        ({"config": {"risk": {"capital": 2e7}}},
+         "spec.config.risk.capital: 2e+07 exceeds the risk policy's limit 1e+07 (RiskPolicy 'default')"),
+        ({"config": {"risk": {"maxDrawdown": 0.5, "targetVolatility": 0.3}}},
+         "maxDrawdown: 0.5 exceeds the risk policy's limit 0.15 (RiskPolicy 'default'); "
+         "spec.config.risk.targetVolatility: 0.3 exceeds"),
+        ({"policies": {"risk": "aggressive"}}, "spec.policies.risk: no RiskPolicy named 'aggressive'"),
     ],
-    ids=["exit-above-entry", "requests-above-limits", "replicas-out-of-range"],
+    ids=["exit-above-entry", "requests-above-limits", "replicas-out-of-range", "capital-above-risk-cap",
+         "two-limits-above-risk-caps", "unknown-risk-policy"],
 )
 def test_invalid_spec_is_reported_and_changes_nothing(patch, message):
     world = World()
@@ -313,6 +326,24 @@ def test_invalid_spec_is_reported_and_changes_nothing(patch, message):
     # Reported once, not on every reconcile.
     world.step()
     assert world.reasons().count("InvalidSpec") == 1
+
+
+def test_risk_limits_within_the_named_policy_reach_the_runtime_config():
+    tight = RiskPolicySpec(max_capital=2e6, max_drawdown=0.05)
+    policies = dataclasses.replace(default_policies(), risk={**default_policies().risk, "tight": tight})
+    world = World(merge(BASE_SPEC, {"policies": {"risk": "tight"}, "config": {"risk": {"capital": 2e6, "maxDrawdown": 0.05}}}))
+    world.policies = policies
+    world.converge()
+    runtime = yaml.safe_load(world.runtime_config())["runtime"]
+    assert runtime["risk"]["capital"] == 2e6
+    assert runtime["risk"]["maxDrawdown"] == 0.05
+    # The same limits one notch above the tight policy's cap: rejected, the running config kept.
+    world.edit_spec({"config": {"risk": {"capital": 2.5e6}}})
+    world.step()
+    assert world.status["phase"] == "Invalid"
+    assert "capital: 2.5e+06 exceeds the risk policy's limit 2e+06 (RiskPolicy 'tight')" in \
+        world.condition("SpecValid")["message"]
+    assert yaml.safe_load(world.runtime_config())["runtime"]["risk"]["capital"] == 2e6
 
 
 def test_deleted_child_is_restored_with_an_event():
