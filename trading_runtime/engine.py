@@ -316,9 +316,10 @@ class SymbolEngine:
         if direction != self.state.direction:
             self.state.direction = direction
             self.metrics.signals.labels(self.symbol, {1: "long", -1: "short", 0: "flat"}[direction]).inc()
-            self.sink("signals", (str(uuid.uuid4()), _utc(ts), self.symbol, self.config.revision, direction,
+            signal_id = str(uuid.uuid4())
+            self.sink("signals", (signal_id, _utc(ts), self.symbol, self.config.revision, direction,
                                   signal.score, signal.confidence, {}))
-            self._rebalance(ts)
+            self._rebalance(ts, signal_id)
         self._publish_risk()
         self.trace.mark("drawdown")
         return signal
@@ -340,8 +341,9 @@ class SymbolEngine:
                                      payoff_ratio=1.0) * state.size_multiplier
         return min(notional, self.position_cap)
 
-    def _rebalance(self, ts: float) -> None:
-        """Hold the view's contract in the right size; close anything else."""
+    def _rebalance(self, ts: float, signal_id: str) -> None:
+        """Hold the view's contract in the right size; close anything else. The orders carry the id of the
+        signal that moved the view."""
         target: Contract | None = None
         contracts = 0
         notional = self._target_notional()
@@ -354,15 +356,17 @@ class SymbolEngine:
         self.trace.mark("risk")
         for instrument, quantity in self.broker.held().items():
             if target is None or instrument != target.instrument:
-                self._order(instrument, -quantity, ts)
+                self._order(instrument, -quantity, ts, signal_id)
         if target is not None:
-            self._order(target.instrument, contracts - self.broker.position(target.instrument).quantity, ts)
+            self._order(target.instrument, contracts - self.broker.position(target.instrument).quantity, ts,
+                        signal_id)
 
     def _flatten(self, ts: float) -> None:
+        """Close everything: a risk action (kill switch, halt), recorded in risk_events, not a signal's order."""
         for instrument, quantity in self.broker.held().items():
-            self._order(instrument, -quantity, ts)
+            self._order(instrument, -quantity, ts, None)
 
-    def _order(self, instrument: str, quantity: float, ts: float) -> None:
+    def _order(self, instrument: str, quantity: float, ts: float, signal_id: str | None) -> None:
         submitted = self.trace.now()
         bid, ask = self.broker.quotes.get(instrument, (math.nan, math.nan))
         request = OrderRequest(instrument, quantity, ask if quantity > 0 else bid, (bid + ask) / 2,
@@ -377,7 +381,7 @@ class SymbolEngine:
             return
         filled = self.trace.now()
         side = "buy" if quantity > 0 else "sell"
-        self.sink("orders", (fill.order_id, _utc(ts), self.symbol, instrument, side, abs(quantity), None, None,
+        self.sink("orders", (fill.order_id, _utc(ts), self.symbol, instrument, side, abs(quantity), None, signal_id,
                              "filled"))
         self.sink("fills", (str(uuid.uuid4()), _utc(ts), fill.order_id, quantity, fill.price, fill.fee))
         position = self.broker.position(instrument)

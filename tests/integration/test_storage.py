@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime
+import json
 
 import psycopg
 import pytest
 
 from tests.servers import ThrowawayPostgres
+from trading_runtime.config import RenderedConfig, RuntimeConfig
+from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.protocol import parse_message
+from trading_runtime.feeds.synthetic import MarketSimulator
+from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.storage.schema import MIGRATIONS, migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
 
@@ -156,3 +162,89 @@ async def test_position_snapshots_may_share_a_timestamp(postgres, tmp_path):
     await asyncio.wait_for(writer.run(stop), 20)
     assert count(postgres, "positions") == 2
     assert writer.stats.dead_lettered == 0
+
+
+def signal_row(signal_id: str, now: datetime.datetime) -> tuple:
+    return (signal_id, now, "SPY", 1, 1, 0.7, 0.6, {})
+
+
+async def test_orders_wait_for_their_signal_even_across_batches(postgres, tmp_path):
+    """batchSize 1: the order's signal is the third signal queued, so the first batch may not take the order."""
+    migrate(postgres.dsn)
+    writer = WriteBehind(postgres.dsn, tmp_path / "spill.jsonl", batch_size=1)
+    now = datetime.datetime.now(datetime.UTC)
+    ids = [f"00000000-0000-0000-0000-00000000000{i}" for i in range(1, 4)]
+    for signal_id in ids:
+        writer.put("signals", signal_row(signal_id, now))
+    order = "00000000-0000-0000-0000-0000000000a1"
+    writer.put("orders", (order, now, "SPY", "SPY C500", "buy", 1.0, None, ids[-1], "filled"))
+    writer.put("fills", ("00000000-0000-0000-0000-0000000000f1", now, order, 1.0, 5.0, 0.65))
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(writer.run(stop), 20)
+    assert writer.stats.dead_lettered == 0
+    assert (count(postgres, "signals"), count(postgres, "orders"), count(postgres, "fills")) == (3, 1, 1)
+
+
+async def test_an_order_put_while_its_signal_is_spilled_follows_it_to_the_spill(postgres, tmp_path):
+    migrate(postgres.dsn)
+    spill = tmp_path / "spill.jsonl"
+    writer = WriteBehind(postgres.dsn, spill, capacity=2, batch_size=1)
+    now = datetime.datetime.now(datetime.UTC)
+    writer.put("ticks", tick(0))
+    writer.put("ticks", tick(1))  # the queue is full: the signal spills
+    writer.put("signals", signal_row("00000000-0000-0000-0000-000000000001", now))
+    writer.pending["ticks"].clear()  # room in the queue again; the order must still not overtake its signal
+    writer.put("orders", ("00000000-0000-0000-0000-0000000000a1", now, "SPY", "SPY C500", "buy", 1.0, None,
+                          "00000000-0000-0000-0000-000000000001", "filled"))
+    assert writer.spill_rows == 2
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(writer.run(stop), 20)
+    assert writer.stats.dead_lettered == 0
+    assert (count(postgres, "signals"), count(postgres, "orders")) == (1, 1)
+
+
+async def test_orders_carry_the_signal_that_moved_the_view(postgres, tmp_path):
+    """The engine on the synthetic market into PostgreSQL: every order of a signal names it (and it exists);
+    the kill switch's flattening orders are risk actions and name none."""
+    migrate(postgres.dsn)
+    writer = WriteBehind(postgres.dsn, tmp_path / "spill.jsonl", batch_size=7)
+    queued: list[tuple[str, tuple]] = []
+
+    def sink(table: str, row: tuple) -> None:
+        queued.append((table, row))
+        writer.put(table, row)
+
+    engine = SymbolEngine(RenderedConfig(symbol="SPY", market="equity-options", revision=1, runtime=RuntimeConfig(
+        strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5})), True, RuntimeMetrics("SPY"),
+        sink, seed=0)
+    simulator = MarketSimulator(["SPY"], seed=0, option_quotes_per_tick=1, trade_probability=0.6)
+    messages = [simulator.snapshot("SPY"), *(m for _ in range(6000) for m in simulator.tick("SPY", 0.25))]
+    for seq, message in enumerate(messages):
+        await engine.on_message(parse_message(json.dumps({**message, "seq": seq})))
+        if seq > 3000 and engine.broker.held():
+            break  # a position open for the kill switch to flatten
+    held = len(engine.broker.held())
+    assert held, "the test needs an open position for the kill switch to flatten"
+    before = len(queued)
+    engine.set_trading_enabled(False)
+    flattening = [row for table, row in queued[before:] if table == "orders"]
+    assert len(flattening) == held
+    assert all(row[7] is None for row in flattening)
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(writer.run(stop), 60)
+    assert writer.stats.dead_lettered == 0
+    signal_ids = {row[0] for table, row in queued if table == "signals"}
+    queued_orders = {row[0]: row[7] for table, row in queued if table == "orders"}
+    with psycopg.connect(postgres.dsn) as conn:
+        stored = {str(order): None if signal is None else str(signal)
+                  for order, signal in conn.execute("SELECT id, signal_id FROM orders")}
+        orphans = conn.execute("SELECT count(*) FROM orders o LEFT JOIN signals s ON s.id = o.signal_id "
+                               "WHERE o.signal_id IS NOT NULL AND s.id IS NULL").fetchone()[0]
+    assert stored == queued_orders
+    assert orphans == 0
+    linked = [signal for signal in stored.values() if signal is not None]
+    assert len(linked) > 10
+    assert set(linked) <= signal_ids

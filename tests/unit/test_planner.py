@@ -331,7 +331,8 @@ def test_invalid_spec_is_reported_and_changes_nothing(patch, message):
 def test_risk_limits_within_the_named_policy_reach_the_runtime_config():
     tight = RiskPolicySpec(max_capital=2e6, max_drawdown=0.05)
     policies = dataclasses.replace(default_policies(), risk={**default_policies().risk, "tight": tight})
-    world = World(merge(BASE_SPEC, {"policies": {"risk": "tight"}, "config": {"risk": {"capital": 2e6, "maxDrawdown": 0.05}}}))
+    world = World(merge(BASE_SPEC, {"policies": {"risk": "tight"},
+                                    "config": {"risk": {"capital": 2e6, "maxDrawdown": 0.05}}}))
     world.policies = policies
     world.converge()
     runtime = yaml.safe_load(world.runtime_config())["runtime"]

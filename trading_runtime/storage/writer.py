@@ -51,6 +51,8 @@ TABLES = {t.name: t for t in (
 
 # Parents before children, so a batch never copies a fill before its order.
 FLUSH_ORDER = ("ticks", "bars", "signals", "orders", "fills", "positions", "risk_events", "order_rejections")
+PARENTS = {"orders": ("signals",), "fills": ("orders",)}
+"""Foreign keys between the tables: a child row is written only once every parent row queued before it is."""
 CARRIED_LIMIT = 10_000
 """Decisions remembered for the next batch's report; beyond it they are counted in `carried_dropped`."""
 
@@ -99,7 +101,10 @@ class WriteBehind:
         self.spill_path = spill_path
         self.capacity, self.batch_size, self.flush_interval = capacity, batch_size, flush_interval
         self.spill_capacity, self.backoff_cap = spill_capacity, backoff_cap
-        self.pending: dict[str, collections.deque[Row]] = {name: collections.deque() for name in TABLES}
+        # Each row carries its place in the order rows were put, which keeps children behind their parents.
+        self.pending: dict[str, collections.deque[tuple[int, Row]]] = {name: collections.deque() for name in TABLES}
+        self._seq = 0
+        self._replaying = False
         self.stats = WriterStats()
         self.spill_rows = self._count_spill()
         self._wake = asyncio.Event()
@@ -117,9 +122,13 @@ class WriteBehind:
         """Queue a row; spill it when the queue is full; raise only when the spill is full too."""
         if len(row) != len(TABLES[table].columns):
             raise ValueError(f"{table} rows have {len(TABLES[table].columns)} columns, got {len(row)}")
-        if self.depth < self.capacity:
+        # While rows are spilled, a child row is spilled too: its parent may be in the spill file, which is
+        # written back after the queue (rows put while it is being written back queue behind it as usual).
+        follow_spill = table in PARENTS and self.spill_rows > 0 and not self._replaying
+        if self.depth < self.capacity and not follow_spill:
             self.stats.accepted += 1
-            self.pending[table].append(row)
+            self._seq += 1
+            self.pending[table].append((self._seq, row))
             if self.depth >= self.batch_size:
                 self._wake.set()
             return
@@ -187,7 +196,7 @@ class WriteBehind:
             for name in FLUSH_ORDER:
                 queue = self.pending[name]
                 while queue:
-                    spill.write(json.dumps([name, [_plain(v) for v in queue.popleft()]]) + "\n")
+                    spill.write(json.dumps([name, [_plain(v) for v in queue.popleft()[1]]]) + "\n")
                     self.spill_rows += 1
                     self.stats.spilled += 1
 
@@ -204,20 +213,35 @@ class WriteBehind:
 
     async def _flush_all(self) -> None:
         while self.depth:
-            batches = {name: [q.popleft() for _ in range(min(self.batch_size, len(q)))]
-                       for name, q in self.pending.items() if q}
+            taken = self._take()
+            batches = {name: [row for _, row in items] for name, items in taken.items()}
             carried, self._carried = self._carried, []
             started = time.perf_counter_ns()
             try:
                 await self._copy(batches)
             except BaseException as error:
-                for name, rows in batches.items():  # keep them, in order, for the retry
-                    self.pending[name].extendleft(reversed(rows))
+                for name, items in taken.items():  # keep them, in order, for the retry
+                    self.pending[name].extendleft(reversed(items))
                 self._carried = carried + self._carried
                 self.stats.retried_batches += 1
                 self._report(started, batches, (), error)
                 raise
             self._report(started, batches, tuple(carried), None)
+
+    def _take(self) -> dict[str, list[tuple[int, Row]]]:
+        """Up to `batch_size` rows of each table, parents first; a child row stays queued while a parent row
+        put before it does (the next batch takes both: a parent table always gives up at least one row)."""
+        taken: dict[str, list[tuple[int, Row]]] = {}
+        for name in FLUSH_ORDER:
+            queue = self.pending[name]
+            waiting = [self.pending[parent][0][0] for parent in PARENTS.get(name, ()) if self.pending[parent]]
+            before = min(waiting, default=self._seq + 1)
+            items = []
+            while queue and len(items) < self.batch_size and queue[0][0] < before:
+                items.append(queue.popleft())
+            if items:
+                taken[name] = items
+        return taken
 
     def _report(self, started: int, batches: dict[str, list[Row]], carried: tuple[Any, ...],
                 error: BaseException | None) -> None:
@@ -268,7 +292,11 @@ class WriteBehind:
             for line in spill:
                 table, row = json.loads(line)
                 batches[table].append(tuple(row))
-        await self._copy(batches)
+        self._replaying = True
+        try:
+            await self._copy(batches)
+        finally:
+            self._replaying = False
         self.stats.replayed += self.spill_rows
         self.spill_path.unlink()
         self.spill_rows = 0
