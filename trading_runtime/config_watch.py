@@ -66,6 +66,8 @@ class WatchedFile(Generic[M]):
     model: type[M]
     on_change: Callable[[M], None]
     value: M | None = None
+    problems: Callable[[M], list[str]] | None = None
+    """What makes a valid file unusable together (it is rejected like an invalid one)."""
     digest: str = ""
     config_hash: str = ""
     """`config_digest` of the content in effect."""
@@ -86,6 +88,9 @@ class WatchedFile(Generic[M]):
             value = load_model(self.path, self.model)
         except ConfigError as exc:
             return self._reject(str(exc), digest)
+        unusable = self.problems(value) if self.problems is not None else []
+        if unusable:
+            return self._reject(f"{self.path}: {'; '.join(unusable)}", digest)
         self.digest, self.value, self.last_error = digest, value, ""
         self.config_hash = config_digest(content)
         self.reloads += 1

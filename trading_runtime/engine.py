@@ -108,7 +108,9 @@ class SymbolEngine:
     # Config -----------------------------------------------------------------------------------------
 
     def apply_config(self, config: RenderedConfig) -> None:
-        """A hot-reloaded config: thresholds, parameters and faults apply from the next tick."""
+        """A hot-reloaded config: thresholds, risk and pre-trade limits and the tick-path faults (latency,
+        errors, accuracy) apply from the next tick. The writer's parameters are the runtime's to apply
+        (trading_runtime/main.py); the process faults (crash, never ready, ballast) act at start only."""
         self.config = config
         self.accuracy.horizon = float(config.runtime.strategy.horizon_seconds)
         self.drawdown.halt_at = config.runtime.risk.max_drawdown

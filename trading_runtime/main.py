@@ -72,7 +72,8 @@ class Runtime:
                                        tracer=tracer)
             self.feed = ReplayFeed(replay.events, self.engine.on_message, clock, args.speed)
         self.files: list[Any] = [
-            WatchedFile(pathlib.Path(args.config), RenderedConfig, self._apply_config, value=config),
+            WatchedFile(pathlib.Path(args.config), RenderedConfig, self._apply_config, value=config,
+                        problems=unworkable),
             WatchedFile(pathlib.Path(args.switches), Switches,
                         lambda s: self.engine.set_trading_enabled(s.trading_enabled), value=switches),
         ]
@@ -140,7 +141,13 @@ class Runtime:
         self.metrics.export(counters, gauges)
 
     def _apply_config(self, config: RenderedConfig) -> None:
+        """A changed runtime.yaml (the kubelet swaps a mounted ConfigMap in place): the engine's settings from
+        the next tick, the writer's batch size, flush interval and queue bound from its next flush."""
         self.engine.apply_config(config)
+        if self.writer is not None:
+            parameters = config.runtime.parameters
+            self.writer.reconfigure(parameters.batch_size, parameters.flush_interval_ms / 1000,
+                                    parameters.queue_capacity)
         self.log_context.revision = config.revision
         self.metrics.set_config(self.files[0].config_hash, config.revision)
 
@@ -267,6 +274,8 @@ class Runtime:
         await asyncio.gather(*tasks)
         await asyncio.gather(*self._background, return_exceptions=True)
         flush.set()
+        if self.writer is not None:
+            self.writer.wake()
         if writer_task is not None:
             await writer_task
         if self.bus is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import concurrent.futures
 import datetime
@@ -9,12 +10,14 @@ import json
 
 import psycopg
 import pytest
+import yaml
 
 from tests.servers import ThrowawayPostgres
-from trading_runtime.config import RenderedConfig, RuntimeConfig
+from trading_runtime.config import RenderedConfig, RuntimeConfig, Switches
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
+from trading_runtime.main import Runtime
 from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.storage.schema import MIGRATIONS, migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
@@ -248,3 +251,48 @@ async def test_orders_carry_the_signal_that_moved_the_view(postgres, tmp_path):
     linked = [signal for signal in stored.values() if signal is not None]
     assert len(linked) > 10
     assert set(linked) <= signal_ids
+
+
+async def test_a_reloaded_config_reaches_the_writers_batch_and_flush_settings(postgres, tmp_path):
+    """The runtime started with a one-minute flush interval and 10 000-row batches; runtime.yaml changes in
+    place (as the kubelet swaps a ConfigMap) to 50 ms and 10 rows: queued rows are written within seconds."""
+    migrate(postgres.dsn)
+    slow = {"parameters": {"batchSize": 10_000, "flushIntervalMs": 60_000, "queueCapacity": 20_000}}
+    fast = {"parameters": {"batchSize": 10, "flushIntervalMs": 50, "queueCapacity": 20_000}}
+    paths = {"config": tmp_path / "runtime.yaml", "switches": tmp_path / "switches.yaml"}
+
+    def write_config(runtime: dict, revision: int) -> RenderedConfig:
+        config = RenderedConfig(symbol="SPY", market="equity-options", revision=revision,
+                                runtime=RuntimeConfig.model_validate(runtime))
+        paths["config"].write_text(yaml.safe_dump(config.model_dump(by_alias=True, mode="json")))
+        return config
+
+    config = write_config(slow, 1)
+    paths["switches"].write_text("tradingEnabled: true\n")
+    args = argparse.Namespace(database_url=postgres.dsn, spill_path=str(tmp_path / "spill.jsonl"), redis_url=None,
+                              feed_url="ws://127.0.0.1:9", config=str(paths["config"]),
+                              switches=str(paths["switches"]))
+    runtime = Runtime(args, config, Switches())
+    assert runtime.writer is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.writer.run(stop))
+    try:
+        await asyncio.sleep(0.5)  # the writer's first pass found nothing to write and waits its interval
+        for i in range(50):
+            runtime.sink("ticks", tick(i))
+        await asyncio.sleep(1.5)
+        assert count(postgres) == 0, "rows are held for the one-minute flush interval"
+        write_config({"parameters": {"batchSize": 500, "flushIntervalMs": 50, "queueCapacity": 100}}, 2)
+        assert not runtime.files[0].check(), "a queue bound below the batch size is refused"
+        assert runtime.writer.batch_size == 10_000
+        write_config(fast, 3)
+        assert runtime.files[0].check()
+        assert (runtime.writer.batch_size, runtime.writer.flush_interval) == (10, 0.05)
+        deadline = asyncio.get_running_loop().time() + 10
+        while count(postgres) < 50 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        assert count(postgres) == 50
+    finally:
+        stop.set()
+        runtime.writer.wake()
+        await asyncio.wait_for(task, 20)

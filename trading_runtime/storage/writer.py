@@ -143,6 +143,16 @@ class WriteBehind:
         self.stats.accepted += 1
         self.stats.spilled += 1
 
+    def wake(self) -> None:
+        """Flush now (with `stop` set: the shutdown need not wait out the flush interval)."""
+        self._wake.set()
+
+    def reconfigure(self, batch_size: int, flush_interval: float, capacity: int) -> None:
+        """A hot-reloaded config: the batch size and queue bound apply from the next batch taken, the flush
+        interval now (the wait in progress is cut short)."""
+        self.batch_size, self.flush_interval, self.capacity = batch_size, flush_interval, capacity
+        self.wake()
+
     def carry(self, decision: Any) -> None:
         """Note a decision whose rows were just queued: the next batch taken reports it as carried."""
         if len(self._carried) >= CARRIED_LIMIT:
@@ -184,8 +194,10 @@ class WriteBehind:
                 await asyncio.sleep(self._rng.uniform(0, min(self.backoff_cap, 0.1 * 2 ** attempt)))
                 attempt += 1
                 continue
-            if stop.is_set() and not self.depth:
-                return
+            if stop.is_set():
+                if not self.depth:
+                    return
+                continue  # stopping: no waiting between the last batches
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
