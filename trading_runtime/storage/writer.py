@@ -248,7 +248,7 @@ class WriteBehind:
             queue = self.pending[name]
             waiting = [self.pending[parent][0][0] for parent in PARENTS.get(name, ()) if self.pending[parent]]
             before = min(waiting, default=self._seq + 1)
-            items = []
+            items: list[tuple[int, Row]] = []
             while queue and len(items) < self.batch_size and queue[0][0] < before:
                 items.append(queue.popleft())
             if items:
