@@ -1,8 +1,7 @@
 """The redis-loss drill: Redis loses everything; the newest snapshot puts back what the runtimes cannot
 rebuild (streams and their consumer groups, return histories — merged in front of what the runtimes wrote
-since), and the runtimes rebuild the rest (the shared position book, the quote/feature cache) on their
-next share tick. RTO: until every symbol that was
-in the book is back with its cache. RPO: what the snapshot did not have (its age at the loss)."""
+since), and the runtimes rebuild the rest (the shared position book) on their next share tick. RTO: until
+every symbol that was in the book is back. RPO: what the snapshot did not have (its age at the loss)."""
 
 from __future__ import annotations
 
@@ -27,9 +26,8 @@ STREAMS = ("tradeops:signals", "tradeops:risk-events")
 
 def _state(conn: redis.Redis) -> dict[str, Any]:
     book = {k.decode() if isinstance(k, bytes) else str(k) for k in conn.hkeys(POSITIONS_KEY)}
-    cached = {key.decode().split(":")[2] for key in conn.scan_iter(match="tradeops:cache:*:quote:*", count=1000)}
     streams = {name: int(conn.xlen(name)) if conn.exists(name) else 0 for name in STREAMS}
-    return {"book": book, "cached": cached, "streams": streams}
+    return {"book": book, "streams": streams}
 
 
 def redis_loss(ctx: DrillContext) -> Outcome:
@@ -54,7 +52,7 @@ def redis_loss(ctx: DrillContext) -> Outcome:
                     server.stop()
             deadline = clock + timeout
             after = _state(conn)
-            while not (before["book"] <= after["book"] and before["book"] <= after["cached"]):
+            while not before["book"] <= after["book"]:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
@@ -64,15 +62,12 @@ def redis_loss(ctx: DrillContext) -> Outcome:
     except RedisError as error:
         raise DrillsError(Exit.UNREACHABLE, f"Redis unreachable: {error}") from None
     missing_book = sorted(before["book"] - after["book"])
-    missing_cache = sorted(before["book"] - after["cached"])
     checks = [
         Check(name="snapshot verified (size, SHA-256)", ok=True,
               detail=f"{snapshot.id}: {restored.restored} keys put back, {restored.merged} streams/lists "
                      f"merged with what the runtimes wrote since, {restored.kept} rewritten keys kept"),
         Check(name="position book rebuilt by the runtimes", ok=not missing_book,
               detail=f"missing {missing_book}" if missing_book else f"{len(before['book'])} symbols back"),
-        Check(name="quote cache rebuilt by the runtimes", ok=not missing_cache,
-              detail=f"missing {missing_cache}" if missing_cache else f"{len(before['book'])} symbols cached"),
     ]
     facts = {"symbols": sorted(before["book"]), "streams_before": before["streams"],
              "streams_after": after["streams"], "consumer_groups_after": groups,

@@ -3,7 +3,7 @@ runtime when it loads the file the operator renders into a ConfigMap."""
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -40,19 +40,27 @@ class StrategyThresholds(CamelModel):
         return self
 
 
+REMOVED_PARAMETERS = frozenset({"workers", "cacheTtlSeconds", "cache_ttl_seconds"})
+
+
 class RuntimeParameters(CamelModel):
     """Performance parameters of the runtime process (the ones auto-tuning may move within policy)."""
 
     batch_size: Annotated[int, Field(ge=1, le=10000)] = 256
     """Rows per batched database write."""
-    workers: Annotated[int, Field(ge=1, le=16)] = 2
-    """Worker tasks computing signals."""
-    cache_ttl_seconds: Annotated[int, Field(ge=1, le=86400)] = 30
-    """Time to live of cached quotes and features in Redis."""
     flush_interval_ms: Annotated[int, Field(ge=10, le=60000)] = 250
     """Longest time a row waits in the write-behind queue before it is flushed."""
     queue_capacity: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
     """Bound of the write-behind queue (rows); at least batchSize, or the runtime refuses to start (exit 2)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_removed(cls, data: Any) -> Any:
+        """`workers` and `cacheTtlSeconds` were removed (nothing read them); revisions stored before that still
+        carry them, and must stay readable for a rollback."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in REMOVED_PARAMETERS}
+        return data
 
 
 class FaultInjection(CamelModel):

@@ -178,8 +178,7 @@ class Runtime:
 
     async def _share(self, stop: asyncio.Event) -> None:
         """Every `--share-interval` seconds: this symbol's position and return into the shared book, the
-        portfolio view out of it, and the latest quote and features into the TTL cache. Redis trouble is
-        counted, never fatal."""
+        portfolio view out of it. Redis trouble is counted, never fatal."""
         engine, symbol = self.engine, self.engine.symbol
         while not stop.is_set() and self.bus is not None:
             try:
@@ -192,11 +191,6 @@ class Runtime:
                     await self.bus.push_return(symbol, math.log(mid / self._last_mid))
                 self._last_mid = mid if mid > 0 else self._last_mid
                 await self._portfolio_risk()
-                ttl = engine.config.runtime.parameters.cache_ttl_seconds
-                await self.bus.cache(symbol, "quote", symbol, {"mid": engine.state.mid, "spread": engine.state.spread},
-                                     ttl)
-                await self.bus.cache(symbol, "features", "signal", {"direction": engine.state.direction,
-                                                                    "evidence": engine._evidence().__dict__}, ttl)
             except Exception as exc:  # Redis is a cache and a bus here: an outage must not stop trading
                 self.metrics.errors.labels(symbol, "redis").inc()
                 log.warning("redis update failed: %s", exc)

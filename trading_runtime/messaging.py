@@ -1,6 +1,5 @@
-"""Redis for the runtime: a TTL cache of the latest quotes and features, Redis Streams with consumer groups
-for signals and risk events (the system's message queue), and the shared position book that portfolio risk
-reads across symbols."""
+"""Redis for the runtime: Redis Streams with consumer groups for signals and risk events (the system's message
+queue), and the shared position book and returns that portfolio risk reads across symbols."""
 
 from __future__ import annotations
 
@@ -14,10 +13,6 @@ from redis.exceptions import ResponseError
 SIGNALS_STREAM = "tradeops:signals"
 RISK_STREAM = "tradeops:risk-events"
 POSITIONS_KEY = "tradeops:positions"
-
-
-def _cache_key(symbol: str, kind: str, name: str) -> str:
-    return f"tradeops:cache:{symbol}:{kind}:{name}"
 
 
 @dataclass(frozen=True)
@@ -38,16 +33,6 @@ class RedisBus:
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
-
-    # Cache ------------------------------------------------------------------------------------------
-
-    async def cache(self, symbol: str, kind: str, name: str, value: dict[str, Any], ttl_s: int) -> None:
-        """Latest quote/feature values, expiring after `ttl_s` (a stale cache is worse than none)."""
-        await self.redis.set(_cache_key(symbol, kind, name), json.dumps(value), ex=ttl_s)
-
-    async def cached(self, symbol: str, kind: str, name: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(_cache_key(symbol, kind, name))
-        return dict(json.loads(raw)) if raw else None
 
     # Streams ----------------------------------------------------------------------------------------
 

@@ -1,8 +1,6 @@
-"""Redis cache, streams with consumer groups and the shared position book, on a real redis-server."""
+"""Redis streams with consumer groups and the shared position book, on a real redis-server."""
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 
@@ -19,13 +17,6 @@ async def bus():
     finally:
         await client.close()
         server.stop()
-
-
-async def test_cache_expires(bus):
-    await bus.cache("SPY", "quote", "SPY", {"bid": 500.0, "ask": 500.02}, ttl_s=1)
-    assert await bus.cached("SPY", "quote", "SPY") == {"bid": 500.0, "ask": 500.02}
-    await asyncio.sleep(1.2)
-    assert await bus.cached("SPY", "quote", "SPY") is None
 
 
 async def test_consumer_groups_share_work_and_redeliver_unacknowledged(bus):

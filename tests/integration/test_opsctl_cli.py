@@ -44,7 +44,7 @@ SPY: dict[str, Any] = {
     "market": "equity-options",
     "image": "ghcr.io/tradeops/trading-runtime:0.1.0",
     "replicas": 2,
-    "config": {"parameters": {"batchSize": 256, "workers": 2, "cacheTtlSeconds": 30}},
+    "config": {"parameters": {"batchSize": 256, "flushIntervalMs": 500}},
 }
 # What revisions 1..3 changed: 2 raised batchSize, 3 bumped the image.
 REVISION_SPECS = [

@@ -76,7 +76,6 @@ async def test_runtime_end_to_end(tmp_path):
 
                 bus = RedisBus(redis.url)
                 assert len(await bus.redis.xrange(SIGNALS_STREAM)) > 0
-                await until(lambda: bus.cached("SPY", "quote", "SPY"))
                 assert "SPY" in await bus.portfolio()
                 await until(lambda: _at_least(
                     metric, 'tradeops_portfolio_var{measure="var",method="parametric",symbol="SPY"}', 1e-12))

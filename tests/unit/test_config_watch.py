@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import yaml
 
-from trading_runtime.config import RenderedConfig, Switches
+from trading_runtime.config import RenderedConfig, RuntimeParameters, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, watch
 
 VALID = {"symbol": "SPY", "market": "equity-options", "revision": 3,
@@ -30,7 +30,7 @@ def test_loads_the_rendered_config(tmp_path):
 @pytest.mark.parametrize(
     ("content", "reason"),
     [({**VALID, "runtime": {"strategy": {"entryScore": 0.2, "exitScore": 0.5}}}, "exitScore"),
-     ({**VALID, "runtime": {"parameters": {"workers": 0}}}, "runtime.parameters.workers"),
+     ({**VALID, "runtime": {"parameters": {"batchSize": 0}}}, "runtime.parameters.batchSize"),
      ({**VALID, "unknownKey": 1}, "unknownKey"),
      ("symbol: [unclosed", "runtime.yaml")],
     ids=["cross-field", "out-of-range", "unknown-field", "not-yaml"],
@@ -94,3 +94,10 @@ async def test_watch_polls_until_stopped(tmp_path):
     stop.set()
     await asyncio.wait_for(task, 1)
     assert seen == [True, False]
+
+
+def test_removed_parameters_of_a_stored_revision_still_load():
+    """workers and cacheTtlSeconds were removed; a revision stored before carries them and must load."""
+    parameters = RuntimeParameters.model_validate({"batchSize": 64, "workers": 4, "cacheTtlSeconds": 15})
+    assert parameters.batch_size == 64
+    assert "workers" not in parameters.model_dump(by_alias=True)

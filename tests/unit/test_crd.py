@@ -80,11 +80,11 @@ def test_examples_validate_against_the_schema_and_the_models(example):
         ({"replicas": -1}, "replicas"),
         ({"image": "Not An Image"}, "image"),
         ({"resources": {"requests": {"cpu": "lots", "memory": "1Gi"}}}, "cpu"),
-        ({"config": {"parameters": {"workers": 0}}}, "workers"),
+        ({"config": {"parameters": {"batchSize": 0}}}, "batchSize"),
         ({"revisionHistoryLimit": 0}, "revisionHistoryLimit"),
     ],
     ids=["lowercase-symbol", "long-symbol", "unknown-market", "too-many-replicas", "negative-replicas",
-         "bad-image", "bad-cpu", "zero-workers", "zero-history"],
+         "bad-image", "bad-cpu", "zero-batch-size", "zero-history"],
 )
 def test_schema_rejects_what_it_can_express(patch, field):
     spec = {"symbol": "SPY", "market": "equity-options", "image": "ghcr.io/x/runtime:1", **patch}
