@@ -297,6 +297,8 @@ class SymbolEngine:
             value_area_position=value_area,
             vpin=self.vpin.value,
             dislocated=self._dislocated(),
+            skew_z=self.surface_features.skew_z if self.surface_features else math.nan,
+            term_z=self.surface_features.term_z if self.surface_features else math.nan,
         )
 
     def _dislocated(self) -> bool:

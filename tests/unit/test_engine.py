@@ -100,6 +100,11 @@ async def test_option_quotes_feed_the_cross_strike_analysis():
     assert features is not None
     assert features.skew_slope < 0  # the synthetic market has a put skew
     assert not (features.avg_correlation < 0.5 and engine._dislocated())
+    # The skew and term z-scores reach the combiner's evidence.
+    evidence = engine._evidence()
+    assert math.isfinite(features.skew_z)
+    assert evidence.skew_z == features.skew_z
+    assert evidence.term_z == features.term_z or math.isnan(evidence.term_z) == math.isnan(features.term_z) is True
 
 
 async def test_realised_volatility_and_bars_come_from_the_feed():

@@ -36,6 +36,23 @@ def test_toxic_flow_and_dislocation_reduce_confidence():
     assert toxic.score == clean.score
 
 
+@pytest.mark.parametrize(
+    ("skew_z", "term_z", "stressed"),
+    [(0.5, -1.0, False), (3.5, 0.0, True), (0.0, -4.0, True), (math.nan, math.nan, False), (math.nan, 2.9, False)],
+    ids=["calm", "skew-stress", "term-stress", "warming-up", "just-below"],
+)
+def test_a_stressed_surface_discounts_confidence_and_can_veto_a_trade(skew_z, term_z, stressed):
+    strong = Evidence(ofi=2, microprice_tilt=0.8, trade_imbalance=0.7, timeframe_agreement=1)
+    clean = combine(strong, THRESHOLDS)
+    surface = combine(Evidence(**{**strong.__dict__, "skew_z": skew_z, "term_z": term_z}), THRESHOLDS)
+    assert surface.score == clean.score
+    assert surface.confidence == pytest.approx(clean.confidence * (0.8 if stressed else 1.0))
+    # Confidence just above minConfidence: the stress discount alone takes the trade away.
+    gate = StrategyThresholds(entry_score=0.5, exit_score=0.2, min_confidence=clean.confidence * 0.9)
+    assert combine(Evidence(**{**strong.__dict__, "skew_z": skew_z, "term_z": term_z}), gate).direction == \
+        (0 if stressed else 1)
+
+
 def test_thresholds_from_config_gate_the_signal():
     evidence = Evidence(ofi=0.6, microprice_tilt=0.5, trade_imbalance=0.4, timeframe_agreement=0.5)
     score = combine(evidence, THRESHOLDS).score

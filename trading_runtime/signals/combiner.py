@@ -7,8 +7,11 @@ Directional evidence, each scaled to roughly [−1, 1]:
 - multi-timeframe agreement (already in [−1, 1]),
 - value-area position: above the value area counts as continuation up, below as down, inside as nothing.
 score = tanh(Σ wᵢ·xᵢ / Σ wᵢ · gain). Confidence is the weighted share of the evidence that agrees with the
-score's sign, scaled down by flow toxicity (VPIN) and by a dislocated option surface. A signal is long or
-short when |score| ≥ entryScore and confidence ≥ minConfidence, else flat."""
+score's sign, scaled down by flow toxicity (VPIN), by a dislocated option surface, and by a surface under
+stress: the skew slope or the front-minus-back term spread |z| ≥ STRESS_Z against its own rolling history
+(trading_runtime/pricing/surface.py) — the options market repricing risk faster than the flow shows, when
+flow-based evidence deserves less trust. A signal is long or short when |score| ≥ entryScore and confidence ≥
+minConfidence, else flat."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from trading_runtime.config import StrategyThresholds
 
 WEIGHTS = {"ofi": 1.0, "microprice": 0.8, "trade_imbalance": 0.8, "timeframes": 1.2, "value_area": 0.4}
 GAIN = 2.5
+STRESS_Z = 3.0
+"""|z| of the skew slope or the term spread from which the surface counts as under stress."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,14 @@ class Evidence:
     value_area_position: float = 0.0
     vpin: float = math.nan
     dislocated: bool = False
+    skew_z: float = math.nan
+    """z-score of the front expiry's skew slope against its rolling history (NaN while warming up)."""
+    term_z: float = math.nan
+    """z-score of the front-minus-back ATM IV spread against its rolling history (NaN while warming up)."""
+
+    @property
+    def surface_stress(self) -> bool:
+        return any(abs(z) >= STRESS_Z for z in (self.skew_z, self.term_z) if not math.isnan(z))
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,8 @@ def combine(evidence: Evidence, thresholds: StrategyThresholds) -> Signal:
     if not math.isnan(evidence.vpin):
         confidence *= 1.0 - 0.5 * min(max(evidence.vpin, 0.0), 1.0)
     if evidence.dislocated:
+        confidence *= 0.8
+    if evidence.surface_stress:
         confidence *= 0.8
     tradable = abs(score) >= thresholds.entry_score and confidence >= thresholds.min_confidence
     return Signal(direction=sign if tradable else 0, score=score, confidence=confidence)
