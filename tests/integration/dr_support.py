@@ -44,8 +44,13 @@ def postgres_python() -> list[str]:
                        "needs one): make the venv readable by postgres")
 
 
+DURABLE = "fsync = on\nsynchronous_commit = on\nfull_page_writes = on\n"
+"""What production runs with: the drills kill servers mid-write, so what they prove must hold with these."""
+
+
 class ArchivingPostgres(ThrowawayPostgres):
-    """A throwaway cluster with small (1 MB) WAL segments archived to S3 every `archive_timeout` seconds."""
+    """A throwaway cluster with small (1 MB) WAL segments archived to S3 every `archive_timeout` seconds, with
+    durable settings (fsync on)."""
 
     def __init__(self, s3: S3Settings, archive_timeout: int = 1, wal_segsize_mb: int = 1) -> None:
         python = postgres_python()
@@ -60,7 +65,7 @@ class ArchivingPostgres(ThrowawayPostgres):
                        check=True, capture_output=True)
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.dir}'\n"
-                       f"fsync = off\n{self.extra_conf}\n")
+                       f"{DURABLE}{self.extra_conf}\n")
         return self
 
 
