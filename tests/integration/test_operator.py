@@ -157,6 +157,21 @@ def test_cross_field_violation_is_reported_and_changes_nothing_running(kube, ns)
     assert status(kube, ns, "spy")["currentRevision"] == 1
 
 
+@pytest.mark.e2e
+def test_risk_limits_above_the_named_risk_policy_are_rejected_with_the_reason(kube, ns):
+    create_ts(kube, ns, "spy")
+    wait_status(kube, ns, "spy", phase="Ready")
+    before = deployment(kube, ns, "spy")
+    patch_spec(kube, ns, "spy", {"config": {"risk": {"capital": 2e7}}})
+    wait_status(kube, ns, "spy", phase="Invalid")
+    message = condition(kube, ns, "spy", "SpecValid")["message"]
+    assert "spec.config.risk.capital: 2e+07 exceeds the risk policy's limit 1e+07 (RiskPolicy 'default')" in message
+    assert "exceeds the risk policy's limit" in wait_event(kube, ns, "spy", "InvalidSpec")["message"]
+    assert deployment(kube, ns, "spy")["spec"] == before["spec"]
+    runtime = yaml.safe_load(configmap(kube, ns, "spy")["data"]["runtime.yaml"])["runtime"]
+    assert runtime["risk"]["capital"] == 5e6
+
+
 def test_delete_drains_until_positions_are_flat(kube, ns, stack):
     create_ts(kube, ns, "spy")
     wait_status(kube, ns, "spy", phase="Ready")
