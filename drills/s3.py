@@ -4,6 +4,7 @@ deletion. Server-side encryption is requested on every write."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from drills.manifest import StoredObject
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
+
+log = logging.getLogger(__name__)
 
 PART_SIZE = 16 * 1024 * 1024  # S3 wants >= 5 MiB parts except the last; 16 MiB keeps 1 GB under 100 parts
 Progress = Callable[[int], None]
@@ -84,8 +87,11 @@ class S3Store:
                         break
                 self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                                       MultipartUpload={"Parts": parts})
-            except BaseException:
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except BaseException as error:
+                try:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                except ClientError as abort_error:  # the upload's own error says what went wrong, not this
+                    log.warning("aborting upload %s failed after %r: %s", key, error, abort_error)
                 raise
         return StoredObject(key=key, size=size, sha256=digest.hexdigest())
 
