@@ -141,8 +141,9 @@ class Runtime:
         self.metrics.export(counters, gauges)
 
     def _apply_config(self, config: RenderedConfig) -> None:
-        """A changed runtime.yaml (the kubelet swaps a mounted ConfigMap in place): the engine's settings from
-        the next tick, the writer's batch size, flush interval and queue bound from its next flush."""
+        """A runtime.yaml changed in place (never by the operator: its config ConfigMaps are immutable): the
+        engine's settings from the next tick, the writer's batch size, flush interval and queue bound from its
+        next flush."""
         self.engine.apply_config(config)
         if self.writer is not None:
             parameters = config.runtime.parameters

@@ -168,7 +168,7 @@ def test_risk_limits_above_the_named_risk_policy_are_rejected_with_the_reason(ku
     assert "spec.config.risk.capital: 2e+07 exceeds the risk policy's limit 1e+07 (RiskPolicy 'default')" in message
     assert "exceeds the risk policy's limit" in wait_event(kube, ns, "spy", "InvalidSpec")["message"]
     assert deployment(kube, ns, "spy")["spec"] == before["spec"]
-    runtime = yaml.safe_load(configmap(kube, ns, "spy")["data"]["runtime.yaml"])["runtime"]
+    runtime = yaml.safe_load(runtime_config(kube, ns, "spy")["data"][naming.CONFIG_KEY])["runtime"]
     assert runtime["risk"]["capital"] == 5e6
 
 

@@ -255,7 +255,7 @@ async def test_orders_carry_the_signal_that_moved_the_view(postgres, tmp_path):
 
 async def test_a_reloaded_config_reaches_the_writers_batch_and_flush_settings(postgres, tmp_path):
     """The runtime started with a one-minute flush interval and 10 000-row batches; runtime.yaml changes in
-    place (as the kubelet swaps a ConfigMap) to 50 ms and 10 rows: queued rows are written within seconds."""
+    place to 50 ms and 10 rows: queued rows are written within seconds."""
     migrate(postgres.dsn)
     slow = {"parameters": {"batchSize": 10_000, "flushIntervalMs": 60_000, "queueCapacity": 20_000}}
     fast = {"parameters": {"batchSize": 10, "flushIntervalMs": 50, "queueCapacity": 20_000}}
