@@ -36,7 +36,7 @@ class Settings:
     redis_storage: str = "2Gi"
     feed_url: str = "ws://market-feed.trading.svc:8765"
     prometheus_stack_version: str = "65.5.1"
-    prometheus_retention: str = "15d"
+    prometheus_retention: str = "30d"  # at least the longest SLO period (checked)
     prometheus_storage: str = "50Gi"
     backup_bucket_prefix: str = "tradeops-backups"
     backup_retention_days: int = 30

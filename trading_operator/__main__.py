@@ -9,7 +9,9 @@ import time
 
 import kopf
 
-import trading_operator.handlers  # noqa: F401  (registers the handlers)
+import trading_operator.alert_webhook
+import trading_operator.handlers
+import trading_operator.symbol_gauges  # noqa: F401  (what should run, for the alerts on absent runtimes)
 from trading_operator.metrics import serve as serve_metrics
 
 
