@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra import dashboards, hardening
+from infra import alerting, dashboards, hardening
 from infra.control_plane import OPERATOR, PROMETHEUS_RELEASE, load_documents, prometheus_url
 from infra.settings import RULES_FILE, Settings
 
@@ -68,7 +68,8 @@ def stack_values(settings: Settings) -> dict[str, Any]:
             "serviceMonitorNamespaceSelector": {},
             "podMonitorNamespaceSelector": {},
         }},
-        "alertmanager": {"alertmanagerSpec": _component("50m", "64Mi", "200m", "256Mi", NOBODY)},
+        "alertmanager": {**alerting.alertmanager_values(), "alertmanagerSpec": {
+            **_component("50m", "64Mi", "200m", "256Mi", NOBODY), **alerting.alertmanager_values()["alertmanagerSpec"]}},
         "prometheusOperator": {
             **_component("100m", "128Mi", "500m", "512Mi", NOBODY),
             "admissionWebhooks": {"patch": {"resources": hardening.resources("50m", "32Mi", "200m", "128Mi")}},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from infra.alerting import alerting
 from infra.backups import backups
 from infra.control_plane import control_plane, namespaces
 from infra.dask_operator import dask_operator
@@ -19,6 +20,7 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
     control_plane(settings, ns)
     stores = datastores(settings, ns)
     mon = monitoring(settings, ns)
+    alerting(settings, ns)
     store = backups(settings, ns)
     network_policies(settings, ns)
     backtests = dask_operator(settings)
