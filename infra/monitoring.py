@@ -52,6 +52,7 @@ def stack_values(settings: Settings) -> dict[str, Any]:
     if settings.storage_class:
         storage["storageClassName"] = settings.storage_class
     selector = {"matchLabels": SELECT_LABEL}
+    alertmanager = alerting.alertmanager_values()
     return {
         "fullnameOverride": RELEASE,
         "prometheus": {"prometheusSpec": {
@@ -68,8 +69,8 @@ def stack_values(settings: Settings) -> dict[str, Any]:
             "serviceMonitorNamespaceSelector": {},
             "podMonitorNamespaceSelector": {},
         }},
-        "alertmanager": {**alerting.alertmanager_values(), "alertmanagerSpec": {
-            **_component("50m", "64Mi", "200m", "256Mi", NOBODY), **alerting.alertmanager_values()["alertmanagerSpec"]}},
+        "alertmanager": {**alertmanager, "alertmanagerSpec": {
+            **_component("50m", "64Mi", "200m", "256Mi", NOBODY), **alertmanager["alertmanagerSpec"]}},
         "prometheusOperator": {
             **_component("100m", "128Mi", "500m", "512Mi", NOBODY),
             "admissionWebhooks": {"patch": {"resources": hardening.resources("50m", "32Mi", "200m", "128Mi")}},
