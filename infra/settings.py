@@ -39,6 +39,10 @@ class Settings:
     prometheus_stack_version: str = "65.5.1"
     prometheus_retention: str = "30d"  # at least the longest SLO period (checked)
     prometheus_storage: str = "50Gi"
+    trace_retention_hours: int = 168
+    trace_storage: str = "20Gi"
+    log_retention_days: int = 14
+    log_storage: str = "50Gi"
     backup_bucket_prefix: str = "tradeops-backups"
     backup_retention_days: int = 30
     backup_schedule: str = "17 * * * *"
@@ -66,6 +70,8 @@ class Settings:
             raise ValueError("prod takes backup credentials from IRSA, not access keys")
         if self.backup_retention_days < 1:
             raise ValueError("backupRetentionDays must be at least 1")
+        if self.trace_retention_hours < 1 or self.log_retention_days < 1:
+            raise ValueError("traceRetentionHours and logRetentionDays must be at least 1")
         return self
 
 

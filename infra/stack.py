@@ -9,9 +9,11 @@ from infra.backups import backups
 from infra.control_plane import control_plane, namespaces
 from infra.dask_operator import dask_operator
 from infra.datastores import POSTGRES_PORT, REDIS_PORT, datastores
+from infra.log_shipping import log_shipping
 from infra.monitoring import monitoring
 from infra.network_policies import network_policies
 from infra.settings import Settings
+from infra.tracing import tracing
 
 
 def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
@@ -21,6 +23,8 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
     stores = datastores(settings, ns)
     mon = monitoring(settings, ns)
     alerting(settings, ns)
+    traces = tracing(settings, ns)
+    logs = log_shipping(settings, ns)
     store = backups(settings, ns)
     network_policies(settings, ns)
     backtests = dask_operator(settings)
@@ -34,6 +38,8 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
         "redisEndpoint": f"{stores.redis_host}:{REDIS_PORT}",
         "prometheusUrl": mon.prometheus_url,
         "grafanaUrl": mon.grafana_url,
+        "traceCollectorUrl": traces,
+        "opensearchUrl": logs,
         "backupBucket": store.bucket.bucket,
         "backupRoleArn": store.role_arn,
         "backtestNamespace": backtests.namespace.metadata["name"],
