@@ -92,7 +92,8 @@ def test_the_setup_job_applies_the_template_and_the_retention(stack):
     assert f"until curl -sf {url}/_cluster/health" in script
     policy = re.search(rf"{url}/_plugins/_ism/policies/tradeops-logs -d '(.+?)'\n", script)
     template = re.search(rf"{url}/_index_template/tradeops-logs -d '(.+?)'\n", script)
-    assert policy and template
+    assert policy
+    assert template
     assert json.loads(policy.group(1)) == log_shipping.retention_policy(14)
     assert json.loads(template.group(1)) == log_shipping.index_template()
     assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
