@@ -11,7 +11,8 @@ import kopf
 
 import trading_operator.alert_webhook
 import trading_operator.handlers
-import trading_operator.symbol_gauges  # noqa: F401  (what should run, for the alerts on absent runtimes)
+import trading_operator.symbol_gauges
+import trading_operator.tracing  # noqa: F401  (the SDK, started at startup when an endpoint is set)
 from trading_operator.metrics import serve as serve_metrics
 
 
