@@ -1,7 +1,8 @@
 """The operator's traces (OpenTelemetry): one trace per reconcile — `reconcile` with `observe`, `plan` and
-`apply` under it — so a slow or failing reconcile shows where its time went, and the W3C `traceparent` of a
-deploy, which the runtime links every kept decision to (`TRADEOPS_REVISION_TRACEPARENT`, see
-trading_runtime/telemetry.py).
+`apply` under it — so a slow or failing reconcile shows where its time went; and the steps of a revision's
+deploy (`deploy_span`: analysis, promotion, rollback) in the deploy's own trace, whose context
+(`trading_operator.deploy_trace`) the runtime links every kept decision to (`TRADEOPS_REVISION_TRACEPARENT`,
+see trading_runtime/telemetry.py).
 
 Call sites use `span()` (a context manager; a no-op span when tracing is off, so nothing else changes), and
 `traceparent()` for the current span's context in W3C form. The SDK is started at the operator's startup
@@ -20,11 +21,14 @@ from typing import Any
 
 import kopf
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from trading_operator import deploy_trace
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +81,33 @@ def shutdown() -> None:
 
 
 @contextlib.contextmanager
-def span(span_name: str, **attributes: str | int | float | bool) -> Iterator[Span]:
-    """A span around a step, child of the current one; an exception marks it failed and goes on."""
+def span(span_name: str, parent: Context | None = None, **attributes: str | int | float | bool) -> Iterator[Span]:
+    """A span around a step, child of the current one (or of `parent`); an exception marks it failed and
+    goes on."""
     with tracer().start_as_current_span(
-            span_name, attributes={f"tradeops.{key}": value for key, value in attributes.items()},
+            span_name, context=parent,
+            attributes={f"tradeops.{key}": value for key, value in attributes.items()},
             record_exception=True, set_status_on_exception=False) as current:
         try:
             yield current
         except BaseException as error:
             current.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             raise
+
+
+def deploy_context(namespace: str, revision_name: str) -> Context:
+    """The deploy of a revision as a (remote, sampled) parent: its analysis, promotion or rollback spans go
+    into the deploy's trace, the one its runtimes' decisions link to."""
+    trace_id, span_id = deploy_trace.deploy_ids(namespace, revision_name)
+    parent = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    return trace.set_span_in_context(NonRecordingSpan(parent))
+
+
+def deploy_span(step: str, namespace: str, revision_name: str, **attributes: str | int | float | bool) \
+        -> contextlib.AbstractContextManager[Span]:
+    """A step of a revision's deploy (`analysis`, `promotion`, `rollback`), in the deploy's trace."""
+    return span(step, deploy_context(namespace, revision_name), namespace=namespace, revision=revision_name,
+                **attributes)
 
 
 def traceparent() -> str | None:

@@ -14,13 +14,14 @@ from devstack.processes import install_crd
 from tests.integration import emulator_fixtures
 from tests.integration.operator_harness import create_ts, new_namespace
 from tests.servers import free_port
-from trading_operator import tracing
+from trading_operator import deploy_trace, tracing
 from trading_operator.context import OperatorContext, reconcile
 from trading_operator.drain import PositionsProbe
 from trading_operator.executor import Executor
 from trading_operator.kube import KubeApi
 from trading_operator.kube_async import AsyncKubeApi
 from trading_operator.prometheus import MetricsSource
+from trading_runtime.telemetry import revision_link
 
 pytestmark = pytest.mark.integration
 emulator = emulator_fixtures.emulator
@@ -106,3 +107,25 @@ def test_no_endpoint_means_no_tracing_and_the_current_context_is_a_traceparent()
     finally:
         tracing.shutdown()
     assert tracing.traceparent() is None
+
+
+def test_a_deploys_steps_and_its_runtimes_decisions_share_the_deploys_trace():
+    parent = deploy_trace.traceparent("trading", "spy-5f2a9c0e1b")
+    assert parent == deploy_trace.traceparent("trading", "spy-5f2a9c0e1b"), "the same wherever it is computed"
+    assert parent != deploy_trace.traceparent("trading", "spy-0000000000")
+    assert parent != deploy_trace.traceparent("staging", "spy-5f2a9c0e1b")
+    trace_id, span_id = deploy_trace.deploy_ids("trading", "spy-5f2a9c0e1b")
+    link = revision_link(parent)  # what the runtime makes of TRADEOPS_REVISION_TRACEPARENT
+    assert link is not None
+    assert (link.context.trace_id, link.context.span_id) == (trace_id, span_id)
+    exporter = InMemorySpanExporter()
+    tracing.install(exporter)
+    try:
+        with tracing.deploy_span("analysis", "trading", "spy-5f2a9c0e1b", verdict="Successful"):
+            pass
+        (analysis,) = finished(exporter).values()
+    finally:
+        tracing.shutdown()
+    assert analysis.context.trace_id == trace_id
+    assert analysis.parent.span_id == span_id
+    assert analysis.attributes["tradeops.revision"] == "spy-5f2a9c0e1b"
