@@ -92,7 +92,7 @@ def _period_recordings(slo: SLO) -> list[dict[str, Any]]:
     """The ratio over the SLO period and the budget left. The period ratio averages the 5m ratio over the
     period: reading one recorded series is cheap, where a rate over 30 days of raw samples at every
     evaluation is not. It weighs time, not events (a quiet night counts like a busy open), and covers only
-    the history Prometheus keeps (its retention must cover the period: `longest_range`). A period that is
+    the history Prometheus keeps (its retention must cover the period; the Pulumi program checks it). A period that is
     one of the windows (1d, 3d) already has its exact ratio recorded in the SLO's group."""
     labels = {"slo": slo.name}
     period_ratio = record_name(slo.period)
@@ -138,23 +138,16 @@ def _alerts(slo: SLO) -> list[dict[str, Any]]:
 
 
 def groups(spec: SLOPolicySpec, selector: str = DEFAULT_SELECTOR) -> list[dict[str, Any]]:
-    """Rule groups of one SLO policy, one group per SLO with an SLI (recordings first: a group evaluates in
-    order, so its alerts read this evaluation's ratios). Series carry the `slo` label, not the policy's
-    name: render one policy per Prometheus, and narrow `selector` when symbols follow different policies."""
-    slos = [slo for slo in spec.slos if slo.sli is not None]
+    """Rule groups of one SLO policy: per SLO with an SLI, its ratios and alerts (recordings first: a group
+    evaluates in order, so its alerts read this evaluation's ratios), then its period group. Series carry the
+    `slo` label, not the policy's name: render one policy per Prometheus, and narrow `selector` when symbols
+    follow different policies."""
     return [{"name": f"tradeops-slo-{slo.name}", "rules": _recordings(slo, slo.sli, selector) + _alerts(slo)}
-            for slo in slos if slo.sli is not None] + [
+            for slo in spec.slos if slo.sli is not None] + [
         # The period's budget changes slowly and its range is long: evaluated at a coarser interval in a group
         # of its own (as Pyrra does for 30 days), it costs a fraction of the burn-rate group's evaluations.
         {"name": f"tradeops-slo-{slo.name}-period", "interval": PERIOD_INTERVAL, "rules": _period_recordings(slo)}
-        for slo in slos]
-
-
-def longest_range(spec: SLOPolicySpec) -> str:
-    """The longest range the rules read back (an SLO period, or the 3d window): Prometheus must keep at least
-    this much history, or the budget figures silently cover less than their period."""
-    ranges = [*RULE_WINDOWS, *(slo.period for slo in spec.slos if slo.sli is not None)]
-    return max(ranges, key=duration_seconds)
+        for slo in spec.slos if slo.sli is not None]
 
 
 def render_rules(rule_groups: list[dict[str, Any]], form: Literal["rules", "prometheusrule"] = "rules",

@@ -19,7 +19,6 @@ from policies.rules import (
     RULE_WINDOWS,
     error_ratio_query,
     groups,
-    longest_range,
     number,
     render_rules,
 )
@@ -129,9 +128,3 @@ def test_a_period_among_the_windows_reuses_its_exact_ratio():
     assert "rate(bad{ symbol!=\"\" }[3d])" in by_record["slo:sli_error:ratio_rate3d"]
     assert by_record["slo:error_budget_remaining:ratio"] == '1 - slo:sli_error:ratio_rate3d{slo="errors"} / 0.001'
 
-
-@pytest.mark.parametrize(("periods", "longest"), [(["30d"], "30d"), (["1d"], "3d"), (["28d", "7d"], "28d"),
-                                                  (["14d", "10d"], "14d")], ids=["30d", "window", "two", "days"])
-def test_the_longest_range_covers_every_period_and_window(periods: list[str], longest: str):
-    spec = SLOPolicySpec(slos=[_slo(name=f"s{i}", period=p) for i, p in enumerate(periods)])
-    assert longest_range(spec) == longest
