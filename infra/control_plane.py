@@ -18,6 +18,8 @@ from infra.settings import CRD_FILE, OPERATOR_FILE, Settings
 OPERATOR = "tradeops-operator"
 OPERATOR_UID = 10001
 HEALTH_PORT = 8080
+ALERTS_PORT = 9104
+"""Port of the operator's Alertmanager webhook (`infra/alerting.py` puts a Service in front of it)."""
 METRICS_PORT = 9103
 """Port the operator's rollout metrics are scraped on (the PodMonitor selects it by name)."""
 
@@ -70,12 +72,14 @@ def operator_pod(settings: Settings) -> Any:
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "TRADEOPS_PEERING_LIFETIME", "value": "15"},
                 {"name": "TRADEOPS_METRICS_PORT", "value": str(METRICS_PORT)},
+                {"name": "TRADEOPS_ALERT_WEBHOOK_PORT", "value": str(ALERTS_PORT)},
                 # Analysis reads SLOs from the stack's Prometheus (the service monitoring.py names).
                 {"name": "TRADEOPS_PROMETHEUS_URL", "value": prometheus_url(settings)},
             ],
             "ports": [
                 {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
                 {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+                {"name": "alerts", "containerPort": ALERTS_PORT, "protocol": "TCP"},
             ],
             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10},
             "resources": hardening.resources("100m", "128Mi", "500m", "256Mi"),

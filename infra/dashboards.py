@@ -133,9 +133,30 @@ def error_budgets() -> Dashboard:
     ], "slo:sli_error:ratio_rate5m")
 
 
+def trading_kpis() -> Dashboard:
+    """The trading KPIs per symbol, from the recording rules `make rules` generates (policies/kpi_rules.py)."""
+    def kpi(record: str) -> str:
+        return f"{record}{{{SYMBOL}}}"
+    return dashboard("tradeops-trading-kpis", "tradeops / trading KPIs", [
+        panel("PnL per symbol", [(kpi("tradeops:pnl:sum"), "{{symbol}}")], unit="currencyUSD"),
+        panel("Signals per minute", [(kpi("tradeops:signals_per_minute:rate5m"), "{{symbol}}")], unit="short"),
+        panel("Fill ratio (1h)", [(kpi("tradeops:fill_ratio:rate1h"), "{{symbol}}")], unit="percentunit",
+              base="red", thresholds=[(0.9, "orange"), (0.98, "green")]),
+        panel("Slippage against mid (1h average, bp)", [(kpi("tradeops:fill_slippage_bps:avg1h"), "{{symbol}}")],
+              unit="short", thresholds=[(5, "orange"), (20, "red")]),
+        panel("Time halted (last day)", [(kpi("tradeops:trading_halted_seconds:1d"), "{{symbol}}")], kind="stat",
+              unit="s", width=8, thresholds=[(1, "orange"), (3600, "red")]),
+        panel("Rollbacks per day", [(kpi("tradeops:rollbacks:increase1d"), "{{symbol}}")], kind="stat", width=8,
+              thresholds=[(1, "orange"), (3, "red")]),
+        panel("Restarts per day", [(kpi("tradeops:runtime_restarts:1d"), "{{symbol}} crashes"),
+                                   (kpi("tradeops:self_healing_restarts:increase1d"), "{{symbol}} self-healing")],
+              kind="stat", width=8, thresholds=[(1, "orange"), (5, "red")]),
+    ], "tradeops:pnl:sum")
+
+
 def all_dashboards() -> dict[str, Dashboard]:
     """Every dashboard by file name."""
-    return {f"{d['uid']}.json": d for d in (symbols(), rollouts(), error_budgets())}
+    return {f"{d['uid']}.json": d for d in (symbols(), rollouts(), error_budgets(), trading_kpis())}
 
 
 def main(argv: list[str]) -> int:

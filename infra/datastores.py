@@ -13,6 +13,7 @@ import pulumi_random as random
 
 from infra import hardening
 from infra.settings import Settings
+from infra.tracing import collector_endpoint
 
 POSTGRES = "postgres"
 REDIS = "redis"
@@ -145,6 +146,8 @@ def datastores(settings: Settings, ns: dict[str, k8s.core.v1.Namespace]) -> Data
         "TRADEOPS_DATABASE_URL": database_url,
         "TRADEOPS_REDIS_URL": redis_url,
         "TRADEOPS_FEED_URL": settings.feed_url,
+        # Not a secret, but the one environment source a runtime pod has (builders: envFrom this Secret).
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector_endpoint(settings),
     }, [ns["trading"]])
     _secret("backup-datastore-credentials", BACKUP_CREDENTIALS, data_ns, {
         "DATABASE_URL": database_url, "REDIS_URL": redis_url,

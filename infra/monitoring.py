@@ -5,6 +5,7 @@ policies/ and the Grafana dashboards (ConfigMaps the Grafana sidecar loads)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra import dashboards, hardening
+from infra import alerting, dashboards, hardening
 from infra.control_plane import OPERATOR, PROMETHEUS_RELEASE, load_documents, prometheus_url
 from infra.settings import RULES_FILE, Settings
 
@@ -24,6 +25,8 @@ DASHBOARD_LABEL = "grafana_dashboard"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 RUNTIME_APP = "trading-runtime"  # trading_operator.naming.APP_NAME
 RUNTIME_METRICS_PORT = "metrics"  # the port name of the runtimes' metrics Service (9102)
+TARGET_LABELS = {"symbol": "trading.tradeops.io/symbol", "revision": "trading.tradeops.io/revision"}
+"""Target labels of a runtime and the pod labels they come from (trading_operator.naming)."""
 PROMETHEUS_UID = 1000
 GRAFANA_UID = 472
 NOBODY = 65534
@@ -49,6 +52,7 @@ def stack_values(settings: Settings) -> dict[str, Any]:
     if settings.storage_class:
         storage["storageClassName"] = settings.storage_class
     selector = {"matchLabels": SELECT_LABEL}
+    alertmanager = alerting.alertmanager_values()
     return {
         "fullnameOverride": RELEASE,
         "prometheus": {"prometheusSpec": {
@@ -65,7 +69,8 @@ def stack_values(settings: Settings) -> dict[str, Any]:
             "serviceMonitorNamespaceSelector": {},
             "podMonitorNamespaceSelector": {},
         }},
-        "alertmanager": {"alertmanagerSpec": _component("50m", "64Mi", "200m", "256Mi", NOBODY)},
+        "alertmanager": {**alertmanager, "alertmanagerSpec": {
+            **_component("50m", "64Mi", "200m", "256Mi", NOBODY), **alertmanager["alertmanagerSpec"]}},
         "prometheusOperator": {
             **_component("100m", "128Mi", "500m", "512Mi", NOBODY),
             "admissionWebhooks": {"patch": {"resources": hardening.resources("50m", "32Mi", "200m", "128Mi")}},
@@ -86,11 +91,58 @@ def stack_values(settings: Settings) -> dict[str, Any]:
     }
 
 
+def pod_label_source(label: str) -> str:
+    """The discovery meta label holding a pod label (Prometheus replaces what a label name cannot hold by `_`)."""
+    return "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", label)
+
+
+def runtime_monitor_spec(settings: Settings) -> dict[str, Any]:
+    """The runtimes' ServiceMonitor. Every target gets `symbol` and `revision` from the pod's labels, so the
+    series Prometheus makes itself (`up`) carry them too: the availability SLI (`up{symbol!=""}`), the alert
+    on an absent runtime and the rollout analysis (`up{namespace=..., symbol=..., revision=...}`) select on
+    them. The runtime labels its own series with `symbol`; honouring its labels keeps one `symbol` label
+    rather than an `exported_symbol` copy (both values are the same)."""
+    relabelings = [{"sourceLabels": [pod_label_source(source)], "targetLabel": target, "action": "replace"}
+                   for target, source in TARGET_LABELS.items()]
+    return {
+        "namespaceSelector": {"matchNames": [settings.trading_namespace]},
+        "selector": {"matchLabels": {"app.kubernetes.io/name": RUNTIME_APP}},
+        "endpoints": [{"port": RUNTIME_METRICS_PORT, "path": "/metrics", "interval": "15s", "honorLabels": True,
+                       "relabelings": relabelings}],
+    }
+
+
+def _seconds(duration: str) -> int:
+    """A Prometheus duration (`30d`, `2w`, `720h`, `1y`) in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+    parts = re.findall(r"([0-9]+)([smhdwy])", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"not a Prometheus duration: {duration!r}")
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def longest_rule_range(rule: dict[str, Any]) -> str:
+    """The longest range any rule of a PrometheusRule reads back (`[30d]`)."""
+    ranges: list[str] = [r for group in rule["spec"]["groups"] for item in group["rules"]
+                         for r in re.findall(r"\[([0-9]+[smhdwy])\]", item["expr"])]
+    return max(ranges, key=_seconds)
+
+
+def check_retention(settings: Settings, rule: dict[str, Any]) -> None:
+    """Refuse a retention shorter than the rules' longest range: a 30-day budget over 15 days of history is
+    a 15-day figure that says it is a 30-day one."""
+    longest = longest_rule_range(rule)
+    if _seconds(settings.prometheus_retention) < _seconds(longest):
+        raise ValueError(f"prometheusRetention {settings.prometheus_retention} is shorter than the {longest} the "
+                         f"SLO rules read back (the error budget's period): keep at least {longest}")
+
+
 def prometheus_rule(settings: Settings) -> dict[str, Any]:
     """The generated PrometheusRule, placed in the monitoring namespace with the label the stack selects."""
     rule = load_documents(RULES_FILE)[0]
     if rule.get("kind") != "PrometheusRule":
         raise ValueError(f"{RULES_FILE} holds a {rule.get('kind')}, not a PrometheusRule")
+    check_retention(settings, rule)
     metadata = rule["metadata"]
     return {
         **rule,
@@ -127,18 +179,15 @@ def monitoring(settings: Settings, ns: dict[str, k8s.core.v1.Namespace]) -> Moni
     k8s.apiextensions.CustomResource(
         "runtime-servicemonitor", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
         metadata={"name": "trading-runtimes", "namespace": mon_ns, "labels": monitor_labels},
-        spec={
-            "namespaceSelector": {"matchNames": [settings.trading_namespace]},
-            "selector": {"matchLabels": {"app.kubernetes.io/name": RUNTIME_APP}},
-            "endpoints": [{"port": RUNTIME_METRICS_PORT, "path": "/metrics", "interval": "15s"}],
-        }, opts=after_stack)
+        spec=runtime_monitor_spec(settings), opts=after_stack)
     k8s.apiextensions.CustomResource(
         "operator-podmonitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
         metadata={"name": OPERATOR, "namespace": mon_ns, "labels": monitor_labels},
         spec={
             "namespaceSelector": {"matchNames": [settings.system_namespace]},
             "selector": {"matchLabels": {"app.kubernetes.io/name": OPERATOR}},
-            "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
+            # The operator's series name the symbol's namespace: it must win over the operator pod's own.
+            "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s", "honorLabels": True}],
         }, opts=after_stack)
 
     rule = prometheus_rule(settings)

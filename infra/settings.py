@@ -13,6 +13,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "deploy" / "crds" / "tradingsymbols.yaml"
 OPERATOR_FILE = ROOT / "deploy" / "operator" / "operator.yaml"
 RULES_FILE = ROOT / "deploy" / "prometheus" / "tradeops-rules.yaml"
+ALERTMANAGER_FILE = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
 CONFIG_NAMESPACE = "tradeops"
 
@@ -36,8 +37,12 @@ class Settings:
     redis_storage: str = "2Gi"
     feed_url: str = "ws://market-feed.trading.svc:8765"
     prometheus_stack_version: str = "65.5.1"
-    prometheus_retention: str = "15d"
+    prometheus_retention: str = "30d"  # at least the longest SLO period (checked)
     prometheus_storage: str = "50Gi"
+    trace_retention_hours: int = 168
+    trace_storage: str = "20Gi"
+    log_retention_days: int = 14
+    log_storage: str = "50Gi"
     backup_bucket_prefix: str = "tradeops-backups"
     backup_retention_days: int = 30
     backup_schedule: str = "17 * * * *"
@@ -65,6 +70,8 @@ class Settings:
             raise ValueError("prod takes backup credentials from IRSA, not access keys")
         if self.backup_retention_days < 1:
             raise ValueError("backupRetentionDays must be at least 1")
+        if self.trace_retention_hours < 1 or self.log_retention_days < 1:
+            raise ValueError("traceRetentionHours and logRetentionDays must be at least 1")
         return self
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pulumi
 
+from infra.alerting import alerting
 from infra.backups import backups
 from infra.control_plane import control_plane, namespaces
 from infra.dask_operator import dask_operator
 from infra.datastores import POSTGRES_PORT, REDIS_PORT, datastores
+from infra.log_shipping import log_shipping
 from infra.monitoring import monitoring
 from infra.network_policies import network_policies
 from infra.settings import Settings
+from infra.tracing import tracing
 
 
 def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
@@ -19,6 +22,9 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
     control_plane(settings, ns)
     stores = datastores(settings, ns)
     mon = monitoring(settings, ns)
+    alerting(settings, ns)
+    traces = tracing(settings, ns)
+    logs = log_shipping(settings, ns)
     store = backups(settings, ns)
     network_policies(settings, ns)
     backtests = dask_operator(settings)
@@ -32,6 +38,8 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
         "redisEndpoint": f"{stores.redis_host}:{REDIS_PORT}",
         "prometheusUrl": mon.prometheus_url,
         "grafanaUrl": mon.grafana_url,
+        "traceCollectorUrl": traces,
+        "opensearchUrl": logs,
         "backupBucket": store.bucket.bucket,
         "backupRoleArn": store.role_arn,
         "backtestNamespace": backtests.namespace.metadata["name"],

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from policies.cost_rules import COST_MANIFEST_NAME, cost_groups
 from policies.lint import check_manifests, lint
 from policies.loader import DEFAULTS_DIR, PolicyError, load_texts, read_dir
-from policies.rules import DEFAULT_SELECTOR, groups, render_rules
+from policies.rule_set import rule_groups
+from policies.rules import DEFAULT_SELECTOR, render_rules
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     lint_cmd = commands.add_parser("lint", help="validate every policy file of a directory")
     lint_cmd.add_argument("directory", nargs="?", type=pathlib.Path, default=DEFAULTS_DIR)
-    rules = commands.add_parser("rules", help="render recording rules and burn-rate alerts of an SLO policy")
+    rules = commands.add_parser(
+        "rules", help="render an SLO policy's recording rules and burn-rate alerts, the symbol alerts and the KPIs")
     rules.add_argument("directory", nargs="?", type=pathlib.Path, default=DEFAULTS_DIR)
     rules.add_argument("--policy", default="default", help="SLOPolicy name (default: default)")
     rules.add_argument("--selector", default=DEFAULT_SELECTOR, help=f"label matchers of the runtimes' series "
@@ -67,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _write(text, args.output)
     if args.policy not in policies.slo:
         return _report([PolicyError(str(args.directory), "SLOPolicy", f"no SLOPolicy named {args.policy!r}")])
-    text = render_rules(groups(policies.slo[args.policy], args.selector),
+    text = render_rules(rule_groups(policies.slo[args.policy], args.selector),
                         "prometheusrule" if args.prometheusrule else "rules", args.namespace)
     return _write(text, args.output)
 

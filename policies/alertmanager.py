@@ -27,11 +27,8 @@ from pydantic import Field, ValidationError
 from policies.loader import DEFAULTS_DIR, PolicyLoadError, load_dir
 from policies.models import DURATION_PATTERN, PolicyModel, SLOPolicySpec
 from policies.rules import ALERT_NAME
+from policies.symbol_alerts import HALTED_ALERT, PAUSED_ALERT
 
-HALTED_ALERT = "TradeopsSymbolHalted"
-"""Fires while a symbol's trading is halted (kill switch, drawdown, black swan, storage)."""
-PAUSED_ALERT = "TradeopsSymbolPaused"
-"""Fires while a symbol's spec changes are held (`spec.paused`, or analysis inconclusive)."""
 GROUP_BY = ("alertname", "namespace", "symbol", "slo")
 OPERATOR_RECEIVER = "tradeops-operator"
 PAGE_RECEIVER = "tradeops-page"

@@ -51,6 +51,8 @@ BURN_RATE_ALERTS = (
     BurnRateAlert(1.0, "3d", "6h", page=False),   # 10 % in three days: on course to spend it all
 )
 ALERT_NAME = "TradeopsErrorBudgetBurn"
+PERIOD_INTERVAL = "150s"
+"""Evaluation interval of the period groups (Pyrra's for a 30-day window)."""
 
 
 def number(value: float) -> str:
@@ -65,10 +67,12 @@ def budget(slo: SLO) -> float:
 
 def error_ratio_query(sli: ErrorRatioSLI, selector: str, window: str) -> str:
     """Bad over all events per (namespace, symbol) over a window. A symbol with traffic but no error series
-    yet (counters with labels appear on first increment) counts as 0, not as absent."""
+    yet (counters with labels appear on first increment) counts as 0, not as absent. A window without events
+    has no ratio (the denominator is kept only above 0): 0/0 would be NaN, and one NaN poisons every
+    `avg_over_time` of the period that includes it."""
     errors = f"sum by ({AGGREGATION}) ({render(sli.error_query, selector, window)})"
     total = f"sum by ({AGGREGATION}) ({render(sli.total_query, selector, window)})"
-    return f"({errors} or 0 * {total})\n/\n{total}"
+    return f"({errors} or 0 * {total})\n/\n({total} > 0)"
 
 
 def record_name(window: str) -> str:
@@ -77,24 +81,27 @@ def record_name(window: str) -> str:
 
 def _recordings(slo: SLO, sli: ErrorRatioSLI, selector: str) -> list[dict[str, Any]]:
     labels = {"slo": slo.name}
-    rules = [{"record": record_name(w), "expr": error_ratio_query(sli, selector, w), "labels": labels}
-             for w in RULE_WINDOWS]
-    # The period ratio averages the 5m ratio over the period: reading one recorded series is cheap, where a
-    # rate over 30 days of raw samples at every evaluation is not. It weighs time, not events (a quiet night
-    # counts like a busy open), and covers only the history recorded so far.
-    # A period that is one of the windows (1d, 3d) already has its exact ratio recorded above.
-    period_ratio = record_name(slo.period)
-    rules += [
+    return [{"record": record_name(w), "expr": error_ratio_query(sli, selector, w), "labels": labels}
+            for w in RULE_WINDOWS] + [
         {"record": "slo:objective:ratio", "expr": f"vector({number(slo.objective)})", "labels": labels},
         {"record": "slo:error_budget:ratio", "expr": f"vector({number(budget(slo))})", "labels": labels},
     ]
+
+
+def _period_recordings(slo: SLO) -> list[dict[str, Any]]:
+    """The ratio over the SLO period and the budget left. The period ratio averages the 5m ratio over the
+    period: reading one recorded series is cheap, where a rate over 30 days of raw samples at every
+    evaluation is not. It weighs time, not events (a quiet night counts like a busy open), and covers only
+    the history Prometheus keeps (its retention must cover the period; the Pulumi program checks it). A period that is
+    one of the windows (1d, 3d) already has its exact ratio recorded in the SLO's group."""
+    labels = {"slo": slo.name}
+    period_ratio = record_name(slo.period)
+    rules = []
     if slo.period not in RULE_WINDOWS:
         rules.append({"record": period_ratio, "labels": labels,
                       "expr": f'avg_over_time({record_name("5m")}{{slo="{slo.name}"}}[{slo.period}])'})
-    rules += [
-        {"record": "slo:error_budget_remaining:ratio", "labels": labels,
-         "expr": f'1 - {period_ratio}{{slo="{slo.name}"}} / {number(budget(slo))}'},
-    ]
+    rules.append({"record": "slo:error_budget_remaining:ratio", "labels": labels,
+                  "expr": f'1 - {period_ratio}{{slo="{slo.name}"}} / {number(budget(slo))}'})
     return rules
 
 
@@ -131,11 +138,16 @@ def _alerts(slo: SLO) -> list[dict[str, Any]]:
 
 
 def groups(spec: SLOPolicySpec, selector: str = DEFAULT_SELECTOR) -> list[dict[str, Any]]:
-    """Rule groups of one SLO policy, one group per SLO with an SLI (recordings first: a group evaluates in
-    order, so its alerts read this evaluation's ratios). Series carry the `slo` label, not the policy's
-    name: render one policy per Prometheus, and narrow `selector` when symbols follow different policies."""
+    """Rule groups of one SLO policy: per SLO with an SLI, its ratios and alerts (recordings first: a group
+    evaluates in order, so its alerts read this evaluation's ratios), then its period group. Series carry the
+    `slo` label, not the policy's name: render one policy per Prometheus, and narrow `selector` when symbols
+    follow different policies."""
     return [{"name": f"tradeops-slo-{slo.name}", "rules": _recordings(slo, slo.sli, selector) + _alerts(slo)}
-            for slo in spec.slos if slo.sli is not None]
+            for slo in spec.slos if slo.sli is not None] + [
+        # The period's budget changes slowly and its range is long: evaluated at a coarser interval in a group
+        # of its own (as Pyrra does for 30 days), it costs a fraction of the burn-rate group's evaluations.
+        {"name": f"tradeops-slo-{slo.name}-period", "interval": PERIOD_INTERVAL, "rules": _period_recordings(slo)}
+        for slo in spec.slos if slo.sli is not None]
 
 
 def render_rules(rule_groups: list[dict[str, Any]], form: Literal["rules", "prometheusrule"] = "rules",

@@ -40,6 +40,8 @@ class ThrowawayPrometheus:
         self.static: list[dict[str, Any]] = []
         self.rule_files: list[pathlib.Path] = []
         self.file_sd_dir: pathlib.Path | None = None
+        self.alertmanagers: list[str] = []
+        """`host:port` of Alertmanagers the alerts are sent to (before start)."""
         self.args: list[str] = []
         """Extra command-line flags (e.g. a longer retention for backfilled history)."""
         self.process: subprocess.Popen[bytes] | None = None
@@ -78,10 +80,13 @@ class ThrowawayPrometheus:
         job: dict[str, Any] = {"job_name": JOB, "honor_labels": True, "static_configs": self.static}
         if self.file_sd_dir is not None:
             job["file_sd_configs"] = [{"files": [str(self.file_sd_dir / "*.json")], "refresh_interval": "1s"}]
-        return {"global": {"scrape_interval": self.scrape_interval, "scrape_timeout": self.scrape_interval,
-                           "evaluation_interval": self.scrape_interval},
-                "rule_files": [str(p) for p in self.rule_files],
-                "scrape_configs": [job]}
+        config = {"global": {"scrape_interval": self.scrape_interval, "scrape_timeout": self.scrape_interval,
+                             "evaluation_interval": self.scrape_interval},
+                  "rule_files": [str(p) for p in self.rule_files],
+                  "scrape_configs": [job]}
+        if self.alertmanagers:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}
+        return config
 
     def start(self) -> ThrowawayPrometheus:
         config = self.dir / "prometheus.yml"

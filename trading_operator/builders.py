@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from trading_operator import api, naming
+from trading_operator import api, deploy_trace, naming
 from trading_operator.revisions import Revision, hash_of
 from trading_runtime.config import RenderedConfig, RuntimeConfig, Switches
 
@@ -144,6 +144,7 @@ def build_deployment(
         "env": [
             {"name": "TRADEOPS_SYMBOL", "value": spec.symbol},
             {"name": "TRADEOPS_REVISION", "value": str(revision.number)},
+            {"name": deploy_trace.TRACEPARENT_ENV, "value": deploy_trace.traceparent(owner.namespace, revision.name)},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}],
@@ -269,15 +270,14 @@ def build_revision(
     owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, generation: int
 ) -> Manifest:
     """The immutable ControllerRevision holding a revision's template."""
+    metadata = _metadata(owner, revision.name, spec.symbol,
+                         {naming.REVISION_LABEL: str(revision.number), naming.SPEC_HASH_LABEL: revision.spec_hash})
+    metadata["annotations"] = {deploy_trace.TRACEPARENT_ANNOTATION: deploy_trace.traceparent(owner.namespace,
+                                                                                             revision.name)}
     return {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
-        "metadata": _metadata(
-            owner,
-            revision.name,
-            spec.symbol,
-            {naming.REVISION_LABEL: str(revision.number), naming.SPEC_HASH_LABEL: revision.spec_hash},
-        ),
+        "metadata": metadata,
         "revision": revision.number,
         "data": {**revision.template.to_data(), "specHash": revision.spec_hash, "generation": generation},
     }

@@ -9,6 +9,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+from trading_operator import tracing
 from trading_operator.drain import PositionsProbe
 from trading_operator.executor import Executor
 from trading_operator.findings import FindingStore
@@ -51,21 +52,29 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
     concurrent change (409: kopf's own annotations, a user's request, a second operator) re-reads and
     re-plans from the fresh object: no decision is ever written over state it did not see."""
     key = (namespace, name)
-    for attempt in range(1, MAX_CONFLICTS + 1):
-        ts = await context.executor.get_trading_symbol(namespace, name)
-        if ts is None:
-            context.findings.forget(key)
+    with tracing.span("reconcile", namespace=namespace, tradingsymbol=name) as current:
+        for attempt in range(1, MAX_CONFLICTS + 1):
+            ts = await context.executor.get_trading_symbol(namespace, name)
+            if ts is None:
+                context.findings.forget(key)
+                return
+            with tracing.span("observe"):
+                observed = dataclasses.replace(await context.executor.observe(ts),
+                                               findings=context.findings.pending(key))
+            with tracing.span("plan"):
+                result = plan(observed)
+            current.set_attribute("tradeops.actions", len(result.actions))
+            current.set_attribute("tradeops.attempts", attempt)
+            with tracing.span("apply", actions=len(result.actions)):
+                await context.executor.apply_children(ts, result)
+                try:
+                    await context.executor.commit(ts, result)
+                except Exception as exc:
+                    if not is_conflict(exc) or attempt == MAX_CONFLICTS:
+                        raise
+                    log.info("status of %s/%s changed while planning (attempt %d); re-planning", namespace, name,
+                             attempt)
+                    continue
+            context.findings.consume(key, observed.findings)
+            await context.executor.announce(ts, result)
             return
-        observed = dataclasses.replace(await context.executor.observe(ts), findings=context.findings.pending(key))
-        result = plan(observed)
-        await context.executor.apply_children(ts, result)
-        try:
-            await context.executor.commit(ts, result)
-        except Exception as exc:
-            if not is_conflict(exc) or attempt == MAX_CONFLICTS:
-                raise
-            log.info("status of %s/%s changed while planning (attempt %d); re-planning", namespace, name, attempt)
-            continue
-        context.findings.consume(key, observed.findings)
-        await context.executor.announce(ts, result)
-        return

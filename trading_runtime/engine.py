@@ -144,9 +144,15 @@ class SymbolEngine:
         self.trace.begin(message)
         faults = self.config.runtime.fault_injection
         try:
-            if faults.error_rate and self._rng.random() < faults.error_rate:
-                raise InjectedFaultError("injected processing error")
-            signal = self._process(message)
+            # Counted before anything can fail: errors over processed messages is then the share that failed
+            # (an injected error rate p reads p, not p / (1 - p)). Heartbeats are not market messages.
+            if isinstance(message, Heartbeat):
+                signal = None
+            else:
+                self.metrics.ticks.labels(self.symbol, message.type).inc()
+                if faults.error_rate and self._rng.random() < faults.error_rate:
+                    raise InjectedFaultError("injected processing error")
+                signal = self._process(message)
         except Exception as exc:
             self.metrics.errors.labels(self.symbol, "process").inc()
             log.debug("tick failed: %s", exc)
@@ -158,11 +164,7 @@ class SymbolEngine:
             self.metrics.tick_to_signal.labels(self.symbol).observe(time.perf_counter() - started)
         self.trace.finish(None, None if signal is None else self.state.direction)
 
-    def _process(self, message: Message) -> Signal | None:
-        if isinstance(message, Heartbeat):
-            return None
-        kind = message.type
-        self.metrics.ticks.labels(self.symbol, kind).inc()
+    def _process(self, message: Snapshot | Quote | Trade) -> Signal | None:
         if isinstance(message, Snapshot) or message.instrument == self.symbol:
             self._track_period(message.ts)
         if isinstance(message, Snapshot):
@@ -376,6 +378,7 @@ class SymbolEngine:
         request = OrderRequest(instrument, quantity, ask if quantity > 0 else bid, (bid + ask) / 2,
                                self.broker.multipliers.get(instrument, 1.0),
                                self.broker.position(instrument).quantity, ts)
+        self.metrics.orders.labels(self.symbol).inc()
         rejection = self.controls.check(request, self.trading)
         if rejection is not None:
             self._reject(request, rejection)
@@ -384,6 +387,10 @@ class SymbolEngine:
         if fill is None:
             return
         filled = self.trace.now()
+        self.metrics.fills.labels(self.symbol).inc()
+        if request.mid > 0:  # no quote, no mid: the fill is counted, its slippage is unknown
+            self.metrics.fill_slippage.labels(self.symbol).observe(
+                (fill.price - request.mid) / request.mid * 1e4 * (1 if quantity > 0 else -1))
         side = "buy" if quantity > 0 else "sell"
         self.sink("orders", (fill.order_id, _utc(ts), self.symbol, instrument, side, abs(quantity), None, signal_id,
                              "filled"))

@@ -16,6 +16,9 @@ from prometheus_client.registry import Collector
 # Sub-millisecond resolution at the low end, up to a second at the top (seconds).
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
+# Signed: a fill inside the spread can beat the mid.
+SLIPPAGE_BUCKETS = (-50.0, -10.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0)
+
 PREFIX = "tradeops"
 
 
@@ -72,6 +75,11 @@ class RuntimeMetrics:
         self.exposure = Gauge(f"{PREFIX}_exposure", "Exposure (notional)", ["symbol", "kind"], registry=r)
         self.trading_halted = Gauge(f"{PREFIX}_trading_halted", "1 when trading is halted, by reason",
                                     ["symbol", "reason"], registry=r)
+        self.orders = Counter(f"{PREFIX}_orders", "Orders sent to the pre-trade controls", labels, registry=r)
+        self.fills = Counter(f"{PREFIX}_fills", "Orders filled", labels, registry=r)
+        self.fill_slippage = Histogram(f"{PREFIX}_fill_slippage_bps",
+                                       "Fill price against the quote's mid, basis points (positive: paid over mid)",
+                                       labels, buckets=SLIPPAGE_BUCKETS, registry=r)
         self.order_rejections = Counter(f"{PREFIX}_order_rejections", "Orders refused by the pre-trade controls",
                                         ["symbol", "reason"], registry=r)
         self.portfolio_var = Gauge(f"{PREFIX}_portfolio_var", "Portfolio value at risk (99 %, one sample horizon)",

@@ -76,10 +76,13 @@ async def test_injected_errors_are_counted_and_do_not_stop_the_engine():
     rows, metrics = Rows(), RuntimeMetrics("SPY")
     engine = SymbolEngine(config(faultInjection={"errorRate": 0.5}), True, metrics, rows, seed=0)
     await drive(engine, 500)
-    text = generate_latest(metrics.registry).decode()
-    errors = next(float(line.split()[-1]) for line in text.splitlines()
-                  if line.startswith('tradeops_errors_total{stage="process",symbol="SPY"}'))
-    assert 400 < errors < 1100
+    errors = metrics.registry.get_sample_value("tradeops_errors_total", {"symbol": "SPY", "stage": "process"})
+    processed = sum(metrics.registry.get_sample_value("tradeops_ticks_total", {"symbol": "SPY", "kind": kind}) or 0
+                    for kind in ("snapshot", "quote", "trade"))
+    assert errors is not None
+    assert processed > 1000
+    # The SLI's ratio reads the injected rate itself (not p / (1 - p) = 1.0): within 5 binomial sigmas of 0.5.
+    assert abs(errors / processed - 0.5) < 5 * (0.25 / processed) ** 0.5
     assert rows.count("ticks") > 300
 
 

@@ -13,7 +13,7 @@ CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 
 
 def granted(stack: str) -> set[tuple[str, str, str]]:
-    (role,) = built(stack).of_kind("ClusterRole")
+    role = built(stack).one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "operator-role")
     return {(g, r, v) for rule in role.inputs["rules"] for g in rule["apiGroups"]
             for r in rule["resources"] for v in rule["verbs"]}
 
@@ -37,7 +37,7 @@ def test_rbac_verbs_are_minimal(stack):
     wildcards, no secrets, nothing deleted but pruned revisions and a finished shadow's ConfigMap/Deployment."""
     plain = next(d for d in yaml.safe_load_all((ROOT / "deploy" / "operator" / "operator.yaml").read_text())
                  if d["kind"] == "ClusterRole")
-    (role,) = built(stack).of_kind("ClusterRole")
+    role = built(stack).one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "operator-role")
     assert role.inputs["rules"] == plain["rules"]
     rules = granted(stack)
     assert not any("*" in (g, r, v) for g, r, v in rules)
@@ -48,7 +48,7 @@ def test_rbac_verbs_are_minimal(stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_role_is_bound_to_the_operators_service_account_only(stack):
-    (binding,) = built(stack).of_kind("ClusterRoleBinding")
+    binding = built(stack).one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "operator-binding")
     assert binding.inputs["subjects"] == [
         {"kind": "ServiceAccount", "name": "tradeops-operator", "namespace": "tradeops-system"}]
     assert binding.inputs["roleRef"]["name"] == "tradeops-operator"

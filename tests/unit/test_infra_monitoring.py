@@ -4,14 +4,20 @@ its monitors select what the operator actually creates."""
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 
 import pytest
 import yaml
 
-from infra import dashboards
+from infra import dashboards, monitoring
+from infra.settings import from_mapping
+from policies.templates import selector
 from tests.unit.infra_harness import ROOT, STACKS, built, selects
 from trading_operator import builders, naming
+from trading_operator.analysis import Scope
 from trading_operator.api import TradingSymbolSpec
+from trading_operator.revisions import Revision, template_hash, template_of
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 RULES = yaml.safe_load((ROOT / "deploy" / "prometheus" / "tradeops-rules.yaml").read_text())
@@ -71,3 +77,70 @@ def test_the_operator_podmonitor_selects_the_operator_pods(stack):
     assert selects(monitor.inputs["spec"]["selector"], pod["metadata"]["labels"])
     ports = {p["name"] for c in pod["spec"]["containers"] for p in c["ports"]}
     assert {e["port"] for e in monitor.inputs["spec"]["podMetricsEndpoints"]} <= ports
+
+
+def relabel(target: dict[str, str], relabelings: list[dict]) -> dict[str, str]:
+    """Prometheus's `replace` relabeling (the default regex `(.*)` and replacement `$1`): the source labels'
+    values joined by `;` go to the target label; an empty result removes it."""
+    labels = dict(target)
+    for rule in relabelings:
+        assert rule.get("action", "replace") == "replace"
+        value = ";".join(labels.get(source, "") for source in rule["sourceLabels"])
+        if value:
+            labels[rule["targetLabel"]] = value
+        else:
+            labels.pop(rule["targetLabel"], None)
+    return {k: v for k, v in labels.items() if not k.startswith("__")}
+
+
+def discovered(pod_labels: dict[str, str], namespace: str) -> dict[str, str]:
+    """The meta labels Kubernetes service discovery gives a pod's endpoint; prometheus-operator adds
+    `namespace` (and pod, service, job) from them itself."""
+    meta = {f"__meta_kubernetes_pod_label_{re.sub('[^a-zA-Z0-9_]', '_', k)}": v for k, v in pod_labels.items()}
+    return {**meta, "namespace": namespace}
+
+
+def spy_pod_labels() -> dict[str, str]:
+    spec = TradingSymbolSpec.model_validate(yaml.safe_load((ROOT / "deploy" / "symbols" / "spy.yaml").read_text())[
+        "spec"])
+    template = template_of(spec)
+    revision = Revision(3, "spy-3", template_hash(template), template)
+    deployment = builders.build_deployment(builders.Owner(name="spy", namespace="trading", uid="u"), spec, revision,
+                                           1, "config")
+    return deployment["spec"]["template"]["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_runtime_targets_carry_the_labels_the_rules_and_the_analysis_select_on(stack):
+    (monitor,) = built(stack).of_kind("ServiceMonitor")
+    (endpoint,) = monitor.inputs["spec"]["endpoints"]
+    up = relabel(discovered(spy_pod_labels(), "trading"), endpoint["relabelings"])
+    assert up == {"namespace": "trading", "symbol": "SPY", "revision": "3"}
+    # The generated rules select `up{symbol!=""}`; the analysis of revision 3 selects these three labels.
+    assert 'up{ symbol!="" }' in yaml.safe_dump(RULES)
+    analysis = Scope("trading", "SPY", 3).selector()
+    assert analysis == selector(up)
+    assert endpoint["honorLabels"] is True, "the runtime's own symbol label, not an exported_symbol copy"
+
+
+def test_the_operator_podmonitor_keeps_the_symbols_namespace():
+    (monitor,) = built("prod").of_kind("PodMonitor")
+    assert [e["honorLabels"] for e in monitor.inputs["spec"]["podMetricsEndpoints"]] == [True]
+
+
+@pytest.mark.parametrize(("retention", "ok"), [("30d", True), ("31d", True), ("5w", True), ("1y", True),
+                                               ("720h", True), ("15d", False), ("29d23h", False)])
+def test_retention_must_cover_the_longest_range_the_rules_read(retention, ok):
+    settings = replace(from_mapping({"environment": "dev", "operatorImage": "o", "runtimeImage": "r"}),
+                       prometheus_retention=retention)
+    assert monitoring.longest_rule_range(RULES) == "30d"
+    if ok:
+        monitoring.check_retention(settings, RULES)
+    else:
+        with pytest.raises(ValueError, match=f"prometheusRetention {retention} is shorter than the 30d"):
+            monitoring.check_retention(settings, RULES)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_keeps_the_slo_period(stack):
+    assert monitoring._seconds(prometheus_spec(stack)["retention"]) >= 30 * 86400
