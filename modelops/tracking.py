@@ -82,9 +82,14 @@ class ModelVersionView:
 def list_versions(client: MlflowClient, name: str | None = None) -> list[ModelVersionView]:
     """Every registered version (of `name`, or of all tradeops models) without their artifacts."""
     query = f"name='{name}'" if name else "name LIKE 'tradeops-meta-%'"
-    out = []
-    for v in client.search_model_versions(query):
-        out.append(ModelVersionView(v.name, str(v.version), list(v.aliases or []), v.run_id or "", {}, {}, {}, []))
+    versions = client.search_model_versions(query)
+    # A version found by search carries no aliases: they live on the registered model.
+    aliases: dict[tuple[str, str], list[str]] = {}
+    for name_ in {v.name for v in versions}:
+        for alias, number in client.get_registered_model(name_).aliases.items():
+            aliases.setdefault((name_, str(number)), []).append(alias)
+    out = [ModelVersionView(v.name, str(v.version), sorted(aliases.get((v.name, str(v.version)), [])),
+                            v.run_id or "", {}, {}, {}, []) for v in versions]
     return sorted(out, key=lambda v: (v.name, int(v.version)))
 
 
