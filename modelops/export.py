@@ -22,8 +22,8 @@ update_registered_converter(
 def to_onnx(model: Any, version: str) -> onnx.ModelProto:
     """The fitted ensemble as ONNX: input `features` (n × FEATURE_NAMES, float32), output `probabilities`."""
     inputs = [("features", FloatTensorType([None, len(FEATURE_NAMES)]))]
-    proto: onnx.ModelProto = convert_sklearn(model, initial_types=inputs,
-                                             options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    proto: onnx.ModelProto = convert_sklearn(model, initial_types=inputs, options={id(model): {"zipmap": False}},
+                                             target_opset={"": 17, "ai.onnx.ml": 3})
     for key, value in (("feature_names", ",".join(FEATURE_NAMES)), ("model_version", version)):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
