@@ -24,20 +24,23 @@ import sys
 import tempfile
 import time
 
-import mlflow
-import numpy as np
+# Run as a script, benchmarks/backtest.py would shadow the backtest package: import the installed one.
+sys.path = [p for p in sys.path if pathlib.Path(p or ".").resolve() != pathlib.Path(__file__).resolve().parent]
 
-from modelops.compare import compare
-from modelops.dataset import collect
-from modelops.export import to_onnx
-from modelops.regime_eval import measure
-from modelops.server import LocalTrackingServer
-from modelops.tracking import EXPERIMENT, log_training
-from modelops.train import TrainSpec, synthetic_events, train
-from trading_runtime.config import MachineLearning
-from trading_runtime.metrics import RuntimeMetrics
-from trading_runtime.ml.features import FeatureVector
-from trading_runtime.ml.serving import MetaGate
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+
+from modelops.compare import compare  # noqa: E402
+from modelops.dataset import collect  # noqa: E402
+from modelops.export import to_onnx  # noqa: E402
+from modelops.regime_eval import measure  # noqa: E402
+from modelops.server import LocalTrackingServer  # noqa: E402
+from modelops.tracking import EXPERIMENT, log_training  # noqa: E402
+from modelops.train import TrainSpec, synthetic_events, train  # noqa: E402
+from trading_runtime.config import MachineLearning  # noqa: E402
+from trading_runtime.metrics import RuntimeMetrics  # noqa: E402
+from trading_runtime.ml.features import FeatureVector  # noqa: E402
+from trading_runtime.ml.serving import MetaGate  # noqa: E402
 
 
 def inference(result, rows: np.ndarray) -> tuple[float, float]:

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 
 
@@ -40,15 +39,17 @@ class LocalTrackingServer:
                  "--default-artifact-root", str(self.dir / "artifacts")],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.dir)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
+        try:
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                        if response.status == 200:
+                            return self
+                except OSError:  # not listening yet, or too slow to answer while it starts
+                    time.sleep(0.2)
+        except BaseException:
+            self.stop()
+            raise
         self.stop()
         raise RuntimeError(f"mlflow server did not start: {(self.dir / 'mlflow.log').read_text()[-2000:]}")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from policies.loader import PolicySet
 from policies.models import AdmissionPolicySpec, RiskPolicySpec
-from trading_runtime.config import FaultInjection, RiskLimits
+from trading_runtime.config import FaultInjection, MachineLearning, RiskLimits
 
 KIND = "TradingSymbol"
 GROUP = "trading.tradeops.io"
@@ -29,7 +29,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _defaults(model: type[RiskLimits] | type[FaultInjection]) -> dict[str, Any]:
+def _defaults(model: type[RiskLimits] | type[FaultInjection] | type[MachineLearning]) -> dict[str, Any]:
     """The runtime's defaults by camelCase name: an omitted field runs with its default, so it is checked too."""
     return {field.alias or name: field.default for name, field in model.model_fields.items()}
 
@@ -54,6 +54,10 @@ def _risk_errors(config: Mapping[str, Any], risk: RiskPolicySpec) -> list[str]:
             problems.append(f"spec.config.risk.{field}: must be a number, got {value!r}")
         elif value > most:
             problems.append(f"spec.config.risk.{field}: {value:g} exceeds the risk policy's limit {most:g}")
+    floor = {**_defaults(MachineLearning), **_mapping(config.get("ml"))}.get("entryScoreMin")
+    if isinstance(floor, int | float) and not isinstance(floor, bool) and floor < risk.min_entry_score:
+        problems.append(f"spec.config.ml.entryScoreMin: {floor:g} is below the risk policy's floor "
+                        f"{risk.min_entry_score:g}")
     return problems
 
 
