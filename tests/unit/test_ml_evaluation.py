@@ -51,3 +51,15 @@ def test_no_points_is_no_data_not_zero():
     assert result.primary.rate is None
     assert result.coverage is None
     assert result.verdict == "inconclusive"
+
+
+def test_training_from_the_command_line_needs_a_tracking_server_and_data_that_hold_a_fold(monkeypatch, capsys):
+    from modelops.__main__ import main
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(SystemExit) as usage:
+        main(["train"])
+    assert usage.value.code == 2
+    assert main(["train", "--synthetic-days", "1", "--session-minutes", "5", "--tracking-uri",
+                 "http://127.0.0.1:9"]) == 1
+    assert "no fold" in capsys.readouterr().err
