@@ -188,3 +188,15 @@ def test_an_engine_with_an_unloadable_model_keeps_trading_on_the_combiner(tmp_pa
     assert engine.metrics.registry.get_sample_value("tradeops_errors_total", {"symbol": "SPY", "stage": "process"}) \
         is None
     assert "ticks" in rows
+
+
+def test_without_river_the_online_parts_stay_off_with_a_counted_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "river", None)  # `import river` now raises ImportError
+    metrics = RuntimeMetrics("SPY")
+    loop = MlLoop(_config(RuntimeConfig(ml=MachineLearning(adaptive_thresholds=True, regime_detection=True))), metrics)
+    assert loop.thresholds is None
+    assert loop.regime is None
+    assert metrics.registry.get_sample_value("tradeops_errors_total", {"symbol": "SPY", "stage": "ml"}) == 2
+    assert loop.strategy(StrategyThresholds()) == StrategyThresholds()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 from trading_runtime.config import RenderedConfig, StrategyThresholds
 from trading_runtime.metrics import RuntimeMetrics
@@ -28,6 +29,7 @@ DECISIONS_PER_HORIZON = 4
 """Decisions recorded for labelling per horizon while the primary signal calls a direction (every tick would
 give labels that overlap almost entirely)."""
 Recorder = Callable[[Labelled], None]
+T = TypeVar("T")
 
 
 class MlLoop:
@@ -38,11 +40,23 @@ class MlLoop:
         self.horizon = float(strategy.horizon_seconds)
         self.gate = MetaGate(ml.model_path, ml.accept_probability, metrics)
         self.joiner = LabelJoiner(self.horizon)
-        self.thresholds = OnlineThresholds(strategy, ml, metrics) if ml.adaptive_thresholds else None
-        self.regime = RegimeDetector() if ml.regime_detection else None
+        self.thresholds = self._optional(lambda: OnlineThresholds(strategy, ml, metrics), ml.adaptive_thresholds)
+        self.regime = self._optional(RegimeDetector, ml.regime_detection)
         self.bandit = SizingBandit() if ml.bandit_sizing else None
         self.last_regime_change = -math.inf
         self._last_recorded = -math.inf
+
+    def _optional(self, build: Callable[[], T], enabled: bool) -> T | None:
+        """A part that needs river: without the `ml` extra it stays off, with an error logged and counted
+        (the engine keeps the configured thresholds and sizing: safe, not silent)."""
+        if not enabled:
+            return None
+        try:
+            return build()
+        except ImportError as exc:
+            self.metrics.errors.labels(self.metrics.symbol, "ml").inc()
+            log.error("machine-learning part switched off: %s (install the ml extra)", exc)
+            return None
 
     @property
     def active(self) -> bool:

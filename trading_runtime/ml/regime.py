@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-
-from river import drift
+from typing import Any
 
 MINUTE = 60.0
 DELTA = 1e-5
@@ -40,7 +39,8 @@ class _Minute:
 class RegimeDetector:
     delta: float = DELTA
     minutes: int = 0
-    detectors: dict[str, drift.ADWIN] = field(default_factory=dict)
+    detectors: dict[str, Any] = field(default_factory=dict)
+    """river's ADWIN per feature."""
     _minute: _Minute | None = None
     _last_mid: float = math.nan
 
@@ -48,6 +48,8 @@ class RegimeDetector:
         self.reset()
 
     def reset(self) -> None:
+        from river import drift  # the `ml` extra: imported only when regime detection is switched on
+
         self.detectors = {name: drift.ADWIN(delta=self.delta) for name in ("volatility", "spread", "volume")}
         self.minutes = 0
 

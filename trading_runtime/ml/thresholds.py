@@ -9,8 +9,6 @@ belongs to the old regime. exitScore follows to stay below entryScore. Every cha
 
 from __future__ import annotations
 
-from river import drift, stats
-
 from trading_runtime.config import MachineLearning, StrategyThresholds
 from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.ml.labels import Labelled
@@ -32,6 +30,8 @@ class OnlineThresholds:
         self._publish("start")
 
     def _reset_learning(self) -> None:
+        from river import drift, stats  # the `ml` extra: imported only when the adaptation is switched on
+
         self.hit_rate = stats.EWMean(fading_factor=FADING)
         self.calls = 0
         self.adwin = drift.ADWIN(delta=0.002)
