@@ -43,7 +43,7 @@ def _feed(detector: RegimeDetector, market: SymbolMarket, start: float, seconds:
         ts = start + i
         market.step(1.0)
         q = market.underlying_quote()
-        if detector.update(ts, (q["bid"] + q["ask"]) / 2, q["ask"] - q["bid"], q["bid_size"] + q["ask_size"]):
+        if detector.update(ts, (q["bid"] + q["ask"]) / 2, q["ask"] - q["bid"], q["bidSize"] + q["askSize"]):
             alarms.append(ts)
     return alarms
 

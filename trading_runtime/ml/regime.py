@@ -50,7 +50,8 @@ class RegimeDetector:
     def reset(self) -> None:
         from river import drift  # the `ml` extra: imported only when regime detection is switched on
 
-        self.detectors = {name: drift.ADWIN(delta=self.delta) for name in ("volatility", "spread", "volume")}
+        # clock=1: test for a change at every minute (river's default, 32, would look every 32 minutes).
+        self.detectors = {name: drift.ADWIN(delta=self.delta, clock=1) for name in ("volatility", "spread", "volume")}
         self.minutes = 0
 
     def new_period(self) -> None:
