@@ -24,7 +24,7 @@ lint:
 	$(BIN)/ruff check .
 
 typecheck:
-	$(BIN)/mypy trading_operator trading_runtime policies drills opsctl infra devstack audit reports backtest
+	$(BIN)/mypy trading_operator trading_runtime policies drills opsctl infra devstack audit reports backtest modelops
 
 contracts:
 	$(BIN)/lint-imports

@@ -32,6 +32,7 @@ GROUPS = {
     "audit": Lazy("opsctl.audit_cli", "The audit trail: verify the chain, its head, the entries, the monthly archive."),
     "report": Lazy("opsctl.report_cli", "Reports: the production analysis, compliance evidence, cost per symbol."),
     "backtest": Lazy("opsctl.backtest_cli", "Backtests of the live engine on recorded or synthetic data, on Dask."),
+    "model": Lazy("opsctl.model_cli", "Meta-models in the MLflow registry: list, describe, promote."),
 }
 
 app = kit.program("opsctl", __doc__ or "", EPILOG, GROUPS, Cluster, Output, version=version_cli.client_version)

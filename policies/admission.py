@@ -12,7 +12,7 @@ from typing import Any
 from policies.loader import PolicySet
 from policies.models import AdmissionPolicySpec, RiskPolicySpec
 from policies.risk import RISK_BOUNDS, cap_violations
-from trading_runtime.config import FaultInjection, RiskLimits
+from trading_runtime.config import FaultInjection, MachineLearning, RiskLimits
 
 KIND = "TradingSymbol"
 GROUP = "trading.tradeops.io"
@@ -21,7 +21,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _defaults(model: type[RiskLimits] | type[FaultInjection]) -> dict[str, Any]:
+def _defaults(model: type[RiskLimits] | type[FaultInjection] | type[MachineLearning]) -> dict[str, Any]:
     """The runtime's defaults by camelCase name: an omitted field runs with its default, so it is checked too."""
     return {field.alias or name: field.default for name, field in model.model_fields.items()}
 
@@ -49,7 +49,15 @@ def _risk_errors(config: Mapping[str, Any], risk: RiskPolicySpec) -> list[str]:
         parsed = RiskLimits.model_validate(limits)
     except ValueError as error:
         return [f"spec.config.risk: {error}"]
-    return cap_violations(parsed, risk)
+    return cap_violations(parsed, risk) + _entry_score_floor(config, risk)
+
+
+def _entry_score_floor(config: Mapping[str, Any], risk: RiskPolicySpec) -> list[str]:
+    """The online thresholds may not adapt below the risk policy's floor."""
+    floor = {**_defaults(MachineLearning), **_mapping(config.get("ml"))}.get("entryScoreMin")
+    if isinstance(floor, int | float) and not isinstance(floor, bool) and floor < risk.min_entry_score:
+        return [f"spec.config.ml.entryScoreMin: {floor:g} is below the risk policy's floor {risk.min_entry_score:g}"]
+    return []
 
 
 def admission_errors(manifest: Mapping[str, Any], policy: AdmissionPolicySpec, risk: RiskPolicySpec) -> list[str]:

@@ -258,6 +258,8 @@ class RiskPolicySpec(PolicyModel):
     """Largest correlatedExposureCap a symbol may set."""
     max_target_volatility: Annotated[float, Field(gt=0.0, le=2.0)] = 0.25
     """Largest targetVolatility a symbol may set."""
+    min_entry_score: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+    """Lowest entryScoreMin a symbol may give the online threshold adaptation (spec.config.ml)."""
 
 
 class AdmissionPolicySpec(PolicyModel):

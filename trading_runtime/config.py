@@ -114,6 +114,40 @@ class PreTradeLimits(CamelModel):
     duplicate; a re-entry after a closing order is not."""
 
 
+class MachineLearning(CamelModel):
+    """Machine learning in the loop (trading_runtime/ml/): all off by default; the rule-based combiner and
+    the formula sizing run unchanged unless a part is switched on."""
+
+    model_path: str | None = None
+    """ONNX meta-model (modelops/) that accepts or rejects the combiner's signal; when it fails to load or
+    to score, the runtime falls back to the rule-based combiner alone (tradeops_model_fallback_total)."""
+    accept_probability: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """Probability of a correct call at or above which the meta-model accepts the primary signal."""
+    adaptive_thresholds: bool = False
+    """Adapt entryScore online from the labelled calls (ADWIN resets the adaptation on drift)."""
+    entry_score_min: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
+    """Lowest entryScore the online adaptation may reach."""
+    entry_score_max: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
+    """Highest entryScore the online adaptation may reach."""
+    target_hit_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.55
+    """Hit rate the adaptation steers the labelled calls towards (raises entryScore below it)."""
+    regime_detection: bool = False
+    """Detect regime changes on per-minute returns, spread and volume; a change shrinks sizing."""
+    regime_size_multiplier: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """Multiplier of the risk-capped size for `regimeCooldownSeconds` after a regime change."""
+    regime_cooldown_seconds: Annotated[float, Field(ge=0.0, le=86400.0)] = 1800.0
+    """How long sizing stays tightened after a regime change."""
+    bandit_sizing: bool = False
+    """A contextual bandit learns a multiplier in [0, 1] of the risk-capped size (it can only shrink it)."""
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> Self:
+        if self.entry_score_min > self.entry_score_max:
+            raise ValueError(f"entryScoreMin ({self.entry_score_min}) must not exceed entryScoreMax "
+                             f"({self.entry_score_max})")
+        return self
+
+
 class RuntimeConfig(CamelModel):
     """Configuration of one trading runtime process."""
 
@@ -127,6 +161,8 @@ class RuntimeConfig(CamelModel):
     """Fault injection for tests and drills (off by default)."""
     pre_trade: PreTradeLimits = PreTradeLimits()
     """Pre-trade controls on every order."""
+    ml: MachineLearning = MachineLearning()
+    """Machine learning in the loop (off by default)."""
 
 
 class RenderedConfig(CamelModel):

@@ -27,6 +27,7 @@ from trading_runtime.indicators.bars import MultiTimeframe
 from trading_runtime.indicators.microstructure import OrderFlowImbalance, SessionVpin, TradeFlow, microprice
 from trading_runtime.indicators.volume_profile import VolumeProfile
 from trading_runtime.metrics import RuntimeMetrics
+from trading_runtime.ml.loop import MlLoop, Recorder
 from trading_runtime.pricing.black_scholes import Model, implied_vol
 from trading_runtime.pricing.surface import CrossStrikeAnalyzer, SurfaceFeatures
 from trading_runtime.risk.blackswan import BlackSwanDetector
@@ -69,9 +70,11 @@ class EngineState:
 class SymbolEngine:
     def __init__(self, config: RenderedConfig, trading_enabled: bool, metrics: RuntimeMetrics, sink: Sink,
                  broker: Broker | None = None, seed: int | None = None, clock: Clock | None = None,
-                 calendar: Calendar | None = None, tracer: DecisionTracer | None = None) -> None:
+                 calendar: Calendar | None = None, tracer: DecisionTracer | None = None,
+                 ml_recorder: Recorder | None = None) -> None:
         """`clock`, `broker` and `calendar` are injected by replays and backtests (the wall clock, the paper
-        broker and the market's calendar otherwise): the engine itself is the same code live and simulated."""
+        broker and the market's calendar otherwise): the engine itself is the same code live and simulated.
+        `ml_recorder` receives every labelled decision (modelops/ builds training sets with it)."""
         self.config = config
         self.trace = tracer or DecisionTracer(None, config.symbol, config.revision)
         self.symbol = config.symbol
@@ -102,6 +105,7 @@ class SymbolEngine:
         self.surface_features: SurfaceFeatures | None = None
         self._option_updates = 0
         self.controls = PreTradeControls(config.runtime.pre_trade)
+        self.ml = MlLoop(config, metrics, ml_recorder)
         self.set_trading_enabled(trading_enabled)
         metrics.set_build("0.1.0", config.revision)
 
@@ -115,6 +119,7 @@ class SymbolEngine:
         self.accuracy.horizon = float(config.runtime.strategy.horizon_seconds)
         self.drawdown.halt_at = config.runtime.risk.max_drawdown
         self.controls.limits = config.runtime.pre_trade
+        self.ml.apply_config(config)
         self.metrics.set_build("0.1.0", config.revision)
         self.trace.revision = config.revision
 
@@ -199,6 +204,7 @@ class SymbolEngine:
         period = self.periods.current
         assert period is not None
         self.accuracy.new_period()
+        self.ml.new_period()
         self.black_swan.new_period()
         self.vpin.new_session()
         self.timeframes = MultiTimeframe(TIMEFRAMES)
@@ -217,6 +223,11 @@ class SymbolEngine:
         self.ofi.update(bid, ask, bid_size, ask_size)
         self._microprice = microprice(bid, ask, bid_size, ask_size)
         self.broker.quote(self.symbol, bid, ask)
+        regime = self.ml.on_quote(ts, mid, ask - bid, bid_size + ask_size)
+        if regime is not None:
+            self.sink("risk_events", (_utc(ts), self.symbol, "regime-change", "warning",
+                                      {"features": list(regime.features)}))
+            log.warning("regime change on %s (%s): sizing tightened", self.symbol, ", ".join(regime.features))
         swan = self.black_swan.update(ts, self.state.mid, self.state.spread, bid_size + ask_size)
         if swan is not None and not self.state.halted.get("black-swan"):
             self._halt("black-swan", True)
@@ -309,11 +320,14 @@ class SymbolEngine:
         return bool(features and features.avg_correlation >= 0.5 and features.dislocated_strikes)
 
     def _decide(self, ts: float) -> Signal:
-        strategy = self.config.runtime.strategy
-        signal = combine(self._evidence(), strategy)
+        strategy = self.ml.strategy(self.config.runtime.strategy)
+        evidence = self._evidence()
+        signal = combine(evidence, strategy)
         direction = signal.direction
         if direction and self._rng.random() < self.config.runtime.fault_injection.accuracy_degradation:
             direction = -direction
+        direction = self.ml.decide(ts, evidence, signal, direction, self.state.mid, self.state.spread,
+                                   self.realised_vol, self.surface_features)
         self.trace.mark("signal")
         if not direction and self.state.direction and abs(signal.score) >= strategy.exit_score \
                 and signal.score * self.state.direction > 0:
@@ -335,8 +349,9 @@ class SymbolEngine:
     def _equity(self) -> float:
         return self.config.runtime.risk.capital + self.broker.realized() + self.broker.unrealized()
 
-    def _target_notional(self) -> float:
-        """Delta notional the position should have (0 when flat or halted)."""
+    def _target_notional(self, ts: float) -> float:
+        """Delta notional the position should have (0 when flat or halted): the risk rules' size, which the
+        machine-learning multipliers can only shrink."""
         if not self.trading or not self.state.direction:
             return 0.0
         report = self.accuracy.report
@@ -345,14 +360,16 @@ class SymbolEngine:
         notional = position_notional(self._equity(), realised_vol=max(self.realised_vol, 0.02),
                                      target_vol=self.config.runtime.risk.target_volatility, hit_rate=hit_rate,
                                      payoff_ratio=1.0) * state.size_multiplier
-        return min(notional, self.position_cap)
+        risk = self.config.runtime.risk
+        return self.ml.size(min(notional, self.position_cap), ts, self._equity(), risk.capital, self.realised_vol,
+                            risk.target_volatility)
 
     def _rebalance(self, ts: float, signal_id: str) -> None:
         """Hold the view's contract in the right size; close anything else. The orders carry the id of the
         signal that moved the view."""
         target: Contract | None = None
         contracts = 0
-        notional = self._target_notional()
+        notional = self._target_notional(ts)
         if notional > 0:
             target = choose_contract(list(self.contracts.values()), self.state.mid, self.state.direction, ts)
             quote = self.broker.quotes.get(target.instrument) if target else None

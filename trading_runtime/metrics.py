@@ -19,6 +19,9 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 
 # Signed: a fill inside the spread can beat the mid.
 SLIPPAGE_BUCKETS = (-50.0, -10.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0)
 
+INFERENCE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005)
+"""Seconds: the meta-model's budget is 200 µs per decision."""
+
 PREFIX = "tradeops"
 
 
@@ -84,6 +87,27 @@ class RuntimeMetrics:
                                         ["symbol", "reason"], registry=r)
         self.portfolio_var = Gauge(f"{PREFIX}_portfolio_var", "Portfolio value at risk (99 %, one sample horizon)",
                                    ["symbol", "method", "measure"], registry=r)
+
+        self._ml_metrics(r)
+
+    def _ml_metrics(self, r: CollectorRegistry) -> None:
+        """Machine learning in the loop (trading_runtime/ml/): every adaptation and fallback is visible."""
+        self.model_serving = Gauge(f"{PREFIX}_model_serving", "1 when the meta-model serves, 0 on the rule-based "
+                                   "combiner", ["symbol"], registry=r)
+        self.model_fallbacks = Counter(f"{PREFIX}_model_fallback", "Falls back from the meta-model to the "
+                                       "rule-based combiner", ["symbol", "reason"], registry=r)
+        self.model_inference = Histogram(f"{PREFIX}_model_inference_seconds", "Meta-model scoring time per "
+                                         "decision", ["symbol"], buckets=INFERENCE_BUCKETS, registry=r)
+        self.meta_decisions = Counter(f"{PREFIX}_meta_decisions", "Primary signals the meta-model accepted or "
+                                      "rejected", ["symbol", "outcome"], registry=r)
+        self.strategy_threshold = Gauge(f"{PREFIX}_strategy_threshold", "Threshold in force (adapted online "
+                                        "when enabled)", ["symbol", "name"], registry=r)
+        self.threshold_changes = Counter(f"{PREFIX}_threshold_changes", "Online threshold changes, by cause",
+                                         ["symbol", "cause"], registry=r)
+        self.regime_changes = Counter(f"{PREFIX}_regime_changes", "Market regime changes detected", ["symbol"],
+                                      registry=r)
+        self.size_multiplier = Gauge(f"{PREFIX}_size_multiplier", "Multiplier (0..1) of the risk-capped size, "
+                                     "by source", ["symbol", "source"], registry=r)
 
     def set_build(self, version: str, revision: int) -> None:
         self.info.labels(self.symbol).info({"version": version, "revision": str(revision)})

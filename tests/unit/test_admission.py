@@ -69,6 +69,8 @@ CASES = [
      "spec.config.risk.correlatedExposureCap: 3e+06 exceeds the risk policy's limit 2e+06"),
     ("volatility", with_("spec.config.risk", {"targetVolatility": 0.3}), ADMISSION,
      "spec.config.risk.targetVolatility: 0.3 exceeds the risk policy's limit 0.25"),
+    ("adaptive-threshold-floor", with_("spec.config.ml", {"entryScoreMin": 0.1}), ADMISSION,
+     "spec.config.ml.entryScoreMin: 0.1 is below the risk policy's floor 0.3"),
     ("risk-not-a-number", with_("spec.config.risk", {"capital": "lots"}), ADMISSION,
      "spec.config.risk.capital: must be a number, got 'lots'"),
     ("not-a-tradingsymbol", with_("kind", "Deployment"), ADMISSION,
