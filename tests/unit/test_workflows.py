@@ -127,6 +127,8 @@ def test_drills_run_on_a_schedule_and_upload_the_report():
     assert workflow[True]["schedule"]
     drill_steps = workflow["jobs"]["drill"]["steps"]
     assert any("python -m drills run" in s.get("run", "") for s in drill_steps)
+    # `python -m drills` needs the tools extra (boto3, psycopg, redis, typer); the base set has none of them.
+    assert any('pip install -q -e ".[tools]"' in s.get("run", "") for s in drill_steps)
     upload = next(s for s in drill_steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["if"] == "always()"
 
