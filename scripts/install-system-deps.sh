@@ -41,6 +41,14 @@ has runuser || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-system-deps: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  # The tests start throwaway servers on free ports: keep the packages from starting system PostgreSQL and
+  # Redis services (a policy-rc.d that refuses, only while installing and only if the machine has none).
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    trap '$SUDO rm -f "$policy"' EXIT
+  fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
