@@ -80,18 +80,29 @@ def jobs(settings: Settings) -> list[Job]:
             [*DRILL, "backup", "create", "--kind", "redis"], settings.redis_backup_schedule),
     ]
     schedules = {"restore-latest": settings.drill_schedule, "point-in-time": settings.pitr_drill_schedule}
+    destructive_runs = 0
     for name, scenario in scenarios().items():
         destructive = bool(scenario.get("destructive"))
         if destructive and not settings.destructive_drills:
             continue
+        if name not in schedules:
+            # One an hour, never two at once: each takes away something the others measure with.
+            schedules[name] = staggered(settings.destructive_drill_schedule, destructive_runs)
+            destructive_runs += 1
         resource = "drill-cronjob" if name == "restore-latest" else f"drill-{name}-cronjob"
         cluster = scenario["kind"] in CLUSTER_DRILL_KINDS
         found.append(Job(resource, f"tradeops-drill-{name}", CLUSTER_DRILL_COMPONENT if cluster else DRILL_COMPONENT,
                          drill_command(name, destructive=destructive),
-                         schedules.get(name, settings.destructive_drill_schedule), drill=name,
+                         schedules[name], drill=name,
                          destructive=destructive,
                          extra_env={"TRADEOPS_PROMETHEUS_URL": prometheus_url(settings)} if cluster else {}))
     return found
+
+
+def staggered(schedule: str, hours: int) -> str:
+    """A cron schedule `hours` later (its minute and hour fields are plain numbers: Settings checks)."""
+    minute, hour, rest = schedule.split(" ", 2)
+    return f"{minute} {(int(hour) + hours) % 24} {rest}"
 
 
 def manual_drills(settings: Settings) -> list[str]:

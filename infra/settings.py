@@ -76,6 +76,9 @@ class Settings:
             raise ValueError("prod takes backup credentials from IRSA, not access keys")
         if self.environment == "prod" and self.destructive_drills:
             raise ValueError("destructive drills are not scheduled in prod: run them by hand in a maintenance window")
+        parts = self.destructive_drill_schedule.split()
+        if len(parts) != 5 or not all(part.isdigit() for part in parts[:2]):
+            raise ValueError("destructiveDrillSchedule needs a fixed minute and hour (drills are staggered by hours)")
         if not 1 <= self.archive_timeout_seconds <= 3600:
             raise ValueError("archiveTimeoutSeconds must be between 1 and 3600")
         if self.backup_retention_days < 1:

@@ -174,6 +174,14 @@ def test_dev_schedules_every_drill_and_prod_none_of_the_destructive_ones():
     assert {job["metadata"]["labels"]["tradeops.io/drill"] for job in destructive} == {
         "pod-kill", "prometheus-loss", "redis-loss"}
     assert all(job["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 0 for job in destructive)
+    # Never two at once: each takes away something another measures with.
+    assert sorted(job["spec"]["schedule"] for job in destructive) == ["0 4 * * 2", "0 5 * * 2", "0 6 * * 2"]
+
+
+def test_a_destructive_schedule_that_cannot_be_staggered_is_refused():
+    config = {k.split(":", 1)[1]: v for k, v in stack_config("dev").items() if k.startswith("tradeops:")}
+    with pytest.raises(ValueError, match="destructiveDrillSchedule"):
+        from_mapping({**config, "destructiveDrillSchedule": "*/5 * * * *"})
 
 
 @pytest.mark.parametrize("stack", STACKS)
