@@ -132,3 +132,13 @@ def test_a_path_that_does_not_exist_is_caught():
     paths = named_paths("see `drills/nowhere.py` and deploy/docker/tools.Dockerfile, in <dir>/x")
     assert paths == {"drills/nowhere.py", "deploy/docker/tools.Dockerfile"}
     assert [p for p in paths if not exists(p)] == ["drills/nowhere.py"]
+
+
+def makefile_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), flags=re.MULTILINE))
+
+
+def test_every_make_target_the_docs_name_exists():
+    named = {target for document in DOCUMENTS for target in re.findall(r"`make ([a-z][a-z-]*)", document.read_text())}
+    assert {"test", "demo", "rules", "crd"} <= named
+    assert named - makefile_targets() == set()
