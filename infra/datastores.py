@@ -1,6 +1,8 @@
 """PostgreSQL and Redis for the runtimes: single-replica StatefulSets with persistent volumes, hardened
 pods, generated credentials kept only in Secrets, and the connection URLs handed to the runtimes
-(Secret `tradeops-runtime-credentials`, which the operator's pods read through `envFrom`)."""
+(Secret `tradeops-runtime-credentials`, which the operator's pods read through `envFrom`). PostgreSQL runs
+the tools image (the official postgres image plus the drills package) and archives its WAL to the backup
+bucket the way the point-in-time drill restores it (docs/backups-and-drills.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import hardening
+from infra.backups import BACKUP_CREDENTIALS, SERVICE_ACCOUNT, Backups, s3_access
 from infra.settings import Settings
 from infra.tracing import collector_endpoint
 
@@ -19,14 +22,14 @@ POSTGRES = "postgres"
 REDIS = "redis"
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
-POSTGRES_UID = 70  # the postgres user of the alpine image
+POSTGRES_UID = 999  # the postgres user of the Debian postgres image the tools image is built on
 REDIS_UID = 999  # the redis user of the alpine image
 DATABASE = "tradeops"
 DB_USER = "tradeops"
 RUNTIME_CREDENTIALS = "tradeops-runtime-credentials"
 """Secret the operator's trading pods read (trading_operator.builders.CREDENTIALS_SECRET)."""
-BACKUP_CREDENTIALS = "tradeops-backup-datastores"
-"""Secret the backup and drill jobs read: DATABASE_URL and REDIS_URL."""
+WAL_ARCHIVE_COMMAND = "python -m drills.wal_archive push %p %f"
+"""PostgreSQL runs it per completed segment; the bucket and credentials come from the server's environment."""
 
 
 @dataclass
@@ -44,16 +47,37 @@ def _volume_claim(name: str, size: str, storage_class: str) -> Any:
     return {"metadata": {"name": name}, "spec": spec}
 
 
-def postgres_pod(settings: Settings) -> Any:
-    """PostgreSQL's pod spec: data on the volume, sockets and temp files on emptyDirs."""
+def wal_archiving(settings: Settings) -> dict[str, str]:
+    """The server settings of continuous archiving (what `drills run point-in-time` restores from)."""
     return {
-        "automountServiceAccountToken": False,
+        "wal_level": "replica",
+        "archive_mode": "on",
+        "archive_timeout": str(settings.archive_timeout_seconds),
+        "archive_command": WAL_ARCHIVE_COMMAND,
+    }
+
+
+def postgres_pod(settings: Settings, bucket_name: pulumi.Input[str]) -> Any:
+    """PostgreSQL's pod spec: data on the volume, sockets and temp files on emptyDirs, WAL archived to S3
+    with the backup ServiceAccount's access (IRSA in prod, the access key in dev)."""
+    s3_env, s3_env_from = s3_access(settings, bucket_name)
+    args = ["postgres"]
+    for key, value in wal_archiving(settings).items():
+        args += ["-c", f"{key}={value}"]
+    return {
+        "serviceAccountName": SERVICE_ACCOUNT,
+        # The IRSA token is projected through the ServiceAccount; without IRSA there is nothing to mount.
+        "automountServiceAccountToken": settings.uses_irsa,
         "securityContext": hardening.pod_security(POSTGRES_UID),
         "containers": [{
             "name": POSTGRES,
-            "image": settings.postgres_image,
-            "envFrom": [{"secretRef": {"name": POSTGRES}}],
-            "env": [{"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}],
+            "image": settings.tools_image,
+            # The base image's entrypoint (initdb on first start) with the archiving settings as server flags.
+            "command": ["docker-entrypoint.sh"],
+            "args": args,
+            "envFrom": [{"secretRef": {"name": POSTGRES}}, *s3_env_from],
+            "env": [{"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+                    {"name": "HOME", "value": "/tmp"}, *s3_env],
             "ports": [{"name": "postgres", "containerPort": POSTGRES_PORT, "protocol": "TCP"}],
             "readinessProbe": {"exec": {"command": ["pg_isready", "-U", DB_USER, "-d", DATABASE]},
                                "periodSeconds": 5},
@@ -124,7 +148,7 @@ def _secret(resource: str, name: str, namespace: str, data: dict[str, pulumi.Inp
         opts=pulumi.ResourceOptions(depends_on=depends_on, additional_secret_outputs=["stringData", "data"]))
 
 
-def datastores(settings: Settings, ns: dict[str, k8s.core.v1.Namespace]) -> Datastores:
+def datastores(settings: Settings, ns: dict[str, k8s.core.v1.Namespace], backups: Backups) -> Datastores:
     """PostgreSQL, Redis, their credentials, and the runtime's and the backup jobs' connection Secrets."""
     data_ns = settings.data_namespace
     postgres_password = random.RandomPassword("postgres-password", length=32, special=False)
@@ -133,7 +157,8 @@ def datastores(settings: Settings, ns: dict[str, k8s.core.v1.Namespace]) -> Data
         "POSTGRES_USER": DB_USER, "POSTGRES_DB": DATABASE, "POSTGRES_PASSWORD": postgres_password.result,
     }, [ns["data"]])
     _secret("redis-credentials", REDIS, data_ns, {"REDIS_PASSWORD": redis_password.result}, [ns["data"]])
-    _stateful_set(POSTGRES, settings, postgres_pod(settings), settings.postgres_storage, POSTGRES_PORT, [ns["data"]])
+    _stateful_set(POSTGRES, settings, postgres_pod(settings, backups.bucket.bucket), settings.postgres_storage,
+                  POSTGRES_PORT, [ns["data"], *backups.depends_on])
     _stateful_set(REDIS, settings, redis_pod(settings), settings.redis_storage, REDIS_PORT, [ns["data"]])
 
     postgres_host = f"{POSTGRES}.{data_ns}.svc.cluster.local"

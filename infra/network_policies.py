@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import hardening
-from infra.backups import BACKUP_COMPONENT, DRILL_COMPONENT
+from infra.backups import BACKUP_COMPONENT, CLUSTER_DRILL_COMPONENT, DRILL_COMPONENT
 from infra.control_plane import METRICS_PORT as OPERATOR_METRICS_PORT
 from infra.control_plane import OPERATOR
 from infra.datastores import POSTGRES, POSTGRES_PORT, REDIS, REDIS_PORT
@@ -33,6 +33,9 @@ def _ports(*ports: int) -> list[dict[str, Any]]:
     return [{"port": port, "protocol": "TCP"} for port in ports]
 
 
+# S3 (and STS for IRSA): outside the cluster, HTTPS only.
+S3 = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],
+      "ports": [{"port": 443, "protocol": "TCP"}]}
 DNS = {"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
 
@@ -57,7 +60,8 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
                 "podSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [{"from": [runtimes, *jobs], "ports": _ports(port)}],
-                "egress": [],
+                # PostgreSQL archives its WAL to the backup bucket; Redis talks to no one.
+                "egress": [DNS, S3] if name == POSTGRES else [],
             },
         }
     result["netpol-backup-jobs"] = {
@@ -73,11 +77,18 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
                  "ports": _ports(POSTGRES_PORT)},
                 {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": REDIS}}}],
                  "ports": _ports(REDIS_PORT)},
-                # S3 (and STS for IRSA): outside the cluster, HTTPS only.
-                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12",
-                                                                       "192.168.0.0/16"]}}],
-                 "ports": _ports(443)},
+                S3,
             ],
+        },
+    }
+    result["netpol-cluster-drills"] = {
+        "metadata": {"name": "cluster-drills", "namespace": data},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": CLUSTER_DRILL_COMPONENT}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            # pod-kill and prometheus-loss: the API server (no pod labels to select) and Prometheus's API.
+            "egress": [DNS, {"ports": _ports(*KUBE_API_PORTS)}, {"to": [prometheus], "ports": _ports(9090)}],
         },
     }
     result["netpol-operator"] = {
@@ -98,8 +109,11 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
         "spec": {
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
             "policyTypes": ["Ingress", "Egress"],
-            # Grafana and Alertmanager query it (9090); it scrapes its own config reloader (8080).
-            "ingress": [{"from": [_in_namespace(mon)], "ports": _ports(9090, 8080)}],
+            # Grafana and Alertmanager query it (9090); it scrapes its own config reloader (8080); the cluster
+            # drills read it.
+            "ingress": [{"from": [_in_namespace(mon)], "ports": _ports(9090, 8080)},
+                        {"from": [_in_namespace(data, **{"app.kubernetes.io/component": CLUSTER_DRILL_COMPONENT})],
+                         "ports": _ports(9090)}],
             "egress": [
                 DNS,
                 {"to": [_in_namespace(mon)]},

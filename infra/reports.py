@@ -1,7 +1,7 @@
 """The reports and the audit trail in the cluster: the audit recorder (a Deployment watching the API with a
 read-only ClusterRole), the scheduled reports and the monthly records archive (CronJobs running the
-operator image, which carries opsctl), a volume the reports are written to, and the lifecycle rule that
-moves archived records to archive storage after the accessible years.
+tools image, which carries opsctl, the audit trail and the reports), a volume the reports are written to,
+and the lifecycle rule that moves archived records to archive storage after the accessible years.
 
 Not wired into __main__.py yet (see infra/README.md): `reports(settings, namespaces, database_url, bucket)`
 registers it all; the backups bucket needs Object Lock and `records_lifecycle_rule()`."""
@@ -22,7 +22,7 @@ from infra.settings import Settings
 RECORDER = "tradeops-audit-recorder"
 REPORTS = "tradeops-reports"
 CREDENTIALS = "tradeops-reports-credentials"
-JOB_UID = 10001  # the operator image's user
+JOB_UID = 10001  # the tools image's user
 RECOVERY_POLICY = pathlib.Path(__file__).resolve().parents[1] / "policies" / "defaults" / "recovery.yaml"
 SCHEDULES = {
     "performance": "0 6 1 * *",   # the first of the month: the last 30 days
@@ -54,7 +54,7 @@ RECORDER_COMMAND = ["python", "-m", "audit", "record"]
 
 def pod(settings: Settings, command: list[str], bucket: pulumi.Input[str], *, service_account: str | None,
         restart: str, reports_volume: bool) -> dict[str, Any]:
-    """A hardened pod of the operator image; the database URL only from the Secret."""
+    """A hardened pod of the tools image; the database URL only from the Secret."""
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
     if reports_volume:
@@ -66,7 +66,7 @@ def pod(settings: Settings, command: list[str], bucket: pulumi.Input[str], *, se
         "securityContext": hardening.pod_security(JOB_UID),
         "containers": [{
             "name": "main",
-            "image": settings.operator_image,
+            "image": settings.tools_image,
             "command": command,
             "env": [{"name": "TRADEOPS_PROMETHEUS_URL", "value": prometheus_url(settings)},
                     {"name": "TRADEOPS_BACKUP_BUCKET", "value": bucket},

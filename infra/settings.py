@@ -25,13 +25,17 @@ class Settings:
     environment: str
     operator_image: str
     runtime_image: str
+    # Backups, drills, the reports and audit jobs, and the PostgreSQL server (deploy/docker/tools.Dockerfile).
+    tools_image: str
     operator_replicas: int = 2
     system_namespace: str = "tradeops-system"
     trading_namespace: str = "trading"
     data_namespace: str = "tradeops-data"
     monitoring_namespace: str = "monitoring"
     storage_class: str = ""
-    postgres_image: str = "postgres:16.4-alpine"
+    # WAL archiving to the backup bucket (the point-in-time drill's RPO bound): an idle database still ships
+    # a segment at least this often.
+    archive_timeout_seconds: int = 30
     postgres_storage: str = "10Gi"
     redis_image: str = "redis:7.4.1-alpine"
     redis_storage: str = "2Gi"
@@ -45,8 +49,15 @@ class Settings:
     log_storage: str = "50Gi"
     backup_bucket_prefix: str = "tradeops-backups"
     backup_retention_days: int = 30
-    backup_schedule: str = "17 * * * *"
-    drill_schedule: str = "42 3 * * 1"
+    backup_schedule: str = "0 1 * * *"
+    base_backup_schedule: str = "30 1 * * *"
+    redis_backup_schedule: str = "5 * * * *"
+    drill_schedule: str = "0 3 * * *"
+    pitr_drill_schedule: str = "30 3 * * *"
+    # pod-kill, prometheus-loss and redis-loss take trading pods, Prometheus or Redis away: scheduled only where
+    # this is on (dev, staging); production runs them by hand in a maintenance window.
+    destructive_drills: bool = False
+    destructive_drill_schedule: str = "0 4 * * 2"
     s3_endpoint: str = ""
     backtest_namespace: str = "tradeops-backtests"
     dask_operator_version: str = "2026.3.0"
@@ -68,6 +79,13 @@ class Settings:
             raise ValueError("oidcProviderArn and oidcIssuer go together")
         if self.environment == "prod" and not self.uses_irsa:
             raise ValueError("prod takes backup credentials from IRSA, not access keys")
+        if self.environment == "prod" and self.destructive_drills:
+            raise ValueError("destructive drills are not scheduled in prod: run them by hand in a maintenance window")
+        parts = self.destructive_drill_schedule.split()
+        if len(parts) != 5 or not all(part.isdigit() for part in parts[:2]):
+            raise ValueError("destructiveDrillSchedule needs a fixed minute and hour (drills are staggered by hours)")
+        if not 1 <= self.archive_timeout_seconds <= 3600:
+            raise ValueError("archiveTimeoutSeconds must be between 1 and 3600")
         if self.backup_retention_days < 1:
             raise ValueError("backupRetentionDays must be at least 1")
         if self.trace_retention_hours < 1 or self.log_retention_days < 1:
@@ -89,7 +107,12 @@ def from_mapping(values: Mapping[str, Any]) -> Settings:
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         field = known[key]
-        kwargs[field.name] = int(value) if field.type == "int" else str(value)
+        if field.type == "bool":
+            if str(value).lower() not in ("true", "false"):
+                raise ValueError(f"{key} is true or false, not {value!r}")
+            kwargs[field.name] = str(value).lower() == "true"
+        else:
+            kwargs[field.name] = int(value) if field.type == "int" else str(value)
     return Settings(**kwargs).validate()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from infra.alerting import alerting
-from infra.backups import backups
+from infra.backups import backup_access, scheduled_jobs
 from infra.control_plane import control_plane, namespaces
 from infra.dask_operator import dask_operator
 from infra.datastores import POSTGRES_PORT, REDIS_PORT, datastores
@@ -20,12 +20,13 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
     """Provision everything; returns the stack outputs."""
     ns = namespaces(settings)
     control_plane(settings, ns)
-    stores = datastores(settings, ns)
+    store = backup_access(settings, ns)
+    stores = datastores(settings, ns, store)
     mon = monitoring(settings, ns)
     alerting(settings, ns)
     traces = tracing(settings, ns)
     logs = log_shipping(settings, ns)
-    store = backups(settings, ns)
+    scheduled_jobs(settings, ns, store)
     network_policies(settings, ns)
     backtests = dask_operator(settings)
     return {

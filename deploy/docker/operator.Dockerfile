@@ -1,17 +1,14 @@
-# The tradeops operator image: kopf, non-root, read-only root filesystem friendly. It also carries opsctl,
-# the audit recorder and the reports, which the scheduled jobs (infra/reports.py) run.
+# The tradeops operator image: kopf, non-root, read-only root filesystem friendly. Only the operator's extra
+# (kopf, the Kubernetes client, Prometheus queries, the policies): the scheduled jobs (backups, drills, the
+# audit recorder, the reports) run the tools image, the trading pods the runtime image.
 # Build from the repository root: docker build -f deploy/docker/operator.Dockerfile -t tradeops-operator .
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY policies ./policies
 COPY trading_operator ./trading_operator
 COPY trading_runtime ./trading_runtime
-COPY policies ./policies
-COPY drills ./drills
-COPY opsctl ./opsctl
-COPY audit ./audit
-COPY reports ./reports
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --prefix=/install ".[operator]"
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local

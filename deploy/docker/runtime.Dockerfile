@@ -1,15 +1,11 @@
-# The trading runtime image (one process per TradingSymbol): non-root, read-only root filesystem friendly
+# The trading runtime image (one process per TradingSymbol; only the runtime's extra): non-root, read-only root filesystem friendly
 # (writes only to /tmp, an emptyDir). Build from the repository root:
 #   docker build -f deploy/docker/runtime.Dockerfile -t tradeops-runtime .
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY trading_operator ./trading_operator
 COPY trading_runtime ./trading_runtime
-COPY policies ./policies
-COPY drills ./drills
-COPY opsctl ./opsctl
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --prefix=/install ".[runtime]"
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local

@@ -4,12 +4,18 @@ backups; the jobs get credentials the way each stack intends and run the drills'
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import pytest
+import yaml
 
-from infra import backups
+from infra import backups, datastores
 from infra.settings import from_mapping
-from tests.unit.infra_harness import STACKS, built, stack_config
+from tests.unit.infra_harness import ROOT, STACKS, built, stack_config
+
+DOCS = (ROOT / "docs" / "backups-and-drills.md").read_text()
+CRONJOB = "kubernetes:batch/v1:CronJob"
 
 BUCKET = "aws:s3/bucket:Bucket"
 
@@ -101,7 +107,7 @@ def test_cronjobs_run_the_drills_commands_with_their_environment(stack, resource
     (container,) = cron["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["command"][:3] == ["python", "-m", "drills"]
     assert container["command"] == command
-    assert container["image"] == settings_of(stack).runtime_image
+    assert container["image"] == settings_of(stack).tools_image
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["TRADEOPS_BACKUP_BUCKET"].startswith(f"tradeops-backups-{stack}-")
     secrets = [e["secretRef"]["name"] for e in container["envFrom"]]
@@ -121,3 +127,125 @@ def test_the_drill_writes_its_report_to_a_mounted_directory():
     (container,) = cron["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     report_dir = container["command"][container["command"].index("--report-dir") + 1]
     assert report_dir in {m["mountPath"] for m in container["volumeMounts"]}
+
+
+def cron_jobs(stack: str) -> dict[str, dict[str, Any]]:
+    return {r.inputs["metadata"]["name"]: r.inputs for r in built(stack).of_type(CRONJOB)
+            if r.inputs["metadata"]["labels"]["app.kubernetes.io/component"] in ("backup", "dr-drill",
+                                                                                 "dr-drill-cluster")}
+
+
+def command_of(job: dict[str, Any]) -> list[str]:
+    (container,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    return list(container["command"])
+
+
+def documented_drills() -> list[str]:
+    """The drills the docs' table lists (first column, in backticks)."""
+    table = DOCS.split("| drill | what it does |", 1)[1].split("\n\n", 1)[0]
+    return re.findall(r"^\| `([a-z-]+)`", table, flags=re.MULTILINE)
+
+
+def test_the_docs_table_lists_every_scenario():
+    assert sorted(documented_drills()) == sorted(backups.scenarios())
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_documented_drill_is_scheduled_or_manual_for_a_stated_reason(stack):
+    jobs = cron_jobs(stack)
+    scheduled = {job["metadata"]["labels"].get("tradeops.io/drill") for job in jobs.values()} - {None}
+    manual = set(backups.manual_drills(settings_of(stack)))
+    assert scheduled | manual == set(documented_drills())
+    assert not scheduled & manual
+    for drill in manual:  # only the destructive ones, and the docs say why they are run by hand
+        assert backups.scenarios()[drill].get("destructive") is True
+        scheduling = DOCS.split("## Scheduling", 1)[1].split("\n## ", 1)[0]
+        assert f"`{drill}`" in scheduling
+        assert "by hand" in scheduling
+    for drill in scheduled:
+        (job,) = [j for j in jobs.values() if j["metadata"]["labels"].get("tradeops.io/drill") == drill]
+        assert command_of(job)[:5] == ["python", "-m", "drills", "run", drill]
+
+
+def test_dev_schedules_every_drill_and_prod_none_of_the_destructive_ones():
+    assert backups.manual_drills(settings_of("dev")) == []
+    assert backups.manual_drills(settings_of("prod")) == ["pod-kill", "prometheus-loss", "redis-loss"]
+    destructive = [job for job in cron_jobs("dev").values() if "--allow-destructive" in command_of(job)]
+    assert {job["metadata"]["labels"]["tradeops.io/drill"] for job in destructive} == {
+        "pod-kill", "prometheus-loss", "redis-loss"}
+    assert all(job["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 0 for job in destructive)
+    # Never two at once: each takes away something another measures with.
+    assert sorted(job["spec"]["schedule"] for job in destructive) == ["0 4 * * 2", "0 5 * * 2", "0 6 * * 2"]
+
+
+def test_a_destructive_schedule_that_cannot_be_staggered_is_refused():
+    config = {k.split(":", 1)[1]: v for k, v in stack_config("dev").items() if k.startswith("tradeops:")}
+    with pytest.raises(ValueError, match="destructiveDrillSchedule"):
+        from_mapping({**config, "destructiveDrillSchedule": "*/5 * * * *"})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_drill_carries_its_objective_from_the_recovery_policy(stack):
+    policy = yaml.safe_load((ROOT / "policies" / "defaults" / "recovery.yaml").read_text())["spec"]["objectives"]
+    drills = [job for job in cron_jobs(stack).values() if "tradeops.io/drill" in job["metadata"]["labels"]]
+    assert drills
+    for job in drills:
+        objective = policy[job["metadata"]["labels"]["tradeops.io/drill"]]
+        annotations = job["metadata"]["annotations"]
+        assert annotations["tradeops.io/rto-seconds"] == str(objective["rtoSeconds"])
+        assert annotations["tradeops.io/rpo-seconds"] == str(objective["rpoSeconds"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_documented_backup_schedule_runs(stack):
+    commands = [" ".join(command_of(job)) for job in cron_jobs(stack).values()]
+    for documented in ("python -m drills backup create --kind postgres --prune",
+                       "python -m drills backup create --kind base", "python -m drills backup create --kind redis",
+                       "python -m drills run restore-latest", "python -m drills run point-in-time"):
+        assert documented in DOCS
+        assert any(command.startswith(documented) for command in commands), documented
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_cluster_drills_get_only_namespaced_api_access_and_no_s3_or_database_secrets(stack):
+    built_stack = built(stack)
+    jobs = [job for job in cron_jobs(stack).values()
+            if job["metadata"]["labels"]["app.kubernetes.io/component"] == "dr-drill-cluster"]
+    roles = built_stack.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+    assert not [r for r in built_stack.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+                if r.inputs["metadata"]["name"] == backups.CLUSTER_DRILLS_ACCOUNT]
+    if stack == "prod":
+        assert jobs == []
+        assert [r for r in roles if r.name.startswith("drills-cluster")] == []
+        return
+    assert len(jobs) == 2
+    for job in jobs:
+        spec = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        assert spec["serviceAccountName"] == backups.CLUSTER_DRILLS_ACCOUNT
+        assert container["envFrom"] == []
+        assert [e["name"] for e in container["env"]] == ["TRADEOPS_PROMETHEUS_URL"]
+    rules = {r.inputs["metadata"]["namespace"]: r.inputs["rules"] for r in roles if r.name.startswith("drills-cluster")}
+    assert {"delete"} == {verb for rule in rules["trading"] for verb in rule["verbs"]} - {"get", "list", "watch"}
+    assert any("statefulsets/scale" in rule["resources"] for rule in rules["monitoring"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_postgres_archives_wal_to_the_backup_bucket_as_the_drills_expect(stack):
+    sts = built(stack).one("kubernetes:apps/v1:StatefulSet", "postgres").inputs["spec"]["template"]["spec"]
+    (container,) = sts["containers"]
+    flags = dict(arg.split("=", 1) for arg in container["args"] if "=" in arg)
+    assert flags == {"wal_level": "replica", "archive_mode": "on", "archive_timeout": "30",
+                     "archive_command": "python -m drills.wal_archive push %p %f"}
+    # The docs recommend the same settings (the bucket and prefix come from the environment here).
+    for line in ("wal_level = replica", "archive_mode = on", "archive_timeout = 30",
+                 "archive_command = 'python -m drills.wal_archive push"):
+        assert line in DOCS, line
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["TRADEOPS_BACKUP_BUCKET"].startswith(f"tradeops-backups-{stack}-")
+    secrets = [e["secretRef"]["name"] for e in container["envFrom"]]
+    assert (backups.AWS_CREDENTIALS in secrets) is (stack == "dev")
+    assert sts["serviceAccountName"] == backups.SERVICE_ACCOUNT
+    assert sts["automountServiceAccountToken"] is (stack == "prod")  # the IRSA token
+    assert container["image"] == settings_of(stack).tools_image
+    assert datastores.wal_archiving(settings_of(stack))["archive_timeout"] == "30"

@@ -38,7 +38,13 @@ def test_databases_accept_only_runtimes_and_backup_jobs(stack, database, port):
         ("tradeops-data", (("app.kubernetes.io/component", "backup"),)),
         ("tradeops-data", (("app.kubernetes.io/component", "dr-drill"),)),
     }
-    assert policy(stack, f"netpol-{database}")["spec"]["egress"] == []
+    egress = policy(stack, f"netpol-{database}")["spec"]["egress"]
+    if database == "redis":
+        assert egress == []
+    else:  # WAL archiving: DNS and HTTPS to S3 outside the cluster, nothing inside it
+        assert sorted(p["port"] for rule in egress for p in rule["ports"]) == [53, 53, 443]
+        (https,) = [rule for rule in egress if rule["ports"][0]["port"] == 443]
+        assert "10.0.0.0/8" in https["to"][0]["ipBlock"]["except"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -61,6 +67,15 @@ def test_backup_jobs_reach_only_dns_the_databases_and_https(stack):
     egress = policy(stack, "netpol-backup-jobs")["spec"]["egress"]
     ports = sorted({p["port"] for rule in egress for p in rule["ports"]})
     assert ports == [53, 443, 5432, 6379]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_cluster_drills_reach_only_dns_the_api_server_and_prometheus(stack):
+    egress = policy(stack, "netpol-cluster-drills")["spec"]["egress"]
+    assert sorted({p["port"] for rule in egress for p in rule["ports"]}) == [53, 443, 6443, 9090]
+    ingress = policy(stack, "netpol-prometheus")["spec"]["ingress"]
+    drills = {"app.kubernetes.io/component": "dr-drill-cluster"}
+    assert any(peer.get("podSelector", {}).get("matchLabels") == drills for rule in ingress for peer in rule["from"])
 
 
 def test_the_policies_cover_the_namespaces_of_the_settings():

@@ -12,7 +12,7 @@ from infra.settings import from_mapping
 from policies.loader import load_dir
 
 SETTINGS = from_mapping({"environment": "dev", "operatorImage": "ghcr.io/tradeops/operator:1",
-                         "runtimeImage": "ghcr.io/tradeops/runtime:1"})
+                         "runtimeImage": "ghcr.io/tradeops/runtime:1", "toolsImage": "ghcr.io/tradeops/tools:1"})
 
 
 def test_the_recorder_only_lists_and_watches_what_it_records():

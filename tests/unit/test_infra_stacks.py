@@ -7,7 +7,8 @@ import pytest
 from infra.settings import from_mapping
 from tests.unit.infra_harness import STACKS, built
 
-REQUIRED = {"environment": "dev", "operatorImage": "ghcr.io/tradeops/operator:1", "runtimeImage": "ghcr.io/x/r:1"}
+REQUIRED = {"environment": "dev", "operatorImage": "ghcr.io/tradeops/operator:1", "runtimeImage": "ghcr.io/x/r:1",
+            "toolsImage": "ghcr.io/x/t:1"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
