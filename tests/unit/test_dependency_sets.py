@@ -85,8 +85,9 @@ COMPONENTS = {
     "operator": ("operator", modules_of("trading_operator")),
     "runtime": ("runtime", modules_of("trading_runtime")),
     # The tools image: backups and drills, the audit recorder and archive, the reports, opsctl (without its
-    # `backtest` sub-command, which needs the backtest extra and is loaded only when called).
-    "tools": ("tools", modules_of("drills", "audit", "reports", "opsctl", leave_out=("opsctl.backtest_cli",))),
+    # `backtest` and `model` sub-commands, which need the backtest and ml extras and load only when called).
+    "tools": ("tools", modules_of("drills", "audit", "reports", "opsctl",
+                                  leave_out=("opsctl.backtest_cli", "opsctl.model_cli"))),
     "backtest": ("backtest", modules_of("backtest")),
     "devstack": ("devstack", modules_of("devstack")),
     "infra": ("infra", modules_of("infra")),

@@ -61,7 +61,7 @@ def test_only_alertmanager_may_reach_the_webhook(stack):
 
 
 def test_a_configuration_posting_elsewhere_is_refused():
-    settings = from_mapping({"environment": "dev", "operatorImage": "o", "runtimeImage": "r",
+    settings = from_mapping({"environment": "dev", "operatorImage": "o", "runtimeImage": "r", "toolsImage": "t",
                              "systemNamespace": "ops"})
     with pytest.raises(ValueError, match=re.escape("not to the operator's webhook http://tradeops-operator.ops.svc:9104")):
         alerting.check_webhook_url(settings)
