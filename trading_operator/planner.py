@@ -10,9 +10,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trading_operator import naming, tuner
+from trading_operator import naming, tuner, user_requests
 from trading_operator.api import (
     AnalysisPhase,
+    BackgroundState,
     ConditionStatus,
     Phase,
     TradingSymbolSpec,
@@ -120,7 +121,7 @@ def plan(observed: Observed) -> Plan:
     rolled_out = False
     ready_replicas = 0
     if target is not None:
-        restarted_at = status.background.restarted_at if status.background else None
+        restarted_at = decision.restarted_at or (status.background.restarted_at if status.background else None)
         rolled_out, ready_replicas = _reconcile_children(result, observed, spec, owner, target, restarted_at)
         _reconcile_shadow(result, observed, spec, owner, decision.shadow)
         keep = {n for n in (target.number, decision.stable, decision.previous_stable, update.number,
@@ -349,6 +350,11 @@ def _status(
     else:
         halted = (ConditionStatus.TRUE, Reason.TRADING_DISABLED, "Kill switch on: pods run, no new positions")
     conditions = set_condition(conditions, ConditionType.HALTED, *halted, gen, now)
+    last_request = user_requests.last_request_condition(decision.requests)
+    if last_request is not None:
+        conditions = set_condition(conditions, ConditionType.LAST_REQUEST, *last_request, gen, now)
+    if decision.restarted_at is not None:
+        background = (background or BackgroundState()).model_copy(update={"restarted_at": decision.restarted_at})
     return status.model_copy(
         update={
             "observed_generation": gen,
@@ -365,6 +371,8 @@ def _status(
             "ready_replicas": ready_replicas,
             "analysis": run,
             "tuning": decision.tuning,
+            "background": background,
+            "requests": user_requests.records(status.requests, decision.requests, now),
         }
     )
 
