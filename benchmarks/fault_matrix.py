@@ -255,6 +255,7 @@ def code_version() -> str:
 
 def run(faults: list[str], runs: int, healthy: int, soak_seconds: float, fault_timeout: float,
         progress: Callable[[str], None]) -> dict[str, Any]:
+    code = code_version()  # what was measured, before anything can change the tree
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-faults-"))
     stack = start_analysis_stack(workdir)
     try:
@@ -278,7 +279,7 @@ def run(faults: list[str], runs: int, healthy: int, soak_seconds: float, fault_t
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    return {"code": code_version(), "faults": rows, "healthy_runs": healthy, "soak_s": soak_seconds, **soak,
+    return {"code": code, "faults": rows, "healthy_runs": healthy, "soak_s": soak_seconds, **soak,
             "fault_timeout_s": fault_timeout}
 
 
