@@ -192,11 +192,18 @@ def _invalid(
         observed.generation,
         observed.now,
     )
+    answers = user_requests.refuse_all(observed.annotations, frozenset(r.id for r in status.requests), message)
+    user_requests.respond(result, answers)
+    last_request = user_requests.last_request_condition(answers)
+    if last_request is not None:
+        conditions = set_condition(conditions, ConditionType.LAST_REQUEST, *last_request, observed.generation,
+                                   observed.now)
     return status.model_copy(
         update={
             "conditions": conditions,
             "phase": Phase.INVALID,
             "observed_generation": observed.generation,
+            "requests": user_requests.records(status.requests, answers, observed.now),
         }
     )
 

@@ -62,6 +62,7 @@ class Refusal(enum.StrEnum):
     ABORTED_NEEDS_FORCE = "AbortedNeedsForce"
     UNDER_ANALYSIS = "UnderAnalysis"
     SUPERSEDED = "Superseded"
+    SPEC_INVALID = "SpecInvalid"
 
 
 class RequestPayload(CamelModel):
@@ -187,6 +188,8 @@ def _judge_decision(action: RequestAction, p: RequestPayload, moment: Moment) ->
 
 
 def _judge_retry(p: RequestPayload, moment: Moment) -> Answer:
+    if moment.paused:
+        return _refused(RequestAction.RETRY, p, Refusal.PAUSED, "changes are held (spec.paused): resume first")
     if moment.aborted != p.revision:
         now = f"revision {moment.aborted} is" if moment.aborted else "no revision is"
         return _refused(RequestAction.RETRY, p, Refusal.NOT_ABORTED,
@@ -208,6 +211,8 @@ def _judge_rollback(p: RequestPayload, moment: Moment) -> Answer:
         if not p.force:
             return _refused(action, p, Refusal.ABORTED_NEEDS_FORCE,
                             f"revision {to} failed and is aborted; --force runs it again, with a fresh analysis")
+        if moment.paused:
+            return _refused(action, p, Refusal.PAUSED, "changes are held (spec.paused): resume first")
         return _accepted(action, p, f"rollback to aborted revision {to} forced: it runs with a fresh analysis",
                          forced_retry=True)
     return _accepted(action, p, f"rollback from revision {p.revision} to {to}")
@@ -319,3 +324,20 @@ def last_request_condition(answers: Answers) -> tuple[ConditionStatus, Reason, s
     if refused:
         return ConditionStatus.FALSE, Reason.REQUEST_REFUSED, "; ".join(refused)
     return ConditionStatus.TRUE, Reason.REQUEST_ACCEPTED, "; ".join(describe(a) for a in answers.new)
+
+
+def refuse_all(annotations: dict[str, str], answered: frozenset[str], why: str) -> Answers:
+    """Every request present refused with `SpecInvalid`: while the spec is rejected nothing is acted on, and a
+    request never waits for a later spec (it would be answered for a moment it was not made for)."""
+    new: list[Answer] = []
+    repeated: list[str] = []
+    for action, key in ANNOTATIONS.items():
+        if key not in annotations:
+            continue
+        payload = decode(annotations[key])
+        if isinstance(payload, RequestPayload) and payload.id in answered:
+            repeated.append(key)
+            continue
+        new.append(_refused(action, payload if isinstance(payload, RequestPayload) else None, Refusal.SPEC_INVALID,
+                            f"the spec is rejected ({why}): fix it first"))
+    return Answers(new, repeated)

@@ -195,3 +195,23 @@ def test_requests_kept_in_status_are_bounded():
         world.step()
     assert len(world.status["requests"]) == 10
     assert world.status["requests"][-1]["id"] == "restart-15"
+
+
+def test_while_paused_a_retry_or_a_forced_rollback_is_refused_not_left_hanging():
+    paused = dataclasses.replace(ABORTED, paused=True)
+    assert judge(RequestAction.RETRY, request(), paused).reason == "Paused"
+    assert judge(RequestAction.ROLLBACK, request(revision=1, to_revision=2, force=True), paused).reason == "Paused"
+
+
+def test_requests_meeting_an_invalid_spec_are_refused_with_the_reason():
+    world = World()
+    world.converge()
+    asked = world.request(RequestAction.RESTART)
+    world.edit_spec({"config": {"strategy": {"entryScore": 0.2, "exitScore": 0.5}}})
+    world.step()
+    assert world.status["phase"] == "Invalid"
+    refused = world.answer(asked)
+    assert (refused["outcome"], refused["reason"]) == ("Refused", "SpecInvalid")
+    assert "exitScore" in refused["message"]
+    assert naming.RESTART_ANNOTATION not in world.annotations
+    assert world.condition("LastRequest")["reason"] == "RequestRefused"
