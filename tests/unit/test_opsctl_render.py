@@ -25,10 +25,18 @@ from opsctl.render import (
     true_conditions,
 )
 from opsctl.rollout_cli import plan_abort, plan_promote, plan_restart, plan_retry
-from opsctl.symbols_cli import HALT_REASON_ANNOTATION, Switch, halt_switch, plan_rollback, plan_switch
+from opsctl.symbols_cli import (
+    HALT_REASON_ANNOTATION,
+    Described,
+    Switch,
+    describe_text,
+    halt_switch,
+    plan_rollback,
+    plan_switch,
+)
 from trading_operator import naming
 from trading_operator.revisions import Revision, RevisionTemplate
-from trading_operator.user_requests import RequestPayload, decode
+from trading_operator.user_requests import RequestPayload, decode, encode
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, 0, tzinfo=datetime.UTC)
 DIGEST_A = "sha256:" + "a" * 64
@@ -352,3 +360,17 @@ def test_a_watch_does_not_retry_what_retrying_cannot_fix():
     events = watch_symbols(Target(kube, "ns", "tester"), "ns", "0", None)
     with pytest.raises(OpsctlError, match="refused"):
         next(events)
+
+
+def test_describe_shows_a_request_not_yet_answered_and_the_last_answer():
+    pending = encode(RequestPayload(id="rollback-1", revision=3, generation=2, to_revision=1))
+    answered = {"id": "promote-9", "action": "promote", "revision": 3, "generation": 2, "outcome": "Refused",
+                "reason": "AnalysisConcluded", "message": "the analysis of revision 3 already concluded Failed",
+                "time": "2026-11-25T11:58:00Z"}
+    obj = ts(status={"currentRevision": 3, "requests": [answered]},
+             annotations={naming.ROLLBACK_ANNOTATION: pending, naming.RETRY_ANNOTATION: "true"})
+    lines = describe_text(Described(obj, [], []), None).splitlines()
+    assert "Requested:    rollback revision 1 (request rollback-1), not yet answered" in lines
+    assert any(line.startswith("Requested:    retry not a request opsctl writes") for line in lines)
+    assert ("Last request: promote of revision 3 refused at 2026-11-25T11:58:00Z: the analysis of revision 3 "
+            "already concluded Failed") in lines
