@@ -108,6 +108,14 @@ class RolloutSettings(CamelModel):
     """Inconclusive measurements of a metric tolerated before the run ends Inconclusive."""
     shadow: bool = False
     """Run a new revision beside the stable one with trading disabled, compared with it, before it takes over."""
+    progress_deadline_seconds: Annotated[int, Field(ge=30, le=1800)] = 120
+    """Seconds a new revision may go without progress before it is Failed and rolled back (the Deployment's
+    `progressDeadlineSeconds`). A crash loop fails it at once, whatever this says. 120 s, not Kubernetes' 600:
+    the runtime is ready within seconds of its feed connecting, and a runtime image pulls in well under a
+    minute, so two minutes without progress means a revision that will not come up (an image that cannot be
+    pulled, a config the runtime cannot use, a readiness check that never passes) — and while it is stuck
+    no fix, analysis or tuning can proceed for the symbol. At least 30 s (a cold node's image pull), at most
+    30 min."""
 
 
 class DrainSettings(CamelModel):

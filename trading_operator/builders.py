@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ def _yaml(data: object) -> str:
 
 
 def render_runtime_config(spec: api.TradingSymbolSpec, revision: Revision) -> str:
-    """The runtime.yaml of a revision (hashed into the pod template: a change rolls the pods)."""
+    """The runtime.yaml of a revision: deterministic, so a rollback mounts the very bytes it ran before."""
     rendered = RenderedConfig(
         symbol=spec.symbol,
         market=spec.market.value,
@@ -72,21 +73,40 @@ def render_runtime_config(spec: api.TradingSymbolSpec, revision: Revision) -> st
     return _yaml(rendered.model_dump(by_alias=True, mode="json"))
 
 
+def config_digest(runtime_yaml: str) -> str:
+    """The first 16 hex digits of the file's SHA-256: the runtime reports the same digest of what it loaded
+    (`tradeops_runtime_config_info{hash=...}`), so a pod's effective config can be checked against this."""
+    return hashlib.sha256(runtime_yaml.encode()).hexdigest()[:16]
+
+
 def render_switches(trading_enabled: bool) -> str:
     """The switches.yaml the runtime hot-reloads (not hashed: halting never restarts pods)."""
     switches = Switches(trading_enabled=trading_enabled)
     return _yaml(switches.model_dump(by_alias=True, mode="json"))
 
 
-def build_configmap(owner: Owner, spec: api.TradingSymbolSpec, runtime_yaml: str, trading_enabled: bool) -> Manifest:
+def build_runtime_config(owner: Owner, spec: api.TradingSymbolSpec, revision: Revision) -> Manifest:
+    """A revision's runtime config: an immutable ConfigMap named after its content. Pods of one revision can
+    never see another's config (hot-reload has nothing to push), and a rollback remounts the old one."""
+    runtime_yaml = render_runtime_config(spec, revision)
+    digest = config_digest(runtime_yaml)
+    labels = {naming.REVISION_LABEL: str(revision.number), naming.CONFIG_LABEL: digest}
+    return with_desired_hash({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, naming.config_name(owner.name, digest), spec.symbol, labels),
+        "immutable": True,
+        "data": {naming.CONFIG_KEY: runtime_yaml},
+    })
+
+
+def build_switches(owner: Owner, spec: api.TradingSymbolSpec, name: str, trading_enabled: bool) -> Manifest:
+    """The mutable switches ConfigMap: only the kill switch, which every pod of the symbol hot-reloads."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(owner, naming.child_name(owner.name), spec.symbol),
-        "data": {
-            naming.CONFIG_KEY: runtime_yaml,
-            naming.SWITCHES_KEY: render_switches(trading_enabled),
-        },
+        "metadata": _metadata(owner, name, spec.symbol),
+        "data": {naming.SWITCHES_KEY: render_switches(trading_enabled)},
     }
 
 
@@ -100,16 +120,17 @@ def _probe(path: str, period: int, failures: int) -> Manifest:
 
 
 def build_deployment(
-    owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, replicas: int, runtime_yaml: str,
+    owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, replicas: int, switches_name: str,
     restarted_at: str | None = None,
 ) -> Manifest:
-    """The Deployment running a revision: non-root, read-only root, no capabilities, probes, scrape port."""
+    """The Deployment running a revision: non-root, read-only root, no capabilities, probes, scrape port. Its
+    config volume projects the revision's immutable config and the symbol's switches into one directory."""
     selector = naming.selector_labels(owner.name)
     pod_labels = {
         **naming.common_labels(owner.name, spec.symbol),
         naming.REVISION_LABEL: str(revision.number),
     }
-    config_hash = hash_of(runtime_yaml)
+    config_hash = config_digest(render_runtime_config(spec, revision))
     container = {
         "name": "trading",
         "image": revision.template.image,
@@ -127,6 +148,8 @@ def build_deployment(
         ],
         "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}],
         "ports": [{"name": "metrics", "containerPort": naming.METRICS_PORT, "protocol": "TCP"}],
+        # A runtime that refuses to start says why on stderr: that becomes the termination message.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": revision.template.resources,
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 2),
@@ -148,6 +171,7 @@ def build_deployment(
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": 2,
+            "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
@@ -174,7 +198,12 @@ def build_deployment(
                     },
                     "containers": [container],
                     "volumes": [
-                        {"name": "config", "configMap": {"name": naming.child_name(owner.name)}},
+                        {"name": "config", "projected": {"sources": [
+                            {"configMap": {"name": naming.config_name(owner.name, config_hash),
+                                           "items": [{"key": naming.CONFIG_KEY, "path": naming.CONFIG_KEY}]}},
+                            {"configMap": {"name": switches_name,
+                                           "items": [{"key": naming.SWITCHES_KEY, "path": naming.SWITCHES_KEY}]}},
+                        ]}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                     ],
                 },
@@ -255,31 +284,30 @@ def build_revision(
 
 
 def build_shadow_children(owner: Owner, spec: api.TradingSymbolSpec, revision: Revision) -> list[Manifest]:
-    """A ConfigMap and a one-pod Deployment running a revision beside stable: trading off, own selector
-    (the stable Service and PDB do not see it), labelled `track: shadow` for Prometheus."""
-    runtime_yaml = render_runtime_config(spec, revision)
+    """A switches ConfigMap (trading off) and a one-pod Deployment running a revision beside stable, on the
+    revision's own config ConfigMap; own selector (the stable Service and PDB do not see it), labelled
+    `track: shadow` for Prometheus."""
     name = naming.shadow_name(owner.name)
-    configmap = build_configmap(owner, spec, runtime_yaml, trading_enabled=False)
-    configmap["metadata"]["name"] = name
-    deployment = build_deployment(owner, spec, revision, 1, runtime_yaml)
+    switches = build_switches(owner, spec, name, trading_enabled=False)
+    deployment = build_deployment(owner, spec, revision, 1, name)
     deployment["metadata"]["name"] = name
     selector = {**naming.selector_labels(owner.name), "app.kubernetes.io/instance": f"{owner.name}-shadow"}
     deployment["spec"]["selector"] = {"matchLabels": selector}
     template = deployment["spec"]["template"]
     template["metadata"]["labels"].update({**selector, naming.TRACK_LABEL: "shadow"})
-    template["spec"]["volumes"][0]["configMap"]["name"] = name
-    return [with_desired_hash(configmap), with_desired_hash(deployment)]
+    return [with_desired_hash(switches), with_desired_hash(deployment)]
 
 
 def build_children(
     owner: Owner, spec: api.TradingSymbolSpec, revision: Revision, replicas: int, trading_enabled: bool,
     restarted_at: str | None = None,
 ) -> list[Manifest]:
-    """Every child a running TradingSymbol has, each stamped with its desired hash."""
-    runtime_yaml = render_runtime_config(spec, revision)
+    """Every child a running TradingSymbol has besides its revisions' config ConfigMaps (`build_runtime_config`),
+    each stamped with its desired hash."""
+    switches_name = naming.child_name(owner.name)
     children = [
-        build_configmap(owner, spec, runtime_yaml, trading_enabled),
-        build_deployment(owner, spec, revision, replicas, runtime_yaml, restarted_at),
+        build_switches(owner, spec, switches_name, trading_enabled),
+        build_deployment(owner, spec, revision, replicas, switches_name, restarted_at),
         build_service(owner, spec),
         build_pdb(owner, spec),
         build_network_policy(owner, spec),

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
+import logging
 import os
 from dataclasses import dataclass, field
 
 from trading_operator.drain import PositionsProbe
 from trading_operator.executor import Executor
+from trading_operator.findings import FindingStore
+from trading_operator.kube import is_conflict
 from trading_operator.planner import plan
 from trading_operator.prometheus import MetricsSource
 
 MAX_CONCURRENT_RECONCILES = int(os.environ.get("TRADEOPS_MAX_CONCURRENT_RECONCILES", "8"))
+MAX_CONFLICTS = 5
+"""Re-reads and re-plans after a 409 before the conflict goes to the caller (kopf retries with backoff)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,6 +30,8 @@ class OperatorContext:
     executor: Executor
     probe: PositionsProbe
     metrics: MetricsSource
+    findings: FindingStore = field(default_factory=FindingStore)
+    """What the analysis loop measured, until the planner has folded it into a committed status."""
     locks: collections.defaultdict[tuple[str, str], asyncio.Lock] = field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
     )
@@ -37,9 +47,25 @@ async def reconcile(context: OperatorContext, namespace: str, name: str) -> None
 
 
 async def reconcile_locked(context: OperatorContext, namespace: str, name: str) -> None:
-    """`reconcile` for a caller that already holds the TradingSymbol's lock."""
-    ts = await context.executor.get_trading_symbol(namespace, name)
-    if ts is None:
+    """`reconcile` for a caller that already holds the TradingSymbol's lock. A status write that loses to a
+    concurrent change (409: kopf's own annotations, a user's request, a second operator) re-reads and
+    re-plans from the fresh object: no decision is ever written over state it did not see."""
+    key = (namespace, name)
+    for attempt in range(1, MAX_CONFLICTS + 1):
+        ts = await context.executor.get_trading_symbol(namespace, name)
+        if ts is None:
+            context.findings.forget(key)
+            return
+        observed = dataclasses.replace(await context.executor.observe(ts), findings=context.findings.pending(key))
+        result = plan(observed)
+        await context.executor.apply_children(ts, result)
+        try:
+            await context.executor.commit(ts, result)
+        except Exception as exc:
+            if not is_conflict(exc) or attempt == MAX_CONFLICTS:
+                raise
+            log.info("status of %s/%s changed while planning (attempt %d); re-planning", namespace, name, attempt)
+            continue
+        context.findings.consume(key, observed.findings)
+        await context.executor.announce(ts, result)
         return
-    observed = await context.executor.observe(ts)
-    await context.executor.execute(ts, plan(observed))

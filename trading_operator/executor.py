@@ -1,4 +1,5 @@
-"""The I/O edge of reconciliation: read the observed state, carry out a plan, record Events."""
+"""The I/O edge of reconciliation: read the observed state, apply a plan's children, commit its status,
+record its Events. The status is written here only (`commit`), from the planner's plan."""
 
 from __future__ import annotations
 
@@ -97,7 +98,11 @@ class Executor:
             self.kube.get_or_none(RESOURCES_BY_KIND[kind], namespace, naming.shadow_name(name))
             for kind in SHADOW_KINDS
         ))
-        revision_objs, children = await asyncio.gather(revisions_call, child_calls)
+        configs_call = self.kube.list_objects(RESOURCES_BY_KIND["ConfigMap"], namespace,
+                                              f"{selector},{naming.CONFIG_LABEL}")
+        pods_call = self.kube.list_objects(RESOURCES_BY_KIND["Pod"], namespace, selector)
+        revision_objs, children, configs, pods = await asyncio.gather(revisions_call, child_calls, configs_call,
+                                                                      pods_call)
         owned = [r for r in revision_objs if _owned_by(r, uid)]
         return Observed(
             name=name,
@@ -110,15 +115,18 @@ class Executor:
             revisions=[revision_from_object(r) for r in owned],
             # A same-named child without our ownerReference is adopted: the patch sets it.
             children=dict(zip([*CHILD_KINDS, *(f"shadow/{k}" for k in SHADOW_KINDS)], children, strict=True)),
+            configs={c["metadata"]["name"]: c for c in configs if _owned_by(c, uid)},
+            pods=pods,
             now=now_rfc3339(),
             deleting=bool(meta.get("deletionTimestamp")),
             policies=self.policies,
         )
 
-    async def execute(self, ts: Obj, plan: Plan) -> None:
-        """Carry out the actions in order, then write the status once."""
-        meta = ts["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
+    async def apply_children(self, ts: Obj, plan: Plan) -> None:
+        """Create, correct and delete children, in order: before the status, so a status (Halted, a rollback)
+        never claims what the children do not do yet. They are level-based: a plan that then loses its status
+        write is re-planned, and the new plan brings them where it decides."""
+        namespace = ts["metadata"]["namespace"]
         for action in plan.actions:
             if isinstance(action, CreateObject):
                 await self._create(namespace, action.manifest)
@@ -128,20 +136,44 @@ class Executor:
                 self.written.record(written)
             elif isinstance(action, DeleteObject):
                 await self._delete(RESOURCES_BY_KIND[action.kind], namespace, action.name)
-            elif isinstance(action, EmitEvent):
-                await self.emit_event(ts, action.type, action.reason, action.message)
+
+    async def commit(self, ts: Obj, plan: Plan) -> None:
+        """Write the plan's status, optimistically locked on the resourceVersion the plan was made from: a
+        conflict (409) raises, and the caller re-reads and re-plans."""
         if plan.status is not None:
-            await self.write_status(ts, plan.status)
+            await self._write_status(ts, plan.status)
+            self._count_verdict(ts, plan.status)
+
+    async def announce(self, ts: Obj, plan: Plan) -> None:
+        """After the commit: the Events that explain the committed decision (never those of a plan that lost),
+        then the handled requests' annotations are removed."""
+        meta = ts["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        for action in plan.actions:
+            if isinstance(action, EmitEvent):
+                await self.emit_event(ts, action.type, action.reason, action.message)
         for action in plan.actions:
             if isinstance(action, RemoveAnnotation):
                 patch = {"metadata": {"annotations": {action.key: None}}}
                 await self.kube.merge_patch(TRADING_SYMBOLS, namespace, name, patch)
 
-    async def write_status(self, ts: Obj, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource; keys that disappeared (at any depth) are nulled."""
+    async def _write_status(self, ts: Obj, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource, conditional on the resourceVersion read (409 when the object
+        changed since); keys that disappeared (at any depth) are nulled."""
         patch = merge_patch(ts.get("status") or {}, status)
         meta = ts["metadata"]
-        await self.kube.patch_status(TRADING_SYMBOLS, meta["namespace"], meta["name"], patch)
+        await self.kube.patch_status(TRADING_SYMBOLS, meta["namespace"], meta["name"], patch,
+                                     resource_version=meta.get("resourceVersion"))
+
+    def _count_verdict(self, ts: Obj, status: dict[str, Any]) -> None:
+        """A run that ended in this status write counts once (the write that commits it happens once)."""
+        before = (ts.get("status") or {}).get("analysis") or {}
+        after = status.get("analysis") or {}
+        ended = after.get("phase") not in (None, api.AnalysisPhase.RUNNING.value)
+        same_run = (before.get("revision"), before.get("startedAt")) == (after.get("revision"), after.get("startedAt"))
+        if ended and (not same_run or before.get("phase") == api.AnalysisPhase.RUNNING.value):
+            symbol = str((ts.get("spec") or {}).get("symbol", ts["metadata"]["name"]))
+            metrics.record_verdict(ts["metadata"]["namespace"], symbol, str(after["phase"]))
 
     async def _create(self, namespace: str, manifest: Obj) -> None:
         res = RESOURCES_BY_KIND[manifest["kind"]]

@@ -25,6 +25,7 @@ from trading_operator.executor import Executor
 from trading_operator.kube import api_error_message, load_api_client
 from trading_operator.kube_async import AsyncKubeApi
 from trading_operator.planner import NORMAL, WARNING
+from trading_operator.progress import problem_of
 from trading_operator.prometheus import MetricsSource
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,16 @@ for _group, _version, _plural in CHILD_RESOURCES:
     kopf.on.event(_group, _version, _plural, labels=MANAGED)(on_child_event)
 
 
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+async def on_pod_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A crash loop or an image that cannot be pulled shows on a Pod first (its Deployment may not change):
+    reconcile then. Pods changing for any other reason (probes, restarts that recover) are left to the
+    Deployment's own events, so a busy fleet does not cost a reconcile per pod status update."""
+    if type == "DELETED" or problem_of(dict(body)) is None:
+        return
+    await on_child_event(type=type, body=body, memo=memo)
+
+
 @kopf.on.delete(*TS)
 async def drain(*, namespace: str | None, name: str, body: kopf.Body, started: datetime.datetime, retry: int,
                 memo: Any, **_: Any) -> None:
@@ -165,9 +176,7 @@ async def drain(*, namespace: str | None, name: str, body: kopf.Body, started: d
         if retry == 0:
             await context.executor.emit_event(ts, NORMAL, Reason.DRAINING,
                                               f"Trading switched off; draining (timeout {timeout_s}s)")
-            status = {**(body.status or {}), "phase": api.Phase.TERMINATING.value,
-                      "drainStarted": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
-            await context.executor.write_status(ts, status)
+            await reconcile(context, namespace, name)  # the planner writes phase Terminating and drainStarted
     except ApiException as exc:
         raise kopf.TemporaryError(f"API error: {api_error_message(exc)}", delay=_backoff(retry)) from exc
     positions = await context.probe.open_positions(namespace, name) if has_pods else 0

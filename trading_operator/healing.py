@@ -1,4 +1,5 @@
-"""Background analysis of the stable revision and the self-healing it leads to — pure.
+"""Background analysis of the stable revision and the self-healing it leads to — pure. It assesses;
+the planner (`rollout.fold_findings`) carries the outcome out.
 
 A breach (`breachLimit` failed measurements in a row) soon after a promotion rolls back to the previous
 stable revision; with no recent change it restarts the pods, at most `maxSelfHealing` times per
@@ -11,7 +12,7 @@ import enum
 from dataclasses import dataclass
 
 from policies.models import BackgroundAnalysis, SelfHealingAction
-from trading_operator.api import AnalysisPhase, BackgroundState, Measurement, RollbackRecord, TradingSymbolStatus
+from trading_operator.api import AnalysisPhase, BackgroundState, Measurement, TradingSymbolStatus
 from trading_operator.timestamps import seconds_between
 
 
@@ -68,16 +69,3 @@ def assess(status: TradingSymbolStatus, measurements: list[Measurement], policy:
                    f"SLO breach on revision {status.stable_revision} with no recent change ({detail}); restarting "
                    f"its pods ({len(recent_actions) + 1} of {policy.max_self_healing})")
 
-
-def rolled_back(status: TradingSymbolStatus, outcome: Outcome, now: str) -> TradingSymbolStatus:
-    """The status after a background rollback: previous stable is stable again, the breaching one aborted."""
-    record = RollbackRecord(from_revision=status.stable_revision, to_revision=status.previous_stable_revision,
-                            reason=f"SLOBreach: {outcome.background.last_breach}", time=now)
-    return status.model_copy(update={
-        "background": outcome.background,
-        "aborted_revision": status.stable_revision,
-        "stable_revision": status.previous_stable_revision,
-        "previous_stable_revision": 0,
-        "stable_since": now,
-        "last_rollback": record,
-    })

@@ -41,6 +41,7 @@ class Resource:
 
 
 CONFIGMAPS = Resource("v1", "configmaps")
+PODS = Resource("v1", "pods")
 SERVICES = Resource("v1", "services")
 EVENTS = Resource("v1", "events")
 NAMESPACES = Resource("v1", "namespaces", namespaced=False)
@@ -52,6 +53,7 @@ CRDS = Resource("apiextensions.k8s.io/v1", "customresourcedefinitions", namespac
 
 RESOURCES_BY_KIND: dict[str, Resource] = {
     "ConfigMap": CONFIGMAPS,
+    "Pod": PODS,
     "Service": SERVICES,
     "Event": EVENTS,
     "Namespace": NAMESPACES,

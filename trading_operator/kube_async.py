@@ -99,9 +99,14 @@ class AsyncKubeApi:
     async def json_patch(self, res: Resource, namespace: str | None, name: str, ops: list[Obj]) -> Obj:
         return await self._call("PATCH", res.path(namespace, name), body=ops, content_type=JSON_PATCH)
 
-    async def patch_status(self, res: Resource, namespace: str | None, name: str, status: Obj) -> Obj:
-        return await self._call("PATCH", res.path(namespace, name, "status"), body={"status": status},
-                                content_type=MERGE_PATCH)
+    async def patch_status(self, res: Resource, namespace: str | None, name: str, status: Obj,
+                           resource_version: str | None = None) -> Obj:
+        """Merge-patch the status subresource; with `resource_version`, only if the object is still at it
+        (a 409 Conflict otherwise)."""
+        body: Obj = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self._call("PATCH", res.path(namespace, name, "status"), body=body, content_type=MERGE_PATCH)
 
     async def delete(self, res: Resource, namespace: str | None, name: str) -> None:
         await self._call("DELETE", res.path(namespace, name))

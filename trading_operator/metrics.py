@@ -1,7 +1,8 @@
 """The operator's own Prometheus metrics: rollouts, rollbacks, analysis verdicts and self-healing.
 
 Rollbacks, promotions and restarts are counted where their Event is recorded (the executor), so a
-metric and the Event that explains it never disagree; verdicts where a run ends (the analysis loop).
+metric and the Event that explains it never disagree; verdicts where the status that ends a run is
+committed (the executor).
 Served on `--metrics-port` (the manifest's 9103) for the PodMonitor."""
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def record_event(namespace: str, symbol: str, type_: str, reason: str) -> None:
 
 
 def record_verdict(namespace: str, symbol: str, verdict: str) -> None:
-    """Count an analysis run's verdict (the analysis loop calls this once per run)."""
+    """Count an analysis run's verdict (once per run: when the status that ends it is committed)."""
     ANALYSIS_RUNS.labels(namespace, symbol, verdict).inc()
 
 

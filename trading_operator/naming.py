@@ -39,19 +39,26 @@ METRICS_PORT = 9102
 """Port of the runtime's Prometheus metrics, health probes and position report."""
 
 CONFIG_KEY = "runtime.yaml"
-"""ConfigMap key holding the rendered runtime config (hashed into the pod template)."""
+"""Key of a revision's immutable config ConfigMap holding the rendered runtime config."""
 SWITCHES_KEY = "switches.yaml"
-"""ConfigMap key holding the kill switch, which the runtime hot-reloads without a restart."""
+"""Key of the mutable switches ConfigMap holding the kill switch, which the runtime hot-reloads."""
+CONFIG_LABEL = f"{GROUP}/runtime-config"
+"""On a revision's config ConfigMap: the digest of its runtime.yaml (the name's suffix, in full)."""
 CONFIG_MOUNT = "/etc/tradeops"
 
 
 def child_name(ts_name: str) -> str:
-    """Name shared by the Deployment, ConfigMap, Service, PDB and NetworkPolicy of a TradingSymbol."""
+    """Name shared by the Deployment, switches ConfigMap, Service, PDB and NetworkPolicy of a TradingSymbol."""
     return f"{ts_name}-trading"
 
 
+def config_name(ts_name: str, digest: str) -> str:
+    """Name of the immutable ConfigMap holding a runtime config with this digest (kustomize's hash suffix)."""
+    return f"{ts_name}-config-{digest[:10]}"
+
+
 def shadow_name(ts_name: str) -> str:
-    """Name of the Deployment and ConfigMap of a shadow revision."""
+    """Name of the Deployment and switches ConfigMap of a shadow revision."""
     return f"{ts_name}-trading-shadow"
 
 

@@ -26,6 +26,7 @@ from trading_operator.builders import (
     Owner,
     build_children,
     build_revision,
+    build_runtime_config,
     build_shadow_children,
 )
 from trading_operator.conditions import ConditionType, Reason, get_condition, set_condition
@@ -42,6 +43,7 @@ from trading_operator.plans import (
     Plan,
     RemoveAnnotation,
 )
+from trading_operator.progress import NotReady, not_ready
 from trading_operator.revisions import (
     Revision,
     find_by_hash,
@@ -51,7 +53,7 @@ from trading_operator.revisions import (
     template_of,
     to_prune,
 )
-from trading_operator.rollout import Decision, Policies, decide, resolve_policies
+from trading_operator.rollout import Decision, Policies, decide, fold_findings, resolve_policies
 
 SHADOW_DEPLOYMENT = "shadow/Deployment"
 SHADOW_CONFIGMAP = "shadow/ConfigMap"
@@ -90,7 +92,9 @@ def plan(observed: Observed) -> Plan:
     result = Plan()
     status = parse_status(observed.status)
     if observed.deleting:
-        status = status.model_copy(update={"phase": Phase.TERMINATING})
+        # The drain handler reconciles once deletion starts: the status says so here, not there.
+        status = status.model_copy(update={"phase": Phase.TERMINATING,
+                                           "drain_started": status.drain_started or observed.now})
         return _finish(result, observed, status)
     try:
         spec = TradingSymbolSpec.model_validate(observed.spec)
@@ -100,6 +104,7 @@ def plan(observed: Observed) -> Plan:
         policies = resolve_policies(observed.policies, spec)
     except KeyError as error:
         return _finish(result, observed, _invalid(result, observed, status, str(error.args[0])))
+    status = fold_findings(result, observed, spec, status, policies)
 
     revisions = list(observed.revisions)
     owner = Owner(observed.name, observed.namespace, observed.uid)
@@ -115,7 +120,8 @@ def plan(observed: Observed) -> Plan:
             base_config, {**accepted, **tuning.candidate}, integer_paths))
     running = {"main": _running_revision(observed.children.get("Deployment"), spec.replicas),
                "shadow": _running_revision(observed.children.get(SHADOW_DEPLOYMENT), 1)}
-    decision = decide(result, observed, spec, status, revisions, update, candidate, policies, tuning, running)
+    decision = decide(result, observed, spec, status, revisions, update, candidate, policies, tuning, running,
+                      _failing(observed))
     target = decision.target
 
     rolled_out = False
@@ -130,6 +136,8 @@ def plan(observed: Observed) -> Plan:
         pruned = to_prune(revisions, spec.revision_history_limit, keep)
         for revision in pruned:
             result.actions.append(DeleteObject("ControllerRevision", revision.name))
+        alive = {r.number for r in revisions} - {r.number for r in pruned} | {status.current_revision}
+        _reconcile_configs(result, observed, spec, owner, [r for r in (target, decision.shadow) if r], alive)
         if pruned:
             numbers = ", ".join(str(r.number) for r in sorted(pruned, key=lambda r: r.number))
             result.event(
@@ -142,6 +150,29 @@ def plan(observed: Observed) -> Plan:
     return _finish(result, observed, status)
 
 
+def _failing(observed: Observed) -> dict[str, tuple[int, NotReady]]:
+    """Per Deployment (`main`, `shadow`): the revision it runs whose pods cannot become ready, and why."""
+    failing = {}
+    for where, key in (("main", "Deployment"), ("shadow", SHADOW_DEPLOYMENT)):
+        deployment = observed.children.get(key)
+        if deployment is None:
+            continue
+        shadow = where == "shadow"
+        pods = [p for p in observed.pods
+                if (p.get("metadata", {}).get("labels", {}).get(naming.TRACK_LABEL) == "shadow") == shadow]
+        why = not_ready(deployment, pods)
+        revision = _template_revision(deployment)
+        if why is not None and revision is not None:
+            failing[where] = (revision, why)
+    return failing
+
+
+def _template_revision(deployment: Manifest) -> int | None:
+    labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+    value = labels.get(naming.REVISION_LABEL)
+    return int(value) if value and str(value).isdigit() else None
+
+
 def _tuning_state(status: TradingSymbolStatus, policies: Policies, observed: Observed) -> TuningState | None:
     if policies.tuning is None:
         return status.tuning.model_copy(update={"candidate": None}) if status.tuning else None
@@ -152,9 +183,25 @@ def _running_revision(deployment: Manifest | None, replicas: int) -> int | None:
     """The revision a Deployment has fully rolled out, if it has."""
     if deployment is None or not _rolled_out(deployment, replicas):
         return None
-    labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
-    value = labels.get(naming.REVISION_LABEL)
-    return int(value) if value and str(value).isdigit() else None
+    return _template_revision(deployment)
+
+
+def _reconcile_configs(result: Plan, observed: Observed, spec: TradingSymbolSpec, owner: Owner,
+                       running: list[Revision], alive: set[int]) -> None:
+    """Each running revision's immutable config ConfigMap exists with its exact content (an immutable one that
+    differs is replaced, never patched); those of revisions gone from the history are pruned with them."""
+    wanted = {m["metadata"]["name"]: m for m in (build_runtime_config(owner, spec, r) for r in running)}
+    for name, have in sorted(observed.configs.items()):
+        revision_label = have.get("metadata", {}).get("labels", {}).get(naming.REVISION_LABEL, "")
+        if name in wanted:
+            if have.get("data") != wanted[name]["data"]:
+                result.actions.append(DeleteObject("ConfigMap", name))  # recreated below with its exact bytes
+        elif not revision_label.isdigit() or int(revision_label) not in alive:
+            result.actions.append(DeleteObject("ConfigMap", name))
+    for name, desired in wanted.items():
+        existing = observed.configs.get(name)
+        if existing is None or existing.get("data") != desired["data"]:
+            result.actions.append(CreateObject(desired))
 
 
 def _reconcile_shadow(
@@ -338,6 +385,10 @@ def _status(
             f"Revision {aborted} from the spec is aborted{why}; running revision {current}. "
             "Change the spec or retry to roll it out again",
         )
+    elif decision.never_ready is not None:
+        degraded = (ConditionStatus.TRUE, decision.never_ready.reason,
+                    f"Revision {current} never became ready and there is no stable revision to return to: "
+                    f"{decision.never_ready.message}")
     elif background is not None and background.exhausted:
         degraded = (ConditionStatus.TRUE, Reason.SELF_HEALING_EXHAUSTED,
                     f"SLO breach on stable revision {current} persists after self-healing: {background.last_breach}")
@@ -365,7 +416,8 @@ def _status(
     return status.model_copy(
         update={
             "observed_generation": gen,
-            "phase": _phase(spec, target, aborted, rolled_out, decision.hold_reason, analysing),
+            "phase": _phase(spec, target, aborted is not None or decision.never_ready is not None, rolled_out,
+                            decision.hold_reason, analysing),
             "conditions": conditions,
             "current_revision": current,
             "stable_revision": decision.stable,
@@ -384,11 +436,11 @@ def _status(
     )
 
 
-def _phase(spec: TradingSymbolSpec, target: Revision | None, aborted: int | None, rolled_out: bool,
+def _phase(spec: TradingSymbolSpec, target: Revision | None, degraded: bool, rolled_out: bool,
            hold_reason: str | None, analysing: bool) -> Phase:
     if spec.paused or hold_reason is not None:
         return Phase.PAUSED
-    if aborted is not None:
+    if degraded:
         return Phase.DEGRADED
     if not spec.trading_enabled:
         return Phase.HALTED

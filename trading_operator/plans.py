@@ -8,6 +8,7 @@ from typing import Any
 from policies.loader import PolicySet, default_policies
 from trading_operator.builders import Manifest
 from trading_operator.conditions import Reason
+from trading_operator.findings import Finding
 from trading_operator.revisions import Revision
 
 NORMAL = "Normal"
@@ -30,6 +31,12 @@ class Observed:
     now: str
     deleting: bool = False
     policies: PolicySet = field(default_factory=default_policies)
+    pods: list[Manifest] = field(default_factory=list)
+    """The pods of the symbol's Deployments (main and shadow)."""
+    configs: dict[str, Manifest] = field(default_factory=dict)
+    """The revisions' immutable runtime-config ConfigMaps, by name."""
+    findings: tuple[Finding, ...] = ()
+    """The analysis loop's measurements not yet folded into the status."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from policies.loader import PolicySet
 from policies.models import AnalysisPolicySpec, SLOPolicySpec, TuningPolicySpec
 from trading_operator import tuner, user_requests
-from trading_operator.analysis import OBJECTIVE, AnalysisSettings, measured_mean, settings_for
+from trading_operator.analysis import OBJECTIVE, AnalysisSettings, measured_mean, record, settings_for
 from trading_operator.api import (
     AnalysisKind,
     AnalysisPhase,
@@ -27,7 +27,10 @@ from trading_operator.api import (
     TuningState,
 )
 from trading_operator.conditions import Reason
+from trading_operator.findings import ObjectiveMeasured, RunMeasured, StableMeasured
+from trading_operator.healing import Action, Outcome, assess
 from trading_operator.plans import NORMAL, WARNING, Observed, Plan
+from trading_operator.progress import NotReady
 from trading_operator.revisions import Revision, find_by_number
 from trading_operator.user_requests import Answers, RequestPayload
 
@@ -66,6 +69,84 @@ def resolve_policies(policy_set: PolicySet, spec: TradingSymbolSpec) -> Policies
     )
 
 
+def fold_findings(result: Plan, observed: Observed, spec: TradingSymbolSpec, status: TradingSymbolStatus,
+                  policies: Policies) -> TradingSymbolStatus:
+    """The analysis loop's findings, in order, as verdicts and status: a run's measurements are tallied into
+    its verdict, a background breach becomes a restart or a rollback, a measured objective a tuning proposal.
+    A finding about a run or revision that is no longer current is dropped."""
+    for finding in observed.findings:
+        if isinstance(finding, RunMeasured):
+            status = _fold_run(result, status, policies, finding)
+        elif isinstance(finding, StableMeasured):
+            status = _fold_background(result, status, policies, finding)
+        else:
+            status = _fold_objective(result, spec, status, policies, finding)
+    return status
+
+
+def _fold_run(result: Plan, status: TradingSymbolStatus, policies: Policies,
+              finding: RunMeasured) -> TradingSymbolStatus:
+    run = status.analysis
+    if run is None or run.revision != finding.revision or run.started_at != finding.started_at \
+            or run.phase is not AnalysisPhase.RUNNING:
+        return status
+    updated = record(run, list(finding.measurements), policies.analysis, finding.time)
+    if updated.phase is AnalysisPhase.INCONCLUSIVE:
+        result.event(WARNING, Reason.ANALYSIS_INCONCLUSIVE,
+                     f"Analysis of revision {run.revision} inconclusive: {updated.message}; "
+                     "not rolled back, held until promote, abort or retry")
+    elif updated.phase is AnalysisPhase.FAILED:
+        result.event(WARNING, Reason.ANALYSIS_FAILED, f"Analysis of revision {run.revision} failed: {updated.message}")
+    return status.model_copy(update={"analysis": updated})
+
+
+def _fold_background(result: Plan, status: TradingSymbolStatus, policies: Policies,
+                     finding: StableMeasured) -> TradingSymbolStatus:
+    if status.stable_revision != finding.revision or status.current_revision != finding.revision:
+        return status
+    outcome = assess(status, list(finding.measurements), policies.analysis_policy.background, finding.time)
+    if outcome.action is Action.ROLLBACK:
+        result.event(WARNING, Reason.ROLLED_BACK, outcome.message)
+        return _background_rollback(status, outcome, finding.time)
+    if outcome.action is Action.RESTART:
+        result.event(WARNING, Reason.SELF_HEALING_RESTART, outcome.message)
+    elif outcome.action is Action.EXHAUSTED:
+        result.event(WARNING, Reason.SELF_HEALING_EXHAUSTED, outcome.message)
+    return status.model_copy(update={"background": outcome.background})
+
+
+def _background_rollback(status: TradingSymbolStatus, outcome: Outcome, now: str) -> TradingSymbolStatus:
+    """A breach soon after a promotion: the previous stable revision is stable again, the breaching one
+    aborted (the decision below then runs stable)."""
+    rollback = RollbackRecord(from_revision=status.stable_revision, to_revision=status.previous_stable_revision,
+                              reason=f"SLOBreach: {outcome.background.last_breach}", time=now)
+    return status.model_copy(update={
+        "background": outcome.background,
+        "aborted_revision": status.stable_revision,
+        "stable_revision": status.previous_stable_revision,
+        "previous_stable_revision": 0,
+        "stable_since": now,
+        "last_rollback": rollback,
+    })
+
+
+def _fold_objective(result: Plan, spec: TradingSymbolSpec, status: TradingSymbolStatus, policies: Policies,
+                    finding: ObjectiveMeasured) -> TradingSymbolStatus:
+    state, policy = status.tuning, policies.tuning
+    if state is None or policy is None or state.candidate or status.stable_revision != finding.revision:
+        return status
+    if finding.value is None:
+        return status  # no objective yet (e.g. the hit rate needs its horizon): measured again later
+    proposal = tuner.propose(state, policy, spec.config.model_dump(by_alias=True, mode="json"))
+    if proposal is None:
+        result.event(NORMAL, Reason.TUNING_PROPOSED, "Tuning converged: every parameter searched to its minimum step")
+        return status.model_copy(update={"tuning": state.model_copy(update={"converged": True})})
+    result.event(NORMAL, Reason.TUNING_PROPOSED,
+                 f"Proposing {proposal.parameter.path} {proposal.from_value:g} -> {proposal.to_value:g} "
+                 f"(objective of stable revision {status.stable_revision}: {finding.value:.6g})")
+    return status.model_copy(update={"tuning": tuner.started(state, proposal, finding.value, finding.time)})
+
+
 @dataclass
 class Decision:
     """What runs and what the status records about it."""
@@ -81,6 +162,8 @@ class Decision:
     tuning: TuningState | None
     hold_reason: str | None = None
     """Set while an Inconclusive run holds the rollout (the Paused condition)."""
+    never_ready: NotReady | None = None
+    """Set when a first revision (no stable one to return to) cannot become ready: Degraded, nothing else."""
     requests: Answers = dataclasses.field(default_factory=lambda: Answers([], []))
     """This reconcile's answers to requests (promote, abort, retry, rollback, restart)."""
     restarted_at: str | None = None
@@ -98,8 +181,11 @@ def decide(
     policies: Policies,
     tuning: TuningState | None,
     running: dict[str, int | None],
+    failing: dict[str, tuple[int, NotReady]] | None = None,
 ) -> Decision:
-    """The rollout decision. `running` maps `main`/`shadow` to the revision fully rolled out there."""
+    """The rollout decision. `running` maps `main`/`shadow` to the revision fully rolled out there, `failing`
+    to the revision there whose pods cannot become ready, and why (`progress.not_ready`)."""
+    failing = failing or {}
     aborted = status.aborted_revision if status.aborted_revision == update.number else None
     decision = Decision(
         target=None, shadow=None, stable=status.stable_revision, previous_stable=status.previous_stable_revision,
@@ -122,6 +208,8 @@ def decide(
         decision.target = current if spec.paused else nxt
         if decision.target is not None and running["main"] == decision.target.number:
             decision.stable, decision.stable_since = decision.target.number, observed.now
+        elif decision.target is not None and failing.get("main", (0, None))[0] == decision.target.number:
+            _first_never_ready(result, observed, decision.target, failing["main"][1], decision)
         return decision
     if spec.paused:
         decision.target = current or stable
@@ -135,9 +223,24 @@ def decide(
     if nxt.number == decision.aborted:
         decision.target = stable
         if _retry(result, observed, decision, update):
-            return decide_new(result, observed, spec, stable, nxt, candidate, policies, decision, running)
+            return decide_new(result, observed, spec, stable, nxt, candidate, policies, decision, running, failing)
         return decision
-    return decide_new(result, observed, spec, stable, nxt, candidate, policies, decision, running)
+    return decide_new(result, observed, spec, stable, nxt, candidate, policies, decision, running, failing)
+
+
+def _first_never_ready(result: Plan, observed: Observed, target: Revision, why: NotReady,
+                       decision: Decision) -> None:
+    """A first revision that cannot become ready has nothing to return to: it stays (a fix is a new spec),
+    the symbol is Degraded with the pod-level reason, and the Event is sent once, not on every reconcile."""
+    decision.never_ready = why
+    run = decision.analysis
+    if run is None or run.revision != target.number or run.phase is not AnalysisPhase.FAILED:
+        decision.analysis = AnalysisRun(revision=target.number, kind=AnalysisKind.ROLLOUT, phase=AnalysisPhase.FAILED,
+                                        started_at=observed.now, finished_at=observed.now,
+                                        message=f"never ready: {why.describe()}")
+        result.event(WARNING, why.reason,
+                     f"Revision {target.number} never became ready and there is no stable revision to return to "
+                     f"({why.describe()}); fix the spec to roll out a new one")
 
 
 def _retry(result: Plan, observed: Observed, decision: Decision, update: Revision) -> bool:
@@ -162,8 +265,10 @@ def decide_new(
     policies: Policies,
     decision: Decision,
     running: dict[str, int | None],
+    failing: dict[str, tuple[int, NotReady]] | None = None,
 ) -> Decision:
-    """A revision other than stable is to take over: run it (or shadow it), analyse it, act on the verdict."""
+    """A revision other than stable is to take over: run it (or shadow it), analyse it, act on the verdict. A
+    revision whose pods cannot become ready fails like an analysis would, with the pod-level reason."""
     kind = AnalysisKind.TUNING if candidate else (AnalysisKind.SHADOW if spec.rollout.shadow else AnalysisKind.ROLLOUT)
     run = decision.analysis if decision.analysis and decision.analysis.revision == nxt.number else None
     shadowed = kind is AnalysisKind.SHADOW
@@ -173,6 +278,9 @@ def decide_new(
         run = _finished(run, nxt, kind, stable, AnalysisPhase.FAILED, "aborted by request", now)
     elif decision.requests.accepted(RequestAction.PROMOTE):
         run = _finished(run, nxt, kind, stable, AnalysisPhase.SUCCESSFUL, "promoted by request", now)
+    stuck = (failing or {}).get("shadow" if shadowed else "main")
+    if stuck is not None and stuck[0] == nxt.number and (run is None or run.phase is AnalysisPhase.RUNNING):
+        run = _finished(run, nxt, kind, stable, AnalysisPhase.FAILED, f"never ready: {stuck[1].describe()}", now)
     if run is None and kind is not AnalysisKind.TUNING and not any(s.analysis for s in policies.slo.slos):
         if running["shadow" if shadowed else "main"] == nxt.number:
             _promote(result, observed, stable, nxt, decision, "the SLO policy has no analysis metrics")
@@ -194,8 +302,9 @@ def decide_new(
         _promote(result, observed, stable, nxt, decision, f"analysis successful: {run.message}")
     elif run.phase is AnalysisPhase.FAILED:
         decision.target, decision.shadow, decision.aborted = stable, None, nxt.number
-        decision.last_rollback = RollbackRecord(from_revision=nxt.number, to_revision=stable.number,
-                                                reason=f"AnalysisFailed: {run.message}", time=now)
+        why = stuck[1].describe() if stuck and stuck[0] == nxt.number else f"AnalysisFailed: {run.message}"
+        decision.last_rollback = RollbackRecord(from_revision=nxt.number, to_revision=stable.number, reason=why,
+                                                time=now)
         what = "Shadow analysis" if shadowed else "Analysis"
         back = "kept" if shadowed else "rolled back to"
         result.event(WARNING, Reason.ROLLED_BACK,

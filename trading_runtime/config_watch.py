@@ -24,6 +24,15 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
+CONFIG_DIGEST_LENGTH = 16
+
+
+def config_digest(content: bytes) -> str:
+    """The config hash the runtime exposes (`tradeops_runtime_config_info{hash=...}`): the first 16 hex digits
+    of the file's SHA-256, the same digest the operator names a revision's config ConfigMap after."""
+    return hashlib.sha256(content).hexdigest()[:CONFIG_DIGEST_LENGTH]
+
+
 class ConfigError(ValueError):
     """A config file that cannot be used, with the reason."""
 
@@ -58,6 +67,8 @@ class WatchedFile(Generic[M]):
     on_change: Callable[[M], None]
     value: M | None = None
     digest: str = ""
+    config_hash: str = ""
+    """`config_digest` of the content in effect."""
     reloads: int = 0
     rejected: int = 0
     last_error: str = ""
@@ -76,6 +87,7 @@ class WatchedFile(Generic[M]):
         except ConfigError as exc:
             return self._reject(str(exc), digest)
         self.digest, self.value, self.last_error = digest, value, ""
+        self.config_hash = config_digest(content)
         self.reloads += 1
         self.on_change(value)
         return True

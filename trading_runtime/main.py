@@ -142,6 +142,7 @@ class Runtime:
     def _apply_config(self, config: RenderedConfig) -> None:
         self.engine.apply_config(config)
         self.log_context.revision = config.revision
+        self.metrics.set_config(self.files[0].config_hash, config.revision)
 
     def sink(self, table: str, row: tuple[Any, ...]) -> None:
         if self.writer is not None:

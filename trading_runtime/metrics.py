@@ -52,6 +52,8 @@ class RuntimeMetrics:
         r, labels = self.registry, ["symbol"]
         self.info = Info(f"{PREFIX}_runtime", "Build and revision of the running trading runtime",
                          ["symbol"], registry=r)
+        self.config_info = Info(f"{PREFIX}_runtime_config", "Digest of the runtime config in effect (what a pod "
+                                "runs, whatever its revision label says)", ["symbol"], registry=r)
         self.tick_to_signal = Histogram(f"{PREFIX}_tick_to_signal_seconds",
                                         "Time from a tick's arrival to its signal", labels, buckets=LATENCY_BUCKETS,
                                         registry=r)
@@ -77,6 +79,9 @@ class RuntimeMetrics:
 
     def set_build(self, version: str, revision: int) -> None:
         self.info.labels(self.symbol).info({"version": version, "revision": str(revision)})
+
+    def set_config(self, digest: str, revision: int) -> None:
+        self.config_info.labels(self.symbol).info({"hash": digest, "revision": str(revision)})
 
     def export(self, counters: list[CounterSource], gauges: list[CounterSource] | None = None) -> None:
         """Expose counters kept by other objects."""

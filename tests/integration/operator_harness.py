@@ -82,7 +82,17 @@ def running_revision(kube: KubeApi, namespace: str, name: str) -> int | None:
 
 
 def configmap(kube: KubeApi, namespace: str, name: str) -> dict[str, Any] | None:
+    """The mutable switches ConfigMap (the kill switch)."""
     return kube.get_or_none(CONFIGMAPS, namespace, naming.child_name(name))
+
+
+def runtime_config(kube: KubeApi, namespace: str, name: str) -> dict[str, Any] | None:
+    """The immutable config ConfigMap the Deployment's pod template mounts."""
+    found = deployment(kube, namespace, name)
+    if found is None:
+        return None
+    sources = found["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"]
+    return kube.get_or_none(CONFIGMAPS, namespace, sources[0]["configMap"]["name"])
 
 
 def revisions(kube: KubeApi, namespace: str, name: str) -> list[int]:

@@ -213,6 +213,25 @@ def test_status_subresource_is_isolated(api, ns):
     assert via_status["status"]["phase"] == "Paused"
 
 
+def test_a_status_patch_with_a_stale_resource_version_is_409_conflict(api, ns):
+    """The operator's optimistic lock: a status merge patch carrying the resourceVersion it was planned from
+    fails when anything (an annotation, another writer) changed the object since, and changes nothing."""
+    read = api.create(TRADING_SYMBOLS, ns, ts("s"))
+    api.merge_patch(TRADING_SYMBOLS, ns, "s", {"metadata": {"annotations": {"x": "1"}}})
+    stale = {"metadata": {"resourceVersion": read["metadata"]["resourceVersion"]}, "status": {"phase": "Ready"}}
+    with pytest.raises(ApiException) as error:
+        api._call("PATCH", TRADING_SYMBOLS.path(ns, "s", "status"), body=stale,
+                  content_type="application/merge-patch+json")
+    assert error.value.status == 409
+    assert status_of(error.value)["reason"] == "Conflict"
+    assert "phase" not in (api.get(TRADING_SYMBOLS, ns, "s").get("status") or {})
+    fresh = api.get(TRADING_SYMBOLS, ns, "s")["metadata"]["resourceVersion"]
+    written = api._call("PATCH", TRADING_SYMBOLS.path(ns, "s", "status"),
+                        body={**stale, "metadata": {"resourceVersion": fresh}},
+                        content_type="application/merge-patch+json")
+    assert written["status"]["phase"] == "Ready"
+
+
 # Lists and selectors ---------------------------------------------------------------------------------
 
 def test_list_has_kind_api_version_and_resource_version(api, ns):

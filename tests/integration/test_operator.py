@@ -17,6 +17,7 @@ from tests.integration.operator_harness import (
     patch_spec,
     revisions,
     running_revision,
+    runtime_config,
     status,
     wait_event,
     wait_status,
@@ -63,7 +64,9 @@ def test_update_creates_a_revision_and_rolls_the_pods(kube, ns):
     wait_status(kube, ns, "spy", phase="Ready", currentRevision=2, stableRevision=2)
     after = deployment(kube, ns, "spy")["spec"]["template"]["metadata"]["annotations"]
     assert before[naming.CONFIG_HASH_ANNOTATION] != after[naming.CONFIG_HASH_ANNOTATION]
-    assert "batchSize: 512" in configmap(kube, ns, "spy")["data"][naming.CONFIG_KEY]
+    config = runtime_config(kube, ns, "spy")
+    assert "batchSize: 512" in config["data"][naming.CONFIG_KEY]
+    assert config["immutable"] is True
     assert revisions(kube, ns, "spy") == [1, 2]
     created = wait_event(kube, ns, "spy", "RevisionCreated")
     assert created["type"] == "Normal"

@@ -6,9 +6,17 @@ import pytest
 import yaml
 
 from trading_operator import api, naming
-from trading_operator.builders import DESIRED_HASH_ANNOTATION, Owner, build_children, build_revision
+from trading_operator.builders import (
+    DESIRED_HASH_ANNOTATION,
+    Owner,
+    build_children,
+    build_revision,
+    build_runtime_config,
+    config_digest,
+)
 from trading_operator.revisions import Revision, template_hash, template_of
 from trading_runtime.config import RenderedConfig, Switches
+from trading_runtime.config_watch import config_digest as runtime_config_digest
 
 OWNER = Owner("spy", "trading", "uid-1")
 
@@ -74,11 +82,32 @@ def test_secrets_reach_the_pod_only_through_a_secret_reference():
 
 
 def test_rendered_config_is_the_runtime_model():
-    data = children()["ConfigMap"]["data"]
-    rendered = RenderedConfig.model_validate(yaml.safe_load(data[naming.CONFIG_KEY]))
+    s = spec()
+    config = build_runtime_config(OWNER, s, revision_of(s))
+    rendered = RenderedConfig.model_validate(yaml.safe_load(config["data"][naming.CONFIG_KEY]))
     assert rendered.symbol == "SPY"
     assert rendered.revision == 1
-    assert Switches.model_validate(yaml.safe_load(data[naming.SWITCHES_KEY])).trading_enabled is True
+    switches = children()["ConfigMap"]["data"]
+    assert set(switches) == {naming.SWITCHES_KEY}  # the mutable ConfigMap holds the kill switch only
+    assert Switches.model_validate(yaml.safe_load(switches[naming.SWITCHES_KEY])).trading_enabled is True
+
+
+def test_a_revisions_config_is_an_immutable_content_named_configmap_the_pods_mount():
+    s = spec()
+    config = build_runtime_config(OWNER, s, revision_of(s))
+    runtime_yaml = config["data"][naming.CONFIG_KEY]
+    digest = config_digest(runtime_yaml)
+    assert config["immutable"] is True
+    assert config["metadata"]["name"] == f"spy-config-{digest[:10]}"
+    assert config["metadata"]["labels"][naming.CONFIG_LABEL] == digest
+    # The runtime reports the same digest of the bytes it loaded.
+    assert runtime_config_digest(runtime_yaml.encode()) == digest
+    deployment = children()["Deployment"]
+    sources = deployment["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"]
+    assert [src["configMap"]["name"] for src in sources] == [config["metadata"]["name"], "spy-trading"]
+    assert deployment["spec"]["template"]["metadata"]["annotations"][naming.CONFIG_HASH_ANNOTATION] == digest
+    changed = spec(config={"parameters": {"batchSize": 99}})
+    assert build_runtime_config(OWNER, changed, revision_of(changed))["metadata"]["name"] != config["metadata"]["name"]
 
 
 def test_config_hash_follows_the_revision_config_but_not_the_kill_switch():

@@ -10,6 +10,7 @@ import pytest
 from trading_operator import naming
 from trading_operator.api import RequestAction
 from trading_operator.executor import revision_from_object
+from trading_operator.findings import Finding
 from trading_operator.planner import (
     CreateObject,
     DeleteObject,
@@ -41,6 +42,8 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 
 def key_of(kind: str, name: str) -> str:
+    if kind == "ConfigMap" and "-config-" in name:
+        return f"config/{name}"  # a revision's immutable config
     return f"shadow/{kind}" if name.endswith("-shadow") else kind
 
 
@@ -55,6 +58,10 @@ class World:
         self.revisions: dict[str, dict[str, Any]] = {}
         self.children: dict[str, dict[str, Any]] = {}
         self.events: list[EmitEvent] = []
+        self.pods: list[dict[str, Any]] = []
+        """Pods as the kubelet reports them (set by the test)."""
+        self.findings: list[Finding] = []
+        """What the analysis loop recorded since the last step (consumed by it)."""
         self.clock = 0
         self.requests_made = 0
 
@@ -65,11 +72,15 @@ class World:
             spec=copy.deepcopy(self.spec), status=copy.deepcopy(self.status),
             annotations=dict(self.annotations),
             revisions=[revision_from_object(r) for r in self.revisions.values()],
-            children=copy.deepcopy(self.children), now=f"2026-11-25T00:00:{self.clock:02d}Z",
+            children={k: copy.deepcopy(v) for k, v in self.children.items() if not k.startswith("config/")},
+            configs={k.removeprefix("config/"): copy.deepcopy(v) for k, v in self.children.items()
+                     if k.startswith("config/")},
+            now=f"2026-11-25T00:00:{self.clock:02d}Z", findings=tuple(self.findings), pods=copy.deepcopy(self.pods),
         )
 
     def step(self) -> list[Any]:
         result = plan(self.observe())
+        self.findings = []
         for action in result.actions:
             if isinstance(action, CreateObject):
                 kind = action.manifest["kind"]
@@ -143,6 +154,17 @@ class World:
     def condition(self, type_: str) -> dict[str, Any]:
         return next(c for c in self.status["conditions"] if c["type"] == type_)
 
+    def deployment_config_name(self) -> str:
+        volume = self.children["Deployment"]["spec"]["template"]["spec"]["volumes"][0]
+        return str(volume["projected"]["sources"][0]["configMap"]["name"])
+
+    def runtime_config(self, revision: int | None = None) -> str:
+        """The runtime.yaml the Deployment's pods mount (of `revision`'s ConfigMap when given)."""
+        if revision is None:
+            return str(self.children[f"config/{self.deployment_config_name()}"]["data"][naming.CONFIG_KEY])
+        return next(str(v["data"][naming.CONFIG_KEY]) for k, v in self.children.items() if k.startswith("config/")
+                    and v["metadata"]["labels"][naming.REVISION_LABEL] == str(revision))
+
     def reasons(self) -> list[str]:
         return [e.reason for e in self.events]
 
@@ -150,7 +172,8 @@ class World:
 def test_create_builds_every_child_and_revision_one():
     world = World()
     world.step()
-    assert set(world.children) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"}
+    assert set(world.children) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy",
+                                   f"config/{world.deployment_config_name()}"}
     assert len(world.revisions) == 1
     assert world.status["phase"] == "Progressing"
     assert world.status["currentRevision"] == 1
@@ -356,7 +379,7 @@ def test_server_defaults_and_canonical_quantities_are_not_drift():
     container = world.children["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     container["resources"]["requests"]["cpu"] = "1"
     container["terminationMessagePath"] = "/dev/termination-log"
-    world.children["Deployment"]["spec"]["progressDeadlineSeconds"] = 600
+    world.children["Deployment"]["spec"]["minReadySeconds"] = 0
     assert plan(world.observe()).actions == []
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from trading_operator import naming
-from trading_operator.api import RequestAction
+from trading_operator.api import AnalysisPhase, Measurement, RequestAction
+from trading_operator.findings import ObjectiveMeasured, RunMeasured, StableMeasured
 from trading_operator.planner import plan
 
 from .test_planner import BASE_SPEC, World
@@ -146,7 +147,7 @@ def tuned_world() -> World:
 def test_a_tuning_proposal_is_a_revision_with_its_own_analysis():
     world = tuned_world()
     assert world.running_revision() == 2
-    config = world.children["ConfigMap"]["data"]["runtime.yaml"]
+    config = world.runtime_config()
     assert "entryScore: 0.7" in config
     assert world.status["analysis"]["kind"] == "Tuning"
 
@@ -194,3 +195,160 @@ def test_a_self_healing_restart_is_stamped_on_the_pod_template():
     annotations = world.children["Deployment"]["spec"]["template"]["metadata"]["annotations"]
     assert annotations[naming.RESTARTED_AT_ANNOTATION] == "2026-11-25T00:05:00Z"
     assert result.actions
+
+
+def failed(metric: str = "tick-to-signal-latency", value: float = 0.12) -> Measurement:
+    return Measurement(time="2026-11-25T00:00:30Z", metric=metric, phase=AnalysisPhase.FAILED, value=value,
+                       message=f"{value} s not below 0.05 s")
+
+
+def test_the_planner_folds_run_findings_into_the_verdict_and_acts_on_it_in_one_plan():
+    world = with_new_revision()
+    run = world.status["analysis"]
+    for _ in range(5):
+        world.findings.append(RunMeasured(2, run["startedAt"], (failed(),), "2026-11-25T00:00:30Z"))
+    world.step()
+    assert world.status["analysis"]["phase"] == "Failed"
+    assert world.running_revision() == 1
+    assert world.status["abortedRevision"] == 2
+    assert world.reasons()[-2:] == ["AnalysisFailed", "RolledBack"]
+
+
+def test_a_finding_about_a_run_that_has_changed_is_dropped():
+    world = with_new_revision()
+    for _ in range(5):
+        world.findings.append(RunMeasured(2, "2026-11-24T00:00:00Z", (failed(),), "2026-11-25T00:00:30Z"))
+    world.step()
+    assert world.status["analysis"]["phase"] == "Running"
+    assert world.status["analysis"]["measurements"] == []
+    assert world.running_revision() == 2
+
+
+def test_a_background_breach_soon_after_a_promotion_rolls_back_in_the_planner():
+    world = with_new_revision()
+    verdict(world, "Successful")
+    assert (world.status["stableRevision"], world.status["previousStableRevision"]) == (2, 1)
+    world.deployment_ready()
+    world.step()
+    breach_limit = 3  # policies/defaults/analysis.yaml
+    for _ in range(breach_limit):
+        world.findings.append(StableMeasured(2, (failed(),), "2026-11-25T00:01:00Z"))
+        world.step()
+    assert world.status["stableRevision"] == 1
+    assert world.status["abortedRevision"] == 2
+    assert world.status["lastRollback"]["reason"].startswith("SLOBreach: tick-to-signal-latency")
+    assert world.running_revision() == 1
+    assert world.reasons().count("RolledBack") == 1
+    world.deployment_ready()
+    world.step()
+    assert world.running_revision() == 1  # nothing loops back to the breaching revision
+
+
+def test_a_measured_objective_starts_a_tuning_proposal_as_a_new_revision():
+    world = World({**BASE_SPEC, "policies": {"tuning": "hit-rate"}})
+    world.converge()
+    world.findings.append(ObjectiveMeasured(1, 0.5, "2026-11-25T00:10:00Z"))
+    world.step()
+    tuning = world.status["tuning"]
+    assert tuning["candidate"]
+    assert tuning["baselineObjective"] == 0.5
+    assert "TuningProposed" in world.reasons()
+    assert world.running_revision() == 2
+
+
+def test_a_rollback_remounts_the_exact_bytes_of_the_stable_config_and_old_configs_are_pruned():
+    world = with_new_revision()
+    stable_bytes = world.runtime_config(1)
+    assert world.runtime_config() != stable_bytes
+    assert "entryScore: 0.7" in world.runtime_config()
+    verdict(world, "Failed", "tick-to-signal-latency: 0.12 s not below 0.05 s")
+    assert world.running_revision() == 1
+    assert world.runtime_config() == stable_bytes
+    assert world.children[f"config/{world.deployment_config_name()}"]["immutable"] is True
+    world.spec["revisionHistoryLimit"] = 1
+    for score in (0.71, 0.72):
+        world.edit_spec({"config": {"strategy": {"entryScore": score}}})
+        world.step()
+        world.deployment_ready()
+        world.step()
+    configs = {v["metadata"]["labels"][naming.REVISION_LABEL] for k, v in world.children.items()
+               if k.startswith("config/")}
+    revisions = {str(r["revision"]) for r in world.revisions.values()}
+    assert configs <= revisions  # a pruned revision's config goes with it
+    assert str(world.running_revision()) in configs
+
+
+def crash_looping_pod(revision: int, name: str = "spy-trading-abc-1") -> dict:
+    return {"metadata": {"name": name, "labels": {naming.REVISION_LABEL: str(revision)}},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}], "containerStatuses": [{
+                "name": "trading", "restartCount": 3, "ready": False,
+                "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                      "message": "back-off 40s restarting failed container=trading"}},
+                "lastState": {"terminated": {"exitCode": 2, "reason": "Error",
+                                             "message": "cannot start: runtime.yaml: thresholds invalid"}}}]}}
+
+
+def test_a_crash_looping_revision_is_rolled_back_at_once_with_the_pod_level_reason():
+    world = World()
+    world.converge()
+    world.edit_spec({"config": {"strategy": {"entryScore": 0.7}}})
+    world.step()
+    assert world.running_revision() == 2
+    world.pods = [crash_looping_pod(2)]
+    world.step()
+    assert world.running_revision() == 1
+    assert world.status["abortedRevision"] == 2
+    assert world.status["phase"] == "Degraded"
+    assert world.status["lastRollback"]["reason"].startswith("CrashLoopBackOff: pod spy-trading-abc-1")
+    assert "cannot start: runtime.yaml: thresholds invalid" in world.status["lastRollback"]["reason"]
+    assert world.status["analysis"]["phase"] == "Failed"  # what `opsctl analysis` shows
+    assert "CrashLoopBackOff" in world.status["analysis"]["message"]
+    assert "CrashLoopBackOff" in world.condition("Degraded")["message"]
+    rolled_back = [e for e in world.events if e.reason == "RolledBack"]
+    assert len(rolled_back) == 1
+    assert "CrashLoopBackOff" in rolled_back[0].message
+    world.step()
+    assert len([e for e in world.events if e.reason == "RolledBack"]) == 1
+
+
+def test_a_revision_past_its_progress_deadline_is_rolled_back_with_the_pods_reason():
+    world = World()
+    world.converge()
+    world.edit_spec({"image": "ghcr.io/tradeops/runtime:no-such-tag"})
+    world.step()
+    waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "ghcr.io/tradeops/runtime:no-such-tag"'}
+    pod = {"metadata": {"name": "spy-trading-def-1", "labels": {naming.REVISION_LABEL: "2"}},
+           "status": {"containerStatuses": [{"name": "trading", "restartCount": 0, "state": {"waiting": waiting}}]}}
+    world.pods = [pod]
+    world.step()
+    assert world.running_revision() == 2  # an image pull may still succeed: waits for the deadline
+    deployment = world.children["Deployment"]
+    assert deployment["spec"]["progressDeadlineSeconds"] == 120
+    deployment["metadata"]["generation"] = 1
+    deployment["status"] = {"observedGeneration": 1, "conditions": [{
+        "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+        "message": 'ReplicaSet "spy-trading-def" has timed out progressing.'}]}
+    world.step()
+    assert world.running_revision() == 1
+    assert world.status["lastRollback"]["reason"].startswith("ImagePullBackOff: pod spy-trading-def-1")
+    assert "progress deadline exceeded" in world.status["lastRollback"]["reason"]
+
+
+def test_a_first_revision_that_never_becomes_ready_is_degraded_and_nothing_loops():
+    world = World()
+    world.step()
+    world.pods = [crash_looping_pod(1)]
+    world.step()
+    world.step()
+    assert world.status["phase"] == "Degraded"
+    degraded = world.condition("Degraded")
+    assert degraded["reason"] == "CrashLoopBackOff"
+    assert "no stable revision to return to" in degraded["message"]
+    assert world.running_revision() == 1
+    assert world.reasons().count("CrashLoopBackOff") == 1  # one Event, not one per reconcile
+    assert world.status["analysis"]["phase"] == "Failed"
+    world.edit_spec({"config": {"strategy": {"entryScore": 0.7}}})  # the fix
+    world.pods = []
+    world.converge()
+    assert world.status["stableRevision"] == 2
+    assert world.status["phase"] == "Ready"

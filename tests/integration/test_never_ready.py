@@ -1,0 +1,182 @@
+"""Revisions that never become Ready, and each revision's own config, on the local stack: the real operator
+against the emulated API, whose kubelet runs every Pod as a real trading-runtime process (an exit is a
+container restart with back-off, an image it cannot map is ErrImagePull), Prometheus scraping them."""
+
+from __future__ import annotations
+
+import pathlib
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from devstack.processes import kube_for, wait_for
+from devstack.stack import start_analysis_stack
+from trading_operator import naming
+from trading_operator.builders import config_digest
+from trading_operator.kube import CONFIGMAPS, KubeApi, Resource
+
+from .operator_harness import (
+    condition,
+    create_ts,
+    events,
+    new_namespace,
+    patch_spec,
+    runtime_config,
+    status,
+    wait_event,
+    wait_status,
+)
+
+POLICIES = pathlib.Path(__file__).parent / "policies" / "analysis"
+PODS = Resource("v1", "pods")
+FAST = {"analysisCount": 3, "progressDeadlineSeconds": 30}
+SLOW_DEADLINE = {"analysisCount": 3, "progressDeadlineSeconds": 300}
+"""For the crash loops: the deadline must not end them first (a loaded machine starts the runtime slowly)."""
+CRASHING = {"parameters": {"batchSize": 512, "queueCapacity": 100}}
+"""Accepted by the schema, refused by the runtime at start ("no batch could ever be queued whole")."""
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
+    running = start_analysis_stack(tmp_path_factory.mktemp("never-ready"), POLICIES, time_scale=0.2)
+    try:
+        yield kube_for(running.kubeconfig)
+    finally:
+        running.stop()
+
+
+def _stable(kube: KubeApi, name: str, symbol: str, **spec: object) -> str:
+    namespace = new_namespace(kube)
+    create_ts(kube, namespace, name, symbol=symbol, rollout=FAST, **spec)
+    wait_status(kube, namespace, name, timeout=60, phase="Ready", currentRevision=1, stableRevision=1)
+    return namespace
+
+
+def _ready_revisions(kube: KubeApi, namespace: str) -> set[str]:
+    return {p["metadata"]["labels"][naming.REVISION_LABEL] for p in kube.list_objects(PODS, namespace)
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))}
+
+
+def _rolled_back(kube: KubeApi, namespace: str, name: str, timeout: float) -> dict[str, object]:
+    final = wait_status(kube, namespace, name, timeout=timeout, phase="Degraded", currentRevision=1,
+                        stableRevision=1, abortedRevision=2)
+    assert final["analysis"]["revision"] == 2
+    assert final["analysis"]["phase"] == "Failed"
+    wait_for(lambda: _ready_revisions(kube, namespace) == {"1"}, 60, "only revision 1's pods ready")
+    return final
+
+
+def test_a_config_the_runtime_rejects_crash_loops_and_is_rolled_back(kube: KubeApi) -> None:
+    namespace = new_namespace(kube)
+    create_ts(kube, namespace, "spy", symbol="SPY", rollout=SLOW_DEADLINE)
+    wait_status(kube, namespace, "spy", timeout=60, phase="Ready", currentRevision=1, stableRevision=1)
+    patch_spec(kube, namespace, "spy", {"config": CRASHING})
+    final = _rolled_back(kube, namespace, "spy", timeout=180)
+    reason = str(final["lastRollback"]["reason"])  # type: ignore[index]
+    assert reason.startswith("CrashLoopBackOff: pod spy-trading-")
+    assert "no batch could ever be queued whole" in reason
+    assert "no batch could ever be queued whole" in final["analysis"]["message"]  # type: ignore[index]
+    assert "no batch could ever be queued whole" in condition(kube, namespace, "spy", "Degraded")["message"]
+    rolled_back = [e for e in events(kube, namespace, "spy") if e["reason"] == "RolledBack"]
+    assert len(rolled_back) == 1
+    assert "never ready: " in rolled_back[0]["message"]
+
+
+def test_an_image_the_stack_cannot_pull_is_rolled_back_at_the_progress_deadline(kube: KubeApi) -> None:
+    namespace = _stable(kube, "qqq", "QQQ")
+    patch_spec(kube, namespace, "qqq", {"image": "ghcr.io/tradeops/not-the-runtime:1.0.0"})
+    wait_for(lambda: any(e["reason"] in ("Failed", "BackOff") for e in kube.list_objects(
+        Resource("v1", "events"), namespace) if e.get("involvedObject", {}).get("kind") == "Pod"), 30,
+        "the kubelet failing to pull")
+    assert status(kube, namespace, "qqq")["currentRevision"] == 2  # a pull may still succeed: not yet
+    final = _rolled_back(kube, namespace, "qqq", timeout=90)
+    reason = str(final["lastRollback"]["reason"])  # type: ignore[index]
+    assert reason.split(":")[0] in ("ErrImagePull", "ImagePullBackOff")
+    assert "progress deadline exceeded" in reason
+
+
+def test_failing_readiness_is_rolled_back_at_the_progress_deadline(kube: KubeApi) -> None:
+    namespace = _stable(kube, "es", "ES", market="futures-options")
+    patch_spec(kube, namespace, "es", {"config": {"faultInjection": {"neverReady": True}}})
+    final = _rolled_back(kube, namespace, "es", timeout=90)
+    reason = str(final["lastRollback"]["reason"])  # type: ignore[index]
+    assert reason.startswith("ProgressDeadlineExceeded: ")
+    assert "(running, readiness probe failing)" in reason
+
+
+def test_a_first_revision_that_never_becomes_ready_is_degraded_once(kube: KubeApi) -> None:
+    namespace = new_namespace(kube)
+    create_ts(kube, namespace, "spy", rollout=SLOW_DEADLINE, config=CRASHING)
+    wait_status(kube, namespace, "spy", timeout=180, phase="Degraded", currentRevision=1, stableRevision=0)
+    degraded = condition(kube, namespace, "spy", "Degraded")
+    assert degraded["reason"] == "CrashLoopBackOff"
+    assert "no stable revision to return to" in degraded["message"]
+    assert "no batch could ever be queued whole" in degraded["message"]
+    wait_event(kube, namespace, "spy", degraded["reason"])
+    before = status(kube, namespace, "spy")
+    wait_for(lambda: int(next((c["restartCount"] for p in kube.list_objects(PODS, namespace)
+                               for c in p["status"].get("containerStatuses", [])), 0)) >= 2, 90,
+             "more restarts")
+    assert [e["reason"] for e in events(kube, namespace, "spy")].count(degraded["reason"]) == 1
+    assert status(kube, namespace, "spy")["phase"] == "Degraded"
+    assert status(kube, namespace, "spy")["currentRevision"] == before["currentRevision"] == 1
+    patch_spec(kube, namespace, "spy", {"config": {"parameters": {"queueCapacity": 4096}}})  # the fix
+    wait_status(kube, namespace, "spy", timeout=60, phase="Ready", currentRevision=2, stableRevision=2)
+
+
+def _pod_config_hashes(kube: KubeApi, namespace: str) -> list[tuple[str, str, str]]:
+    """(pod, revision label, config hash the runtime reports) for every pod serving its metrics."""
+    seen = []
+    for pod in kube.list_objects(PODS, namespace):
+        address = pod.get("status", {}).get("podIP")
+        if not address or pod["metadata"].get("deletionTimestamp"):
+            continue
+        try:
+            text = urllib.request.urlopen(f"http://{address}:{naming.METRICS_PORT}/metrics", timeout=2).read()
+        except OSError:
+            continue
+        for family in text_string_to_metric_families(text.decode()):
+            for sample in family.samples:
+                if sample.name == "tradeops_runtime_config_info":
+                    seen.append((pod["metadata"]["name"], pod["metadata"]["labels"][naming.REVISION_LABEL],
+                                 sample.labels["hash"]))
+    return seen
+
+
+def test_stable_pods_keep_their_config_through_a_surge_rollout_and_a_rollback_restores_its_bytes(
+        kube: KubeApi) -> None:
+    namespace = new_namespace(kube)
+    create_ts(kube, namespace, "spy", replicas=2, rollout={"analysisCount": 20})
+    wait_status(kube, namespace, "spy", timeout=60, phase="Ready", currentRevision=1, stableRevision=1)
+    old = runtime_config(kube, namespace, "spy")
+    assert old is not None
+    old_bytes = old["data"][naming.CONFIG_KEY]
+    old_hash = config_digest(old_bytes)
+    patch_spec(kube, namespace, "spy", {"config": {"parameters": {"batchSize": 1024}}})
+    observed: list[tuple[str, str, str]] = []
+
+    def new_pods_report() -> bool:
+        observed.extend(_pod_config_hashes(kube, namespace))
+        return any(revision == "2" for _, revision, _ in observed)
+
+    wait_for(new_pods_report, 60, "a revision-2 pod reporting its config", interval=0.2)
+    wait_status(kube, namespace, "spy", timeout=60, currentRevision=2)
+    observed.extend(_pod_config_hashes(kube, namespace))
+    new = runtime_config(kube, namespace, "spy")
+    assert new is not None
+    new_hash = config_digest(new["data"][naming.CONFIG_KEY])
+    assert new_hash != old_hash
+    assert {(revision, digest) for _, revision, digest in observed} <= {("1", old_hash), ("2", new_hash)}
+    assert ("1", old_hash) in {(revision, digest) for _, revision, digest in observed}
+    kube.merge_patch(Resource("trading.tradeops.io/v1alpha1", "tradingsymbols"), namespace, "spy",
+                     {"metadata": {"annotations": {naming.ROLLBACK_ANNOTATION: "1"}}})
+    wait_status(kube, namespace, "spy", timeout=60, currentRevision=1)
+    restored = runtime_config(kube, namespace, "spy")
+    assert restored is not None
+    assert restored["metadata"]["name"] == old["metadata"]["name"]
+    assert restored["data"][naming.CONFIG_KEY] == old_bytes
+    wait_for(lambda: {d for _, r, d in _pod_config_hashes(kube, namespace) if r == "1"} == {old_hash}
+             and len(_pod_config_hashes(kube, namespace)) == 2, 60, "both pods on revision 1's exact config")
+    assert kube.get(CONFIGMAPS, namespace, old["metadata"]["name"])["immutable"] is True
