@@ -16,7 +16,8 @@ EPILOG = (
     "--request-timeout, -o/--output. -o: table (default), wide, json, yaml, name, jsonpath=TEMPLATE; json/yaml "
     "of get/history are the API objects (a List when several), of describe {object, revisions, events}, of "
     'other commands a small result, e.g. {"name": "spy", "namespace": "default", "action": "rollback", '
-    '"fromRevision": 2, "toRevision": 1, "waited": false}. Shell completion: opsctl --install-completion. '
+    '"revision": 2, "request": "rollback-3f9c0a1b2c3d", "fromRevision": 2, "toRevision": 1, "waited": false, '
+    '"outcome": "Accepted"}. Shell completion: opsctl --install-completion. '
     + EXIT_CODES_HELP
 )
 

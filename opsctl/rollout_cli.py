@@ -1,19 +1,20 @@
-"""Rollout verbs: promote, abort or retry the revision under analysis, and show the analysis run.
+"""Rollout verbs: promote, abort or retry the revision under analysis, restart the running one, and show the
+analysis run.
 
-Each request is an annotation on the TradingSymbol that the operator acts on and removes (the spec in git
-is never changed). Each verb is one pure function that decides the request (or refuses it) from the object,
-and the same small I/O around it."""
+Each request is an annotation on the TradingSymbol, bound to the revision and generation opsctl saw, that the
+operator answers once (the spec in git is never changed; `opsctl.asking`). Each verb is one pure function that
+builds the request (or refuses it) from the object, and the same small I/O around it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import typer
 
 from opsctl import printing
-from opsctl.client import get_symbol, patch_symbol
+from opsctl.asking import ANSWER_SECONDS, AnswerTimeoutOpt, NoWaitOpt, Request, ask, new_request
+from opsctl.client import get_symbol
 from opsctl.completion import NameArg, WatchOpt
 from opsctl.errors import ExitCode, OpsctlError
 from opsctl.follow import changes, now, redraw
@@ -22,20 +23,10 @@ from opsctl.kube import Obj
 from opsctl.options import Cluster, Output
 from opsctl.render import symbol_name
 from opsctl.tables import Column, age, format_table
-from trading_operator import naming
 
 app = typer.Typer()
 ANALYSIS_COLUMNS = [Column("AGE"), Column("METRIC"), Column("PHASE"), Column("VALUE"), Column("STABLE"),
                     Column("MESSAGE", wrap=True)]
-
-
-@dataclass(frozen=True)
-class Request:
-    """An annotation for the operator, and the revision it is about."""
-
-    action: str
-    patch: Obj
-    revision: int | None
 
 
 def _under_analysis(status: Obj) -> str | None:
@@ -48,59 +39,86 @@ def _under_analysis(status: Obj) -> str | None:
     return None
 
 
-def _annotation_request(ts: Obj, action: str, annotation: str, problem: str | None) -> Request:
+def _refuse(ts: Obj, problem: str | None) -> None:
     if problem:
         raise OpsctlError(ExitCode.REJECTED, f"{ts['metadata']['name']}: {problem}")
+
+
+def _decision(ts: Obj, action: str) -> Request:
+    """promote/abort, bound to the revision under way and, once its analysis runs, to that run."""
     status = ts.get("status") or {}
+    _refuse(ts, _under_analysis(status))
     run = status.get("analysis") or {}
-    return Request(action, {"metadata": {"annotations": {annotation: "true"}}},
-                   run.get("revision") or status.get("updateRevision"))
+    if run.get("phase") in ("Running", "Inconclusive") and run.get("revision") != status.get("stableRevision"):
+        return new_request(ts, action, int(run["revision"]), run=run.get("startedAt"))
+    return new_request(ts, action, int(status.get("updateRevision") or 0))
 
 
 def plan_promote(ts: Obj) -> Request:
     """Promote the revision under analysis, unless nothing is under analysis."""
-    return _annotation_request(ts, "promote", naming.PROMOTE_ANNOTATION, _under_analysis(ts.get("status") or {}))
+    return _decision(ts, "promote")
 
 
 def plan_abort(ts: Obj) -> Request:
     """Abort the revision under analysis, unless nothing is under analysis."""
-    return _annotation_request(ts, "abort", naming.ABORT_ANNOTATION, _under_analysis(ts.get("status") or {}))
+    return _decision(ts, "abort")
 
 
 def plan_retry(ts: Obj) -> Request:
     """Retry the aborted revision, unless there is none."""
     aborted = (ts.get("status") or {}).get("abortedRevision")
-    return _annotation_request(ts, "retry", naming.RETRY_ANNOTATION,
-                               None if aborted else "nothing to retry: no aborted revision")
+    _refuse(ts, None if aborted else "nothing to retry: no aborted revision")
+    return new_request(ts, "retry", int(aborted or 0))
 
 
-def _send(cluster: Cluster, out: Output, name: str, plan: Callable[[Obj], Request]) -> None:
+def plan_restart(ts: Obj) -> Request:
+    """Restart the pods of the running revision, unless none runs or it is under analysis."""
+    status = ts.get("status") or {}
+    current = int(status.get("currentRevision") or 0)
+    _refuse(ts, None if current else "nothing to restart: no revision runs yet")
+    run = status.get("analysis") or {}
+    _refuse(ts, f"revision {current} is under analysis: a restart would skew it (promote or abort first)"
+            if run.get("phase") == "Running" and run.get("revision") == current else None)
+    return new_request(ts, "restart", current)
+
+
+def _send(cluster: Cluster, out: Output, name: str, plan: Callable[[Obj], Request], wait: bool,
+          timeout: float) -> None:
     target = cluster.connect()
     ts = get_symbol(target, name)
-    name = ts["metadata"]["name"]
-    request = plan(ts)
-    patch_symbol(target, name, request.patch)
-    result = {"name": name, "namespace": target.namespace, "action": request.action, "revision": request.revision}
-    if not printing.emit(out, result, [symbol_name(name)]):
-        printing.say(f"{name}: {request.action} of revision {request.revision} requested")
+    ask(target, out, ts["metadata"]["name"], plan(ts), wait, timeout)
 
 
 @verb(app)
-def promote(cluster: Cluster, out: Output, name: NameArg) -> None:
-    """Promote the revision under analysis to stable now (ends a running or inconclusive analysis)."""
-    _send(cluster, out, name, plan_promote)
+def promote(cluster: Cluster, out: Output, name: NameArg, no_wait: NoWaitOpt = False,
+            timeout: AnswerTimeoutOpt = ANSWER_SECONDS) -> None:
+    """Promote the revision under analysis to stable now (ends a running or inconclusive analysis). Waits for the
+    operator's answer: refused (exit 6) when the analysis concluded meanwhile or another revision is under way."""
+    _send(cluster, out, name, plan_promote, not no_wait, timeout)
 
 
 @verb(app)
-def abort(cluster: Cluster, out: Output, name: NameArg) -> None:
-    """Abort the revision under analysis: back to stable, the revision marked aborted."""
-    _send(cluster, out, name, plan_abort)
+def abort(cluster: Cluster, out: Output, name: NameArg, no_wait: NoWaitOpt = False,
+          timeout: AnswerTimeoutOpt = ANSWER_SECONDS) -> None:
+    """Abort the revision under analysis: back to stable, the revision marked aborted. Waits for the operator's
+    answer (exit 6 when refused)."""
+    _send(cluster, out, name, plan_abort, not no_wait, timeout)
 
 
 @verb(app)
-def retry(cluster: Cluster, out: Output, name: NameArg) -> None:
-    """Roll the aborted revision out again with a fresh analysis."""
-    _send(cluster, out, name, plan_retry)
+def retry(cluster: Cluster, out: Output, name: NameArg, no_wait: NoWaitOpt = False,
+          timeout: AnswerTimeoutOpt = ANSWER_SECONDS) -> None:
+    """Roll the aborted revision out again with a fresh analysis. Waits for the operator's answer (exit 6 when
+    refused)."""
+    _send(cluster, out, name, plan_retry, not no_wait, timeout)
+
+
+@verb(app)
+def restart(cluster: Cluster, out: Output, name: NameArg, no_wait: NoWaitOpt = False,
+            timeout: AnswerTimeoutOpt = ANSWER_SECONDS) -> None:
+    """Restart the pods of the running revision (a new pod-template stamp, rolled like any change; no new
+    revision). Waits for the operator's answer (exit 6 when refused)."""
+    _send(cluster, out, name, plan_restart, not no_wait, timeout)
 
 
 def _number(value: float | None) -> str:

@@ -4,6 +4,7 @@ then writes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from opsctl import printing
+from opsctl.asking import ANSWER_SECONDS, NoWaitOpt, Request, ask, new_request
 from opsctl.client import (
     as_revisions,
     events_of,
@@ -43,7 +45,6 @@ from opsctl.render import (
     symbol_row,
 )
 from opsctl.tables import Column, format_table, natural_widths
-from trading_operator import naming
 from trading_operator.identity import GROUP
 from trading_operator.revisions import Revision, find_by_number, previous_of
 
@@ -154,8 +155,19 @@ def describe_text(found: Described, width: int | None) -> str:
     if rollback:
         lines.append(f"Last rollback: {rollback.get('fromRevision')} → {rollback.get('toRevision')} at "
                      f"{rollback.get('time')}: {rollback.get('reason')}")
-    if annotations.get(naming.ROLLBACK_ANNOTATION):
-        lines.append(f"Requested:    rollback to {annotations[naming.ROLLBACK_ANNOTATION]}, not yet acted on")
+    from trading_operator.user_requests import ANNOTATIONS, decode
+
+    for action, key in ANNOTATIONS.items():
+        if key in annotations:
+            request = decode(annotations[key])
+            what = request if isinstance(request, str) else (
+                f"revision {request.to_revision}" if request.to_revision is not None else f"revision {request.revision}"
+            ) + f" (request {request.id})"
+            lines.append(f"Requested:    {action.value} {what}, not yet answered")
+    answered = (status.get("requests") or [])[-1:]
+    for last in answered:
+        lines.append(f"Last request: {last.get('action')} of revision {last.get('revision')} "
+                     f"{str(last.get('outcome', '')).lower()} at {last.get('time')}: {last.get('message')}")
     run = status.get("analysis")
     if run:
         from opsctl.progress import analysis_line
@@ -220,15 +232,8 @@ def history(cluster: Cluster, out: Output, name: NameArg) -> None:
 # rollback ----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RollbackRequest:
-    patch: Obj
-    from_revision: int
-    to_revision: int
-
-
-def plan_rollback(ts: Obj, revisions: list[Revision], to_revision: int | None) -> RollbackRequest:
-    """The annotation that asks the operator to run an earlier revision, or why not (OpsctlError)."""
+def plan_rollback(ts: Obj, revisions: list[Revision], to_revision: int | None, force: bool = False) -> Request:
+    """The request that asks the operator to run an earlier revision, or why not (OpsctlError)."""
     name, status = ts["metadata"]["name"], ts.get("status") or {}
     current = int(status.get("currentRevision") or 0)
     known = ", ".join(str(r.number) for r in revisions) or "none"
@@ -244,13 +249,21 @@ def plan_rollback(ts: Obj, revisions: list[Revision], to_revision: int | None) -
                                                   f"`opsctl history {name}` shows them)")
     if chosen.number == current:
         raise OpsctlError(ExitCode.REJECTED, f"revision {current} of {name} is already running")
-    return RollbackRequest({"metadata": {"annotations": {naming.ROLLBACK_ANNOTATION: str(chosen.number)}}},
-                           current, chosen.number)
+    aborted = status.get("abortedRevision") == chosen.number and status.get("updateRevision") == chosen.number
+    if aborted and not force:
+        raise OpsctlError(ExitCode.REJECTED, f"revision {chosen.number} of {name} failed and is aborted: --force "
+                                             "runs it again, with a fresh analysis (it does not become stable "
+                                             "without one)")
+    return new_request(ts, "rollback", current, to_revision=chosen.number, force=force and aborted)
 
 
-def rolled_back_to(number: int) -> Callable[[Obj], bool]:
+def rolled_back_to(number: int, analysed: bool = False) -> Callable[[Obj], bool]:
+    """Done: `number` runs (rolled back to; or, for a forced rollback to an aborted revision, under analysis)."""
     def done(ts: Obj) -> bool:
         status = ts.get("status") or {}
+        if analysed:
+            return bool(status.get("currentRevision") == number and (status.get("analysis") or {}).get("revision")
+                        == number)
         return bool(status.get("currentRevision") == number
                     and (status.get("lastRollback") or {}).get("toRevision") == number)
     return done
@@ -264,29 +277,41 @@ def rollback(
     to_revision: Annotated[int | None, typer.Option(
         help="Revision to run (default: previous = the stable revision, or the newest older than current)")]
     = None,
+    force: Annotated[bool, typer.Option(
+        help="Allow the aborted revision: it runs again with a fresh analysis, never straight to stable")] = False,
     wait: Annotated[bool, typer.Option(help="Wait until the operator runs it, showing progress on stderr")] = False,
-    timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait (exit code 5 when exceeded)")] = 60.0,
+    no_wait: NoWaitOpt = False,
+    timeout: Annotated[float | None, typer.Option(
+        min=0, help=f"Seconds to wait for the operator's answer (default {ANSWER_SECONDS:g}) or, with --wait, for "
+                    "the revision to run (default 60); exit code 5 when exceeded")] = None,
 ) -> None:
     """Run an earlier revision. The spec in git is not changed: the spec's revision is marked aborted until the
-    spec changes."""
+    spec changes. Waits for the operator's answer: refused (exit 6) when the revision that ran or the spec
+    changed meanwhile."""
+    if wait and no_wait:
+        raise OpsctlError(ExitCode.USAGE, "--wait and --no-wait exclude each other")
     target = cluster.connect()
     ts = get_symbol(target, name)
     name = ts["metadata"]["name"]
-    request = plan_rollback(ts, as_revisions(revision_objects(target, ts)), to_revision)
-    patch_symbol(target, name, request.patch)
-    if wait:
-        from opsctl.progress import symbol_line
-        from opsctl.run_plan import run_plan
+    request = plan_rollback(ts, as_revisions(revision_objects(target, ts)), to_revision, force)
+    to, started = request.payload.to_revision or 0, time.monotonic()
+    seconds = timeout if timeout is not None else (60.0 if wait else ANSWER_SECONDS)
+    extra = {"fromRevision": request.payload.revision, "toRevision": to, "waited": wait}
+    answer = ask(target, out, name, request, not no_wait, seconds, extra, show=not wait)
+    if not wait:
+        return
+    from opsctl.progress import symbol_line
+    from opsctl.run_plan import run_plan
 
-        plan = run_plan(ts)
-        wait_for(target, name, rolled_back_to(request.to_revision), timeout,
-                 ProgressLines(lambda state: symbol_line(state, plan, now())),
-                 f"{name} to run revision {request.to_revision}")
-    result = {"name": name, "namespace": target.namespace, "action": "rollback",
-              "fromRevision": request.from_revision, "toRevision": request.to_revision, "waited": wait}
+    plan = run_plan(ts)
+    left = max(0.0, seconds - (time.monotonic() - started))
+    wait_for(target, name, rolled_back_to(to, request.payload.force), left,
+             ProgressLines(lambda state: symbol_line(state, plan, now())), f"{name} to run revision {to}")
+    result = {"name": name, "namespace": target.namespace, "action": "rollback", "revision": request.payload.revision,
+              "request": request.payload.id, "outcome": (answer or {}).get("outcome"), **extra}
     if not printing.emit(out, result, [symbol_name(name)]):
-        printing.say(f"{name}: rollback from revision {request.from_revision} to {request.to_revision} "
-                f"{'done' if wait else 'requested'}")
+        analysed = " (under analysis)" if request.payload.force else ""
+        printing.say(f"{name}: rollback from revision {request.payload.revision} to {to} done{analysed}")
 
 
 # switches ----------------------------------------------------------------------------------------------------

@@ -351,6 +351,46 @@ class TuningState(CamelModel):
     """Latest proposals, newest last."""
 
 
+class RequestAction(enum.StrEnum):
+    """What a person asked the operator for (through opsctl)."""
+
+    PROMOTE = "promote"
+    ABORT = "abort"
+    RETRY = "retry"
+    ROLLBACK = "rollback"
+    RESTART = "restart"
+
+
+class RequestOutcome(enum.StrEnum):
+    """How the operator answered a request."""
+
+    ACCEPTED = "Accepted"
+    REFUSED = "Refused"
+
+
+class RequestRecord(CamelModel):
+    """A request the operator consumed, and its answer (opsctl waits for its id here)."""
+
+    id: str
+    """The request's id, chosen by the requester."""
+    action: RequestAction
+    """promote, abort, retry, rollback or restart."""
+    revision: int
+    """The revision the request was made for."""
+    to_revision: int | None = None
+    """Rollback target."""
+    generation: int
+    """The spec generation the request was made for."""
+    outcome: RequestOutcome
+    """Accepted or Refused."""
+    reason: str
+    """CamelCase reason (Accepted, or why it was refused)."""
+    message: str = ""
+    """What was done, or why not."""
+    time: str
+    """When it was answered (RFC 3339)."""
+
+
 class TradingSymbolStatus(CamelModel):
     """Observed state of a TradingSymbol, written by the operator."""
 
@@ -386,3 +426,5 @@ class TradingSymbolStatus(CamelModel):
     """Background analysis and self-healing."""
     tuning: TuningState | None = None
     """Auto-tuning state and history."""
+    requests: list[RequestRecord] = []
+    """The latest requests answered (promote, abort, retry, rollback, restart), newest last."""

@@ -14,6 +14,8 @@ class ConditionType(enum.StrEnum):
     PAUSED = "Paused"
     HALTED = "Halted"
     SPEC_VALID = "SpecValid"
+    LAST_REQUEST = "LastRequest"
+    """The answer to the latest request (True: accepted, False: refused, with why)."""
 
 
 class Reason(enum.StrEnum):
@@ -47,7 +49,11 @@ class Reason(enum.StrEnum):
     NOT_PAUSED = "NotPaused"
     TRADING_DISABLED = "TradingDisabled"
     TRADING_ENABLED = "TradingEnabled"
+    # LastRequest (and the RequestRefused Event)
+    REQUEST_ACCEPTED = "RequestAccepted"
+    REQUEST_REFUSED = "RequestRefused"
     # Events only
+    RESTARTING = "Restarting"
     REVISION_CREATED = "RevisionCreated"
     REVISIONS_PRUNED = "RevisionsPruned"
     CHILD_CREATED = "ChildCreated"

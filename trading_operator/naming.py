@@ -17,9 +17,12 @@ ABORT_ANNOTATION = f"{GROUP}/abort"
 """Requested abort of the revision under analysis (rolls back to stable, marks it aborted)."""
 RETRY_ANNOTATION = f"{GROUP}/retry"
 """Requested retry of the aborted revision (a fresh analysis run)."""
+RESTART_ANNOTATION = f"{GROUP}/restart"
+"""Requested restart of the running revision's pods (a new pod template stamp, like `kubectl rollout restart`).
+Every request's value is a JSON payload (`user_requests.RequestPayload`) binding it to a revision and generation."""
 TUNING_FROZEN_ANNOTATION = f"{GROUP}/tuning-frozen"
 """Present: the auto-tuner proposes nothing (a running proposal finishes)."""
-REQUEST_ANNOTATIONS = (ROLLBACK_ANNOTATION, PROMOTE_ANNOTATION, ABORT_ANNOTATION, RETRY_ANNOTATION)
+REQUEST_ANNOTATIONS = (ROLLBACK_ANNOTATION, PROMOTE_ANNOTATION, ABORT_ANNOTATION, RETRY_ANNOTATION, RESTART_ANNOTATION)
 
 # Annotations and labels on children.
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"

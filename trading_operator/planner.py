@@ -11,9 +11,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies.risk import risk_problems
-from trading_operator import naming, tuner
+from trading_operator import naming, tuner, user_requests
 from trading_operator.api import (
     AnalysisPhase,
+    BackgroundState,
     ConditionStatus,
     Phase,
     TradingSymbolSpec,
@@ -130,7 +131,7 @@ def plan(observed: Observed) -> Plan:
     rolled_out = False
     ready_replicas = 0
     if target is not None:
-        restarted_at = status.background.restarted_at if status.background else None
+        restarted_at = decision.restarted_at or (status.background.restarted_at if status.background else None)
         rolled_out, ready_replicas = _reconcile_children(result, observed, spec, owner, target, restarted_at)
         _reconcile_shadow(result, observed, spec, owner, decision.shadow)
         keep = {n for n in (target.number, decision.stable, decision.previous_stable, update.number,
@@ -242,11 +243,18 @@ def _invalid(
         observed.generation,
         observed.now,
     )
+    answers = user_requests.refuse_all(observed.annotations, frozenset(r.id for r in status.requests), message)
+    user_requests.respond(result, answers)
+    last_request = user_requests.last_request_condition(answers)
+    if last_request is not None:
+        conditions = set_condition(conditions, ConditionType.LAST_REQUEST, *last_request, observed.generation,
+                                   observed.now)
     return status.model_copy(
         update={
             "conditions": conditions,
             "phase": Phase.INVALID,
             "observed_generation": observed.generation,
+            "requests": user_requests.records(status.requests, answers, observed.now),
         }
     )
 
@@ -404,6 +412,11 @@ def _status(
     else:
         halted = (ConditionStatus.TRUE, Reason.TRADING_DISABLED, "Kill switch on: pods run, no new positions")
     conditions = set_condition(conditions, ConditionType.HALTED, *halted, gen, now)
+    last_request = user_requests.last_request_condition(decision.requests)
+    if last_request is not None:
+        conditions = set_condition(conditions, ConditionType.LAST_REQUEST, *last_request, gen, now)
+    if decision.restarted_at is not None:
+        background = (background or BackgroundState()).model_copy(update={"restarted_at": decision.restarted_at})
     return status.model_copy(
         update={
             "observed_generation": gen,
@@ -421,6 +434,8 @@ def _status(
             "ready_replicas": ready_replicas,
             "analysis": run,
             "tuning": decision.tuning,
+            "background": background,
+            "requests": user_requests.records(status.requests, decision.requests, now),
         }
     )
 

@@ -8,17 +8,19 @@ revision of a symbol has nothing to compare with and becomes stable once rolled 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from policies.loader import PolicySet
 from policies.models import AnalysisPolicySpec, SLOPolicySpec, TuningPolicySpec
-from trading_operator import naming, tuner
+from trading_operator import tuner, user_requests
 from trading_operator.analysis import OBJECTIVE, AnalysisSettings, measured_mean, record, settings_for
 from trading_operator.api import (
     AnalysisKind,
     AnalysisPhase,
     AnalysisRun,
+    RequestAction,
     RollbackRecord,
     TradingSymbolSpec,
     TradingSymbolStatus,
@@ -27,9 +29,10 @@ from trading_operator.api import (
 from trading_operator.conditions import Reason
 from trading_operator.findings import ObjectiveMeasured, RunMeasured, StableMeasured
 from trading_operator.healing import Action, Outcome, assess
-from trading_operator.plans import NORMAL, WARNING, Observed, Plan, RemoveAnnotation
+from trading_operator.plans import NORMAL, WARNING, Observed, Plan
 from trading_operator.progress import NotReady
-from trading_operator.revisions import Revision, find_by_number, previous_of
+from trading_operator.revisions import Revision, find_by_number
+from trading_operator.user_requests import Answers, RequestPayload
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,10 @@ class Decision:
     """Set while an Inconclusive run holds the rollout (the Paused condition)."""
     never_ready: NotReady | None = None
     """Set when a first revision (no stable one to return to) cannot become ready: Degraded, nothing else."""
+    requests: Answers = dataclasses.field(default_factory=lambda: Answers([], []))
+    """This reconcile's answers to requests (promote, abort, retry, rollback, restart)."""
+    restarted_at: str | None = None
+    """Set when a restart request was accepted: the new pod-template stamp."""
 
 
 def decide(
@@ -187,11 +194,16 @@ def decide(
     )
     current = find_by_number(revisions, status.current_revision)
     stable = find_by_number(revisions, decision.stable)
-    if naming.ROLLBACK_ANNOTATION in observed.annotations and _manual_rollback(
-        result, observed, revisions, update, current, decision
-    ):
-        return decision
     nxt = candidate or update
+    decision.requests = user_requests.answer(observed.annotations, user_requests.moment_of(
+        observed.generation, status, nxt.number, aborted, spec.paused, revisions))
+    user_requests.respond(result, decision.requests)
+    if decision.requests.accepted(RequestAction.RESTART):
+        decision.restarted_at = observed.now
+    rollback = decision.requests.accepted(RequestAction.ROLLBACK)
+    if rollback is not None and not rollback.forced_retry and _manual_rollback(
+            result, observed, revisions, update, current, rollback.payload, decision):
+        return decision
     if stable is None:
         decision.target = current if spec.paused else nxt
         if decision.target is not None and running["main"] == decision.target.number:
@@ -232,12 +244,10 @@ def _first_never_ready(result: Plan, observed: Observed, target: Revision, why: 
 
 
 def _retry(result: Plan, observed: Observed, decision: Decision, update: Revision) -> bool:
-    """Handle a retry request: True when the aborted revision is to be rolled out again."""
-    if naming.RETRY_ANNOTATION not in observed.annotations:
-        return False
-    result.actions.append(RemoveAnnotation(naming.RETRY_ANNOTATION))
-    if decision.aborted != update.number:
-        result.event(WARNING, Reason.RETRYING, "Retry ignored: no aborted revision to retry")
+    """Act on an accepted retry (or forced rollback to the aborted revision): True when the aborted revision is
+    to be rolled out again, with a fresh analysis."""
+    forced = decision.requests.accepted(RequestAction.ROLLBACK)
+    if decision.requests.accepted(RequestAction.RETRY) is None and not (forced and forced.forced_retry):
         return False
     result.event(NORMAL, Reason.RETRYING, f"Retrying revision {update.number} with a fresh analysis")
     decision.aborted = None
@@ -264,12 +274,9 @@ def decide_new(
     shadowed = kind is AnalysisKind.SHADOW
     decision.target, decision.shadow = (stable, nxt) if shadowed else (nxt, None)
     now = observed.now
-    for key in (naming.PROMOTE_ANNOTATION, naming.ABORT_ANNOTATION):
-        if key in observed.annotations:
-            result.actions.append(RemoveAnnotation(key))
-    if naming.ABORT_ANNOTATION in observed.annotations:
+    if decision.requests.accepted(RequestAction.ABORT):
         run = _finished(run, nxt, kind, stable, AnalysisPhase.FAILED, "aborted by request", now)
-    elif naming.PROMOTE_ANNOTATION in observed.annotations:
+    elif decision.requests.accepted(RequestAction.PROMOTE):
         run = _finished(run, nxt, kind, stable, AnalysisPhase.SUCCESSFUL, "promoted by request", now)
     stuck = (failing or {}).get("shadow" if shadowed else "main")
     if stuck is not None and stuck[0] == nxt.number and (run is None or run.phase is AnalysisPhase.RUNNING):
@@ -358,25 +365,17 @@ def _conclude_tuning(
 
 def _manual_rollback(
     result: Plan, observed: Observed, revisions: list[Revision], update: Revision, current: Revision | None,
-    decision: Decision,
+    request: RequestPayload | None, decision: Decision,
 ) -> bool:
-    """Act on a rollback request. True when it decided the target."""
-    request = observed.annotations[naming.ROLLBACK_ANNOTATION]
-    result.actions.append(RemoveAnnotation(naming.ROLLBACK_ANNOTATION))
-    chosen = _resolve(request, revisions, current, decision.stable)
+    """Act on an accepted rollback request (`user_requests` checked that the revision exists and is not running,
+    and that running an aborted one was forced: that one runs analysed, through `_retry`)."""
+    chosen = find_by_number(revisions, request.to_revision or 0) if request else None
     if chosen is None:
-        have = ", ".join(str(r.number) for r in sorted(revisions, key=lambda r: r.number))
-        result.event(WARNING, Reason.ROLLBACK_FAILED,
-                     f"Rollback to {request!r} refused: no such revision (have {have})")
-        return False
-    if current is not None and chosen.number == current.number:
-        if not (decision.last_rollback and decision.last_rollback.to_revision == chosen.number):
-            result.event(WARNING, Reason.ROLLBACK_FAILED,
-                         f"Rollback to revision {chosen.number} ignored: it is already running")
         return False
     from_number = current.number if current else 0
     decision.last_rollback = RollbackRecord(from_revision=from_number, to_revision=chosen.number,
-                                            reason=f"ManualRollback: requested {request}", time=observed.now)
+                                            reason=f"ManualRollback: requested revision {chosen.number}",
+                                            time=observed.now)
     decision.aborted = update.number if update.number != chosen.number else None
     if decision.analysis is not None and decision.analysis.phase is AnalysisPhase.RUNNING:
         decision.analysis = decision.analysis.model_copy(update={
@@ -392,11 +391,3 @@ def _manual_rollback(
                  f"Rolled back from revision {from_number} to {chosen.number} (manual){held}")
     return True
 
-
-def _resolve(request: str, revisions: list[Revision], current: Revision | None, stable: int) -> Revision | None:
-    if request.strip().lower() == "previous":
-        return previous_of(revisions, current.number if current else 0, stable)
-    try:
-        return find_by_number(revisions, int(request))
-    except ValueError:
-        return None

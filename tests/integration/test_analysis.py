@@ -11,9 +11,12 @@ from dataclasses import dataclass
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 from devstack.processes import PrometheusProcess, free_port, kube_for, wait_for
 from devstack.stack import start_analysis_stack
+from opsctl.errors import ExitCode
+from opsctl.main import app
 from trading_operator import naming
 from trading_operator.kube import CONFIGMAPS, DEPLOYMENTS, KubeApi, Resource
 
@@ -42,7 +45,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = start_analysis_stack(tmp_path_factory.mktemp("analysis"), POLICIES,
                                    operator_env={"TRADEOPS_METRICS_PORT": str(metrics_port)}, time_scale=TIME_SCALE)
     try:
-        yield Stack(kube_for(running.kubeconfig), running.prometheus, f"http://127.0.0.1:{metrics_port}/metrics")
+        yield Stack(kube_for(running.kubeconfig), running.prometheus, f"http://127.0.0.1:{metrics_port}/metrics",
+                    running.kubeconfig)
     finally:
         running.stop()
 
@@ -52,6 +56,7 @@ class Stack:
     kube: KubeApi
     prometheus: PrometheusProcess
     operator_metrics: str
+    kubeconfig: pathlib.Path
 
     def operator_metric(self, name: str, **labels: str) -> float:
         """A sample of the operator's own /metrics, 0 when absent."""
@@ -116,6 +121,25 @@ def test_injected_latency_is_rolled_back_with_the_measured_values(stack: Stack) 
                 if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))}
 
     wait_for(lambda: revisions_ready() == {"1"}, 30, "only revision 1's pods ready")
+
+
+def test_promote_through_opsctl_ends_a_running_analysis_once(stack: Stack) -> None:
+    namespace = new_namespace(stack.kube)
+    create_ts(stack.kube, namespace, "promo", rollout={"analysisCount": 40})  # a run of ~80 s
+    wait_status(stack.kube, namespace, "promo", timeout=60, phase="Ready", stableRevision=1)
+    patch_spec(stack.kube, namespace, "promo", {"config": {"strategy": {"entryScore": 0.66}}})
+    wait_for(lambda: (status(stack.kube, namespace, "promo").get("analysis") or {}).get("revision") == 2, 60,
+             "the analysis of revision 2 running")
+    opsctl = ["--kubeconfig", str(stack.kubeconfig), "-n", namespace]
+    result = CliRunner().invoke(app, [*opsctl, "promote", "promo"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "promo: promote of revision 2 accepted: promote of revision 2"
+    final = wait_status(stack.kube, namespace, "promo", timeout=30, stableRevision=2, currentRevision=2)
+    assert (final["analysis"]["phase"], final["analysis"]["message"]) == ("Successful", "promoted by request")
+    assert [r["outcome"] for r in final["requests"]] == ["Accepted"]
+    again = CliRunner().invoke(app, [*opsctl, "promote", "promo"])
+    assert again.exit_code == ExitCode.REJECTED
+    assert "revision 2 is already stable" in again.stderr
 
 
 def test_shadow_revision_runs_beside_stable_and_takes_over_when_it_passes(stack: Stack) -> None:

@@ -25,6 +25,7 @@ from tests.integration.operator_harness import (
 from trading_operator import naming
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONFIGMAPS, DEPLOYMENTS, NETWORK_POLICIES, PDBS, SERVICES
+from trading_operator.user_requests import RequestPayload, encode
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -95,8 +96,14 @@ def test_rollback_runs_the_chosen_revision_and_keeps_the_spec(kube, ns):
     wait_status(kube, ns, "spy", phase="Ready")
     patch_spec(kube, ns, "spy", {"image": "ghcr.io/tradeops/trading-runtime:2.0.0"})
     wait_status(kube, ns, "spy", phase="Ready", currentRevision=2)
-    kube.merge_patch(TRADING_SYMBOLS, ns, "spy", {"metadata": {"annotations": {naming.ROLLBACK_ANNOTATION: "1"}}})
+    ts = get_ts(kube, ns, "spy")
+    request = RequestPayload(id="rollback-by-hand", revision=2, generation=ts["metadata"]["generation"],
+                             to_revision=1)
+    kube.merge_patch(TRADING_SYMBOLS, ns, "spy", {"metadata": {"annotations": {
+        naming.ROLLBACK_ANNOTATION: encode(request)}}})
     final = wait_status(kube, ns, "spy", currentRevision=1, abortedRevision=2)
+    assert final["requests"][-1]["id"] == "rollback-by-hand"
+    assert final["requests"][-1]["outcome"] == "Accepted"
     assert final["lastRollback"]["fromRevision"] == 2
     assert final["lastRollback"]["toRevision"] == 1
     assert final["phase"] == "Degraded"

@@ -9,8 +9,21 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from devstack.processes import wait_for
+from opsctl.asking import ask, new_request
+from opsctl.errors import ExitCode, OpsctlError
 from opsctl.main import app
-from tests.integration.operator_harness import create_ts, get_ts, patch_spec, running_revision, wait_status
+from opsctl.options import Cluster, Output
+from tests.integration.operator_harness import (
+    condition,
+    create_ts,
+    deployment,
+    get_ts,
+    patch_spec,
+    running_revision,
+    wait_event,
+    wait_status,
+)
 from trading_operator import naming
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -57,8 +70,10 @@ def test_rollback_with_wait_runs_the_previous_revision(stack, ns):
     two_revisions(stack, ns)
     result = opsctl(stack, ns, "-o", "json", "rollback", "spy", "--wait", "--timeout", "20")
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert json.loads(result.stdout) == {"name": "spy", "namespace": ns, "action": "rollback",
-                                         "fromRevision": 2, "toRevision": 1, "waited": True}
+    printed = json.loads(result.stdout)
+    assert printed.pop("request").startswith("rollback-")
+    assert printed == {"name": "spy", "namespace": ns, "action": "rollback", "revision": 2, "outcome": "Accepted",
+                       "fromRevision": 2, "toRevision": 1, "waited": True}
     assert running_revision(stack.kube, ns, "spy") == 1
     ts = get_ts(stack.kube, ns, "spy")
     assert ts["spec"]["config"]["parameters"]["batchSize"] == 512  # git's spec untouched
@@ -66,6 +81,72 @@ def test_rollback_with_wait_runs_the_previous_revision(stack, ns):
     described = opsctl(stack, ns, "describe", "spy")
     assert "Last rollback: 2 → 1" in described.stdout
     assert "RolledBack" in described.stdout
+
+
+@pytest.mark.e2e
+def test_rollback_waits_for_the_operators_answer(stack, ns):
+    two_revisions(stack, ns)
+    result = opsctl(stack, ns, "rollback", "spy", "--to-revision", "1")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.stdout == "spy: rollback from revision 2 to 1 accepted: rollback from revision 2 to 1\n"
+    answered = get_ts(stack.kube, ns, "spy")["status"]["requests"][-1]
+    assert (answered["action"], answered["outcome"], answered["toRevision"]) == ("rollback", "Accepted", 1)
+    assert condition(stack.kube, ns, "spy", "LastRequest")["reason"] == "RequestAccepted"
+
+
+@pytest.mark.e2e
+def test_rollback_to_the_aborted_revision_needs_force_and_then_goes_through_analysis(stack, ns):
+    two_revisions(stack, ns)
+    assert opsctl(stack, ns, "rollback", "spy", "--to-revision", "1").exit_code == 0
+    wait_status(stack.kube, ns, "spy", currentRevision=1, abortedRevision=2)
+    refused = opsctl(stack, ns, "rollback", "spy", "--to-revision", "2")
+    assert refused.exit_code == 6
+    assert "revision 2 of spy failed and is aborted: --force runs it again" in refused.stderr
+    forced = opsctl(stack, ns, "rollback", "spy", "--to-revision", "2", "--force")
+    assert forced.exit_code == 0, forced.stdout + forced.stderr
+    assert "forced: it runs with a fresh analysis" in forced.stdout
+    final = wait_status(stack.kube, ns, "spy", currentRevision=2, stableRevision=2)
+    # Through the analysis path (these policies have no analysis metrics: promoted once rolled out), never as a
+    # manual rollback straight to stable.
+    assert final["lastRollback"]["toRevision"] == 1
+    assert "abortedRevision" not in final
+    wait_event(stack.kube, ns, "spy", "Retrying")
+
+
+@pytest.mark.e2e
+def test_a_request_the_spec_outran_is_refused_by_the_operator_with_exit_6(stack, ns):
+    two_revisions(stack, ns)
+    cluster = Cluster(kubeconfig=str(stack.kubeconfig), namespace=ns)
+    seen = get_ts(stack.kube, ns, "spy")
+    request = new_request(seen, "rollback", 2, to_revision=1)  # what opsctl built from what it read ...
+    patch_spec(stack.kube, ns, "spy", {"config": {"parameters": {"batchSize": 1024}}})  # ... as git moved on
+    try:
+        with pytest.raises(OpsctlError) as refused:
+            ask(cluster.connect(), Output(), "spy", request, wait=True, timeout=20)
+    finally:
+        cluster.close()
+    assert refused.value.code == ExitCode.REJECTED
+    assert "refused by the operator (GenerationMoved): the spec changed since the request" in refused.value.message
+    last = condition(stack.kube, ns, "spy", "LastRequest")
+    assert (last["status"], last["reason"]) == ("False", "RequestRefused")
+    assert request.payload.id in wait_event(stack.kube, ns, "spy", "RequestRefused")["message"]
+    assert naming.ROLLBACK_ANNOTATION not in (get_ts(stack.kube, ns, "spy")["metadata"].get("annotations") or {})
+    wait_status(stack.kube, ns, "spy", phase="Ready", currentRevision=3)  # nothing rolled back
+
+
+@pytest.mark.e2e
+def test_restart_rolls_the_pods_of_the_running_revision(stack, ns):
+    create_ts(stack.kube, ns, "spy")
+    wait_status(stack.kube, ns, "spy", phase="Ready")
+    result = opsctl(stack, ns, "restart", "spy")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "restart of the pods of revision 1" in result.stdout
+    template = wait_for(lambda: (deployment(stack.kube, ns, "spy") or {}).get("spec", {}).get("template", {})
+                        .get("metadata", {}).get("annotations", {}).get(naming.RESTARTED_AT_ANNOTATION), 20,
+                        "the restart stamp on the pod template")
+    assert template
+    assert running_revision(stack.kube, ns, "spy") == 1
+    wait_event(stack.kube, ns, "spy", "Restarting")
 
 
 @pytest.mark.e2e

@@ -35,6 +35,7 @@ from trading_operator import api, builders, naming
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONTROLLER_REVISIONS, CRDS, EVENTS, NAMESPACES, KubeApi
 from trading_operator.revisions import Revision, template_hash, template_of
+from trading_operator.user_requests import RequestPayload, decode
 
 emulator_thread = emulator_fixtures.emulator_thread
 runner = CliRunner()
@@ -363,15 +364,26 @@ def test_history_shows_changes_ages_and_marks(cluster: Cluster) -> None:
 # rollback ----------------------------------------------------------------------------------------------------
 
 
-def test_rollback_to_a_revision_sets_the_annotation(cluster: Cluster) -> None:
-    result = cluster.opsctl("-o", "json", "rollback", "spy", "--to-revision", "1")
+def test_rollback_no_wait_sends_a_request_bound_to_the_running_revision(cluster: Cluster) -> None:
+    result = cluster.opsctl("-o", "json", "rollback", "spy", "--to-revision", "1", "--no-wait")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"name": "spy", "namespace": cluster.namespace, "action": "rollback",
-                                         "fromRevision": 3, "toRevision": 1, "waited": False}
+    printed = json.loads(result.stdout)
+    request_id = printed.pop("request")
+    assert printed == {"name": "spy", "namespace": cluster.namespace, "action": "rollback", "revision": 3,
+                       "fromRevision": 3, "toRevision": 1, "waited": False, "outcome": "Pending"}
     path = f"/apis/{api.API_VERSION}/namespaces/{cluster.namespace}/tradingsymbols/spy"
-    assert cluster.patches() == [(path, "application/merge-patch+json",
-                                  {"metadata": {"annotations": {naming.ROLLBACK_ANNOTATION: "1"}}})]
-    assert cluster.ts()["metadata"]["annotations"][naming.ROLLBACK_ANNOTATION] == "1"
+    [(written_path, content_type, body)] = cluster.patches()
+    assert (written_path, content_type) == (path, "application/merge-patch+json")
+    sent = decode(body["metadata"]["annotations"][naming.ROLLBACK_ANNOTATION])
+    assert sent == RequestPayload(id=request_id, revision=3, generation=cluster.ts()["metadata"]["generation"],
+                                  to_revision=1)
+
+
+def test_a_request_with_no_answer_times_out_with_exit_5_and_stays(cluster: Cluster) -> None:
+    result = cluster.opsctl("rollback", "spy", "--to-revision", "1", "--timeout", "1")
+    assert result.exit_code == ExitCode.TIMEOUT
+    assert "no answer to the rollback from revision 3 to 1 within 1s" in error_line(result)
+    assert naming.ROLLBACK_ANNOTATION in cluster.ts()["metadata"]["annotations"]
 
 
 @pytest.mark.parametrize(
@@ -392,17 +404,23 @@ def test_rollback_is_validated_before_anything_is_written(
 
 
 def fake_operator(cluster: Cluster, stop: threading.Event) -> None:
-    """Acts on the rollback annotation as the operator does: first a rollout in progress (Progressing,
-    half ready), then the revision runs, lastRollback is recorded and the annotation removed."""
+    """Acts on the rollback annotation as the operator does: answers it, shows a rollout in progress
+    (Progressing, half ready), then the revision runs, lastRollback is recorded and the annotation removed."""
     with contextlib.closing(emulator_fixtures.api_client_for(cluster.emulator.url)) as api_client:
         kube = KubeApi(api_client)
         while not stop.wait(0.05):
             ts = kube.get(TRADING_SYMBOLS, cluster.namespace, "spy")
-            wanted = (ts["metadata"].get("annotations") or {}).get(naming.ROLLBACK_ANNOTATION)
-            if wanted is None:
+            value = (ts["metadata"].get("annotations") or {}).get(naming.ROLLBACK_ANNOTATION)
+            if value is None:
                 continue
-            current = ts["status"]["currentRevision"]
+            request = decode(value)
+            assert isinstance(request, RequestPayload)
+            wanted, current = request.to_revision, ts["status"]["currentRevision"]
             kube.patch_status(TRADING_SYMBOLS, cluster.namespace, "spy", {
+                "requests": [{"id": request.id, "action": "rollback", "revision": current, "toRevision": wanted,
+                              "generation": request.generation, "outcome": "Accepted", "reason": "Accepted",
+                              "message": f"rollback from revision {current} to {wanted}",
+                              "time": "2026-11-25T11:00:00Z"}],
                 "phase": "Progressing", "readyReplicas": 1, "conditions": [
                     {"type": "Progressing", "status": "True", "reason": "RollingBack",
                      "message": f"rolling back to revision {wanted}", "lastTransitionTime": "2026-11-25T11:00:00Z"}]})
@@ -439,9 +457,11 @@ def test_rollback_wait_shows_progress_and_returns_when_the_revision_runs(cluster
 def test_rollback_wait_times_out_with_exit_5(cluster: Cluster) -> None:
     result = cluster.opsctl("rollback", "spy", "--wait", "--timeout", "1")
     assert result.exit_code == ExitCode.TIMEOUT
-    assert result.stderr.splitlines()[-1].startswith("opsctl: error: timed out after 1s waiting for spy to run "
-                                                     "revision 2")
-    assert cluster.ts()["metadata"]["annotations"][naming.ROLLBACK_ANNOTATION] == "2"  # requested all the same
+    assert result.stderr.splitlines()[-1].startswith("opsctl: error: spy: no answer to the rollback from revision 3 "
+                                                     "to 2 within 1s")
+    sent = decode(cluster.ts()["metadata"]["annotations"][naming.ROLLBACK_ANNOTATION])  # requested all the same
+    assert isinstance(sent, RequestPayload)
+    assert sent.to_revision == 2
 
 
 # switches ----------------------------------------------------------------------------------------------------

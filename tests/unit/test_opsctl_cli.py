@@ -19,6 +19,7 @@ from opsctl.main import GROUPS, app
 
 runner = CliRunner()
 VERBS = ("get", "describe", "history", "rollback", "pause", "resume", "halt", "unhalt", "promote", "abort", "retry",
+         "restart",
          "analysis", "version")
 
 

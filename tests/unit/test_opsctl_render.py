@@ -24,10 +24,19 @@ from opsctl.render import (
     symbol_row,
     true_conditions,
 )
-from opsctl.rollout_cli import plan_abort, plan_promote, plan_retry
-from opsctl.symbols_cli import HALT_REASON_ANNOTATION, Switch, halt_switch, plan_rollback, plan_switch
+from opsctl.rollout_cli import plan_abort, plan_promote, plan_restart, plan_retry
+from opsctl.symbols_cli import (
+    HALT_REASON_ANNOTATION,
+    Described,
+    Switch,
+    describe_text,
+    halt_switch,
+    plan_rollback,
+    plan_switch,
+)
 from trading_operator import naming
 from trading_operator.revisions import Revision, RevisionTemplate
+from trading_operator.user_requests import RequestPayload, decode, encode
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, 0, tzinfo=datetime.UTC)
 DIGEST_A = "sha256:" + "a" * 64
@@ -210,10 +219,24 @@ REVISIONS = [rev(1), rev(2), rev(3)]
     ({"currentRevision": 3, "stableRevision": 1}, None, 1),
     ({"currentRevision": 3}, 1, 1)],
     ids=["stable", "newest-older", "stable-older", "explicit"])
-def test_plan_rollback_writes_the_annotation(status, to, expected):
+def test_plan_rollback_writes_a_request_bound_to_the_running_revision(status, to, expected):
     request = plan_rollback(ts(status=status), REVISIONS, to)
-    assert request.patch == {"metadata": {"annotations": {naming.ROLLBACK_ANNOTATION: str(expected)}}}
-    assert (request.from_revision, request.to_revision) == (3, expected)
+    sent = decode(request.patch["metadata"]["annotations"][naming.ROLLBACK_ANNOTATION])
+    assert isinstance(sent, RequestPayload)
+    assert (sent.revision, sent.to_revision, sent.generation, sent.force) == (3, expected, 1, False)
+    assert sent.id.startswith("rollback-")
+    assert plan_rollback(ts(status=status), REVISIONS, to).payload.id != sent.id  # every request is new
+
+
+def test_rollback_to_the_aborted_revision_needs_force():
+    aborted = {"currentRevision": 2, "stableRevision": 2, "updateRevision": 3, "abortedRevision": 3}
+    with pytest.raises(OpsctlError, match="--force runs it again, with a fresh analysis") as refused:
+        plan_rollback(ts(status=aborted), REVISIONS, 3)
+    assert refused.value.code is ExitCode.REJECTED
+    forced = plan_rollback(ts(status=aborted), REVISIONS, 3, force=True).payload
+    assert (forced.revision, forced.to_revision, forced.force) == (2, 3, True)
+    # --force on a revision that is not aborted changes nothing: it is a plain rollback.
+    assert plan_rollback(ts(status=aborted), REVISIONS, 1, force=True).payload.force is False
 
 
 @pytest.mark.parametrize(("status", "to", "code", "text"), [
@@ -253,14 +276,24 @@ def test_halt_keeps_an_existing_reason_unless_given_one(trading, current, reason
     assert (None if patch is None else patch["metadata"]["annotations"]) == expected
 
 
-ANALYSING = {"currentRevision": 3, "stableRevision": 2, "updateRevision": 3, "analysis": {"revision": 3}}
+ANALYSING = {"currentRevision": 3, "stableRevision": 2, "updateRevision": 3,
+             "analysis": {"revision": 3, "phase": "Running", "startedAt": "2026-11-25T10:00:00Z"}}
+
+
+def sent(request: Any, annotation: str) -> RequestPayload:
+    payload = decode(request.patch["metadata"]["annotations"][annotation])
+    assert isinstance(payload, RequestPayload)
+    return payload
 
 
 @pytest.mark.parametrize(("plan", "annotation"), [(plan_promote, naming.PROMOTE_ANNOTATION),
                                                    (plan_abort, naming.ABORT_ANNOTATION)], ids=["promote", "abort"])
-def test_promote_and_abort_request_the_revision_under_analysis(plan, annotation):
-    request = plan(ts(status=ANALYSING))
-    assert (request.patch, request.revision) == ({"metadata": {"annotations": {annotation: "true"}}}, 3)
+def test_promote_and_abort_are_bound_to_the_revision_and_the_run_under_analysis(plan, annotation):
+    payload = sent(plan(ts(status=ANALYSING)), annotation)
+    assert (payload.revision, payload.run, payload.generation) == (3, "2026-11-25T10:00:00Z", 1)
+    rolling = sent(plan(ts(status={**ANALYSING, "analysis": {**ANALYSING["analysis"], "revision": 2,
+                                                              "phase": "Successful"}})), annotation)
+    assert (rolling.revision, rolling.run) == (3, None)  # rolling out, its run not started yet
     with pytest.raises(OpsctlError, match="already stable") as refused:
         plan(ts(status={"updateRevision": 2, "stableRevision": 2}))
     assert refused.value.code is ExitCode.REJECTED
@@ -269,8 +302,17 @@ def test_promote_and_abort_request_the_revision_under_analysis(plan, annotation)
 def test_retry_needs_an_aborted_revision():
     with pytest.raises(OpsctlError, match="no aborted revision"):
         plan_retry(ts(status={"updateRevision": 3}))
-    assert plan_retry(ts(status={"updateRevision": 3, "abortedRevision": 3})).patch == \
-        {"metadata": {"annotations": {naming.RETRY_ANNOTATION: "true"}}}
+    assert sent(plan_retry(ts(status={"updateRevision": 3, "abortedRevision": 3})), naming.RETRY_ANNOTATION).revision \
+        == 3
+
+
+def test_restart_is_bound_to_the_running_revision_and_refused_under_analysis():
+    assert sent(plan_restart(ts(status={"currentRevision": 2, "stableRevision": 2})),
+                naming.RESTART_ANNOTATION).revision == 2
+    with pytest.raises(OpsctlError, match="under analysis"):
+        plan_restart(ts(status=ANALYSING))
+    with pytest.raises(OpsctlError, match="no revision runs"):
+        plan_restart(ts(status={}))
 
 
 # following ---------------------------------------------------------------------------------------------------
@@ -318,3 +360,17 @@ def test_a_watch_does_not_retry_what_retrying_cannot_fix():
     events = watch_symbols(Target(kube, "ns", "tester"), "ns", "0", None)
     with pytest.raises(OpsctlError, match="refused"):
         next(events)
+
+
+def test_describe_shows_a_request_not_yet_answered_and_the_last_answer():
+    pending = encode(RequestPayload(id="rollback-1", revision=3, generation=2, to_revision=1))
+    answered = {"id": "promote-9", "action": "promote", "revision": 3, "generation": 2, "outcome": "Refused",
+                "reason": "AnalysisConcluded", "message": "the analysis of revision 3 already concluded Failed",
+                "time": "2026-11-25T11:58:00Z"}
+    obj = ts(status={"currentRevision": 3, "requests": [answered]},
+             annotations={naming.ROLLBACK_ANNOTATION: pending, naming.RETRY_ANNOTATION: "true"})
+    lines = describe_text(Described(obj, [], []), None).splitlines()
+    assert "Requested:    rollback revision 1 (request rollback-1), not yet answered" in lines
+    assert any(line.startswith("Requested:    retry not a request opsctl writes") for line in lines)
+    assert ("Last request: promote of revision 3 refused at 2026-11-25T11:58:00Z: the analysis of revision 3 "
+            "already concluded Failed") in lines

@@ -12,6 +12,7 @@ import yaml
 from policies.loader import default_policies
 from policies.models import RiskPolicySpec
 from trading_operator import naming
+from trading_operator.api import RequestAction
 from trading_operator.executor import revision_from_object
 from trading_operator.findings import Finding
 from trading_operator.planner import (
@@ -23,6 +24,7 @@ from trading_operator.planner import (
     RemoveAnnotation,
     plan,
 )
+from trading_operator.user_requests import ANNOTATIONS, RequestPayload, encode
 
 BASE_SPEC: dict[str, Any] = {
     "symbol": "SPY",
@@ -66,6 +68,7 @@ class World:
         """What the analysis loop recorded since the last step (consumed by it)."""
         self.clock = 0
         self.policies = default_policies()
+        self.requests_made = 0
 
     def observe(self) -> Observed:
         self.clock += 1
@@ -120,9 +123,30 @@ class World:
         self.deployment_ready()
         self.step()
 
+    def request(self, action: RequestAction, revision: int | None = None, **fields: Any) -> str:
+        """What opsctl writes: a request bound to what it sees now (the revision it is about, the generation).
+        Returns its id."""
+        self.requests_made += 1
+        run = self.status.get("analysis") or {}
+        if revision is None and action in (RequestAction.PROMOTE, RequestAction.ABORT):
+            if run.get("phase") in ("Running", "Inconclusive") and run["revision"] != self.status["stableRevision"]:
+                revision, fields = run["revision"], {"run": run["startedAt"], **fields}
+            else:
+                revision = self.status["updateRevision"]
+        elif revision is None:
+            revision = self.status.get("abortedRevision" if action is RequestAction.RETRY else "currentRevision", 0)
+        payload = RequestPayload(id=f"{action.value}-{self.requests_made}", revision=revision,
+                                 generation=self.generation, **fields)
+        self.annotations[ANNOTATIONS[action]] = encode(payload)
+        return payload.id
+
+    def answer(self, request_id: str) -> dict[str, Any] | None:
+        """The operator's recorded answer to a request."""
+        return next((r for r in self.status.get("requests", []) if r["id"] == request_id), None)
+
     def promote(self) -> None:
         """What `opsctl promote` asks for."""
-        self.annotations[naming.PROMOTE_ANNOTATION] = "true"
+        self.request(RequestAction.PROMOTE)
         self.step()
 
     def edit_spec(self, patch: dict[str, Any]) -> None:
@@ -251,8 +275,9 @@ def test_manual_rollback_runs_the_chosen_revision_and_does_not_fight_the_spec():
     world.edit_spec({"image": "ghcr.io/tradeops/runtime:2.0.0"})
     world.converge()
     assert world.running_revision() == 2
-    world.annotations[naming.ROLLBACK_ANNOTATION] = "1"
+    asked = world.request(RequestAction.ROLLBACK, to_revision=1)
     world.step()
+    assert world.answer(asked)["outcome"] == "Accepted"
     assert world.running_revision() == 1
     assert world.status["lastRollback"]["fromRevision"] == 2
     assert world.status["lastRollback"]["toRevision"] == 1
@@ -272,25 +297,38 @@ def test_manual_rollback_runs_the_chosen_revision_and_does_not_fight_the_spec():
     assert "abortedRevision" not in world.status
 
 
-def test_rollback_previous_goes_to_stable():
+def test_rollback_during_a_rollout_goes_to_stable():
     world = World()
     world.converge()
     world.edit_spec({"image": "ghcr.io/tradeops/runtime:2.0.0"})
     world.step()  # revision 2 rolling, stable still 1
-    world.annotations[naming.ROLLBACK_ANNOTATION] = "previous"
+    world.request(RequestAction.ROLLBACK, to_revision=1)
     world.step()
     assert world.running_revision() == 1
 
 
-@pytest.mark.parametrize("request_", ["9", "banana"], ids=["missing-number", "not-a-number"])
-def test_rollback_to_unknown_revision_is_refused_with_an_event(request_):
+@pytest.mark.parametrize(("value", "reason"), [
+    (None, "NoSuchRevision"),
+    ("banana", "Malformed"),
+    ('{"id": "x", "revision": 1}', "Malformed"),
+], ids=["missing-number", "not-json", "unbound"])
+def test_rollback_to_unknown_revision_is_refused_with_an_event_and_a_condition(value, reason):
     world = World()
     world.converge()
-    world.annotations[naming.ROLLBACK_ANNOTATION] = request_
+    world.request(RequestAction.ROLLBACK, to_revision=9)
+    if value is not None:
+        world.annotations[naming.ROLLBACK_ANNOTATION] = value
     world.step()
     assert world.running_revision() == 1
-    assert world.reasons()[-1] == "RollbackFailed"
+    assert world.events[-1].reason == "RequestRefused"
+    assert world.events[-1].type == "Warning"
+    refused = world.condition("LastRequest")
+    assert (refused["status"], refused["reason"]) == ("False", "RequestRefused")
     assert naming.ROLLBACK_ANNOTATION not in world.annotations
+    if value is None:
+        assert world.status["requests"][-1]["reason"] == reason
+    else:
+        assert reason.lower() in world.events[-1].message.lower() or "not a request" in world.events[-1].message
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trading_operator import naming
-from trading_operator.api import AnalysisPhase, Measurement
+from trading_operator.api import AnalysisPhase, Measurement, RequestAction
 from trading_operator.findings import ObjectiveMeasured, RunMeasured, StableMeasured
 from trading_operator.planner import plan
 
@@ -59,7 +59,7 @@ def test_a_failed_run_rolls_back_and_holds_the_revision_until_a_retry():
     world.deployment_ready()
     world.step()
     assert world.running_revision() == 1  # not retried by itself
-    world.annotations[naming.RETRY_ANNOTATION] = "true"
+    world.request(RequestAction.RETRY)
     world.step()
     assert world.running_revision() == 2
     assert "abortedRevision" not in world.status
@@ -79,14 +79,14 @@ def test_an_inconclusive_run_holds_and_never_rolls_back():
     assert paused["reason"] == "AnalysisInconclusive"
     assert "metrics unavailable" in paused["message"]
     assert "RolledBack" not in world.reasons()
-    world.annotations[naming.PROMOTE_ANNOTATION] = "true"
+    world.request(RequestAction.PROMOTE)
     world.step()
     assert world.status["stableRevision"] == 2
 
 
 def test_abort_during_a_run_rolls_back():
     world = with_new_revision()
-    world.annotations[naming.ABORT_ANNOTATION] = "true"
+    world.request(RequestAction.ABORT)
     world.step()
     assert world.running_revision() == 1
     assert world.status["abortedRevision"] == 2

@@ -1,0 +1,315 @@
+"""Which shipped faults the operator catches, how fast the stable revision serves again, and whether healthy
+revisions are left alone.
+
+The whole local stack runs for real (devstack.stack): the synthetic feed, Prometheus scraping every second,
+the emulated API whose kubelet runs every Pod as a trading-runtime process with a real kubelet's timing
+(readiness probe every 5 s, restart back-off from 10 s), and the operator with the shipped default policies.
+
+Each fault is shipped as a user ships it: a TradingSymbol spec change on a symbol whose revision 1 is stable.
+
+| fault        | the spec change                                                     | caught by          |
+|--------------|---------------------------------------------------------------------|--------------------|
+| `latency`    | `faultInjection.extraLatencyMs: 120`                                 | analysis (SLO)     |
+| `errors`     | `faultInjection.errorRate: 0.2`                                      | analysis (SLO)     |
+| `accuracy`   | `faultInjection.accuracyDegradation: 1.0` (every signal flipped)     | analysis (SLO)     |
+| `crash-loop` | `faultInjection.crashAfterSeconds: 2`                                | the rollout        |
+| `never-ready`| `faultInjection.neverReady: true` (readiness never passes)           | the rollout        |
+| `bad-image`  | an image name with a typo (the devstack answers ErrImagePull)        | the rollout        |
+| `bad-config` | `parameters.queueCapacity` below `batchSize` (the runtime exits 2)   | the rollout        |
+
+Measured per run, from the kubelet's own record of container starts, readiness and exits (wall clock):
+- start, "the fault is live": for the SLO faults, the first pod of the faulty revision Ready (it serves with
+  the fault); for the others, which never serve, the moment the API server accepted the spec change (the
+  rollout of the bad revision begins);
+- end, "the stable revision serves again": the first moment, at or after the operator's rollback was seen in
+  status (`abortedRevision` = the faulty revision, polled every 0.1 s), at which a pod of the stable
+  revision is Ready and no container of the faulty revision runs.
+A run is `detected` when the operator rolled the faulty revision back within `--fault-timeout`; undetected
+runs have no time (they are not counted as fast). Excluded: creating the symbol and its first rollout.
+
+Then `--healthy` symbols get a healthy change (`batchSize` 256→512, a config change) and soak for
+`--soak-seconds` under background analysis, side by side: `false_rollbacks` counts RolledBack Events and
+aborted revisions among them, `false_restarts` SelfHealingRestart Events; `stable_pods_saw_new_config`
+counts revision-1 pods whose mounted `runtime.yaml` (the file the kubelet keeps in sync with the
+ConfigMap, what the runtime reads) changed while they ran — a new revision's config leaking into stable
+pods.
+
+    python benchmarks/fault_matrix.py --json [--runs N] [--soak-seconds S] [--healthy H] [--faults a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from devstack.processes import kube_for, wait_for
+from devstack.stack import AnalysisStack, start_analysis_stack
+from trading_operator.executor import TRADING_SYMBOLS
+from trading_operator.kube import EVENTS, NAMESPACES, KubeApi
+from trading_operator.naming import REVISION_LABEL
+
+SLO_FAULTS = ("latency", "errors", "accuracy")
+FAULTS: dict[str, dict[str, Any]] = {
+    "latency": {"config": {"faultInjection": {"extraLatencyMs": 120}}},
+    "errors": {"config": {"faultInjection": {"errorRate": 0.2}}},
+    "accuracy": {"config": {"faultInjection": {"accuracyDegradation": 1.0}}},
+    "crash-loop": {"config": {"faultInjection": {"crashAfterSeconds": 2}}},
+    "never-ready": {"config": {"faultInjection": {"neverReady": True}}},
+    "bad-image": {"image": "ghcr.io/tradeops/trading-runtme:1.0.0"},
+    "bad-config": {"config": {"parameters": {"batchSize": 512, "queueCapacity": 200}}},
+}
+HEALTHY_CHANGE = {"config": {"parameters": {"batchSize": 512}}}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def ts_body(name: str) -> dict[str, Any]:
+    return {"apiVersion": "trading.tradeops.io/v1alpha1", "kind": "TradingSymbol", "metadata": {"name": name},
+            "spec": {"symbol": "SPY", "market": "equity-options",
+                     "image": "ghcr.io/tradeops/trading-runtime:1.0.0", "drain": {"timeoutSeconds": 0}}}
+
+
+def status_of(kube: KubeApi, namespace: str, name: str) -> dict[str, Any]:
+    return dict(kube.get(TRADING_SYMBOLS, namespace, name).get("status") or {})
+
+
+def wait_status(kube: KubeApi, namespace: str, name: str, timeout: float, **expected: Any) -> dict[str, Any]:
+    def matches() -> dict[str, Any] | None:
+        current = status_of(kube, namespace, name)
+        return current if all(current.get(k) == v for k, v in expected.items()) else None
+
+    return wait_for(matches, timeout, f"{namespace}/{name} {expected}", interval=0.1)
+
+
+def stable_symbol(kube: KubeApi, namespace: str, name: str = "spy") -> None:
+    kube.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    kube.create(TRADING_SYMBOLS, namespace, ts_body(name))
+    wait_status(kube, namespace, name, 180, phase="Ready", stableRevision=1, currentRevision=1)
+
+
+def retire(kube: KubeApi, namespace: str, name: str = "spy") -> None:
+    """Scale to zero (the kubelet stops the processes) and delete: finished runs do not load the machine."""
+    kube.merge_patch(TRADING_SYMBOLS, namespace, name, {"spec": {"replicas": 0}})
+    wait_status(kube, namespace, name, 60, replicas=0)
+    kube.delete(TRADING_SYMBOLS, namespace, name)
+
+
+Record = tuple[float, str, str, dict[str, str], str]
+
+
+def serving_alone_since(records: list[Record], namespace: str, stable: str, faulty: str, after: float) -> float | None:
+    """The first time at or after `after` at which a pod of `stable` is Ready and no container of `faulty` runs."""
+    running: dict[str, bool] = {}
+    ready: dict[str, bool] = {}
+    revision: dict[str, str] = {}
+
+    def holds() -> bool:
+        return (any(ready.get(p) for p, r in revision.items() if r == stable)
+                and not any(running.get(p) for p, r in revision.items() if r == faulty))
+
+    checked = False
+    for when, _, pod, labels, event in sorted((r for r in records if r[1] == namespace), key=lambda r: r[0]):
+        if when > after and not checked:
+            checked = True
+            if holds():
+                return after
+        revision[pod] = labels.get(REVISION_LABEL, "")
+        if event == "started":
+            running[pod] = True
+        elif event in ("exited", "stopped"):
+            running[pod], ready[pod] = False, False
+        elif event in ("ready", "unready"):
+            ready[pod] = event == "ready"
+        if checked and holds():
+            return when
+    return after if not checked and holds() else None
+
+
+@dataclass
+class FaultRun:
+    detected: bool
+    seconds: float | None
+    reason: str
+
+
+def first_event(records: list[Record], namespace: str, revision: str, event: str, after: float) -> float | None:
+    return next((t for t, ns, _, labels, e in sorted(records, key=lambda r: r[0])
+                 if ns == namespace and labels.get(REVISION_LABEL) == revision and e == event and t >= after), None)
+
+
+def one_fault(stack: AnalysisStack, kube: KubeApi, fault: str, index: int, timeout: float) -> FaultRun:
+    namespace = f"fm-{fault}-{index}"
+    stable_symbol(kube, namespace)
+    kube.merge_patch(TRADING_SYMBOLS, namespace, "spy", {"spec": FAULTS[fault]})
+    shipped = time.time()
+    deadline = time.monotonic() + timeout
+    decided: float | None = None
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = status_of(kube, namespace, "spy")
+        if status.get("abortedRevision") == 2 and status.get("currentRevision") == 1:
+            decided = time.time()
+            break
+        time.sleep(0.1)
+    reason = str((status.get("lastRollback") or {}).get("reason") or status.get("phase") or "")
+    if decided is None:
+        retire(kube, namespace)
+        return FaultRun(False, None, f"not rolled back in {timeout:.0f}s (phase {status.get('phase')})")
+    records = stack.kubelet.history.records
+    live = first_event(records, namespace, "2", "ready", shipped) if fault in SLO_FAULTS else shipped
+    end = wait_for(lambda: serving_alone_since(list(records), namespace, "1", "2", decided), 120,
+                   f"{namespace}: the stable revision serving alone", interval=0.2)
+    retire(kube, namespace)
+    if live is None:  # rolled back before a faulty pod ever served: nothing was live
+        return FaultRun(True, 0.0, reason)
+    return FaultRun(True, max(0.0, end - live), reason)
+
+
+@dataclass
+class ConfigWatch:
+    """Hashes of the mounted runtime.yaml of every revision-1 pod, sampled while they run."""
+
+    workdir: pathlib.Path
+    namespaces: list[str]
+    seen: dict[str, set[str]] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def sample(self) -> None:
+        for namespace in self.namespaces:
+            for pod_dir in (self.workdir / "pods").glob(f"{namespace}_*"):
+                for config in pod_dir.glob("volumes/*/runtime.yaml"):
+                    try:
+                        digest = hashlib.sha256(config.read_bytes()).hexdigest()
+                    except OSError:
+                        continue  # the pod is being torn down
+                    self.seen.setdefault(str(pod_dir), set()).add(digest)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            self.sample()
+
+    def leaked(self, records: list[Record]) -> int:
+        """Revision-1 pods (by the labels the kubelet recorded) whose config changed while they ran."""
+        stable_pods = {(ns, pod) for _, ns, pod, labels, _ in records
+                       if ns in self.namespaces and labels.get(REVISION_LABEL) == "1"}
+        return sum(1 for pod_dir, digests in self.seen.items()
+                   if len(digests) > 1 and tuple(pathlib.Path(pod_dir).name.split("_")[:2]) in stable_pods)
+
+
+def healthy_soak(stack: AnalysisStack, kube: KubeApi, count: int, soak_seconds: float) -> dict[str, Any]:
+    namespaces = [f"fm-healthy-{i}" for i in range(count)]
+    for namespace in namespaces:
+        stable_symbol(kube, namespace)
+    watch = ConfigWatch(stack.workdir, namespaces)
+    watch.sample()
+    sampler = threading.Thread(target=watch.run, daemon=True)
+    sampler.start()
+    try:
+        for namespace in namespaces:
+            kube.merge_patch(TRADING_SYMBOLS, namespace, "spy", {"spec": HEALTHY_CHANGE})
+        wait_for(lambda: all(_concluded(kube, ns) for ns in namespaces), 240, "the healthy revisions decided",
+                 interval=0.5)
+        leaked = watch.leaked(list(stack.kubelet.history.records))
+        time.sleep(soak_seconds)
+    finally:
+        watch.stop.set()
+        sampler.join(5)
+    false_rollbacks = false_restarts = 0
+    for namespace in namespaces:
+        reasons = [e.get("reason") for e in kube.list_objects(EVENTS, namespace)]
+        status = status_of(kube, namespace, "spy")
+        false_rollbacks += reasons.count("RolledBack") + (1 if status.get("abortedRevision") and
+                                                          "RolledBack" not in reasons else 0)
+        false_restarts += reasons.count("SelfHealingRestart")
+        retire(kube, namespace)
+    return {"false_rollbacks": false_rollbacks, "false_restarts": false_restarts,
+            "stable_pods_saw_new_config": leaked}
+
+
+def _concluded(kube: KubeApi, namespace: str) -> bool:
+    status = status_of(kube, namespace, "spy")
+    return bool(status.get("stableRevision") == 2 or status.get("abortedRevision") == 2)
+
+
+def code_version() -> str:
+    root = pathlib.Path(__file__).resolve().parent.parent
+    done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                          text=True, check=False)
+    return done.stdout.strip() or "unknown"
+
+
+def run(faults: list[str], runs: int, healthy: int, soak_seconds: float, fault_timeout: float,
+        progress: Callable[[str], None]) -> dict[str, Any]:
+    code = code_version()  # what was measured, before anything can change the tree
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-faults-"))
+    stack = start_analysis_stack(workdir)
+    try:
+        kube = kube_for(stack.kubeconfig)
+        rows = []
+        for fault in faults:
+            results = []
+            for index in range(runs):
+                result = one_fault(stack, kube, fault, index, fault_timeout)
+                progress(f"{fault} run {index + 1}/{runs}: " + (f"{result.seconds:.1f} s ({result.reason})"
+                                                                 if result.detected else result.reason))
+                results.append(result)
+            times = [r.seconds for r in results if r.seconds is not None]
+            rows.append({"fault": fault, "runs": runs, "detected": sum(r.detected for r in results),
+                         "rollback_p50_s": round(statistics.median(times), 2) if times else None,
+                         "rollback_p95_s": round(percentile(times, 0.95), 2) if times else None,
+                         "reasons": sorted({r.reason for r in results})})
+        soak = healthy_soak(stack, kube, healthy, soak_seconds) if healthy else \
+            {"false_rollbacks": 0, "false_restarts": 0, "stable_pods_saw_new_config": 0}
+        progress(f"healthy soak: {soak}")
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"code": code, "faults": rows, "healthy_runs": healthy, "soak_s": soak_seconds, **soak,
+            "fault_timeout_s": fault_timeout}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per fault")
+    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated subset of {', '.join(FAULTS)}")
+    parser.add_argument("--healthy", type=int, default=2, help="healthy revisions soaked side by side")
+    parser.add_argument("--soak-seconds", type=float, default=600.0, help="how long each healthy revision soaks")
+    parser.add_argument("--fault-timeout", type=float, default=240.0,
+                        help="seconds a faulty revision has to be rolled back before the run counts as undetected")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()]
+    unknown = sorted(set(faults) - set(FAULTS))
+    if unknown or args.runs < 1 or args.healthy < 0 or args.soak_seconds < 0:
+        parser.error(f"unknown faults {unknown}" if unknown else "--runs >= 1, --healthy >= 0, --soak-seconds >= 0")
+    result = run(faults, args.runs, args.healthy, args.soak_seconds, args.fault_timeout,
+                 lambda line: print(line, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for row in result["faults"]:
+        print(f"{row['fault']:12} detected {row['detected']}/{row['runs']}  p50 {row['rollback_p50_s']} s  "
+              f"p95 {row['rollback_p95_s']} s  ({'; '.join(row['reasons'])})")
+    print(f"healthy: {result['healthy_runs']} soaked {result['soak_s']:.0f} s: {result['false_rollbacks']} false "
+          f"rollbacks, {result['false_restarts']} false restarts, {result['stable_pods_saw_new_config']} stable pods "
+          f"saw the new config (code {result['code']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
