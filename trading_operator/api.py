@@ -236,6 +236,14 @@ class Measurement(CamelModel):
     """The measured value (None: no data or error)."""
     baseline: float | None = None
     """The stable revision's value (shadow runs)."""
+    samples: float | None = None
+    """Trials (ratio metrics) or samples behind the value: below the metric's minimum, Inconclusive."""
+    low: float | None = None
+    """Lower end of the value's confidence interval (ratio metrics; a value metric's equals its value)."""
+    high: float | None = None
+    """Upper end of the value's confidence interval."""
+    advisory: bool | None = None
+    """True for a metric that can fail a run but need not pass it (its SLO's analysis is not required)."""
     message: str = ""
     """Why it was judged so."""
 
