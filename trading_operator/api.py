@@ -325,7 +325,10 @@ class TuningRecord(CamelModel):
     objective: float | None = None
     """Objective measured for the proposal."""
     outcome: str
-    """Kept, Reverted (no improvement), SLOBreach, Inconclusive or Aborted."""
+    """Kept, Reverted (no improvement), SLOBreach, Inconclusive, Aborted, or Invalid (skipped: the config
+    it would make breaks a rule of the runtime config, e.g. entryScore above exitScore)."""
+    message: str | None = None
+    """Why an Invalid proposal was skipped."""
 
 
 class TuningState(CamelModel):
