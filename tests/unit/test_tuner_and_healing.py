@@ -162,3 +162,14 @@ def test_a_passing_measurement_clears_the_breach_and_the_exhausted_mark():
     assert outcome.action is Action.NONE
     assert outcome.background.consecutive_breaches == 0
     assert not outcome.background.exhausted
+
+
+def test_inconclusive_measurements_never_lead_to_an_action():
+    few = [Measurement(time=t(0), metric="signal-hit-rate", phase=AnalysisPhase.INCONCLUSIVE, samples=4,
+                       message="4 calls, fewer than the 30 needed to judge")]
+    status = stable(stable_since=t(0), previous_stable_revision=2)
+    for second in range(0, 100, 10):
+        outcome = assess(status, few, BACKGROUND, t(second))
+        assert outcome.action is Action.NONE
+        assert outcome.background.consecutive_breaches == 0
+        status = status.model_copy(update={"background": outcome.background})
