@@ -198,8 +198,9 @@ class AnalysisPolicySpec(PolicyModel):
     """Wait after the revision is rolled out before the first measurement (scrapes need to arrive)."""
     failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
     """Failed measurements of one metric tolerated; one more fails the run."""
-    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 3
-    """Inconclusive measurements of one metric tolerated; one more ends the run Inconclusive."""
+    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 10
+    """Inconclusive measurements of one required metric tolerated; one more ends the run Inconclusive. Room
+    for the windows to fill: the first measurements of a new revision often have too few samples."""
     consecutive_error_limit: Annotated[int, Field(ge=0, le=100)] = 4
     """Consecutive query errors (Prometheus unreachable) tolerated; one more ends the run Inconclusive."""
     confidence: Annotated[float, Field(ge=0.5, lt=1.0)] = 0.9
