@@ -237,10 +237,11 @@ def _ratio(check: AnalysisMetric, events: float, trials: float, reference: float
     if reference is None:
         low, high = wilson(events, trials, z)
         value = min(max(events / trials, 0.0), 1.0)
+        counts = f"{events:.0f} of {trials:.0f} {check.sample_unit}"
     else:
         value, low, high = difference(events, trials, reference, trials, z)
-    return _Judged(value, low, high, f"{_fmt(value)} of {trials:.0f} {check.sample_unit} "
-                                     f"[{_fmt(low)}, {_fmt(high)}]")
+        counts = f"{events:.0f} vs {reference:.0f} of {trials:.0f} {check.sample_unit}"
+    return _Judged(value, low, high, f"{_fmt(value)} ({counts}) [{_fmt(low)}, {_fmt(high)}]")
 
 
 def _against(low: float, high: float, threshold: float, passes: Comparison) -> AnalysisPhase:

@@ -80,8 +80,8 @@ def test_healthy_revision_is_analysed_and_promoted(stack: Stack) -> None:
     latency = [m for m in run["measurements"] if m["metric"] == "tick-to-signal-latency"]
     passed = [m for m in latency if m["phase"] == "Successful"]
     assert len(passed) >= 3
-    # The share of ticks over 50 ms, judged on at least 50 ticks with its interval wholly below 5 %.
-    assert all(0 <= m["value"] <= m["high"] < 0.05 and m["samples"] >= 50 for m in passed)
+    # The share of ticks over 50 ms, judged on at least 20 ticks with its interval wholly below 5 %.
+    assert all(0 <= m["value"] <= m["high"] < 0.05 and m["samples"] >= 20 for m in passed)
     assert not any(m["phase"] == "Failed" for m in run["measurements"])
     promoted = wait_event(stack.kube, namespace, "spy", "Promoted")
     assert "analysis successful" in promoted["message"]
@@ -106,10 +106,10 @@ def test_injected_latency_is_rolled_back_with_the_measured_values(stack: Stack) 
     rolled_back = wait_event(stack.kube, namespace, "qqq", "RolledBack")
     assert "not below 0.05" in rolled_back["message"]
     # The measured share of slow ticks appears in the Event, with the ticks it was judged on.
-    measured, ticks = rolled_back["message"].split("tick-to-signal-latency: ")[1].split(" ticks over 50 ms")[0] \
-        .split(" of ")
+    judged = rolled_back["message"].split("tick-to-signal-latency: ")[1]
+    measured, ticks = judged.split(" (")[0], judged.split(" of ")[1].split(" ticks over 50 ms")[0]
     assert float(measured) > 0.05
-    assert float(ticks) >= 50
+    assert float(ticks) >= 20
     # The stable revision's process runs again; the spec in git still asks for revision 2's config.
     assert stack.operator_metric("tradeops_operator_rollbacks_total", namespace=namespace, symbol="QQQ") == 1
     assert stack.operator_metric("tradeops_operator_analysis_runs_total", namespace=namespace, symbol="QQQ",

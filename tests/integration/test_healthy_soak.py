@@ -40,11 +40,11 @@ def test_healthy_symbols_under_background_analysis_are_never_restarted_or_rolled
         create_ts(kube, namespace, name, symbol=symbol, market=market,
                   config={"parameters": {"batchSize": 512}})
     for name in ("qqq", "es"):
-        wait_status(kube, namespace, name, timeout=90, phase="Ready", currentRevision=1, stableRevision=1)
+        wait_status(kube, namespace, name, timeout=180, phase="Ready", currentRevision=1, stableRevision=1)
 
     # A healthy change is promoted on its analysis, not rolled back.
     patch_spec(kube, namespace, "qqq", {"config": {"parameters": {"batchSize": 1024}}})
-    promoted = wait_status(kube, namespace, "qqq", timeout=90, phase="Ready", currentRevision=2, stableRevision=2)
+    promoted = wait_status(kube, namespace, "qqq", timeout=180, phase="Ready", currentRevision=2, stableRevision=2)
     assert promoted["analysis"]["phase"] == "Successful"
     assert not any(m["phase"] == "Failed" for m in promoted["analysis"]["measurements"])
 

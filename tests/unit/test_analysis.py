@@ -59,22 +59,22 @@ def latency(slow: float | None = None, ticks: float | None = 1000, error: str | 
 @pytest.mark.parametrize(
     ("check", "values", "phase", "message"),
     [
-        (LATENCY, (3, 1000), AnalysisPhase.SUCCESSFUL, "0.003 of 1000 ticks over 50 ms"),
-        (LATENCY, (900, 1000), AnalysisPhase.FAILED, "0.9 of 1000 ticks over 50 ms"),
+        (LATENCY, (3, 1000), AnalysisPhase.SUCCESSFUL, "0.003 (3 of 1000 ticks over 50 ms)"),
+        (LATENCY, (900, 1000), AnalysisPhase.FAILED, "0.9 (900 of 1000 ticks over 50 ms)"),
         (LATENCY, (5, 20), AnalysisPhase.INCONCLUSIVE, "20 ticks over 50 ms, fewer than the 100 needed"),
         (LATENCY, (20, 20), AnalysisPhase.INCONCLUSIVE, "fewer than the 100 needed"),
         (LATENCY, (6, 120), AnalysisPhase.INCONCLUSIVE, "not surely below 0.05 (the interval straddles it)"),
         (LATENCY, (60, 1200), AnalysisPhase.INCONCLUSIVE, "straddles"),
         (LATENCY, (None, None), AnalysisPhase.INCONCLUSIVE, "no data"),
         (LATENCY, (float("nan"), 1000), AnalysisPhase.INCONCLUSIVE, "no data"),
-        (AVAILABILITY, (30, 30), AnalysisPhase.SUCCESSFUL, "1 of 30 scrapes"),
+        (AVAILABILITY, (30, 30), AnalysisPhase.SUCCESSFUL, "1 (30 of 30 scrapes)"),
         (AVAILABILITY, (29, 30), AnalysisPhase.INCONCLUSIVE, "straddles"),
         (AVAILABILITY, (5, 6), AnalysisPhase.INCONCLUSIVE, "6 scrapes, fewer than the 20 needed"),
         (AVAILABILITY, (10, 30), AnalysisPhase.FAILED, "not above 0.9"),
         (HIT_RATE, (2, 4, 4), AnalysisPhase.INCONCLUSIVE, "4 calls, fewer than the 30 needed"),
         (HIT_RATE, (20, 40, 22), AnalysisPhase.INCONCLUSIVE, "straddles"),
-        (HIT_RATE, (300, 600, 420), AnalysisPhase.FAILED, "-0.2 of 600 calls"),
-        (HIT_RATE, (330, 600, 300), AnalysisPhase.SUCCESSFUL, "0.05 of 600 calls"),
+        (HIT_RATE, (300, 600, 420), AnalysisPhase.FAILED, "-0.2 (300 vs 420 of 600 calls)"),
+        (HIT_RATE, (330, 600, 300), AnalysisPhase.SUCCESSFUL, "0.05 (330 vs 300 of 600 calls)"),
         (P95, (0.01, 500), AnalysisPhase.SUCCESSFUL, "0.01 s over 500 samples below 0.05 s"),
         (P95, (0.2, 500), AnalysisPhase.FAILED, "0.2 s over 500 samples not below 0.05 s"),
         (P95, (0.05, 500), AnalysisPhase.FAILED, "not below"),
@@ -148,13 +148,13 @@ def test_enough_passing_measurements_make_a_successful_run():
     run = record(run, [latency(20)], SETTINGS, NOW)
     assert run.phase is AnalysisPhase.SUCCESSFUL
     assert run.finished_at == NOW
-    assert "latency: 0.02 of 1000 ticks over 50 ms" in run.message
+    assert "latency: 0.02 (20 of 1000 ticks over 50 ms)" in run.message
 
 
 def test_failures_beyond_the_limit_fail_the_run_with_the_values():
     run = run_of([latency(200)], [latency(300)])
     assert run.phase is AnalysisPhase.FAILED
-    assert "0.3 of 1000 ticks over 50 ms" in run.message
+    assert "0.3 (300 of 1000 ticks over 50 ms)" in run.message
     assert "not below 0.05" in run.message
     assert "2 failed, limit 1" in run.message
 
