@@ -216,11 +216,13 @@ def judge(query: Query, samples: list[Sample], z: float, now: str) -> Measuremen
     straddles = " (the interval straddles it)" if phase is AnalysisPhase.INCONCLUSIVE else ""
     message = f"{judged.text} {verb} {_fmt(check.threshold, check.unit)}{straddles}"
     base = None
-    if phase is not AnalysisPhase.FAILED and base_value is not None and base_count is not None \
-            and check.baseline_tolerance is not None:
-        base, base_phase, detail = _versus_baseline(check, value, count, base_value, base_count, z)
-        if base_phase is not AnalysisPhase.SUCCESSFUL:
-            phase, message = base_phase, f"{judged.text} vs stable {detail}"
+    if phase is not AnalysisPhase.FAILED and query.baseline_promql is not None:
+        if base_value is None or base_count is None:
+            phase, message = AnalysisPhase.INCONCLUSIVE, f"{judged.text} vs stable: no data for the stable revision"
+        else:
+            base, base_phase, detail = _versus_baseline(check, value, count, base_value, base_count, z)
+            if base_phase is not AnalysisPhase.SUCCESSFUL:
+                phase, message = base_phase, f"{judged.text} vs stable {detail}"
     return Measurement(time=now, metric=query.metric, phase=phase, value=judged.value, baseline=base,
                        samples=count, low=judged.low, high=judged.high, advisory=advisory, message=message)
 

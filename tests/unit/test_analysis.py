@@ -116,8 +116,11 @@ def test_a_query_error_is_an_error_never_a_verdict():
         ((45, 1000), (1, 1000), AnalysisPhase.FAILED, "worse by more than 0.02"),
         ((15, 1000), (1, 1000), AnalysisPhase.INCONCLUSIVE, "not surely within 0.02"),
         ((2, 1000), (0, 10), AnalysisPhase.INCONCLUSIVE, "10 ticks over 50 ms, fewer than the 100 needed"),
+        ((2, 1000), (None, None), AnalysisPhase.INCONCLUSIVE, "no data for the stable revision"),
+        ((900, 1000), (None, None), AnalysisPhase.FAILED, "not below 0.05"),
     ],
-    ids=["like-stable", "clearly-worse-than-stable", "maybe-worse", "stable-has-too-few-samples"],
+    ids=["like-stable", "clearly-worse-than-stable", "maybe-worse", "stable-has-too-few-samples",
+         "stable-has-no-data", "failing-on-its-own-needs-no-stable"],
 )
 def test_shadow_runs_compare_with_the_stable_revision_by_interval(candidate, stable, phase, message):
     measured = measure(LATENCY, *candidate, *stable, baseline=True)
