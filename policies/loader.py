@@ -125,7 +125,8 @@ def _semantic_errors(model: PolicyModel) -> list[str]:
                 problems += [f"spec.slos[{i}].sli.{p}" for p in template_errors(slo.sli.error_query, "errorQuery")]
                 problems += [f"spec.slos[{i}].sli.{p}" for p in template_errors(slo.sli.total_query, "totalQuery")]
             if slo.analysis is not None:
-                problems += [f"spec.slos[{i}].analysis.{p}" for p in template_errors(slo.analysis.query, "query")]
+                for field, template in slo.analysis.templates().items():
+                    problems += [f"spec.slos[{i}].analysis.{p}" for p in template_errors(template, field)]
     if isinstance(model, TuningPolicySpec):
         problems += [f"spec.objective.{p}" for p in template_errors(model.objective.query, "query")]
         for i, parameter in enumerate(model.parameters):

@@ -44,42 +44,68 @@ class Comparison(enum.StrEnum):
     ABOVE = "above"
 
 
-class NoData(enum.StrEnum):
-    """What a query that returns nothing counts as."""
+class RatioQueries(PolicyModel):
+    """A ratio metric's counts over the window: events out of trials, so it can be judged with an interval."""
 
-    INCONCLUSIVE = "inconclusive"
-    FAILED = "failed"
-    SUCCESSFUL = "successful"
+    events: Annotated[str, Field(min_length=1)]
+    """PromQL template of the events counted in the window (e.g. slow ticks, errors, answered scrapes)."""
+    trials: Annotated[str, Field(min_length=1)]
+    """PromQL template of the trials in the window (ticks, messages, scrapes, scored calls)."""
+    reference: Annotated[str, Field(min_length=1)] | None = None
+    """Events of a reference scored on the same trials (the hit rate's best baseline): the threshold then
+    applies to the difference `events/trials - reference/trials`."""
 
 
 class AnalysisMetric(PolicyModel):
-    """What analysis measures for an SLO: one PromQL value per measurement, judged against a threshold."""
+    """What analysis measures for an SLO, judged against a threshold only when there are enough samples.
 
-    query: Annotated[str, Field(min_length=1)]
-    """PromQL template returning one value for the scope (`{{ selector }}`, `{{ window }}`)."""
+    A ratio metric (`ratio`) is judged with a confidence interval: Failed only when the whole interval is
+    on the wrong side of the threshold, Successful only when it is wholly on the right side, otherwise
+    Inconclusive. A value metric (`query`, e.g. a quantile) has no interval: it is compared as measured,
+    but only over at least `minSamples` samples (`samples`)."""
+
+    ratio: RatioQueries | None = None
+    """Counts of a ratio metric (preferred: judged with an interval)."""
+    query: Annotated[str, Field(min_length=1)] | None = None
+    """PromQL template of a value metric, one value for the scope (`{{ selector }}`, `{{ window }}`)."""
+    samples: Annotated[str, Field(min_length=1)] | None = None
+    """Value metrics: PromQL template of the number of samples behind the value (required with `query`)."""
+    min_samples: Annotated[int, Field(ge=1)] = 30
+    """Fewer trials (or samples) than this in the window: the measurement is Inconclusive, never Failed."""
+    sample_unit: str = "samples"
+    """What a trial is, for messages (`ticks`, `messages`, `scrapes`, `calls`)."""
     window: Annotated[str, Field(pattern=DURATION_PATTERN)] = "30s"
-    """Range the query looks back over."""
+    """Range the query looks back over (shortened to exclude a revision's start and warm-up)."""
     passes: Comparison
     """The value must be below (latency, errors) or above (hit rate, availability) the threshold."""
     threshold: float
     """The SLO threshold, in the query's unit."""
     baseline_tolerance: Annotated[float, Field(ge=0.0)] | None = None
     """Shadow runs: the candidate may be at most this much worse than the stable revision (same unit)."""
-    no_data: NoData | None = None
-    """What no samples mean for this metric; the analysis policy's `noData` when unset."""
+    required: bool = True
+    """A required metric must pass `count` measurements for a rollout analysis to succeed; one that is not
+    (a hit rate that needs the strategy's horizon, scrape availability that needs many scrapes) can still
+    fail a run, but its inconclusive measurements neither hold nor end it."""
     unit: str = ""
     """Unit for messages (`s`, `ratio`)."""
 
-    def passed(self, value: float) -> bool:
-        return value < self.threshold if self.passes is Comparison.BELOW else value > self.threshold
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if (self.ratio is None) == (self.query is None):
+            raise ValueError("an analysis metric needs exactly one of ratio (events/trials) or query (a value)")
+        if self.query is not None and self.samples is None:
+            raise ValueError("a value metric (query) needs samples: the PromQL count behind the value")
+        if self.ratio is not None and self.samples is not None:
+            raise ValueError("samples is for value metrics; a ratio's trials are its samples")
+        return self
 
-    def within_baseline(self, value: float, baseline: float) -> bool:
-        """True when the candidate is not worse than the baseline by more than the tolerance."""
-        if self.baseline_tolerance is None:
-            return True
-        if self.passes is Comparison.BELOW:
-            return value <= baseline + self.baseline_tolerance
-        return value >= baseline - self.baseline_tolerance
+    def templates(self) -> dict[str, str]:
+        """Every PromQL template of the metric, by field name."""
+        found = {"query": self.query, "samples": self.samples}
+        if self.ratio is not None:
+            found |= {"ratio.events": self.ratio.events, "ratio.trials": self.ratio.trials,
+                      "ratio.reference": self.ratio.reference}
+        return {k: v for k, v in found.items() if v is not None}
 
 
 class ErrorRatioSLI(PolicyModel):
@@ -156,6 +182,9 @@ class BackgroundAnalysis(PolicyModel):
     """Self-healing actions per cooldown window; beyond it the symbol is marked Degraded, not looped."""
     cooldown_seconds: Annotated[int, Field(ge=0)] = 600
     """Window for `maxSelfHealing`, and the least time between two actions."""
+    warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 20
+    """Not measured for this long after the stable revision's pods (re)start — a promotion, a rollback or a
+    self-healing restart: a restart the operator caused is not evidence against the revision."""
 
 
 class AnalysisPolicySpec(PolicyModel):
@@ -169,12 +198,14 @@ class AnalysisPolicySpec(PolicyModel):
     """Wait after the revision is rolled out before the first measurement (scrapes need to arrive)."""
     failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
     """Failed measurements of one metric tolerated; one more fails the run."""
-    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 3
-    """Inconclusive measurements of one metric tolerated; one more ends the run Inconclusive."""
+    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 10
+    """Inconclusive measurements of one required metric tolerated; one more ends the run Inconclusive. Room
+    for the windows to fill: the first measurements of a new revision often have too few samples."""
     consecutive_error_limit: Annotated[int, Field(ge=0, le=100)] = 4
     """Consecutive query errors (Prometheus unreachable) tolerated; one more ends the run Inconclusive."""
-    no_data: NoData = NoData.INCONCLUSIVE
-    """What a query returning no samples counts as."""
+    confidence: Annotated[float, Field(ge=0.5, lt=1.0)] = 0.9
+    """Level of the two-sided interval ratio metrics are judged with: at 0.9 each verdict (Failed or
+    Successful) is one-sided at 95 %."""
     measurements_kept: Annotated[int, Field(ge=1, le=100)] = 20
     """Measurements kept in status."""
     background: BackgroundAnalysis = BackgroundAnalysis()

@@ -10,7 +10,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from policies.models import AnalysisMetric, AnalysisPolicySpec, NoData, SLOPolicySpec, TuningObjective
+from policies.models import (
+    AnalysisMetric,
+    AnalysisPolicySpec,
+    Comparison,
+    SLOPolicySpec,
+    TuningObjective,
+    duration_seconds,
+)
 from policies.templates import render, selector
 from trading_operator.api import (
     AnalysisPhase,
@@ -19,6 +26,7 @@ from trading_operator.api import (
     MetricTally,
     RolloutSettings,
 )
+from trading_operator.intervals import difference, wilson, z_for
 
 OBJECTIVE = "objective"
 """Metric name of the tuning objective in a run's measurements."""
@@ -34,8 +42,12 @@ class AnalysisSettings:
     failure_limit: int
     inconclusive_limit: int
     consecutive_error_limit: int
-    no_data: NoData
+    confidence: float
     measurements_kept: int
+
+    @property
+    def z(self) -> float:
+        return z_for(self.confidence)
 
 
 def settings_for(policy: AnalysisPolicySpec, overrides: RolloutSettings) -> AnalysisSettings:
@@ -49,7 +61,7 @@ def settings_for(policy: AnalysisPolicySpec, overrides: RolloutSettings) -> Anal
         failure_limit=pick(overrides.failure_limit, policy.failure_limit),
         inconclusive_limit=pick(overrides.inconclusive_limit, policy.inconclusive_limit),
         consecutive_error_limit=policy.consecutive_error_limit,
-        no_data=policy.no_data,
+        confidence=policy.confidence,
         measurements_kept=policy.measurements_kept,
     )
 
@@ -68,30 +80,59 @@ class Scope:
 
 @dataclass(frozen=True)
 class Query:
-    """One metric of a measurement: its PromQL, the baseline's (shadow runs) and how it is judged."""
+    """The PromQL of one metric's measurement, and how it is judged.
+
+    `promql` is the value (value metrics, the tuning objective) or the events counted (ratio metrics);
+    `count_promql` the trials (ratios) or the samples behind the value. Shadow runs add the stable
+    revision's (`baseline_*`)."""
 
     metric: str
     promql: str
     check: AnalysisMetric | None = None
     """None for the tuning objective (measured, not judged against a threshold)."""
+    count_promql: str | None = None
+    reference_promql: str | None = None
     baseline_promql: str | None = None
+    baseline_count_promql: str | None = None
+
+    def expressions(self) -> list[str]:
+        """Every PromQL expression of the measurement, in the order `judge` reads their answers."""
+        return [e for e in (self.promql, self.count_promql, self.reference_promql, self.baseline_promql,
+                            self.baseline_count_promql) if e is not None]
+
+
+def _window(window: str, seconds: int | None) -> str:
+    """The metric's window, shortened to `seconds` (at least 1 s) when the data before is not evidence."""
+    if seconds is None or seconds >= duration_seconds(window):
+        return window
+    return f"{max(seconds, 1)}s"
+
+
+def _metric_query(name: str, check: AnalysisMetric, scope: Scope, baseline: Scope | None,
+                  seconds: int | None) -> Query:
+    window = _window(check.window, seconds)
+
+    def promql(template: str | None, where: Scope | None) -> str | None:
+        return render(template, where.selector(), window) if template is not None and where is not None else None
+
+    compare = baseline if check.baseline_tolerance is not None else None
+    value, count = (check.ratio.events, check.ratio.trials) if check.ratio else (check.query, check.samples)
+    assert value is not None  # the model requires one kind
+    return Query(name, render(value, scope.selector(), window), check, promql(count, scope),
+                 promql(check.ratio.reference if check.ratio else None, scope), promql(value, compare),
+                 promql(count, compare))
 
 
 def queries_for(
-    slos: SLOPolicySpec, scope: Scope, baseline: Scope | None = None, objective: TuningObjective | None = None
+    slos: SLOPolicySpec, scope: Scope, baseline: Scope | None = None, objective: TuningObjective | None = None,
+    since_seconds: int | None = None,
 ) -> list[Query]:
-    """The queries of one measurement: every SLO with an analysis metric, plus the objective when tuning."""
-    queries = []
-    for slo in slos.slos:
-        if slo.analysis is None:
-            continue
-        check = slo.analysis
-        baseline_promql = (
-            render(check.query, baseline.selector(), check.window)
-            if baseline is not None and check.baseline_tolerance is not None
-            else None
-        )
-        queries.append(Query(slo.name, render(check.query, scope.selector(), check.window), check, baseline_promql))
+    """The queries of one measurement: every SLO with an analysis metric, plus the objective when tuning.
+
+    `since_seconds` shortens every window to the time since the revision's pods (re)started and warmed
+    up: what happened before (a start, a restart the operator caused) is not evidence."""
+    queries = [_metric_query(slo.name, slo.analysis, scope, baseline, since_seconds)
+               for slo in slos.slos if slo.analysis is not None]
     if objective is not None:
         queries.append(objective_query(objective, scope))
     return queries
@@ -109,6 +150,21 @@ class Sample:
     error: str | None = None
 
 
+def expressions(queries: list[Query]) -> list[str]:
+    """The PromQL of every query, flattened: measure them together, then hand the answers to `judge_all`."""
+    return [e for q in queries for e in q.expressions()]
+
+
+def judge_all(queries: list[Query], samples: list[Sample], settings: AnalysisSettings, now: str) -> list[Measurement]:
+    """One measurement per query from the answers to `expressions(queries)`, in that order."""
+    answers = iter(samples)
+    measured = []
+    for query in queries:
+        own = [next(answers) for _ in query.expressions()]
+        measured.append(judge(query, own, settings.z, now))
+    return measured
+
+
 def _fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return "no data"
@@ -116,31 +172,110 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".rstrip() if unit and unit != "ratio" else text
 
 
-def judge(query: Query, sample: Sample, baseline: Sample | None, no_data: NoData, now: str) -> Measurement:
-    """One measurement of one metric."""
-    if sample.error is not None:
-        return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.ERROR, message=sample.error)
-    value = sample.value
-    if value is None or math.isnan(value):
-        meaning = (query.check.no_data if query.check and query.check.no_data else no_data)
-        phase = {NoData.INCONCLUSIVE: AnalysisPhase.INCONCLUSIVE, NoData.FAILED: AnalysisPhase.FAILED,
-                 NoData.SUCCESSFUL: AnalysisPhase.SUCCESSFUL}[meaning]
-        return Measurement(time=now, metric=query.metric, phase=phase, message=f"no data (counts as {meaning})")
+def _value(sample: Sample) -> float | None:
+    return None if sample.value is None or math.isnan(sample.value) else sample.value
+
+
+def judge(query: Query, samples: list[Sample], z: float, now: str) -> Measurement:
+    """One measurement of one metric from the answers to `query.expressions()`."""
+    errors = [s.error for s in samples if s.error is not None]
+    if errors:
+        return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.ERROR, message=errors[0])
+    answers = iter(samples)
+
+    def answer(promql: str | None) -> float | None:
+        return _value(next(answers)) if promql is not None else None
+
+    value, count, reference = answer(query.promql), answer(query.count_promql), answer(query.reference_promql)
+    base_value, base_count = answer(query.baseline_promql), answer(query.baseline_count_promql)
     check = query.check
-    if check is None:
+    if check is None:  # the tuning objective: measured, not judged
+        if value is None:
+            return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.INCONCLUSIVE, message="no data")
         return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.SUCCESSFUL, value=value,
                            message=f"objective {_fmt(value)}")
-    relation = "below" if check.passes.value == "below" else "above"
-    if not check.passed(value):
-        return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.FAILED, value=value,
-                           message=f"{_fmt(value, check.unit)} not {relation} {_fmt(check.threshold, check.unit)}")
-    base = baseline.value if baseline is not None and baseline.error is None else None
-    if base is not None and not math.isnan(base) and not check.within_baseline(value, base):
-        return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.FAILED, value=value, baseline=base,
-                           message=f"{_fmt(value, check.unit)} vs stable {_fmt(base, check.unit)}: worse by more "
-                                   f"than {_fmt(check.baseline_tolerance, check.unit)}")
-    return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.SUCCESSFUL, value=value, baseline=base,
-                       message=f"{_fmt(value, check.unit)} {relation} {_fmt(check.threshold, check.unit)}")
+    advisory = None if check.required else True
+    if value is None or count is None:
+        return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.INCONCLUSIVE, samples=count,
+                           advisory=advisory, message="no data")
+    if count < check.min_samples:
+        return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.INCONCLUSIVE, samples=count,
+                           advisory=advisory, message=f"{count:.0f} {check.sample_unit}, fewer than the "
+                                                      f"{check.min_samples} needed to judge")
+    if check.ratio is not None:
+        if check.ratio.reference is not None and reference is None:
+            return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.INCONCLUSIVE, samples=count,
+                               advisory=advisory, message="no data for the reference")
+        judged = _ratio(check, value, count, reference, z)
+    else:
+        judged = _Judged(value, value, value, f"{_fmt(value, check.unit)} over {count:.0f} {check.sample_unit}")
+    phase = _against(judged.low, judged.high, check.threshold, check.passes)
+    relation = "below" if check.passes is Comparison.BELOW else "above"
+    verb = {AnalysisPhase.FAILED: f"not {relation}", AnalysisPhase.SUCCESSFUL: relation}.get(
+        phase, f"not surely {relation}")
+    straddles = " (the interval straddles it)" if phase is AnalysisPhase.INCONCLUSIVE else ""
+    message = f"{judged.text} {verb} {_fmt(check.threshold, check.unit)}{straddles}"
+    base = None
+    if phase is not AnalysisPhase.FAILED and query.baseline_promql is not None:
+        if base_value is None or base_count is None:
+            phase, message = AnalysisPhase.INCONCLUSIVE, f"{judged.text} vs stable: no data for the stable revision"
+        else:
+            base, base_phase, detail = _versus_baseline(check, value, count, base_value, base_count, z)
+            if base_phase is not AnalysisPhase.SUCCESSFUL:
+                phase, message = base_phase, f"{judged.text} vs stable {detail}"
+    return Measurement(time=now, metric=query.metric, phase=phase, value=judged.value, baseline=base,
+                       samples=count, low=judged.low, high=judged.high, advisory=advisory, message=message)
+
+
+@dataclass(frozen=True)
+class _Judged:
+    value: float
+    low: float
+    high: float
+    text: str
+
+
+def _ratio(check: AnalysisMetric, events: float, trials: float, reference: float | None, z: float) -> _Judged:
+    if reference is None:
+        low, high = wilson(events, trials, z)
+        value = min(max(events / trials, 0.0), 1.0)
+        counts = f"{events:.0f} of {trials:.0f} {check.sample_unit}"
+    else:
+        value, low, high = difference(events, trials, reference, trials, z)
+        counts = f"{events:.0f} vs {reference:.0f} of {trials:.0f} {check.sample_unit}"
+    return _Judged(value, low, high, f"{_fmt(value)} ({counts}) [{_fmt(low)}, {_fmt(high)}]")
+
+
+def _against(low: float, high: float, threshold: float, passes: Comparison) -> AnalysisPhase:
+    """Failed only when the whole interval is on the wrong side, Successful only when wholly on the right."""
+    if passes is Comparison.BELOW:
+        wrong, right = low >= threshold, high < threshold
+    else:
+        wrong, right = high <= threshold, low > threshold
+    return AnalysisPhase.FAILED if wrong else AnalysisPhase.SUCCESSFUL if right else AnalysisPhase.INCONCLUSIVE
+
+
+def _versus_baseline(check: AnalysisMetric, value: float, count: float, base_value: float, base_count: float,
+                     z: float) -> tuple[float | None, AnalysisPhase, str]:
+    """Shadow runs: is the candidate worse than the stable revision by more than the tolerance?"""
+    tolerance = check.baseline_tolerance or 0.0
+    if check.ratio is None:
+        worse = value - base_value if check.passes is Comparison.BELOW else base_value - value
+        phase = AnalysisPhase.FAILED if worse > tolerance else AnalysisPhase.SUCCESSFUL
+        return base_value, phase, f"{_fmt(base_value, check.unit)}: worse by more than " \
+                                  f"{_fmt(tolerance, check.unit)}"
+    if base_count < check.min_samples:
+        return None, AnalysisPhase.INCONCLUSIVE, (f"{base_count:.0f} {check.sample_unit}, fewer than the "
+                                                  f"{check.min_samples} needed to compare")
+    rate = min(max(base_value / base_count, 0.0), 1.0)
+    d, low, high = difference(value, count, base_value, base_count, z)
+    if check.passes is Comparison.ABOVE:  # worse means lower
+        d, low, high = -d, -high, -low
+    phase = _against(low, high, tolerance, Comparison.BELOW)
+    verdict = {AnalysisPhase.FAILED: "worse by more than", AnalysisPhase.SUCCESSFUL: "worse by less than"}.get(
+        phase, "not surely within")
+    return rate, phase, (f"{_fmt(rate)} of {base_count:.0f}: {verdict} {_fmt(tolerance)} "
+                         f"(worse by {_fmt(d)} [{_fmt(low)}, {_fmt(high)}])")
 
 
 def _tally(tally: MetricTally, measurement: Measurement) -> MetricTally:
@@ -155,7 +290,10 @@ def _tally(tally: MetricTally, measurement: Measurement) -> MetricTally:
 
 
 def verdict(run: AnalysisRun, settings: AnalysisSettings) -> tuple[AnalysisPhase, str]:
-    """Running, or a verdict with its reasons (the failing values first)."""
+    """Running, or a verdict with its reasons (the failing values first).
+
+    Any metric can fail a run; only required ones must pass it, and only their inconclusive measurements
+    count against `inconclusiveLimit` (an advisory metric that cannot be judged yet neither holds nor ends it)."""
     latest = {m.metric: m for m in run.measurements}
     failed = [t for t in run.tallies if t.failed > settings.failure_limit]
     if failed:
@@ -167,14 +305,19 @@ def verdict(run: AnalysisRun, settings: AnalysisSettings) -> tuple[AnalysisPhase
         detail = latest[erroring[0].metric].message if erroring[0].metric in latest else ""
         return AnalysisPhase.INCONCLUSIVE, (f"metrics unavailable: {erroring[0].consecutive_errors} query errors "
                                             f"in a row ({detail})")
-    inconclusive = [t for t in run.tallies if t.inconclusive > settings.inconclusive_limit]
+    advisory = {m.metric for m in latest.values() if m.advisory}
+    required = [t for t in run.tallies if t.metric not in advisory]
+    inconclusive = [t for t in required if t.inconclusive > settings.inconclusive_limit]
     if inconclusive:
-        names = ", ".join(t.metric for t in inconclusive)
-        return AnalysisPhase.INCONCLUSIVE, f"{names}: more than {settings.inconclusive_limit} inconclusive measurements"
-    # `count` judged measurements of every metric (no data is not evidence), and none ends on a failure:
-    # a failure within the limit is measured again.
-    done = run.tallies and all(t.successful + t.failed >= settings.count for t in run.tallies) \
-        and not any(m.phase is AnalysisPhase.FAILED for m in latest.values())
+        why = "; ".join(f"{t.metric}: {latest[t.metric].message if t.metric in latest else ''}"
+                        for t in inconclusive)
+        return AnalysisPhase.INCONCLUSIVE, (f"more than {settings.inconclusive_limit} inconclusive measurements "
+                                            f"({why})")
+    # `count` judged measurements of every required metric (too few samples is not evidence), and none ends
+    # on a failure: a failure within the limit is measured again.
+    judged = all(t.successful + t.failed >= settings.count for t in required) if required else \
+        all(t.successful + t.failed + t.inconclusive >= settings.count for t in run.tallies)
+    done = run.tallies and judged and not any(m.phase is AnalysisPhase.FAILED for m in latest.values())
     if done:
         values = "; ".join(f"{m.metric}: {m.message}" for m in latest.values())
         return AnalysisPhase.SUCCESSFUL, f"{settings.count} measurements passed ({values})"

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from trading_operator import naming
-from trading_operator.analysis import Query, Sample, judge
+from trading_operator.analysis import expressions, judge_all
 from trading_operator.analysis_work import IDLE_SECONDS, Work, WorkKind, next_work
 from trading_operator.api import Measurement, TradingSymbolSpec, TradingSymbolStatus
 from trading_operator.context import OperatorContext, reconcile
@@ -32,13 +32,6 @@ def _read(body: Mapping[str, Any], context: OperatorContext) -> tuple[TradingSym
         return spec, parse_status(dict(body.get("status") or {})), resolve_policies(context.executor.policies, spec)
     except (ValidationError, KeyError):
         return None
-
-
-async def _measure(context: OperatorContext, queries: list[Query]) -> list[tuple[Sample, Sample | None]]:
-    promql = [q.promql for q in queries] + [q.baseline_promql for q in queries if q.baseline_promql]
-    samples = await context.metrics.measure(promql)
-    baselines = iter(samples[len(queries):])
-    return [(samples[i], next(baselines) if q.baseline_promql else None) for i, q in enumerate(queries)]
 
 
 def finding_of(work: Work, measurements: list[Measurement], now: str) -> Finding:
@@ -61,10 +54,9 @@ async def analysis_tick(context: OperatorContext, namespace: str, name: str, bod
     work, delay = next_work(namespace, spec, status, policies, frozen, now_rfc3339())
     if work is None:
         return delay
-    results = await _measure(context, work.queries)
+    samples = await context.metrics.measure(expressions(work.queries))
     now = now_rfc3339()
-    measurements = [judge(q, sample, base, policies.analysis.no_data, now)
-                    for q, (sample, base) in zip(work.queries, results, strict=True)]
+    measurements = judge_all(work.queries, samples, policies.analysis, now)
     context.findings.add((namespace, name), finding_of(work, measurements, now))
     log.debug("%s revision %d: %s measured", spec.symbol, work.revision, work.kind)
     await reconcile(context, namespace, name)

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 from trading_operator import tuner
 from trading_operator.analysis import Query, Scope, objective_query, queries_for
-from trading_operator.api import AnalysisKind, AnalysisPhase, Phase, TradingSymbolSpec, TradingSymbolStatus
+from trading_operator.api import (
+    AnalysisKind,
+    AnalysisPhase,
+    ConditionStatus,
+    Phase,
+    TradingSymbolSpec,
+    TradingSymbolStatus,
+)
+from trading_operator.conditions import ConditionType
 from trading_operator.rollout import Policies
 from trading_operator.timestamps import seconds_between
 
@@ -46,7 +54,9 @@ def next_work(namespace: str, spec: TradingSymbolSpec, status: TradingSymbolStat
         baseline = (Scope(namespace, spec.symbol, run.baseline_revision)
                     if run.kind is AnalysisKind.SHADOW and run.baseline_revision else None)
         objective = policies.tuning.objective if run.kind is AnalysisKind.TUNING and policies.tuning else None
-        queries = queries_for(policies.slo, Scope(namespace, spec.symbol, run.revision), baseline, objective)
+        # The revision was rolled out when its run started: what its pods did before is not evidence.
+        queries = queries_for(policies.slo, Scope(namespace, spec.symbol, run.revision), baseline, objective,
+                              since_seconds=int(waited))
         return Work(WorkKind.RUN, run.revision, queries, run.started_at), settings.interval_seconds
     steady = (status.phase in (Phase.READY, Phase.HALTED) and status.stable_revision
               and status.current_revision == status.stable_revision)
@@ -55,13 +65,30 @@ def next_work(namespace: str, spec: TradingSymbolSpec, status: TradingSymbolStat
     stable = Scope(namespace, spec.symbol, status.stable_revision)
     background = policies.analysis_policy.background
     last = status.background.last_measured_at if status.background else None
+    warmed = warmed_up_seconds(status, background.warmup_seconds, now)
     if last is None or seconds_between(last, now) >= background.interval_seconds:
-        return Work(WorkKind.BACKGROUND, status.stable_revision, queries_for(policies.slo, stable)), IDLE_SECONDS
+        if warmed is not None and warmed < 0:
+            return None, min(-warmed, background.interval_seconds)
+        queries = queries_for(policies.slo, stable, since_seconds=None if warmed is None else int(warmed))
+        return Work(WorkKind.BACKGROUND, status.stable_revision, queries), IDLE_SECONDS
     if _tuning_due(status, policies, tuning_frozen, now):
         assert policies.tuning is not None
         query = objective_query(policies.tuning.objective, stable)
         return Work(WorkKind.TUNING_BASELINE, status.stable_revision, [query]), IDLE_SECONDS
     return None, IDLE_SECONDS
+
+
+def warmed_up_seconds(status: TradingSymbolStatus, warmup_seconds: int, now: str) -> float | None:
+    """Seconds the stable revision's pods have run past their warm-up (negative: still warming up), counted
+    from the latest (re)start the operator knows of: its promotion or rollback, a self-healing restart, its
+    pods turning Ready. None when it has none of these (nothing to measure from)."""
+    ready = next((c for c in status.conditions if c.type == ConditionType.READY
+                  and c.status is ConditionStatus.TRUE), None)
+    starts = [t for t in (status.stable_since, status.background.restarted_at if status.background else None,
+                          ready.last_transition_time if ready else None) if t]
+    if not starts:
+        return None
+    return min(seconds_between(t, now) for t in starts) - warmup_seconds
 
 
 def _tuning_due(status: TradingSymbolStatus, policies: Policies, frozen: bool, now: str) -> bool:

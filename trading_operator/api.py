@@ -236,6 +236,14 @@ class Measurement(CamelModel):
     """The measured value (None: no data or error)."""
     baseline: float | None = None
     """The stable revision's value (shadow runs)."""
+    samples: float | None = None
+    """Trials (ratio metrics) or samples behind the value: below the metric's minimum, Inconclusive."""
+    low: float | None = None
+    """Lower end of the value's confidence interval (ratio metrics; a value metric's equals its value)."""
+    high: float | None = None
+    """Upper end of the value's confidence interval."""
+    advisory: bool | None = None
+    """True for a metric that can fail a run but need not pass it (its SLO's analysis is not required)."""
     message: str = ""
     """Why it was judged so."""
 
@@ -317,7 +325,10 @@ class TuningRecord(CamelModel):
     objective: float | None = None
     """Objective measured for the proposal."""
     outcome: str
-    """Kept, Reverted (no improvement), SLOBreach, Inconclusive or Aborted."""
+    """Kept, Reverted (no improvement), SLOBreach, Inconclusive, Aborted, or Invalid (skipped: the config
+    it would make breaks a rule of the runtime config, e.g. entryScore above exitScore)."""
+    message: str | None = None
+    """Why an Invalid proposal was skipped."""
 
 
 class TuningState(CamelModel):

@@ -76,6 +76,7 @@ class Reason(enum.StrEnum):
     TUNING_PROPOSED = "TuningProposed"
     TUNING_KEPT = "TuningKept"
     TUNING_REVERTED = "TuningReverted"
+    TUNING_SKIPPED = "TuningSkipped"
     SLO_BREACH = "SLOBreach"
     SELF_HEALING_RESTART = "SelfHealingRestart"
     SELF_HEALING_EXHAUSTED = "SelfHealingExhausted"

@@ -112,8 +112,10 @@ def plan(observed: Observed) -> Plan:
 
     revisions = list(observed.revisions)
     owner = Owner(observed.name, observed.namespace, observed.uid)
-    tuning = _tuning_state(status, policies, observed)
     base_config = spec.config.model_dump(by_alias=True, mode="json")
+    tuning = _tuning_state(status, policies, observed)
+    if tuning is not None and policies.tuning is not None:  # tuned values that make an invalid config: dropped
+        tuning = tuner.valid_state(tuning, policies.tuning, base_config, observed.now)
     integer_paths = tuner.integer_paths(policies.tuning) if policies.tuning else set()
     accepted = tuning.overrides if tuning is not None and policies.tuning is not None else {}
     update = _ensure_revision(result, observed, spec, owner, revisions, status,

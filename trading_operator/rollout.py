@@ -137,10 +137,13 @@ def _fold_objective(result: Plan, spec: TradingSymbolSpec, status: TradingSymbol
         return status
     if finding.value is None:
         return status  # no objective yet (e.g. the hit rate needs its horizon): measured again later
-    proposal = tuner.propose(state, policy, spec.config.model_dump(by_alias=True, mode="json"))
+    search = tuner.propose(state, policy, spec.config.model_dump(by_alias=True, mode="json"), finding.time)
+    for skipped in search.skipped:
+        result.event(WARNING, Reason.TUNING_SKIPPED, f"Tuning proposal skipped, its config would be invalid: {skipped}")
+    proposal = search.proposal
     if proposal is None:
         result.event(NORMAL, Reason.TUNING_PROPOSED, "Tuning converged: every parameter searched to its minimum step")
-        return status.model_copy(update={"tuning": state.model_copy(update={"converged": True})})
+        return status.model_copy(update={"tuning": search.state})
     result.event(NORMAL, Reason.TUNING_PROPOSED,
                  f"Proposing {proposal.parameter.path} {proposal.from_value:g} -> {proposal.to_value:g} "
                  f"(objective of stable revision {status.stable_revision}: {finding.value:.6g})")

@@ -11,9 +11,12 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from policies.models import Direction, TunableParameter, TuningPolicySpec
 from trading_operator.api import AnalysisPhase, TuningRecord, TuningState
 from trading_operator.timestamps import parse_time
+from trading_runtime.config import RuntimeConfig
 
 HISTORY_KEPT = 20
 
@@ -83,19 +86,70 @@ def _advance(state: TuningState, policy: TuningPolicySpec) -> TuningState:
     return state.model_copy(update={"step": step, "direction": 1, "tried_opposite": False})
 
 
-def propose(state: TuningState, policy: TuningPolicySpec, base_config: dict[str, Any]) -> Proposal | None:
-    """The next proposal, or None when the search has converged."""
+@dataclass(frozen=True)
+class Search:
+    """The next proposal (None: the search has converged), and the proposals skipped on the way."""
+
+    proposal: Proposal | None
+    state: TuningState
+    """The search state: skipped proposals in its history, converged when nothing is left."""
+    skipped: tuple[str, ...] = ()
+    """`path from -> to: why` of each proposal skipped because its config would be invalid."""
+
+
+def config_error(base_config: dict[str, Any], overrides: dict[str, float], integers: set[str]) -> str | None:
+    """Why the config with these overrides breaks a rule of the runtime config (cross-field rules included,
+    the ones `plan()` enforces when it builds the revision), or None when it is valid."""
+    try:
+        RuntimeConfig.model_validate(apply_overrides(base_config, overrides, integers))
+    except ValidationError as error:
+        return "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+    return None
+
+
+def _skipped(state: TuningState, path: str, before: float, after: float, why: str, now: str) -> TuningState:
+    record = TuningRecord(time=now, parameter=path, from_value=before, to_value=after, outcome="Invalid",
+                          message=why)
+    return state.model_copy(update={"history": [*state.history, record][-HISTORY_KEPT:]})
+
+
+def propose(state: TuningState, policy: TuningPolicySpec, base_config: dict[str, Any], now: str) -> Search:
+    """The next valid proposal; one whose config would be invalid is skipped with its reason, as if it had
+    not helped (the search moves on), so it never reaches the planner."""
+    skipped: list[str] = []
+    integers = integer_paths(policy)
     for _ in range(4 * len(policy.parameters) * 64):  # bounded: every path below ends in converged
         if state.converged or state.parameter_index >= len(policy.parameters):
-            return None
+            break
         parameter = policy.parameters[state.parameter_index]
         current = state.overrides.get(parameter.path, config_value(base_config, parameter.path))
         step = state.step or parameter.step
         target = _clamp(current + state.direction * step, parameter)
         if target != current:
-            return Proposal(parameter, current, target, state)
-        state = _advance(state, policy)  # at a bound: as if the step had not helped
-    return None
+            why = config_error(base_config, {**state.overrides, parameter.path: target}, integers)
+            if why is None:
+                return Search(Proposal(parameter, current, target, state), state, tuple(skipped))
+            skipped.append(f"{parameter.path} {current:g} -> {target:g}: {why}")
+            state = _skipped(state, parameter.path, current, target, why, now)
+        state = _advance(state, policy)  # at a bound or invalid: as if the step had not helped
+    return Search(None, state.model_copy(update={"converged": True}), tuple(skipped))
+
+
+def valid_state(state: TuningState, policy: TuningPolicySpec, base_config: dict[str, Any], now: str) -> TuningState:
+    """The state with its kept overrides and candidate dropped where they make the config invalid (a state
+    written before proposals were validated, or kept overrides that a new spec contradicts)."""
+    integers = integer_paths(policy)
+    if state.overrides and (why := config_error(base_config, state.overrides, integers)) is not None:
+        for path, value in sorted(state.overrides.items()):
+            state = _skipped(state, path, config_value(base_config, path), value, why, now)
+        state = state.model_copy(update={"overrides": {}, "candidate": None})
+    if state.candidate and (why := config_error(base_config, {**state.overrides, **state.candidate},
+                                                integers)) is not None:
+        for path, value in sorted(state.candidate.items()):
+            before = state.overrides.get(path, config_value(base_config, path))
+            state = _skipped(state, path, before, value, why, now)
+        state = _advance(state, policy).model_copy(update={"candidate": None})
+    return state
 
 
 def improved(objective: float | None, baseline: float | None, policy: TuningPolicySpec) -> bool:

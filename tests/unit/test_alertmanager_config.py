@@ -23,7 +23,8 @@ def test_checked_in_configuration_matches_the_default_policy():
 def test_the_operator_hears_about_the_slos_that_have_burn_rate_alerts():
     sli = ErrorRatioSLI(error_query="rate(e{ {{ selector }} }[{{ window }}])",
                         total_query="rate(t{ {{ selector }} }[{{ window }}])")
-    measured_only = AnalysisMetric(query="up{ {{ selector }} }", passes="above", threshold=0.5)
+    measured_only = AnalysisMetric(query="up{ {{ selector }} }", samples="count(up{ {{ selector }} })", passes="above",
+                                   threshold=0.5)
     spec = SLOPolicySpec(slos=[
         SLO(name="a", objective=0.99, sli=sli, runbook_url="https://r/#a"),
         SLO(name="b", objective=0.9, analysis=measured_only, runbook_url="https://r/#b"),

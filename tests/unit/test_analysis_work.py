@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from policies.loader import default_policies
 from trading_operator.analysis_work import WorkKind, next_work
 from trading_operator.api import (
     AnalysisKind,
     AnalysisRun,
     BackgroundState,
+    Condition,
+    ConditionStatus,
     Phase,
     TradingSymbolSpec,
     TradingSymbolStatus,
@@ -94,3 +98,34 @@ def test_a_tuning_baseline_is_measured_once_settled_out_of_cooldown_and_not_froz
 def test_a_disabled_tuning_policy_never_proposes():
     status = tuning_status()
     assert work(SPEC, status, at(405))[0] is None  # `default` tuning is off
+
+
+def ready_since(seconds: int) -> list[Condition]:
+    return [Condition(type="Ready", status=ConditionStatus.TRUE, reason="AllReplicasReady",
+                      last_transition_time=at(seconds))]
+
+
+@pytest.mark.parametrize(
+    ("status", "now", "window"),
+    [
+        (steady(stable_since=at(0)), 10, None),
+        (steady(stable_since=at(0)), 32, "[12s]"),
+        (steady(stable_since=at(0)), 120, "[30s]"),
+        (steady(stable_since=at(0), background=BackgroundState(restarted_at=at(100))), 115, None),
+        (steady(stable_since=at(0), background=BackgroundState(restarted_at=at(100))), 125, "[5s]"),
+        (steady(stable_since=at(0), conditions=ready_since(200)), 230, "[10s]"),
+        (steady(), 0, "[30s]"),
+    ],
+    ids=["promoted-still-warming-up", "promoted-warm-window-since", "long-promoted-whole-window",
+         "restarted-by-the-operator-still-warming-up", "measured-from-the-restart-plus-warm-up",
+         "measured-from-pods-turning-ready", "no-start-known-whole-window"],
+)
+def test_background_analysis_excludes_the_start_and_warm_up_of_the_stable_pods(status, now, window):
+    found, delay = work(SPEC, status, at(now))
+    if window is None:
+        assert found is None
+        assert 0 < delay <= 10
+    else:
+        assert found is not None
+        assert found.kind is WorkKind.BACKGROUND
+        assert all(window in q.promql for q in found.queries if q.metric != "signal-hit-rate")

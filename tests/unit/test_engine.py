@@ -230,3 +230,15 @@ async def test_the_kill_switch_flattens_at_the_injected_clock_time():
     assert engine.broker.held()
     engine.set_trading_enabled(False)
     assert rows.by_table["orders"][-1][1] == datetime.datetime.fromtimestamp(clock.now(), datetime.UTC)
+
+
+async def test_the_hit_rate_gauges_read_no_data_until_a_call_is_scored():
+    rows, metrics = Rows(), RuntimeMetrics("SPY")
+    engine = SymbolEngine(config(strategy={"horizonSeconds": 3600}), True, metrics, rows, seed=0)
+    await drive(engine, 200)  # 50 s of market time: no horizon has passed, nothing scored
+    assert engine.accuracy.report.calls == 0
+    text = generate_latest(metrics.registry).decode()
+    assert "tradeops_signal_hit_rate{" not in text  # absent, not 0
+    assert "tradeops_signal_baseline_hit_rate{" not in text
+    assert "tradeops_signal_coverage{" not in text
+    assert 'tradeops_drawdown_ratio{symbol="SPY"}' in text  # the risk gauges were published

@@ -74,7 +74,8 @@ INVALID = [
     ("runbook-not-a-url", one_slo().replace("https://r.example/x", "docs/runbooks.md"), "spec.slos[0].runbookUrl",
      "String should match pattern"),
     ("duplicate-slo", slo_doc("    - {name: a, objective: 0.9, runbookUrl: 'https://r/', analysis: "
-                              "{query: 'x{ {{ selector }} }', passes: below, threshold: 1}}\n" * 2),
+                              "{query: 'x{ {{ selector }} }', samples: 'n{ {{ selector }} }', passes: below, "
+                              "threshold: 1}}\n" * 2),
      "spec", "duplicate SLO names: a"),
     ("template-without-selector", one_slo(sli="      sli: {errorQuery: 'rate(bad[{{ window }}])', "
                                               "totalQuery: 'rate(all{ {{ selector }} }[{{ window }}])'}\n"),
@@ -160,3 +161,21 @@ def test_any_document_yields_a_policy_or_errors_never_an_exception(kind: str, me
 def test_objectives_load_exactly_when_strictly_between_0_and_1(objective: float):
     _, errors = load_texts({"s.yaml": one_slo(objective=repr(objective))})
     assert (errors == []) == (0 < objective < 1)
+
+
+@pytest.mark.parametrize(
+    ("analysis", "message"),
+    [
+        ("{query: 'x{ {{ selector }} }', passes: below, threshold: 1}", "a value metric (query) needs samples"),
+        ("{passes: below, threshold: 1}", "exactly one of ratio (events/trials) or query"),
+        ("{ratio: {events: 'e{ {{ selector }} }', trials: 't{ {{ selector }} }'}, samples: 'n{ {{ selector }} }', "
+         "passes: below, threshold: 1}", "a ratio's trials are its samples"),
+        ("{ratio: {events: 'e{ {{ selector }} }', trials: 't'}, passes: below, threshold: 1}",
+         "template must use {{ selector }}"),
+    ],
+    ids=["value-without-samples", "neither-kind", "ratio-with-samples", "trials-unscoped"],
+)
+def test_every_analysis_metric_declares_how_many_samples_it_was_judged_on(analysis: str, message: str):
+    text = slo_doc(f"    - {{name: a, objective: 0.9, runbookUrl: 'https://r/', analysis: {analysis}}}\n")
+    _, errors = load_texts({"policies/slo.yaml": text})
+    assert any(message in e.message and e.location.startswith("spec.slos[0]") for e in errors), errors

@@ -79,7 +79,8 @@ def _slo(**changes: object) -> SLO:
 
 def test_analysis_only_slos_get_no_rules():
     spec = SLOPolicySpec(slos=[_slo(), _slo(name="hits", sli=None, analysis={
-        "query": "avg(hit{ {{ selector }} })", "passes": "above", "threshold": 0.5})])
+        "ratio": {"events": "sum(hit{ {{ selector }} })", "trials": "sum(call{ {{ selector }} })"},
+        "passes": "above", "threshold": 0.5})])
     assert [g["name"] for g in groups(spec)] == ["tradeops-slo-errors", "tradeops-slo-errors-period"]
 
 

@@ -31,7 +31,7 @@ def t(seconds: int) -> str:
 
 
 def cycle(state: TuningState, outcome: str, objective: float | None = None) -> tuple[tuner.Proposal, TuningState]:
-    proposal = tuner.propose(state, POLICY, CONFIG)
+    proposal = tuner.propose(state, POLICY, CONFIG, t(0)).proposal
     assert proposal is not None
     running = tuner.started(state, proposal, 0.5, t(0))
     return proposal, tuner.conclude(running, POLICY, outcome, objective, 2, CONFIG, t(1))
@@ -42,7 +42,7 @@ def test_a_kept_step_is_followed_by_another_in_the_same_direction():
     assert (proposal.from_value, proposal.to_value) == (0.6, 0.7)
     assert state.overrides == {"strategy.entryScore": 0.7}
     assert state.baseline_objective == 0.55
-    following = tuner.propose(state, POLICY, CONFIG)
+    following = tuner.propose(state, POLICY, CONFIG, t(0)).proposal
     assert following is not None
     assert (following.from_value, following.to_value) == (0.7, 0.8)
 
@@ -52,7 +52,7 @@ def test_a_reverted_step_tries_the_other_direction_then_halves_the_step():
     assert state.overrides == {}
     proposal, state = cycle(state, "SLOBreach")
     assert (proposal.from_value, proposal.to_value) == (0.6, 0.5)
-    proposal = tuner.propose(state, POLICY, CONFIG)
+    proposal = tuner.propose(state, POLICY, CONFIG, t(0)).proposal
     assert proposal is not None
     assert (proposal.from_value, proposal.to_value) == (0.6, 0.65)  # step halved to 0.05
     assert [h.outcome for h in state.history] == ["Reverted", "SLOBreach"]
@@ -62,19 +62,19 @@ def test_below_the_minimum_step_the_next_parameter_is_searched_and_then_the_sear
     state = TuningState()
     for _ in range(4):  # 0.1 up/down, 0.05 up/down, all reverted
         _, state = cycle(state, "Reverted")
-    proposal = tuner.propose(state, POLICY, CONFIG)
+    proposal = tuner.propose(state, POLICY, CONFIG, t(0)).proposal
     assert proposal is not None
     assert proposal.parameter.path == "parameters.batchSize"
     assert (proposal.from_value, proposal.to_value) == (256, 384)
     for _ in range(4):
         _, state = cycle(state, "Reverted")
     assert state.converged
-    assert tuner.propose(state, POLICY, CONFIG) is None
+    assert tuner.propose(state, POLICY, CONFIG, t(0)).proposal is None
 
 
 def test_proposals_stay_within_bounds():
     state = TuningState(overrides={"strategy.entryScore": 0.8})
-    proposal = tuner.propose(state, POLICY, CONFIG)
+    proposal = tuner.propose(state, POLICY, CONFIG, t(0)).proposal
     assert proposal is not None
     assert proposal.to_value == pytest.approx(0.7)  # at the upper bound: the other direction
 
@@ -162,3 +162,14 @@ def test_a_passing_measurement_clears_the_breach_and_the_exhausted_mark():
     assert outcome.action is Action.NONE
     assert outcome.background.consecutive_breaches == 0
     assert not outcome.background.exhausted
+
+
+def test_inconclusive_measurements_never_lead_to_an_action():
+    few = [Measurement(time=t(0), metric="signal-hit-rate", phase=AnalysisPhase.INCONCLUSIVE, samples=4,
+                       message="4 calls, fewer than the 30 needed to judge")]
+    status = stable(stable_since=t(0), previous_stable_revision=2)
+    for second in range(0, 100, 10):
+        outcome = assess(status, few, BACKGROUND, t(second))
+        assert outcome.action is Action.NONE
+        assert outcome.background.consecutive_breaches == 0
+        status = status.model_copy(update={"background": outcome.background})
