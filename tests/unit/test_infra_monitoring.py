@@ -131,8 +131,8 @@ def test_the_operator_podmonitor_keeps_the_symbols_namespace():
 @pytest.mark.parametrize(("retention", "ok"), [("30d", True), ("31d", True), ("5w", True), ("1y", True),
                                                ("720h", True), ("15d", False), ("29d23h", False)])
 def test_retention_must_cover_the_longest_range_the_rules_read(retention, ok):
-    settings = replace(from_mapping({"environment": "dev", "operatorImage": "o", "runtimeImage": "r", "toolsImage": "t"}),
-                       prometheus_retention=retention)
+    settings = replace(from_mapping({"environment": "dev", "operatorImage": "o", "runtimeImage": "r",
+                                     "toolsImage": "t"}), prometheus_retention=retention)
     assert monitoring.longest_rule_range(RULES) == "30d"
     if ok:
         monitoring.check_retention(settings, RULES)

@@ -138,7 +138,8 @@ def test_only_the_monitoring_namespace_reaches_opensearch(stack):
 
 def test_retention_settings_must_be_positive():
     with pytest.raises(ValueError, match="logRetentionDays"):
-        from_mapping({"environment": "dev", "operatorImage": "o", "runtimeImage": "r", "toolsImage": "t", "logRetentionDays": "0"})
+        from_mapping({"environment": "dev", "operatorImage": "o", "runtimeImage": "r", "toolsImage": "t",
+                      "logRetentionDays": "0"})
 
 
 def test_the_collector_endpoint_follows_the_monitoring_namespace():
