@@ -26,7 +26,7 @@ from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
 from trading_runtime.engine import SymbolEngine
-from trading_runtime.feeds.client import FeedClient
+from trading_runtime.feeds.client import FeedClient, Message
 from trading_runtime.feeds.recorded import LoadOptions, Recorded, RecordedDataError, load_recorded
 from trading_runtime.feeds.replay import ReplayFeed
 from trading_runtime.health import Check, HealthServer
@@ -63,8 +63,11 @@ class Runtime:
                                 (lambda: writer.stats.accepted) if writer else None, writer.carry if writer else None)
         self.log_context.tick_ids = tracer.log_ids
         self.feed: FeedClient | ReplayFeed
+        self.latency_log = open(args.latency_log, "a", buffering=1 << 16) if args.latency_log else None  # noqa: SIM115
         if replay is None:
-            self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer)
+            self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer,
+                                       origin=self._frame_origin,
+                                       decided=self._log_latency if self.latency_log else None)
             self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
         else:  # recorded events drive the engine's clock
             clock = EventClock()
@@ -87,6 +90,17 @@ class Runtime:
         """When the feed client received and parsed the frame in hand (the live feed only)."""
         assert isinstance(self.feed, FeedClient)
         return self.feed.frame_times
+
+    def _frame_origin(self) -> int:
+        assert isinstance(self.feed, FeedClient)
+        return self.feed.frame_origin
+
+    def _log_latency(self, message: Message, latency: float) -> None:
+        """`--latency-log`: one line per signal decision, `symbol seq sent latency_s` (the fleet benchmark's
+        record; the histogram has buckets, this has every value)."""
+        assert self.latency_log is not None
+        sent = getattr(message, "sent", None)
+        self.latency_log.write(f"{self.engine.symbol} {getattr(message, 'seq', -1)} {sent} {latency:.7f}\n")
 
     def _export_counters(self) -> None:
         feed, files = self.feed.stats, self.files
@@ -272,6 +286,8 @@ class Runtime:
         if self.bus is not None:
             await self.bus.close()
         await health.stop()
+        if self.latency_log is not None:
+            self.latency_log.close()
         if self.tracing is not None:
             self.tracing.shutdown()
         summary = {"symbol": self.engine.symbol, "messages": self.feed.stats.messages}
@@ -324,6 +340,8 @@ def main() -> int:
     parser.add_argument("--metrics-host", default="0.0.0.0")
     parser.add_argument("--metrics-port", type=int, default=9102)
     parser.add_argument("--spill-path", default=os.environ.get("TRADEOPS_SPILL_PATH", "/tmp/tradeops-spill.jsonl"))
+    parser.add_argument("--latency-log", type=pathlib.Path, metavar="FILE",
+                        help="append every signal decision's tick-to-signal latency to FILE (benchmarks)")
     parser.add_argument("--replay", type=pathlib.Path, metavar="FILE",
                         help="a recorded CSV/Parquet file as the feed (docs/recorded-data.md); exits at its end")
     parser.add_argument("--speed", type=float, default=1.0,

@@ -54,9 +54,10 @@ class RuntimeMetrics:
                          ["symbol"], registry=r)
         self.config_info = Info(f"{PREFIX}_runtime_config", "Digest of the runtime config in effect (what a pod "
                                 "runs, whatever its revision label says)", ["symbol"], registry=r)
+        # From the frame's due time at the feed (its arrival when unstamped): network, queueing, parsing, engine.
         self.tick_to_signal = Histogram(f"{PREFIX}_tick_to_signal_seconds",
-                                        "Time from a tick's arrival to its signal", labels, buckets=LATENCY_BUCKETS,
-                                        registry=r)
+                                        "Time from a tick's send by the feed to its signal decision", labels,
+                                        buckets=LATENCY_BUCKETS, registry=r)
         self.ticks = Counter(f"{PREFIX}_ticks", "Market messages processed", ["symbol", "kind"], registry=r)
         self.signals = Counter(f"{PREFIX}_signals", "Signals emitted", ["symbol", "direction"], registry=r)
         self.errors = Counter(f"{PREFIX}_errors", "Errors while processing ticks", ["symbol", "stage"], registry=r)

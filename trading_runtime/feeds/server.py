@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,8 @@ class _Subscriber:
 
 class FeedServer:
     """Ticks every symbol `rate` times a second (market time advances `time_scale` × wall time) and
-    broadcasts the messages to subscribers, numbered per symbol."""
+    broadcasts the messages to subscribers, numbered per symbol and stamped with the wall time the tick was
+    due (`sent`): a fixed schedule, so a server or client that falls behind shows as latency."""
 
     def __init__(self, symbols: list[str], seed: int = 0, rate: float = 50.0, host: str = "127.0.0.1",
                  port: int = 0, time_scale: float = 1.0, heartbeat_s: float = 1.0) -> None:
@@ -90,11 +92,11 @@ class FeedServer:
 
     # Serving ----------------------------------------------------------------------------------------
 
-    def _number(self, message: dict[str, Any]) -> str:
+    def _number(self, message: dict[str, Any], due: float) -> str:
         symbol = message["symbol"]
         self.seq[symbol] += 2 if symbol in self._skip else 1
         self._skip.discard(symbol)
-        return json.dumps({**message, "seq": self.seq[symbol]})
+        return json.dumps({**message, "seq": self.seq[symbol], "sent": due})
 
     def _snapshot(self, symbol: str) -> str:
         return json.dumps({**self.simulator.snapshot(symbol), "seq": self.seq[symbol]})
@@ -109,11 +111,13 @@ class FeedServer:
         interval = 1.0 / self.rate
         loop = asyncio.get_running_loop()
         next_at = loop.time()
+        wall_offset = time.time() - next_at  # loop time → epoch seconds
         idle_since = loop.time()
         while True:
+            due = next_at + wall_offset
             next_at += interval
             for symbol in self.symbols:
-                frames = [self._number(m) for m in self.simulator.tick(symbol, interval * self.time_scale)]
+                frames = [self._number(m, due) for m in self.simulator.tick(symbol, interval * self.time_scale)]
                 for subscriber in self._subscribers:
                     if symbol in subscriber.symbols:
                         for frame in frames:
