@@ -45,6 +45,7 @@ MESSAGES_PER_TICK = 3.3
 """The synthetic feed's messages per symbol tick: a quote, a trade 30 % of the time, two option quotes."""
 WARMUP_S = 3.0
 SATURATED_P95_MS = 100.0
+DRAIN_TIMEOUT_S = 60.0
 
 
 def free_port() -> int:
@@ -132,6 +133,15 @@ class Runtime:
             self.process.kill()
             self.process.wait()
 
+    def decided_after(self, end: float) -> bool:
+        if not self.latency_log.exists():
+            return False
+        with self.latency_log.open("rb") as log:
+            log.seek(max(0, self.latency_log.stat().st_size - 4096))
+            lines = log.read().decode(errors="replace").splitlines()[1:]  # the first may be cut
+        return any(line.split()[2] != "None" and float(line.split()[2]) >= end for line in lines
+                   if len(line.split()) == 4)
+
     def decisions(self, start: float, end: float) -> list[float]:
         """Latencies of the decisions on frames the feed was due to send within [start, end)."""
         out = []
@@ -154,6 +164,16 @@ def wait_until_flowing(runtimes: list[Runtime], timeout: float = 300.0) -> None:
             if (runtime.metric("tradeops_feed_messages_total") or 0) > 0:
                 waiting.remove(runtime)
         time.sleep(0.3)
+
+
+def wait_for_decisions_after(runtimes: list[Runtime], end: float, timeout: float) -> bool:
+    """True once every runtime has logged a decision on a frame due at or after `end`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if all(r.decided_after(end) for r in runtimes):
+            return True
+    return False
 
 
 def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False) -> dict[str, Any]:
@@ -179,7 +199,9 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
         messages = sum(r.metric("tradeops_feed_messages_total") or 0 for r in runtimes) - messages_before
         gaps = sum(r.metric("tradeops_feed_gaps_total") or 0 for r in runtimes) - gaps_before
         rss = sum(r.ps.memory_info().rss for r in runtimes) / 2**20
-        time.sleep(1.0)  # decisions on the window's last frames
+        # Frames due inside the window may still be queued (a saturated feed or runtime): wait for each
+        # runtime to decide on a frame due after the window, so the slowest frames are counted, not lost.
+        drained = wait_for_decisions_after(runtimes, end, DRAIN_TIMEOUT_S)
     finally:
         for runtime in runtimes:
             runtime.stop()
@@ -194,7 +216,8 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
     result: dict[str, Any] = {
         "symbols": len(symbols), "processes": len(runtimes), "rate_msgs_per_s": round(messages / wall, 1),
         "target_rate_msgs_per_s": rate, **percentiles(latencies), "frames": len(latencies),
-        "feed_gaps": int(gaps), "cpu_pct": round(100 * cpu / wall, 1), "feed_cpu_pct": round(100 * feed_cpu / wall, 1),
+        "feed_gaps": int(gaps), "saturated": not drained, "cpu_pct": round(100 * cpu / wall, 1),
+        "feed_cpu_pct": round(100 * feed_cpu / wall, 1),
         "rss_mb_total": round(rss, 1), "seconds": round(wall, 1),
         "load_avg_1m": round(os.getloadavg()[0], 1)}  # other work on the machine: read the figures with it
     if profile_text:
@@ -262,10 +285,12 @@ def curve(symbols: list[str], seconds: float) -> list[dict[str, Any]]:
     while rate <= 64_000:
         point = fleet(symbols, rate, seconds)
         points.append({k: point[k] for k in ("target_rate_msgs_per_s", "rate_msgs_per_s", "e2e_p50_ms",
-                                             "e2e_p95_ms", "e2e_p99_ms", "frames", "feed_gaps", "cpu_pct")})
+                                             "e2e_p95_ms", "e2e_p99_ms", "frames", "feed_gaps", "saturated",
+                                             "cpu_pct", "load_avg_1m")})
         print(json.dumps(points[-1]), file=sys.stderr, flush=True)
         p95 = point["e2e_p95_ms"]
-        if p95 is None or p95 > SATURATED_P95_MS or point["rate_msgs_per_s"] < 0.9 * rate or point["feed_gaps"]:
+        behind = point["rate_msgs_per_s"] < 0.9 * rate or point["feed_gaps"]
+        if point["saturated"] or p95 is None or p95 > SATURATED_P95_MS or behind:
             break
         rate *= 2
     return points
