@@ -75,8 +75,9 @@ class RuntimeMetrics:
                                     ["symbol", "reason"], registry=r)
         self.order_rejections = Counter(f"{PREFIX}_order_rejections", "Orders refused by the pre-trade controls",
                                         ["symbol", "reason"], registry=r)
-        self.portfolio_var = Gauge(f"{PREFIX}_portfolio_var", "Portfolio value at risk (99 %, one sample horizon)",
-                                   ["symbol", "method", "measure"], registry=r)
+        self.portfolio_cap = Gauge(f"{PREFIX}_runtime_position_cap",
+                                   "Notional the portfolio service's correlation cap allows (NaN: no service)",
+                                   labels, registry=r)
 
     def set_build(self, version: str, revision: int) -> None:
         self.info.labels(self.symbol).info({"version": version, "revision": str(revision)})

@@ -9,8 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-POSITIONS_STREAM = "tradeops:positions"
-FILLS_STREAM = "tradeops:fills"
+POSITIONS_STREAM = "tradeops:position-events"
+FILLS_STREAM = "tradeops:fill-events"
 CAPS_KEY = "tradeops:portfolio:caps"
 RISK_KEY = "tradeops:portfolio:risk"
 GROUP = "portfolio-risk"
