@@ -10,6 +10,7 @@ from infra.dask_operator import dask_operator
 from infra.datastores import POSTGRES_PORT, REDIS_PORT, datastores
 from infra.monitoring import monitoring
 from infra.network_policies import network_policies
+from infra.portfolio_risk import portfolio_risk
 from infra.settings import Settings
 
 
@@ -21,6 +22,7 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
     mon = monitoring(settings, ns)
     store = backups(settings, ns)
     network_policies(settings, ns)
+    portfolio_risk(settings, ns)
     backtests = dask_operator(settings)
     return {
         "environment": settings.environment,

@@ -39,7 +39,7 @@ def test_every_container_is_locked_down(stack, name):
 
 def test_the_workloads_cover_operator_datastores_and_jobs():
     assert {name for stack, name in WORKLOADS if stack == "dev"} == {
-        "operator", "postgres", "redis", "backup-cronjob", "drill-cronjob"}
+        "operator", "postgres", "redis", "backup-cronjob", "drill-cronjob", "portfolio-risk"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
