@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from pydantic import ValidationError
 
 from trading_runtime.gateway.breaker import BreakerState, CircuitBreaker
 from trading_runtime.gateway.budget import RetryBudget
 from trading_runtime.gateway.pool import retry_after_seconds
-from trading_runtime.gateway.settings import ENDPOINTS_ENV, KEYS_ENV, SettingsError, from_env
+from trading_runtime.gateway.settings import ApiKey, PoolSettings
 
 
 def state(b: CircuitBreaker) -> BreakerState:
@@ -68,19 +67,14 @@ def test_retry_after(header, expected):
     assert retry_after_seconds(header, now) == pytest.approx(expected)
 
 
-def test_settings_from_env_keep_the_secret_out_of_reprs():
-    env = {ENDPOINTS_ENV: "http://a:1, http://b:2", KEYS_ENV: json.dumps(
-        [{"name": "k1", "secret": "s3cr3t", "ratePerSecond": 5, "burst": 2}])}
-    settings = from_env(env)
-    assert settings is not None
-    assert settings.endpoints == ["http://a:1", "http://b:2"]
+def test_key_secrets_stay_out_of_reprs():
+    settings = PoolSettings(endpoints=["http://a:1"], keys=[ApiKey.model_validate(
+        {"name": "k1", "secret": "s3cr3t", "ratePerSecond": 5, "burst": 2})])
     assert "s3cr3t" not in repr(settings)
     assert settings.keys[0].secret.get_secret_value() == "s3cr3t"
-    assert from_env({}) is None
 
 
-@pytest.mark.parametrize("keys", ["not json", "[]", json.dumps([{"name": "k", "secret": "s", "ratePerSecond": 0}])],
-                         ids=["garbled", "no-keys", "zero-rate"])
-def test_bad_settings_are_refused_with_the_variable_named(keys):
-    with pytest.raises(SettingsError, match=KEYS_ENV):
-        from_env({ENDPOINTS_ENV: "http://a:1", KEYS_ENV: keys})
+@pytest.mark.parametrize("keys", [[], [{"name": "k", "secret": "s", "ratePerSecond": 0}]], ids=["no-keys", "zero-rate"])
+def test_unusable_settings_are_refused(keys):
+    with pytest.raises(ValidationError):
+        PoolSettings.model_validate({"endpoints": ["http://a:1"], "keys": keys})

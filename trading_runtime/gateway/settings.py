@@ -1,18 +1,12 @@
 """What the client pool is given: endpoints, API keys with their providers' rate limits, and the knobs of
-its breakers, retries and timeouts. Key values come from the environment (a Secret), never a config file."""
+its breakers, retries and timeouts. Key values are secrets (`SecretStr`: never in a repr or a log); whoever
+builds the pool reads them from a Secret, never from a config file."""
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-
-KEYS_ENV = "TRADEOPS_API_KEYS"
-"""JSON list of {"name", "secret", "ratePerSecond", "burst"} (mounted from a Secret)."""
-ENDPOINTS_ENV = "TRADEOPS_API_ENDPOINTS"
-"""Comma-separated base URLs of the market-data/order API."""
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class ApiKey(BaseModel):
@@ -42,20 +36,3 @@ class PoolSettings(BaseModel):
     retry_min_per_second: Annotated[float, Field(ge=0)] = 5.0
     max_retry_after_seconds: Annotated[float, Field(gt=0)] = 60.0
     """A Retry-After longer than this is clamped (a provider's mistake must not park a key for a day)."""
-
-
-class SettingsError(ValueError):
-    pass
-
-
-def from_env(environ: dict[str, str] | None = None, **overrides: float) -> PoolSettings | None:
-    """The pool's settings from the environment; None when no endpoint is configured (nothing to call)."""
-    env = os.environ if environ is None else environ
-    endpoints = [e.strip() for e in env.get(ENDPOINTS_ENV, "").split(",") if e.strip()]
-    if not endpoints:
-        return None
-    try:
-        keys = json.loads(env.get(KEYS_ENV, "[]"))
-        return PoolSettings.model_validate({"endpoints": endpoints, "keys": keys, **overrides})
-    except (ValueError, ValidationError) as exc:
-        raise SettingsError(f"{ENDPOINTS_ENV}/{KEYS_ENV}: {exc}") from exc
