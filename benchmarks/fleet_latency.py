@@ -22,6 +22,7 @@ import contextlib
 import functools
 import io
 import json
+import logging
 import os
 import pathlib
 import pstats
@@ -306,6 +307,7 @@ def main() -> None:
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process comparison")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # the in-process engines' order warnings are not the output
     if not 1 <= args.symbols <= len(SYMBOLS):
         parser.error(f"--symbols must be 1..{len(SYMBOLS)}")
     symbols = SYMBOLS[:args.symbols]
