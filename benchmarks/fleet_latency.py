@@ -23,6 +23,7 @@ import functools
 import io
 import json
 import logging
+import math
 import os
 import pathlib
 import pstats
@@ -31,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -167,6 +169,34 @@ def wait_until_flowing(runtimes: list[Runtime], timeout: float = 300.0) -> None:
         time.sleep(0.3)
 
 
+class FeedProbe(threading.Thread):
+    """A bare subscriber in its own thread (json only, no engine): how late the feed itself delivers each
+    frame against its schedule. On a starved machine the generator falls behind; this separates that from
+    the runtimes' share of the end-to-end figure."""
+
+    def __init__(self, url: str, symbol: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.symbol = url, symbol
+        self.window = (math.inf, math.inf)
+        self.lags: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._listen())
+
+    async def _listen(self) -> None:
+        from websockets.asyncio.client import connect
+
+        async with connect(self.url, max_size=2**22) as connection:
+            await connection.send(json.dumps({"op": "subscribe", "symbols": [self.symbol]}))
+            while not self.stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    frame = json.loads(await asyncio.wait_for(connection.recv(), 1.0))
+                    sent = frame.get("sent")
+                    if sent is not None and self.window[0] <= sent < self.window[1]:
+                        self.lags.append(time.time() - sent)
+
+
 def wait_for_decisions_after(runtimes: list[Runtime], end: float, timeout: float) -> bool:
     """True once every runtime has logged a decision on a frame due at or after `end`."""
     deadline = time.monotonic() + timeout
@@ -185,6 +215,8 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
     try:
         runtimes = [Runtime(workdir, s, feed.url, profile=profile and i == 0) for i, s in enumerate(symbols)]
         wait_until_flowing(runtimes)
+        probe = FeedProbe(feed.url, symbols[0])
+        probe.start()
         time.sleep(WARMUP_S)
         feed_ps = psutil.Process(feed.process.pid)
         messages_before = sum(r.metric("tradeops_feed_messages_total") or 0 for r in runtimes)
@@ -192,8 +224,10 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
         cpu_before = [r.cpu_seconds() for r in runtimes]
         feed_cpu_before = sum(feed_ps.cpu_times()[:2])
         start = time.time()
+        probe.window = (start, start + seconds)
         time.sleep(seconds)
         end = time.time()
+        probe.window = (start, end)
         wall = end - start
         cpu = sum(r.cpu_seconds() - b for r, b in zip(runtimes, cpu_before, strict=True))
         feed_cpu = sum(feed_ps.cpu_times()[:2]) - feed_cpu_before
@@ -203,6 +237,8 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
         # Frames due inside the window may still be queued (a saturated feed or runtime): wait for each
         # runtime to decide on a frame due after the window, so the slowest frames are counted, not lost.
         drained = wait_for_decisions_after(runtimes, end, DRAIN_TIMEOUT_S)
+        probe.stop.set()
+        probe.join(5)
     finally:
         for runtime in runtimes:
             runtime.stop()
@@ -217,6 +253,7 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
     result: dict[str, Any] = {
         "symbols": len(symbols), "processes": len(runtimes), "rate_msgs_per_s": round(messages / wall, 1),
         "target_rate_msgs_per_s": rate, **percentiles(latencies), "frames": len(latencies),
+        "feed_lag": {k.replace("e2e", "lag"): v for k, v in percentiles(probe.lags).items()},
         "feed_gaps": int(gaps), "saturated": not drained, "cpu_pct": round(100 * cpu / wall, 1),
         "feed_cpu_pct": round(100 * feed_cpu / wall, 1),
         "rss_mb_total": round(rss, 1), "seconds": round(wall, 1),

@@ -15,7 +15,7 @@ import yaml
 from tests.servers import ThrowawayPostgres, ThrowawayRedis, free_port
 from trading_runtime.feeds.server import FeedServer
 from trading_runtime.messaging import SIGNALS_STREAM, RedisBus
-from trading_runtime.portfolio.events import POSITIONS_STREAM
+from trading_runtime.portfolio.events import FILLS_STREAM, POSITIONS_STREAM
 from trading_runtime.portfolio.service import PortfolioService
 
 CONFIG = {"symbol": "SPY", "market": "equity-options", "revision": 3,
@@ -81,6 +81,10 @@ async def test_runtime_end_to_end(tmp_path):
                 await until(lambda: bus.cached("SPY", "quote", "SPY"))
                 # Positions go to the portfolio risk service; the cap it publishes comes back (no service yet: NaN).
                 await until(lambda: bus.redis.xlen(POSITIONS_STREAM))
+                await until(lambda: bus.redis.xlen(FILLS_STREAM))  # each fill, with the instrument its order named
+                fill = json.loads((await bus.redis.xrange(FILLS_STREAM, count=1))[0][1]["data"])
+                assert fill["symbol"] == "SPY"
+                assert fill["instrument"].startswith("SPY-")
                 assert await metric('tradeops_runtime_position_cap{symbol="SPY"}') != await metric(
                     'tradeops_runtime_position_cap{symbol="SPY"}')
                 stop_service = asyncio.Event()
