@@ -73,8 +73,8 @@ class Feed:
     url: str
 
     @classmethod
-    def start(cls, symbols: list[str], tick_rate: float) -> Feed:
-        port = free_port()
+    def start(cls, symbols: list[str], tick_rate: float, port: int = 0) -> Feed:
+        port = port or free_port()
         process = subprocess.Popen([sys.executable, "-m", "trading_runtime.feeds.server", "--symbols",
                                     ",".join(symbols), "--rate", f"{tick_rate:.3f}", "--port", str(port)],
                                    stdout=subprocess.PIPE, text=True)
@@ -155,6 +155,18 @@ class Runtime:
         return out
 
 
+def wait_until_serving(runtimes: list[Runtime], timeout: float = 300.0) -> None:
+    """Every runtime answers on its metrics port (imported and started, looking for the feed)."""
+    deadline = time.monotonic() + timeout
+    for runtime in runtimes:
+        while runtime.metric("tradeops_feed_reconnects_total") is None:
+            if runtime.process.poll() is not None:
+                raise RuntimeError(f"runtime {runtime.symbol} exited: see {runtime.dir / 'runtime.log'}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"runtime {runtime.symbol} did not start")
+            time.sleep(0.3)
+
+
 def wait_until_flowing(runtimes: list[Runtime], timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     waiting = list(runtimes)
@@ -210,10 +222,16 @@ def wait_for_decisions_after(runtimes: list[Runtime], end: float, timeout: float
 def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False) -> dict[str, Any]:
     """One runtime process per symbol against one feed at `rate` messages a second in total."""
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-fleet-"))
-    feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK))
+    port = free_port()
     runtimes: list[Runtime] = []
+    feed: Feed | None = None
     try:
-        runtimes = [Runtime(workdir, s, feed.url, profile=profile and i == 0) for i, s in enumerate(symbols)]
+        # The runtimes start first (a dozen Python processes importing at once starve a small machine) and
+        # retry the feed until it is there: its fixed schedule starts once they are up.
+        runtimes = [Runtime(workdir, s, f"ws://127.0.0.1:{port}", profile=profile and i == 0)
+                    for i, s in enumerate(symbols)]
+        wait_until_serving(runtimes)
+        feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK), port)
         wait_until_flowing(runtimes)
         probe = FeedProbe(feed.url, symbols[0])
         probe.start()
@@ -242,7 +260,8 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
     finally:
         for runtime in runtimes:
             runtime.stop()
-        feed.stop()
+        if feed is not None:
+            feed.stop()
     latencies = [x for r in runtimes for x in r.decisions(start, end)]
     profile_text = None
     if profile and runtimes and runtimes[0].profile_path and runtimes[0].profile_path.exists():
