@@ -29,7 +29,8 @@ async def test_frames_queued_behind_a_stall_carry_their_wait_into_the_histogram(
     config = RenderedConfig(symbol="SPY", market="equity-options", revision=1, runtime=RuntimeConfig())
     engine = SymbolEngine(config, True, metrics, lambda table, row: None, origin=lambda: clients[0].frame_origin,
                           decided=record)
-    async with FeedServer(["SPY"], seed=3, rate=100) as feed:
+    # The feed shares this loop: a lag bound of its own would skip the ticks due during the stall.
+    async with FeedServer(["SPY"], seed=3, rate=100, max_lag_s=10.0) as feed:
         client = FeedClient(feed.url, ["SPY"], engine.on_message)
         clients.append(client)
         stop = asyncio.Event()
@@ -46,3 +47,11 @@ async def test_frames_queued_behind_a_stall_carry_their_wait_into_the_histogram(
     assert all(sent > 0 for sent, _ in decided)  # every decision was on a stamped frame
     histogram = metrics.tick_to_signal.labels("SPY")
     assert histogram._sum.get() == sum(latency for _, latency in decided)
+
+
+async def test_a_starved_feed_skips_the_ticks_it_missed_instead_of_replaying_a_backlog():
+    async with FeedServer(["SPY"], seed=3, rate=100, max_lag_s=0.05) as feed:
+        await asyncio.sleep(0.2)
+        time.sleep(0.5)  # noqa: ASYNC251 -- the loop must block: the feed's own process starves
+        await asyncio.sleep(0.2)
+        assert feed.slips >= 30  # ~45 ticks were due during the stall; none is made up late
