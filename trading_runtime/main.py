@@ -71,7 +71,8 @@ class Runtime:
                                 (lambda: writer.stats.accepted) if writer else None, writer.carry if writer else None)
         self.log_context.tick_ids = tracer.log_ids
         self.feed: FeedClient | ReplayFeed
-        self.latency_log = open(args.latency_log, "a", buffering=1 << 16) if args.latency_log else None  # noqa: SIM115
+        # Line-buffered: a reader (the fleet benchmark) follows it while the runtime runs.
+        self.latency_log = open(args.latency_log, "a", buffering=1) if args.latency_log else None  # noqa: SIM115
         if replay is None:
             self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer,
                                        origin=self._frame_origin,
