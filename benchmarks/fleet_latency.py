@@ -298,7 +298,7 @@ async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str,
     def record(message: Message, latency: float) -> None:
         sent = getattr(message, "sent", None)
         if sent is not None and window["start"] <= sent < window["end"]:
-            latencies.append(latency)
+            latencies.append(latency + by_symbol[message.symbol].frame_wait_ns / 1e9)  # type: ignore[union-attr]
 
     by_symbol: dict[str, FeedClient] = {}
     for symbol in symbols:

@@ -74,8 +74,8 @@ class SymbolEngine:
                  decided: Callable[[Message, float], None] | None = None) -> None:
         """`clock`, `broker` and `calendar` are injected by replays and backtests (the wall clock, the paper
         broker and the market's calendar otherwise): the engine itself is the same code live and simulated.
-        `origin` gives the perf_counter_ns where the message in hand started (the live feed: when it was due
-        from the feed), from which tick-to-signal latency counts; without it, from `on_message`'s call.
+        `origin` gives the perf_counter_ns where the message in hand started (the live feed: its arrival,
+        before parsing), from which tick-to-signal latency counts; without it, from `on_message`'s call.
         `decided` hears of every signal decision with its latency in seconds."""
         self.config = config
         self.trace = tracer or DecisionTracer(None, config.symbol, config.revision)

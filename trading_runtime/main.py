@@ -76,7 +76,7 @@ class Runtime:
         if replay is None:
             self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer,
                                        origin=self._frame_origin,
-                                       decided=self._log_latency if self.latency_log else None)
+                                       decided=self._decided)
             self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
         else:  # recorded events drive the engine's clock
             clock = EventClock()
@@ -106,12 +106,17 @@ class Runtime:
         assert isinstance(self.feed, FeedClient)
         return self.feed.frame_origin
 
-    def _log_latency(self, message: Message, latency: float) -> None:
-        """`--latency-log`: one line per signal decision, `symbol seq sent latency_s` (the fleet benchmark's
-        record; the histogram has buckets, this has every value)."""
-        assert self.latency_log is not None
+    def _decided(self, message: Message, latency: float) -> None:
+        """The whole span, from the feed's schedule (`tradeops_feed_to_signal_seconds`); with `--latency-log`,
+        one line per decision, `symbol seq sent seconds` (the fleet benchmark's record: every value)."""
+        assert isinstance(self.feed, FeedClient)
         sent = getattr(message, "sent", None)
-        self.latency_log.write(f"{self.engine.symbol} {getattr(message, 'seq', -1)} {sent} {latency:.7f}\n")
+        if sent is None:
+            return
+        whole = latency + self.feed.frame_wait_ns / 1e9
+        self.metrics.feed_to_signal.labels(self.engine.symbol).observe(whole)
+        if self.latency_log is not None:
+            self.latency_log.write(f"{self.engine.symbol} {getattr(message, 'seq', -1)} {sent} {whole:.7f}\n")
 
     def _export_counters(self) -> None:
         feed, files = self.feed.stats, self.files

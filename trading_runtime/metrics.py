@@ -54,10 +54,14 @@ class RuntimeMetrics:
                          ["symbol"], registry=r)
         self.config_info = Info(f"{PREFIX}_runtime_config", "Digest of the runtime config in effect (what a pod "
                                 "runs, whatever its revision label says)", ["symbol"], registry=r)
-        # From the frame's due time at the feed (its arrival when unstamped): network, queueing, parsing, engine.
+        # From the frame's arrival at the feed client (before parsing) to its decision: the runtime's own SLO.
         self.tick_to_signal = Histogram(f"{PREFIX}_tick_to_signal_seconds",
-                                        "Time from a tick's send by the feed to its signal decision", labels,
+                                        "Time from a tick's arrival (before parsing) to its signal decision", labels,
                                         buckets=LATENCY_BUCKETS, registry=r)
+        # From the moment the feed was due to send it: the network and every queue on the way too.
+        self.feed_to_signal = Histogram(f"{PREFIX}_feed_to_signal_seconds",
+                                        "Time from a tick's scheduled send by the feed to its signal decision",
+                                        labels, buckets=(*LATENCY_BUCKETS, 2.5, 10.0), registry=r)
         self.ticks = Counter(f"{PREFIX}_ticks", "Market messages processed", ["symbol", "kind"], registry=r)
         self.signals = Counter(f"{PREFIX}_signals", "Signals emitted", ["symbol", "direction"], registry=r)
         self.errors = Counter(f"{PREFIX}_errors", "Errors while processing ticks", ["symbol", "stage"], registry=r)
