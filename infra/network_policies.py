@@ -15,6 +15,8 @@ from infra.control_plane import METRICS_PORT as OPERATOR_METRICS_PORT
 from infra.control_plane import OPERATOR
 from infra.datastores import POSTGRES, POSTGRES_PORT, REDIS, REDIS_PORT
 from infra.monitoring import RUNTIME_APP
+from infra.portfolio_risk import METRICS_PORT as PORTFOLIO_METRICS_PORT
+from infra.portfolio_risk import PORTFOLIO_RISK
 from infra.settings import Settings
 
 RUNTIME_METRICS_PORT = 9102  # trading_operator.naming.METRICS_PORT
@@ -45,6 +47,7 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
     trading, data = settings.trading_namespace, settings.data_namespace
     system, mon = settings.system_namespace, settings.monitoring_namespace
     runtimes = _in_namespace(trading, **{"app.kubernetes.io/name": RUNTIME_APP})
+    portfolio_risk = _in_namespace(trading, **{"app.kubernetes.io/name": PORTFOLIO_RISK})
     jobs = [_in_namespace(data, **{"app.kubernetes.io/component": c}) for c in (BACKUP_COMPONENT, DRILL_COMPONENT)]
     prometheus = _in_namespace(mon, **{"app.kubernetes.io/name": "prometheus"})
     result: dict[str, dict[str, Any]] = {}
@@ -53,13 +56,14 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
             "metadata": {"name": "default-deny", "namespace": namespace},
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         }
-    for name, port in ((POSTGRES, POSTGRES_PORT), (REDIS, REDIS_PORT)):
+    for name, port, clients in ((POSTGRES, POSTGRES_PORT, [runtimes, *jobs]),
+                                (REDIS, REDIS_PORT, [runtimes, portfolio_risk, *jobs])):
         result[f"netpol-{name}"] = {
             "metadata": {"name": name, "namespace": data},
             "spec": {
                 "podSelector": {"matchLabels": {"app.kubernetes.io/name": name}},
                 "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"from": [runtimes, *jobs], "ports": _ports(port)}],
+                "ingress": [{"from": clients, "ports": _ports(port)}],
                 # PostgreSQL archives its WAL to the backup bucket; Redis talks to no one.
                 "egress": [DNS, S3] if name == POSTGRES else [],
             },
@@ -118,6 +122,7 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
                 DNS,
                 {"to": [_in_namespace(mon)]},
                 {"to": [runtimes], "ports": _ports(RUNTIME_METRICS_PORT)},
+                {"to": [portfolio_risk], "ports": _ports(PORTFOLIO_METRICS_PORT)},
                 {"to": [_in_namespace(system, **{"app.kubernetes.io/name": OPERATOR})],
                  "ports": _ports(OPERATOR_METRICS_PORT)},
                 # The API server (service discovery), kubelets and node exporters live on node addresses.

@@ -12,6 +12,7 @@ from infra.datastores import POSTGRES_PORT, REDIS_PORT, datastores
 from infra.log_shipping import log_shipping
 from infra.monitoring import monitoring
 from infra.network_policies import network_policies
+from infra.portfolio_risk import portfolio_risk
 from infra.settings import Settings
 from infra.tracing import tracing
 
@@ -28,6 +29,7 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
     logs = log_shipping(settings, ns)
     scheduled_jobs(settings, ns, store)
     network_policies(settings, ns)
+    portfolio_risk(settings, ns)
     backtests = dask_operator(settings)
     return {
         "environment": settings.environment,

@@ -71,10 +71,14 @@ class SymbolEngine:
     def __init__(self, config: RenderedConfig, trading_enabled: bool, metrics: RuntimeMetrics, sink: Sink,
                  broker: Broker | None = None, seed: int | None = None, clock: Clock | None = None,
                  calendar: Calendar | None = None, tracer: DecisionTracer | None = None,
-                 ml_recorder: Recorder | None = None) -> None:
+                 ml_recorder: Recorder | None = None, origin: Callable[[], int] | None = None,
+                 decided: Callable[[Message, float], None] | None = None) -> None:
         """`clock`, `broker` and `calendar` are injected by replays and backtests (the wall clock, the paper
         broker and the market's calendar otherwise): the engine itself is the same code live and simulated.
-        `ml_recorder` receives every labelled decision (modelops/ builds training sets with it)."""
+        `ml_recorder` receives every labelled decision (modelops/ builds training sets with it).
+        `origin` gives the perf_counter_ns where the message in hand started (the live feed: its arrival,
+        before parsing), from which tick-to-signal latency counts; without it, from `on_message`'s call.
+        `decided` hears of every signal decision with its latency in seconds."""
         self.config = config
         self.trace = tracer or DecisionTracer(None, config.symbol, config.revision)
         self.symbol = config.symbol
@@ -106,6 +110,7 @@ class SymbolEngine:
         self._option_updates = 0
         self.controls = PreTradeControls(config.runtime.pre_trade)
         self.ml = MlLoop(config, metrics, ml_recorder)
+        self._origin, self._decided = origin, decided
         self.set_trading_enabled(trading_enabled)
         metrics.set_build("0.1.0", config.revision)
 
@@ -145,7 +150,7 @@ class SymbolEngine:
     # Tick path --------------------------------------------------------------------------------------
 
     async def on_message(self, message: Message) -> None:
-        started = time.perf_counter()
+        started = self._origin() if self._origin is not None else time.perf_counter_ns()
         self.trace.begin(message)
         faults = self.config.runtime.fault_injection
         try:
@@ -166,7 +171,10 @@ class SymbolEngine:
         if faults.extra_latency_ms:
             await asyncio.sleep(faults.extra_latency_ms / 1000)
         if signal is not None:
-            self.metrics.tick_to_signal.labels(self.symbol).observe(time.perf_counter() - started)
+            latency = (time.perf_counter_ns() - started) / 1e9
+            self.metrics.tick_to_signal.labels(self.symbol).observe(latency)
+            if self._decided is not None:
+                self._decided(message, latency)
         self.trace.finish(None, None if signal is None else self.state.direction)
 
     def _process(self, message: Snapshot | Quote | Trade) -> Signal | None:

@@ -20,21 +20,29 @@ import os
 import pathlib
 import signal
 import sys
+import time
 from typing import Any
 
 from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
 from trading_runtime.engine import SymbolEngine
-from trading_runtime.feeds.client import FeedClient
+from trading_runtime.feeds.client import FeedClient, Message
 from trading_runtime.feeds.recorded import LoadOptions, Recorded, RecordedDataError, load_recorded
 from trading_runtime.feeds.replay import ReplayFeed
 from trading_runtime.health import Check, HealthServer
 from trading_runtime.logs import LogContext, configure
 from trading_runtime.messaging import RISK_STREAM, SIGNALS_STREAM, RedisBus
 from trading_runtime.metrics import CounterSource, RuntimeMetrics
-from trading_runtime.risk.limits import headroom
-from trading_runtime.risk.portfolio import portfolio_risk
+from trading_runtime.portfolio.caps import CapState, effective_cap
+from trading_runtime.portfolio.events import (
+    CAPS_KEY,
+    FILLS_STREAM,
+    POSITIONS_STREAM,
+    FillEvent,
+    PositionEvent,
+    SymbolCap,
+)
 from trading_runtime.storage.schema import migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
 from trading_runtime.telemetry import DecisionTracer, FlushTracer, TelemetryError, Tracing, TracingSettings
@@ -63,8 +71,12 @@ class Runtime:
                                 (lambda: writer.stats.accepted) if writer else None, writer.carry if writer else None)
         self.log_context.tick_ids = tracer.log_ids
         self.feed: FeedClient | ReplayFeed
+        # Line-buffered: a reader (the fleet benchmark) follows it while the runtime runs.
+        self.latency_log = open(args.latency_log, "a", buffering=1) if args.latency_log else None  # noqa: SIM115
         if replay is None:
-            self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer)
+            self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer,
+                                       origin=self._frame_origin,
+                                       decided=self._decided)
             self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
         else:  # recorded events drive the engine's clock
             clock = EventClock()
@@ -81,13 +93,31 @@ class Runtime:
             watched.check()  # record the digests of the files as loaded
         self.ballast = ballast(config.runtime.fault_injection.memory_ballast_mb)
         self._background: set[asyncio.Task[Any]] = set()
-        self._last_mid = 0.0
+        self._version = 0
+        self._cap_state = CapState.ABSENT
+        self._order_instruments: dict[str, str] = {}
         self._export_counters()
 
     def _frame_times(self) -> tuple[int, int]:
         """When the feed client received and parsed the frame in hand (the live feed only)."""
         assert isinstance(self.feed, FeedClient)
         return self.feed.frame_times
+
+    def _frame_origin(self) -> int:
+        assert isinstance(self.feed, FeedClient)
+        return self.feed.frame_origin
+
+    def _decided(self, message: Message, latency: float) -> None:
+        """The whole span, from the feed's schedule (`tradeops_feed_to_signal_seconds`); with `--latency-log`,
+        one line per decision, `symbol seq sent seconds` (the fleet benchmark's record: every value)."""
+        assert isinstance(self.feed, FeedClient)
+        sent = getattr(message, "sent", None)
+        if sent is None:
+            return
+        whole = latency + self.feed.frame_wait_ns / 1e9
+        self.metrics.feed_to_signal.labels(self.engine.symbol).observe(whole)
+        if self.latency_log is not None:
+            self.latency_log.write(f"{self.engine.symbol} {getattr(message, 'seq', -1)} {sent} {whole:.7f}\n")
 
     def _export_counters(self) -> None:
         feed, files = self.feed.stats, self.files
@@ -159,6 +189,8 @@ class Runtime:
             except WriteBehindFullError as exc:
                 log.error("%s", exc)
                 self.engine._halt("storage", True)  # nothing more may happen that cannot be recorded
+        if self.bus is not None and table in ("orders", "fills"):
+            self._publish_fill(table, row)
         if self.bus is not None and table in ("signals", "risk_events"):
             stream = SIGNALS_STREAM if table == "signals" else RISK_STREAM
             fields = {"table": table, "row": [str(v) if not isinstance(v, (int, float)) else v for v in row]}
@@ -178,46 +210,58 @@ class Runtime:
             log.warning("redis publish failed: %s", exc)
 
     async def _share(self, stop: asyncio.Event) -> None:
-        """Every `--share-interval` seconds: this symbol's position and return into the shared book, the
-        portfolio view out of it. Redis trouble is counted, never fatal."""
+        """Every `--share-interval` seconds: this symbol's position onto the positions stream (the portfolio
+        risk service's input) and the cap the service published for this symbol back. Redis trouble is
+        counted, never fatal."""
         engine, symbol = self.engine, self.engine.symbol
         while not stop.is_set() and self.bus is not None:
             try:
                 book = engine.book_greeks(engine.last_ts)
-                await self.bus.share_position(symbol, book)
                 for kind in ("delta", "gamma", "vega", "notional"):
                     self.metrics.exposure.labels(symbol, kind).set(book[kind])
-                mid = engine.state.mid
-                if self._last_mid and mid > 0:
-                    await self.bus.push_return(symbol, math.log(mid / self._last_mid))
-                self._last_mid = mid if mid > 0 else self._last_mid
-                await self._portfolio_risk()
+                await self._publish_position(book)
+                await self._read_cap(book["notional"])
             except Exception as exc:  # Redis is a cache and a bus here: an outage must not stop trading
                 self.metrics.errors.labels(symbol, "redis").inc()
                 log.warning("redis update failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.args.share_interval)
 
-    async def _portfolio_risk(self) -> None:
-        """The whole book's exposure, VaR/CVaR and the correlation limit that caps this symbol."""
+    async def _publish_position(self, book: dict[str, float]) -> None:
         assert self.bus is not None
-        engine, symbol, limits = self.engine, self.engine.symbol, self.engine.config.runtime.risk
-        book = await self.bus.portfolio()
-        risk = portfolio_risk(book, await self.bus.returns(sorted(book)))
-        m = self.metrics
-        m.exposure.labels(symbol, "portfolio_gross").set(risk.exposure.gross)
-        m.exposure.labels(symbol, "portfolio_net").set(risk.exposure.net)
-        m.exposure.labels(symbol, "portfolio_delta").set(risk.exposure.delta)
-        m.exposure.labels(symbol, "portfolio_gamma").set(risk.exposure.gamma)
-        m.exposure.labels(symbol, "portfolio_vega").set(risk.exposure.vega)
-        for method, var, cvar in (("historical", risk.historical_var, risk.historical_cvar),
-                                  ("parametric", risk.parametric_var, risk.parametric_cvar)):
-            m.portfolio_var.labels(symbol, method, "var").set(var)
-            m.portfolio_var.labels(symbol, method, "cvar").set(cvar)
-        exposures = {s: p.get("notional", 0.0) for s, p in book.items()}
-        own = abs(exposures.get(symbol, 0.0))
-        engine.position_cap = own + headroom(symbol, exposures, risk.correlations, limits.correlation_threshold,
-                                             limits.correlated_exposure_cap)
+        engine, limits = self.engine, self.engine.config.runtime.risk
+        if not math.isfinite(engine.state.mid):
+            return  # no quote yet: nothing to value the position at
+        self._version = max(self._version + 1, time.time_ns())  # newer than any earlier event, across restarts
+        event = PositionEvent(symbol=engine.symbol, version=self._version, mid=engine.state.mid,
+                              notional=book["notional"], delta=book["delta"], gamma=book["gamma"], vega=book["vega"],
+                              correlation_threshold=limits.correlation_threshold,
+                              correlated_exposure_cap=limits.correlated_exposure_cap)
+        await self.bus.publish(POSITIONS_STREAM, event.model_dump(by_alias=True))
+
+    async def _read_cap(self, own_notional: float) -> None:
+        """The correlation cap from the portfolio service (one read, instead of every symbol's book)."""
+        assert self.bus is not None
+        raw = await self.bus.redis.hget(CAPS_KEY, self.engine.symbol)
+        published = SymbolCap.model_validate_json(raw) if raw else None
+        cap, state = effective_cap(published, time.time(), self.args.cap_max_age, own_notional)
+        if state is CapState.STALE and self._cap_state is not CapState.STALE:
+            log.warning("portfolio caps are older than %.0fs: holding positions, adding none", self.args.cap_max_age)
+        self._cap_state = state
+        self.engine.position_cap = cap
+        self.metrics.portfolio_cap.labels(self.engine.symbol).set(cap if state is not CapState.ABSENT else math.nan)
+
+    def _publish_fill(self, table: str, row: tuple[Any, ...]) -> None:
+        """Orders and fills onto the fills stream: the order row names the instrument its fill lacks."""
+        if table == "orders":
+            self._order_instruments[str(row[0])] = str(row[3])
+            return
+        fill_id, ts, order_id, quantity, price, fee = row
+        instrument = self._order_instruments.pop(str(order_id), "")
+        event = FillEvent(fill_id=str(fill_id), symbol=self.engine.symbol, instrument=instrument,
+                          quantity=float(quantity), price=float(price), fee=float(fee),
+                          multiplier=self.engine.broker.multipliers.get(instrument, 1.0), ts=ts.timestamp())
+        self._spawn(self._publish(FILLS_STREAM, event.model_dump(by_alias=True)))
 
     async def _migrate(self, stop: asyncio.Event) -> None:
         """Migrations before the writer starts; retried while the database is not there yet."""
@@ -276,6 +320,8 @@ class Runtime:
         if self.bus is not None:
             await self.bus.close()
         await health.stop()
+        if self.latency_log is not None:
+            self.latency_log.close()
         if self.tracing is not None:
             self.tracing.shutdown()
         summary = {"symbol": self.engine.symbol, "messages": self.feed.stats.messages}
@@ -325,9 +371,13 @@ def main() -> int:
     parser.add_argument("--redis-url", default=os.environ.get("TRADEOPS_REDIS_URL"))
     parser.add_argument("--share-interval", type=float, default=1.0,
                         help="seconds between position/return sharing and portfolio risk updates")
+    parser.add_argument("--cap-max-age", type=float, default=10.0,
+                        help="seconds after which the portfolio service's cap is stale (positions held, none added)")
     parser.add_argument("--metrics-host", default="0.0.0.0")
     parser.add_argument("--metrics-port", type=int, default=9102)
     parser.add_argument("--spill-path", default=os.environ.get("TRADEOPS_SPILL_PATH", "/tmp/tradeops-spill.jsonl"))
+    parser.add_argument("--latency-log", type=pathlib.Path, metavar="FILE",
+                        help="append every signal decision's tick-to-signal latency to FILE (benchmarks)")
     parser.add_argument("--replay", type=pathlib.Path, metavar="FILE",
                         help="a recorded CSV/Parquet file as the feed (docs/recorded-data.md); exits at its end")
     parser.add_argument("--speed", type=float, default=1.0,

@@ -1,5 +1,5 @@
-"""Redis for the runtime: Redis Streams with consumer groups for signals and risk events (the system's message
-queue), and the shared position book and returns that portfolio risk reads across symbols."""
+"""Redis for the runtime: Redis Streams with consumer groups (the system's message queue): signals and risk
+events, and the position and fill events the portfolio risk service consumes (trading_runtime/portfolio/)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from redis.exceptions import ResponseError
 
 SIGNALS_STREAM = "tradeops:signals"
 RISK_STREAM = "tradeops:risk-events"
-POSITIONS_KEY = "tradeops:positions"
 
 
 @dataclass(frozen=True)
@@ -60,28 +59,3 @@ class RedisBus:
 
     async def ack(self, stream: str, group: str, *ids: str) -> int:
         return int(await self.redis.xack(stream, group, *ids))
-
-    # Positions --------------------------------------------------------------------------------------
-
-    async def share_position(self, symbol: str, exposure: dict[str, float]) -> None:
-        """This symbol's exposure (notional, delta, gamma, vega, ...) for the portfolio view."""
-        await self.redis.hset(POSITIONS_KEY, symbol, json.dumps(exposure))
-
-    async def push_return(self, symbol: str, value: float, keep: int = 600) -> None:
-        """Append to the symbol's recent returns (the newest `keep`), which portfolio risk correlates."""
-        key = f"tradeops:returns:{symbol}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, value)
-            pipe.ltrim(key, -keep, -1)
-            await pipe.execute()
-
-    async def returns(self, symbols: list[str]) -> dict[str, list[float]]:
-        out = {}
-        for symbol in symbols:
-            values = await self.redis.lrange(f"tradeops:returns:{symbol}", 0, -1)
-            out[symbol] = [float(v) for v in values]
-        return out
-
-    async def portfolio(self) -> dict[str, dict[str, float]]:
-        raw: dict[Any, Any] = await self.redis.hgetall(POSITIONS_KEY)
-        return {str(symbol): dict(json.loads(value)) for symbol, value in raw.items()}

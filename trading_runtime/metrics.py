@@ -60,9 +60,14 @@ class RuntimeMetrics:
                          ["symbol"], registry=r)
         self.config_info = Info(f"{PREFIX}_runtime_config", "Digest of the runtime config in effect (what a pod "
                                 "runs, whatever its revision label says)", ["symbol"], registry=r)
+        # From the frame's arrival at the feed client (before parsing) to its decision: the runtime's own SLO.
         self.tick_to_signal = Histogram(f"{PREFIX}_tick_to_signal_seconds",
-                                        "Time from a tick's arrival to its signal", labels, buckets=LATENCY_BUCKETS,
-                                        registry=r)
+                                        "Time from a tick's arrival (before parsing) to its signal decision", labels,
+                                        buckets=LATENCY_BUCKETS, registry=r)
+        # From the moment the feed was due to send it: the network and every queue on the way too.
+        self.feed_to_signal = Histogram(f"{PREFIX}_feed_to_signal_seconds",
+                                        "Time from a tick's scheduled send by the feed to its signal decision",
+                                        labels, buckets=(*LATENCY_BUCKETS, 2.5, 10.0), registry=r)
         self.ticks = Counter(f"{PREFIX}_ticks", "Market messages processed", ["symbol", "kind"], registry=r)
         self.signals = Counter(f"{PREFIX}_signals", "Signals emitted", ["symbol", "direction"], registry=r)
         self.errors = Counter(f"{PREFIX}_errors", "Errors while processing ticks", ["symbol", "stage"], registry=r)
@@ -85,8 +90,9 @@ class RuntimeMetrics:
                                        labels, buckets=SLIPPAGE_BUCKETS, registry=r)
         self.order_rejections = Counter(f"{PREFIX}_order_rejections", "Orders refused by the pre-trade controls",
                                         ["symbol", "reason"], registry=r)
-        self.portfolio_var = Gauge(f"{PREFIX}_portfolio_var", "Portfolio value at risk (99 %, one sample horizon)",
-                                   ["symbol", "method", "measure"], registry=r)
+        self.portfolio_cap = Gauge(f"{PREFIX}_runtime_position_cap",
+                                   "Notional the portfolio service's correlation cap allows (NaN: no service)",
+                                   labels, registry=r)
 
         self._ml_metrics(r)
 

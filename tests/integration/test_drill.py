@@ -177,7 +177,7 @@ def test_redis_loss_the_runtime_rebuilds_its_book_and_the_snapshot_the_streams(b
                 import redis as redis_lib
                 conn = redis_lib.Redis.from_url(redis_server.url)
                 deadline = time.monotonic() + 30
-                while not conn.hexists("tradeops:positions", "SPY"):
+                while not conn.xlen("tradeops:position-events"):
                     assert time.monotonic() < deadline, "the runtime never wrote its book"
                     await asyncio.sleep(0.1)
                 conn.xadd("tradeops:signals", {"data": "{}"})

@@ -38,20 +38,3 @@ async def test_streams_are_trimmed(bus):
     for i in range(3000):
         await bus.publish("tradeops:test", {"n": i})
     assert await bus.redis.xlen("tradeops:test") < 2000
-
-
-async def test_position_book_is_shared_across_symbols(bus):
-    await bus.share_position("SPY", {"notional": 50_000.0, "delta": 100.0})
-    await bus.share_position("QQQ", {"notional": -20_000.0, "delta": -40.0})
-    await bus.share_position("SPY", {"notional": 55_000.0, "delta": 110.0})
-    assert await bus.portfolio() == {"SPY": {"notional": 55_000.0, "delta": 110.0},
-                                     "QQQ": {"notional": -20_000.0, "delta": -40.0}}
-
-
-async def test_returns_are_kept_newest_first_bounded(bus):
-    for i in range(700):
-        await bus.push_return("SPY", i / 1000, keep=600)
-    returns = await bus.returns(["SPY", "QQQ"])
-    assert len(returns["SPY"]) == 600
-    assert returns["SPY"][-1] == 0.699
-    assert returns["QQQ"] == []

@@ -15,6 +15,8 @@ import yaml
 from tests.servers import ThrowawayPostgres, ThrowawayRedis, free_port
 from trading_runtime.feeds.server import FeedServer
 from trading_runtime.messaging import SIGNALS_STREAM, RedisBus
+from trading_runtime.portfolio.events import FILLS_STREAM, POSITIONS_STREAM
+from trading_runtime.portfolio.service import PortfolioService
 
 CONFIG = {"symbol": "SPY", "market": "equity-options", "revision": 3,
           "runtime": {"strategy": {"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5},
@@ -72,13 +74,26 @@ async def test_runtime_end_to_end(tmp_path):
                 await until(ready)
                 await until(lambda: asyncio.to_thread(lambda: rows(postgres.dsn, "signals") > 5))
                 await until(lambda: _at_least(metric, 'tradeops_tick_to_signal_seconds_count{symbol="SPY"}', 100))
+                assert await metric('tradeops_feed_to_signal_seconds_count{symbol="SPY"}') > 0
                 assert await metric('tradeops_runtime_info{revision="3"') == 1.0
 
                 bus = RedisBus(redis.url)
                 assert len(await bus.redis.xrange(SIGNALS_STREAM)) > 0
-                assert "SPY" in await bus.portfolio()
-                await until(lambda: _at_least(
-                    metric, 'tradeops_portfolio_var{measure="var",method="parametric",symbol="SPY"}', 1e-12))
+                # Positions go to the portfolio risk service; the cap it publishes comes back (no service yet: NaN).
+                await until(lambda: bus.redis.xlen(POSITIONS_STREAM))
+                await until(lambda: bus.redis.xlen(FILLS_STREAM))  # each fill, with the instrument its order named
+                fill = json.loads((await bus.redis.xrange(FILLS_STREAM, count=1))[0][1]["data"])
+                assert fill["symbol"] == "SPY"
+                assert fill["instrument"].startswith("SPY-")
+                assert await metric('tradeops_runtime_position_cap{symbol="SPY"}') != await metric(
+                    'tradeops_runtime_position_cap{symbol="SPY"}')
+                stop_service = asyncio.Event()
+                service = PortfolioService(redis.url, "e2e", interval_s=0.1)
+                consuming = asyncio.create_task(service.run(stop_service))
+                await until(lambda: _at_least(metric, 'tradeops_runtime_position_cap{symbol="SPY"}', 1.0))
+                stop_service.set()
+                await consuming
+                await service.close()
                 await bus.close()
 
                 # The kill switch arrives through the mounted file, without a restart.

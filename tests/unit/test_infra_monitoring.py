@@ -70,10 +70,12 @@ def test_the_runtime_servicemonitor_selects_the_operators_metrics_service(stack)
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_operator_podmonitor_selects_the_operator_pods(stack):
-    (monitor,) = built(stack).of_kind("PodMonitor")
-    operator = built(stack).one("kubernetes:apps/v1:Deployment", "operator").inputs
-    pod = operator["spec"]["template"]
+@pytest.mark.parametrize(("monitor_name", "deployment"), [("operator-podmonitor", "operator"),
+                                                          ("portfolio-risk-podmonitor", "portfolio-risk")])
+def test_each_podmonitor_selects_its_pods(stack, monitor_name, deployment):
+    monitor = built(stack).one("kubernetes:monitoring.coreos.com/v1:PodMonitor", monitor_name)
+    workload = built(stack).one("kubernetes:apps/v1:Deployment", deployment).inputs
+    pod = workload["spec"]["template"]
     assert selects(monitor.inputs["spec"]["selector"], pod["metadata"]["labels"])
     ports = {p["name"] for c in pod["spec"]["containers"] for p in c["ports"]}
     assert {e["port"] for e in monitor.inputs["spec"]["podMetricsEndpoints"]} <= ports

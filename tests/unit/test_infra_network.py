@@ -33,11 +33,14 @@ def test_databases_accept_only_runtimes_and_backup_jobs(stack, database, port):
     assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
     sources = {(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
                 tuple(sorted(peer["podSelector"]["matchLabels"].items()))) for peer in rule["from"]}
+    # Redis also serves the portfolio risk service (its streams and book); PostgreSQL does not.
+    portfolio = ("trading", (("app.kubernetes.io/name", "tradeops-portfolio-risk"),))
+    consumers = {portfolio} if database == "redis" else set()
     assert sources == {
         ("trading", (("app.kubernetes.io/name", naming.APP_NAME),)),
         ("tradeops-data", (("app.kubernetes.io/component", "backup"),)),
         ("tradeops-data", (("app.kubernetes.io/component", "dr-drill"),)),
-    }
+    } | consumers
     egress = policy(stack, f"netpol-{database}")["spec"]["egress"]
     if database == "redis":
         assert egress == []

@@ -87,6 +87,11 @@ class FeedClient:
         self._rng = random.Random(seed)
         self.frame_times = (0, 0)
         """perf_counter_ns when the frame being handled arrived and when it was parsed (for its trace)."""
+        self.frame_origin = 0
+        """perf_counter_ns when the frame in hand arrived, before parsing: where tick-to-signal starts."""
+        self.frame_wait_ns = 0
+        """How long before its arrival the frame in hand was due from the feed (its `sent` stamp; 0 when
+        unstamped): the network and the queues between the feed's schedule and this process."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, stream, reconnect — until `stop` is set."""
@@ -130,13 +135,17 @@ class FeedClient:
             stopping.cancel()
 
     async def _on_frame(self, connection: ClientConnection, frame: str | bytes) -> None:
-        received = time.perf_counter_ns()
+        received, wall = time.perf_counter_ns(), time.time()
         try:
             message = parse_message(frame)
         except ValueError:
             self.stats.malformed += 1
             return
         self.frame_times = (received, time.perf_counter_ns())
+        sent = getattr(message, "sent", None)
+        self.frame_origin = received
+        # A clock behind the feed's would make the frame seem to arrive before it was sent: never below 0.
+        self.frame_wait_ns = 0 if sent is None else max(0, int((wall - sent) * 1e9))
         if isinstance(message, Heartbeat):
             return
         if isinstance(message, Snapshot):

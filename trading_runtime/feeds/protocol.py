@@ -9,7 +9,9 @@ Server → client (every message carries `type`, and all but heartbeats a `symbo
 - `trade`: a print of one `instrument` at `price` for `size`; `aggressor` is `buy`, `sell` or absent.
 - `heartbeat`: sent when nothing else was for a second; carries `ts` only.
 
-`seq` increases by exactly one per message of a symbol; `ts` is the exchange time in epoch seconds.
+`seq` increases by exactly one per message of a symbol; `ts` is the exchange time in epoch seconds. Quotes
+and trades may carry `sent`, the epoch second the feed was due to send them (its schedule, not when it got
+round to it): the runtime measures tick-to-signal latency from there.
 
 Client → server: `{"op": "subscribe", "symbols": ["SPY", ...]}` and `{"op": "snapshot", "symbol": "SPY"}`
 (resync after a sequence gap).
@@ -71,6 +73,7 @@ class Quote(QuoteFields):
     symbol: Symbol
     seq: Annotated[int, Field(ge=0)]
     ts: Annotated[float, Field(allow_inf_nan=False)]
+    sent: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 class Trade(_Message):
@@ -82,6 +85,7 @@ class Trade(_Message):
     price: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
     size: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
     aggressor: Literal["buy", "sell"] | None = None
+    sent: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 class Heartbeat(_Message):

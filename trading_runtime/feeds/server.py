@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +31,13 @@ class _Subscriber:
 
 class FeedServer:
     """Ticks every symbol `rate` times a second (market time advances `time_scale` × wall time) and
-    broadcasts the messages to subscribers, numbered per symbol."""
+    broadcasts the messages to subscribers, numbered per symbol and stamped with the wall time the tick was
+    due (`sent`): a fixed schedule, so a client that falls behind shows as latency. The simulated market
+    itself keeps up or skips: when its producer is over `max_lag_s` behind (a starved machine), the ticks
+    it missed are not made up (counted in `slips`), so its own backlog does not pass for the clients'."""
 
     def __init__(self, symbols: list[str], seed: int = 0, rate: float = 50.0, host: str = "127.0.0.1",
-                 port: int = 0, time_scale: float = 1.0, heartbeat_s: float = 1.0) -> None:
+                 port: int = 0, time_scale: float = 1.0, heartbeat_s: float = 1.0, max_lag_s: float = 0.05) -> None:
         self.symbols = symbols
         self.simulator = MarketSimulator(symbols, seed=seed)
         self.rate = rate
@@ -42,6 +46,8 @@ class FeedServer:
         self.heartbeat_s = heartbeat_s
         self.seq = dict.fromkeys(symbols, 0)
         self.sent = 0
+        self.max_lag_s = max_lag_s
+        self.slips = 0
         self._subscribers: list[_Subscriber] = []
         self._server: Server | None = None
         self._producer: asyncio.Task[None] | None = None
@@ -90,11 +96,11 @@ class FeedServer:
 
     # Serving ----------------------------------------------------------------------------------------
 
-    def _number(self, message: dict[str, Any]) -> str:
+    def _number(self, message: dict[str, Any], due: float) -> str:
         symbol = message["symbol"]
         self.seq[symbol] += 2 if symbol in self._skip else 1
         self._skip.discard(symbol)
-        return json.dumps({**message, "seq": self.seq[symbol]})
+        return json.dumps({**message, "seq": self.seq[symbol], "sent": due})
 
     def _snapshot(self, symbol: str) -> str:
         return json.dumps({**self.simulator.snapshot(symbol), "seq": self.seq[symbol]})
@@ -109,11 +115,18 @@ class FeedServer:
         interval = 1.0 / self.rate
         loop = asyncio.get_running_loop()
         next_at = loop.time()
+        wall_offset = time.time() - next_at  # loop time → epoch seconds
         idle_since = loop.time()
         while True:
+            if loop.time() - next_at > self.max_lag_s:  # behind: the market does not replay what it missed
+                missed = int((loop.time() - next_at) / interval)
+                self.slips += missed
+                next_at += missed * interval
+                log.warning("feed producer %.3fs behind its schedule; skipped %d ticks", missed * interval, missed)
+            due = next_at + wall_offset
             next_at += interval
             for symbol in self.symbols:
-                frames = [self._number(m) for m in self.simulator.tick(symbol, interval * self.time_scale)]
+                frames = [self._number(m, due) for m in self.simulator.tick(symbol, interval * self.time_scale)]
                 for subscriber in self._subscribers:
                     if symbol in subscriber.symbols:
                         for frame in frames:

@@ -1,0 +1,391 @@
+"""End-to-end tick-to-signal latency of a fleet: the synthetic feed server and one real runtime process per
+symbol (as pods run), on this machine.
+
+Start: the moment the feed server was *due* to send a frame (its fixed-rate schedule, stamped in the frame
+as `sent`), so a feed or runtime that falls behind shows as latency (no coordinated omission). End: the
+runtime's signal decision for that frame. Counted over every frame that can change a signal (underlying
+quotes and trades once the book has a mid; option quotes and snapshots cannot), as each runtime records them
+with `--latency-log`: the same span as its `tradeops_tick_to_signal_seconds` histogram. The in-process path
+(every symbol's feed client and engine on one event loop in one process, same feed, same span) is measured
+for comparison. No database, Redis or tracing: the tick path hands rows to queues that are not attached.
+
+    python benchmarks/fleet_latency.py [--symbols 12] [--rate 2000] [--seconds 20] [--json]
+    python benchmarks/fleet_latency.py --curve [--json]      # p95 against rate up to saturation
+    python benchmarks/fleet_latency.py --profile             # where one runtime's time goes (cProfile)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import io
+import json
+import logging
+import math
+import os
+import pathlib
+import pstats
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psutil
+import yaml
+
+SYMBOLS = ["SPY", "QQQ", "ES", "IWM", "DIA", "NQ", "AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META",
+           "GOOG", "AMD", "NFLX", "JPM", "XLF", "GLD", "TLT", "SMH"]
+MESSAGES_PER_TICK = 3.3
+"""The synthetic feed's messages per symbol tick: a quote, a trade 30 % of the time, two option quotes."""
+WARMUP_S = 3.0
+SATURATED_P95_MS = 100.0
+DRAIN_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentiles(latencies_s: list[float]) -> dict[str, float | None]:
+    if not latencies_s:
+        return {"e2e_p50_ms": None, "e2e_p95_ms": None, "e2e_p99_ms": None, "e2e_max_ms": None}
+    ms = np.array(latencies_s) * 1000
+    return {"e2e_p50_ms": round(float(np.percentile(ms, 50)), 3), "e2e_p95_ms": round(float(np.percentile(ms, 95)), 3),
+            "e2e_p99_ms": round(float(np.percentile(ms, 99)), 3), "e2e_max_ms": round(float(ms.max()), 3)}
+
+
+@dataclass
+class Feed:
+    process: subprocess.Popen[str]
+    url: str
+
+    @classmethod
+    def start(cls, symbols: list[str], tick_rate: float, port: int = 0) -> Feed:
+        port = port or free_port()
+        process = subprocess.Popen([sys.executable, "-m", "trading_runtime.feeds.server", "--symbols",
+                                    ",".join(symbols), "--rate", f"{tick_rate:.3f}", "--port", str(port)],
+                                   stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("ws://"):
+            process.kill()
+            raise RuntimeError(f"feed server did not start: {url!r}")
+        return cls(process, url)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Runtime:
+    def __init__(self, workdir: pathlib.Path, symbol: str, feed_url: str, profile: bool = False) -> None:
+        self.dir = workdir / symbol.lower()
+        self.dir.mkdir(parents=True)
+        self.symbol, self.port = symbol, free_port()
+        (self.dir / "runtime.yaml").write_text(yaml.safe_dump({"symbol": symbol, "market": "equity-options",
+                                                                "revision": 1, "runtime": {}}))
+        (self.dir / "switches.yaml").write_text(yaml.safe_dump({"tradingEnabled": True}))
+        self.latency_log = self.dir / "latency.log"
+        self.profile_path = self.dir / "profile.out" if profile else None
+        prefix = ["-m", "cProfile", "-o", str(self.profile_path)] if profile else []
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADEOPS_", "OTEL_"))}
+        with (self.dir / "runtime.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, *prefix, "-m", "trading_runtime", "--config", str(self.dir / "runtime.yaml"),
+                 "--switches", str(self.dir / "switches.yaml"), "--feed-url", feed_url, "--metrics-host",
+                 "127.0.0.1", "--metrics-port", str(self.port), "--spill-path", str(self.dir / "spill.jsonl"),
+                 "--latency-log", str(self.latency_log)], stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.ps = psutil.Process(self.process.pid)
+
+    def metric(self, name: str) -> float | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name)]
+        return sum(values) if values else None
+
+    def cpu_seconds(self) -> float:
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def decided_after(self, end: float) -> bool:
+        if not self.latency_log.exists():
+            return False
+        with self.latency_log.open("rb") as log:
+            log.seek(max(0, self.latency_log.stat().st_size - 4096))
+            lines = log.read().decode(errors="replace").splitlines()[1:]  # the first may be cut
+        return any(line.split()[2] != "None" and float(line.split()[2]) >= end for line in lines
+                   if len(line.split()) == 4)
+
+    def decisions(self, start: float, end: float) -> list[float]:
+        """Latencies of the decisions on frames the feed was due to send within [start, end)."""
+        out = []
+        for line in self.latency_log.read_text().splitlines() if self.latency_log.exists() else []:
+            _, _, sent, latency = line.split()
+            if sent != "None" and start <= float(sent) < end:
+                out.append(float(latency))
+        return out
+
+
+def wait_until_serving(runtimes: list[Runtime], timeout: float = 300.0) -> None:
+    """Every runtime answers on its metrics port (imported and started, looking for the feed)."""
+    deadline = time.monotonic() + timeout
+    for runtime in runtimes:
+        while runtime.metric("tradeops_feed_reconnects_total") is None:
+            if runtime.process.poll() is not None:
+                raise RuntimeError(f"runtime {runtime.symbol} exited: see {runtime.dir / 'runtime.log'}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"runtime {runtime.symbol} did not start")
+            time.sleep(0.3)
+
+
+def wait_until_flowing(runtimes: list[Runtime], timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = list(runtimes)
+    while waiting:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"runtimes not receiving the feed: {[r.symbol for r in waiting]}")
+        for runtime in list(waiting):
+            if runtime.process.poll() is not None:
+                raise RuntimeError(f"runtime {runtime.symbol} exited: see {runtime.dir / 'runtime.log'}")
+            if (runtime.metric("tradeops_feed_messages_total") or 0) > 0:
+                waiting.remove(runtime)
+        time.sleep(0.3)
+
+
+class FeedProbe(threading.Thread):
+    """A bare subscriber in its own thread (json only, no engine): how late the feed itself delivers each
+    frame against its schedule. On a starved machine the generator falls behind; this separates that from
+    the runtimes' share of the end-to-end figure."""
+
+    def __init__(self, url: str, symbol: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.symbol = url, symbol
+        self.window = (math.inf, math.inf)
+        self.lags: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._listen())
+
+    async def _listen(self) -> None:
+        from websockets.asyncio.client import connect
+
+        async with connect(self.url, max_size=2**22) as connection:
+            await connection.send(json.dumps({"op": "subscribe", "symbols": [self.symbol]}))
+            while not self.stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    frame = json.loads(await asyncio.wait_for(connection.recv(), 1.0))
+                    sent = frame.get("sent")
+                    if sent is not None and self.window[0] <= sent < self.window[1]:
+                        self.lags.append(time.time() - sent)
+
+
+def wait_for_decisions_after(runtimes: list[Runtime], end: float, timeout: float) -> bool:
+    """True once every runtime has logged a decision on a frame due at or after `end`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if all(r.decided_after(end) for r in runtimes):
+            return True
+    return False
+
+
+def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False) -> dict[str, Any]:
+    """One runtime process per symbol against one feed at `rate` messages a second in total."""
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-fleet-"))
+    port = free_port()
+    runtimes: list[Runtime] = []
+    feed: Feed | None = None
+    try:
+        # The runtimes start first (a dozen Python processes importing at once starve a small machine) and
+        # retry the feed until it is there: its fixed schedule starts once they are up.
+        runtimes = [Runtime(workdir, s, f"ws://127.0.0.1:{port}", profile=profile and i == 0)
+                    for i, s in enumerate(symbols)]
+        wait_until_serving(runtimes)
+        feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK), port)
+        wait_until_flowing(runtimes)
+        probe = FeedProbe(feed.url, symbols[0])
+        probe.start()
+        time.sleep(WARMUP_S)
+        feed_ps = psutil.Process(feed.process.pid)
+        messages_before = sum(r.metric("tradeops_feed_messages_total") or 0 for r in runtimes)
+        gaps_before = sum(r.metric("tradeops_feed_gaps_total") or 0 for r in runtimes)
+        cpu_before = [r.cpu_seconds() for r in runtimes]
+        feed_cpu_before = sum(feed_ps.cpu_times()[:2])
+        start = time.time()
+        probe.window = (start, start + seconds)
+        time.sleep(seconds)
+        end = time.time()
+        probe.window = (start, end)
+        wall = end - start
+        cpu = sum(r.cpu_seconds() - b for r, b in zip(runtimes, cpu_before, strict=True))
+        feed_cpu = sum(feed_ps.cpu_times()[:2]) - feed_cpu_before
+        messages = sum(r.metric("tradeops_feed_messages_total") or 0 for r in runtimes) - messages_before
+        gaps = sum(r.metric("tradeops_feed_gaps_total") or 0 for r in runtimes) - gaps_before
+        rss = sum(r.ps.memory_info().rss for r in runtimes) / 2**20
+        # Frames due inside the window may still be queued (a saturated feed or runtime): wait for each
+        # runtime to decide on a frame due after the window, so the slowest frames are counted, not lost.
+        drained = wait_for_decisions_after(runtimes, end, DRAIN_TIMEOUT_S)
+        probe.stop.set()
+        probe.join(5)
+    finally:
+        for runtime in runtimes:
+            runtime.stop()
+        if feed is not None:
+            feed.stop()
+    latencies = [x for r in runtimes for x in r.decisions(start, end)]
+    profile_text = None
+    if profile and runtimes and runtimes[0].profile_path and runtimes[0].profile_path.exists():
+        out = io.StringIO()
+        pstats.Stats(str(runtimes[0].profile_path), stream=out).sort_stats("tottime").print_stats(25)
+        profile_text = out.getvalue()
+    shutil.rmtree(workdir, ignore_errors=True)
+    result: dict[str, Any] = {
+        "symbols": len(symbols), "processes": len(runtimes), "rate_msgs_per_s": round(messages / wall, 1),
+        "target_rate_msgs_per_s": rate, **percentiles(latencies), "frames": len(latencies),
+        "feed_lag": {k.replace("e2e", "lag"): v for k, v in percentiles(probe.lags).items()},
+        "feed_gaps": int(gaps), "saturated": not drained, "cpu_pct": round(100 * cpu / wall, 1),
+        "feed_cpu_pct": round(100 * feed_cpu / wall, 1),
+        "rss_mb_total": round(rss, 1), "seconds": round(wall, 1),
+        "load_avg_1m": round(os.getloadavg()[0], 1)}  # other work on the machine: read the figures with it
+    if profile_text:
+        result["profile"] = profile_text
+    return result
+
+
+def _origin(clients: dict[str, Any], symbol: str) -> int:
+    return int(clients[symbol].frame_origin)
+
+
+async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str, Any]:
+    from trading_runtime.config import RenderedConfig, RuntimeConfig
+    from trading_runtime.engine import SymbolEngine
+    from trading_runtime.feeds.client import FeedClient, Message
+    from trading_runtime.metrics import RuntimeMetrics
+
+    window = {"start": float("inf"), "end": float("inf")}
+    latencies: list[float] = []
+
+    def record(message: Message, latency: float) -> None:
+        sent = getattr(message, "sent", None)
+        if sent is not None and window["start"] <= sent < window["end"]:
+            latencies.append(latency + by_symbol[message.symbol].frame_wait_ns / 1e9)  # type: ignore[union-attr]
+
+    by_symbol: dict[str, FeedClient] = {}
+    for symbol in symbols:
+        config = RenderedConfig(symbol=symbol, market="equity-options", revision=1, runtime=RuntimeConfig())
+        engine = SymbolEngine(config, True, RuntimeMetrics(symbol), lambda table, row: None,
+                              origin=functools.partial(_origin, by_symbol, symbol), decided=record)
+        by_symbol[symbol] = FeedClient(url, [symbol], engine.on_message)
+    clients = list(by_symbol.values())
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(c.run(stop)) for c in clients]
+    process = psutil.Process()
+    await asyncio.sleep(WARMUP_S + 2)
+    cpu_before, messages_before = sum(process.cpu_times()[:2]), sum(c.stats.messages for c in clients)
+    window["start"] = time.time()
+    await asyncio.sleep(seconds)
+    window["end"] = time.time()
+    wall = window["end"] - window["start"]
+    cpu = sum(process.cpu_times()[:2]) - cpu_before
+    messages = sum(c.stats.messages for c in clients) - messages_before
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return {"processes": 1, "rate_msgs_per_s": round(messages / wall, 1), **percentiles(latencies),
+            "frames": len(latencies), "cpu_pct": round(100 * cpu / wall, 1),
+            "rss_mb_total": round(process.memory_info().rss / 2**20, 1)}
+
+
+def in_process(symbols: list[str], rate: float, seconds: float) -> dict[str, Any]:
+    feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK))
+    try:
+        return asyncio.run(_in_process(symbols, feed.url, seconds))
+    finally:
+        feed.stop()
+
+
+def curve(symbols: list[str], seconds: float) -> list[dict[str, Any]]:
+    """p95 against offered rate, doubling until the fleet saturates (p95 past 100 ms, or it no longer
+    takes the offered rate)."""
+    points = []
+    rate = 250.0
+    while rate <= 64_000:
+        point = fleet(symbols, rate, seconds)
+        points.append({k: point[k] for k in ("target_rate_msgs_per_s", "rate_msgs_per_s", "e2e_p50_ms",
+                                             "e2e_p95_ms", "e2e_p99_ms", "frames", "feed_gaps", "saturated",
+                                             "cpu_pct", "load_avg_1m")})
+        print(json.dumps(points[-1]), file=sys.stderr, flush=True)
+        p95 = point["e2e_p95_ms"]
+        behind = point["rate_msgs_per_s"] < 0.9 * rate or point["feed_gaps"]
+        if point["saturated"] or p95 is None or p95 > SATURATED_P95_MS or behind:
+            break
+        rate *= 2
+    return points
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--symbols", type=int, default=12)
+    parser.add_argument("--rate", type=float, default=2000.0, help="feed messages per second, all symbols")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--curve", action="store_true", help="p95 against rate up to saturation")
+    parser.add_argument("--profile", action="store_true", help="run the first runtime under cProfile")
+    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process comparison")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # the in-process engines' order warnings are not the output
+    if not 1 <= args.symbols <= len(SYMBOLS):
+        parser.error(f"--symbols must be 1..{len(SYMBOLS)}")
+    symbols = SYMBOLS[:args.symbols]
+    result: dict[str, Any]
+    if args.curve:
+        result = {"symbols": len(symbols), "curve": curve(symbols, args.seconds)}
+    else:
+        result = fleet(symbols, args.rate, args.seconds, profile=args.profile)
+        if not args.no_in_process:
+            result["in_process"] = in_process(symbols, args.rate, args.seconds)
+    profile = result.pop("profile", None)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+    if profile:
+        print(profile, file=sys.stderr)
+    if not args.curve and not result.get("frames"):
+        sys.exit(1)  # nothing measured
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()

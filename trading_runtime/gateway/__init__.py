@@ -1,0 +1,1 @@
+"""Load-balanced HTTP access to market-data and order APIs across several endpoints and API keys."""

@@ -1,0 +1,57 @@
+"""The market-data and order API as the runtime calls it, over the client pool.
+
+`GET /v1/snapshots/{symbol}` answers a snapshot in the feed protocol's shape (feeds/protocol.py);
+`POST /v1/orders` takes a market order with the client's order id, which the API treats as an idempotency
+key (a retried order is the same order, never a second one)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trading_runtime.feeds.protocol import Snapshot
+from trading_runtime.gateway.pool import ApiError, ClientPool
+
+
+class OrderTicket(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    client_order_id: Annotated[str, Field(min_length=1, alias="clientOrderId")]
+    instrument: str
+    quantity: float
+    """Signed: + buy, − sell."""
+    type: Literal["market"] = "market"
+
+
+class OrderAck(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    client_order_id: str = Field(alias="clientOrderId")
+    status: Literal["accepted", "filled", "rejected"]
+    price: float | None = None
+
+
+class MarketApi:
+    def __init__(self, pool: ClientPool) -> None:
+        self.pool = pool
+
+    async def snapshot(self, symbol: str) -> Snapshot:
+        response = await self.pool.request("GET", f"/v1/snapshots/{symbol}", idempotent=True)
+        if response.status != 200:
+            raise ApiError(f"snapshot of {symbol}: HTTP {response.status} from {response.endpoint}")
+        try:
+            return Snapshot.model_validate(response.body)
+        except ValidationError as exc:
+            raise ApiError(f"snapshot of {symbol} from {response.endpoint} is malformed: {exc}") from exc
+
+    async def submit_order(self, ticket: OrderTicket) -> OrderAck:
+        response = await self.pool.request("POST", "/v1/orders", idempotent=True,
+                                           json_body=ticket.model_dump(by_alias=True),
+                                           headers={"Idempotency-Key": ticket.client_order_id})
+        if response.status not in (200, 201):
+            raise ApiError(f"order {ticket.client_order_id}: HTTP {response.status} from {response.endpoint}")
+        try:
+            return OrderAck.model_validate(response.body)
+        except ValidationError as exc:
+            raise ApiError(f"order {ticket.client_order_id}: malformed acknowledgement: {exc}") from exc
