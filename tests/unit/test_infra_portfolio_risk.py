@@ -8,7 +8,7 @@ from infra.datastores import REDIS_PORT, RUNTIME_CREDENTIALS
 from infra.settings import from_mapping
 
 SETTINGS = from_mapping({"environment": "dev", "operatorImage": "ghcr.io/tradeops/operator:1",
-                         "runtimeImage": "ghcr.io/tradeops/runtime:1"})
+                         "runtimeImage": "ghcr.io/tradeops/runtime:1", "toolsImage": "ghcr.io/tradeops/tools:1"})
 
 
 def test_pod_is_hardened_and_reads_redis_only_from_the_secret():
