@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.infra_harness import STACKS, built, is_secret, pods
 
-WORKLOADS = [(stack, name) for stack in STACKS for name, _ in pods(built(stack))]
+WORKLOADS = sorted((stack, name) for stack in STACKS for name, _ in pods(built(stack)))
 
 
 def pod(stack: str, name: str) -> dict:
