@@ -383,7 +383,11 @@ def _status(
         ready = (ConditionStatus.FALSE, Reason.REPLICAS_NOT_READY, f"{ready_replicas}/{replicas} pods ready")
     conditions = set_condition(conditions, ConditionType.READY, *ready, gen, now)
     background = status.background
-    if aborted is not None:
+    if decision.stable_failing is not None:  # what runs is failing now: before any aborted revision
+        degraded = (ConditionStatus.TRUE, decision.stable_failing.reason,
+                    f"Stable revision {current} cannot stay ready (not rolled back: no known-good revision to "
+                    f"go to): {decision.stable_failing.message}")
+    elif aborted is not None:
         why = f" ({decision.last_rollback.reason})" if decision.last_rollback else ""
         degraded = (
             ConditionStatus.TRUE,
@@ -422,7 +426,8 @@ def _status(
     return status.model_copy(
         update={
             "observed_generation": gen,
-            "phase": _phase(spec, target, aborted is not None or decision.never_ready is not None, rolled_out,
+            "phase": _phase(spec, target, aborted is not None or decision.never_ready is not None
+                            or decision.stable_failing is not None, rolled_out,
                             decision.hold_reason, analysing),
             "conditions": conditions,
             "current_revision": current,

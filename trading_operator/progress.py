@@ -1,7 +1,7 @@
 """Whether a revision's pods can ever become ready, and if not why — pure, from the Deployment and its Pods.
 
-Two verdicts end a revision before any analysis: a crash loop (a container in `CrashLoopBackOff`, or
-OOM-killed and restarted) fails it at once, since every further restart only backs off longer; anything
+Two verdicts end a revision whatever its analysis says: a crash loop (a container in `CrashLoopBackOff`, or
+OOM-killed, restarted and not ready) fails it at once, since every further restart only backs off longer; anything
 else that keeps its pods unready (`ErrImagePull`/`ImagePullBackOff`, `CreateContainerConfigError`, a
 readiness probe that never passes) fails it when the Deployment controller reports
 `ProgressDeadlineExceeded` (`spec.rollout.progressDeadlineSeconds` without progress). The verdict names the
@@ -53,7 +53,7 @@ def problem_of(pod: Manifest) -> NotReady | None:
         said = " ".join(str(last.get("message") or "").split())[-MESSAGE_LIMIT:]
         exit_detail = f"; last exit code {last.get('exitCode')} ({last.get('reason')})" if last else ""
         words = f": {said}" if said else ""
-        if last.get("reason") == Reason.OOM_KILLED.value and restarts:
+        if last.get("reason") == Reason.OOM_KILLED.value and restarts and not container.get("ready"):
             return NotReady(Reason.OOM_KILLED, f"pod {name}: container {container.get('name')} was OOM-killed, "
                                         f"{restarts} restarts{words}")
         reason = waiting.get("reason")

@@ -3,8 +3,11 @@
 A new revision (a spec change, a tuning proposal, a retry) runs, or runs as a shadow beside stable, and
 gets an analysis run once it is rolled out. The run's verdict (written by the analysis loop) decides:
 Successful → promoted to stable; Failed → back to stable, the revision aborted until the spec changes
-or a retry; Inconclusive → held where it is with a condition saying why, never rolled back. The first
-revision of a symbol has nothing to compare with and becomes stable once rolled out."""
+or a retry; Inconclusive → held where it is with a condition saying why, never rolled back. A revision whose
+pods cannot become ready (a crash loop, a progress deadline passed) fails whatever its run says, even while
+held or paused: waiting cannot fix it. The first revision of a symbol has nothing to compare with and becomes
+stable once rolled out; a stable revision that crash loops is reported (Degraded, one Event), not rolled
+back, since there is no known-good revision to go to."""
 
 from __future__ import annotations
 
@@ -20,13 +23,14 @@ from trading_operator.api import (
     AnalysisKind,
     AnalysisPhase,
     AnalysisRun,
+    ConditionStatus,
     RequestAction,
     RollbackRecord,
     TradingSymbolSpec,
     TradingSymbolStatus,
     TuningState,
 )
-from trading_operator.conditions import Reason
+from trading_operator.conditions import ConditionType, Reason
 from trading_operator.findings import ObjectiveMeasured, RunMeasured, StableMeasured
 from trading_operator.healing import Action, Outcome, assess
 from trading_operator.plans import NORMAL, WARNING, Observed, Plan
@@ -167,6 +171,8 @@ class Decision:
     """Set while an Inconclusive run holds the rollout (the Paused condition)."""
     never_ready: NotReady | None = None
     """Set when a first revision (no stable one to return to) cannot become ready: Degraded, nothing else."""
+    stable_failing: NotReady | None = None
+    """Set while the stable revision's own pods crash loop or cannot become ready: Degraded, not rolled back."""
     requests: Answers = dataclasses.field(default_factory=lambda: Answers([], []))
     """This reconcile's answers to requests (promote, abort, retry, rollback, restart)."""
     restarted_at: str | None = None
@@ -189,6 +195,25 @@ def decide(
     """The rollout decision. `running` maps `main`/`shadow` to the revision fully rolled out there, `failing`
     to the revision there whose pods cannot become ready, and why (`progress.not_ready`)."""
     failing = failing or {}
+    decision = _decide(result, observed, spec, status, revisions, update, candidate, policies, tuning, running,
+                       failing)
+    _stable_failing(result, status, decision, failing)
+    return decision
+
+
+def _decide(
+    result: Plan,
+    observed: Observed,
+    spec: TradingSymbolSpec,
+    status: TradingSymbolStatus,
+    revisions: list[Revision],
+    update: Revision,
+    candidate: Revision | None,
+    policies: Policies,
+    tuning: TuningState | None,
+    running: dict[str, int | None],
+    failing: dict[str, tuple[int, NotReady]],
+) -> Decision:
     aborted = status.aborted_revision if status.aborted_revision == update.number else None
     decision = Decision(
         target=None, shadow=None, stable=status.stable_revision, previous_stable=status.previous_stable_revision,
@@ -216,8 +241,10 @@ def decide(
         return decision
     if spec.paused:
         decision.target = current or stable
-        if decision.analysis and decision.analysis.revision == nxt.number and nxt.number != stable.number:
+        if decision.analysis and decision.analysis.revision == nxt.number and nxt.number != stable.number \
+                and decision.analysis.phase is not AnalysisPhase.FAILED:
             decision.shadow = nxt if decision.analysis.kind is AnalysisKind.SHADOW else None
+        _fail_stuck_while_paused(result, observed, stable, decision, failing)
         return decision
     if nxt.number == stable.number:
         decision.target = stable
@@ -282,8 +309,11 @@ def decide_new(
     elif decision.requests.accepted(RequestAction.PROMOTE):
         run = _finished(run, nxt, kind, stable, AnalysisPhase.SUCCESSFUL, "promoted by request", now)
     stuck = (failing or {}).get("shadow" if shadowed else "main")
-    if stuck is not None and stuck[0] == nxt.number and (run is None or run.phase is AnalysisPhase.RUNNING):
-        run = _finished(run, nxt, kind, stable, AnalysisPhase.FAILED, f"never ready: {stuck[1].describe()}", now)
+    # Pods that cannot become ready fail the revision over any verdict short of Failed (an Inconclusive hold, a
+    # Successful run not yet acted on); only a person's explicit promote outranks them.
+    if stuck is not None and stuck[0] == nxt.number and (run is None or run.phase is not AnalysisPhase.FAILED) \
+            and decision.requests.accepted(RequestAction.PROMOTE) is None:
+        run = _finished(run, nxt, kind, stable, AnalysisPhase.FAILED, _never_ready_message(run, stuck[1]), now)
     if run is None and kind is not AnalysisKind.TUNING and not any(s.analysis for s in policies.slo.slos):
         if running["shadow" if shadowed else "main"] == nxt.number:
             _promote(result, observed, stable, nxt, decision, "the SLO policy has no analysis metrics")
@@ -304,19 +334,66 @@ def decide_new(
     if run.phase is AnalysisPhase.SUCCESSFUL:
         _promote(result, observed, stable, nxt, decision, f"analysis successful: {run.message}")
     elif run.phase is AnalysisPhase.FAILED:
-        decision.target, decision.shadow, decision.aborted = stable, None, nxt.number
         why = stuck[1].describe() if stuck and stuck[0] == nxt.number else f"AnalysisFailed: {run.message}"
-        decision.last_rollback = RollbackRecord(from_revision=nxt.number, to_revision=stable.number, reason=why,
-                                                time=now)
-        what = "Shadow analysis" if shadowed else "Analysis"
-        back = "kept" if shadowed else "rolled back to"
-        result.event(WARNING, Reason.ROLLED_BACK,
-                     f"{what} of revision {nxt.number} failed ({run.message}); {back} stable revision "
-                     f"{stable.number}; revision {nxt.number} is aborted until the spec changes or a retry")
+        _roll_back(result, now, stable, nxt, run, why, decision)
     elif run.phase is AnalysisPhase.INCONCLUSIVE:
         decision.hold_reason = (f"Analysis of revision {nxt.number} inconclusive ({run.message}); held, not rolled "
                                 "back: promote, abort or retry")
     return decision
+
+
+def _roll_back(result: Plan, now: str, stable: Revision, failed: Revision, run: AnalysisRun, why: str,
+               decision: Decision) -> None:
+    """Run stable again and abort the failed revision (until the spec changes or a retry), with the Event."""
+    shadowed = run.kind is AnalysisKind.SHADOW
+    decision.target, decision.shadow, decision.aborted, decision.analysis = stable, None, failed.number, run
+    decision.last_rollback = RollbackRecord(from_revision=failed.number, to_revision=stable.number, reason=why,
+                                            time=now)
+    what = "Shadow analysis" if shadowed else "Analysis"
+    back = "kept" if shadowed else "rolled back to"
+    result.event(WARNING, Reason.ROLLED_BACK,
+                 f"{what} of revision {failed.number} failed ({run.message}); {back} stable revision "
+                 f"{stable.number}; revision {failed.number} is aborted until the spec changes or a retry")
+
+
+def _never_ready_message(run: AnalysisRun | None, why: NotReady) -> str:
+    held = f" (analysis was {run.phase}: {run.message})" if run and run.phase is not AnalysisPhase.RUNNING \
+        and run.message else ""
+    return f"never ready: {why.describe()}{held}"
+
+
+def _fail_stuck_while_paused(result: Plan, observed: Observed, stable: Revision, decision: Decision,
+                             failing: dict[str, tuple[int, NotReady]]) -> None:
+    """Paused holds changes, not a revision whose pods cannot become ready: that one is rolled back to stable
+    as it would be unpaused (running it longer only lengthens the outage)."""
+    for where, running in (("main", decision.target), ("shadow", decision.shadow)):
+        stuck = failing.get(where)
+        if running is None or running.number == stable.number or stuck is None or stuck[0] != running.number:
+            continue
+        run = decision.analysis if decision.analysis and decision.analysis.revision == running.number else None
+        kind = run.kind if run else (AnalysisKind.SHADOW if where == "shadow" else AnalysisKind.ROLLOUT)
+        finished = _finished(run, running, kind, stable, AnalysisPhase.FAILED,
+                             _never_ready_message(run, stuck[1]), observed.now)
+        _roll_back(result, observed.now, stable, running, finished, stuck[1].describe(), decision)
+        return
+
+
+def _stable_failing(result: Plan, status: TradingSymbolStatus, decision: Decision,
+                    failing: dict[str, tuple[int, NotReady]]) -> None:
+    """The stable revision's own pods crash looping (in the background, long after its rollout): Degraded with
+    the pod-level reason and one Event when it starts, never a rollback (no known-good revision to go to;
+    a new spec or `opsctl rollback` is a person's call)."""
+    stuck = failing.get("main")
+    target = decision.target
+    if stuck is None or target is None or stuck[0] != target.number or target.number != decision.stable \
+            or decision.never_ready is not None:
+        return
+    decision.stable_failing = stuck[1]
+    if not any(c.type == ConditionType.DEGRADED and c.status is ConditionStatus.TRUE and c.reason == stuck[1].reason
+               for c in status.conditions):
+        result.event(WARNING, stuck[1].reason,
+                     f"Stable revision {target.number} cannot stay ready ({stuck[1].describe()}); not rolled back: "
+                     "fix the cause, change the spec or roll back by request")
 
 
 def _finished(run: AnalysisRun | None, nxt: Revision, kind: AnalysisKind, stable: Revision, phase: AnalysisPhase,

@@ -37,6 +37,7 @@ OOM = {"exitCode": 137, "reason": "OOMKilled"}
     (deployment(), [pod(waiting="ContainerCreating")], None),
     (deployment(), [pod(waiting="CrashLoopBackOff", restarts=2)], Reason.CRASH_LOOP_BACK_OFF),
     (deployment(), [pod(restarts=1, last=OOM)], Reason.OOM_KILLED),
+    (deployment(), [pod(restarts=1, last=OOM, ready=True)], None),
     (deployment(), [pod(restarts=2, last={"exitCode": 2, "reason": "Error"})], Reason.CRASH_LOOP_BACK_OFF),
     (deployment(), [pod(restarts=1, last={"exitCode": 2, "reason": "Error"})], None),
     (deployment(), [pod(restarts=4, last={"exitCode": 2, "reason": "Error"}, ready=True)], None),
@@ -48,7 +49,7 @@ OOM = {"exitCode": 137, "reason": "OOMKilled"}
     (deployment(deadline_exceeded=True, observed=2), [pod()], None),
     (deployment(), [pod(revision=1, waiting="CrashLoopBackOff", restarts=5)], None),
     (None, [pod(waiting="CrashLoopBackOff")], None),
-], ids=["starting", "crash-loop", "oom-restarted", "crash-loop-between-back-offs", "one-restart",
+], ids=["starting", "crash-loop", "oom-restarted", "oom-recovered", "crash-loop-between-back-offs", "one-restart",
         "recovered", "pull-before-deadline", "pull-at-deadline",
         "config-error-at-deadline", "readiness-at-deadline", "stale-condition", "other-revision", "no-deployment"])
 def test_not_ready(dep: dict[str, Any] | None, pods: list[dict[str, Any]], reason: Reason | None) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
+
 from trading_operator import naming
 from trading_operator.api import AnalysisPhase, Measurement, RequestAction
 from trading_operator.findings import ObjectiveMeasured, RunMeasured, StableMeasured
@@ -352,3 +356,79 @@ def test_a_first_revision_that_never_becomes_ready_is_degraded_and_nothing_loops
     world.converge()
     assert world.status["stableRevision"] == 2
     assert world.status["phase"] == "Ready"
+
+
+def _held(world: World) -> None:
+    verdict(world, "Inconclusive", "signal-hit-rate: 3 scored signals, fewer than the 20 needed")
+    assert world.status["phase"] == "Paused"
+
+
+def _paused(world: World) -> None:
+    world.edit_spec({"paused": True})
+    world.step()
+    assert world.status["phase"] == "Paused"
+
+
+def _successful_not_yet_acted_on(world: World) -> None:
+    world.status["analysis"] = {**world.status["analysis"], "phase": "Successful", "message": "3 passed"}
+
+
+@pytest.mark.parametrize(("before", "phase_before"), [
+    (lambda world: None, "Running"),
+    (_held, "Inconclusive"),
+    (_paused, "Running"),
+    (_successful_not_yet_acted_on, "Successful"),
+], ids=["analysis-running", "inconclusive-held", "paused-by-spec", "successful-same-reconcile"])
+def test_a_revision_that_crash_loops_after_passing_readiness_is_rolled_back_whatever_its_analysis_says(
+        before: Callable[[World], None], phase_before: str) -> None:
+    world = with_new_revision()
+    assert world.status["analysis"]["phase"] == "Running"
+    before(world)
+    world.pods = [crash_looping_pod(2)]
+    world.step()
+    assert world.running_revision() == 1
+    assert (world.status["stableRevision"], world.status["abortedRevision"]) == (1, 2)
+    assert world.status["lastRollback"]["reason"].startswith("CrashLoopBackOff: pod spy-trading-abc-1")
+    run = world.status["analysis"]
+    assert run["phase"] == "Failed"
+    assert run["message"].startswith("never ready: CrashLoopBackOff")
+    assert (f"analysis was {phase_before}" in run["message"]) == (phase_before != "Running")
+    assert world.condition("Degraded")["reason"] == "RolledBack"
+    world.step()
+    world.step()
+    assert world.reasons().count("RolledBack") == 1  # once, not once per reconcile
+    assert world.running_revision() == 1
+
+
+def test_an_explicit_promote_outranks_a_crash_loop_and_the_stable_one_is_then_reported():
+    world = with_new_revision()
+    world.pods = [crash_looping_pod(2)]
+    world.request(RequestAction.PROMOTE)
+    world.step()
+    assert world.status["stableRevision"] == 2
+    assert "RolledBack" not in world.reasons()
+    world.step()
+    assert world.condition("Degraded")["reason"] == "CrashLoopBackOff"
+
+
+def test_a_stable_revision_that_starts_crash_looping_is_reported_once_and_never_rolled_back():
+    world = with_new_revision()
+    verdict(world, "Successful")
+    assert world.status["stableRevision"] == 2
+    world.pods = [crash_looping_pod(2)]
+    world.step()
+    world.step()
+    assert (world.running_revision(), world.status["stableRevision"]) == (2, 2)
+    assert "abortedRevision" not in world.status
+    assert world.status["phase"] == "Degraded"
+    degraded = world.condition("Degraded")
+    assert degraded["reason"] == "CrashLoopBackOff"
+    assert degraded["message"].startswith("Stable revision 2 cannot stay ready (not rolled back")
+    assert "thresholds invalid" in degraded["message"]
+    warnings = [e for e in world.events if e.reason == "CrashLoopBackOff"]
+    assert [e.type for e in warnings] == ["Warning"]  # once, not once per reconcile
+    assert "RolledBack" not in world.reasons()
+    world.pods = []  # the cause went away (e.g. a dependency came back)
+    world.step()
+    assert world.status["phase"] == "Ready"
+    assert world.condition("Degraded")["reason"] == "AsExpected"
