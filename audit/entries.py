@@ -22,3 +22,12 @@ class NewEntry:
     detail: dict[str, Json] = field(default_factory=dict)
     source_key: str | None = None
     """What the entry was recorded from (object, version, step): recording it again is a no-op."""
+
+
+def model_promotion(*, actor: str, model: str, symbol: str, alias: str, version: str, previous: str | None,
+                    at: datetime.datetime) -> NewEntry:
+    """The entry for a registry alias moved to a model version. Keyed on the move itself, so recording the same
+    promotion twice is a no-op but promoting back and forth is recorded each time (the time tells them apart)."""
+    return NewEntry(occurred_at=at, actor=actor, kind=Kind.MODEL_PROMOTION, subject=symbol,
+                    detail={"model": model, "alias": alias, "version": version, "previous": previous},
+                    source_key=f"model/{model}/{alias}/{version}/{at.isoformat()}")

@@ -24,6 +24,8 @@ class Kind(enum.StrEnum):
     SPEC_REJECTED = "spec-rejected"
     DRAIN = "drain"
     OPERATOR_EVENT = "operator-event"
+    MODEL_PROMOTION = "model-promotion"
+    """`opsctl model promote` moved a meta-model's `champion` alias (audit.entries.model_promotion)."""
     # Entered by the runtime's tables (trading_runtime.storage.audit_schema.RUNTIME_KINDS)
     ORDER = "order"
     FILL = "fill"

@@ -34,6 +34,10 @@ CLUSTER_DRILL_KINDS = ("pod-kill", "prometheus-loss")
 REPORT_DIR = "/reports"
 SCENARIOS_DIR = ROOT / "drills" / "scenarios"
 RECOVERY_POLICY = ROOT / "policies" / "defaults" / "recovery.yaml"
+KEY_PREFIX = "tradeops"
+"""The jobs' key prefix in the bucket (TRADEOPS_BACKUP_PREFIX unset): backups/, wal/ and records/ below it."""
+RETAINED_ROOTS = ("backups", "wal")
+"""What expires after the retention period; records/ follows the RecoveryPolicy instead (infra/reports.py)."""
 DRILL = ["python", "-m", "drills"]
 BACKUP_COMMAND = [*DRILL, "backup", "create", "--kind", "postgres", "--prune"]
 DRILL_COMMAND = [*DRILL, "run", "restore-latest", "--report-dir", REPORT_DIR]
@@ -119,18 +123,32 @@ class Backups:
     """The credentials path to the bucket (ServiceAccount, access-key Secret): what a pod using it waits for."""
 
 
+def records_lifecycle_rule(prefix: str = KEY_PREFIX) -> dict[str, Any]:
+    """The backups bucket's rule for archived records, from the RecoveryPolicy's `records`: standard storage
+    for the accessible years, archive storage after; noncurrent versions expire once their lock has ended."""
+    spec = yaml.safe_load(RECOVERY_POLICY.read_text())["spec"].get("records") or {}
+    keep, accessible = int(spec.get("keepYears", 6)), int(spec.get("accessibleYears", 2))
+    rule: dict[str, Any] = {"id": "records", "status": "Enabled", "filter": {"prefix": f"{prefix}/records/"},
+                            "noncurrent_version_expiration": {"noncurrent_days": keep * 366 + 31}}
+    if accessible < keep:
+        rule["transitions"] = [{"days": accessible * 365, "storage_class": "GLACIER"}]
+    return rule
+
+
 def bucket(settings: Settings) -> tuple[aws.s3.Bucket, aws.kms.Key]:
-    """The bucket and its key: versioned, encrypted with a rotating KMS key, no public access, TLS only,
-    noncurrent versions and old backups expire after the retention period."""
+    """The bucket and its key: versioned, Object Lock on (archived records are written under a compliance
+    lock, and refused on a bucket without it), encrypted with a rotating KMS key, no public access, TLS only;
+    backups and WAL expire after the retention period, archived records as the RecoveryPolicy says."""
     key = aws.kms.Key("backup-key", description=f"tradeops {settings.environment} backups",
                       enable_key_rotation=True, deletion_window_in_days=30)
     store = aws.s3.Bucket("backups", bucket_prefix=f"{settings.backup_bucket_prefix}-{settings.environment}-",
-                          force_destroy=False, tags={"app": "tradeops", "environment": settings.environment})
+                          force_destroy=False, object_lock_enabled=True,
+                          tags={"app": "tradeops", "environment": settings.environment})
     aws.s3.BucketOwnershipControls("backups-ownership", bucket=store.id,
                                    rule={"object_ownership": "BucketOwnerEnforced"})
     aws.s3.BucketPublicAccessBlock("backups-public-access", bucket=store.id, block_public_acls=True,
                                    block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
-    aws.s3.BucketVersioning("backups-versioning", bucket=store.id,
+    versioning = aws.s3.BucketVersioning("backups-versioning", bucket=store.id,
                             versioning_configuration={"status": "Enabled"})
     aws.s3.BucketServerSideEncryptionConfiguration(
         "backups-encryption", bucket=store.id,
@@ -138,16 +156,18 @@ def bucket(settings: Settings) -> tuple[aws.s3.Bucket, aws.kms.Key]:
                                                               "kms_master_key_id": key.arn},
                 "bucket_key_enabled": True}])
     days = settings.backup_retention_days
+    retention = [{
+        "id": f"retention-{root}",
+        "status": "Enabled",
+        "filter": {"prefix": f"{KEY_PREFIX}/{root}/"},
+        "expiration": {"days": days},
+        "noncurrent_version_expiration": {"noncurrent_days": days},
+        "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+    } for root in RETAINED_ROOTS]
     aws.s3.BucketLifecycleConfiguration(
         "backups-lifecycle", bucket=store.id,
-        rules=[{
-            "id": "retention",
-            "status": "Enabled",
-            "filter": {"prefix": ""},
-            "expiration": {"days": days},
-            "noncurrent_version_expiration": {"noncurrent_days": days},
-            "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
-        }])
+        rules=[*retention, records_lifecycle_rule()],
+        opts=pulumi.ResourceOptions(depends_on=[versioning]))
     aws.s3.BucketPolicy("backups-tls-only", bucket=store.id, policy=store.arn.apply(lambda arn: json.dumps({
         "Version": "2012-10-17",
         "Statement": [{"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
@@ -157,10 +177,13 @@ def bucket(settings: Settings) -> tuple[aws.s3.Bucket, aws.kms.Key]:
 
 
 def access_policy(bucket_arn: str, key_arn: str) -> str:
-    """What the backup and drill jobs may do: read and write objects of this bucket, use its key."""
+    """What the backup, drill and report jobs may do: read and write objects of this bucket, use its key;
+    the records archive also reads the bucket's Object Lock and writes locked, tagged objects."""
     return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:ListBucketVersions"], "Resource": [bucket_arn]},
-        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+        {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:ListBucketVersions",
+                                       "s3:GetBucketObjectLockConfiguration"], "Resource": [bucket_arn]},
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject",
+                                       "s3:PutObjectRetention", "s3:PutObjectTagging"],
          "Resource": [f"{bucket_arn}/*"]},
         {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": [key_arn]},
     ]})

@@ -1,10 +1,11 @@
 """The Prometheus stack (kube-prometheus-stack as a Helm release), what it scrapes (a ServiceMonitor for
-the runtimes' metrics Services, a PodMonitor for the operator), the PrometheusRule generated from
-policies/ and the Grafana dashboards (ConfigMaps the Grafana sidecar loads)."""
+the runtimes' metrics Services, a PodMonitor for the operator), the PrometheusRules generated from
+policies/ (SLOs and cost) and the Grafana dashboards (ConfigMaps the Grafana sidecar loads)."""
 
 from __future__ import annotations
 
 import json
+import pathlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ import pulumi_random as random
 
 from infra import alerting, dashboards, hardening
 from infra.control_plane import OPERATOR, PROMETHEUS_RELEASE, load_documents, prometheus_url
-from infra.settings import RULES_FILE, Settings
+from infra.settings import COST_RULES_FILE, RULES_FILE, Settings
 
 RELEASE = PROMETHEUS_RELEASE
 CHART_REPO = "https://prometheus-community.github.io/helm-charts"
@@ -27,6 +28,8 @@ RUNTIME_APP = "trading-runtime"  # trading_operator.naming.APP_NAME
 RUNTIME_METRICS_PORT = "metrics"  # the port name of the runtimes' metrics Service (9102)
 TARGET_LABELS = {"symbol": "trading.tradeops.io/symbol", "revision": "trading.tradeops.io/revision"}
 """Target labels of a runtime and the pod labels they come from (trading_operator.naming)."""
+KUBE_POD_LABELS = [f"pods=[{TARGET_LABELS['symbol']}]"]
+"""Pod labels kube-state-metrics exports on `kube_pod_labels`: the cost rules join pods to symbols on it."""
 PROMETHEUS_UID = 1000
 GRAFANA_UID = 472
 NOBODY = 65534
@@ -76,7 +79,8 @@ def stack_values(settings: Settings) -> dict[str, Any]:
             "admissionWebhooks": {"patch": {"resources": hardening.resources("50m", "32Mi", "200m", "128Mi")}},
             "prometheusConfigReloader": {"resources": hardening.resources("10m", "32Mi", "100m", "64Mi")},
         },
-        "kube-state-metrics": _component("50m", "64Mi", "200m", "256Mi", NOBODY),
+        "kube-state-metrics": {**_component("50m", "64Mi", "200m", "256Mi", NOBODY),
+                               "metricLabelsAllowlist": KUBE_POD_LABELS},
         "prometheus-node-exporter": _component("50m", "32Mi", "200m", "128Mi", NOBODY),
         "grafana": {
             **_component("100m", "128Mi", "500m", "512Mi", GRAFANA_UID),
@@ -137,11 +141,12 @@ def check_retention(settings: Settings, rule: dict[str, Any]) -> None:
                          f"SLO rules read back (the error budget's period): keep at least {longest}")
 
 
-def prometheus_rule(settings: Settings) -> dict[str, Any]:
-    """The generated PrometheusRule, placed in the monitoring namespace with the label the stack selects."""
-    rule = load_documents(RULES_FILE)[0]
+def prometheus_rule(settings: Settings, path: pathlib.Path = RULES_FILE) -> dict[str, Any]:
+    """A generated PrometheusRule (the SLO rules, or the cost rules), placed in the monitoring namespace with
+    the label the stack selects."""
+    rule = load_documents(path)[0]
     if rule.get("kind") != "PrometheusRule":
-        raise ValueError(f"{RULES_FILE} holds a {rule.get('kind')}, not a PrometheusRule")
+        raise ValueError(f"{path} holds a {rule.get('kind')}, not a PrometheusRule")
     check_retention(settings, rule)
     metadata = rule["metadata"]
     return {
@@ -190,10 +195,11 @@ def monitoring(settings: Settings, ns: dict[str, k8s.core.v1.Namespace]) -> Moni
             "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s", "honorLabels": True}],
         }, opts=after_stack)
 
-    rule = prometheus_rule(settings)
-    k8s.apiextensions.CustomResource(
-        "tradeops-rules", api_version=rule["apiVersion"], kind=rule["kind"], metadata=rule["metadata"],
-        spec=rule["spec"], opts=after_stack)
+    for resource, path in (("tradeops-rules", RULES_FILE), ("tradeops-cost-rules", COST_RULES_FILE)):
+        rule = prometheus_rule(settings, path)
+        k8s.apiextensions.CustomResource(
+            resource, api_version=rule["apiVersion"], kind=rule["kind"], metadata=rule["metadata"],
+            spec=rule["spec"], opts=after_stack)
 
     for file_name, board in dashboards.all_dashboards().items():
         k8s.core.v1.ConfigMap(

@@ -1,5 +1,6 @@
 """NetworkPolicies: default-deny in the namespaces the program runs workloads in, then explicit allows
-between the runtimes, the databases, the backup jobs, the operator and Prometheus. (Each runtime's own
+between the runtimes, the databases, the backup jobs, the report jobs, the audit recorder, the operator and
+Prometheus. (Each runtime's own
 policy — ingress to its metrics port from Prometheus and the operator — is written by the operator.)"""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from infra.datastores import POSTGRES, POSTGRES_PORT, REDIS, REDIS_PORT
 from infra.monitoring import RUNTIME_APP
 from infra.portfolio_risk import METRICS_PORT as PORTFOLIO_METRICS_PORT
 from infra.portfolio_risk import PORTFOLIO_RISK
+from infra.reports import RECORDER_COMPONENT, REPORTS_COMPONENT
 from infra.settings import Settings
 
 RUNTIME_METRICS_PORT = 9102  # trading_operator.naming.METRICS_PORT
@@ -50,13 +52,15 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
     portfolio_risk = _in_namespace(trading, **{"app.kubernetes.io/name": PORTFOLIO_RISK})
     jobs = [_in_namespace(data, **{"app.kubernetes.io/component": c}) for c in (BACKUP_COMPONENT, DRILL_COMPONENT)]
     prometheus = _in_namespace(mon, **{"app.kubernetes.io/name": "prometheus"})
+    report_jobs = _in_namespace(data, **{"app.kubernetes.io/component": REPORTS_COMPONENT})
+    recorder = _in_namespace(data, **{"app.kubernetes.io/component": RECORDER_COMPONENT})
     result: dict[str, dict[str, Any]] = {}
     for namespace in (trading, data, system):
         result[f"netpol-default-deny-{namespace}"] = {
             "metadata": {"name": "default-deny", "namespace": namespace},
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         }
-    for name, port, clients in ((POSTGRES, POSTGRES_PORT, [runtimes, *jobs]),
+    for name, port, clients in ((POSTGRES, POSTGRES_PORT, [runtimes, *jobs, report_jobs, recorder]),
                                 (REDIS, REDIS_PORT, [runtimes, portfolio_risk, *jobs])):
         result[f"netpol-{name}"] = {
             "metadata": {"name": name, "namespace": data},
@@ -83,6 +87,27 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
                  "ports": _ports(REDIS_PORT)},
                 S3,
             ],
+        },
+    }
+    postgres = {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": POSTGRES}}}],
+                "ports": _ports(POSTGRES_PORT)}
+    result["netpol-report-jobs"] = {
+        "metadata": {"name": "report-jobs", "namespace": data},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": REPORTS_COMPONENT}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            # The reports read Prometheus and the audit log; the cost report and the archive use the bucket.
+            "egress": [DNS, postgres, {"to": [prometheus], "ports": _ports(9090)}, S3],
+        },
+    }
+    result["netpol-audit-recorder"] = {
+        "metadata": {"name": "audit-recorder", "namespace": data},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": RECORDER_COMPONENT}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": [DNS, {"ports": _ports(*KUBE_API_PORTS)}, postgres],
         },
     }
     result["netpol-cluster-drills"] = {
@@ -114,9 +139,10 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
             "policyTypes": ["Ingress", "Egress"],
             # Grafana and Alertmanager query it (9090); it scrapes its own config reloader (8080); the cluster
-            # drills read it.
+            # drills and the report jobs read it.
             "ingress": [{"from": [_in_namespace(mon)], "ports": _ports(9090, 8080)},
-                        {"from": [_in_namespace(data, **{"app.kubernetes.io/component": CLUSTER_DRILL_COMPONENT})],
+                        {"from": [_in_namespace(data, **{"app.kubernetes.io/component": CLUSTER_DRILL_COMPONENT}),
+                                  report_jobs],
                          "ports": _ports(9090)}],
             "egress": [
                 DNS,

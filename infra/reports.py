@@ -1,29 +1,27 @@
 """The reports and the audit trail in the cluster: the audit recorder (a Deployment watching the API with a
 read-only ClusterRole), the scheduled reports and the monthly records archive (CronJobs running the
 tools image, which carries opsctl, the audit trail and the reports), a volume the reports are written to,
-and the lifecycle rule that moves archived records to archive storage after the accessible years.
-
-Not wired into __main__.py yet (see infra/README.md): `reports(settings, namespaces, database_url, bucket)`
-registers it all; the backups bucket needs Object Lock and `records_lifecycle_rule()`."""
+and the monthly records archive into the backups bucket (infra/backups.py: Object Lock on, and the lifecycle
+rule that moves archived records to archive storage after the accessible years). The jobs reach the bucket the way the
+backup jobs do (the backup ServiceAccount: IRSA in prod, the access-key Secret in dev)."""
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
-from infra import hardening
+from infra import backups, hardening
 from infra.control_plane import prometheus_url
 from infra.settings import Settings
 
 RECORDER = "tradeops-audit-recorder"
+RECORDER_COMPONENT = "audit"
+REPORTS_COMPONENT = "reports"
 REPORTS = "tradeops-reports"
 CREDENTIALS = "tradeops-reports-credentials"
 JOB_UID = 10001  # the tools image's user
-RECOVERY_POLICY = pathlib.Path(__file__).resolve().parents[1] / "policies" / "defaults" / "recovery.yaml"
 SCHEDULES = {
     "performance": "0 6 1 * *",   # the first of the month: the last 30 days
     "compliance": "0 7 2 1 *",    # every January: the last year, for the annual self-assessment
@@ -52,52 +50,45 @@ ARCHIVE_COMMAND = ["opsctl", "audit", "archive"]
 RECORDER_COMMAND = ["python", "-m", "audit", "record"]
 
 
-def pod(settings: Settings, command: list[str], bucket: pulumi.Input[str], *, service_account: str | None,
-        restart: str, reports_volume: bool) -> dict[str, Any]:
-    """A hardened pod of the tools image; the database URL only from the Secret."""
+def pod(settings: Settings, command: list[str], bucket: pulumi.Input[str], *, recorder: bool,
+        reports_volume: bool) -> dict[str, Any]:
+    """A hardened pod of the tools image; the database URL only from the Secret. The recorder gets its own
+    ServiceAccount's API token and no S3 credentials; a job gets the bucket as the backup jobs do."""
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
     if reports_volume:
         mounts.append({"name": "reports", "mountPath": "/reports"})
         volumes.append({"name": "reports", "persistentVolumeClaim": {"claimName": REPORTS}})
-    spec: dict[str, Any] = {
-        "automountServiceAccountToken": service_account is not None,
-        "restartPolicy": restart,
+    env: list[dict[str, Any]] = [{"name": "TRADEOPS_PROMETHEUS_URL", "value": prometheus_url(settings)},
+                                 {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"}]
+    env_from: list[dict[str, Any]] = [{"secretRef": {"name": CREDENTIALS}}]
+    if not recorder:
+        s3_env, s3_env_from = backups.s3_access(settings, bucket)
+        env, env_from = [*env, *s3_env], [*env_from, *s3_env_from]
+    return {
+        "serviceAccountName": RECORDER if recorder else backups.SERVICE_ACCOUNT,
+        # The recorder watches the API; a job needs a token only for IRSA.
+        "automountServiceAccountToken": recorder or settings.uses_irsa,
+        "restartPolicy": "Always" if recorder else "Never",
         "securityContext": hardening.pod_security(JOB_UID),
         "containers": [{
             "name": "main",
             "image": settings.tools_image,
             "command": command,
-            "env": [{"name": "TRADEOPS_PROMETHEUS_URL", "value": prometheus_url(settings)},
-                    {"name": "TRADEOPS_BACKUP_BUCKET", "value": bucket},
-                    {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"}],
-            "envFrom": [{"secretRef": {"name": CREDENTIALS}}],
+            "env": env,
+            "envFrom": env_from,
             "resources": hardening.resources("100m", "256Mi", "1", "1Gi"),
             "securityContext": hardening.container_security(),
             "volumeMounts": mounts,
         }],
         "volumes": volumes,
     }
-    if service_account is not None:
-        spec["serviceAccountName"] = service_account
-    return spec
-
-
-def records_lifecycle_rule(prefix: str = "tradeops") -> dict[str, Any]:
-    """The backups bucket's rule for archived records, from the RecoveryPolicy's `records`: standard storage
-    for the accessible years, archive storage after; noncurrent versions expire once their lock has ended."""
-    spec = yaml.safe_load(RECOVERY_POLICY.read_text())["spec"].get("records") or {}
-    keep, accessible = int(spec.get("keepYears", 6)), int(spec.get("accessibleYears", 2))
-    rule: dict[str, Any] = {"id": "records", "status": "Enabled", "filter": {"prefix": f"{prefix}/records/"},
-                            "noncurrent_version_expiration": {"noncurrent_days": keep * 366 + 31}}
-    if accessible < keep:
-        rule["transitions"] = [{"days": accessible * 365, "storage_class": "GLACIER"}]
-    return rule
 
 
 def reports(settings: Settings, ns: dict[str, k8s.core.v1.Namespace], database_url: pulumi.Input[str],
-            bucket: pulumi.Input[str]) -> None:
+            access: backups.Backups) -> None:
     """The recorder, its RBAC, the reports volume, the credentials Secret and the CronJobs."""
+    bucket = access.bucket.bucket
     namespace = settings.data_namespace
     after = pulumi.ResourceOptions(depends_on=[ns["data"]])
     secret = k8s.core.v1.Secret(
@@ -106,22 +97,22 @@ def reports(settings: Settings, ns: dict[str, k8s.core.v1.Namespace], database_u
         type="Opaque", string_data={"TRADEOPS_DATABASE_URL": database_url},
         opts=pulumi.ResourceOptions(depends_on=[ns["data"]], additional_secret_outputs=["stringData", "data"]))
     k8s.core.v1.ServiceAccount("audit-recorder-sa", metadata={
-        "name": RECORDER, "namespace": namespace, "labels": hardening.labels(RECORDER, "audit")},
+        "name": RECORDER, "namespace": namespace, "labels": hardening.labels(RECORDER, RECORDER_COMPONENT)},
         automount_service_account_token=False, opts=after)
     role = k8s.rbac.v1.ClusterRole("audit-recorder-role", metadata={
-        "name": RECORDER, "labels": hardening.labels(RECORDER, "audit")}, rules=recorder_rules())
+        "name": RECORDER, "labels": hardening.labels(RECORDER, RECORDER_COMPONENT)}, rules=recorder_rules())
     k8s.rbac.v1.ClusterRoleBinding(
-        "audit-recorder-binding", metadata={"name": RECORDER, "labels": hardening.labels(RECORDER, "audit")},
+        "audit-recorder-binding", metadata={"name": RECORDER, "labels": hardening.labels(RECORDER, RECORDER_COMPONENT)},
         role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": RECORDER},
         subjects=[{"kind": "ServiceAccount", "name": RECORDER, "namespace": namespace}],
         opts=pulumi.ResourceOptions(depends_on=[role]))
-    labels = hardening.labels(RECORDER, "audit")
+    labels = hardening.labels(RECORDER, RECORDER_COMPONENT)
     k8s.apps.v1.Deployment("audit-recorder", metadata={"name": RECORDER, "namespace": namespace, "labels": labels},
                            spec={"replicas": 1, "strategy": {"type": "Recreate"},
                                  "selector": {"matchLabels": {"app.kubernetes.io/name": RECORDER}},
                                  "template": {"metadata": {"labels": labels},
-                                              "spec": pod(settings, RECORDER_COMMAND, bucket, service_account=RECORDER,
-                                                          restart="Always", reports_volume=False)}},
+                                              "spec": pod(settings, RECORDER_COMMAND, bucket, recorder=True,
+                                                          reports_volume=False)}},
                            opts=pulumi.ResourceOptions(depends_on=[secret]))
     claim = k8s.core.v1.PersistentVolumeClaim(
         "reports-volume", metadata={"name": REPORTS, "namespace": namespace,
@@ -132,12 +123,12 @@ def reports(settings: Settings, ns: dict[str, k8s.core.v1.Namespace], database_u
             for name, schedule in SCHEDULES.items()}
     jobs["records-archive"] = ("tradeops-records-archive", ARCHIVE_SCHEDULE, ARCHIVE_COMMAND, False)
     for resource, (name, schedule, command, volume) in jobs.items():
-        job_labels = hardening.labels(name, "reports")
+        job_labels = hardening.labels(name, REPORTS_COMPONENT)
         k8s.batch.v1.CronJob(resource, metadata={"name": name, "namespace": namespace, "labels": job_labels}, spec={
             "schedule": schedule, "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": 3600, "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 5,
             "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 3600, "ttlSecondsAfterFinished": 86400,
                                      "template": {"metadata": {"labels": job_labels},
-                                                  "spec": pod(settings, command, bucket, service_account=None,
-                                                              restart="Never", reports_volume=volume)}}}},
-            opts=pulumi.ResourceOptions(depends_on=[secret, claim]))
+                                                  "spec": pod(settings, command, bucket, recorder=False,
+                                                              reports_volume=volume)}}}},
+            opts=pulumi.ResourceOptions(depends_on=[secret, claim, *access.depends_on]))

@@ -13,6 +13,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "deploy" / "crds" / "tradingsymbols.yaml"
 OPERATOR_FILE = ROOT / "deploy" / "operator" / "operator.yaml"
 RULES_FILE = ROOT / "deploy" / "prometheus" / "tradeops-rules.yaml"
+COST_RULES_FILE = ROOT / "deploy" / "prometheus" / "tradeops-cost-rules.yaml"
 ALERTMANAGER_FILE = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
 CONFIG_NAMESPACE = "tradeops"

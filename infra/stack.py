@@ -13,6 +13,7 @@ from infra.log_shipping import log_shipping
 from infra.monitoring import monitoring
 from infra.network_policies import network_policies
 from infra.portfolio_risk import portfolio_risk
+from infra.reports import reports
 from infra.settings import Settings
 from infra.tracing import tracing
 
@@ -30,6 +31,7 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
     scheduled_jobs(settings, ns, store)
     network_policies(settings, ns)
     portfolio_risk(settings, ns)
+    reports(settings, ns, stores.database_url, store)
     backtests = dask_operator(settings)
     return {
         "environment": settings.environment,

@@ -1,8 +1,10 @@
 """`opsctl model list|describe|promote`: the meta-models in the MLflow model registry (modelops/): their
 versions and aliases, a version's metrics, data range and feature importance, and moving `champion`.
 
-The registry is the tracking server at --tracking-uri (MLFLOW_TRACKING_URI). Exit codes: 2 no tracking URI,
-3 no such model or version, 4 the tracking server cannot be reached."""
+The registry is the tracking server at --tracking-uri (MLFLOW_TRACKING_URI). A promotion is appended to the
+audit log at --database-url (TRADEOPS_DATABASE_URL): who, the model, the version, the alias and the version
+it replaced. Exit codes: 2 no tracking URI, 3 no such model or version, 4 the tracking server or the audit
+database cannot be reached (for the database: after the promotion, which the message says)."""
 
 from __future__ import annotations
 
@@ -108,14 +110,42 @@ def describe(registry: Registry, out: Output, symbol: Annotated[str, typer.Argum
                              f"{window['window'][1]:.0f}")
 
 
+def _record(database_url: str | None, name: str, version: str, previous: str | None) -> None:
+    """Append the promotion to the audit log; without a database say so (it is then not in the trail)."""
+    import datetime
+
+    from audit.entries import model_promotion
+    from audit.identity import opsctl_actor
+    from audit.store import AuditStoreError, append
+    from modelops.tracking import CHAMPION, model_name
+
+    if not database_url:
+        printing.note("warning: promotion NOT recorded in the audit trail: pass --database-url or set "
+                      "TRADEOPS_DATABASE_URL")
+        return
+    symbol = name.removeprefix(model_name("")).upper()
+    entry = model_promotion(actor=opsctl_actor(None), model=name, symbol=symbol, alias=CHAMPION, version=version,
+                            previous=previous, at=datetime.datetime.now(datetime.UTC))
+    try:
+        append(database_url, [entry])
+    except AuditStoreError as error:
+        raise OpsctlError(ExitCode.UNREACHABLE, f"{name}: champion is now version {version}, but the promotion was "
+                                                f"not recorded in the audit trail: {error}") from None
+
+
 @verb(app)
 def promote(registry: Registry, out: Output, symbol: Annotated[str, typer.Argument(help="a symbol or model name")],
-            ref: Annotated[str, typer.Argument(help="the version or alias to promote")] = "challenger") -> None:
-    """Point the `champion` alias at a version (the challenger by default)."""
+            ref: Annotated[str, typer.Argument(help="the version or alias to promote")] = "challenger",
+            database_url: Annotated[str | None, typer.Option(
+                envvar="TRADEOPS_DATABASE_URL", metavar="DSN",
+                help="PostgreSQL of the audit log the promotion is appended to ($TRADEOPS_DATABASE_URL)")] = None,
+            ) -> None:
+    """Point the `champion` alias at a version (the challenger by default), recorded in the audit trail."""
     from modelops.tracking import promote as promote_version
 
     name = _name(symbol)
     previous, version = _call(promote_version, registry.client(), name, ref)
+    _record(database_url, name, version, previous)
     if printing.emit(out, {"name": name, "champion": version, "previous": previous}, [f"model/{name}/{version}"]):
         return
     printing.say(f"{name}: champion is version {version}" + (f" (was {previous})" if previous else " (first)"))

@@ -18,7 +18,7 @@ from reports.sources import Database, Prometheus
 from reports.window import Window
 
 CHANGE_KINDS = (Kind.SYMBOL_CREATED, Kind.SYMBOL_CHANGED, Kind.SYMBOL_DELETED, Kind.PAUSE, Kind.RESUME,
-                Kind.ROLLBACK_REQUESTED, Kind.HALT, Kind.UNHALT)
+                Kind.ROLLBACK_REQUESTED, Kind.HALT, Kind.UNHALT, Kind.MODEL_PROMOTION)
 RUNTIME_REACTION_LIMIT = datetime.timedelta(minutes=10)
 """A runtime's kill-switch event this soon after a halt is its reaction to it."""
 
@@ -75,6 +75,9 @@ def _what(kind: str, detail: dict[str, object]) -> str:
     if "change" in detail and isinstance(detail["change"], dict):
         change = detail["change"]
         return f"{change.get('path')}: {json.dumps(change.get('before'))} → {json.dumps(change.get('after'))}"
+    if kind == Kind.MODEL_PROMOTION.value:
+        was = f"version {detail.get('previous')}" if detail.get("previous") else "none"
+        return f"{detail.get('model')}: {detail.get('alias')} → version {detail.get('version')} (was {was})"
     return str(detail.get("message") or detail.get("reason") or detail.get("kind") or kind)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import pathlib
 from collections.abc import Iterator
@@ -13,12 +14,15 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from audit.kinds import Kind
+from audit.store import ensure_schema, entries, verify_log
 from modelops.tracking import CHALLENGER, CHAMPION, EXPERIMENT, Registered, log_training
 from modelops.train import TrainingResult, TrainSpec, synthetic_events, train
 from opsctl.errors import ExitCode
 from opsctl.main import app
 from tests.mlflow_server import ThrowawayMlflow
-from tests.servers import free_port
+from tests.prometheus_server import ThrowawayPrometheus
+from tests.servers import ThrowawayPostgres, free_port
 from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.ml.serving import MetaGate
 
@@ -113,3 +117,59 @@ def test_opsctl_model_failures_have_their_exit_codes(server, registered):
     assert unreachable.exit_code == ExitCode.UNREACHABLE, unreachable.output
     no_uri = runner.invoke(app, ["model", "list"], env={"MLFLOW_TRACKING_URI": ""})
     assert no_uri.exit_code == ExitCode.USAGE, no_uri.output
+
+
+@pytest.fixture
+def audit_db() -> Iterator[str]:
+    postgres = ThrowawayPostgres().init().start()
+    try:
+        ensure_schema(postgres.dsn)
+        yield postgres.dsn
+    finally:
+        postgres.destroy()
+
+
+@pytest.fixture
+def prometheus() -> Iterator[ThrowawayPrometheus]:
+    """The compliance report also reads the drills' results from Prometheus (none here)."""
+    server = ThrowawayPrometheus().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+def test_a_promotion_is_in_the_audit_trail_and_the_compliance_report(server, registered, audit_db, prometheus):
+    """Who moved `champion`, for which model, to which version, from which: appended to the hash-chained log,
+    listed as a change by the compliance report, and the chain still verifies."""
+    first = opsctl(server, "promote", "spy", registered.version, "--database-url", audit_db, "-o", "json")
+    assert first.exit_code == 0, first.output
+    again = opsctl(server, "promote", "SPY", registered.version, "--database-url", audit_db, "-o", "json")
+    assert again.exit_code == 0, again.output
+    promotions = [e for e in entries(audit_db) if e.kind == Kind.MODEL_PROMOTION.value]
+    assert len(promotions) == 2, "each promotion is its own entry"
+    latest = promotions[-1]
+    assert latest.subject == "SPY"
+    assert "via opsctl" in latest.actor
+    assert json.loads(latest.detail_text) == {"model": registered.name, "alias": CHAMPION,
+                                              "version": registered.version, "previous": registered.version}
+    assert verify_log(audit_db, []).ok
+    # The report covers whole hours: end it after the current one.
+    until = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=2)).isoformat()
+    report = runner.invoke(app, ["report", "compliance", "--database-url", audit_db, "--from", "-1d", "--to", until,
+                                 "--prometheus-url", prometheus.url, "-o", "json"])
+    assert report.exit_code == 0, report.output
+    changes = [c for c in json.loads(report.stdout)["changes"] if c["kind"] == Kind.MODEL_PROMOTION.value]
+    assert [c["what"] for c in changes][-1] == (f"{registered.name}: champion → version {registered.version} "
+                                                f"(was version {registered.version})")
+
+
+def test_a_promotion_whose_audit_entry_cannot_be_written_says_so(server, registered):
+    dead = f"postgresql://tradeops@127.0.0.1:{free_port()}/tradeops"
+    result = opsctl(server, "promote", "spy", registered.version, "--database-url", dead)
+    assert result.exit_code == ExitCode.UNREACHABLE, result.output
+    assert "not recorded in the audit trail" in result.output
+    unrecorded = runner.invoke(app, ["model", "promote", "spy", registered.version, "--tracking-uri", server.url],
+                               env={"TRADEOPS_DATABASE_URL": ""})
+    assert unrecorded.exit_code == 0, unrecorded.output
+    assert "NOT recorded in the audit trail" in unrecorded.stderr

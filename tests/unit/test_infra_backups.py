@@ -3,6 +3,7 @@ backups; the jobs get credentials the way each stack intends and run the drills'
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from audit import archive
+from drills import manifest
 from infra import backups, datastores
 from infra.settings import from_mapping
 from tests.unit.infra_harness import ROOT, STACKS, built, stack_config
@@ -62,11 +65,38 @@ def test_only_tls_reaches_the_bucket(stack):
 def test_versioning_on_and_retention_from_the_stack(stack):
     assert only(stack, "aws:s3/bucketVersioning:BucketVersioning")["versioningConfiguration"] == {
         "status": "Enabled"}
-    (rule,) = only(stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
+    rules = only(stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
     days = settings_of(stack).backup_retention_days
-    assert rule["status"] == "Enabled"
-    assert rule["expiration"]["days"] == days
-    assert rule["noncurrentVersionExpiration"]["noncurrentDays"] == days
+    retention = [rule for rule in rules if rule["id"] != "records"]
+    assert {rule["filter"]["prefix"] for rule in retention} == {"tradeops/backups/", "tradeops/wal/"}
+    for rule in retention:
+        assert rule["status"] == "Enabled"
+        assert rule["expiration"]["days"] == days
+        assert rule["noncurrentVersionExpiration"]["noncurrentDays"] == days
+
+
+def rules_matching(rules: list[dict], key: str) -> list[str]:
+    return [rule["id"] for rule in rules if key.startswith(rule["filter"]["prefix"])]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_object_the_jobs_write_falls_under_its_own_rule(stack):
+    """Backups and WAL expire after the stack's retention; an archived month of the audit log is never
+    expired by it (it is kept the RecoveryPolicy's years, under Object Lock)."""
+    rules = only(stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
+    prefix = backups.KEY_PREFIX
+    assert rules_matching(rules, manifest.backup_prefix(prefix, manifest.Kind.POSTGRES, "postgres-1") + "x") == [
+        "retention-backups"]
+    assert rules_matching(rules, manifest.wal_key(prefix, "000000010000000000000001")) == ["retention-wal"]
+    record = archive.archive_key(prefix, datetime.date(2026, 1, 1))
+    assert rules_matching(rules, record) == ["records"]
+    (records,) = [rule for rule in rules if rule["id"] == "records"]
+    assert "expiration" not in records, "current archived records are never expired by a rule"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_bucket_has_object_lock_for_archived_records(stack):
+    assert only(stack, BUCKET)["objectLockEnabled"] is True
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -77,6 +107,8 @@ def test_job_permissions_are_scoped_to_the_bucket_and_its_key(stack):
         assert all(resource.startswith("arn:aws:mock:::backup") for resource in statement["Resource"])
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert "s3:DeleteObject" not in actions, "backups are never deleted by the jobs (lifecycle does it)"
+    # What `opsctl audit archive` calls (audit/archive.py): the lock check, then a locked, tagged put.
+    assert {"s3:GetBucketObjectLockConfiguration", "s3:PutObjectRetention", "s3:PutObjectTagging"} <= actions
 
 
 def test_prod_uses_irsa_and_no_long_lived_keys():

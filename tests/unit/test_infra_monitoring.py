@@ -21,28 +21,47 @@ from trading_operator.revisions import Revision, template_hash, template_of
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 RULES = yaml.safe_load((ROOT / "deploy" / "prometheus" / "tradeops-rules.yaml").read_text())
+RULE_FILES = {"tradeops-rules": ROOT / "deploy" / "prometheus" / "tradeops-rules.yaml",
+              "tradeops-cost-rules": ROOT / "deploy" / "prometheus" / "tradeops-cost-rules.yaml"}
+"""The SLO rules and the cost rules (both generated from policies/) by the resource that provisions them."""
 
 
 def prometheus_spec(stack):
     return built(stack).one(RELEASE, "kube-prometheus-stack").inputs["values"]["prometheus"]["prometheusSpec"]
 
 
-def provisioned_rule(stack):
-    (rule,) = built(stack).of_kind("PrometheusRule")
-    return rule.inputs
+def provisioned_rule(stack, resource):
+    return built(stack).one("kubernetes:monitoring.coreos.com/v1:PrometheusRule", resource).inputs
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_group_of_the_generated_rules_is_provisioned(stack):
-    assert provisioned_rule(stack)["spec"]["groups"] == RULES["spec"]["groups"]
+def test_exactly_the_generated_rules_are_provisioned(stack):
+    assert {rule.name for rule in built(stack).of_kind("PrometheusRule")} == set(RULE_FILES)
 
 
+@pytest.mark.parametrize("resource", sorted(RULE_FILES))
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_stack_selects_the_rules(stack):
-    spec, rule = prometheus_spec(stack), provisioned_rule(stack)
+def test_every_group_of_the_generated_rules_is_provisioned(stack, resource):
+    generated = yaml.safe_load(RULE_FILES[resource].read_text())
+    assert provisioned_rule(stack, resource)["spec"]["groups"] == generated["spec"]["groups"]
+
+
+@pytest.mark.parametrize("resource", sorted(RULE_FILES))
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_stack_selects_the_rules(stack, resource):
+    spec, rule = prometheus_spec(stack), provisioned_rule(stack, resource)
     assert spec["ruleSelectorNilUsesHelmValues"] is False
     assert selects(spec["ruleSelector"], rule["metadata"]["labels"])
     assert spec["ruleNamespaceSelector"] == {}  # any namespace, including the monitoring one
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_kube_state_metrics_exports_the_symbol_label_the_cost_rules_join_on(stack):
+    """kube-state-metrics exports no pod label unless allowed; without this the cost rules have no pods."""
+    values = built(stack).one(RELEASE, "kube-prometheus-stack").inputs["values"]["kube-state-metrics"]
+    assert values["metricLabelsAllowlist"] == [f"pods=[{naming.SYMBOL_LABEL}]"]
+    exported = "label_" + re.sub(r"[^a-zA-Z0-9_]", "_", naming.SYMBOL_LABEL)  # kube-state-metrics' sanitising
+    assert f"kube_pod_labels{{{exported}!=\"\"}}" in RULE_FILES["tradeops-cost-rules"].read_text()
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -126,7 +145,7 @@ def test_the_runtime_targets_carry_the_labels_the_rules_and_the_analysis_select_
 
 
 def test_the_operator_podmonitor_keeps_the_symbols_namespace():
-    (monitor,) = built("prod").of_kind("PodMonitor")
+    monitor = built("prod").one("kubernetes:monitoring.coreos.com/v1:PodMonitor", "operator-podmonitor")
     assert [e["honorLabels"] for e in monitor.inputs["spec"]["podMetricsEndpoints"]] == [True]
 
 

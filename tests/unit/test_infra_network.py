@@ -1,5 +1,5 @@
 """Pulumi program under mocks: default-deny NetworkPolicies, and only the intended paths between the
-runtimes, the databases, the backup jobs, the operator and Prometheus."""
+runtimes, the databases, the backup jobs, the report jobs, the audit recorder, the operator and Prometheus."""
 
 from __future__ import annotations
 
@@ -28,14 +28,16 @@ def test_default_deny_in_every_workload_namespace(stack, namespace):
 
 @pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize(("database", "port"), [("postgres", 5432), ("redis", 6379)])
-def test_databases_accept_only_runtimes_and_backup_jobs(stack, database, port):
+def test_databases_accept_only_runtimes_jobs_and_the_recorder(stack, database, port):
     (rule,) = policy(stack, f"netpol-{database}")["spec"]["ingress"]
     assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
     sources = {(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
                 tuple(sorted(peer["podSelector"]["matchLabels"].items()))) for peer in rule["from"]}
     # Redis also serves the portfolio risk service (its streams and book); PostgreSQL does not.
     portfolio = ("trading", (("app.kubernetes.io/name", "tradeops-portfolio-risk"),))
-    consumers = {portfolio} if database == "redis" else set()
+    audit = {("tradeops-data", (("app.kubernetes.io/component", "reports"),)),
+             ("tradeops-data", (("app.kubernetes.io/component", "audit"),))}
+    consumers = {portfolio} if database == "redis" else audit
     assert sources == {
         ("trading", (("app.kubernetes.io/name", naming.APP_NAME),)),
         ("tradeops-data", (("app.kubernetes.io/component", "backup"),)),
@@ -79,6 +81,50 @@ def test_cluster_drills_reach_only_dns_the_api_server_and_prometheus(stack):
     ingress = policy(stack, "netpol-prometheus")["spec"]["ingress"]
     drills = {"app.kubernetes.io/component": "dr-drill-cluster"}
     assert any(peer.get("podSelector", {}).get("matchLabels") == drills for rule in ingress for peer in rule["from"])
+
+
+def pod_labels(stack, kind, name):
+    spec = built(stack).one(f"kubernetes:{kind}", name).inputs["spec"]
+    template = spec["jobTemplate"]["spec"]["template"] if "jobTemplate" in spec else spec["template"]
+    return template["metadata"]["labels"]
+
+
+def egress_ports(stack, labels):
+    """Every port the data namespace's policies let pods with these labels reach."""
+    found = set()
+    for r in built(stack).of_type(NETPOL):
+        spec, namespace = r.inputs["spec"], r.inputs["metadata"]["namespace"]
+        if namespace == "tradeops-data" and spec["podSelector"] and selects(spec["podSelector"], labels):
+            found |= {p["port"] for rule in spec.get("egress", []) for p in rule.get("ports", [])}
+    return found
+
+
+def admitted(stack, netpol, labels, namespace="tradeops-data"):
+    """Whether a policy's ingress admits pods with these labels from the namespace."""
+    return any(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == namespace
+               and selects(peer.get("podSelector", {}), labels)
+               for rule in policy(stack, netpol)["spec"]["ingress"] for peer in rule["from"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("job", ["report-performance", "report-compliance", "report-cost", "records-archive"])
+def test_report_jobs_reach_prometheus_postgres_and_s3_only(stack, job):
+    labels = pod_labels(stack, "batch/v1:CronJob", job)
+    assert egress_ports(stack, labels) == {53, 443, 5432, 9090}
+    assert admitted(stack, "netpol-postgres", labels)
+    assert admitted(stack, "netpol-prometheus", labels)
+    assert not admitted(stack, "netpol-redis", labels)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_recorder_reaches_the_api_server_and_postgres_only(stack):
+    labels = pod_labels(stack, "apps/v1:Deployment", "audit-recorder")
+    assert egress_ports(stack, labels) == {53, 443, 6443, 5432}
+    (https,) = [rule for rule in policy(stack, "netpol-audit-recorder")["spec"]["egress"]
+                if {"port": 443, "protocol": "TCP"} in rule.get("ports", [])]
+    assert "to" not in https  # the API server: it has no pod labels to select (no S3 ipBlock)
+    assert admitted(stack, "netpol-postgres", labels)
+    assert not admitted(stack, "netpol-prometheus", labels)
 
 
 def test_the_policies_cover_the_namespaces_of_the_settings():
