@@ -1,6 +1,9 @@
 """The operator's Alertmanager webhook receiver: every SLO alert about a symbol becomes an Event on its
 TradingSymbol, so `opsctl describe` (and `kubectl describe`) show the page next to the rollouts and
-rollbacks that may explain it.
+rollbacks that may explain it. A firing SLO alert (one with an `slo` label) also asks for a background
+analysis of the symbol's stable revision now (`naming.ANALYSIS_REQUESTED_ANNOTATION`): the analysis loop
+measures it at its next look and the planner acts on the finding as on any other (it may restart the stable
+pods); the webhook decides nothing itself.
 
 Alertmanager posts its webhook payload (version 4) to `POST /alerts`; `policies.alertmanager` routes every
 burn-rate alert of the SLO policy here. Answers: 200 once every alert is recorded or known to have no
@@ -22,10 +25,12 @@ from aiohttp import web
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from trading_operator import naming
 from trading_operator.executor import TRADING_SYMBOLS, Executor
 from trading_operator.kube import load_api_client
 from trading_operator.kube_async import AsyncKubeApi
 from trading_operator.metrics import REGISTRY
+from trading_operator.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,9 @@ WARNING, NORMAL = "Warning", "Normal"
 RECEIVED = Counter("tradeops_operator_alerts", "Alerts received on the webhook, by outcome",
                    ["outcome"], registry=REGISTRY)
 """outcome: recorded (an Event written), unmatched (no TradingSymbol trades it), invalid (not a payload)."""
+ANALYSES_REQUESTED = Counter("tradeops_operator_alert_analyses_requested",
+                             "Background analyses of a stable revision requested by a firing SLO alert",
+                             registry=REGISTRY)
 
 
 class Alert(BaseModel):
@@ -70,6 +78,8 @@ class AlertEvent:
     type: str
     reason: str
     message: str
+    requests_analysis: bool = False
+    """A firing SLO alert: the stable revision is analysed now, not at the next background interval."""
 
 
 def event_for(alert: Alert) -> AlertEvent | None:
@@ -91,7 +101,7 @@ def event_for(alert: Alert) -> AlertEvent | None:
                + (f" (since {alert.starts_at})" if alert.starts_at and firing else "")
                + (f"; runbook {runbook}" if runbook else ""))
     return AlertEvent(namespace, symbol, WARNING if firing else NORMAL,
-                      FIRING_REASON if firing else RESOLVED_REASON, message)
+                      FIRING_REASON if firing else RESOLVED_REASON, message, firing and "slo" in labels)
 
 
 class AlertReceiver:
@@ -104,6 +114,13 @@ class AlertReceiver:
         """The TradingSymbols of a namespace that trade `symbol` (usually one)."""
         items = await self.executor.kube.list_objects(TRADING_SYMBOLS, namespace)
         return [ts for ts in items if (ts.get("spec") or {}).get("symbol") == symbol]
+
+    async def request_analysis(self, ts: dict[str, Any]) -> None:
+        """Ask the analysis loop to measure the stable revision now (it measures; the planner decides)."""
+        meta = ts["metadata"]
+        patch = {"metadata": {"annotations": {naming.ANALYSIS_REQUESTED_ANNOTATION: now_rfc3339()}}}
+        await self.executor.kube.merge_patch(TRADING_SYMBOLS, meta["namespace"], meta["name"], patch)
+        ANALYSES_REQUESTED.inc()
 
     async def record(self, notification: Notification) -> dict[str, int]:
         """Write the Events of a notification; raises when the API cannot be read (nothing half-counted)."""
@@ -119,6 +136,8 @@ class AlertReceiver:
                             event.message)
             for ts in found:
                 await self.executor.emit_event(ts, event.type, event.reason, event.message)
+                if event.requests_analysis:
+                    await self.request_analysis(ts)
             outcome["recorded"] += bool(found)
         for name, count in outcome.items():
             RECEIVED.labels(name).inc(count)

@@ -20,7 +20,7 @@ from trading_operator.context import OperatorContext, reconcile
 from trading_operator.findings import Finding, ObjectiveMeasured, RunMeasured, StableMeasured
 from trading_operator.planner import parse_status
 from trading_operator.rollout import Policies, resolve_policies
-from trading_operator.timestamps import now_rfc3339
+from trading_operator.timestamps import now_rfc3339, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,19 @@ def _read(body: Mapping[str, Any], context: OperatorContext) -> tuple[TradingSym
         return spec, parse_status(dict(body.get("status") or {})), resolve_policies(context.executor.policies, spec)
     except (ValidationError, KeyError):
         return None
+
+
+def _analysis_requested(annotations: Mapping[str, str], symbol: str) -> str | None:
+    """The time of an alert's analysis request; a value that is no time is ignored (and said), not a crash."""
+    value = annotations.get(naming.ANALYSIS_REQUESTED_ANNOTATION)
+    if value is None:
+        return None
+    try:
+        parse_time(value)
+    except ValueError:
+        log.warning("%s: ignoring %s=%r: not an RFC 3339 time", symbol, naming.ANALYSIS_REQUESTED_ANNOTATION, value)
+        return None
+    return value
 
 
 def finding_of(work: Work, measurements: list[Measurement], now: str) -> Finding:
@@ -50,8 +63,10 @@ async def analysis_tick(context: OperatorContext, namespace: str, name: str, bod
     if read is None:
         return IDLE_SECONDS
     spec, status, policies = read
-    frozen = naming.TUNING_FROZEN_ANNOTATION in (body.get("metadata", {}).get("annotations") or {})
-    work, delay = next_work(namespace, spec, status, policies, frozen, now_rfc3339())
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    frozen = naming.TUNING_FROZEN_ANNOTATION in annotations
+    work, delay = next_work(namespace, spec, status, policies, frozen, now_rfc3339(),
+                            _analysis_requested(annotations, spec.symbol))
     if work is None:
         return delay
     samples = await context.metrics.measure(expressions(work.queries))

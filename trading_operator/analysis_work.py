@@ -41,8 +41,10 @@ class Work:
 
 
 def next_work(namespace: str, spec: TradingSymbolSpec, status: TradingSymbolStatus, policies: Policies,
-              tuning_frozen: bool, now: str) -> tuple[Work | None, float]:
-    """The measurement due now (or None) and the seconds until the next look."""
+              tuning_frozen: bool, now: str, analysis_requested: str | None = None) -> tuple[Work | None, float]:
+    """The measurement due now (or None) and the seconds until the next look. `analysis_requested` (a firing
+    SLO alert's request, `naming.ANALYSIS_REQUESTED_ANNOTATION`) makes the stable revision's background
+    measurement due now, once: the measurement it causes is later than the request."""
     settings = policies.analysis
     if spec.paused or status.phase in (Phase.INVALID, Phase.TERMINATING):
         return None, IDLE_SECONDS
@@ -66,7 +68,8 @@ def next_work(namespace: str, spec: TradingSymbolSpec, status: TradingSymbolStat
     background = policies.analysis_policy.background
     last = status.background.last_measured_at if status.background else None
     warmed = warmed_up_seconds(status, background.warmup_seconds, now)
-    if last is None or seconds_between(last, now) >= background.interval_seconds:
+    requested = analysis_requested is not None and (last is None or seconds_between(last, analysis_requested) > 0)
+    if last is None or requested or seconds_between(last, now) >= background.interval_seconds:
         if warmed is not None and warmed < 0:
             return None, min(-warmed, background.interval_seconds)
         queries = queries_for(policies.slo, stable, since_seconds=None if warmed is None else int(warmed))

@@ -9,12 +9,12 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from trading_operator import tracing
+from trading_operator import deploy_steps, tracing
 from trading_operator.drain import PositionsProbe
 from trading_operator.executor import Executor
 from trading_operator.findings import FindingStore
 from trading_operator.kube import is_conflict
-from trading_operator.planner import plan
+from trading_operator.planner import parse_status, plan
 from trading_operator.prometheus import MetricsSource
 
 MAX_CONCURRENT_RECONCILES = int(os.environ.get("TRADEOPS_MAX_CONCURRENT_RECONCILES", "8"))
@@ -76,5 +76,6 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
                              attempt)
                     continue
             context.findings.consume(key, observed.findings)
+            deploy_steps.record(namespace, observed.revisions, parse_status(observed.status), result)
             await context.executor.announce(ts, result)
             return

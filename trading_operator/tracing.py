@@ -81,11 +81,12 @@ def shutdown() -> None:
 
 
 @contextlib.contextmanager
-def span(span_name: str, parent: Context | None = None, **attributes: str | int | float | bool) -> Iterator[Span]:
-    """A span around a step, child of the current one (or of `parent`); an exception marks it failed and
-    goes on."""
+def span(span_name: str, parent: Context | None = None, start_time: int | None = None,
+         **attributes: str | int | float | bool) -> Iterator[Span]:
+    """A span around a step, child of the current one (or of `parent`), begun now or at `start_time` (ns since
+    the epoch: a step that began before it was seen to end); an exception marks it failed and goes on."""
     with tracer().start_as_current_span(
-            span_name, context=parent,
+            span_name, context=parent, start_time=start_time,
             attributes={f"tradeops.{key}": value for key, value in attributes.items()},
             record_exception=True, set_status_on_exception=False) as current:
         try:
@@ -103,11 +104,11 @@ def deploy_context(namespace: str, revision_name: str) -> Context:
     return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
-def deploy_span(step: str, namespace: str, revision_name: str, **attributes: str | int | float | bool) \
-        -> contextlib.AbstractContextManager[Span]:
+def deploy_span(step: str, namespace: str, revision_name: str, start_time: int | None = None,
+                **attributes: str | int | float | bool) -> contextlib.AbstractContextManager[Span]:
     """A step of a revision's deploy (`analysis`, `promotion`, `rollback`), in the deploy's trace."""
-    return span(step, deploy_context(namespace, revision_name), namespace=namespace, revision=revision_name,
-                **attributes)
+    return span(step, deploy_context(namespace, revision_name), start_time, namespace=namespace,
+                revision=revision_name, **attributes)
 
 
 def traceparent() -> str | None:

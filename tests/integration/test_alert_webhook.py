@@ -6,6 +6,7 @@ TradingSymbol."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 import time
@@ -26,7 +27,10 @@ from tests.integration.conftest import Stack
 from tests.integration.operator_harness import create_ts, events, new_namespace
 from tests.prometheus_server import ThrowawayPrometheus
 from tests.servers import free_port
+from trading_operator import naming
 from trading_operator.alert_webhook import FIRING_REASON, PATH
+from trading_operator.executor import TRADING_SYMBOLS
+from trading_operator.timestamps import parse_time
 from trading_runtime.metrics import RuntimeMetrics
 
 pytestmark = pytest.mark.integration
@@ -104,6 +108,7 @@ def test_a_burn_pages_and_the_alert_is_an_event_on_the_trading_symbol(webhook_op
     stack, port = webhook_operator
     namespace = new_namespace(stack.kube)
     create_ts(stack.kube, namespace, "spy")
+    started = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     rules = tmp_path / "rules.yml"
     rules.write_text(render_rules(rule_groups(load_dir().slo["default"])))
     with WebhookRecorder() as hooks, BurningRuntime() as runtime:
@@ -139,3 +144,8 @@ def test_a_burn_pages_and_the_alert_is_an_event_on_the_trading_symbol(webhook_op
     assert event["involvedObject"]["kind"] == "TradingSymbol"
     assert event["involvedObject"]["name"] == "spy"
     assert "SPY" in pages[0]["payload"]["summary"]
+    # The firing SLO alert asked for a background analysis of spy's stable revision (a time the loop reads).
+    annotations = stack.kube.get(TRADING_SYMBOLS, namespace, "spy")["metadata"].get("annotations") or {}
+    assert naming.ANALYSIS_REQUESTED_ANNOTATION in annotations, annotations
+    requested = parse_time(annotations[naming.ANALYSIS_REQUESTED_ANNOTATION])
+    assert started <= requested <= datetime.datetime.now(datetime.UTC)

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from policies.loader import load_dir
+from policies.operator_alerts import OPERATOR_DOWN_ALERT, operator_alerts
 from policies.rule_set import rule_groups
 from policies.rules import ALERT_NAME, render_rules
 from policies.symbol_alerts import HALTED_ALERT, PAUSED_ALERT, RUNTIME_ABSENT_ALERT, symbol_alerts
@@ -264,6 +265,42 @@ SYMBOL_STATE = {
 }
 
 
+def operator_down(minute: int) -> dict[str, Any]:
+    (rule,) = operator_alerts()
+    return alerts_at(minute, {"exp_labels": {"severity": "page"}, "exp_annotations": rule["annotations"]},
+                     name=OPERATOR_DOWN_ALERT)
+
+
+PROMETHEUS_OPERATOR = {"series": 'up{job="monitoring/kube-prometheus-stack-operator"}', "values": "1x40"}
+"""kube-prometheus-stack's own operator, up all along: it must not hide ours."""
+
+OPERATOR_FAILS_ITS_SCRAPES = {
+    "name": "an operator whose scrapes fail from minute 11 pages 5 minutes later",
+    "interval": "1m",
+    "input_series": [PROMETHEUS_OPERATOR,
+                     {"series": 'up{job="tradeops-system/tradeops-operator", pod="tradeops-operator-0"}',
+                      "values": "1x10 0x30"}],
+    "alert_rule_test": [alerts_at(10, name=OPERATOR_DOWN_ALERT), alerts_at(15, name=OPERATOR_DOWN_ALERT),
+                        operator_down(16), operator_down(30)],
+}
+
+OPERATOR_GONE = {
+    # The last sample at minute 10 reads for Prometheus's 5-minute lookback; absent from minute 16, pages at 21.
+    "name": "an operator whose target is gone pages once its series is stale for 5 minutes",
+    "interval": "1m",
+    "input_series": [PROMETHEUS_OPERATOR, {"series": 'up{job="tradeops-operator"}', "values": "1x10 _x30"}],
+    "alert_rule_test": [alerts_at(15, name=OPERATOR_DOWN_ALERT), alerts_at(20, name=OPERATOR_DOWN_ALERT),
+                        operator_down(21), operator_down(35)],
+}
+
+OPERATOR_RUNS = {
+    "name": "a running operator raises nothing; a restart shorter than 5 minutes neither",
+    "interval": "1m",
+    "input_series": [{"series": 'up{job="tradeops-system/tradeops-operator"}', "values": "1x10 0x3 1x20"}],
+    "alert_rule_test": [alerts_at(m, name=OPERATOR_DOWN_ALERT) for m in (5, 12, 14, 16, 30)],
+}
+
+
 def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([promtool(), *args], capture_output=True, text=True, timeout=300, check=False)
 
@@ -271,8 +308,8 @@ def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_generated_rules_pass_promtool_check(tmp_path: pathlib.Path):
     result = run_promtool("check", "rules", str(write_rules(tmp_path)))
     assert result.returncode == 0, result.stdout + result.stderr
-    # 3 SLOs with an SLI x (7 ratios + 4 budget rules + 4 alerts), 3 symbol alerts, 9 KPIs
-    assert "SUCCESS: 57 rules found" in result.stdout
+    # 3 SLOs with an SLI x (7 ratios + 4 budget rules + 4 alerts), 3 symbol alerts, 1 operator alert, 9 KPIs
+    assert "SUCCESS: 58 rules found" in result.stdout
 
 
 def promtool_tests(directory: pathlib.Path, evaluation_interval: str, tests: list[dict[str, Any]]) -> None:
@@ -291,3 +328,7 @@ def test_burns_after_three_healthy_days_alert_at_the_workbooks_detection_times(t
 
 def test_idle_healthy_halted_paused_and_absent_symbols(tmp_path: pathlib.Path):
     promtool_tests(tmp_path, "1m", [IDLE, WITHIN_BUDGET, SYMBOL_STATE])
+
+
+def test_operator_down_pages_when_its_scrapes_fail_or_its_target_is_gone(tmp_path: pathlib.Path):
+    promtool_tests(tmp_path, "1m", [OPERATOR_FAILS_ITS_SCRAPES, OPERATOR_GONE, OPERATOR_RUNS])

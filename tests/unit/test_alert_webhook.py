@@ -47,6 +47,13 @@ def test_a_firing_burn_is_a_warning_naming_the_slo_burn_and_runbook():
         "runbook https://example.invalid/runbooks.md#error-ratio")
 
 
+def test_only_a_firing_slo_alert_requests_an_analysis():
+    assert event_for(Alert(status="firing", labels=BURN)).requests_analysis  # type: ignore[union-attr]
+    assert not event_for(Alert(status="resolved", labels=BURN)).requests_analysis  # type: ignore[union-attr]
+    halted = {"alertname": "TradeopsSymbolHalted", "namespace": "trading", "symbol": "SPY", "reason": "kill-switch"}
+    assert not event_for(Alert(status="firing", labels=halted)).requests_analysis  # type: ignore[union-attr]
+
+
 def test_a_resolved_alert_is_normal():
     event = event_for(Alert(status="resolved", labels=BURN))
     assert event is not None

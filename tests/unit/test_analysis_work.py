@@ -129,3 +129,22 @@ def test_background_analysis_excludes_the_start_and_warm_up_of_the_stable_pods(s
         assert found is not None
         assert found.kind is WorkKind.BACKGROUND
         assert all(window in q.promql for q in found.queries if q.metric != "signal-hit-rate")
+
+
+def test_an_alerts_request_measures_the_stable_revision_now_once():
+    status = steady(background=BackgroundState(last_measured_at=at(0)))
+    policies = resolve_policies(default_policies(), SPEC)
+    # Between intervals, nothing is due; an alert's request at 00:03 makes the stable revision due at once.
+    assert next_work("prod", SPEC, status, policies, False, at(5))[0] is None
+    found, _ = next_work("prod", SPEC, status, policies, False, at(5), analysis_requested=at(3))
+    assert found is not None
+    assert (found.kind, found.revision) == (WorkKind.BACKGROUND, 2)
+    # The measurement it caused (at 00:05) answers it: the request does not measure again.
+    measured = steady(background=BackgroundState(last_measured_at=at(5)))
+    assert next_work("prod", SPEC, measured, policies, False, at(6), analysis_requested=at(3))[0] is None
+    # A revision that is rolling out is not "stable" analysis: the request waits for its run's verdict.
+    rolling = TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=3, stable_revision=2,
+                                  analysis=AnalysisRun(revision=3, kind=AnalysisKind.ROLLOUT, started_at=at(0)))
+    found, _ = next_work("prod", SPEC, rolling, policies, False, at(10), analysis_requested=at(3))
+    assert found is not None
+    assert found.kind is WorkKind.RUN

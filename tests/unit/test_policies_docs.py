@@ -47,7 +47,7 @@ def first_commands(body: str) -> list[str]:
 def test_every_alert_of_the_generated_rules_is_checked():
     names = {rule["alert"] for rule in ALERTS}
     assert names == {"TradeopsErrorBudgetBurn", "TradeopsRuntimeAbsent", "TradeopsSymbolHalted",
-                     "TradeopsSymbolPaused"}
+                     "TradeopsSymbolPaused", "TradeopsOperatorDown"}
 
 
 @pytest.mark.parametrize("url", sorted({rule["annotations"]["runbook_url"] for rule in ALERTS}
