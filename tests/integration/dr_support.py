@@ -32,7 +32,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def postgres_python() -> list[str]:
     """An interpreter the postgres user can run with this checkout and its dependencies importable: ours
     when postgres may execute it, else the system python3 of the same minor version pointed at our
-    site-packages (a venv under /root is not reachable by other users)."""
+    site-packages. A checkout under a private home (/root) is reachable only with the access the bootstrap grants
+    (scripts/grant-postgres-access.sh)."""
     path = os.pathsep.join([str(ROOT), *site.getsitepackages()])
     for python in (sys.executable, f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"):
         probe = subprocess.run(
@@ -40,8 +41,9 @@ def postgres_python() -> list[str]:
             capture_output=True, cwd="/")
         if probe.returncode == 0:
             return ["env", f"PYTHONPATH={path}", python]
-    raise RuntimeError("no Python the postgres user can run with boto3 and drills importable (archive_command "
-                       "needs one): make the venv readable by postgres")
+    raise RuntimeError(f"no Python the postgres user can run with boto3 and drills importable (archive_command "
+                       f"needs one): run ./scripts/install-system-deps.sh, which gives postgres access to {ROOT} "
+                       f"(scripts/grant-postgres-access.sh)")
 
 
 DURABLE = "fsync = on\nsynchronous_commit = on\nfull_page_writes = on\n"
