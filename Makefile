@@ -3,6 +3,7 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 4
 
 .PHONY: install demo test lint typecheck contracts unit integration infra-test crd rules alertmanager bench clean
 
@@ -17,8 +18,8 @@ install: $(BIN)/python ## venv, the package and its dev tools, and the Debian to
 demo: install ## the main job on the embedded default: emulated API + operator + kubectl apply examples/
 	$(BIN)/python -m devstack.demo
 
-test: install lint typecheck contracts ## everything CI runs
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+test: install lint typecheck contracts ## everything CI runs (test files spread over $(TEST_WORKERS) workers)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint:
 	$(BIN)/ruff check .

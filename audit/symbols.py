@@ -27,12 +27,16 @@ class Change:
         return {"path": self.path, "before": self.before, "after": self.after}
 
 
+# kopf marks an annotation prefix it stores progress under (kopf/_cogs/configs/conventions.py).
+KOPF_MARKER = f"{GROUP_PREFIX}kopf-managed"
+
+
 def view(obj: Mapping[str, Any]) -> dict[str, Json]:
     """What a person changes on a TradingSymbol: spec, labels and the operator's annotations (not status,
-    not bookkeeping such as resourceVersion or the changed-by stamp)."""
+    not bookkeeping such as resourceVersion, the changed-by stamp or kopf's own marker of the prefix it uses)."""
     metadata = obj.get("metadata") or {}
     annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
-                   if k.startswith(GROUP_PREFIX) and k != CHANGED_BY_ANNOTATION}
+                   if k.startswith(GROUP_PREFIX) and k not in (CHANGED_BY_ANNOTATION, KOPF_MARKER)}
     return {"spec": obj.get("spec") or {}, "labels": dict(metadata.get("labels") or {}), "annotations": annotations}
 
 

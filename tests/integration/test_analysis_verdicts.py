@@ -53,7 +53,7 @@ def handful_of_bad_signals(m: RuntimeMetrics, accuracy: dict[str, float]) -> Non
     """A trickle: a tick every three seconds, every one slow and failing; a few wrong calls."""
     if time.monotonic() * 10 % 30 < 1:
         m.ticks.labels("SPY", "quote").inc()
-        m.errors.labels("SPY", "signal").inc()
+        m.errors.labels("SPY", "process").inc()
         m.tick_to_signal.labels("SPY").observe(0.2)
         accuracy["calls"] += 1
         accuracy["persistence"] += 1
@@ -63,7 +63,7 @@ def sustained_breach(m: RuntimeMetrics, accuracy: dict[str, float]) -> None:
     for _ in range(5):  # 50 ticks a second, all slow, one in ten failing
         m.ticks.labels("SPY", "quote").inc()
         m.tick_to_signal.labels("SPY").observe(0.12)
-    m.errors.labels("SPY", "signal").inc(0.5)
+    m.errors.labels("SPY", "process").inc(0.5)
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,8 @@ async def test_pool_stays_under_every_keys_limit_across_endpoints(servers):
     limits = {"alpha": (20.0, 4), "beta": (10.0, 2)}
     provider = Provider(limits)
     endpoints = [await servers(provider), await servers(provider)]
-    async with ClientPool(PoolSettings(endpoints=[e.url for e in endpoints], keys=keys(limits))) as pool:
+    async with ClientPool(PoolSettings(endpoints=[e.url for e in endpoints], keys=keys(limits),
+                                         deadline_seconds=60.0)) as pool:
         api = MarketApi(pool)
         started = time.monotonic()
         results = await gather_calls(75, 25, lambda i: api.snapshot("SPY"))

@@ -48,7 +48,7 @@ class SteadyRuntime(Collector):
         yield family
         if self.error_ratio:
             errors = CounterMetricFamily("tradeops_errors", "Errors", labels=["symbol", "stage"])
-            errors.add_metric([self.symbol, "signal"], ticks * self.error_ratio)
+            errors.add_metric([self.symbol, "process"], ticks * self.error_ratio)
             yield errors
         latency = HistogramMetricFamily("tradeops_tick_to_signal_seconds", "Tick to signal", labels=["symbol"])
         latency.add_metric([self.symbol], buckets=[("0.05", ticks * (1 - self.slow_ratio)), ("+Inf", ticks)],

@@ -271,7 +271,7 @@ async def test_a_reloaded_config_reaches_the_writers_batch_and_flush_settings(po
     paths["switches"].write_text("tradingEnabled: true\n")
     args = argparse.Namespace(database_url=postgres.dsn, spill_path=str(tmp_path / "spill.jsonl"), redis_url=None,
                               feed_url="ws://127.0.0.1:9", config=str(paths["config"]),
-                              switches=str(paths["switches"]))
+                              switches=str(paths["switches"]), latency_log=None)
     runtime = Runtime(args, config, Switches())
     assert runtime.writer is not None
     stop = asyncio.Event()
