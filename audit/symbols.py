@@ -27,8 +27,9 @@ class Change:
         return {"path": self.path, "before": self.before, "after": self.after}
 
 
-# kopf marks an annotation prefix it stores progress under (kopf/_cogs/configs/conventions.py).
-KOPF_MARKER = f"{GROUP_PREFIX}kopf-managed"
+# kopf's own bookkeeping under the operator's prefix: the marker of a prefix it stores progress under
+# (kopf/_cogs/configs/conventions.py) and the last configuration it handled (its diff base).
+KOPF_BOOKKEEPING = frozenset({f"{GROUP_PREFIX}kopf-managed", f"{GROUP_PREFIX}last-handled-configuration"})
 
 
 def view(obj: Mapping[str, Any]) -> dict[str, Json]:
@@ -36,7 +37,7 @@ def view(obj: Mapping[str, Any]) -> dict[str, Json]:
     not bookkeeping such as resourceVersion, the changed-by stamp or kopf's own marker of the prefix it uses)."""
     metadata = obj.get("metadata") or {}
     annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
-                   if k.startswith(GROUP_PREFIX) and k not in (CHANGED_BY_ANNOTATION, KOPF_MARKER)}
+                   if k.startswith(GROUP_PREFIX) and k != CHANGED_BY_ANNOTATION and k not in KOPF_BOOKKEEPING}
     return {"spec": obj.get("spec") or {}, "labels": dict(metadata.get("labels") or {}), "annotations": annotations}
 
 

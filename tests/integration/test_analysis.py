@@ -187,7 +187,9 @@ def test_tuning_keeps_an_improvement_and_reverts_a_step_that_breaches_an_slo(sta
     assert kept["objective"] < kept["baseline"]
     wait_status(stack.kube, namespace, "tuned", timeout=30, phase="Ready")
     assert final["tuning"]["overrides"] == {"faultInjection.extraLatencyMs": 0}  # type: ignore[index]
-    reasons = [e["reason"] for e in events(stack.kube, namespace, "tuned")]
+    # Events follow the status write that decided them: wait for them rather than read once.
+    reasons = wait_for(lambda: (r := [e["reason"] for e in events(stack.kube, namespace, "tuned")])
+                       and {"TuningReverted", "TuningKept"} <= set(r) and r, 30, "the tuning Events")
     assert "TuningReverted" in reasons
     assert "TuningKept" in reasons
 

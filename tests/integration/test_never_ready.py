@@ -16,6 +16,7 @@ from devstack.stack import start_analysis_stack
 from trading_operator import naming
 from trading_operator.builders import config_digest
 from trading_operator.kube import CONFIGMAPS, KubeApi, Resource
+from trading_operator.user_requests import RequestPayload, encode
 
 from .operator_harness import (
     condition,
@@ -170,8 +171,11 @@ def test_stable_pods_keep_their_config_through_a_surge_rollout_and_a_rollback_re
     assert new_hash != old_hash
     assert {(revision, digest) for _, revision, digest in observed} <= {("1", old_hash), ("2", new_hash)}
     assert ("1", old_hash) in {(revision, digest) for _, revision, digest in observed}
-    kube.merge_patch(Resource("trading.tradeops.io/v1alpha1", "tradingsymbols"), namespace, "spy",
-                     {"metadata": {"annotations": {naming.ROLLBACK_ANNOTATION: "1"}}})
+    symbols = Resource("trading.tradeops.io/v1alpha1", "tradingsymbols")
+    request = RequestPayload(id="back-to-1", revision=2, generation=kube.get(symbols, namespace, "spy")["metadata"][
+        "generation"], to_revision=1)
+    kube.merge_patch(symbols, namespace, "spy",
+                     {"metadata": {"annotations": {naming.ROLLBACK_ANNOTATION: encode(request)}}})
     wait_status(kube, namespace, "spy", timeout=60, currentRevision=1)
     restored = runtime_config(kube, namespace, "spy")
     assert restored is not None
