@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import Self
 
 
 def _free_port() -> int:
@@ -28,10 +29,14 @@ class LocalTrackingServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 120.0) -> LocalTrackingServer:
+    def start(self, timeout: float = 120.0) -> Self:
         binary = pathlib.Path(sys.executable).with_name("mlflow")
+        if not binary.exists():
+            raise RuntimeError(f"{binary} not found: install the ml extra (`pip install -e .[ml]`)")
         self.dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        # `mlflow server` runs uvicorn from PATH: the venv's bin first, whatever PATH the caller has.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+               "PATH": f"{binary.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         with (self.dir / "mlflow.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [str(binary), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
@@ -51,7 +56,11 @@ class LocalTrackingServer:
             self.stop()
             raise
         self.stop()
-        raise RuntimeError(f"mlflow server did not start: {(self.dir / 'mlflow.log').read_text()[-2000:]}")
+        raise RuntimeError(f"mlflow server did not start: {self.logs()}")
+
+    def logs(self) -> str:
+        path = self.dir / "mlflow.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

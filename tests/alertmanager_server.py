@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import http.server
 import json
-import pathlib
 import shutil
-import subprocess
-import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
-from typing import IO, Any
+from typing import Any
 
-from tests.servers import free_port
+from tests.servers import ThrowawayProcess
 
 BINARY = "prometheus-alertmanager"
 
@@ -29,64 +25,28 @@ def amtool() -> str:
     return found
 
 
-class ThrowawayAlertmanager:
+class ThrowawayAlertmanager(ThrowawayProcess):
     def __init__(self, config: str) -> None:
         binary = shutil.which(BINARY)
         if binary is None:
             raise RuntimeError(f"{BINARY} is not on PATH: install Debian's `prometheus-alertmanager` package "
                                "(scripts/install-system-deps.sh)")
+        super().__init__("tradeops-alertmanager-")
         self.binary = binary
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-alertmanager-"))
         self.config = self.dir / "alertmanager.yml"
         self.config.write_text(config)
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ThrowawayAlertmanager:
-        self._log = (self.dir / "alertmanager.log").open("wb")
-        self.process = subprocess.Popen(
-            [self.binary, f"--config.file={self.config}", f"--storage.path={self.dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
-            stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"alertmanager exited with {self.process.returncode}: {self.logs()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"alertmanager not ready after {timeout} s: {self.logs()}")
+        self.launch([self.binary, f"--config.file={self.config}", f"--storage.path={self.dir / 'data'}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
+                    "/-/ready", timeout)
+        return self
 
     def post(self, alerts: list[dict[str, Any]]) -> None:
         request = urllib.request.Request(f"{self.url}/api/v2/alerts", data=json.dumps(alerts).encode(),
                                          headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.status == 200, response.read()
-
-    def logs(self) -> str:
-        path = self.dir / "alertmanager.log"
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
-
-    def destroy(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._log is not None:
-            self._log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class WebhookRecorder(http.server.ThreadingHTTPServer):

@@ -12,31 +12,28 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
-from tests.servers import free_port
+from tests.servers import ThrowawayProcess
 
 JOB = "tradeops"
 
 
-class ThrowawayPrometheus:
+class ThrowawayPrometheus(ThrowawayProcess):
     def __init__(self, scrape_interval: str = "1s") -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError("prometheus is not on PATH: install Debian's `prometheus` package "
                                "(scripts/install-system-deps.sh)")
+        super().__init__("tradeops-prometheus-")
         self.binary = binary
         self.scrape_interval = scrape_interval
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-prometheus-"))
-        self.port = free_port()
         self.static: list[dict[str, Any]] = []
         self.rule_files: list[pathlib.Path] = []
         self.file_sd_dir: pathlib.Path | None = None
@@ -44,12 +41,6 @@ class ThrowawayPrometheus:
         """`host:port` of Alertmanagers the alerts are sent to (before start)."""
         self.args: list[str] = []
         """Extra command-line flags (e.g. a longer retention for backfilled history)."""
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def add_target(self, address: str, labels: dict[str, str] | None = None) -> ThrowawayPrometheus:
         """A static target (before start)."""
@@ -95,31 +86,14 @@ class ThrowawayPrometheus:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}
         return config
 
-    def start(self) -> ThrowawayPrometheus:
+    def start(self, timeout: float = 60.0) -> ThrowawayPrometheus:
+        """Start and wait until /-/ready answers (generous: the machines running the tests are shared)."""
         config = self.dir / "prometheus.yml"
         config.write_text(yaml.safe_dump(self.config()))
-        self._log = (self.dir / "prometheus.log").open("wb")
-        self.process = subprocess.Popen(
-            [self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *self.args],
-            stdout=self._log, stderr=subprocess.STDOUT)
-        self.wait_ready()
+        self.launch([self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *self.args],
+                    "/-/ready", timeout)
         return self
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until /-/ready answers (generous: the machines running the tests are shared)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.process.returncode}: {self.logs()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"prometheus not ready after {timeout} s: {self.logs()}")
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The result of an instant query."""
@@ -137,23 +111,3 @@ class ThrowawayPrometheus:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{promql!r} returned {len(result)} series after {timeout} s: {self.logs()}")
             time.sleep(0.25)
-
-    def logs(self) -> str:
-        path = self.dir / "prometheus.log"
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._log is not None:
-            self._log.close()
-        self.process, self._log = None, None
-
-    def destroy(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -9,6 +9,9 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
+from typing import IO
 
 PG_BIN = next(iter(sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"))), pathlib.Path("/usr/bin"))
 
@@ -104,4 +107,58 @@ class ThrowawayRedis:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ThrowawayProcess:
+    """A server process of its own: a temporary directory, a free port and a log, up once a URL answers 200."""
+
+    def __init__(self, prefix: str) -> None:
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def launch(self, args: list[str], ready_path: str, timeout: float, env: dict[str, str] | None = None) -> None:
+        """Start `args` (output to `server.log` in the directory) and wait until `ready_path` answers 200."""
+        self._log = (self.dir / "server.log").open("wb")
+        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.dir)
+        self.wait_ready(ready_path, timeout)
+
+    def wait_ready(self, ready_path: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.process.args[0]} exited with {self.process.returncode}: {self.logs()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}{ready_path}", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.url}{ready_path} not ready after {timeout} s: {self.logs()}")
+
+    def logs(self) -> str:
+        path = self.dir / "server.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()
+        self.process, self._log = None, None
+
+    def destroy(self) -> None:
+        self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

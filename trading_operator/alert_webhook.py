@@ -15,6 +15,7 @@ it, as any of them may receive a notification through the Service."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -80,6 +81,12 @@ class AlertEvent:
     message: str
     requests_analysis: bool = False
     """A firing SLO alert: the stable revision is analysed now, not at the next background interval."""
+    key: str = ""
+    """Which firing or resolution of which alert this is: the Event's name derives from it, so a notification
+    Alertmanager retries (after a 503 part-way) or repeats does not write the Event twice."""
+
+    def event_name(self, ts_name: str) -> str:
+        return f"{ts_name}.{hashlib.sha256(self.key.encode()).hexdigest()[:16]}"
 
 
 def event_for(alert: Alert) -> AlertEvent | None:
@@ -100,8 +107,10 @@ def event_for(alert: Alert) -> AlertEvent | None:
     message = (f"{'Firing' if firing else 'Resolved'}: {what}" + (f": {summary}" if summary else "")
                + (f" (since {alert.starts_at})" if alert.starts_at and firing else "")
                + (f"; runbook {runbook}" if runbook else ""))
+    identity = alert.fingerprint or "|".join(f"{k}={v}" for k, v in sorted(labels.items()))
     return AlertEvent(namespace, symbol, WARNING if firing else NORMAL,
-                      FIRING_REASON if firing else RESOLVED_REASON, message, firing and "slo" in labels)
+                      FIRING_REASON if firing else RESOLVED_REASON, message, firing and "slo" in labels,
+                      key=f"{identity}|{alert.starts_at}|{alert.status}")
 
 
 class AlertReceiver:
@@ -135,7 +144,8 @@ class AlertReceiver:
                 log.warning("alert for %s/%s: no TradingSymbol trades it: %s", event.namespace, event.symbol,
                             event.message)
             for ts in found:
-                await self.executor.emit_event(ts, event.type, event.reason, event.message)
+                await self.executor.emit_event(ts, event.type, event.reason, event.message,
+                                               name=event.event_name(ts["metadata"]["name"]))
                 if event.requests_analysis:
                     await self.request_analysis(ts)
             outcome["recorded"] += bool(found)

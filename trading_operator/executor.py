@@ -7,6 +7,8 @@ import asyncio
 import logging
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from policies.loader import PolicySet, default_policies
 from trading_operator import api, metrics, naming
 from trading_operator.kube import (
@@ -207,8 +209,9 @@ class Executor:
         self.written.record(written)
         return True
 
-    async def emit_event(self, ts: Obj, type_: str, reason: str, message: str) -> None:
-        """Record a core/v1 Event on the TradingSymbol (best effort: a failed Event never fails a plan)."""
+    async def emit_event(self, ts: Obj, type_: str, reason: str, message: str, name: str | None = None) -> None:
+        """Record a core/v1 Event on the TradingSymbol (best effort: a failed Event never fails a plan). With
+        `name`, the Event is written at most once: a second write of that name is a no-op (a retried caller)."""
         meta = ts["metadata"]
         symbol = str((ts.get("spec") or {}).get("symbol", meta["name"]))
         metrics.record_event(meta["namespace"], symbol, type_, reason)
@@ -216,7 +219,8 @@ class Executor:
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {**({"name": name} if name else {"generateName": f"{meta['name']}."}),
+                         "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": api.API_VERSION,
                 "kind": api.KIND,
@@ -237,6 +241,11 @@ class Executor:
         }
         try:
             await self.kube.create(EVENTS, meta["namespace"], event)
+        except ApiException as exc:
+            if name and exc.status == 409:
+                log.debug("event %s on %s already recorded", name, meta["name"])
+                return
+            log.warning("could not record event %s on %s: %s", reason, meta["name"], exc)
         except Exception as exc:  # an Event is a courtesy; the reconcile result stands without it
             log.warning("could not record event %s on %s: %s", reason, meta["name"], exc)
 

@@ -20,6 +20,7 @@ from policies.alertmanager import (
     render,
 )
 from policies.loader import load_dir
+from policies.operator_alerts import OPERATOR_DOWN_ALERT
 from policies.rules import ALERT_NAME
 from tests.alertmanager_server import ThrowawayAlertmanager, WebhookRecorder, amtool
 
@@ -49,6 +50,16 @@ def test_amtool_routes_each_alert_to_its_receivers(labels, receivers):
                              "deploy/alertmanager/alertmanager.yml", *args], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().split(",") == receivers
+
+
+def test_amtool_pages_people_when_the_operator_is_down():
+    """The operator's own outage names no symbol and must not go to the operator's webhook (nothing would
+    answer there): it pages people, and only them."""
+    result = subprocess.run([amtool(), "config", "routes", "test", "--config.file",
+                             "deploy/alertmanager/alertmanager.yml", f"alertname={OPERATOR_DOWN_ALERT}",
+                             "severity=page"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().split(",") == [PAGE_RECEIVER]
 
 
 def burn(symbol: str, slo: str, severity: str, factor: str) -> dict:
