@@ -116,6 +116,7 @@ class ThrowawayProcess:
     def __init__(self, prefix: str) -> None:
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
         self.port = free_port()
+        self.name = prefix
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -126,6 +127,7 @@ class ThrowawayProcess:
     def launch(self, args: list[str], ready_path: str, timeout: float, env: dict[str, str] | None = None) -> None:
         """Start `args` (output to `server.log` in the directory) and wait until `ready_path` answers 200."""
         self._log = (self.dir / "server.log").open("wb")
+        self.name = pathlib.Path(args[0]).name
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.dir)
         self.wait_ready(ready_path, timeout)
 
@@ -133,7 +135,7 @@ class ThrowawayProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.process.args[0]} exited with {self.process.returncode}: {self.logs()}")
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self.logs()}")
             try:
                 with urllib.request.urlopen(f"{self.url}{ready_path}", timeout=1) as response:
                     if response.status == 200:

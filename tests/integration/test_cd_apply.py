@@ -54,7 +54,8 @@ def test_the_cd_apply_lands_every_declared_symbol_and_is_idempotent(api):
     assert first.returncode == 0, first.stderr
     stored = {(ts["metadata"]["namespace"], ts["spec"]["symbol"]): ts for ts in kube.list_objects(TRADING_SYMBOLS)}
     assert set(stored) == declared()
-    assert len(stored) == 15 and sum(ns == "trading-demo" for ns, _ in stored) == 12
+    assert len(stored) == 15
+    assert sum(ns == "trading-demo" for ns, _ in stored) == 12
     again = cd_apply(emulator)
     assert again.returncode == 0, again.stderr
     for ts in kube.list_objects(TRADING_SYMBOLS):
