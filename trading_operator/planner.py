@@ -266,11 +266,17 @@ def _invalid(
 
 def _conflict(result: Plan, observed: Observed, status: TradingSymbolStatus, spec: TradingSymbolSpec,
               holder: claims.Claim) -> TradingSymbolStatus:
-    """Refuse a later claimant of a symbol: Conflict and an Event naming the owner, no revision, no children
-    (whatever already runs is left as it is), its requests refused."""
+    """Refuse a later claimant of a symbol: Conflict and an Event naming the owner, no revision, no pods (a
+    claimant that runs — it started in the moment before it saw an older claimant, or an older TradingSymbol
+    changed its symbol to this one — has its Deployments deleted), its requests refused."""
     message = claims.conflict_message(spec.symbol, observed.namespace, holder)
+    running = [d for d in (observed.children.get("Deployment"), observed.children.get(SHADOW_DEPLOYMENT)) if d]
+    for deployment in running:
+        result.actions.append(DeleteObject("Deployment", deployment["metadata"]["name"]))
     previous = get_condition(status.conditions, ConditionType.CONFLICT)
-    if previous is None or previous.status != ConditionStatus.TRUE or previous.message != message:
+    if running:
+        result.event(WARNING, Reason.SYMBOL_CONFLICT, f"{message}; stopped the pods it ran")
+    elif previous is None or previous.status != ConditionStatus.TRUE or previous.message != message:
         result.event(WARNING, Reason.SYMBOL_CONFLICT, message)
     gen, now = observed.generation, observed.now
     conditions = set_condition(status.conditions, ConditionType.CONFLICT, ConditionStatus.TRUE,
@@ -284,6 +290,7 @@ def _conflict(result: Plan, observed: Observed, status: TradingSymbolStatus, spe
     if last_request is not None:
         conditions = set_condition(conditions, ConditionType.LAST_REQUEST, *last_request, gen, now)
     return status.model_copy(update={"conditions": conditions, "phase": Phase.PENDING, "observed_generation": gen,
+                                     "replicas": 0, "ready_replicas": 0,
                                      "requests": user_requests.records(status.requests, answers, now)})
 
 

@@ -10,7 +10,7 @@ import pytest
 from tests.unit.test_planner import World
 from trading_operator import claims
 from trading_operator.claims import Claim
-from trading_operator.planner import CreateObject, Observed
+from trading_operator.planner import CreateObject, DeleteObject, Observed
 
 T0, T1 = "2026-12-06T08:00:00Z", "2026-12-06T08:00:01Z"
 
@@ -107,3 +107,20 @@ def test_when_the_owner_is_gone_the_claimant_starts_and_the_conflict_turns_false
     assert world.reasons().count("SymbolOwned") == 1
     world.step()
     assert world.reasons().count("SymbolOwned") == 1
+
+
+def test_a_running_claimant_that_finds_an_older_one_stops_its_pods() -> None:
+    """It started in the moment before it saw the older claimant (or the older one changed its symbol to this one):
+    its Deployment goes, so at most one trader runs; the owner runs on."""
+    world = ClaimWorld("spy-2", T1, [])
+    world.converge()
+    assert "Deployment" in world.children
+    world.others = [Claim("spy", "SPY", T0)]
+    actions = world.step()
+    assert [(a.kind, a.name) for a in actions if isinstance(a, DeleteObject)] == [("Deployment", "spy-2-trading")]
+    assert "Deployment" not in world.children
+    assert world.status["phase"] == "Pending" and world.status["replicas"] == 0
+    assert world.events[-1].reason == "SymbolConflict" and "stopped the pods it ran" in world.events[-1].message
+    world.step()
+    assert not [a for a in world.step() if isinstance(a, DeleteObject | CreateObject)]
+    assert world.reasons().count("SymbolConflict") == 1
