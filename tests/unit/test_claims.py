@@ -119,8 +119,10 @@ def test_a_running_claimant_that_finds_an_older_one_stops_its_pods() -> None:
     actions = world.step()
     assert [(a.kind, a.name) for a in actions if isinstance(a, DeleteObject)] == [("Deployment", "spy-2-trading")]
     assert "Deployment" not in world.children
-    assert world.status["phase"] == "Pending" and world.status["replicas"] == 0
-    assert world.events[-1].reason == "SymbolConflict" and "stopped the pods it ran" in world.events[-1].message
+    assert world.status["phase"] == "Pending"
+    assert world.status["replicas"] == 0
+    assert world.events[-1].reason == "SymbolConflict"
+    assert "stopped the pods it ran" in world.events[-1].message
     world.step()
     assert not [a for a in world.step() if isinstance(a, DeleteObject | CreateObject)]
     assert world.reasons().count("SymbolConflict") == 1
