@@ -16,6 +16,7 @@ from tests.integration.operator_harness import (
     create_ts,
     deployment,
     events,
+    patch_spec,
     revisions,
     status,
     wait_event,
@@ -63,3 +64,18 @@ def test_a_second_claimant_is_refused_until_the_owner_is_deleted(kube: KubeApi, 
     assert [e["reason"] for e in events(kube, ns, "spy-2")].count("SymbolConflict") == 1
     if stack.positions is not None:
         assert any(e["reason"] == "Drained" for e in events(kube, ns, "spy"))
+
+
+@pytest.mark.e2e
+def test_an_owner_that_names_another_symbol_hands_its_old_one_over(kube: KubeApi, ns: str) -> None:
+    create_ts(kube, ns, "spy")
+    wait_status(kube, ns, "spy", phase="Ready")
+    create_ts(kube, ns, "spy-2", symbol="SPY")
+    wait_event(kube, ns, "spy-2", "SymbolConflict")
+    assert deployment(kube, ns, "spy-2") is None
+    patch_spec(kube, ns, "spy", {"symbol": "QQQ"})
+    wait_for(lambda: deployment(kube, ns, "spy-2") is not None, min(15.0 * PATIENCE, RESYNC_SECONDS / 2),
+             "spy-2's Deployment once spy names QQQ")
+    wait_status(kube, ns, "spy-2", timeout=60, phase="Ready", currentRevision=1)
+    wait_status(kube, ns, "spy", timeout=60, phase="Ready")
+    assert condition(kube, ns, "spy", "Conflict") == {}
