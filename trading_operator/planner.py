@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies.risk import risk_problems
-from trading_operator import claims, naming, tuner, user_requests
+from trading_operator import claim_status, claims, naming, tuner, user_requests
 from trading_operator.api import (
     AnalysisPhase,
     BackgroundState,
@@ -103,7 +103,9 @@ def plan(observed: Observed) -> Plan:
         return _finish(result, observed, _invalid(result, observed, status, validation_message(error)))
     # One symbol, one trader: a later claimant of a symbol another TradingSymbol trades starts nothing.
     if (holder := claims.rival_owner(observed.name, spec.symbol, observed.claims)) is not None:
-        return _finish(result, observed, _conflict(result, observed, status, spec, holder))
+        pods = [d["metadata"]["name"] for d in (observed.children.get("Deployment"),
+                                                observed.children.get(SHADOW_DEPLOYMENT)) if d]
+        return _finish(result, observed, claim_status.refused(result, observed, status, spec.symbol, holder, pods))
     try:
         policies = resolve_policies(observed.policies, spec)
     except KeyError as error:
@@ -156,7 +158,7 @@ def plan(observed: Observed) -> Plan:
             )
 
     status = _status(observed, spec, status, decision, update, rolled_out, ready_replicas, policies)
-    return _finish(result, observed, _owned(result, observed, spec, status))
+    return _finish(result, observed, claim_status.owned(result, observed, spec.symbol, status))
 
 
 def _failing(observed: Observed) -> dict[str, tuple[int, NotReady]]:
@@ -262,50 +264,6 @@ def _invalid(
             "requests": user_requests.records(status.requests, answers, observed.now),
         }
     )
-
-
-def _conflict(result: Plan, observed: Observed, status: TradingSymbolStatus, spec: TradingSymbolSpec,
-              holder: claims.Claim) -> TradingSymbolStatus:
-    """Refuse a later claimant of a symbol: Conflict and an Event naming the owner, no revision, no pods (a
-    claimant that runs — it started in the moment before it saw an older claimant, or an older TradingSymbol
-    changed its symbol to this one — has its Deployments deleted), its requests refused."""
-    message = claims.conflict_message(spec.symbol, observed.namespace, holder)
-    running = [d for d in (observed.children.get("Deployment"), observed.children.get(SHADOW_DEPLOYMENT)) if d]
-    for deployment in running:
-        result.actions.append(DeleteObject("Deployment", deployment["metadata"]["name"]))
-    previous = get_condition(status.conditions, ConditionType.CONFLICT)
-    if running:
-        result.event(WARNING, Reason.SYMBOL_CONFLICT, f"{message}; stopped the pods it ran")
-    elif previous is None or previous.status != ConditionStatus.TRUE or previous.message != message:
-        result.event(WARNING, Reason.SYMBOL_CONFLICT, message)
-    gen, now = observed.generation, observed.now
-    conditions = set_condition(status.conditions, ConditionType.CONFLICT, ConditionStatus.TRUE,
-                               Reason.SYMBOL_CONFLICT, message, gen, now)
-    conditions = set_condition(conditions, ConditionType.READY, ConditionStatus.FALSE, Reason.SYMBOL_CONFLICT,
-                               f"Waiting for {claims.normalise(spec.symbol)}: TradingSymbol {holder.name} trades it",
-                               gen, now)
-    answers = user_requests.refuse_all(observed.annotations, frozenset(r.id for r in status.requests), message)
-    user_requests.respond(result, answers)
-    last_request = user_requests.last_request_condition(answers)
-    if last_request is not None:
-        conditions = set_condition(conditions, ConditionType.LAST_REQUEST, *last_request, gen, now)
-    return status.model_copy(update={"conditions": conditions, "phase": Phase.PENDING, "observed_generation": gen,
-                                     "replicas": 0, "ready_replicas": 0,
-                                     "requests": user_requests.records(status.requests, answers, now)})
-
-
-def _owned(result: Plan, observed: Observed, spec: TradingSymbolSpec,
-           status: TradingSymbolStatus) -> TradingSymbolStatus:
-    """A former claimant that now owns its symbol says so (the Conflict condition turns False, once)."""
-    previous = get_condition(status.conditions, ConditionType.CONFLICT)
-    if previous is None or previous.status != ConditionStatus.TRUE:
-        return status
-    symbol = claims.normalise(spec.symbol)
-    result.event(NORMAL, Reason.SYMBOL_OWNED, f"{symbol} is no longer claimed by another TradingSymbol; starting")
-    conditions = set_condition(status.conditions, ConditionType.CONFLICT, ConditionStatus.FALSE,
-                               Reason.SYMBOL_OWNED, f"Owns {symbol} in namespace {observed.namespace}",
-                               observed.generation, observed.now)
-    return status.model_copy(update={"conditions": conditions})
 
 
 def _ensure_revision(
