@@ -79,3 +79,18 @@ def test_an_owner_that_names_another_symbol_hands_its_old_one_over(kube: KubeApi
     wait_status(kube, ns, "spy-2", timeout=60, phase="Ready", currentRevision=1)
     wait_status(kube, ns, "spy", timeout=60, phase="Ready")
     assert condition(kube, ns, "spy", "Conflict") == {}
+
+
+@pytest.mark.e2e
+def test_two_claimants_created_at_once_leave_one_trader(kube: KubeApi, ns: str) -> None:
+    """Created back to back, the later one may start before the operator has seen the first: then it stops its
+    pods as soon as it does. Either way one Deployment is left, the first claimant's."""
+    first = create_ts(kube, ns, "spy")
+    create_ts(kube, ns, "spy-2", symbol="SPY")
+    wait_status(kube, ns, "spy", timeout=30, phase="Ready")
+    wait_for(lambda: condition(kube, ns, "spy-2", "Conflict").get("status") == "True", 20 * PATIENCE,
+             "spy-2 in Conflict")
+    wait_for(lambda: deployment(kube, ns, "spy-2") is None, 20 * PATIENCE, "no Deployment for spy-2")
+    assert deployment(kube, ns, "spy") is not None
+    assert f"TradingSymbol {first['metadata']['name']} (" in condition(kube, ns, "spy-2", "Conflict")["message"]
+    assert status(kube, ns, "spy-2")["phase"] == "Pending"
