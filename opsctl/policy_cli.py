@@ -46,7 +46,8 @@ def check_command(
     = DEFAULTS_DIR,
     admission: Annotated[str, typer.Option(help="AdmissionPolicy name")] = "default",
 ) -> None:
-    """Check TradingSymbol manifests against the admission policy and the risk policy each one names
-    (exit 6 if any breaks one). Locations are `NAME: field`."""
+    """Check TradingSymbol manifests against the admission policy and the risk policy each one names, and that no
+    two claim one symbol in one namespace (one trader per symbol; pass a namespace's manifests together). Exit 6
+    if any breaks one. Locations are `NAME: field`."""
     what = str(files[0]) if len(files) == 1 else f"{len(files)} manifest files"
     _finish(out, check_manifests(files, policies, admission), what)

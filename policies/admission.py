@@ -6,8 +6,9 @@ message names the field it is about (`spec.image: ...`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from policies.loader import PolicySet
 from policies.models import AdmissionPolicySpec, RiskPolicySpec
@@ -100,3 +101,46 @@ def manifest_errors(manifest: Mapping[str, Any], policies: PolicySet, admission:
     if risk is None:
         return problems
     return problems + admission_errors(manifest, policies.admission[admission], risk)
+
+
+def normalise_symbol(symbol: str) -> str:
+    """The symbol as markets name it: `spy`, ` SPY ` and `SPY` are one symbol (and one trader)."""
+    return symbol.strip().upper()
+
+
+Label = TypeVar("Label")
+
+
+@dataclass(frozen=True)
+class SymbolConflict(Generic[Label]):
+    """A TradingSymbol manifest naming a symbol an earlier one already names in the same namespace."""
+
+    claimant: Label
+    owner: Label
+    namespace: str
+    symbol: str
+
+    def message(self, owner: str) -> str:
+        return (f"{self.symbol} in namespace {self.namespace} is already claimed by {owner}: one symbol has one "
+                "trader (the operator would refuse this one with a Conflict)")
+
+
+def symbol_conflicts(manifests: Sequence[tuple[Label, Mapping[str, Any]]]) -> list[SymbolConflict[Label]]:
+    """One symbol, one trader: every TradingSymbol (labelled by the caller) that names a symbol an earlier one, in
+    the given order, already names in the same namespace (no namespace: `default`, where kubectl puts it). The
+    same object named twice (one name in one namespace) is one claimant."""
+    first: dict[tuple[str, str], tuple[Label, Any]] = {}
+    found = []
+    for label, manifest in manifests:
+        if manifest.get("kind") != KIND:
+            continue
+        meta, spec = _mapping(manifest.get("metadata")), _mapping(manifest.get("spec"))
+        symbol = spec.get("symbol")
+        if not isinstance(symbol, str) or not normalise_symbol(symbol):
+            continue
+        key = (str(meta.get("namespace") or "default"), normalise_symbol(symbol))
+        if key not in first:
+            first[key] = (label, meta.get("name"))
+        elif first[key][1] != meta.get("name"):
+            found.append(SymbolConflict(label, first[key][0], *key))
+    return found

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from policies.admission import manifest_errors
+from policies.admission import manifest_errors, symbol_conflicts
 from policies.loader import PolicyError, PolicySet, load_texts, read_dir
 
 
@@ -35,11 +35,13 @@ def _documents(file: pathlib.Path) -> tuple[list[Any], PolicyError | None]:
 
 
 def check_manifests(files: Sequence[pathlib.Path], directory: pathlib.Path, admission: str) -> list[PolicyError]:
-    """Every admission problem of the TradingSymbols in the manifest files (policy errors instead, if any).
-    Locations are `NAME: field`, NAME the manifest's metadata.name."""
+    """Every admission problem of the TradingSymbols in the manifest files (policy errors instead, if any), and
+    every later claimant of a symbol an earlier manifest names in the same namespace. Locations are
+    `NAME: field`, NAME the manifest's metadata.name."""
     policies, problems = _load(directory)
     if problems:
         return problems
+    claimants: list[tuple[tuple[str, str], Any]] = []
     for file in files:
         documents, unreadable = _documents(file)
         problems += [unreadable] if unreadable else []
@@ -52,4 +54,8 @@ def check_manifests(files: Sequence[pathlib.Path], directory: pathlib.Path, admi
             for problem in manifest_errors(doc, policies, admission):
                 location, _, message = problem.partition(": ")
                 problems.append(PolicyError(str(file), f"{name or f'document {index + 1}'}: {location}", message))
+            claimants.append(((str(file), name or f"document {index + 1}"), doc))
+    for conflict in symbol_conflicts(claimants):
+        (where, name), (owner_file, owner) = conflict.claimant, conflict.owner
+        problems.append(PolicyError(where, f"{name}: spec.symbol", conflict.message(f"{owner} ({owner_file})")))
     return problems

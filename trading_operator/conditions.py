@@ -16,6 +16,9 @@ class ConditionType(enum.StrEnum):
     SPEC_VALID = "SpecValid"
     LAST_REQUEST = "LastRequest"
     """The answer to the latest request (True: accepted, False: refused, with why)."""
+    CONFLICT = "Conflict"
+    """True while another TradingSymbol of the namespace owns the symbol (nothing runs); set only once a
+    symbol has been in conflict."""
 
 
 class Reason(enum.StrEnum):
@@ -44,6 +47,9 @@ class Reason(enum.StrEnum):
     CREATE_CONTAINER_ERROR = "CreateContainerError"
     RUN_CONTAINER_ERROR = "RunContainerError"
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    # Conflict (and the SymbolConflict Event): one symbol, one trader
+    SYMBOL_CONFLICT = "SymbolConflict"
+    SYMBOL_OWNED = "SymbolOwned"
     # Paused / Halted
     PAUSED_BY_SPEC = "PausedBySpec"
     NOT_PAUSED = "NotPaused"

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from policies.loader import PolicySet, default_policies
-from trading_operator import api, metrics, naming
+from trading_operator import api, claims, metrics, naming
 from trading_operator.kube import (
     CONTROLLER_REVISIONS,
     EVENTS,
@@ -38,6 +39,9 @@ CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "Net
 SHADOW_KINDS = ("ConfigMap", "Deployment")
 
 log = logging.getLogger(__name__)
+
+ClaimSource = Callable[[str], Iterable[claims.Claim]]
+"""The claims of a namespace's TradingSymbols, kept in memory from the watch (kopf's index in the operator)."""
 
 
 class WrittenVersions:
@@ -77,12 +81,21 @@ class Executor:
     """Reads and writes through the async client."""
 
     def __init__(self, kube: AsyncKubeApi, component: str = naming.MANAGER, instance: str = "",
-                 policies: PolicySet | None = None) -> None:
+                 policies: PolicySet | None = None, claim_source: ClaimSource | None = None) -> None:
         self.kube = kube
         self.component = component
         self.instance = instance
         self.policies = policies if policies is not None else default_policies()
         self.written = WrittenVersions()
+        self.claim_source = claim_source
+        """Without one (an executor outside kopf), the claims are listed from the API at each observe."""
+
+    async def claims(self, namespace: str) -> tuple[claims.Claim, ...]:
+        """Which TradingSymbols of the namespace name which symbol."""
+        if self.claim_source is not None:
+            return tuple(self.claim_source(namespace))
+        listed = await self.kube.list_objects(TRADING_SYMBOLS, namespace)
+        return tuple(c for c in map(claims.claim_of, listed) if c is not None)
 
     async def get_trading_symbol(self, namespace: str, name: str) -> Obj | None:
         return await self.kube.get_or_none(TRADING_SYMBOLS, namespace, name)
@@ -103,8 +116,8 @@ class Executor:
         configs_call = self.kube.list_objects(RESOURCES_BY_KIND["ConfigMap"], namespace,
                                               f"{selector},{naming.CONFIG_LABEL}")
         pods_call = self.kube.list_objects(RESOURCES_BY_KIND["Pod"], namespace, selector)
-        revision_objs, children, configs, pods = await asyncio.gather(revisions_call, child_calls, configs_call,
-                                                                      pods_call)
+        revision_objs, children, configs, pods, claimed = await asyncio.gather(
+            revisions_call, child_calls, configs_call, pods_call, self.claims(namespace))
         owned = [r for r in revision_objs if _owned_by(r, uid)]
         return Observed(
             name=name,
@@ -122,6 +135,7 @@ class Executor:
             now=now_rfc3339(),
             deleting=bool(meta.get("deletionTimestamp")),
             policies=self.policies,
+            claims=claimed,
         )
 
     async def apply_children(self, ts: Obj, plan: Plan) -> None:

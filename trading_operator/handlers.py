@@ -15,7 +15,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from policies.loader import default_policies, load_layered
-from trading_operator import api, naming
+from trading_operator import api, claims, naming
 from trading_operator.analysis_loop import analysis_tick
 from trading_operator.builders import render_switches
 from trading_operator.conditions import Reason
@@ -52,8 +52,16 @@ def _backoff(retry: int) -> float:
     return float(min(2 ** retry, 30))
 
 
+@kopf.index(*TS)
+def symbol_claims(*, body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, claims.Claim] | None:
+    """Which TradingSymbol names which symbol, per namespace, kept from the watch: the planner decides who owns
+    a symbol without listing the namespace at every reconcile."""
+    claim = claims.claim_of(dict(body))
+    return {namespace or "default": claim} if claim is not None else None
+
+
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     """Annotations (not status) hold kopf's bookkeeping: the status schema is the API's own."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -69,7 +77,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     kube = AsyncKubeApi(load_api_client(os.environ.get("KUBECONFIG")))
     policies_dir = os.environ.get("TRADEOPS_POLICIES_DIR")
     policy_set = load_layered(pathlib.Path(policies_dir)) if policies_dir else default_policies()
-    executor = Executor(kube, instance=os.environ.get("POD_NAME", os.uname().nodename), policies=policy_set)
+    index: kopf.Index[str, claims.Claim] = kwargs["symbol_claims"]  # live: kopf keeps it from the watch
+    executor = Executor(kube, instance=os.environ.get("POD_NAME", os.uname().nodename), policies=policy_set,
+                        claim_source=lambda namespace: list(index.get(namespace, ())))
     probe = PositionsProbe(os.environ.get("TRADEOPS_POSITIONS_URL", PositionsProbe().url_template))
     metrics = MetricsSource(os.environ.get("TRADEOPS_PROMETHEUS_URL"))
     memo["tradeops"] = OperatorContext(executor=executor, probe=probe, metrics=metrics)
@@ -89,11 +99,34 @@ async def _reconcile_or_retry(memo: Any, namespace: str, name: str, retry: int) 
         raise kopf.TemporaryError(f"API error: {api_error_message(exc)}", delay=_backoff(retry)) from exc
 
 
+async def _hand_over(memo: Any, namespace: str, symbol: str, released_by: str) -> None:
+    """A symbol was released (its owner is gone or names another symbol): its waiting claimants are reconciled
+    now, so the next owner starts at once, not at the next resync."""
+    context = _context(memo)
+    for waiting in claims.waiting(await context.executor.claims(namespace), symbol, released_by):
+        try:
+            await reconcile(context, namespace, waiting)
+        except ApiException as exc:  # the resync timer retries
+            log.warning("hand-over of %s to %s/%s failed: %s", symbol, namespace, waiting, api_error_message(exc))
+
+
 @kopf.on.resume(*TS)
 @kopf.on.create(*TS)
 @kopf.on.update(*TS)
-async def on_trading_symbol(*, namespace: str | None, name: str, memo: Any, retry: int, **_: Any) -> None:
+async def on_trading_symbol(*, namespace: str | None, name: str, memo: Any, retry: int, old: Any = None,
+                            new: Any = None, **_: Any) -> None:
     await _reconcile_or_retry(memo, namespace or "default", name, retry)
+    before, after = (str(((body or {}).get("spec") or {}).get("symbol") or "") for body in (old, new))
+    if before and claims.normalise(before) != claims.normalise(after):
+        await _hand_over(memo, namespace or "default", before, name)
+
+
+@kopf.on.event(*TS, id="released", when=lambda type, **_: type == "DELETED")
+async def on_deleted(*, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """The owner of a symbol is gone (drained, finalizer removed): the next claimant takes over."""
+    claim = claims.claim_of(dict(body))
+    if claim is not None:
+        await _hand_over(memo, namespace or "default", claim.symbol, name)
 
 
 async def on_request(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:

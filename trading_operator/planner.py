@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies.risk import risk_problems
-from trading_operator import naming, tuner, user_requests
+from trading_operator import claim_status, claims, naming, tuner, user_requests
 from trading_operator.api import (
     AnalysisPhase,
     BackgroundState,
@@ -101,6 +101,11 @@ def plan(observed: Observed) -> Plan:
         spec = TradingSymbolSpec.model_validate(observed.spec)
     except ValidationError as error:
         return _finish(result, observed, _invalid(result, observed, status, validation_message(error)))
+    # One symbol, one trader: a later claimant of a symbol another TradingSymbol trades starts nothing.
+    if (holder := claims.rival_owner(observed.name, spec.symbol, observed.claims)) is not None:
+        pods = [d["metadata"]["name"] for d in (observed.children.get("Deployment"),
+                                                observed.children.get(SHADOW_DEPLOYMENT)) if d]
+        return _finish(result, observed, claim_status.refused(result, observed, status, spec.symbol, holder, pods))
     try:
         policies = resolve_policies(observed.policies, spec)
     except KeyError as error:
@@ -153,7 +158,7 @@ def plan(observed: Observed) -> Plan:
             )
 
     status = _status(observed, spec, status, decision, update, rolled_out, ready_replicas, policies)
-    return _finish(result, observed, status)
+    return _finish(result, observed, claim_status.owned(result, observed, spec.symbol, status))
 
 
 def _failing(observed: Observed) -> dict[str, tuple[int, NotReady]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from policies.loader import PolicySet, default_policies
 from trading_operator.builders import Manifest
+from trading_operator.claims import Claim
 from trading_operator.conditions import Reason
 from trading_operator.findings import Finding
 from trading_operator.revisions import Revision
@@ -37,6 +38,8 @@ class Observed:
     """The revisions' immutable runtime-config ConfigMaps, by name."""
     findings: tuple[Finding, ...] = ()
     """The analysis loop's measurements not yet folded into the status."""
+    claims: tuple[Claim, ...] = ()
+    """The TradingSymbols of the namespace and the symbols they name (this one included)."""
 
 
 @dataclass(frozen=True)

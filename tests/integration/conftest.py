@@ -3,12 +3,13 @@
 With TRADEOPS_E2E_KUBECONFIG set (the e2e CI job: a kind cluster with the CRD and the operator installed
 from deploy/), only the tests marked `e2e` run, and against that cluster: `stack`, `kube` and `ns` use
 it, the `operator` fixture starts nothing (the cluster's operator does the work), and each test namespace
-gets the runtime's credentials Secret pointing at the cluster's feed (TRADEOPS_E2E_FEED_URL)."""
+(`operator_harness.new_namespace`) gets the runtime's credentials Secret pointing at the cluster's feed
+(TRADEOPS_E2E_FEED_URL). Modules with a stack of their own (the rollout faults in test_never_ready.py) switch
+the same way."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import pathlib
 import time
 from collections.abc import Iterator
@@ -21,11 +22,9 @@ from devstack.processes import EmulatorProcess, OperatorProcess, install_crd, ku
 from tests.integration.dr_support import fake_credentials
 from tests.integration.operator_harness import E2E_KUBECONFIG, PositionsServer, new_namespace
 from tests.s3_server import ThrowawayS3
-from trading_operator.builders import CREDENTIALS_SECRET
-from trading_operator.kube import KubeApi, Resource
+from trading_operator.kube import KubeApi
 
 LIFECYCLE_POLICIES = pathlib.Path(__file__).parent / "policies" / "lifecycle"
-CREDENTIALS = Resource("v1", "secrets")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -147,13 +146,7 @@ def kube(stack: Stack) -> KubeApi:
 
 @pytest.fixture
 def ns(stack: Stack) -> str:
-    name = new_namespace(stack.kube)
-    feed = os.environ.get("TRADEOPS_E2E_FEED_URL")
-    if E2E_KUBECONFIG and feed:  # the pods find the cluster's feed the way production pods do
-        stack.kube.create(CREDENTIALS, name, {"apiVersion": "v1", "kind": "Secret",
-                                              "metadata": {"name": CREDENTIALS_SECRET},
-                                              "stringData": {"TRADEOPS_FEED_URL": feed}})
-    return name
+    return new_namespace(stack.kube)
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,28 @@ from typing import Any
 
 from devstack.processes import wait_for
 from trading_operator import naming
+from trading_operator.builders import CREDENTIALS_SECRET
 from trading_operator.executor import TRADING_SYMBOLS
-from trading_operator.kube import CONFIGMAPS, CONTROLLER_REVISIONS, DEPLOYMENTS, EVENTS, NAMESPACES, KubeApi
+from trading_operator.kube import (
+    CONFIGMAPS,
+    CONTROLLER_REVISIONS,
+    DEPLOYMENTS,
+    EVENTS,
+    NAMESPACES,
+    KubeApi,
+    Resource,
+)
 
 E2E_KUBECONFIG = os.environ.get("TRADEOPS_E2E_KUBECONFIG")
 """A real cluster to run the e2e-marked tests against (see conftest.py)."""
 PATIENCE = 6.0 if E2E_KUBECONFIG else 1.0
 """Waits stretch on a real cluster: its pods pull, start and pass their readiness probes for real."""
+E2E_FEED_URL = os.environ.get("TRADEOPS_E2E_FEED_URL")
+"""The cluster's synthetic feed, which the pods of an e2e test namespace are pointed at."""
+SECRETS = Resource("v1", "secrets")
+UNPULLABLE_IMAGE = "registry.invalid/tradeops/not-the-runtime:1.0.0"
+"""An image no registry serves (`.invalid` never resolves, RFC 6761): ErrImagePull then ImagePullBackOff from
+kind's kubelet as from the devstack's (which runs only the trading-runtime image), with no network involved."""
 
 SPEC: dict[str, Any] = {
     "symbol": "SPY",
@@ -29,8 +44,13 @@ SPEC: dict[str, Any] = {
 
 
 def new_namespace(kube: KubeApi) -> str:
+    """A fresh namespace; on a real cluster with the runtime's credentials Secret pointing at the cluster's feed,
+    the way production pods find theirs."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     kube.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    if E2E_KUBECONFIG and E2E_FEED_URL:
+        kube.create(SECRETS, name, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": CREDENTIALS_SECRET},
+                                    "stringData": {"TRADEOPS_FEED_URL": E2E_FEED_URL}})
     return name
 
 

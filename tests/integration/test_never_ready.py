@@ -1,6 +1,12 @@
 """Revisions that never become Ready, and each revision's own config, on the local stack: the real operator
 against the emulated API, whose kubelet runs every Pod as a real trading-runtime process (an exit is a
-container restart with back-off, an image it cannot map is ErrImagePull), Prometheus scraping them."""
+container restart with back-off, an image it cannot map is ErrImagePull), Prometheus scraping them.
+
+The rollout faults (a config the runtime rejects, an unpullable image, failing readiness, a first revision that
+never becomes ready) are marked `e2e`: with TRADEOPS_E2E_KUBECONFIG set they run against that cluster and its
+operator instead (a real kubelet's back-off and pulls; no Prometheus is needed, pod-level failures fail a
+revision whatever the analysis policy). The config test reads each pod's metrics at its pod IP, which a CI
+runner cannot reach in kind: it stays on the local stack."""
 
 from __future__ import annotations
 
@@ -19,6 +25,9 @@ from trading_operator.kube import CONFIGMAPS, KubeApi, Resource
 from trading_operator.user_requests import RequestPayload, encode
 
 from .operator_harness import (
+    E2E_KUBECONFIG,
+    PATIENCE,
+    UNPULLABLE_IMAGE,
     condition,
     create_ts,
     events,
@@ -41,6 +50,10 @@ CRASHING = {"parameters": {"batchSize": 512, "queueCapacity": 100}}
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
+    """The local stack with its own operator (a fast kubelet back-off), or the e2e cluster and its operator."""
+    if E2E_KUBECONFIG:
+        yield kube_for(pathlib.Path(E2E_KUBECONFIG))
+        return
     running = start_analysis_stack(tmp_path_factory.mktemp("never-ready"), POLICIES, time_scale=0.2)
     try:
         yield kube_for(running.kubeconfig)
@@ -65,10 +78,11 @@ def _rolled_back(kube: KubeApi, namespace: str, name: str, timeout: float) -> di
                         stableRevision=1, abortedRevision=2)
     assert final["analysis"]["revision"] == 2
     assert final["analysis"]["phase"] == "Failed"
-    wait_for(lambda: _ready_revisions(kube, namespace) == {"1"}, 60, "only revision 1's pods ready")
+    wait_for(lambda: _ready_revisions(kube, namespace) == {"1"}, 60 * PATIENCE, "only revision 1's pods ready")
     return final
 
 
+@pytest.mark.e2e
 def test_a_config_the_runtime_rejects_crash_loops_and_is_rolled_back(kube: KubeApi) -> None:
     namespace = new_namespace(kube)
     create_ts(kube, namespace, "spy", symbol="SPY", rollout=SLOW_DEADLINE)
@@ -85,11 +99,12 @@ def test_a_config_the_runtime_rejects_crash_loops_and_is_rolled_back(kube: KubeA
     assert "never ready: " in rolled_back[0]["message"]
 
 
+@pytest.mark.e2e
 def test_an_image_the_stack_cannot_pull_is_rolled_back_at_the_progress_deadline(kube: KubeApi) -> None:
     namespace = _stable(kube, "qqq", "QQQ")
-    patch_spec(kube, namespace, "qqq", {"image": "ghcr.io/tradeops/not-the-runtime:1.0.0"})
+    patch_spec(kube, namespace, "qqq", {"image": UNPULLABLE_IMAGE})
     wait_for(lambda: any(e["reason"] in ("Failed", "BackOff") for e in kube.list_objects(
-        Resource("v1", "events"), namespace) if e.get("involvedObject", {}).get("kind") == "Pod"), 30,
+        Resource("v1", "events"), namespace) if e.get("involvedObject", {}).get("kind") == "Pod"), 30 * PATIENCE,
         "the kubelet failing to pull")
     assert status(kube, namespace, "qqq")["currentRevision"] == 2  # a pull may still succeed: not yet
     final = _rolled_back(kube, namespace, "qqq", timeout=90)
@@ -98,6 +113,7 @@ def test_an_image_the_stack_cannot_pull_is_rolled_back_at_the_progress_deadline(
     assert "progress deadline exceeded" in reason
 
 
+@pytest.mark.e2e
 def test_failing_readiness_is_rolled_back_at_the_progress_deadline(kube: KubeApi) -> None:
     namespace = _stable(kube, "es", "ES", market="futures-options")
     patch_spec(kube, namespace, "es", {"config": {"faultInjection": {"neverReady": True}}})
@@ -107,6 +123,7 @@ def test_failing_readiness_is_rolled_back_at_the_progress_deadline(kube: KubeApi
     assert "(running, readiness probe failing)" in reason
 
 
+@pytest.mark.e2e
 def test_a_first_revision_that_never_becomes_ready_is_degraded_once(kube: KubeApi) -> None:
     namespace = new_namespace(kube)
     create_ts(kube, namespace, "spy", rollout=SLOW_DEADLINE, config=CRASHING)
@@ -118,7 +135,7 @@ def test_a_first_revision_that_never_becomes_ready_is_degraded_once(kube: KubeAp
     wait_event(kube, namespace, "spy", degraded["reason"])
     before = status(kube, namespace, "spy")
     wait_for(lambda: int(next((c["restartCount"] for p in kube.list_objects(PODS, namespace)
-                               for c in p["status"].get("containerStatuses", [])), 0)) >= 2, 90,
+                               for c in p["status"].get("containerStatuses", [])), 0)) >= 2, 90 * PATIENCE,
              "more restarts")
     assert [e["reason"] for e in events(kube, namespace, "spy")].count(degraded["reason"]) == 1
     assert status(kube, namespace, "spy")["phase"] == "Degraded"

@@ -11,6 +11,7 @@ import sys
 
 import yaml
 
+from tests.integration.operator_harness import UNPULLABLE_IMAGE
 from tests.unit.infra_harness import ROOT
 
 WORKFLOW = yaml.safe_load((ROOT / ".github" / "workflows" / "e2e.yml").read_text())
@@ -47,5 +48,20 @@ def test_the_e2e_selection_collects_only_marked_tests():
                             cwd=ROOT, timeout=300)
     assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
     tests = [line for line in listed.stdout.splitlines() if "::" in line]
-    assert len(tests) >= 15
-    assert all(re.search(r"test_(operator|kubectl|opsctl)\.py::", line) for line in tests), tests
+    assert len(tests) >= 20
+    assert all(re.search(r"test_(operator|kubectl|opsctl|symbol_conflict|never_ready)\.py::", line)
+               for line in tests), tests
+    faults = {line.split("::")[1] for line in tests if "test_never_ready.py::" in line}
+    assert faults == {"test_a_config_the_runtime_rejects_crash_loops_and_is_rolled_back",
+                      "test_an_image_the_stack_cannot_pull_is_rolled_back_at_the_progress_deadline",
+                      "test_failing_readiness_is_rolled_back_at_the_progress_deadline",
+                      "test_a_first_revision_that_never_becomes_ready_is_degraded_once"}
+    assert any("test_symbol_conflict.py::" in line for line in tests)
+
+
+def test_the_rollout_faults_need_nothing_the_cluster_lacks():
+    """The unpullable image cannot be pulled anywhere (a name that never resolves), and the cluster's operator gets
+    the lifecycle policies (no Prometheus: pod-level failures fail a revision without it)."""
+    assert UNPULLABLE_IMAGE.split("/")[0].endswith(".invalid")
+    assert not RUNTIME.search(UNPULLABLE_IMAGE)
+    assert "--from-file=tests/integration/policies/lifecycle/" in RUN

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opsctl.main import app
+from policies.admission import symbol_conflicts
 from policies.budgets import BudgetRow, budget_remaining, burn_rate, rows
 from policies.loader import load_dir
 
@@ -119,3 +120,40 @@ def test_unexpected_errors_are_one_line_with_exit_1(monkeypatch: pytest.MonkeyPa
     result = runner.invoke(app, ["slo", "report"])
     assert (result.exit_code, result.stderr) == \
         (1, "opsctl: error: unexpected ValueError: boom (OPSCTL_DEBUG=1 shows where)\n")
+
+
+def test_check_refuses_two_manifests_claiming_one_symbol_in_one_namespace(tmp_path: pathlib.Path):
+    """One symbol, one trader: `SPY` named by a second TradingSymbol in the namespace is refused, with the owner;
+    the same symbol in another namespace, and the same object listed twice, are not conflicts."""
+    spy = (ROOT / "deploy" / "symbols" / "spy.yaml").read_text()
+    second = tmp_path / "spy-2.yaml"
+    second.write_text(spy.replace("name: spy\n", "name: spy-2\n", 1))
+    elsewhere = tmp_path / "spy-demo.yaml"
+    elsewhere.write_text(spy.replace("namespace: trading\n", "namespace: trading-demo\n", 1))
+    files = [str(ROOT / "deploy" / "symbols" / "spy.yaml"), str(second)]
+    result = runner.invoke(app, ["policy", "check", *files])
+    assert result.exit_code == 6, result.output
+    assert result.stdout.splitlines() == [
+        f"{second}: spy-2: spec.symbol: SPY in namespace trading is already claimed by spy ({files[0]}): one symbol "
+        "has one trader (the operator would refuse this one with a Conflict)"]
+    assert result.stderr == "opsctl: error: 1 problem in 2 manifest files\n"
+    assert runner.invoke(app, ["policy", "check", files[0], str(elsewhere), files[0]]).exit_code == 0
+    shipped = [*sorted(str(p) for p in (ROOT / "deploy" / "symbols").glob("*.yaml")),
+               str(ROOT / "deploy" / "symbols" / "examples" / "twelve-symbols.yaml")]  # what CI checks
+    assert runner.invoke(app, ["policy", "check", *shipped]).exit_code == 0
+
+
+@pytest.mark.parametrize(("manifests", "expected"), [
+    ([("a", "ns", "SPY"), ("b", "ns", "SPY")], [("b", "a", "ns", "SPY")]),
+    ([("a", "ns", "SPY"), ("b", "ns", "spy")], [("b", "a", "ns", "SPY")]),
+    ([("a", "ns", "SPY"), ("b", "other", "SPY")], []),
+    ([("a", None, "SPY"), ("b", "default", "SPY")], [("b", "a", "default", "SPY")]),
+    ([("a", "ns", "SPY"), ("a", "ns", "SPY")], []),
+    ([("a", "ns", "SPY"), ("b", "ns", "QQQ"), ("c", "ns", "SPY"), ("d", "ns", "SPY")],
+     [("c", "a", "ns", "SPY"), ("d", "a", "ns", "SPY")]),
+], ids=["same-symbol", "case-normalised", "other-namespace", "default-namespace", "same-object-twice", "first-wins"])
+def test_symbol_conflicts_between_manifests(manifests, expected):
+    docs = [(name, {"kind": "TradingSymbol", "metadata": {"name": name, **({"namespace": ns} if ns else {})},
+                    "spec": {"symbol": symbol}}) for name, ns, symbol in manifests]
+    found = [(c.claimant, c.owner, c.namespace, c.symbol) for c in symbol_conflicts(docs)]
+    assert found == expected
