@@ -16,6 +16,10 @@ class ConditionType(enum.StrEnum):
     SPEC_VALID = "SpecValid"
     LAST_REQUEST = "LastRequest"
     """The answer to the latest request (True: accepted, False: refused, with why)."""
+    MODEL_FALLBACK = "ModelFallback"
+    """True when pods of the running revision fell back from their meta-model to the rule-based combiner."""
+    MODEL_RESOLVED = "ModelResolved"
+    """`spec.model` resolved to a registry version that new revisions pin (only with a `spec.model`)."""
 
 
 class Reason(enum.StrEnum):
@@ -52,6 +56,15 @@ class Reason(enum.StrEnum):
     # LastRequest (and the RequestRefused Event)
     REQUEST_ACCEPTED = "RequestAccepted"
     REQUEST_REFUSED = "RequestRefused"
+    # ModelResolved (and its Events)
+    MODEL_VERSION_RESOLVED = "ModelVersionResolved"
+    MODEL_REGISTRY_UNREACHABLE = "ModelRegistryUnreachable"
+    MODEL_REGISTRY_NOT_CONFIGURED = "ModelRegistryNotConfigured"
+    MODEL_NOT_FOUND = "ModelNotFound"
+    # ModelFallback (and its Events)
+    MODEL_FALLBACK = "ModelFallback"
+    MODEL_SERVING = "ModelServing"
+    NO_DATA = "NoData"
     # Events only
     RESTARTING = "Restarting"
     REVISION_CREATED = "RevisionCreated"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policies.loader import PolicySet, default_policies
 from trading_operator.builders import Manifest
 from trading_operator.conditions import Reason
 from trading_operator.findings import Finding
+
+if TYPE_CHECKING:
+    from trading_operator.model_resolution import Lookup as ModelLookup
 from trading_operator.revisions import Revision
 
 NORMAL = "Normal"
@@ -37,6 +40,8 @@ class Observed:
     """The revisions' immutable runtime-config ConfigMaps, by name."""
     findings: tuple[Finding, ...] = ()
     """The analysis loop's measurements not yet folded into the status."""
+    model: ModelLookup | None = None
+    """The registry's answer for `spec.model` (None: the spec names no model, or no registry is configured)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     status: dict[str, Any] | None = None
     """The new status, or None when it would not change."""
+    retry: str | None = None
+    """Why the reconcile must run again soon (with backoff) although nothing failed: e.g. a spec held
+    until its model resolves."""
 
     def event(self, type_: str, reason: Reason, message: str) -> None:
         self.actions.append(EmitEvent(type_, reason.value, message))
