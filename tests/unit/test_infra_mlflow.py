@@ -72,7 +72,7 @@ def test_the_pod_is_non_root_read_only_and_limited(stack):
 def test_the_operator_resolves_models_against_the_service_it_deploys(stack):
     service = built(stack).one(SERVICE, "mlflow").inputs
     port, = service["spec"]["ports"]
-    uri = f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:{port['port']}"
+    uri = f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:{int(port['port'])}"
     operator = built(stack).one(DEPLOYMENT, "operator").inputs["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in operator["env"]}
     assert env["MLFLOW_TRACKING_URI"] == uri == built(stack).outputs["mlflowTrackingUri"]
