@@ -21,6 +21,8 @@ from trading_operator.model_resolution import MODEL_FILE, Lookup
 
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+"""What MLflow answers (HTTP 400) for a model, version or alias it does not have."""
 
 
 class _NotFoundError(Exception):
@@ -64,7 +66,7 @@ class ModelRegistry:
 
     def _get(self, path: str, **params: str) -> dict[str, Any]:
         response = self._session.get(f"{self.url}{path}", params=params, timeout=self.timeout)
-        if response.status_code == 404 or (response.status_code == 400 and "RESOURCE_DOES_NOT_EXIST" in response.text):
+        if response.status_code == 404 or (response.status_code == 400 and _error_code(response) in NOT_FOUND_CODES):
             raise _NotFoundError(_message(response) or f"{path} {params}: not found")
         response.raise_for_status()
         body: dict[str, Any] = response.json()
@@ -95,8 +97,17 @@ class ModelRegistry:
         self._session.close()
 
 
-def _message(response: requests.Response) -> str:
+def _body(response: requests.Response) -> dict[str, Any]:
     try:
-        return str(response.json().get("message", ""))
+        body = response.json()
     except ValueError:
-        return ""
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _message(response: requests.Response) -> str:
+    return str(_body(response).get("message", ""))
+
+
+def _error_code(response: requests.Response) -> str:
+    return str(_body(response).get("error_code", ""))
