@@ -141,6 +141,7 @@ def train(events: MarketEvents, spec: TrainSpec) -> TrainingResult:
         model=final, train_s=time.perf_counter() - started)
 
 
-def synthetic_events(symbol: str, days: int, seed: int, session_minutes: int | None, market: str) -> MarketEvents:
-    return synthetic(SyntheticSource(symbol=symbol, days=days, seed=seed, session_minutes=session_minutes),
+def synthetic_events(symbol: str, days: int, seed: int, session_minutes: int | None, market: str,
+                     edge: float = 0.0) -> MarketEvents:
+    return synthetic(SyntheticSource(symbol=symbol, days=days, seed=seed, session_minutes=session_minutes, edge=edge),
                      calendar_for(market))
