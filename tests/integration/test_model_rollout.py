@@ -77,6 +77,8 @@ def operator_with_registry(private_stack, registry):
         yield private_stack
     finally:
         process.stop()
+    crashes = [line for line in process.log().splitlines() if "Traceback" in line or "permanently" in line]
+    assert not crashes, "operator handlers crashed:\n" + "\n".join(crashes[:10])
 
 
 def test_champion_moves_are_revisions_and_a_rollback_returns_to_the_old_version(operator_with_registry, registry):
