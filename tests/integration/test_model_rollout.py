@@ -14,12 +14,16 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
+from devstack.processes import wait_for
 from modelops.export import to_onnx
 from tests.integration.operator_harness import (
+    condition,
     create_ts,
+    deployment,
     events,
     get_ts,
     new_namespace,
+    revisions,
     runtime_config,
     wait_status,
 )
@@ -47,7 +51,7 @@ def registry() -> Iterator[ThrowawayMlflow]:
         server.destroy()
 
 
-def register(server: ThrowawayMlflow, seed: int) -> int:
+def register(server: ThrowawayMlflow, seed: int, name: str = NAME) -> int:
     """A small ONNX meta-model registered as a new version of NAME (its run id in the ONNX metadata)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(200, len(FEATURE_NAMES)))
@@ -55,12 +59,12 @@ def register(server: ThrowawayMlflow, seed: int) -> int:
     mlflow.set_tracking_uri(server.url)
     with mlflow.start_run() as run:
         info = mlflow.onnx.log_model(to_onnx(model, version=run.info.run_id), name="model",
-                                     registered_model_name=NAME)
+                                     registered_model_name=name)
     return int(info.registered_model_version)
 
 
-def set_champion(server: ThrowawayMlflow, version: int) -> None:
-    MlflowClient(server.url).set_registered_model_alias(NAME, "champion", str(version))
+def set_champion(server: ThrowawayMlflow, version: int, name: str = NAME) -> None:
+    MlflowClient(server.url).set_registered_model_alias(name, "champion", str(version))
 
 
 def served(kube, ns: str) -> dict:
@@ -106,6 +110,22 @@ def test_champion_moves_are_revisions_and_a_rollback_returns_to_the_old_version(
         naming.ROLLBACK_ANNOTATION: encode(request)}}})
     wait_status(kube, ns, "spy", timeout=60, currentRevision=1, abortedRevision=2)
     assert served(kube, ns)["modelVersion"] == first
+
+
+def test_no_revision_until_the_model_resolves_then_one_that_pins_it(operator_with_registry, registry):
+    kube = operator_with_registry.kube
+    ns = new_namespace(kube)
+    name = "tradeops-meta-qqq"
+    create_ts(kube, ns, "qqq", symbol="QQQ", model={"name": name, "pollIntervalSeconds": 1})
+    held = wait_for(lambda: (c := condition(kube, ns, "qqq", "ModelResolved")) and c["reason"] == "ModelNotFound"
+                    and c, 60, "ModelResolved False: ModelNotFound")
+    assert held["status"] == "False"
+    assert revisions(kube, ns, "qqq") == []
+    assert deployment(kube, ns, "qqq") is None
+    set_champion(registry, register(registry, 6, name), name)
+    status = wait_status(kube, ns, "qqq", timeout=60, phase="Ready", currentRevision=1)
+    assert status["model"]["name"] == name
+    assert condition(kube, ns, "qqq", "ModelResolved")["status"] == "True"
 
 
 def test_the_registry_client_answers_versions_not_found_and_unreachable(registry):
