@@ -78,17 +78,24 @@ class OnnxMetaModel:
         self.version = meta.get("model_version", "")
         self.input = self.session.get_inputs()[0].name
         self.output = next(o.name for o in self.session.get_outputs() if "prob" in o.name)
-        # One input row, allocated once and overwritten per decision; the feed and the output list too.
+        # One input row and one output row, allocated once and bound to the session (I/O binding: no feed
+        # dict, no output allocation per decision); each decision overwrites the row in place.
         self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float32)
-        self._feed = {self.input: self._row}
-        self._outputs = [self.output]
+        self._out = np.zeros((1, 2), dtype=np.float32)
+        self._binding = self.session.io_binding()
+        self._binding.bind_cpu_input(self.input, self._row)
+        self._binding.bind_ortvalue_output(self.output, ort.OrtValue.ortvalue_from_numpy(self._out))
+        try:  # one row through the bound buffers: a model that cannot score a row is refused at load
+            self.session.run_with_iobinding(self._binding)
+        except Exception as exc:
+            raise ModelLoadError(f"{path} cannot score one row of {len(FEATURE_NAMES)} features: {exc}") from exc
 
     def probability(self, features: FeatureVector) -> float:
         row = self._row
         row[0] = features.values()
         np.nan_to_num(row, copy=False, nan=0.0)
-        probabilities = self.session.run(self._outputs, self._feed)[0]
-        p = float(probabilities[0, 1])
+        self.session.run_with_iobinding(self._binding)
+        p = float(self._out[0, 1])
         if not math.isfinite(p):
             raise ValueError(f"non-finite probability {p}")
         return p
