@@ -42,6 +42,8 @@ class SyntheticSource(BaseModel):
     """Exchange time between two underlying quotes."""
     session_minutes: int | None = Field(None, ge=1)
     """Generate only the first minutes of each session (small test data); None for whole sessions."""
+    edge: float = Field(0.0, ge=0.0, le=2.0)
+    """A seeded order-flow edge in the market (trading_runtime/feeds/synthetic.py `SymbolMarket.edge`); 0: none."""
 
 
 Source = RecordedSource | SyntheticSource
@@ -78,7 +80,7 @@ def synthetic(source: SyntheticSource, calendar: Calendar) -> MarketEvents:
     from `source.start`: a snapshot's quotes at each open, then ticks every `tick_seconds` until the close
     (or `session_minutes`), and a quieter diffusion over the closed hours."""
     sessions = trading_sessions(calendar, source.start, source.days)
-    simulator = MarketSimulator([source.symbol], seed=source.seed, start_ts=sessions[0][0])
+    simulator = MarketSimulator([source.symbol], seed=source.seed, start_ts=sessions[0][0], edge=source.edge)
     market = simulator.markets[source.symbol]
     builder = EventsBuilder(source.symbol)
     previous_close: float | None = None

@@ -51,6 +51,11 @@ def prometheus_url(settings: Settings) -> str:
     return f"http://{PROMETHEUS_RELEASE}-prometheus.{settings.monitoring_namespace}.svc.cluster.local:9090"
 
 
+def mlflow_tracking_uri(settings: Settings) -> str:
+    """The MLflow server infra/mlflow_tracking.py deploys (its Service in the data namespace)."""
+    return f"http://mlflow.{settings.data_namespace}.svc.cluster.local:5000"
+
+
 def operator_pod(settings: Settings) -> Any:
     """The operator's pod template spec (Kubernetes-shaped, camelCase as in YAML)."""
     return {
@@ -75,6 +80,8 @@ def operator_pod(settings: Settings) -> Any:
                 {"name": "TRADEOPS_ALERT_WEBHOOK_PORT", "value": str(ALERTS_PORT)},
                 # Analysis reads SLOs from the stack's Prometheus (the service monitoring.py names).
                 {"name": "TRADEOPS_PROMETHEUS_URL", "value": prometheus_url(settings)},
+                # spec.model is resolved in the stack's model registry (infra/mlflow_tracking.py).
+                {"name": "MLFLOW_TRACKING_URI", "value": mlflow_tracking_uri(settings)},
             ],
             "ports": [
                 {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},

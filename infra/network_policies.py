@@ -15,6 +15,7 @@ from infra.backups import BACKUP_COMPONENT, CLUSTER_DRILL_COMPONENT, DRILL_COMPO
 from infra.control_plane import METRICS_PORT as OPERATOR_METRICS_PORT
 from infra.control_plane import OPERATOR
 from infra.datastores import POSTGRES, POSTGRES_PORT, REDIS, REDIS_PORT
+from infra.mlflow_tracking import MLFLOW, MLFLOW_PORT
 from infra.monitoring import RUNTIME_APP
 from infra.portfolio_risk import METRICS_PORT as PORTFOLIO_METRICS_PORT
 from infra.portfolio_risk import PORTFOLIO_RISK
@@ -60,7 +61,9 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
             "metadata": {"name": "default-deny", "namespace": namespace},
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         }
-    for name, port, clients in ((POSTGRES, POSTGRES_PORT, [runtimes, *jobs, report_jobs, recorder]),
+    operator = _in_namespace(system, **{"app.kubernetes.io/name": OPERATOR})
+    mlflow = _in_namespace(data, **{"app.kubernetes.io/name": MLFLOW})
+    for name, port, clients in ((POSTGRES, POSTGRES_PORT, [runtimes, *jobs, report_jobs, recorder, mlflow]),
                                 (REDIS, REDIS_PORT, [runtimes, portfolio_risk, *jobs])):
         result[f"netpol-{name}"] = {
             "metadata": {"name": name, "namespace": data},
@@ -110,6 +113,16 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
             "egress": [DNS, {"ports": _ports(*KUBE_API_PORTS)}, postgres],
         },
     }
+    result["netpol-mlflow"] = {
+        "metadata": {"name": MLFLOW, "namespace": data},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": MLFLOW}},
+            "policyTypes": ["Ingress", "Egress"],
+            # The operator resolves spec.model; the runtimes fetch their pinned version's artifact.
+            "ingress": [{"from": [operator, runtimes], "ports": _ports(MLFLOW_PORT)}],
+            "egress": [DNS, postgres, S3],  # its backend store, its artifacts
+        },
+    }
     result["netpol-cluster-drills"] = {
         "metadata": {"name": "cluster-drills", "namespace": data},
         "spec": {
@@ -130,6 +143,7 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
                 DNS,
                 {"ports": _ports(*KUBE_API_PORTS)},  # the API server has no pod labels to select
                 {"to": [runtimes], "ports": _ports(RUNTIME_METRICS_PORT)},  # GET /positions when draining
+                {"to": [mlflow], "ports": _ports(MLFLOW_PORT)},  # spec.model resolved in the model registry
             ],
         },
     }

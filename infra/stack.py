@@ -10,6 +10,7 @@ from infra.control_plane import control_plane, namespaces
 from infra.dask_operator import dask_operator
 from infra.datastores import POSTGRES_PORT, REDIS_PORT, datastores
 from infra.log_shipping import log_shipping
+from infra.mlflow_tracking import mlflow_tracking
 from infra.monitoring import monitoring
 from infra.network_policies import network_policies
 from infra.portfolio_risk import portfolio_risk
@@ -32,6 +33,7 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
     network_policies(settings, ns)
     portfolio_risk(settings, ns)
     reports(settings, ns, stores.database_url, store)
+    registry = mlflow_tracking(settings, ns, stores.database_url, store)
     backtests = dask_operator(settings)
     return {
         "environment": settings.environment,
@@ -48,4 +50,5 @@ def build(settings: Settings) -> dict[str, pulumi.Input[str] | None]:
         "backupBucket": store.bucket.bucket,
         "backupRoleArn": store.role_arn,
         "backtestNamespace": backtests.namespace.metadata["name"],
+        "mlflowTrackingUri": registry,
     }

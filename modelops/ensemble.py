@@ -39,3 +39,11 @@ def fit(x: np.ndarray, y: np.ndarray, seed: int = 0) -> Any:
 
 def probability(model: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict_proba(x))[:, 1]
+
+
+def lightgbm_member(model: Any) -> LGBMClassifier | None:
+    """The fitted LightGBM member of a fitted ensemble (`build`), if it has one."""
+    calibrated = getattr(model, "calibrated_classifiers_", None)
+    voting = calibrated[0].estimator if calibrated else model
+    member = getattr(voting, "named_estimators_", {}).get("lightgbm")
+    return member if isinstance(member, LGBMClassifier) else None

@@ -56,6 +56,9 @@ class Importance(BaseModel):
     """The held-out window (exchange time) the importance was measured on."""
     mean: dict[str, float]
     std: dict[str, float]
+    shap: dict[str, float] | None = None
+    """Mean |SHAP value| per feature of the LightGBM member on the held-out rows (log-odds of that member):
+    LightGBM's own TreeSHAP (`pred_contrib=True`), exact for trees. None when the model has no LightGBM."""
 
 
 class FoldReport(BaseModel):
@@ -90,7 +93,17 @@ def importance(model: Any, data: Dataset, window: tuple[float, float], repeats: 
                                    random_state=seed, n_jobs=1)
     return Importance(symbol=data.symbol, window=window,
                       mean=dict(zip(FEATURE_NAMES, map(float, found.importances_mean), strict=True)),
-                      std=dict(zip(FEATURE_NAMES, map(float, found.importances_std), strict=True)))
+                      std=dict(zip(FEATURE_NAMES, map(float, found.importances_std), strict=True)),
+                      shap=tree_shap(model, data.x))
+
+
+def tree_shap(model: Any, x: np.ndarray) -> dict[str, float] | None:
+    """Mean |SHAP value| per feature of the ensemble's LightGBM member on rows `x` (see Importance.shap)."""
+    member = ensemble.lightgbm_member(model)
+    if member is None or not len(x):
+        return None
+    contributions = np.asarray(member.predict(x, pred_contrib=True))[:, :len(FEATURE_NAMES)]  # last: the bias
+    return dict(zip(FEATURE_NAMES, map(float, np.abs(contributions).mean(axis=0)), strict=True))
 
 
 def majority_sign(data: Dataset) -> int:
@@ -128,6 +141,7 @@ def train(events: MarketEvents, spec: TrainSpec) -> TrainingResult:
         model=final, train_s=time.perf_counter() - started)
 
 
-def synthetic_events(symbol: str, days: int, seed: int, session_minutes: int | None, market: str) -> MarketEvents:
-    return synthetic(SyntheticSource(symbol=symbol, days=days, seed=seed, session_minutes=session_minutes),
+def synthetic_events(symbol: str, days: int, seed: int, session_minutes: int | None, market: str,
+                     edge: float = 0.0) -> MarketEvents:
+    return synthetic(SyntheticSource(symbol=symbol, days=days, seed=seed, session_minutes=session_minutes, edge=edge),
                      calendar_for(market))

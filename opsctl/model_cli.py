@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 app = kit.group("Meta-models in the MLflow registry: list, describe, promote.")
 LIST_COLUMNS = [Column("NAME"), Column("VERSION"), Column("ALIASES"), Column("RUN")]
-IMPORTANCE_COLUMNS = [Column("FEATURE"), Column("IMPORTANCE"), Column("STD")]
+IMPORTANCE_COLUMNS = [Column("FEATURE"), Column("IMPORTANCE"), Column("STD"), Column("MEAN |SHAP|")]
 
 
 @option_set
@@ -88,7 +88,8 @@ def list_models(registry: Registry, out: Output,
 @verb(app)
 def describe(registry: Registry, out: Output, symbol: Annotated[str, typer.Argument(help="a symbol or model name")],
              ref: Annotated[str, typer.Argument(help="a version number or an alias")] = "champion") -> None:
-    """A version's metrics (precision against coverage with intervals), data range and feature importance."""
+    """A version's metrics (precision against coverage with intervals), data range and feature importance
+    (permutation importance, and the LightGBM member's mean |SHAP value| per held-out window)."""
     from modelops.tracking import describe as describe_version
 
     view = _call(describe_version, registry.client(), _name(symbol), ref)
@@ -105,9 +106,11 @@ def describe(registry: Registry, out: Output, symbol: Annotated[str, typer.Argum
         printing.say(f"coverage: {view.metrics['coverage']:.3f}")
     for window in view.importance:
         ranked = sorted(window["mean"].items(), key=lambda kv: -kv[1])
-        printing.table(IMPORTANCE_COLUMNS, [[k, f"{v:.4f}", f"{window['std'][k]:.4f}"] for k, v in ranked],
-                       title=f"Permutation importance, {window['symbol']} {window['window'][0]:.0f}–"
-                             f"{window['window'][1]:.0f}")
+        shap = window.get("shap") or {}
+        printing.table(IMPORTANCE_COLUMNS, [[k, f"{v:.4f}", f"{window['std'][k]:.4f}",
+                                             f"{shap[k]:.4f}" if k in shap else "-"] for k, v in ranked],
+                       title=f"Permutation importance and TreeSHAP (LightGBM member), {window['symbol']} "
+                             f"{window['window'][0]:.0f}–{window['window'][1]:.0f}")
 
 
 def _record(database_url: str | None, name: str, version: str, previous: str | None) -> None:

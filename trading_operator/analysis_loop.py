@@ -12,12 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trading_operator import naming
+from trading_operator import model_health, naming
 from trading_operator.analysis import expressions, judge_all
 from trading_operator.analysis_work import IDLE_SECONDS, Work, WorkKind, next_work
 from trading_operator.api import Measurement, TradingSymbolSpec, TradingSymbolStatus
 from trading_operator.context import OperatorContext, reconcile
-from trading_operator.findings import Finding, ObjectiveMeasured, RunMeasured, StableMeasured
+from trading_operator.findings import Finding, ModelServingMeasured, ObjectiveMeasured, RunMeasured, StableMeasured
 from trading_operator.planner import parse_status
 from trading_operator.rollout import Policies, resolve_policies
 from trading_operator.timestamps import now_rfc3339, parse_time
@@ -47,6 +47,21 @@ def _analysis_requested(annotations: Mapping[str, str], symbol: str) -> str | No
     return value
 
 
+async def _check_model(context: OperatorContext, namespace: str, name: str, spec: TradingSymbolSpec,
+                       status: TradingSymbolStatus) -> bool:
+    """Record whether the running revision's pods serve their model, when due (model_health.py)."""
+    key = (namespace, name)
+    revision = model_health.due(spec, status, context.model_checks.get(key), now_rfc3339())
+    if revision is None:
+        return False
+    pods, serving = await context.metrics.measure(model_health.queries(namespace, spec.symbol, revision))
+    now = now_rfc3339()
+    context.model_checks[key] = now
+    context.findings.add(key, ModelServingMeasured(revision, pods.value, serving.value, now,
+                                                   pods.error or serving.error or ""))
+    return True
+
+
 def finding_of(work: Work, measurements: list[Measurement], now: str) -> Finding:
     """The record of one measurement of `work`."""
     if work.kind is WorkKind.RUN:
@@ -65,9 +80,12 @@ async def analysis_tick(context: OperatorContext, namespace: str, name: str, bod
     spec, status, policies = read
     annotations = body.get("metadata", {}).get("annotations") or {}
     frozen = naming.TUNING_FROZEN_ANNOTATION in annotations
+    model_checked = await _check_model(context, namespace, name, spec, status)
     work, delay = next_work(namespace, spec, status, policies, frozen, now_rfc3339(),
                             _analysis_requested(annotations, spec.symbol))
     if work is None:
+        if model_checked:
+            await reconcile(context, namespace, name)
         return delay
     samples = await context.metrics.measure(expressions(work.queries))
     now = now_rfc3339()

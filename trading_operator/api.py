@@ -125,6 +125,32 @@ class DrainSettings(CamelModel):
     """Longest wait for the pods to report no open positions before the children are deleted anyway."""
 
 
+class ModelRef(CamelModel):
+    """A registered model in the MLflow model registry, by alias or by version. The operator resolves it when
+    it creates a revision, and the revision pins the version: a new version under the alias is a new revision."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    """Registered model name, e.g. `tradeops-meta-spy`."""
+    alias: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")] | None = None
+    """Alias to follow (default `champion` when no version is given)."""
+    version: Annotated[int, Field(ge=1)] | None = None
+    """A fixed version instead of an alias."""
+    poll_interval_seconds: Annotated[int, Field(ge=1, le=86400)] = 60
+    """How long an alias's resolution is reused before the registry is asked again (a moved alias is
+    noticed at the first reconcile after this)."""
+
+    @model_validator(mode="after")
+    def _alias_or_version(self) -> Self:
+        if self.alias is not None and self.version is not None:
+            raise ValueError(f"model: give an alias ({self.alias}) or a version ({self.version}), not both")
+        return self
+
+    @property
+    def ref(self) -> str:
+        """The version number, or the alias (`champion` by default)."""
+        return str(self.version) if self.version is not None else (self.alias or "champion")
+
+
 class TradingSymbolSpec(CamelModel):
     """Desired state of one traded symbol."""
 
@@ -152,6 +178,14 @@ class TradingSymbolSpec(CamelModel):
     """Revisions kept for rollback (the running and stable ones are always kept)."""
     drain: DrainSettings = DrainSettings()
     """Deletion drain settings."""
+    model: ModelRef | None = None
+    """The meta-model to serve, from the MLflow model registry (resolved to a version per revision)."""
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> Self:
+        if self.model is not None and self.config.ml.model_path:
+            raise ValueError("model and config.ml.modelPath both name a model: give one")
+        return self
 
 
 class ConditionStatus(enum.StrEnum):
@@ -402,6 +436,21 @@ class RequestRecord(CamelModel):
     """When it was answered (RFC 3339)."""
 
 
+class PinnedModel(CamelModel):
+    """A registry model reference resolved to a version: what new revisions pin."""
+
+    name: str
+    """Registered model name."""
+    ref: str
+    """The alias or version number it was resolved from."""
+    version: int
+    """The version the reference named when it was resolved."""
+    uri: str
+    """Where the runtime loads the version's ONNX artifact from."""
+    resolved_at: str
+    """When the registry answered (RFC 3339)."""
+
+
 class TradingSymbolStatus(CamelModel):
     """Observed state of a TradingSymbol, written by the operator."""
 
@@ -439,3 +488,5 @@ class TradingSymbolStatus(CamelModel):
     """Auto-tuning state and history."""
     requests: list[RequestRecord] = []
     """The latest requests answered (promote, abort, retry, rollback, restart), newest last."""
+    model: PinnedModel | None = None
+    """The last resolution of `spec.model` (new revisions pin its version)."""

@@ -244,7 +244,7 @@ def build_pdb(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
 
 def build_network_policy(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
     """Ingress only to the metrics port from Prometheus and the operator; egress to DNS, the
-    databases and the market-data feed."""
+    databases, the market-data feed and (with a `spec.model`) the MLflow server."""
     scrapers = [
         {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}},
         {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": naming.MANAGER}}},
@@ -261,6 +261,8 @@ def build_network_policy(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
                 {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
                 {"ports": [{"port": 5432, "protocol": "TCP"}, {"port": 6379, "protocol": "TCP"}]},
                 {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 8765, "protocol": "TCP"}]},
+                # The pinned model version's artifact, fetched from the MLflow server (infra/mlflow_tracking.py).
+                *([{"ports": [{"port": 5000, "protocol": "TCP"}]}] if spec.model is not None else []),
             ],
         },
     }

@@ -19,6 +19,10 @@ class ConditionType(enum.StrEnum):
     CONFLICT = "Conflict"
     """True while another TradingSymbol of the namespace owns the symbol (nothing runs); set only once a
     symbol has been in conflict."""
+    MODEL_FALLBACK = "ModelFallback"
+    """True when pods of the running revision fell back from their meta-model to the rule-based combiner."""
+    MODEL_RESOLVED = "ModelResolved"
+    """`spec.model` resolved to a registry version that new revisions pin (only with a `spec.model`)."""
 
 
 class Reason(enum.StrEnum):
@@ -58,6 +62,15 @@ class Reason(enum.StrEnum):
     # LastRequest (and the RequestRefused Event)
     REQUEST_ACCEPTED = "RequestAccepted"
     REQUEST_REFUSED = "RequestRefused"
+    # ModelResolved (and its Events)
+    MODEL_VERSION_RESOLVED = "ModelVersionResolved"
+    MODEL_REGISTRY_UNREACHABLE = "ModelRegistryUnreachable"
+    MODEL_REGISTRY_NOT_CONFIGURED = "ModelRegistryNotConfigured"
+    MODEL_NOT_FOUND = "ModelNotFound"
+    # ModelFallback (and its Events)
+    MODEL_FALLBACK = "ModelFallback"
+    MODEL_SERVING = "ModelServing"
+    NO_DATA = "NoData"
     # Events only
     RESTARTING = "Restarting"
     REVISION_CREATED = "RevisionCreated"

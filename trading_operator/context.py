@@ -8,12 +8,17 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
 
 from trading_operator import deploy_steps, tracing
+from trading_operator.api import ModelRef
 from trading_operator.drain import PositionsProbe
 from trading_operator.executor import Executor
 from trading_operator.findings import FindingStore
 from trading_operator.kube import is_conflict
+from trading_operator.model_registry import ModelRegistry
 from trading_operator.planner import parse_status, plan
 from trading_operator.prometheus import MetricsSource
 
@@ -39,15 +44,28 @@ class OperatorContext:
     # Bounded and first-come-first-served: a burst of new symbols is worked through in order instead of
     # all sharing the client's threads and all finishing last.
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES))
+    model_checks: dict[tuple[str, str], str] = field(default_factory=dict)
+    """When each symbol's model serving was last measured (model_health.py)."""
+    models: ModelRegistry = field(default_factory=lambda: ModelRegistry(os.environ.get("MLFLOW_TRACKING_URI")))
+    """The MLflow model registry `spec.model` is resolved against."""
 
 
-async def reconcile(context: OperatorContext, namespace: str, name: str) -> None:
-    """Read, plan, act — one TradingSymbol at a time."""
+def model_ref(spec: dict[str, Any]) -> ModelRef | None:
+    """The spec's model reference (None: none, or an invalid one the planner rejects with the spec)."""
+    try:
+        return ModelRef.model_validate(spec["model"]) if spec.get("model") else None
+    except ValidationError:
+        return None
+
+
+async def reconcile(context: OperatorContext, namespace: str, name: str) -> str | None:
+    """Read, plan, act — one TradingSymbol at a time. Returns why it must run again soon (kopf's handlers
+    retry with backoff), or None."""
     async with context.locks[(namespace, name)], context.slots:
-        await reconcile_locked(context, namespace, name)
+        return await reconcile_locked(context, namespace, name)
 
 
-async def reconcile_locked(context: OperatorContext, namespace: str, name: str) -> None:
+async def reconcile_locked(context: OperatorContext, namespace: str, name: str) -> str | None:
     """`reconcile` for a caller that already holds the TradingSymbol's lock. A status write that loses to a
     concurrent change (409: kopf's own annotations, a user's request, a second operator) re-reads and
     re-plans from the fresh object: no decision is ever written over state it did not see."""
@@ -57,10 +75,14 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             ts = await context.executor.get_trading_symbol(namespace, name)
             if ts is None:
                 context.findings.forget(key)
-                return
+                context.model_checks.pop(key, None)
+                return None
             with tracing.span("observe"):
-                observed = dataclasses.replace(await context.executor.observe(ts),
-                                               findings=context.findings.pending(key))
+                observed = await context.executor.observe(ts)
+                ref = model_ref(observed.spec)
+                observed = dataclasses.replace(
+                    observed, findings=context.findings.pending(key),
+                    model=await context.models.resolve(ref, observed.now) if ref is not None else None)
             with tracing.span("plan"):
                 result = plan(observed)
             current.set_attribute("tradeops.actions", len(result.actions))
@@ -78,4 +100,5 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             context.findings.consume(key, observed.findings)
             deploy_steps.record(namespace, observed.revisions, parse_status(observed.status), result)
             await context.executor.announce(ts, result)
-            return
+            return result.retry
+    return None

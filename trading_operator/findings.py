@@ -45,7 +45,20 @@ class ObjectiveMeasured:
     seq: int = 0
 
 
-Finding = RunMeasured | StableMeasured | ObjectiveMeasured
+@dataclass(frozen=True)
+class ModelServingMeasured:
+    """The running revision's pods: how many report `tradeops_model_serving`, and how many serve the model
+    (model_health.py folds it into the ModelFallback condition)."""
+
+    revision: int
+    pods: float | None
+    serving: float | None
+    time: str
+    error: str = ""
+    seq: int = 0
+
+
+Finding = RunMeasured | StableMeasured | ObjectiveMeasured | ModelServingMeasured
 Key = tuple[str, str]
 """(namespace, name) of a TradingSymbol."""
 

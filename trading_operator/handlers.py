@@ -90,13 +90,16 @@ async def close_client(memo: kopf.Memo, **_: Any) -> None:
     context = _context(memo)
     await context.executor.kube.close()
     context.metrics.close()
+    context.models.close()
 
 
 async def _reconcile_or_retry(memo: Any, namespace: str, name: str, retry: int) -> None:
     try:
-        await reconcile(_context(memo), namespace, name)
+        again = await reconcile(_context(memo), namespace, name)
     except ApiException as exc:
         raise kopf.TemporaryError(f"API error: {api_error_message(exc)}", delay=_backoff(retry)) from exc
+    if again is not None:
+        raise kopf.TemporaryError(again, delay=_backoff(retry))
 
 
 async def _hand_over(memo: Any, namespace: str, symbol: str, released_by: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies.risk import risk_problems
-from trading_operator import claim_status, claims, naming, tuner, user_requests
+from trading_operator import claim_status, claims, model_health, model_resolution, naming, tuner, user_requests
 from trading_operator.api import (
     AnalysisPhase,
     BackgroundState,
@@ -114,17 +114,27 @@ def plan(observed: Observed) -> Plan:
     if problems := risk_problems(observed.policies, spec.policies.risk, spec.config.risk):
         return _finish(result, observed, _invalid(result, observed, status, "; ".join(problems)))
     status = fold_findings(result, observed, spec, status, policies)
+    status = model_health.fold(result, spec, status, observed.findings, observed.generation, observed.now)
+    base_config = spec.config.model_dump(by_alias=True, mode="json")
+    if spec.model is None:
+        status = model_resolution.without_model(status)
+    else:  # a revision pins a resolved version: none is created while the model cannot be resolved
+        pinning = model_resolution.pin(spec.model, observed.model, status.model)
+        status = model_resolution.apply(result, status, pinning, observed.generation, observed.now)
+        if pinning.pinned is None:
+            result.retry = pinning.message
+            return _finish(result, observed, status)
+        base_config = model_resolution.with_model(base_config, pinning.pinned)
 
     revisions = list(observed.revisions)
     owner = Owner(observed.name, observed.namespace, observed.uid)
-    base_config = spec.config.model_dump(by_alias=True, mode="json")
     tuning = _tuning_state(status, policies, observed)
     if tuning is not None and policies.tuning is not None:  # tuned values that make an invalid config: dropped
         tuning = tuner.valid_state(tuning, policies.tuning, base_config, observed.now)
     integer_paths = tuner.integer_paths(policies.tuning) if policies.tuning else set()
     accepted = tuning.overrides if tuning is not None and policies.tuning is not None else {}
     update = _ensure_revision(result, observed, spec, owner, revisions, status,
-                              tuner.apply_overrides(base_config, accepted, integer_paths) if accepted else None)
+                              tuner.apply_overrides(base_config, accepted, integer_paths) if accepted else base_config)
     candidate = None
     if tuning is not None and tuning.candidate and policies.tuning is not None:
         candidate = _ensure_revision(result, observed, spec, owner, revisions, status, tuner.apply_overrides(

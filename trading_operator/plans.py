@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policies.loader import PolicySet, default_policies
 from trading_operator.builders import Manifest
 from trading_operator.claims import Claim
 from trading_operator.conditions import Reason
 from trading_operator.findings import Finding
+
+if TYPE_CHECKING:
+    from trading_operator.model_resolution import Lookup as ModelLookup
 from trading_operator.revisions import Revision
 
 NORMAL = "Normal"
@@ -40,6 +43,8 @@ class Observed:
     """The analysis loop's measurements not yet folded into the status."""
     claims: tuple[Claim, ...] = ()
     """The TradingSymbols of the namespace and the symbols they name (this one included)."""
+    model: ModelLookup | None = None
+    """The registry's answer for `spec.model` (None: the spec names no model, or no registry is configured)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     status: dict[str, Any] | None = None
     """The new status, or None when it would not change."""
+    retry: str | None = None
+    """Why the reconcile must run again soon (with backoff) although nothing failed: e.g. a spec held
+    until its model resolves."""
 
     def event(self, type_: str, reason: Reason, message: str) -> None:
         self.actions.append(EmitEvent(type_, reason.value, message))

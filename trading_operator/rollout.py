@@ -83,7 +83,7 @@ def fold_findings(result: Plan, observed: Observed, spec: TradingSymbolSpec, sta
             status = _fold_run(result, status, policies, finding)
         elif isinstance(finding, StableMeasured):
             status = _fold_background(result, status, policies, finding)
-        else:
+        elif isinstance(finding, ObjectiveMeasured):
             status = _fold_objective(result, spec, status, policies, finding)
     return status
 

@@ -119,8 +119,14 @@ class MachineLearning(CamelModel):
     the formula sizing run unchanged unless a part is switched on."""
 
     model_path: str | None = None
-    """ONNX meta-model (modelops/) that accepts or rejects the combiner's signal; when it fails to load or
-    to score, the runtime falls back to the rule-based combiner alone (tradeops_model_fallback_total)."""
+    """ONNX meta-model (modelops/) that accepts or rejects the combiner's signal: a file, or an http(s) URL
+    (the operator sets it to the pinned registry version's artifact when the spec names a `model`). When it
+    fails to load or to score, the runtime falls back to the rule-based combiner alone
+    (tradeops_model_fallback_total)."""
+    model_name: str | None = None
+    """Registered model the operator resolved `spec.model` to (set by the operator, not by hand)."""
+    model_version: Annotated[int, Field(ge=1)] | None = None
+    """The registry version the revision pins (set by the operator with modelPath)."""
     accept_probability: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     """Probability of a correct call at or above which the meta-model accepts the primary signal."""
     adaptive_thresholds: bool = False

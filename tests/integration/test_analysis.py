@@ -222,3 +222,14 @@ def test_prometheus_stopped_during_analysis_is_inconclusive_never_a_rollback(sta
         assert "RolledBack" not in {e["reason"] for e in events(stack.kube, namespace, "dark")}
     finally:
         stack.prometheus.start()
+
+
+def test_a_model_that_cannot_load_is_a_model_fallback_condition_from_the_runtimes_gauge(stack: Stack) -> None:
+    """The runtime falls back to the rule-based combiner (tradeops_model_serving 0); the operator reads the gauge
+    from Prometheus and the planner says so in the ModelFallback condition, with an Event."""
+    namespace = _stable_first_revision(stack, "fallback", config={"ml": {"modelPath": "/nonexistent/meta.onnx"}})
+    fell_back = wait_event(stack.kube, namespace, "fallback", "ModelFallback", timeout=90)
+    assert fell_back["type"] == "Warning"
+    assert "Revision 1: 1 of 1 pods fell back to the rule-based combiner" in fell_back["message"]
+    found = condition(stack.kube, namespace, "fallback", "ModelFallback")
+    assert (found["status"], found["reason"]) == ("True", "ModelFallback")

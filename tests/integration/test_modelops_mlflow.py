@@ -61,6 +61,10 @@ def test_walk_forward_training_reports_precision_against_coverage_on_held_out_fo
         assert fold.test_rows > 0
         assert fold.importance is not None
         assert set(fold.importance.mean) >= {"ofi", "score", "realised_vol"}
+        # TreeSHAP of the LightGBM member on the held-out rows: every feature, non-negative, not all zero.
+        assert fold.importance.shap is not None
+        assert set(fold.importance.shap) == set(fold.importance.mean)
+        assert min(fold.importance.shap.values()) >= 0 < max(fold.importance.shap.values())
     pooled = trained.pooled
     assert pooled.points == sum(f.test_rows for f in trained.folds)
     assert pooled.primary.ci is not None
@@ -78,6 +82,8 @@ def test_a_training_run_is_tracked_with_its_data_range_evaluation_and_importance
     assert run.data.tags["data.start"] == f"{trained.data_range[0]:.0f}"
     artifacts = {a.path for a in client.list_artifacts(registered.run_id)}
     assert {"evaluation.json", "importance.json"} <= artifacts
+    stored = json.loads(pathlib.Path(client.download_artifacts(registered.run_id, "importance.json")).read_text())
+    assert [w["shap"] for w in stored["importance"]] == [f.importance.shap for f in trained.folds if f.importance]
     assert client.get_experiment(run.info.experiment_id).name == EXPERIMENT
 
 
@@ -100,7 +106,8 @@ def test_opsctl_model_lists_describes_and_promotes(server, registered):
     assert [(v["name"], v["aliases"]) for v in json.loads(listed.stdout)] == [(registered.name, [CHALLENGER])]
     described = opsctl(server, "describe", "SPY", CHALLENGER)
     assert described.exit_code == 0, described.output
-    assert "Permutation importance" in described.stdout
+    assert "Permutation importance and TreeSHAP" in described.stdout
+    assert "MEAN |SHAP|" in described.stdout
     assert "meta_precision" in described.stdout or "primary_hit_rate" in described.stdout
     promoted = opsctl(server, "promote", "spy", "-o", "json")
     assert promoted.exit_code == 0, promoted.output

@@ -36,7 +36,8 @@ def test_databases_accept_only_runtimes_jobs_and_the_recorder(stack, database, p
     # Redis also serves the portfolio risk service (its streams and book); PostgreSQL does not.
     portfolio = ("trading", (("app.kubernetes.io/name", "tradeops-portfolio-risk"),))
     audit = {("tradeops-data", (("app.kubernetes.io/component", "reports"),)),
-             ("tradeops-data", (("app.kubernetes.io/component", "audit"),))}
+             ("tradeops-data", (("app.kubernetes.io/component", "audit"),)),
+             ("tradeops-data", (("app.kubernetes.io/name", "mlflow"),))}  # its backend store
     consumers = {portfolio} if database == "redis" else audit
     assert sources == {
         ("trading", (("app.kubernetes.io/name", naming.APP_NAME),)),

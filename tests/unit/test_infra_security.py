@@ -42,11 +42,11 @@ def test_the_workloads_cover_operator_datastores_and_jobs():
         "operator", "postgres", "redis", "backup-cronjob", "base-backup-cronjob", "redis-backup-cronjob",
         "drill-cronjob", "drill-point-in-time-cronjob", "drill-pod-kill-cronjob", "drill-prometheus-loss-cronjob",
         "drill-redis-loss-cronjob", "otel-collector", "jaeger", "portfolio-risk", "audit-recorder",
-        "report-performance", "report-compliance", "report-cost", "records-archive"}
+        "report-performance", "report-compliance", "report-cost", "records-archive", "mlflow"}
     assert {name for stack, name in WORKLOADS if stack == "prod"} == {
         "operator", "postgres", "redis", "backup-cronjob", "base-backup-cronjob", "redis-backup-cronjob",
         "drill-cronjob", "drill-point-in-time-cronjob", "otel-collector", "jaeger", "portfolio-risk", "audit-recorder",
-        "report-performance", "report-compliance", "report-cost", "records-archive"}
+        "report-performance", "report-compliance", "report-cost", "records-archive", "mlflow"}
     # Not here, as they cannot be: Fluent Bit's DaemonSet reads root's container logs on the node (it is
     # checked for what it can be in test_infra_observability.py).
 

@@ -200,3 +200,21 @@ def test_without_river_the_online_parts_stay_off_with_a_counted_error(monkeypatc
     assert loop.regime is None
     assert metrics.registry.get_sample_value("tradeops_errors_total", {"symbol": "SPY", "stage": "ml"}) == 2
     assert loop.strategy(StrategyThresholds()) == StrategyThresholds()
+
+
+def test_the_bound_buffers_score_each_row_as_a_plain_session_run_does(tmp_path):
+    """The serving path overwrites one bound input row per decision: every row must still get its own answer."""
+    import onnxruntime as ort
+
+    from trading_runtime.ml.serving import OnnxMetaModel
+
+    path = tmp_path / "model.onnx"
+    _onnx(path, FEATURE_NAMES)
+    served = OnnxMetaModel(str(path))
+    plain = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((50, len(FEATURE_NAMES)))
+    rows[::7, 2] = np.nan  # no reading yet: scored as 0, as in training
+    for row in rows:
+        expected = plain.run([served.output], {served.input: np.nan_to_num(row, nan=0.0).astype(np.float32)[None]})
+        assert served.probability(FeatureVector(*map(float, row))) == pytest.approx(float(expected[0][0, 1]), abs=1e-6)

@@ -21,6 +21,8 @@ from trading_runtime.feeds.protocol import option_id
 from trading_runtime.pricing.black_scholes import price
 
 TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
+FLOW_MEMORY_SECONDS = 50.0
+"""Memory of the latent order flow behind `SymbolMarket.edge`."""
 RATE = 0.04
 
 
@@ -85,6 +87,12 @@ class SymbolMarket:
     spot: float = 0.0
     log_vol: float = 0.0
     options: list[_Option] = field(default_factory=list)
+    edge: float = 0.0
+    """Strength of a seeded, learnable order-flow edge (0: none, the stream is unchanged): a latent flow state
+    (AR(1), ~50 s memory) tilts the aggressor side of trades and the quoted sizes, and drifts the price the
+    same way by `edge` × flow standard deviations of the diffusion per step. What a momentum-on-flow signal
+    can find, so that hit rates, Kelly sizes and Sharpe ratios have something to measure."""
+    flow: float = 0.0
 
     def __post_init__(self) -> None:
         self.spot = self.profile.spot
@@ -113,6 +121,10 @@ class SymbolMarket:
             + p.vol_of_vol * math.sqrt(dt) * w_vol
         vol = self.vol
         ret = -0.5 * vol * vol * dt + vol * math.sqrt(dt) * z1
+        if self.edge:  # its own draw only when on: with no edge the random stream is the same as ever
+            keep = math.exp(-dt_seconds / FLOW_MEMORY_SECONDS)
+            self.flow = keep * self.flow + math.sqrt(1 - keep * keep) * float(self.rng.standard_normal())
+            ret += self.edge * self.flow * vol * math.sqrt(dt)
         if self.rng.random() < p.jumps_per_year * dt:
             ret += float(self.rng.normal(p.jump_mean, p.jump_std))
         self.spot *= math.exp(ret)
@@ -133,8 +145,11 @@ class SymbolMarket:
         half = max(p.tick, self.spot * p.spread_bps / 1e4) / 2
         bid = self._round(self.spot - half, p.tick)
         ask = max(self._round(self.spot + half, p.tick), bid + p.tick)
-        return {"instrument": p.symbol, "bid": bid, "ask": round(ask, 6),
-                "bidSize": float(self.rng.integers(1, 50) * 100), "askSize": float(self.rng.integers(1, 50) * 100)}
+        bid_size, ask_size = float(self.rng.integers(1, 50) * 100), float(self.rng.integers(1, 50) * 100)
+        if self.edge:  # buying pressure shows as a deeper bid
+            tilt = math.tanh(self.flow)
+            bid_size, ask_size = float(round(bid_size * (1 + 0.5 * tilt))), float(round(ask_size * (1 - 0.5 * tilt)))
+        return {"instrument": p.symbol, "bid": bid, "ask": round(ask, 6), "bidSize": bid_size, "askSize": ask_size}
 
     def option_quote(self, option: _Option) -> dict[str, Any]:
         value = float(price(self.spot, option.strike, option.years, self.implied_vol(option), RATE,
@@ -150,7 +165,7 @@ class SymbolMarket:
                 "options": [self.option_quote(o) for o in self.options]}
 
     def trade(self, ts: float, quote: dict[str, Any]) -> dict[str, Any]:
-        buy = bool(self.rng.random() < 0.5)
+        buy = bool(self.rng.random() < (0.5 + 0.3 * math.tanh(self.flow) if self.edge else 0.5))
         return {"type": "trade", "symbol": self.profile.symbol, "ts": ts, "instrument": quote["instrument"],
                 "price": quote["ask"] if buy else quote["bid"], "size": float(self.rng.integers(1, 20) * 100),
                 "aggressor": "buy" if buy else "sell"}
@@ -160,10 +175,10 @@ class MarketSimulator:
     """Several symbols in one deterministic stream of market messages."""
 
     def __init__(self, symbols: list[str], seed: int = 0, start_ts: float = 1_767_225_600.0,
-                 option_quotes_per_tick: int = 2, trade_probability: float = 0.3) -> None:
+                 option_quotes_per_tick: int = 2, trade_probability: float = 0.3, edge: float = 0.0) -> None:
         rng = np.random.default_rng(seed)
         start = datetime.datetime.fromtimestamp(start_ts, datetime.UTC).date()
-        self.markets = {s: SymbolMarket(profile_for(s), np.random.default_rng(rng.integers(2**63)), start)
+        self.markets = {s: SymbolMarket(profile_for(s), np.random.default_rng(rng.integers(2**63)), start, edge=edge)
                         for s in symbols}
         self.rng = rng
         self.ts = start_ts

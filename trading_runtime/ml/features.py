@@ -6,7 +6,8 @@ the primary direction); the label is joined later (trading_runtime/ml/labels.py)
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, dataclass, fields
+import operator
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -34,11 +35,17 @@ class FeatureVector:
     direction: float
     """The primary signal (−1, 0, 1) the meta-model accepts or rejects."""
 
+    def values(self) -> tuple[float, ...]:
+        """The features in `FEATURE_NAMES` order (an attrgetter: no copy of the dataclass, unlike astuple)."""
+        values: tuple[float, ...] = _VALUES(self)
+        return values
+
     def as_array(self) -> np.ndarray:
-        return np.array(astuple(self), dtype=np.float32)
+        return np.array(self.values(), dtype=np.float32)
 
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in fields(FeatureVector))
+_VALUES = operator.attrgetter(*FEATURE_NAMES)
 
 
 @dataclass(frozen=True, slots=True)

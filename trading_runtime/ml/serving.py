@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import urllib.request
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.ml.features import FEATURE_NAMES, FeatureVector
 
 log = logging.getLogger(__name__)
+FETCH_TIMEOUT_SECONDS = 10.0
 
 Reason = Literal["NotConfigured", "Loaded", "LoadFailed", "ScoreFailed", "SchemaMismatch"]
 
@@ -39,6 +41,18 @@ class ModelLoadError(RuntimeError):
     pass
 
 
+def _model_source(path: str) -> str | bytes:
+    """A file path as it is; an http(s) URL (a registry version's artifact, pinned by the operator) fetched."""
+    if not path.startswith(("http://", "https://")):
+        return path
+    try:
+        with urllib.request.urlopen(path, timeout=FETCH_TIMEOUT_SECONDS) as response:
+            body: bytes = response.read()
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot fetch {path}: {exc}") from exc
+    return body
+
+
 class OnnxMetaModel:
     """P(the primary signal is right | features) from an ONNX classifier, one row at a time."""
 
@@ -50,9 +64,11 @@ class OnnxMetaModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # one row per call: threads only add hand-off latency
         options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # converters leave unused initialisers: ONNX Runtime warns on each load
         try:
-            self.session: Any = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            self.session: Any = ort.InferenceSession(_model_source(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelLoadError(f"cannot load {path}: {exc}") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -62,11 +78,24 @@ class OnnxMetaModel:
         self.version = meta.get("model_version", "")
         self.input = self.session.get_inputs()[0].name
         self.output = next(o.name for o in self.session.get_outputs() if "prob" in o.name)
+        # One input row and one output row, allocated once and bound to the session (I/O binding: no feed
+        # dict, no output allocation per decision); each decision overwrites the row in place.
+        self._row = np.zeros((1, len(FEATURE_NAMES)), dtype=np.float32)
+        self._out = np.zeros((1, 2), dtype=np.float32)
+        self._binding = self.session.io_binding()
+        self._binding.bind_cpu_input(self.input, self._row)
+        self._binding.bind_ortvalue_output(self.output, ort.OrtValue.ortvalue_from_numpy(self._out))
+        try:  # one row through the bound buffers: a model that cannot score a row is refused at load
+            self.session.run_with_iobinding(self._binding)
+        except Exception as exc:
+            raise ModelLoadError(f"{path} cannot score one row of {len(FEATURE_NAMES)} features: {exc}") from exc
 
     def probability(self, features: FeatureVector) -> float:
-        row = np.nan_to_num(features.as_array(), nan=0.0).reshape(1, -1)
-        probabilities = self.session.run([self.output], {self.input: row})[0]
-        p = float(np.asarray(probabilities)[0, 1])
+        row = self._row
+        row[0] = features.values()
+        np.nan_to_num(row, copy=False, nan=0.0)
+        self.session.run_with_iobinding(self._binding)
+        p = float(self._out[0, 1])
         if not math.isfinite(p):
             raise ValueError(f"non-finite probability {p}")
         return p
