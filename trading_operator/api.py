@@ -439,3 +439,5 @@ class TradingSymbolStatus(CamelModel):
     """Auto-tuning state and history."""
     requests: list[RequestRecord] = []
     """The latest requests answered (promote, abort, retry, rollback, restart), newest last."""
+    fleet_change: str | None = None
+    """The FleetRollout change the update revision was built with (`rollout@change`), if any."""

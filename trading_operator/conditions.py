@@ -16,6 +16,8 @@ class ConditionType(enum.StrEnum):
     SPEC_VALID = "SpecValid"
     LAST_REQUEST = "LastRequest"
     """The answer to the latest request (True: accepted, False: refused, with why)."""
+    ROLLED_BACK = "RolledBack"
+    """FleetRollout: every symbol it touched runs its own spec's revision again."""
 
 
 class Reason(enum.StrEnum):
@@ -80,6 +82,16 @@ class Reason(enum.StrEnum):
     SLO_BREACH = "SLOBreach"
     SELF_HEALING_RESTART = "SelfHealingRestart"
     SELF_HEALING_EXHAUSTED = "SelfHealingExhausted"
+    # FleetRollout
+    WAVE_STARTED = "WaveStarted"
+    WAVE_SUCCEEDED = "WaveSucceeded"
+    WAVE_FAILED = "WaveFailed"
+    WAVE_PAUSE = "WavePause"
+    FLEET_COMPLETE = "FleetRolloutComplete"
+    FLEET_ABORTED = "FleetRolloutAborted"
+    FLEET_ROLLING_BACK = "FleetRollingBack"
+    FLEET_ROLLED_BACK = "FleetRolledBack"
+    SYMBOL_SKIPPED = "SymbolSkipped"
 
 
 def set_condition(
