@@ -23,6 +23,8 @@ FLEET_PLURAL = "fleetrollouts"
 FLEET_SINGULAR = "fleetrollout"
 FLEET_SHORT_NAMES = ("fro",)
 FLEET_API_VERSION = f"{GROUP}/{VERSION}"
+FLEET_ABORT_ANNOTATION = f"{GROUP}/fleet-abort"
+"""On a FleetRollout (set by `opsctl fleet abort`): stop and take the change back from every symbol."""
 
 STEP_PATTERN = r"^([1-9][0-9]{0,3}|([1-9][0-9]?|100)%)$"
 DEFAULT_STEPS = ["1", "25%", "50%", "100%"]

@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from trading_operator.context import OperatorContext, reconcile
 from trading_operator.executor import TRADING_SYMBOLS
-from trading_operator.fleet_api import FLEET_API_VERSION, FLEET_KIND, FLEET_PLURAL
+from trading_operator.fleet_api import FLEET_ABORT_ANNOTATION, FLEET_API_VERSION, FLEET_KIND, FLEET_PLURAL
 from trading_operator.fleet_override import FLEET_CHANGE_ANNOTATION, FleetOverride, read_override
 from trading_operator.fleet_planner import (
     ClearChange,
@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 
 FLEETS = (GROUP, VERSION, FLEET_PLURAL)
 FLEET_ROLLOUTS = Resource(FLEET_API_VERSION, FLEET_PLURAL)
-FLEET_ABORT_ANNOTATION = f"{GROUP}/fleet-abort"
-"""On a FleetRollout (set by `opsctl fleet abort`): stop and take the change back from every symbol."""
 INTERVAL_SECONDS = float(os.environ.get("TRADEOPS_FLEET_INTERVAL_SECONDS", "5"))
 _locks: collections.defaultdict[tuple[str, str], asyncio.Lock] = collections.defaultdict(asyncio.Lock)
 
