@@ -25,6 +25,7 @@ from trading_operator.fleet_api import (
     wave_end,
 )
 from trading_operator.fleet_override import FleetOverride, apply_override
+from trading_operator.planner import validation_message
 from trading_operator.plans import NORMAL, WARNING, EmitEvent
 from trading_operator.revisions import hash_of
 from trading_operator.timestamps import seconds_between
@@ -116,8 +117,7 @@ def plan_waves(observed: FleetObserved) -> FleetPlan:
     try:
         spec = FleetRolloutSpec.model_validate(observed.spec)
     except ValidationError as error:
-        message = "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        return _finish(result, observed, _invalid(result, observed, old, message))
+        return _finish(result, observed, _invalid(result, observed, old, validation_message(error)))
     change = change_hash(spec)
     status = old if old.change == change else FleetRolloutStatus(change=change)
     override = FleetOverride(rollout=observed.name, change=change, image=spec.change.image,
@@ -176,8 +176,7 @@ def _problems(selected: list[ObservedSymbol], override: FleetOverride) -> list[s
         try:
             TradingSymbolSpec.model_validate(apply_override(symbol.spec, override))
         except ValidationError as error:
-            first = error.errors()[0]
-            problems.append(f"{symbol.name}: spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+            problems.append(f"{symbol.name}: {validation_message(error)}")
     return problems
 
 

@@ -97,8 +97,8 @@ def test_a_breach_in_wave_three_stops_the_rollout_and_rolls_back_what_it_reached
         return current if done else None
 
     final = wait_for(rolled_back, 420, "the FleetRollout Failed and rolled back")
-    assert final["phase"] == "Failed"
-    assert final["currentWave"] == 3
+    assert final["phase"] == "Failed", final["message"]
+    assert final["currentWave"] == 3, final["message"]
     assert final["waves"] == 4
     assert BREACHING in final["message"]
     states = {s["name"]: s for s in final["symbols"]}
