@@ -30,7 +30,7 @@ from trading_operator.kube import KubeApi, Resource
 
 from .operator_harness import SPEC, events, new_namespace, revisions, status
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 POLICIES = pathlib.Path(__file__).parent / "policies" / "fleet"
 TICKERS = ["AAPL", "AMZN", "DIA", "ES", "GOOG", "IWM", "META", "MSFT", "NVDA", "QQQ", "SPY", "TSLA"]
@@ -96,7 +96,7 @@ def test_a_breach_in_wave_three_stops_the_rollout_and_rolls_back_what_it_reached
         done = any(c["type"] == "RolledBack" and c["status"] == "True" for c in current.get("conditions", []))
         return current if done else None
 
-    final = wait_for(rolled_back, 420, "the FleetRollout Failed and rolled back")
+    final = wait_for(rolled_back, 600, "the FleetRollout Failed and rolled back")
     assert final["phase"] == "Failed", final["message"]
     assert final["currentWave"] == 3, final["message"]
     assert final["waves"] == 4
