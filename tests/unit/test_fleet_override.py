@@ -32,7 +32,7 @@ def test_merge_patch_is_rfc_7386(target: dict[str, Any], patch: dict[str, Any], 
 
 
 def test_the_change_goes_on_top_of_the_spec_and_leaves_it_alone() -> None:
-    spec = {"image": "old", "config": {"strategy": {"entryScore": 0.6, "exitScore": 0.9}}}
+    spec: dict[str, Any] = {"image": "old", "config": {"strategy": {"entryScore": 0.6, "exitScore": 0.9}}}
     override = FleetOverride(rollout="r", change="h", image="new", config={"strategy": {"entryScore": 0.65}})
     assert apply_override(spec, override) == {"image": "new",
                                               "config": {"strategy": {"entryScore": 0.65, "exitScore": 0.9}}}
