@@ -74,6 +74,12 @@ async def reconcile_fleet(context: OperatorContext, namespace: str, name: str) -
             symbols=[_observed_symbol(ts) for ts in symbols if not ts["metadata"].get("deletionTimestamp")],
             now=now_rfc3339(), abort_requested=FLEET_ABORT_ANNOTATION in (meta.get("annotations") or {}))
         result = plan_waves(observed)
+        # The decision is committed first, against the version it was planned from: a plan that lost a race
+        # (409) does nothing, and actions cut short are re-planned from the committed state (a symbol of a
+        # started wave without the change gets it again).
+        if result.status is not None:
+            await kube.patch_status(FLEET_ROLLOUTS, namespace, name, result.status,
+                                    str(meta.get("resourceVersion") or "") or None)
         events = []
         for action in result.actions:
             if isinstance(action, SetChange | ClearChange):
@@ -87,9 +93,6 @@ async def reconcile_fleet(context: OperatorContext, namespace: str, name: str) -
                                        {"metadata": {"annotations": {FLEET_ABORT_ANNOTATION: None}}})
             elif isinstance(action, EmitEvent):
                 events.append(action)
-        if result.status is not None:
-            await kube.patch_status(FLEET_ROLLOUTS, namespace, name, result.status,
-                                    str(meta.get("resourceVersion") or "") or None)
         for event in events:
             await _emit(context, rollout, event)
 
