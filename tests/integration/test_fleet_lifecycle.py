@@ -35,7 +35,7 @@ def _create(kube: KubeApi, ns: str) -> None:
             "metadata": {"name": name, "namespace": ns, "labels": {"fleet": "x"}},
             "spec": {**SPEC, "symbol": name.upper()}})
     for name in NAMES:
-        wait_status(kube, ns, name, timeout=30, phase="Ready", stableRevision=1)
+        wait_status(kube, ns, name, timeout=120, phase="Ready", stableRevision=1)
 
 
 def _rollout(kube: KubeApi, ns: str, name: str, **spec: Any) -> None:
@@ -77,7 +77,8 @@ def test_waves_run_to_completion_without_rewriting_any_spec(stack: Stack, kube: 
     assert "Completed" in listed.stdout
     assert "2/2" in listed.stdout
     assert "3 Succeeded" in listed.stdout
-    shown = _opsctl(stack, ns, "-o", "json", "status", "upgrade")
+    shown = _opsctl(stack, ns, "status", "upgrade", "-o", "json")
+    assert shown.exit_code == 0, shown.output
     assert json.loads(shown.stdout)["status"]["phase"] == "Completed"
 
 
