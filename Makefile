@@ -41,6 +41,7 @@ infra-test: install ## the Pulumi program under mocks, workflows, the TradingSym
 
 crd: ## regenerate the checked-in CRD from the pydantic models
 	$(BIN)/python -m trading_operator.crd > deploy/crds/tradingsymbols.yaml
+	$(BIN)/python -m trading_operator.crd --fleet > deploy/crds/fleetrollouts.yaml
 	$(BIN)/python -m trading_operator.crd --docs > docs/tradingsymbol-fields.md
 
 rules: ## regenerate the checked-in Prometheus rules from the default SLO and cost policies

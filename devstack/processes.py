@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from trading_operator.crd import build_crd
+from trading_operator.crd import build_crd, build_fleet_crd
 from trading_operator.kube import CRDS, KubeApi, is_conflict, load_api_client
 
 T = TypeVar("T")
@@ -148,14 +148,14 @@ def kube_for(kubeconfig: pathlib.Path) -> KubeApi:
 
 
 def install_crd(kube: KubeApi) -> None:
-    """Create (or update) the TradingSymbol CRD."""
-    crd = build_crd()
-    try:
-        kube.create(CRDS, None, crd)
-    except Exception as exc:
-        if not is_conflict(exc):
-            raise
-        kube.merge_patch(CRDS, None, crd["metadata"]["name"], crd)
+    """Create (or update) the TradingSymbol and FleetRollout CRDs."""
+    for crd in (build_crd(), build_fleet_crd()):
+        try:
+            kube.create(CRDS, None, crd)
+        except Exception as exc:
+            if not is_conflict(exc):
+                raise
+            kube.merge_patch(CRDS, None, crd["metadata"]["name"], crd)
 
 
 def find_kubectl() -> str:

@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import hardening
-from infra.settings import CRD_FILE, OPERATOR_FILE, Settings
+from infra.settings import CRD_FILE, FLEET_CRD_FILE, OPERATOR_FILE, Settings
 
 OPERATOR = "tradeops-operator"
 OPERATOR_UID = 10001
@@ -126,6 +126,9 @@ def control_plane(settings: Settings, ns: dict[str, k8s.core.v1.Namespace]) -> C
     crd_doc = load_documents(CRD_FILE)[0]
     crd = k8s.apiextensions.v1.CustomResourceDefinition(
         "crd-tradingsymbols", metadata=crd_doc["metadata"], spec=crd_doc["spec"])
+    fleet_doc = load_documents(FLEET_CRD_FILE)[0]
+    fleet_crd = k8s.apiextensions.v1.CustomResourceDefinition(
+        "crd-fleetrollouts", metadata=fleet_doc["metadata"], spec=fleet_doc["spec"])
 
     peering_crd_doc = document(OPERATOR_FILE, "CustomResourceDefinition")
     peering_crd = k8s.apiextensions.v1.CustomResourceDefinition(
@@ -160,7 +163,7 @@ def control_plane(settings: Settings, ns: dict[str, k8s.core.v1.Namespace]) -> C
             "selector": {"matchLabels": selector},
             "template": {"metadata": {"labels": operator_labels}, "spec": operator_pod(settings)},
         }),
-        opts=pulumi.ResourceOptions(depends_on=[crd, peering_crd, account]))
+        opts=pulumi.ResourceOptions(depends_on=[crd, fleet_crd, peering_crd, account]))
     k8s.policy.v1.PodDisruptionBudget(
         "operator-pdb",
         metadata=hardening.raw({"name": OPERATOR, "namespace": system, "labels": operator_labels}),

@@ -11,6 +11,7 @@ import pulumi
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "deploy" / "crds" / "tradingsymbols.yaml"
+FLEET_CRD_FILE = ROOT / "deploy" / "crds" / "fleetrollouts.yaml"
 OPERATOR_FILE = ROOT / "deploy" / "operator" / "operator.yaml"
 RULES_FILE = ROOT / "deploy" / "prometheus" / "tradeops-rules.yaml"
 COST_RULES_FILE = ROOT / "deploy" / "prometheus" / "tradeops-cost-rules.yaml"

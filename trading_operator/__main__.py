@@ -10,6 +10,7 @@ import time
 import kopf
 
 import trading_operator.alert_webhook
+import trading_operator.fleet_handlers
 import trading_operator.handlers
 import trading_operator.symbol_gauges
 import trading_operator.tracing  # noqa: F401  (the SDK, started at startup when an endpoint is set)

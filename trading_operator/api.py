@@ -490,3 +490,5 @@ class TradingSymbolStatus(CamelModel):
     """The latest requests answered (promote, abort, retry, rollback, restart), newest last."""
     model: PinnedModel | None = None
     """The last resolution of `spec.model` (new revisions pin its version)."""
+    fleet_change: str | None = None
+    """The FleetRollout change the update revision was built with (`rollout@change`), if any."""

@@ -23,6 +23,8 @@ class ConditionType(enum.StrEnum):
     """True when pods of the running revision fell back from their meta-model to the rule-based combiner."""
     MODEL_RESOLVED = "ModelResolved"
     """`spec.model` resolved to a registry version that new revisions pin (only with a `spec.model`)."""
+    ROLLED_BACK = "RolledBack"
+    """FleetRollout: every symbol it touched runs its own spec's revision again."""
 
 
 class Reason(enum.StrEnum):
@@ -99,6 +101,16 @@ class Reason(enum.StrEnum):
     SLO_BREACH = "SLOBreach"
     SELF_HEALING_RESTART = "SelfHealingRestart"
     SELF_HEALING_EXHAUSTED = "SelfHealingExhausted"
+    # FleetRollout
+    WAVE_STARTED = "WaveStarted"
+    WAVE_SUCCEEDED = "WaveSucceeded"
+    WAVE_FAILED = "WaveFailed"
+    WAVE_PAUSE = "WavePause"
+    FLEET_COMPLETE = "FleetRolloutComplete"
+    FLEET_ABORTED = "FleetRolloutAborted"
+    FLEET_ROLLING_BACK = "FleetRollingBack"
+    FLEET_ROLLED_BACK = "FleetRolledBack"
+    SYMBOL_SKIPPED = "SymbolSkipped"
 
 
 def set_condition(

@@ -32,6 +32,7 @@ from trading_operator.builders import (
 )
 from trading_operator.conditions import ConditionType, Reason, get_condition, set_condition
 from trading_operator.diffing import changed_fields, differences, is_subset
+from trading_operator.fleet_override import apply_override, read_override
 from trading_operator.plans import (
     NORMAL,
     WARNING,
@@ -97,8 +98,12 @@ def plan(observed: Observed) -> Plan:
         status = status.model_copy(update={"phase": Phase.TERMINATING,
                                            "drain_started": status.drain_started or observed.now})
         return _finish(result, observed, status)
+    try:  # a FleetRollout's change, on top of the spec from git (fleet_override says why and how)
+        override = read_override(observed.annotations)
+    except ValueError as error:
+        return _finish(result, observed, _invalid(result, observed, status, str(error)))
     try:
-        spec = TradingSymbolSpec.model_validate(observed.spec)
+        spec = TradingSymbolSpec.model_validate(apply_override(observed.spec, override))
     except ValidationError as error:
         return _finish(result, observed, _invalid(result, observed, status, validation_message(error)))
     # One symbol, one trader: a later claimant of a symbol another TradingSymbol trades starts nothing.
@@ -168,6 +173,7 @@ def plan(observed: Observed) -> Plan:
             )
 
     status = _status(observed, spec, status, decision, update, rolled_out, ready_replicas, policies)
+    status = status.model_copy(update={"fleet_change": override.ref if override else None})
     return _finish(result, observed, claim_status.owned(result, observed, spec.symbol, status))
 
 

@@ -19,9 +19,10 @@ def granted(stack: str) -> set[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_crd_matches_the_generated_file(stack):
-    generated = yaml.safe_load((ROOT / "deploy" / "crds" / "tradingsymbols.yaml").read_text())
-    crd = built(stack).one(CRD_TYPE, "crd-tradingsymbols").inputs
+@pytest.mark.parametrize("name", ["tradingsymbols", "fleetrollouts"])
+def test_crd_matches_the_generated_file(stack, name):
+    generated = yaml.safe_load((ROOT / "deploy" / "crds" / f"{name}.yaml").read_text())
+    crd = built(stack).one(CRD_TYPE, f"crd-{name}").inputs
     assert crd["metadata"] == generated["metadata"]
     assert crd["spec"] == generated["spec"]
 

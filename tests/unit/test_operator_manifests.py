@@ -14,6 +14,8 @@ DOCS = list(yaml.safe_load_all((ROOT / "deploy" / "operator" / "operator.yaml").
 NEEDED = {
     *{("trading.tradeops.io", "tradingsymbols", v) for v in ("get", "list", "watch", "patch")},
     ("trading.tradeops.io", "tradingsymbols/status", "patch"),
+    *{("trading.tradeops.io", "fleetrollouts", v) for v in ("get", "list", "watch", "patch")},  # fleet_handlers.py
+    ("trading.tradeops.io", "fleetrollouts/status", "patch"),
     *{(g, r, v) for g, r in (("", "configmaps"), ("", "services"), ("apps", "deployments"),
                              ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"))
       for v in ("get", "list", "watch", "create", "patch")},
