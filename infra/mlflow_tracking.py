@@ -5,8 +5,8 @@
 proxies them (`--serve-artifacts`), so the runtimes fetch a pinned version's ONNX file over HTTP from the
 server and hold no S3 credentials. The job executor is off (~0.5 GB instead of ~2.3 GB with seven workers).
 
-The image must hold mlflow with psycopg2 and boto3: the upstream `ghcr.io/mlflow/mlflow` image has neither,
-so `mlflowImage` names one built from it with both (see infra/README.md)."""
+The image holds mlflow with psycopg2 and boto3 (the upstream `ghcr.io/mlflow/mlflow` image has neither):
+deploy/docker/mlflow.Dockerfile, built and deployed by digest by CD like the project's other images."""
 
 from __future__ import annotations
 

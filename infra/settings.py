@@ -40,8 +40,8 @@ class Settings:
     archive_timeout_seconds: int = 30
     postgres_storage: str = "10Gi"
     redis_image: str = "redis:7.4.1-alpine"
-    # MLflow with psycopg2 and boto3 (the upstream image has neither: build FROM it, see infra/README.md).
-    mlflow_image: str = "ghcr.io/tradeops/mlflow:3.18.0"
+    # MLflow with psycopg2 and boto3 (deploy/docker/mlflow.Dockerfile; CD deploys it by digest).
+    mlflow_image: str = "ghcr.io/tradeops/tradeops-mlflow:0.1.0"
     redis_storage: str = "2Gi"
     feed_url: str = "ws://market-feed.trading.svc:8765"
     prometheus_stack_version: str = "65.5.1"

@@ -17,15 +17,18 @@ PROGRAMS: dict[str, frozenset[str]] = {
     "tools": frozenset({"python", "opsctl", "sh", "date", "docker-entrypoint.sh", "postgres", "pg_ctl", "pg_dump",
                         "pg_restore", "pg_basebackup", "pg_isready", "psql", "redis-cli", "redis-server",
                         "kubectl"}),
+    "mlflow": frozenset({"python", "sh", "date", "mlflow"}),
 }
 PACKAGES: dict[str, frozenset[str]] = {
     "operator": frozenset({"trading_operator", "policies", "trading_runtime"}),
     "runtime": frozenset({"trading_runtime"}),
     "tools": frozenset({"drills", "audit", "reports", "opsctl", "policies", "trading_operator", "trading_runtime"}),
+    "mlflow": frozenset(),
 }
 
 
 def image_of(settings: Settings, reference: str) -> str | None:
     """Which of the project's images a container's `image` is (None: a third-party image)."""
-    ours = {"operator": settings.operator_image, "runtime": settings.runtime_image, "tools": settings.tools_image}
+    ours = {"operator": settings.operator_image, "runtime": settings.runtime_image, "tools": settings.tools_image,
+            "mlflow": settings.mlflow_image}
     return next((name for name, image in ours.items() if image == reference), None)

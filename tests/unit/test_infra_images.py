@@ -43,9 +43,11 @@ def dockerfile_contents(image: str) -> tuple[set[str], set[str]]:
     if "python3" in programs:  # the venv's python comes first on PATH
         assert "ENV PATH=/opt/tradeops/bin:" in text
         programs = (programs - {"python3"}) | {"python"}
-    (extra,) = re.findall(r"pip install [^\n]*\"\.\[(\w+)\]\"", text)
-    if extra == "tools":
+    extras = re.findall(r"pip install [^\n]*\"\.\[(\w+)\]\"", text)
+    if extras == ["tools"]:
         programs |= {name for name, target in SCRIPTS.items() if target.startswith("opsctl")}
+    if re.search(r"pip install [^\n]*\"mlflow==", text):  # a third-party server with its console script
+        programs |= {"mlflow"}
     packages = set(re.findall(r"^COPY (?!--from)(\w+) \./\w+$", text, flags=re.MULTILINE))
     return programs, packages
 

@@ -107,9 +107,11 @@ def test_cd_deploys_images_by_digest_and_checks_readiness():
     assert "@${{ needs.images.outputs.operator-digest }}" in deploy["env"]["OPERATOR_IMAGE"]
     assert "@${{ needs.images.outputs.runtime-digest }}" in deploy["env"]["RUNTIME_IMAGE"]
     assert "@${{ needs.images.outputs.tools-digest }}" in deploy["env"]["TOOLS_IMAGE"]
+    assert "@${{ needs.images.outputs.mlflow-digest }}" in deploy["env"]["MLFLOW_IMAGE"]
     runs = "\n".join(step.get("run", "") for step in deploy["steps"])
     assert "pulumi up" in runs
-    for image in ("operatorImage=$OPERATOR_IMAGE", "runtimeImage=$RUNTIME_IMAGE", "toolsImage=$TOOLS_IMAGE"):
+    for image in ("operatorImage=$OPERATOR_IMAGE", "runtimeImage=$RUNTIME_IMAGE", "toolsImage=$TOOLS_IMAGE",
+                  "mlflowImage=$MLFLOW_IMAGE"):
         assert f'--config "tradeops:{image}"' in runs
     assert "kubectl apply --server-side" in runs
     assert "deploy/symbols/" in runs
@@ -118,7 +120,7 @@ def test_cd_deploys_images_by_digest_and_checks_readiness():
     assert sorted(s["file"] for s in build_steps) == sorted(
         f"deploy/docker/{p.name}" for p in (ROOT / "deploy" / "docker").glob("*.Dockerfile"))
     build_tags = [s["tags"] for s in build_steps]
-    assert len(build_tags) == 3
+    assert len(build_tags) == 4
     assert all(tag.endswith(":${{ github.sha }}") for tag in build_tags)
 
 
