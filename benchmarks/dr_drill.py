@@ -213,7 +213,7 @@ def main() -> int:
                           f"writing {r['pitr_runtime_writing_s']} s), logical-backup RPO {r['logical_rpo_s']} s, "
                           f"checks {'ok' if r['checks_passed'] else 'FAILED'}]", flush=True)
     finally:
-        s3.stop()
+        s3.destroy()
     if args.json:
         print(json.dumps(results, indent=2))
     return 0

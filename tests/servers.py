@@ -140,7 +140,7 @@ class ThrowawayProcess:
                 with urllib.request.urlopen(f"{self.url}{ready_path}", timeout=1) as response:
                     if response.status == 200:
                         return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except OSError:  # not listening yet (URLError, a reset, a timeout)
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"{self.url}{ready_path} not ready after {timeout} s: {self.logs()}")

@@ -157,4 +157,4 @@ def s3() -> Iterator[ThrowawayS3]:
     try:
         yield server
     finally:
-        server.stop()
+        server.destroy()

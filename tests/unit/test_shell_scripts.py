@@ -57,7 +57,7 @@ def test_the_bootstrap_installs_every_server_the_test_fixtures_start():
     packages = bootstrap_packages()
     # The fixtures under tests/ start these servers and call these tools; each comes from a package above.
     for package in ("postgresql", "redis-server", "prometheus", "prometheus-alertmanager", "kubernetes-client",
-                    "tmux", "shellcheck", "nodejs", "npm"):
+                    "tmux", "shellcheck", "nodejs", "npm", "libgomp1"):
         assert package in packages, package
 
 
