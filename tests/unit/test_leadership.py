@@ -53,7 +53,8 @@ def test_another_holders_lease_is_taken_only_after_it_stayed_unchanged_for_its_d
     elector = Elector("pod-b", T)
     observed = held("pod-a")
     first = elector.plan(observed, 100.0, WALL)
-    assert isinstance(first, Follow) and first.holder == "pod-a"
+    assert isinstance(first, Follow)
+    assert first.holder == "pod-a"
     step = elector.plan(observed, 100.0 + seen_unchanged_for, WALL)
     assert isinstance(step, expected)
     if isinstance(step, Update):
@@ -80,7 +81,8 @@ def test_the_holders_own_clock_is_not_trusted():
 def test_a_released_lease_is_taken_at_once():
     step = Elector("pod-b", T).plan(held(None, transitions=5, duration=1), 0.0, WALL)
     assert isinstance(step, Update)
-    assert step.spec.holder_identity == "pod-b" and step.spec.lease_transitions == 6
+    assert step.spec.holder_identity == "pod-b"
+    assert step.spec.lease_transitions == 6
 
 
 @pytest.mark.parametrize(("since_write", "leading"), [
@@ -105,7 +107,8 @@ def test_the_old_leader_stops_before_a_standby_may_take_over():
     b.plan(observed, 10.2, WALL)
     a_stops = next(t / 100 for t in range(1000, 3000) if not a.leading(t / 100))
     b_starts = next(t / 100 for t in range(1000, 3000) if isinstance(b.plan(observed, t / 100, WALL), Update))
-    assert a_stops == 13.0 and b_starts == 14.2
+    assert a_stops == 13.0
+    assert b_starts == 14.2
     assert a_stops < b_starts
 
 
@@ -121,8 +124,10 @@ def test_release_empties_the_holder_and_keeps_the_transitions():
     elector = Elector("pod-a", T)
     elector.succeeded(LeaseSpec(holder_identity="pod-a"), 0.0)
     update = elector.release(held("pod-a", rv="12", transitions=4), WALL)
-    assert update is not None and update.resource_version == "12"
-    assert update.spec.holder_identity is None and update.spec.lease_duration_seconds == 1
+    assert update is not None
+    assert update.resource_version == "12"
+    assert update.spec.holder_identity is None
+    assert update.spec.lease_duration_seconds == 1
     assert update.spec.lease_transitions == 4
     assert not elector.leading(0.1)
 
