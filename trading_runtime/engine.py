@@ -453,6 +453,9 @@ class SymbolEngine:
         self.sink("positions", (_utc(ts), self.symbol, instrument, position.quantity, position.average_price,
                                 position.realized))
         self.trace.order(submitted, filled, instrument, quantity, fill.price)
+        # Orders are rare (a signal's change of view): each one is logged with the id it was placed under.
+        log.info("order %s %s %+g at %.4f", fill.order_id, instrument, quantity, fill.price,
+                 extra={"order_id": fill.order_id, "instrument": instrument, "quantity": quantity, "exchange_ts": ts})
 
     def _reject(self, request: OrderRequest, rejection: Rejection) -> None:
         self.metrics.order_rejections.labels(self.symbol, rejection.reason.value).inc()

@@ -102,6 +102,7 @@ class Runtime:
         self.election = self._election(args)
         self._leading = self.election is None  # without a Lease, this process is the symbol's only trader
         self._promotion: asyncio.Task[None] | None = None
+        self._migrated = False
         self.engine.active = self._leading
         self.metrics.leader.labels(config.symbol).set(1 if self._leading else 0)
         self._export_counters()
@@ -109,7 +110,7 @@ class Runtime:
     def _election(self, args: argparse.Namespace) -> LeaderElection | None:
         """The Lease this process competes for (`--lease-name`, set by the operator's Deployment), or None:
         no name, or no API server to hold it on (outside a cluster, without the devstack's URL)."""
-        if not args.lease_name:
+        if not getattr(args, "lease_name", None):
             return None
         access = ApiAccess.from_environment()
         if access is None:
@@ -331,6 +332,7 @@ class Runtime:
         while not stop.is_set():
             try:
                 await asyncio.to_thread(migrate, self.args.database_url)
+                self._migrated = True
                 return
             except Exception as exc:
                 log.warning("migrations not applied yet (%s); retrying in %.1fs", exc, delay)
@@ -348,7 +350,8 @@ class Runtime:
             return self.feed.connected.is_set()
 
         async def database() -> bool:
-            return self.writer is None or self.writer.healthy
+            # A standby writes nothing: the migrations it applied at start are its proof of a database.
+            return self.writer is None or self.writer.healthy or (not self._leading and self._migrated)
 
         checks: dict[str, Check] = {"feed": feed_connected, "database": database}
         faults = self.engine.config.runtime.fault_injection
