@@ -19,6 +19,15 @@ RUNTIME_USER = 10001
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 CREDENTIALS_SECRET = "tradeops-runtime-credentials"
 """Optional Secret whose keys (database and Redis URLs, broker keys) become the runtime's environment."""
+RUNTIME_ACCOUNT = "tradeops-runtime"
+"""The runtimes' ServiceAccount (infra/runtime_access.py): get/update/create on Leases in their namespace, no more."""
+KUBE_API_PORTS = (443, 6443)
+"""The API server as a pod reaches it: the `kubernetes` Service's port, and the port behind it."""
+
+
+def lease_name(ts_name: str) -> str:
+    """The Lease a TradingSymbol's replicas compete for: one holder trades (trading_runtime/leadership.py)."""
+    return naming.child_name(ts_name)
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,8 @@ def build_deployment(
             {"name": "TRADEOPS_REVISION", "value": str(revision.number)},
             {"name": deploy_trace.TRACEPARENT_ENV, "value": deploy_trace.traceparent(owner.namespace, revision.name)},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "TRADEOPS_LEASE_NAME", "value": lease_name(owner.name)},
         ],
         "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}],
         "ports": [{"name": "metrics", "containerPort": naming.METRICS_PORT, "protocol": "TCP"}],
@@ -187,7 +198,9 @@ def build_deployment(
                     },
                 },
                 "spec": {
-                    "automountServiceAccountToken": False,
+                    # The token holds the symbol's Lease (one replica trades); the account may do nothing else.
+                    "serviceAccountName": RUNTIME_ACCOUNT,
+                    "automountServiceAccountToken": True,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 60,
                     "securityContext": {
@@ -261,6 +274,7 @@ def build_network_policy(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
                 {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
                 {"ports": [{"port": 5432, "protocol": "TCP"}, {"port": 6379, "protocol": "TCP"}]},
                 {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 8765, "protocol": "TCP"}]},
+                {"ports": [{"port": port, "protocol": "TCP"} for port in KUBE_API_PORTS]},  # the Lease
             ],
         },
     }
@@ -291,6 +305,11 @@ def build_shadow_children(owner: Owner, spec: api.TradingSymbolSpec, revision: R
     switches = build_switches(owner, spec, name, trading_enabled=False)
     deployment = build_deployment(owner, spec, revision, 1, name)
     deployment["metadata"]["name"] = name
+    # Trading off, it must not compete for the Lease (holding it would stop the stable replicas trading).
+    pod_spec = deployment["spec"]["template"]["spec"]
+    pod_spec["automountServiceAccountToken"] = False
+    container, = pod_spec["containers"]
+    container["env"] = [e for e in container["env"] if e["name"] != "TRADEOPS_LEASE_NAME"]
     selector = {**naming.selector_labels(owner.name), "app.kubernetes.io/instance": f"{owner.name}-shadow"}
     deployment["spec"]["selector"] = {"matchLabels": selector}
     template = deployment["spec"]["template"]
