@@ -19,8 +19,6 @@ RUNTIME_USER = 10001
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 CREDENTIALS_SECRET = "tradeops-runtime-credentials"
 """Optional Secret whose keys (database and Redis URLs, broker keys) become the runtime's environment."""
-RUNTIME_ACCOUNT = "tradeops-runtime"
-"""The runtimes' ServiceAccount (infra/runtime_access.py): get/update/create on Leases in their namespace, no more."""
 KUBE_API_PORTS = (443, 6443)
 """The API server as a pod reaches it: the `kubernetes` Service's port, and the port behind it."""
 
@@ -199,7 +197,7 @@ def build_deployment(
                 },
                 "spec": {
                     # The token holds the symbol's Lease (one replica trades); the account may do nothing else.
-                    "serviceAccountName": RUNTIME_ACCOUNT,
+                    "serviceAccountName": naming.child_name(owner.name),
                     "automountServiceAccountToken": True,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 60,
@@ -224,6 +222,36 @@ def build_deployment(
             },
         },
     }
+
+
+def build_service_account(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
+    """The symbol's own ServiceAccount: its token is mounted only to hold the Lease."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": _metadata(owner, naming.child_name(owner.name), spec.symbol)}
+
+
+def lease_rules(ts_name: str) -> list[Manifest]:
+    """What a runtime may do with the API: read and renew its own symbol's Lease, and create it. `create`
+    cannot be limited by name (RBAC authorizes a create before there is a name to match); a second create
+    of an existing Lease is a 409, so it takes nothing from another symbol."""
+    group = ["coordination.k8s.io"]
+    return [{"apiGroups": group, "resources": ["leases"], "resourceNames": [lease_name(ts_name)],
+             "verbs": ["get", "update"]},
+            {"apiGroups": group, "resources": ["leases"], "verbs": ["create"]}]
+
+
+def build_lease_role(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": _metadata(owner, naming.child_name(owner.name), spec.symbol),
+            "rules": lease_rules(owner.name)}
+
+
+def build_lease_role_binding(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
+    name = naming.child_name(owner.name)
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": _metadata(owner, name, spec.symbol),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": owner.namespace}]}
 
 
 def build_service(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
@@ -326,6 +354,10 @@ def build_children(
     switches_name = naming.child_name(owner.name)
     children = [
         build_switches(owner, spec, switches_name, trading_enabled),
+        # Before the Deployment: a pod naming a ServiceAccount that does not exist yet is refused.
+        build_service_account(owner, spec),
+        build_lease_role(owner, spec),
+        build_lease_role_binding(owner, spec),
         build_deployment(owner, spec, revision, replicas, switches_name, restarted_at),
         build_service(owner, spec),
         build_pdb(owner, spec),

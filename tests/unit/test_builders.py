@@ -8,7 +8,6 @@ import yaml
 from trading_operator import api, naming
 from trading_operator.builders import (
     DESIRED_HASH_ANNOTATION,
-    RUNTIME_ACCOUNT,
     Owner,
     build_children,
     build_revision,
@@ -70,7 +69,7 @@ def test_the_replicas_hold_the_symbols_lease_with_the_runtime_account_and_nothin
     """One replica trades (the Lease holder, named by the pod); the token is the lease-only ServiceAccount's,
     and the NetworkPolicy lets the pod reach the API server."""
     pod = pod_spec()
-    assert pod["serviceAccountName"] == RUNTIME_ACCOUNT
+    assert pod["serviceAccountName"] == "spy-trading"
     assert pod["automountServiceAccountToken"] is True
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["TRADEOPS_LEASE_NAME"]["value"] == lease_name("spy") == "spy-trading"
