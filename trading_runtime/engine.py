@@ -157,8 +157,10 @@ class SymbolEngine:
             self._rebalance(self.last_ts, str(self._last_signal[0]))
 
     def demote(self) -> None:
-        """Leadership lost: from now on no order; the positions stay in the book for the next leader."""
+        """Leadership lost: from now on no order. The positions stay in the book for the next leader; this
+        replica holds none of its own (a drain asking it for open positions hears none)."""
         self.active = False
+        self.broker.restore({}, 0.0)
 
     def _halt(self, reason: str, on: bool) -> None:
         self.state.halted[reason] = on
