@@ -23,11 +23,6 @@ KUBE_API_PORTS = (443, 6443)
 """The API server as a pod reaches it: the `kubernetes` Service's port, and the port behind it."""
 
 
-def lease_name(ts_name: str) -> str:
-    """The Lease a TradingSymbol's replicas compete for: one holder trades (trading_runtime/leadership.py)."""
-    return naming.child_name(ts_name)
-
-
 @dataclass(frozen=True)
 class Owner:
     """The TradingSymbol that owns the children."""
@@ -154,7 +149,7 @@ def build_deployment(
             {"name": deploy_trace.TRACEPARENT_ENV, "value": deploy_trace.traceparent(owner.namespace, revision.name)},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-            {"name": "TRADEOPS_LEASE_NAME", "value": lease_name(owner.name)},
+            {"name": "TRADEOPS_LEASE_NAME", "value": naming.lease_name(owner.name)},
         ],
         "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}],
         "ports": [{"name": "metrics", "containerPort": naming.METRICS_PORT, "protocol": "TCP"}],
@@ -235,7 +230,7 @@ def lease_rules(ts_name: str) -> list[Manifest]:
     cannot be limited by name (RBAC authorizes a create before there is a name to match); a second create
     of an existing Lease is a 409, so it takes nothing from another symbol."""
     group = ["coordination.k8s.io"]
-    return [{"apiGroups": group, "resources": ["leases"], "resourceNames": [lease_name(ts_name)],
+    return [{"apiGroups": group, "resources": ["leases"], "resourceNames": [naming.lease_name(ts_name)],
              "verbs": ["get", "update"]},
             {"apiGroups": group, "resources": ["leases"], "verbs": ["create"]}]
 

@@ -14,7 +14,6 @@ from trading_operator.builders import (
     build_runtime_config,
     build_shadow_children,
     config_digest,
-    lease_name,
 )
 from trading_operator.revisions import Revision, template_hash, template_of
 from trading_runtime.config import RenderedConfig, Switches
@@ -72,7 +71,7 @@ def test_the_replicas_hold_the_symbols_lease_with_the_runtime_account_and_nothin
     assert pod["serviceAccountName"] == "spy-trading"
     assert pod["automountServiceAccountToken"] is True
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
-    assert env["TRADEOPS_LEASE_NAME"]["value"] == lease_name("spy") == "spy-trading"
+    assert env["TRADEOPS_LEASE_NAME"]["value"] == naming.lease_name("spy") == "spy-trading"
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     egress = children()["NetworkPolicy"]["spec"]["egress"]
