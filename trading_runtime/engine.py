@@ -148,8 +148,9 @@ class SymbolEngine:
 
     def promote(self, positions: dict[str, Position], fees: float) -> None:
         """This replica now leads: take over the book's positions (never start flat), then hold what the
-        current view calls for. The view's signal is written again and its orders keep their ids, so an order
-        the old leader had already placed for it is not placed twice."""
+        current view calls for. The view's signal is written again (same id) and its orders are ids of the
+        decision, instrument and target: an order the old leader placed and booked is not needed again, one it
+        placed and did not book is sent again under the same id (a broker that saw it refuses the second)."""
         self.broker.restore(positions, fees)
         self.active = True
         if self._last_signal is not None and self.trading:
@@ -428,7 +429,8 @@ class SymbolEngine:
         """One order of a decision (`signal_id`, or `decision` for a risk action): its id follows from both."""
         if not self.active:
             return  # a hot standby decides, the leader orders
-        order_id = ids.order_id(decision or signal_id or "", instrument)
+        order_id = ids.order_id(decision or signal_id or "", instrument,
+                                self.broker.position(instrument).quantity + quantity)
         submitted = self.trace.now()
         bid, ask = self.broker.quotes.get(instrument, (math.nan, math.nan))
         request = OrderRequest(instrument, quantity, ask if quantity > 0 else bid, (bid + ask) / 2,

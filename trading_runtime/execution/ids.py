@@ -21,9 +21,11 @@ def action_id(symbol: str, reason: str, ts: float) -> str:
     return str(uuid.uuid5(NAMESPACE, f"action/{symbol}/{reason}/{ts!r}"))
 
 
-def order_id(decision: str, instrument: str) -> str:
-    """The order a decision sends for one instrument (a decision sends at most one per instrument)."""
-    return str(uuid.uuid5(NAMESPACE, f"order/{decision}/{instrument}"))
+def order_id(decision: str, instrument: str, target: float) -> str:
+    """The order a decision sends to bring one instrument to `target` (a decision sends at most one per
+    instrument). The target is part of it: a new leader whose book already holds the old leader's fill for the
+    decision, or that sizes differently, sends a different order — only the very same order keeps its id."""
+    return str(uuid.uuid5(NAMESPACE, f"order/{decision}/{instrument}/{target:g}"))
 
 
 def fill_id(order: str) -> str:
