@@ -114,6 +114,7 @@ def test_the_standby_takes_over_a_killed_leader_without_duplicate_orders_or_lost
         wait_until(lambda: standby.metric("tradeops_leader{") == 1.0, TAKEOVER_BOUND_S + 10, "the takeover",
                    every=0.05)
         takeover = time.monotonic() - killed
+        assert standby.metric('tradeops_leader_transitions_total{symbol="SPY",to="leader"}') == 1.0
         before = query(postgres.dsn, "SELECT count(*) FROM orders")[0][0]
         wait_until(lambda: query(postgres.dsn, "SELECT count(*) FROM orders")[0][0] >= before + 2, 120,
                    "orders by the new leader")
