@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import pytest
+from aiohttp import web
 
 from devstack.processes import EmulatorProcess
 from trading_runtime.election import ApiAccess, LeaderElection, LeaseApi, LeaseConflictError
@@ -93,3 +94,70 @@ async def test_two_candidates_never_lead_together_and_a_release_hands_over_at_on
     for _, name, on in timeline:
         leading = leading | {name} if on else leading - {name}
         assert len(leading) <= 1
+
+
+async def test_a_leader_whose_api_hangs_stops_leading_at_its_renew_deadline():
+    """The API server stops answering (a partition): the leader gives up leadership at the renew deadline
+    counted from its last successful renewal — while its request still hangs — before any standby could take
+    over (lease duration). A real HTTP server that holds a Lease and then stops answering."""
+    state = {"rv": 0, "spec": None, "hang": False}
+    answer_again = asyncio.Event()
+
+    async def lease(request: web.Request) -> web.StreamResponse:
+        if state["hang"]:
+            await answer_again.wait()
+        if request.method == "GET" and state["spec"] is None:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        if request.method in ("POST", "PUT"):
+            body = await request.json()
+            state["rv"] += 1
+            state["spec"] = body["spec"]
+        return web.json_response({"metadata": {"resourceVersion": str(state["rv"])}, "spec": state["spec"]},
+                                 status=201 if request.method == "POST" else 200)
+
+    app = web.Application()
+    app.router.add_route("*", "/apis/coordination.k8s.io/v1/namespaces/default/leases", lease)
+    app.router.add_route("*", "/apis/coordination.k8s.io/v1/namespaces/default/leases/{name}", lease)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    renewed: list[float] = []
+    gained, lost = asyncio.Event(), asyncio.Event()
+    stopped_at: list[float] = []
+
+    def listener(leading: bool) -> None:
+        if leading:
+            gained.set()
+        else:
+            stopped_at.append(time.monotonic())
+            lost.set()
+
+    election = LeaderElection(LeaseApi(ApiAccess(f"http://127.0.0.1:{port}", "default"), timeout=30), "hang", "a",
+                              TIMINGS, listener)
+    real_succeeded = election.elector.succeeded
+
+    def succeeded(spec: LeaseSpec, sent_at: float) -> None:  # records when each renewal was sent
+        renewed.append(sent_at)
+        real_succeeded(spec, sent_at)
+
+    election.elector.succeeded = succeeded  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(election.run(stop))
+    try:
+        await asyncio.wait_for(gained.wait(), 10)
+        await asyncio.sleep(0.5)  # a few renewals
+        state["hang"] = True
+        await asyncio.wait_for(lost.wait(), 10)
+        stopped, last = stopped_at[0], renewed[-1]
+        assert len(renewed) >= 2
+        assert stopped - last >= TIMINGS.renew_deadline - 0.05  # not before the deadline...
+        assert stopped - last < TIMINGS.lease_duration  # ...and before any standby may take over
+        assert election.failures >= 1  # the hung round was cut off, not waited out
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        answer_again.set()
+        await election.api.close()
+        await runner.cleanup()
