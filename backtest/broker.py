@@ -71,7 +71,8 @@ class SimulatedBroker(PaperBroker):
         super().quote(instrument, bid, ask, multiplier)
         self._fill_due(instrument)
 
-    def submit(self, instrument: str, quantity: float, ts: float) -> Fill | None:
+    def submit(self, instrument: str, quantity: float, ts: float, order_id: str | None = None) -> Fill | None:
+        """The backtest numbers its own orders (its ledger's keys): `order_id` is not needed here."""
         if quantity == 0 or instrument not in self.quotes:
             return None
         order = _Working(self._next_id, instrument, quantity, ts, ts + self.fill_model.latency_ms / 1000)

@@ -13,6 +13,7 @@ from devstack.emulator import EmulatorThread, write_kubeconfig
 from devstack.fleet import ProcessKubelet
 from devstack.processes import FeedProcess, OperatorProcess, PrometheusProcess, install_crd, kube_for
 from trading_operator import naming
+from trading_runtime.election import API_URL_ENV
 
 
 def scrape_labels(pod: dict[str, Any]) -> dict[str, str]:
@@ -59,6 +60,8 @@ def start_analysis_stack(workdir: pathlib.Path, policies_dir: pathlib.Path | Non
                                  scrape=prometheus, scrape_labels=scrape_labels)
         emulator = EmulatorThread(kubelet=kubelet).start()
         started.append(emulator)
+        # The in-cluster API as the devstack's pods reach it: each symbol's replicas hold its Lease there.
+        kubelet.extra_env[API_URL_ENV] = emulator.url
         kubeconfig = write_kubeconfig(workdir / "kubeconfig", emulator.url)
         install_crd(kube_for(kubeconfig))
         env = {"TRADEOPS_PROMETHEUS_URL": prometheus.url, **(operator_env or {})}

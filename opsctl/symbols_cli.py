@@ -26,7 +26,7 @@ from opsctl.completion import NAME_HELP, NameArg, WatchOpt, complete_names
 from opsctl.errors import ExitCode, OpsctlError
 from opsctl.follow import ProgressLines, Watched, changes, now, redraw, watch_objects, watch_rows
 from opsctl.kit import verb
-from opsctl.kube import Obj
+from opsctl.kube import ApiError, Obj
 from opsctl.options import Cluster, Format, Output, Target
 from opsctl.render import (
     CONDITION_COLUMNS,
@@ -45,6 +45,7 @@ from opsctl.render import (
     symbol_row,
 )
 from opsctl.tables import Column, format_table, natural_widths
+from trading_operator import naming
 from trading_operator.identity import GROUP
 from trading_operator.revisions import Revision, find_by_number, previous_of
 
@@ -121,16 +122,34 @@ class Described:
     ts: Obj
     revisions: list[Obj]
     events: list[Obj]
+    leader: str = "-"
+    """Which pod trades: the holder of the symbol's Lease (docs/scaling.md)."""
 
     def key(self) -> tuple[Any, ...]:
         """Changes when anything shown changed (for redrawing)."""
-        return (self.ts["metadata"].get("resourceVersion"),
+        return (self.ts["metadata"].get("resourceVersion"), self.leader,
                 tuple((e["metadata"].get("uid"), e["metadata"].get("resourceVersion")) for e in self.events))
 
 
 def _read(target: Target, name: str) -> Described:
     ts = get_symbol(target, name)
-    return Described(ts, revision_objects(target, ts), events_of(target, ts))
+    return Described(ts, revision_objects(target, ts), events_of(target, ts), leader_of(target, ts))
+
+
+def leader_of(target: Target, ts: Obj) -> str:
+    """The pod holding the symbol's Lease, since when and after how many handovers; read at display time
+    (the Lease changes without the TradingSymbol changing)."""
+    name = naming.lease_name(ts["metadata"]["name"])
+    try:
+        lease = target.kube.get(f"/apis/coordination.k8s.io/v1/namespaces/{target.namespace}/leases/{name}")
+    except ApiError as error:
+        return {404: "none (no replica has taken the Lease)", 403: "unknown (no access to Leases)"}.get(
+            error.status, f"unknown ({error})")
+    spec = lease.get("spec") or {}
+    holder = spec.get("holderIdentity")
+    if not holder:
+        return "none (released)"
+    return f"{holder} (since {spec.get('acquireTime', '?')}, {spec.get('leaseTransitions', 0)} handovers)"
 
 
 def describe_text(found: Described, width: int | None) -> str:
@@ -141,6 +160,7 @@ def describe_text(found: Described, width: int | None) -> str:
     lines = [f"Name:         {meta['name']}", f"Namespace:    {meta.get('namespace', '')}",
              f"Symbol:       {spec.get('symbol')} ({spec.get('market')})", f"Image:        {spec.get('image')}",
              f"Replicas:     {spec.get('replicas', 1)} desired, {status.get('readyReplicas', 0)} ready",
+             f"Leader:       {found.leader}",
              f"Trading:      {'on' if spec.get('tradingEnabled', True) else 'HALTED'}"
              + (f" ({annotations[HALT_REASON_ANNOTATION]})" if not spec.get("tradingEnabled", True)
                 and annotations.get(HALT_REASON_ANNOTATION) else ""),

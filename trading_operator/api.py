@@ -161,7 +161,8 @@ class TradingSymbolSpec(CamelModel):
     image: Annotated[str, Field(pattern=IMAGE_PATTERN, max_length=512)]
     """Container image of the trading runtime (by tag or digest)."""
     replicas: Annotated[int, Field(ge=0, le=5)] = 1
-    """Trading pods; 0 stops the symbol without deleting it."""
+    """Pods of the symbol: one trades (it holds the symbol's Lease), the others are hot standbys that take over;
+    0 stops the symbol without deleting it."""
     resources: Resources = Resources()
     """Container resources."""
     config: RuntimeConfig = RuntimeConfig()

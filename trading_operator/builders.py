@@ -19,6 +19,8 @@ RUNTIME_USER = 10001
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 CREDENTIALS_SECRET = "tradeops-runtime-credentials"
 """Optional Secret whose keys (database and Redis URLs, broker keys) become the runtime's environment."""
+KUBE_API_PORTS = (443, 6443)
+"""The API server as a pod reaches it: the `kubernetes` Service's port, and the port behind it."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,8 @@ def build_deployment(
             {"name": "TRADEOPS_REVISION", "value": str(revision.number)},
             {"name": deploy_trace.TRACEPARENT_ENV, "value": deploy_trace.traceparent(owner.namespace, revision.name)},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "TRADEOPS_LEASE_NAME", "value": naming.lease_name(owner.name)},
         ],
         "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}],
         "ports": [{"name": "metrics", "containerPort": naming.METRICS_PORT, "protocol": "TCP"}],
@@ -187,7 +191,9 @@ def build_deployment(
                     },
                 },
                 "spec": {
-                    "automountServiceAccountToken": False,
+                    # The token holds the symbol's Lease (one replica trades); the account may do nothing else.
+                    "serviceAccountName": naming.child_name(owner.name),
+                    "automountServiceAccountToken": True,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 60,
                     "securityContext": {
@@ -211,6 +217,36 @@ def build_deployment(
             },
         },
     }
+
+
+def build_service_account(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
+    """The symbol's own ServiceAccount: its token is mounted only to hold the Lease."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": _metadata(owner, naming.child_name(owner.name), spec.symbol)}
+
+
+def lease_rules(ts_name: str) -> list[Manifest]:
+    """What a runtime may do with the API: read and renew its own symbol's Lease, and create it. `create`
+    cannot be limited by name (RBAC authorizes a create before there is a name to match); a second create
+    of an existing Lease is a 409, so it takes nothing from another symbol."""
+    group = ["coordination.k8s.io"]
+    return [{"apiGroups": group, "resources": ["leases"], "resourceNames": [naming.lease_name(ts_name)],
+             "verbs": ["get", "update"]},
+            {"apiGroups": group, "resources": ["leases"], "verbs": ["create"]}]
+
+
+def build_lease_role(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": _metadata(owner, naming.child_name(owner.name), spec.symbol),
+            "rules": lease_rules(owner.name)}
+
+
+def build_lease_role_binding(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
+    name = naming.child_name(owner.name)
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": _metadata(owner, name, spec.symbol),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": owner.namespace}]}
 
 
 def build_service(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
@@ -263,6 +299,7 @@ def build_network_policy(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
                 {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 8765, "protocol": "TCP"}]},
                 # The pinned model version's artifact, fetched from the MLflow server (infra/mlflow_tracking.py).
                 *([{"ports": [{"port": 5000, "protocol": "TCP"}]}] if spec.model is not None else []),
+                {"ports": [{"port": port, "protocol": "TCP"} for port in KUBE_API_PORTS]},  # the Lease
             ],
         },
     }
@@ -293,6 +330,11 @@ def build_shadow_children(owner: Owner, spec: api.TradingSymbolSpec, revision: R
     switches = build_switches(owner, spec, name, trading_enabled=False)
     deployment = build_deployment(owner, spec, revision, 1, name)
     deployment["metadata"]["name"] = name
+    # Trading off, it must not compete for the Lease (holding it would stop the stable replicas trading).
+    pod_spec = deployment["spec"]["template"]["spec"]
+    pod_spec["automountServiceAccountToken"] = False
+    container, = pod_spec["containers"]
+    container["env"] = [e for e in container["env"] if e["name"] != "TRADEOPS_LEASE_NAME"]
     selector = {**naming.selector_labels(owner.name), "app.kubernetes.io/instance": f"{owner.name}-shadow"}
     deployment["spec"]["selector"] = {"matchLabels": selector}
     template = deployment["spec"]["template"]
@@ -309,6 +351,10 @@ def build_children(
     switches_name = naming.child_name(owner.name)
     children = [
         build_switches(owner, spec, switches_name, trading_enabled),
+        # Before the Deployment: a pod naming a ServiceAccount that does not exist yet is refused.
+        build_service_account(owner, spec),
+        build_lease_role(owner, spec),
+        build_lease_role_binding(owner, spec),
         build_deployment(owner, spec, revision, replicas, switches_name, restarted_at),
         build_service(owner, spec),
         build_pdb(owner, spec),

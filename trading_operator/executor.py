@@ -35,7 +35,8 @@ from trading_operator.revisions import revision_from_object
 from trading_operator.timestamps import now_rfc3339
 
 TRADING_SYMBOLS = Resource(api.API_VERSION, api.PLURAL)
-CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy")
+CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount", "Role",
+               "RoleBinding")
 SHADOW_KINDS = ("ConfigMap", "Deployment")
 
 log = logging.getLogger(__name__)

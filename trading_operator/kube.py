@@ -50,6 +50,10 @@ CONTROLLER_REVISIONS = Resource("apps/v1", "controllerrevisions")
 PDBS = Resource("policy/v1", "poddisruptionbudgets")
 NETWORK_POLICIES = Resource("networking.k8s.io/v1", "networkpolicies")
 CRDS = Resource("apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False)
+SERVICE_ACCOUNTS = Resource("v1", "serviceaccounts")
+ROLES = Resource("rbac.authorization.k8s.io/v1", "roles")
+ROLE_BINDINGS = Resource("rbac.authorization.k8s.io/v1", "rolebindings")
+LEASES = Resource("coordination.k8s.io/v1", "leases")
 
 RESOURCES_BY_KIND: dict[str, Resource] = {
     "ConfigMap": CONFIGMAPS,
@@ -62,6 +66,10 @@ RESOURCES_BY_KIND: dict[str, Resource] = {
     "PodDisruptionBudget": PDBS,
     "NetworkPolicy": NETWORK_POLICIES,
     "CustomResourceDefinition": CRDS,
+    "ServiceAccount": SERVICE_ACCOUNTS,
+    "Role": ROLES,
+    "RoleBinding": ROLE_BINDINGS,
+    "Lease": LEASES,
 }
 
 

@@ -55,6 +55,11 @@ def child_name(ts_name: str) -> str:
     return f"{ts_name}-trading"
 
 
+def lease_name(ts_name: str) -> str:
+    """The Lease a TradingSymbol's replicas compete for: its holder trades (trading_runtime/leadership.py)."""
+    return child_name(ts_name)
+
+
 def config_name(ts_name: str, digest: str) -> str:
     """Name of the immutable ConfigMap holding a runtime config with this digest (kustomize's hash suffix)."""
     return f"{ts_name}-config-{digest[:10]}"

@@ -19,8 +19,9 @@ import numpy as np
 
 from trading_runtime.clock import Clock, WallClock
 from trading_runtime.config import RenderedConfig
+from trading_runtime.execution import ids
 from trading_runtime.execution.options import Contract, choose_contract, contract_greeks, contracts_for, parse_option_id
-from trading_runtime.execution.paper import Broker, PaperBroker
+from trading_runtime.execution.paper import Broker, PaperBroker, Position
 from trading_runtime.execution.pretrade import OrderRequest, PreTradeControls, Rejection
 from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade
 from trading_runtime.indicators.bars import MultiTimeframe
@@ -111,6 +112,10 @@ class SymbolEngine:
         self.controls = PreTradeControls(config.runtime.pre_trade)
         self.ml = MlLoop(config, metrics, ml_recorder)
         self._origin, self._decided = origin, decided
+        self.active = True
+        """False in a hot standby: everything is computed, no order is sent (trading_runtime/leadership.py)."""
+        self._seq = -1
+        self._last_signal: Row | None = None
         self.set_trading_enabled(trading_enabled)
         metrics.set_build("0.1.0", config.revision)
 
@@ -137,7 +142,26 @@ class SymbolEngine:
             if was_enabled:  # the kill switch was used now (not a runtime starting halted)
                 self.sink("risk_events", (_utc(now), self.symbol, "kill-switch", "warning",
                                           {"cancelled_orders": cancelled, "open_positions": self.broker.held()}))
-            self._flatten(now)
+            self._flatten(now, "kill-switch")
+
+    # Leadership -------------------------------------------------------------------------------------
+
+    def promote(self, positions: dict[str, Position], fees: float) -> None:
+        """This replica now leads: take over the book's positions (never start flat), then hold what the
+        current view calls for. The view's signal is written again (same id) and its orders are ids of the
+        decision, instrument and target: an order the old leader placed and booked is not needed again, one it
+        placed and did not book is sent again under the same id (a broker that saw it refuses the second)."""
+        self.broker.restore(positions, fees)
+        self.active = True
+        if self._last_signal is not None and self.trading:
+            self.sink("signals", self._last_signal)
+            self._rebalance(self.last_ts, str(self._last_signal[0]))
+
+    def demote(self) -> None:
+        """Leadership lost: from now on no order. The positions stay in the book for the next leader; this
+        replica holds none of its own (a drain asking it for open positions hears none)."""
+        self.active = False
+        self.broker.restore({}, 0.0)
 
     def _halt(self, reason: str, on: bool) -> None:
         self.state.halted[reason] = on
@@ -200,6 +224,7 @@ class SymbolEngine:
                                 message.price, message.size, message.seq))
         if math.isnan(self.state.mid):
             return None
+        self._seq = message.seq
         self.trace.mark("indicators")
         return self._decide(message.ts)
 
@@ -241,7 +266,7 @@ class SymbolEngine:
             self._halt("black-swan", True)
             self.sink("risk_events", (_utc(ts), self.symbol, swan.kind, "critical", swan.detail))
             log.error("black swan on %s: %s %s; trading halted", self.symbol, swan.kind, swan.detail)
-            self._flatten(ts)
+            self._flatten(ts, "black-swan")
 
     def _update_volatility(self, ts: float, mid: float) -> None:
         """EWMA of squared log returns per second of exchange time, annualised on trading seconds."""
@@ -344,9 +369,10 @@ class SymbolEngine:
         if direction != self.state.direction:
             self.state.direction = direction
             self.metrics.signals.labels(self.symbol, {1: "long", -1: "short", 0: "flat"}[direction]).inc()
-            signal_id = str(uuid.uuid4())
-            self.sink("signals", (signal_id, _utc(ts), self.symbol, self.config.revision, direction,
-                                  signal.score, signal.confidence, {}))
+            signal_id = ids.signal_id(self.symbol, ts, self._seq, direction)
+            self._last_signal = (signal_id, _utc(ts), self.symbol, self.config.revision, direction, signal.score,
+                                 signal.confidence, {})
+            self.sink("signals", self._last_signal)
             self._rebalance(ts, signal_id)
         self._publish_risk()
         self.trace.mark("drawdown")
@@ -392,12 +418,19 @@ class SymbolEngine:
             self._order(target.instrument, contracts - self.broker.position(target.instrument).quantity, ts,
                         signal_id)
 
-    def _flatten(self, ts: float) -> None:
+    def _flatten(self, ts: float, reason: str) -> None:
         """Close everything: a risk action (kill switch, halt), recorded in risk_events, not a signal's order."""
+        action = ids.action_id(self.symbol, reason, ts)
         for instrument, quantity in self.broker.held().items():
-            self._order(instrument, -quantity, ts, None)
+            self._order(instrument, -quantity, ts, None, action)
 
-    def _order(self, instrument: str, quantity: float, ts: float, signal_id: str | None) -> None:
+    def _order(self, instrument: str, quantity: float, ts: float, signal_id: str | None,
+               decision: str | None = None) -> None:
+        """One order of a decision (`signal_id`, or `decision` for a risk action): its id follows from both."""
+        if not self.active:
+            return  # a hot standby decides, the leader orders
+        order_id = ids.order_id(decision or signal_id or "", instrument,
+                                self.broker.position(instrument).quantity + quantity)
         submitted = self.trace.now()
         bid, ask = self.broker.quotes.get(instrument, (math.nan, math.nan))
         request = OrderRequest(instrument, quantity, ask if quantity > 0 else bid, (bid + ask) / 2,
@@ -408,7 +441,7 @@ class SymbolEngine:
         if rejection is not None:
             self._reject(request, rejection)
             return
-        fill = self.broker.submit(instrument, quantity, ts)
+        fill = self.broker.submit(instrument, quantity, ts, order_id=order_id)
         if fill is None:
             return
         filled = self.trace.now()
@@ -419,11 +452,14 @@ class SymbolEngine:
         side = "buy" if quantity > 0 else "sell"
         self.sink("orders", (fill.order_id, _utc(ts), self.symbol, instrument, side, abs(quantity), None, signal_id,
                              "filled"))
-        self.sink("fills", (str(uuid.uuid4()), _utc(ts), fill.order_id, quantity, fill.price, fill.fee))
+        self.sink("fills", (ids.fill_id(fill.order_id), _utc(ts), fill.order_id, quantity, fill.price, fill.fee))
         position = self.broker.position(instrument)
         self.sink("positions", (_utc(ts), self.symbol, instrument, position.quantity, position.average_price,
                                 position.realized))
         self.trace.order(submitted, filled, instrument, quantity, fill.price)
+        # Orders are rare (a signal's change of view): each one is logged with the id it was placed under.
+        log.info("order %s %s %+g at %.4f", fill.order_id, instrument, quantity, fill.price,
+                 extra={"order_id": fill.order_id, "instrument": instrument, "quantity": quantity, "exchange_ts": ts})
 
     def _reject(self, request: OrderRequest, rejection: Rejection) -> None:
         self.metrics.order_rejections.labels(self.symbol, rejection.reason.value).inc()
@@ -461,7 +497,7 @@ class SymbolEngine:
         state = self.drawdown.update(equity)
         if state.halted and not self.state.halted.get("drawdown"):
             self._halt("drawdown", True)
-            self._flatten(self.clock.now())
+            self._flatten(self.clock.now(), "drawdown")
         m, s = self.metrics, self.symbol
         m.pnl.labels(s, "realized").set(self.broker.realized())
         m.pnl.labels(s, "unrealized").set(self.broker.unrealized())

@@ -26,11 +26,13 @@ from typing import Any
 from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
+from trading_runtime.election import API_URL_ENV, LEASE_NAME_ENV, ApiAccess, LeaderElection, LeaseApi
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.feeds.client import FeedClient, Message
 from trading_runtime.feeds.recorded import LoadOptions, Recorded, RecordedDataError, load_recorded
 from trading_runtime.feeds.replay import ReplayFeed
 from trading_runtime.health import Check, HealthServer
+from trading_runtime.leadership import LeaseTimings
 from trading_runtime.logs import LogContext, configure
 from trading_runtime.messaging import RISK_STREAM, SIGNALS_STREAM, RedisBus
 from trading_runtime.metrics import CounterSource, RuntimeMetrics
@@ -43,6 +45,7 @@ from trading_runtime.portfolio.events import (
     PositionEvent,
     SymbolCap,
 )
+from trading_runtime.storage.book import load_book
 from trading_runtime.storage.schema import migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
 from trading_runtime.telemetry import DecisionTracer, FlushTracer, TelemetryError, Tracing, TracingSettings
@@ -96,7 +99,62 @@ class Runtime:
         self._version = 0
         self._cap_state = CapState.ABSENT
         self._order_instruments: dict[str, str] = {}
+        self.election = self._election(args)
+        self._leading = self.election is None  # without a Lease, this process is the symbol's only trader
+        self._promotion: asyncio.Task[None] | None = None
+        self._migrated = False
+        self.engine.active = self._leading
+        self.metrics.leader.labels(config.symbol).set(1 if self._leading else 0)
         self._export_counters()
+
+    def _election(self, args: argparse.Namespace) -> LeaderElection | None:
+        """The Lease this process competes for (`--lease-name`, set by the operator's Deployment), or None:
+        no name, or no API server to hold it on (outside a cluster, without the devstack's URL)."""
+        if not getattr(args, "lease_name", None):
+            return None
+        access = ApiAccess.from_environment()
+        if access is None:
+            log.warning("no Kubernetes API (no in-cluster ServiceAccount, no %s): lease %s not taken, this process "
+                        "trades alone", API_URL_ENV, args.lease_name)
+            return None
+        timings = LeaseTimings(args.lease_duration, args.renew_deadline, args.retry_period)
+        return LeaderElection(LeaseApi(access, timeout=min(2.0, timings.renew_deadline / 2)), args.lease_name,
+                              args.identity, timings, self._on_leadership)
+
+    def _on_leadership(self, leading: bool) -> None:
+        """Leadership changed. Losing it stops orders at once; gaining it loads the book first."""
+        symbol = self.engine.symbol
+        self._leading = leading
+        self.metrics.leader_transitions.labels(symbol, "leader" if leading else "standby").inc()
+        if not leading:
+            if self._promotion is not None:
+                self._promotion.cancel()
+            self.engine.demote()
+            self.metrics.leader.labels(symbol).set(0)
+            log.warning("lost the lease of %s: standing by (no orders)", symbol)
+            return
+        self._promotion = asyncio.ensure_future(self._promote())
+
+    async def _promote(self) -> None:
+        """Load the book (PostgreSQL: the source of truth), then trade; retried while the database is away."""
+        symbol, delay = self.engine.symbol, 0.2
+        book = None
+        while self._leading:
+            try:
+                book = await load_book(self.args.database_url, symbol) if self.args.database_url else None
+                break
+            except Exception as exc:
+                log.warning("cannot load the book of %s yet (%s): not trading", symbol, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        if not self._leading:
+            return
+        if book is None:
+            log.warning("no database: %s starts trading from a flat book", symbol)
+        self.engine.promote(book.positions if book else {}, book.fees if book else 0.0)
+        self.metrics.leader.labels(symbol).set(1)
+        log.warning("leading %s: took over %s", symbol, json.dumps(book.held if book else {}),
+                    extra={"symbol": symbol, "positions": book.held if book else {}})
 
     def _frame_times(self) -> tuple[int, int]:
         """When the feed client received and parsed the frame in hand (the live feed only)."""
@@ -153,6 +211,8 @@ class Runtime:
                 CounterSource("db_rows_rejected", "Rows refused: queue and spill full", lambda: stats.rejected),
                 CounterSource("db_rows_dead_lettered", "Rows the database refused, kept in the dead-letter file",
                               lambda: stats.dead_lettered),
+                CounterSource("db_rows_duplicate", "Rows with an id already written (a replayed decision), kept once",
+                              lambda: stats.duplicates),
             ]
             gauges.append(CounterSource("write_queue_rows", "Rows waiting to be written", lambda: writer.depth))
         if self.tracing is not None:
@@ -183,6 +243,8 @@ class Runtime:
         self.metrics.set_config(self.files[0].config_hash, config.revision)
 
     def sink(self, table: str, row: tuple[Any, ...]) -> None:
+        if not self._leading:
+            return  # a standby's view is warm but not recorded: the leader's rows are the record
         if self.writer is not None:
             try:
                 self.writer.put(table, row)
@@ -219,7 +281,8 @@ class Runtime:
                 book = engine.book_greeks(engine.last_ts)
                 for kind in ("delta", "gamma", "vega", "notional"):
                     self.metrics.exposure.labels(symbol, kind).set(book[kind])
-                await self._publish_position(book)
+                if self.engine.active:  # a standby holds nothing of its own: the book is the leader's
+                    await self._publish_position(book)
                 await self._read_cap(book["notional"])
             except Exception as exc:  # Redis is a cache and a bus here: an outage must not stop trading
                 self.metrics.errors.labels(symbol, "redis").inc()
@@ -269,6 +332,7 @@ class Runtime:
         while not stop.is_set():
             try:
                 await asyncio.to_thread(migrate, self.args.database_url)
+                self._migrated = True
                 return
             except Exception as exc:
                 log.warning("migrations not applied yet (%s); retrying in %.1fs", exc, delay)
@@ -286,7 +350,8 @@ class Runtime:
             return self.feed.connected.is_set()
 
         async def database() -> bool:
-            return self.writer is None or self.writer.healthy
+            # A standby writes nothing: the migrations it applied at start are its proof of a database.
+            return self.writer is None or self.writer.healthy or (not self._leading and self._migrated)
 
         checks: dict[str, Check] = {"feed": feed_connected, "database": database}
         faults = self.engine.config.runtime.fault_injection
@@ -304,6 +369,8 @@ class Runtime:
             writer_task = asyncio.create_task(self.writer.run(flush))
         tasks = [asyncio.create_task(self.feed.run(stop)), asyncio.create_task(watch(self.files, stop)),
                  asyncio.create_task(self._share(stop))]
+        if self.election is not None:
+            tasks.append(asyncio.create_task(self.election.run(stop)))
         if isinstance(self.feed, ReplayFeed):  # the end of the file stops the process like SIGTERM
             finished = asyncio.ensure_future(self.feed.finished.wait())
             await asyncio.wait({finished, asyncio.ensure_future(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
@@ -317,6 +384,8 @@ class Runtime:
             self.writer.wake()
         if writer_task is not None:
             await writer_task
+        if self.election is not None:  # after the last row is written: the next leader reads a complete book
+            await self.election.release()
         if self.bus is not None:
             await self.bus.close()
         await health.stop()
@@ -373,6 +442,15 @@ def main() -> int:
                         help="seconds between position/return sharing and portfolio risk updates")
     parser.add_argument("--cap-max-age", type=float, default=10.0,
                         help="seconds after which the portfolio service's cap is stale (positions held, none added)")
+    parser.add_argument("--lease-name", default=os.environ.get(LEASE_NAME_ENV),
+                        help="the coordination.k8s.io Lease one replica of the symbol holds to trade (the others "
+                             "stand by); without it this process trades alone")
+    parser.add_argument("--identity", default=os.environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}",
+                        help="the Lease's holderIdentity (the pod's name)")
+    parser.add_argument("--lease-duration", type=int, default=5, help="seconds a standby waits on a silent leader")
+    parser.add_argument("--renew-deadline", type=float, default=4.0,
+                        help="seconds the leader keeps trading without renewing (< --lease-duration)")
+    parser.add_argument("--retry-period", type=float, default=1.0, help="seconds between lease reads and renewals")
     parser.add_argument("--metrics-host", default="0.0.0.0")
     parser.add_argument("--metrics-port", type=int, default=9102)
     parser.add_argument("--spill-path", default=os.environ.get("TRADEOPS_SPILL_PATH", "/tmp/tradeops-spill.jsonl"))
@@ -391,6 +469,11 @@ def main() -> int:
         switches = load_switches(pathlib.Path(args.switches))
         settings = TracingSettings.from_env()
         problems = unworkable(config)
+        if args.lease_name:
+            try:
+                LeaseTimings(args.lease_duration, args.renew_deadline, args.retry_period)
+            except ValueError as exc:
+                problems.append(str(exc))
         if problems:
             raise ConfigError(f"{args.config}: {'; '.join(problems)}")
     except (ConfigError, TelemetryError) as exc:

@@ -93,6 +93,10 @@ class RuntimeMetrics:
         self.portfolio_cap = Gauge(f"{PREFIX}_runtime_position_cap",
                                    "Notional the portfolio service's correlation cap allows (NaN: no service)",
                                    labels, registry=r)
+        self.leader = Gauge(f"{PREFIX}_leader", "1 in the replica that holds the symbol's Lease and trades, 0 in a "
+                            "hot standby", labels, registry=r)
+        self.leader_transitions = Counter(f"{PREFIX}_leader_transitions", "Times this process became leader or "
+                                          "standby", ["symbol", "to"], registry=r)
 
         self._ml_metrics(r)
 

@@ -22,7 +22,7 @@ from devstack.stack import AnalysisStack, start_analysis_stack
 from tests.integration.emulator_fixtures import api_client_for, unique_namespace
 from tests.integration.operator_harness import create_ts, wait_status
 from trading_operator.executor import TRADING_SYMBOLS
-from trading_operator.kube import NAMESPACES
+from trading_operator.kube import NAMESPACES, PODS
 
 SCALE = 0.05
 """Back-off 0.5 s doubling, probes every 0.25 s, ConfigMap sync every 3 s."""
@@ -305,6 +305,46 @@ def test_deleting_a_trading_symbol_stops_its_processes_promptly(stack):
     _, alive = psutil.wait_procs(processes, timeout=10)  # SIGTERM: the runtime flushes and exits (~1-3 s)
     assert not alive, f"runtime processes left 10 s after the Deployment went: {[p.pid for p in alive]}"
     wait_for(lambda: not pods(stack, namespace), 5, "the symbol's pods gone")
+
+
+def leader_metric(address: str) -> float | None:
+    text = urllib.request.urlopen(f"http://{address}:9102/metrics", timeout=5).read().decode()
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("tradeops_leader{")]
+    return values[0] if values else None
+
+
+def test_a_symbols_replicas_elect_one_trader_on_its_lease_and_hand_over_when_it_goes(stack):
+    """replicas: 2 through the operator: both pods Ready, exactly one holds the symbol's Lease (the pod named in
+    holderIdentity reports tradeops_leader 1, the other 0); deleting that pod hands the Lease to the other."""
+    kube = kube_for(stack.kubeconfig)
+    namespace = unique_namespace("ls")
+    kube.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    create_ts(kube, namespace, "spy", replicas=2, drain={"timeoutSeconds": 0})
+    running = ready_pods(stack, namespace, 2, timeout=120)
+    role = stack.emulator.get_object("rbac.authorization.k8s.io/v1", "roles", namespace, "spy-trading")
+    assert role is not None
+    assert {tuple(r.get("resourceNames", ())) for r in role["rules"]} == {("spy-trading",), ()}
+
+    def elected() -> tuple[str, dict[str, float | None]] | None:
+        lease = stack.emulator.get_object("coordination.k8s.io/v1", "leases", namespace, "spy-trading")
+        views = {p["metadata"]["name"]: leader_metric(p["status"]["podIP"]) for p in running}
+        holder = (lease or {}).get("spec", {}).get("holderIdentity")
+        if holder in views and views[holder] == 1.0 and sorted(views.values()) == [0.0, 1.0]:
+            return holder, views
+        return None
+
+    holder, _ = wait_for(elected, 60, "one pod leading on the Lease")
+    standby = next(p["metadata"]["name"] for p in running if p["metadata"]["name"] != holder)
+    kube.delete(PODS, namespace, holder)
+
+    def handed_over() -> bool:
+        lease = stack.emulator.get_object("coordination.k8s.io/v1", "leases", namespace, "spy-trading") or {}
+        return lease.get("spec", {}).get("holderIdentity") == standby
+
+    wait_for(handed_over, 60, f"the Lease handed to {standby}")
+    lease = stack.emulator.get_object("coordination.k8s.io/v1", "leases", namespace, "spy-trading")
+    assert lease["spec"]["leaseTransitions"] >= 1
+    kube.delete(TRADING_SYMBOLS, namespace, "spy")
 
 
 def test_the_stack_stops_every_process_it_started(tmp_path):

@@ -19,6 +19,7 @@ from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONFIGMAPS, CRDS, DEPLOYMENTS, NAMESPACES, KubeApi, Resource
 
 WIDGETS = Resource("example.com/v1", "widgets")
+LEASES = Resource("coordination.k8s.io/v1", "leases")
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,27 @@ def test_stale_resource_version_is_409_conflict(api, ns, how):
     assert error.value.status == 409
     assert status_of(error.value)["reason"] == "Conflict"
     assert api.get(CONFIGMAPS, ns, "a")["data"] == {"k": "1"}
+
+
+def test_a_lease_update_from_a_stale_resource_version_is_409_conflict(api, ns):
+    """Leader election's optimistic lock (trading_runtime/election.py): of two candidates that read the same
+    Lease, the second PUT is refused and the first holder stays."""
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "tradeops-spy"},
+             "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 5, "leaseTransitions": 0}}
+    read = api.create(LEASES, ns, lease)
+    first, second = copy.deepcopy(read), copy.deepcopy(read)
+    first["spec"]["renewTime"] = "2026-12-06T09:00:00.000000Z"
+    second["spec"] |= {"holderIdentity": "pod-b", "leaseTransitions": 1}
+    assert api.replace(LEASES, ns, "tradeops-spy", first)["spec"]["holderIdentity"] == "pod-a"
+    with pytest.raises(ApiException) as error:
+        api.replace(LEASES, ns, "tradeops-spy", second)
+    assert error.value.status == 409
+    assert status_of(error.value)["reason"] == "Conflict"
+    assert api.get(LEASES, ns, "tradeops-spy")["spec"]["holderIdentity"] == "pod-a"
+    with pytest.raises(ApiException) as error:
+        api.create(LEASES, ns, lease)
+    assert error.value.status == 409
+    assert status_of(error.value)["reason"] == "AlreadyExists"
 
 
 def test_failed_json_patch_test_is_422(api, ns):

@@ -25,6 +25,7 @@ from tests.integration.operator_harness import (
     wait_status,
 )
 from trading_operator import naming
+from trading_operator.kube import LEASES
 
 pytestmark = pytest.mark.usefixtures("operator")
 runner = CliRunner()
@@ -52,6 +53,23 @@ def test_get_lists_symbols_with_their_state(stack, ns):
     assert row.split()[:7] == ["spy", "SPY", "Ready", "1", "1", "1", "on"]
     as_json = json.loads(opsctl(stack, ns, "-o", "json", "get").stdout)
     assert [i["metadata"]["name"] for i in as_json["items"]] == ["spy"]
+
+
+def test_describe_names_the_pod_that_holds_the_symbols_lease(stack, ns):
+    """Which replica trades is the Lease's holder, read when describing (not the operator's status: the Lease
+    changes hands without the TradingSymbol changing). Not e2e: here the test takes the Lease as a runtime would."""
+    create_ts(stack.kube, ns, "spy")
+    wait_status(stack.kube, ns, "spy", timeout=60, phase="Ready")
+    assert "Leader:       none (no replica has taken the Lease)" in opsctl(stack, ns, "describe", "spy").stdout
+    stack.kube.create(LEASES, ns, {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": naming.lease_name("spy")},
+        "spec": {"holderIdentity": "spy-trading-7d9f-abcde", "leaseDurationSeconds": 5,
+                 "acquireTime": "2026-12-06T09:00:00.000000Z", "renewTime": "2026-12-06T09:00:01.000000Z",
+                 "leaseTransitions": 2}})
+    described = opsctl(stack, ns, "describe", "spy")
+    assert described.exit_code == 0
+    assert ("Leader:       spy-trading-7d9f-abcde (since 2026-12-06T09:00:00.000000Z, 2 handovers)"
+            in described.stdout.splitlines())
 
 
 @pytest.mark.e2e

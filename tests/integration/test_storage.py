@@ -189,6 +189,34 @@ async def test_orders_wait_for_their_signal_even_across_batches(postgres, tmp_pa
     assert (count(postgres, "signals"), count(postgres, "orders"), count(postgres, "fills")) == (3, 1, 1)
 
 
+async def test_a_signal_order_and_fill_written_again_are_kept_once(postgres, tmp_path):
+    """Deterministic ids (a retried batch whose commit was not acknowledged, a new leader re-deciding): the
+    second copy is skipped, not refused — nothing dead-lettered — counted in `duplicates`, the first kept."""
+    migrate(postgres.dsn)
+    now = datetime.datetime.now(datetime.UTC)
+    signal, order, fill = (f"00000000-0000-0000-0000-00000000000{c}" for c in "1af")
+    rows = [("signals", signal_row(signal, now)),
+            ("orders", (order, now, "SPY", "SPY C500", "buy", 1.0, None, signal, "filled")),
+            ("fills", (fill, now, order, 1.0, 5.0, 0.65))]
+    for attempt, quantity in ((1, 1.0), (2, 2.0)):  # the replay's quantity differs: the first row stays
+        writer = WriteBehind(postgres.dsn, tmp_path / f"spill-{attempt}.jsonl")
+        for table, row in rows:
+            writer.put(table, row if table != "orders" else (*row[:5], quantity, *row[6:]))
+        writer.put("orders", (order, now, "SPY", "SPY C500", "buy", quantity, None, signal, "filled"))  # in-batch
+        stop = asyncio.Event()
+        stop.set()
+        await asyncio.wait_for(writer.run(stop), 20)
+        assert writer.stats.dead_lettered == 0
+        assert writer.stats.duplicates == (1 if attempt == 1 else 4)
+        assert writer.stats.written == (3 if attempt == 1 else 0)
+    assert (count(postgres, "signals"), count(postgres, "orders"), count(postgres, "fills")) == (1, 1, 1)
+    with psycopg.connect(postgres.dsn) as conn:
+        assert conn.execute("SELECT quantity FROM orders").fetchone()[0] == 1.0
+        # The audit log records the order once (its trigger fires on rows actually inserted).
+        audited = conn.execute("SELECT count(*) FROM audit_log WHERE source_key = %s", (f"orders/{order}",))
+        assert audited.fetchone()[0] == 1
+
+
 async def test_an_order_put_while_its_signal_is_spilled_follows_it_to_the_spill(postgres, tmp_path):
     migrate(postgres.dsn)
     spill = tmp_path / "spill.jsonl"

@@ -12,6 +12,7 @@ from trading_operator.builders import (
     build_children,
     build_revision,
     build_runtime_config,
+    build_shadow_children,
     config_digest,
 )
 from trading_operator.revisions import Revision, template_hash, template_of
@@ -57,11 +58,34 @@ def test_pod_runs_non_root_with_a_read_only_root_and_no_capabilities():
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert pod["automountServiceAccountToken"] is False
     container = pod["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_the_replicas_hold_the_symbols_lease_with_the_runtime_account_and_nothing_else():
+    """One replica trades (the Lease holder, named by the pod); the token is the lease-only ServiceAccount's,
+    and the NetworkPolicy lets the pod reach the API server."""
+    pod = pod_spec()
+    assert pod["serviceAccountName"] == "spy-trading"
+    assert pod["automountServiceAccountToken"] is True
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["TRADEOPS_LEASE_NAME"]["value"] == naming.lease_name("spy") == "spy-trading"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    egress = children()["NetworkPolicy"]["spec"]["egress"]
+    assert {6443, 443} <= {p["port"] for rule in egress for p in rule["ports"]}
+
+
+def test_the_shadow_does_not_compete_for_the_lease():
+    """Trading off, a shadow holding the Lease would stop the stable replicas: no lease name, no token."""
+    s = spec()
+    shadow = next(c for c in build_shadow_children(OWNER, s, revision_of(s)) if c["kind"] == "Deployment")
+    pod = shadow["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert "TRADEOPS_LEASE_NAME" not in {e["name"] for e in pod["containers"][0]["env"]}
+    assert "TRADEOPS_LEASE_NAME" in {e["name"] for e in pod_spec()["containers"][0]["env"]}  # not shared
 
 
 def test_container_has_requests_limits_probes_and_the_scrape_port():

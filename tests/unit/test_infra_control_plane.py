@@ -8,6 +8,7 @@ import yaml
 
 from tests.unit.infra_harness import ROOT, STACKS, built
 from tests.unit.test_operator_manifests import NEEDED
+from trading_operator.builders import lease_rules
 
 CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 
@@ -44,7 +45,26 @@ def test_rbac_verbs_are_minimal(stack):
     assert not any("*" in (g, r, v) for g, r, v in rules)
     assert not any(r == "secrets" for _, r, _ in rules)
     assert {r for _, r, v in rules if v == "delete"} == {"controllerrevisions", "configmaps", "deployments"}
-    assert {v for _, _, v in rules} <= {"get", "list", "watch", "create", "patch", "delete"}
+    assert {v for _, _, v in rules} <= {"get", "list", "watch", "create", "patch", "delete", "update"}
+    assert {r for _, r, v in rules if v == "update"} == {"leases"}  # to grant the runtimes their Lease
+    assert not any(v in ("bind", "escalate", "impersonate") for _, _, v in rules)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_operator_can_grant_each_runtime_its_lease_and_nothing_more(stack):
+    """RBAC refuses a Role granting more than its creator holds: every rule of a symbol's lease Role
+    (trading_operator/builders.py) is covered by the operator's ClusterRole as Pulumi deploys it, and that
+    Role itself is get/update on its own Lease by name, create on Leases, nothing else."""
+    rules = granted(stack)
+    runtime = lease_rules("spy")
+    for rule in runtime:
+        for group in rule["apiGroups"]:
+            for verb in rule["verbs"]:
+                assert (group, "leases", verb) in rules
+    assert {(v, tuple(r.get("resourceNames", ()))) for r in runtime for v in r["verbs"]} == {
+        ("get", ("spy-trading",)), ("update", ("spy-trading",)), ("create", ())}
+    assert {res for r in runtime for res in r["resources"]} == {"leases"}
+    assert {g for r in runtime for g in r["apiGroups"]} == {"coordination.k8s.io"}
 
 
 @pytest.mark.parametrize("stack", STACKS)

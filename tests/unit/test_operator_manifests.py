@@ -24,6 +24,12 @@ NEEDED = {
     ("", "events", "create"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("kopf.dev", "clusterkopfpeerings", "patch"),
+    # Each symbol's lease-only ServiceAccount, Role and RoleBinding (builders.py) ...
+    *{(g, r, v) for g, r in (("", "serviceaccounts"), ("rbac.authorization.k8s.io", "roles"),
+                             ("rbac.authorization.k8s.io", "rolebindings"))
+      for v in ("get", "list", "watch", "create", "patch")},
+    # ... and the lease verbs that Role grants: RBAC lets a granter give only what it holds.
+    *{("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")},
 }
 
 

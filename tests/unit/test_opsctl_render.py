@@ -374,3 +374,10 @@ def test_describe_shows_a_request_not_yet_answered_and_the_last_answer():
     assert any(line.startswith("Requested:    retry not a request opsctl writes") for line in lines)
     assert ("Last request: promote of revision 3 refused at 2026-11-25T11:58:00Z: the analysis of revision 3 "
             "already concluded Failed") in lines
+
+
+def test_describe_shows_which_pod_trades():
+    lines = describe_text(Described(ts(), [], [], leader="spy-trading-7d9f-abcde (since 2026-12-06T09:00:00Z, "
+                                                         "1 handovers)"), None).splitlines()
+    assert "Leader:       spy-trading-7d9f-abcde (since 2026-12-06T09:00:00Z, 1 handovers)" in lines
+    assert "Leader:       -" in describe_text(Described(ts(), [], []), None).splitlines()

@@ -179,6 +179,7 @@ def test_create_builds_every_child_and_revision_one():
     world = World()
     world.step()
     assert set(world.children) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy",
+                                   "ServiceAccount", "Role", "RoleBinding",
                                    f"config/{world.deployment_config_name()}"}
     assert len(world.revisions) == 1
     assert world.status["phase"] == "Progressing"

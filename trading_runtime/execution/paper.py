@@ -38,8 +38,13 @@ class Broker(Protocol):
 
     def quote(self, instrument: str, bid: float, ask: float, multiplier: float = 1.0) -> None: ...
 
-    def submit(self, instrument: str, quantity: float, ts: float) -> Fill | None:
-        """A market order for a signed quantity; the fill, or None when nothing filled (yet)."""
+    def submit(self, instrument: str, quantity: float, ts: float, order_id: str | None = None) -> Fill | None:
+        """A market order for a signed quantity; the fill, or None when nothing filled (yet). `order_id` is
+        the client order id (deterministic: a broker refuses a second order with the same one)."""
+        ...
+
+    def restore(self, positions: dict[str, Position], fees: float) -> None:
+        """Take over positions and fees from the book (a new leader)."""
         ...
 
     def position(self, instrument: str) -> Position: ...
@@ -76,7 +81,12 @@ class PaperBroker:
         """Paper orders fill at once against the quote: none is ever open to cancel."""
         return []
 
-    def submit(self, instrument: str, quantity: float, ts: float) -> Fill | None:
+    def restore(self, positions: dict[str, Position], fees: float) -> None:
+        self.positions = {instrument: Position(p.quantity, p.average_price, p.realized)
+                          for instrument, p in positions.items()}
+        self.fees = fees
+
+    def submit(self, instrument: str, quantity: float, ts: float, order_id: str | None = None) -> Fill | None:
         """A market order for a signed quantity; None when there is no quote to trade against."""
         if quantity == 0 or instrument not in self.quotes:
             return None
@@ -85,7 +95,7 @@ class PaperBroker:
         fee = abs(quantity) * self.fee_per_unit
         self.fees += fee
         self._apply(self.position(instrument), quantity, price, self.multipliers.get(instrument, 1.0))
-        return Fill(str(uuid.uuid4()), instrument, quantity, price, fee, ts)
+        return Fill(order_id or str(uuid.uuid4()), instrument, quantity, price, fee, ts)
 
     @staticmethod
     def _apply(position: Position, quantity: float, price: float, multiplier: float) -> None:

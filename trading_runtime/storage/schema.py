@@ -59,6 +59,10 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX order_rejections_symbol_ts ON order_rejections (symbol, ts);
     """),
     (4, "the append-only, hash-chained audit log; orders, fills, rejections and risk events enter it", AUDIT_LOG),
+    (5, "positions keep the order they were written in: the latest of one timestamp is the book's", """
+        ALTER TABLE positions ADD COLUMN seq bigserial;
+        CREATE INDEX positions_symbol_instrument_latest ON positions (symbol, instrument, ts DESC, seq DESC);
+    """),
 )
 
 _LOCK_KEY = 0x7472_6164_656F_7073 % 2**31  # "tradeops"

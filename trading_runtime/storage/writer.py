@@ -34,7 +34,26 @@ class Table:
     columns: tuple[str, ...]
 
     def copy_sql(self) -> str:
-        return f"COPY {self.name} ({', '.join(self.columns)}) FROM STDIN"
+        target = _stage(self.name) if self.name in IDEMPOTENT else self.name
+        return f"COPY {target} ({', '.join(self.columns)}) FROM STDIN"
+
+    def stage_sql(self) -> tuple[str, str]:
+        """An idempotent table's batch goes through a session-local staging table (COPY has no ON CONFLICT):
+        the statement creating it, and the insert that keeps the first row of each id."""
+        columns = ", ".join(self.columns)
+        return (f"CREATE TEMP TABLE IF NOT EXISTS {_stage(self.name)} (LIKE {self.name} INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS",
+                f"INSERT INTO {self.name} ({columns}) SELECT {columns} FROM {_stage(self.name)} "
+                "ON CONFLICT (id) DO NOTHING")
+
+
+IDEMPOTENT = ("signals", "orders", "fills")
+"""Tables whose rows carry deterministic ids (trading_runtime/execution/ids.py): a row written again — a
+retried batch whose commit was not acknowledged, a new leader re-deciding — is kept once."""
+
+
+def _stage(name: str) -> str:
+    return f"stage_{name}"
 
 
 TABLES = {t.name: t for t in (
@@ -91,6 +110,7 @@ class WriterStats:
     outages: int = 0
     dead_lettered: int = 0
     carried_dropped: int = 0
+    duplicates: int = 0
 
 
 class WriteBehind:
@@ -286,16 +306,24 @@ class WriteBehind:
 
     async def _copy_once(self, batches: dict[str, list[Row]]) -> None:
         conn = await self._connection()
+        duplicates = 0
         async with conn.transaction(), conn.cursor() as cursor:
             for name in FLUSH_ORDER:
                 rows = batches.get(name)
                 if not rows:
                     continue
-                async with cursor.copy(TABLES[name].copy_sql()) as copy:
+                table = TABLES[name]
+                if name in IDEMPOTENT:
+                    await cursor.execute(table.stage_sql()[0])
+                async with cursor.copy(table.copy_sql()) as copy:
                     for row in rows:
                         await copy.write_row([_plain(v) for v in row])
+                if name in IDEMPOTENT:
+                    await cursor.execute(table.stage_sql()[1])
+                    duplicates += len(rows) - max(cursor.rowcount, 0)
         self.healthy = True
-        self.stats.written += sum(len(rows) for rows in batches.values())
+        self.stats.written += sum(len(rows) for rows in batches.values()) - duplicates
+        self.stats.duplicates += duplicates
 
     async def _replay_spill(self) -> None:
         """Write the spilled rows back, then truncate the spill file (all or nothing per call)."""

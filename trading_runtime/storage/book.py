@@ -1,0 +1,36 @@
+"""The book as PostgreSQL holds it: what a new leader takes over before it trades (it never starts flat)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from trading_runtime.execution.paper import Position
+
+LATEST_POSITIONS = """
+    SELECT DISTINCT ON (instrument) instrument, quantity, average_price, realized_pnl
+    FROM positions WHERE symbol = %s ORDER BY instrument, ts DESC, seq DESC
+"""
+FEES = "SELECT coalesce(sum(f.fee), 0) FROM fills f JOIN orders o ON o.id = f.order_id WHERE o.symbol = %s"
+
+
+@dataclass(frozen=True)
+class Book:
+    positions: dict[str, Position]
+    """The latest snapshot of every instrument the symbol ever held (flat ones too: their realised P&L)."""
+    fees: float
+
+    @property
+    def held(self) -> dict[str, float]:
+        return {i: p.quantity for i, p in self.positions.items() if p.quantity}
+
+
+async def load_book(conninfo: str, symbol: str) -> Book:
+    """The symbol's positions and fees paid, as written by every leader before."""
+    async with await psycopg.AsyncConnection.connect(conninfo, connect_timeout=3) as conn:
+        rows = await (await conn.execute(LATEST_POSITIONS, (symbol,))).fetchall()
+        fees_row = await (await conn.execute(FEES, (symbol,))).fetchone()
+    positions = {str(instrument): Position(float(quantity), float(average), float(realized))
+                 for instrument, quantity, average, realized in rows}
+    return Book(positions, float(fees_row[0]) if fees_row else 0.0)
