@@ -116,6 +116,14 @@ class RolloutSettings(CamelModel):
     pulled, a config the runtime cannot use, a readiness check that never passes) — and while it is stuck
     no fix, analysis or tuning can proceed for the symbol. At least 30 s (a cold node's image pull), at most
     30 min."""
+    crash_loop_restarts: Annotated[int, Field(ge=2, le=20)] = 2
+    """Restarts of one container within `crashLoopWindowSeconds` that make a crash loop, even when the container
+    is Ready again between them (a runtime that crashes some time after it starts). 2: what the kubelet itself
+    calls CrashLoopBackOff (the second crash waits out a back-off), so the loop reads the same before, during
+    and after each back-off; one restart alone can be a node's blip."""
+    crash_loop_window_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+    """The window restarts are counted in. 10 min, the kubelet's own memory of a container's back-off: a
+    container that crashes less often than that restarts at once each time and looks healthy to it."""
 
 
 class DrainSettings(CamelModel):
@@ -402,6 +410,21 @@ class RequestRecord(CamelModel):
     """When it was answered (RFC 3339)."""
 
 
+class ContainerRestarts(CamelModel):
+    """When the operator saw one container of the symbol's pods restart (crash loops between ready flaps)."""
+
+    pod: str
+    """Pod name."""
+    container: str
+    """Container name."""
+    revision: int
+    """Revision the pod runs."""
+    count: int
+    """restartCount last seen."""
+    times: list[str] = []
+    """When its restarts happened (RFC 3339), within `spec.rollout.crashLoopWindowSeconds`, newest last."""
+
+
 class TradingSymbolStatus(CamelModel):
     """Observed state of a TradingSymbol, written by the operator."""
 
@@ -439,3 +462,5 @@ class TradingSymbolStatus(CamelModel):
     """Auto-tuning state and history."""
     requests: list[RequestRecord] = []
     """The latest requests answered (promote, abort, retry, rollback, restart), newest last."""
+    restarts: list[ContainerRestarts] = []
+    """Containers of the symbol's pods that restarted, and when (a crash loop is counted in a window)."""

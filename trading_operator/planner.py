@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies.risk import risk_problems
-from trading_operator import naming, tuner, user_requests
+from trading_operator import naming, restarts, tuner, user_requests
 from trading_operator.api import (
     AnalysisPhase,
     BackgroundState,
@@ -109,6 +109,8 @@ def plan(observed: Observed) -> Plan:
     if problems := risk_problems(observed.policies, spec.policies.risk, spec.config.risk):
         return _finish(result, observed, _invalid(result, observed, status, "; ".join(problems)))
     status = fold_findings(result, observed, spec, status, policies)
+    status = status.model_copy(update={"restarts": restarts.track(
+        status.restarts, observed.pods, observed.now, spec.rollout.crash_loop_window_seconds)})
 
     revisions = list(observed.revisions)
     owner = Owner(observed.name, observed.namespace, observed.uid)
@@ -127,7 +129,7 @@ def plan(observed: Observed) -> Plan:
     running = {"main": _running_revision(observed.children.get("Deployment"), spec.replicas),
                "shadow": _running_revision(observed.children.get(SHADOW_DEPLOYMENT), 1)}
     decision = decide(result, observed, spec, status, revisions, update, candidate, policies, tuning, running,
-                      _failing(observed))
+                      _failing(observed, spec, status))
     target = decision.target
 
     rolled_out = False
@@ -156,8 +158,10 @@ def plan(observed: Observed) -> Plan:
     return _finish(result, observed, status)
 
 
-def _failing(observed: Observed) -> dict[str, tuple[int, NotReady]]:
-    """Per Deployment (`main`, `shadow`): the revision it runs whose pods cannot become ready, and why."""
+def _failing(observed: Observed, spec: TradingSymbolSpec, status: TradingSymbolStatus) \
+        -> dict[str, tuple[int, NotReady]]:
+    """Per Deployment (`main`, `shadow`): the revision it runs whose pods cannot become ready (or keep
+    restarting: `status.restarts`), and why."""
     failing = {}
     for where, key in (("main", "Deployment"), ("shadow", SHADOW_DEPLOYMENT)):
         deployment = observed.children.get(key)
@@ -166,8 +170,10 @@ def _failing(observed: Observed) -> dict[str, tuple[int, NotReady]]:
         shadow = where == "shadow"
         pods = [p for p in observed.pods
                 if (p.get("metadata", {}).get("labels", {}).get(naming.TRACK_LABEL) == "shadow") == shadow]
-        why = not_ready(deployment, pods)
         revision = _template_revision(deployment)
+        looping = restarts.crash_loop(status.restarts, pods, revision, spec.rollout, observed.now) \
+            if revision is not None else None
+        why = not_ready(deployment, pods, looping)
         if why is not None and revision is not None:
             failing[where] = (revision, why)
     return failing
