@@ -410,6 +410,27 @@ class RequestRecord(CamelModel):
     """When it was answered (RFC 3339)."""
 
 
+class FailedRevision(CamelModel):
+    """A revision that failed (its analysis, its pods, a breach after promotion, a tuning breach) or was rolled
+    back from by request: running it again takes `opsctl rollback --force` and a fresh analysis."""
+
+    revision: int
+    """The revision."""
+    reason: str
+    """Why (CamelCase reason and detail, as in `lastRollback`)."""
+    time: str
+    """When (RFC 3339)."""
+
+
+class ForcedRollback(CamelModel):
+    """A failed revision a person rolled back to with `--force`: it runs under analysis against stable."""
+
+    revision: int
+    """The failed revision under analysis."""
+    generation: int
+    """The spec generation it was asked for: a new spec ends it (the spec's revision rolls out)."""
+
+
 class ContainerRestarts(CamelModel):
     """When the operator saw one container of the symbol's pods restart (crash loops between ready flaps)."""
 
@@ -462,5 +483,9 @@ class TradingSymbolStatus(CamelModel):
     """Auto-tuning state and history."""
     requests: list[RequestRecord] = []
     """The latest requests answered (promote, abort, retry, rollback, restart), newest last."""
+    failed_revisions: list[FailedRevision] = []
+    """The latest revisions that failed or were rolled back from, newest last (bounded)."""
+    forced_rollback: ForcedRollback | None = None
+    """A failed revision rolled back to with `--force`, under analysis."""
     restarts: list[ContainerRestarts] = []
     """Containers of the symbol's pods that restarted, and when (a crash loop is counted in a window)."""

@@ -449,6 +449,8 @@ def _status(
             "tuning": decision.tuning,
             "background": background,
             "requests": user_requests.records(status.requests, decision.requests, now),
+            "failed_revisions": decision.failed,
+            "forced_rollback": decision.forced,
         }
     )
 

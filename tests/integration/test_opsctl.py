@@ -101,7 +101,8 @@ def test_rollback_to_the_aborted_revision_needs_force_and_then_goes_through_anal
     wait_status(stack.kube, ns, "spy", currentRevision=1, abortedRevision=2)
     refused = opsctl(stack, ns, "rollback", "spy", "--to-revision", "2")
     assert refused.exit_code == 6
-    assert "revision 2 of spy failed and is aborted: --force runs it again" in refused.stderr
+    assert "revision 2 of spy is marked failed (ManualRollback: rolled back to revision 1 by request): --force runs " \
+           "it again" in refused.stderr
     forced = opsctl(stack, ns, "rollback", "spy", "--to-revision", "2", "--force")
     assert forced.exit_code == 0, forced.stdout + forced.stderr
     assert "forced: it runs with a fresh analysis" in forced.stdout
