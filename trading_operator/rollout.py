@@ -537,15 +537,15 @@ def _conclude_forced(decision: Decision, forced: Revision, update: Revision, hel
     """A forced rollback's verdict: promoted (`decide_new` did it, and forgot the failure; the spec's revision is
     then held, as after any rollback by request), or failed again and back to stable with the spec's revision
     held as before; either way it is over."""
-    run = decision.analysis
-    if run is None or run.revision != forced.number or run.phase is AnalysisPhase.RUNNING \
-            or run.phase is AnalysisPhase.INCONCLUSIVE:
+    if decision.stable == forced.number:
+        if update.number != forced.number:
+            decision.aborted = update.number
+            if update.number not in failures.reasons(decision.failed):
+                why = f"ManualRollback: rolled back to revision {forced.number} by request"
+                decision.failed = failures.remember(decision.failed, update.number, why, now)
+        decision.forced = None
         return
-    if run.phase is AnalysisPhase.FAILED:
+    run = decision.analysis
+    if run is not None and run.revision == forced.number and run.phase is AnalysisPhase.FAILED:
         decision.aborted = held
-    elif update.number != forced.number:
-        decision.aborted = update.number
-        if update.number not in failures.reasons(decision.failed):
-            why = f"ManualRollback: rolled back to revision {forced.number} by request"
-            decision.failed = failures.remember(decision.failed, update.number, why, now)
-    decision.forced = None
+        decision.forced = None
