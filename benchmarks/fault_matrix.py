@@ -145,6 +145,9 @@ class FaultRun:
     detected: bool
     seconds: float | None
     reason: str
+    phases: dict[str, float] = field(default_factory=dict)
+    """Where the time went (seconds from the fault being live): `analysing` (the run of the faulty revision
+    seen started), `verdict` (its verdict seen), `rolled_back` (status says stable runs), `serving`."""
 
 
 def first_event(records: list[Record], namespace: str, revision: str, event: str, after: float) -> float | None:
@@ -160,8 +163,14 @@ def one_fault(stack: AnalysisStack, kube: KubeApi, fault: str, index: int, timeo
     deadline = time.monotonic() + timeout
     decided: float | None = None
     status: dict[str, Any] = {}
+    seen: dict[str, float] = {}
     while time.monotonic() < deadline:
         status = status_of(kube, namespace, "spy")
+        run = status.get("analysis") or {}
+        if run.get("revision") == 2:
+            seen.setdefault("analysing", time.time())
+            if run.get("phase") != "Running":
+                seen.setdefault("verdict", time.time())
         if status.get("abortedRevision") == 2 and status.get("currentRevision") == 1:
             decided = time.time()
             break
@@ -177,7 +186,13 @@ def one_fault(stack: AnalysisStack, kube: KubeApi, fault: str, index: int, timeo
     retire(kube, namespace)
     if live is None:  # rolled back before a faulty pod ever served: nothing was live
         return FaultRun(True, 0.0, reason)
-    return FaultRun(True, max(0.0, end - live), reason)
+    # The old pods stop when the faulty revision is rolled out (its run starts then); the stable pods the
+    # rollback starts become Ready before the faulty ones stop (surge).
+    marks = {**seen, "old_pods_stopped": first_event(records, namespace, "1", "stopped", shipped),
+             "rolled_back": decided, "stable_started": first_event(records, namespace, "1", "started", decided),
+             "stable_ready": first_event(records, namespace, "1", "ready", decided), "serving": end}
+    phases = {k: round(v - live, 2) for k, v in marks.items() if v is not None}
+    return FaultRun(True, max(0.0, end - live), reason, phases)
 
 
 @dataclass
@@ -246,6 +261,12 @@ def _concluded(kube: KubeApi, namespace: str) -> bool:
     return bool(status.get("stableRevision") == 2 or status.get("abortedRevision") == 2)
 
 
+def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each phase over the runs that reached it."""
+    names = sorted({k for phases in runs for k in phases}, key=lambda k: min(p.get(k, 1e9) for p in runs))
+    return {k: round(statistics.median([p[k] for p in runs if k in p]), 2) for k in names}
+
+
 def code_version() -> str:
     root = pathlib.Path(__file__).resolve().parent.parent
     done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
@@ -265,14 +286,16 @@ def run(faults: list[str], runs: int, healthy: int, soak_seconds: float, fault_t
             results = []
             for index in range(runs):
                 result = one_fault(stack, kube, fault, index, fault_timeout)
-                progress(f"{fault} run {index + 1}/{runs}: " + (f"{result.seconds:.1f} s ({result.reason})"
+                progress(f"{fault} run {index + 1}/{runs}: " + (f"{result.seconds:.1f} s {result.phases} "
+                                                                 f"({result.reason})"
                                                                  if result.detected else result.reason))
                 results.append(result)
             times = [r.seconds for r in results if r.seconds is not None]
             rows.append({"fault": fault, "runs": runs, "detected": sum(r.detected for r in results),
                          "rollback_p50_s": round(statistics.median(times), 2) if times else None,
                          "rollback_p95_s": round(percentile(times, 0.95), 2) if times else None,
-                         "reasons": sorted({r.reason for r in results})})
+                         "reasons": sorted({r.reason for r in results}),
+                         "phases_p50_s": _median_phases([r.phases for r in results])})
         soak = healthy_soak(stack, kube, healthy, soak_seconds) if healthy else \
             {"false_rollbacks": 0, "false_restarts": 0, "stable_pods_saw_new_config": 0}
         progress(f"healthy soak: {soak}")

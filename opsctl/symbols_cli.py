@@ -270,15 +270,18 @@ def plan_rollback(ts: Obj, revisions: list[Revision], to_revision: int | None, f
     if chosen.number == current:
         raise OpsctlError(ExitCode.REJECTED, f"revision {current} of {name} is already running")
     aborted = status.get("abortedRevision") == chosen.number and status.get("updateRevision") == chosen.number
-    if aborted and not force:
-        raise OpsctlError(ExitCode.REJECTED, f"revision {chosen.number} of {name} failed and is aborted: --force "
+    failed = {f.get("revision"): f.get("reason", "") for f in status.get("failedRevisions") or []}
+    if (aborted or chosen.number in failed) and not force:
+        why = f" ({failed[chosen.number]})" if failed.get(chosen.number) else ""
+        raise OpsctlError(ExitCode.REJECTED, f"revision {chosen.number} of {name} is marked failed{why}: --force "
                                              "runs it again, with a fresh analysis (it does not become stable "
                                              "without one)")
-    return new_request(ts, "rollback", current, to_revision=chosen.number, force=force and aborted)
+    return new_request(ts, "rollback", current, to_revision=chosen.number,
+                       force=force and (aborted or chosen.number in failed))
 
 
 def rolled_back_to(number: int, analysed: bool = False) -> Callable[[Obj], bool]:
-    """Done: `number` runs (rolled back to; or, for a forced rollback to an aborted revision, under analysis)."""
+    """Done: `number` runs (rolled back to; or, for a forced rollback to a failed revision, under analysis)."""
     def done(ts: Obj) -> bool:
         status = ts.get("status") or {}
         if analysed:
@@ -298,7 +301,8 @@ def rollback(
         help="Revision to run (default: previous = the stable revision, or the newest older than current)")]
     = None,
     force: Annotated[bool, typer.Option(
-        help="Allow the aborted revision: it runs again with a fresh analysis, never straight to stable")] = False,
+        help="Allow a revision that failed (the aborted one, or any in status.failedRevisions): it runs again with "
+             "a fresh analysis, never straight to stable")] = False,
     wait: Annotated[bool, typer.Option(help="Wait until the operator runs it, showing progress on stderr")] = False,
     no_wait: NoWaitOpt = False,
     timeout: Annotated[float | None, typer.Option(

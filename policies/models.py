@@ -190,15 +190,17 @@ class BackgroundAnalysis(PolicyModel):
 class AnalysisPolicySpec(PolicyModel):
     """How a revision is judged (the Argo Rollouts vocabulary)."""
 
-    interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 2
-    """Seconds between two measurements."""
-    count: Annotated[int, Field(ge=1, le=1000)] = 5
-    """Measurements per metric for a Successful run."""
-    initial_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 4
+    interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 1
+    """Seconds between two measurements: often, so that a failure is seen as soon as its interval is wholly past
+    the threshold (each measurement's window grows with the run: it is judged on all the run has seen)."""
+    count: Annotated[int, Field(ge=1, le=1000)] = 10
+    """Judged measurements per metric for a Successful run (with the interval: how long a revision must look
+    good before it is promoted)."""
+    initial_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 2
     """Wait after the revision is rolled out before the first measurement (scrapes need to arrive)."""
     failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
     """Failed measurements of one metric tolerated; one more fails the run."""
-    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 10
+    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 20
     """Inconclusive measurements of one required metric tolerated; one more ends the run Inconclusive. Room
     for the windows to fill: the first measurements of a new revision often have too few samples."""
     consecutive_error_limit: Annotated[int, Field(ge=0, le=100)] = 4

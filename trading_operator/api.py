@@ -116,6 +116,14 @@ class RolloutSettings(CamelModel):
     pulled, a config the runtime cannot use, a readiness check that never passes) — and while it is stuck
     no fix, analysis or tuning can proceed for the symbol. At least 30 s (a cold node's image pull), at most
     30 min."""
+    crash_loop_restarts: Annotated[int, Field(ge=2, le=20)] = 2
+    """Restarts of one container within `crashLoopWindowSeconds` that make a crash loop, even when the container
+    is Ready again between them (a runtime that crashes some time after it starts). 2: what the kubelet itself
+    calls CrashLoopBackOff (the second crash waits out a back-off), so the loop reads the same before, during
+    and after each back-off; one restart alone can be a node's blip."""
+    crash_loop_window_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+    """The window restarts are counted in. 10 min, the kubelet's own memory of a container's back-off: a
+    container that crashes less often than that restarts at once each time and looks healthy to it."""
 
 
 class DrainSettings(CamelModel):
@@ -452,6 +460,42 @@ class PinnedModel(CamelModel):
     """When the registry answered (RFC 3339)."""
 
 
+class FailedRevision(CamelModel):
+    """A revision that failed (its analysis, its pods, a breach after promotion, a tuning breach) or was rolled
+    back from by request: running it again takes `opsctl rollback --force` and a fresh analysis."""
+
+    revision: int
+    """The revision."""
+    reason: str
+    """Why (CamelCase reason and detail, as in `lastRollback`)."""
+    time: str
+    """When (RFC 3339)."""
+
+
+class ForcedRollback(CamelModel):
+    """A failed revision a person rolled back to with `--force`: it runs under analysis against stable."""
+
+    revision: int
+    """The failed revision under analysis."""
+    generation: int
+    """The spec generation it was asked for: a new spec ends it (the spec's revision rolls out)."""
+
+
+class ContainerRestarts(CamelModel):
+    """When the operator saw one container of the symbol's pods restart (crash loops between ready flaps)."""
+
+    pod: str
+    """Pod name."""
+    container: str
+    """Container name."""
+    revision: int
+    """Revision the pod runs."""
+    count: int
+    """restartCount last seen."""
+    times: list[str] = []
+    """When its restarts happened (RFC 3339), within `spec.rollout.crashLoopWindowSeconds`, newest last."""
+
+
 class TradingSymbolStatus(CamelModel):
     """Observed state of a TradingSymbol, written by the operator."""
 
@@ -493,3 +537,9 @@ class TradingSymbolStatus(CamelModel):
     """The last resolution of `spec.model` (new revisions pin its version)."""
     fleet_change: str | None = None
     """The FleetRollout change the update revision was built with (`rollout@change`), if any."""
+    failed_revisions: list[FailedRevision] = []
+    """The latest revisions that failed or were rolled back from, newest last (bounded)."""
+    forced_rollback: ForcedRollback | None = None
+    """A failed revision rolled back to with `--force`, under analysis."""
+    restarts: list[ContainerRestarts] = []
+    """Containers of the symbol's pods that restarted, and when (a crash loop is counted in a window)."""

@@ -27,6 +27,8 @@ from trading_operator.kube_async import AsyncKubeApi
 from trading_operator.planner import NORMAL, WARNING
 from trading_operator.progress import problem_of
 from trading_operator.prometheus import MetricsSource
+from trading_operator.restarts import recently_restarted
+from trading_operator.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ CHILD_RESOURCES = (
 MANAGED = {"app.kubernetes.io/managed-by": naming.MANAGER}
 RESYNC_SECONDS = float(os.environ.get("TRADEOPS_RESYNC_SECONDS", "60"))
 DRAIN_POLL_SECONDS = float(os.environ.get("TRADEOPS_DRAIN_POLL_SECONDS", "2"))
+RESTART_RECENT_SECONDS = 60.0
+"""A pod whose container ended this recently is reconciled on its updates (it restarted: counted)."""
 
 
 def _context(memo: Any) -> OperatorContext:
@@ -187,9 +191,12 @@ for _group, _version, _plural in CHILD_RESOURCES:
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
 async def on_pod_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     """A crash loop or an image that cannot be pulled shows on a Pod first (its Deployment may not change):
-    reconcile then. Pods changing for any other reason (probes, restarts that recover) are left to the
-    Deployment's own events, so a busy fleet does not cost a reconcile per pod status update."""
-    if type == "DELETED" or problem_of(dict(body)) is None:
+    reconcile then, and after a container restart (the planner counts them: a crash loop between ready flaps).
+    Pods changing for any other reason (probes) are left to the Deployment's own events, so a busy fleet does
+    not cost a reconcile per pod status update."""
+    pod = dict(body)
+    if type == "DELETED" or (problem_of(pod) is None
+                             and not recently_restarted(pod, now_rfc3339(), RESTART_RECENT_SECONDS)):
         return
     await on_child_event(type=type, body=body, memo=memo)
 

@@ -11,7 +11,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies.risk import risk_problems
-from trading_operator import claim_status, claims, model_health, model_resolution, naming, tuner, user_requests
+from trading_operator import (
+    claim_status,
+    claims,
+    model_health,
+    model_resolution,
+    naming,
+    restarts,
+    tuner,
+    user_requests,
+)
 from trading_operator.api import (
     AnalysisPhase,
     BackgroundState,
@@ -119,6 +128,8 @@ def plan(observed: Observed) -> Plan:
     if problems := risk_problems(observed.policies, spec.policies.risk, spec.config.risk):
         return _finish(result, observed, _invalid(result, observed, status, "; ".join(problems)))
     status = fold_findings(result, observed, spec, status, policies)
+    status = status.model_copy(update={"restarts": restarts.track(
+        status.restarts, observed.pods, observed.now, spec.rollout.crash_loop_window_seconds)})
     status = model_health.fold(result, spec, status, observed.findings, observed.generation, observed.now)
     base_config = spec.config.model_dump(by_alias=True, mode="json")
     if spec.model is None:
@@ -147,7 +158,7 @@ def plan(observed: Observed) -> Plan:
     running = {"main": _running_revision(observed.children.get("Deployment"), spec.replicas),
                "shadow": _running_revision(observed.children.get(SHADOW_DEPLOYMENT), 1)}
     decision = decide(result, observed, spec, status, revisions, update, candidate, policies, tuning, running,
-                      _failing(observed))
+                      _failing(observed, spec, status))
     target = decision.target
 
     rolled_out = False
@@ -177,8 +188,10 @@ def plan(observed: Observed) -> Plan:
     return _finish(result, observed, claim_status.owned(result, observed, spec.symbol, status))
 
 
-def _failing(observed: Observed) -> dict[str, tuple[int, NotReady]]:
-    """Per Deployment (`main`, `shadow`): the revision it runs whose pods cannot become ready, and why."""
+def _failing(observed: Observed, spec: TradingSymbolSpec, status: TradingSymbolStatus) \
+        -> dict[str, tuple[int, NotReady]]:
+    """Per Deployment (`main`, `shadow`): the revision it runs whose pods cannot become ready (or keep
+    restarting: `status.restarts`), and why."""
     failing = {}
     for where, key in (("main", "Deployment"), ("shadow", SHADOW_DEPLOYMENT)):
         deployment = observed.children.get(key)
@@ -187,8 +200,10 @@ def _failing(observed: Observed) -> dict[str, tuple[int, NotReady]]:
         shadow = where == "shadow"
         pods = [p for p in observed.pods
                 if (p.get("metadata", {}).get("labels", {}).get(naming.TRACK_LABEL) == "shadow") == shadow]
-        why = not_ready(deployment, pods)
         revision = _template_revision(deployment)
+        looping = restarts.crash_loop(status.restarts, pods, revision, spec.rollout, observed.now) \
+            if revision is not None else None
+        why = not_ready(deployment, pods, looping)
         if why is not None and revision is not None:
             failing[where] = (revision, why)
     return failing
@@ -464,6 +479,8 @@ def _status(
             "tuning": decision.tuning,
             "background": background,
             "requests": user_requests.records(status.requests, decision.requests, now),
+            "failed_revisions": decision.failed,
+            "forced_rollback": decision.forced,
         }
     )
 

@@ -67,8 +67,10 @@ def problem_of(pod: Manifest) -> NotReady | None:
     return None
 
 
-def not_ready(deployment: Manifest | None, pods: list[Manifest]) -> NotReady | None:
-    """Why the revision the Deployment runs cannot become ready, or None while it may still."""
+def not_ready(deployment: Manifest | None, pods: list[Manifest], restart_loop: NotReady | None = None) \
+        -> NotReady | None:
+    """Why the revision the Deployment runs cannot become ready, or None while it may still. `restart_loop`:
+    the revision's containers restarting too often in a window (`restarts.crash_loop`), Ready or not."""
     if deployment is None:
         return None
     labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
@@ -77,6 +79,8 @@ def not_ready(deployment: Manifest | None, pods: list[Manifest]) -> NotReady | N
     crash = next((p for p in problems if p.reason in (Reason.CRASH_LOOP_BACK_OFF, Reason.OOM_KILLED)), None)
     if crash is not None:
         return crash
+    if restart_loop is not None:
+        return restart_loop
     state = deployment.get("status") or {}
     current = int(state.get("observedGeneration") or 0) >= int(deployment.get("metadata", {}).get("generation", 0))
     progressing = next((c for c in state.get("conditions") or [] if c.get("type") == "Progressing"), None)

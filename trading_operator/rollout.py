@@ -17,13 +17,15 @@ from typing import Any
 
 from policies.loader import PolicySet
 from policies.models import AnalysisPolicySpec, SLOPolicySpec, TuningPolicySpec
-from trading_operator import tuner, user_requests
+from trading_operator import failures, tuner, user_requests
 from trading_operator.analysis import OBJECTIVE, AnalysisSettings, measured_mean, record, settings_for
 from trading_operator.api import (
     AnalysisKind,
     AnalysisPhase,
     AnalysisRun,
     ConditionStatus,
+    FailedRevision,
+    ForcedRollback,
     RequestAction,
     RollbackRecord,
     TradingSymbolSpec,
@@ -126,6 +128,7 @@ def _background_rollback(status: TradingSymbolStatus, outcome: Outcome, now: str
                               reason=f"SLOBreach: {outcome.background.last_breach}", time=now)
     return status.model_copy(update={
         "background": outcome.background,
+        "failed_revisions": failures.remember(status.failed_revisions, status.stable_revision, rollback.reason, now),
         "aborted_revision": status.stable_revision,
         "stable_revision": status.previous_stable_revision,
         "previous_stable_revision": 0,
@@ -177,6 +180,10 @@ class Decision:
     """This reconcile's answers to requests (promote, abort, retry, rollback, restart)."""
     restarted_at: str | None = None
     """Set when a restart request was accepted: the new pod-template stamp."""
+    failed: list[FailedRevision] = dataclasses.field(default_factory=list)
+    """Revisions that failed or were rolled back from (`failures.py`)."""
+    forced: ForcedRollback | None = None
+    """A failed revision rolled back to by force, under analysis."""
 
 
 def decide(
@@ -218,18 +225,22 @@ def _decide(
     decision = Decision(
         target=None, shadow=None, stable=status.stable_revision, previous_stable=status.previous_stable_revision,
         stable_since=status.stable_since, aborted=aborted, last_rollback=status.last_rollback,
-        analysis=status.analysis, tuning=tuning,
+        analysis=status.analysis, tuning=tuning, failed=list(status.failed_revisions),
+        forced=_still_forced(status, observed, revisions),
     )
     current = find_by_number(revisions, status.current_revision)
     stable = find_by_number(revisions, decision.stable)
-    nxt = candidate or update
+    forced = find_by_number(revisions, decision.forced.revision) if decision.forced else None
+    nxt = forced or candidate or update
     decision.requests = user_requests.answer(observed.annotations, user_requests.moment_of(
-        observed.generation, status, nxt.number, aborted, spec.paused, revisions))
+        observed.generation, status, nxt.number, aborted, spec.paused, revisions, failures.reasons(decision.failed)))
     user_requests.respond(result, decision.requests)
     if decision.requests.accepted(RequestAction.RESTART):
         decision.restarted_at = observed.now
     rollback = decision.requests.accepted(RequestAction.ROLLBACK)
-    if rollback is not None and not rollback.forced_retry and _manual_rollback(
+    if rollback is not None and rollback.forced_analysis:
+        forced = _force(result, observed, revisions, update, rollback.payload, decision) or forced
+    elif rollback is not None and not rollback.forced_retry and _manual_rollback(
             result, observed, revisions, update, current, rollback.payload, decision):
         return decision
     if stable is None:
@@ -245,6 +256,11 @@ def _decide(
                 and decision.analysis.phase is not AnalysisPhase.FAILED:
             decision.shadow = nxt if decision.analysis.kind is AnalysisKind.SHADOW else None
         _fail_stuck_while_paused(result, observed, stable, decision, failing)
+        return decision
+    if forced is not None:
+        held = decision.aborted
+        decide_new(result, observed, spec, stable, forced, None, policies, decision, running, failing)
+        _conclude_forced(decision, forced, update, held, observed.now)
         return decision
     if nxt.number == stable.number:
         decision.target = stable
@@ -263,6 +279,8 @@ def _first_never_ready(result: Plan, observed: Observed, target: Revision, why: 
     """A first revision that cannot become ready has nothing to return to: it stays (a fix is a new spec),
     the symbol is Degraded with the pod-level reason, and the Event is sent once, not on every reconcile."""
     decision.never_ready = why
+    if target.number not in failures.reasons(decision.failed):
+        decision.failed = failures.remember(decision.failed, target.number, why.describe(), observed.now)
     run = decision.analysis
     if run is None or run.revision != target.number or run.phase is not AnalysisPhase.FAILED:
         decision.analysis = AnalysisRun(revision=target.number, kind=AnalysisKind.ROLLOUT, phase=AnalysisPhase.FAILED,
@@ -349,6 +367,7 @@ def _roll_back(result: Plan, now: str, stable: Revision, failed: Revision, run: 
     decision.target, decision.shadow, decision.aborted, decision.analysis = stable, None, failed.number, run
     decision.last_rollback = RollbackRecord(from_revision=failed.number, to_revision=stable.number, reason=why,
                                             time=now)
+    decision.failed = failures.remember(decision.failed, failed.number, why, now)
     what = "Shadow analysis" if shadowed else "Analysis"
     back = "kept" if shadowed else "rolled back to"
     result.event(WARNING, Reason.ROLLED_BACK,
@@ -406,6 +425,7 @@ def _finished(run: AnalysisRun | None, nxt: Revision, kind: AnalysisKind, stable
 def _promote(result: Plan, observed: Observed, stable: Revision, nxt: Revision, decision: Decision,
              why: str) -> None:
     decision.previous_stable, decision.stable, decision.stable_since = stable.number, nxt.number, observed.now
+    decision.failed = failures.forget(decision.failed, nxt.number)
     decision.target, decision.shadow = nxt, None
     result.event(NORMAL, Reason.PROMOTED, f"Revision {nxt.number} promoted to stable ({why})")
 
@@ -433,6 +453,7 @@ def _conclude_tuning(
     if outcome == "SLOBreach":
         decision.last_rollback = RollbackRecord(from_revision=nxt.number, to_revision=stable.number,
                                                 reason=f"TuningSLOBreach: {run.message}", time=observed.now)
+        decision.failed = failures.remember(decision.failed, nxt.number, decision.last_rollback.reason, observed.now)
         result.event(WARNING, Reason.TUNING_REVERTED,
                      f"Tuning proposal (revision {nxt.number}) breached an SLO ({run.message}); reverted to "
                      f"revision {stable.number}")
@@ -457,6 +478,10 @@ def _manual_rollback(
                                             reason=f"ManualRollback: requested revision {chosen.number}",
                                             time=observed.now)
     decision.aborted = update.number if update.number != chosen.number else None
+    if decision.aborted is not None and decision.aborted not in failures.reasons(decision.failed):
+        decision.failed = failures.remember(decision.failed, decision.aborted,
+                                            f"ManualRollback: rolled back to revision {chosen.number} by request",
+                                            observed.now)
     if decision.analysis is not None and decision.analysis.phase is AnalysisPhase.RUNNING:
         decision.analysis = decision.analysis.model_copy(update={
             "phase": AnalysisPhase.FAILED, "message": f"aborted: manual rollback to {chosen.number}",
@@ -471,3 +496,56 @@ def _manual_rollback(
                  f"Rolled back from revision {from_number} to {chosen.number} (manual){held}")
     return True
 
+
+
+def _still_forced(status: TradingSymbolStatus, observed: Observed, revisions: list[Revision]) -> ForcedRollback | None:
+    """The forced rollback under way, unless the spec changed since (its revision rolls out instead), the
+    revision is gone, or it already became stable."""
+    forced = status.forced_rollback
+    if forced is None or forced.generation != observed.generation or forced.revision == status.stable_revision \
+            or find_by_number(revisions, forced.revision) is None:
+        return None
+    return forced
+
+
+def _force(result: Plan, observed: Observed, revisions: list[Revision], update: Revision,
+           request: RequestPayload | None, decision: Decision) -> Revision | None:
+    """Act on an accepted `rollback --force` to an older failed revision: it is to run with a fresh analysis
+    while stable stays stable; what was under way is ended and the spec's revision held (aborted) as any
+    rollback by request holds it."""
+    chosen = find_by_number(revisions, request.to_revision or 0) if request else None
+    if chosen is None:
+        return None
+    if decision.analysis is not None and decision.analysis.phase is AnalysisPhase.RUNNING:
+        decision.analysis = decision.analysis.model_copy(update={
+            "phase": AnalysisPhase.FAILED, "message": f"aborted: forced rollback to {chosen.number}",
+            "finished_at": observed.now})
+    if decision.analysis is not None and decision.analysis.revision == chosen.number:
+        decision.analysis = None  # its old verdict is not this run's: a fresh analysis
+    if decision.tuning is not None and decision.tuning.candidate is not None:
+        decision.tuning = decision.tuning.model_copy(update={"candidate": None})
+    if update.number not in (decision.stable, chosen.number):
+        decision.aborted = update.number
+    decision.forced = ForcedRollback(revision=chosen.number, generation=observed.generation)
+    result.event(NORMAL, Reason.RETRYING,
+                 f"Rolling back to failed revision {chosen.number} by request (forced): it runs with a fresh "
+                 f"analysis; revision {decision.stable} stays stable until it passes")
+    return chosen
+
+
+def _conclude_forced(decision: Decision, forced: Revision, update: Revision, held: int | None, now: str) -> None:
+    """A forced rollback's verdict: promoted (`decide_new` did it, and forgot the failure; the spec's revision is
+    then held, as after any rollback by request), or failed again and back to stable with the spec's revision
+    held as before; either way it is over."""
+    if decision.stable == forced.number:
+        if update.number != forced.number:
+            decision.aborted = update.number
+            if update.number not in failures.reasons(decision.failed):
+                why = f"ManualRollback: rolled back to revision {forced.number} by request"
+                decision.failed = failures.remember(decision.failed, update.number, why, now)
+        decision.forced = None
+        return
+    run = decision.analysis
+    if run is not None and run.revision == forced.number and run.phase is AnalysisPhase.FAILED:
+        decision.aborted = held
+        decision.forced = None

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from pydantic import Field, ValidationError
@@ -60,6 +61,7 @@ class Refusal(enum.StrEnum):
     NO_SUCH_REVISION = "NoSuchRevision"
     ALREADY_RUNNING = "AlreadyRunning"
     ABORTED_NEEDS_FORCE = "AbortedNeedsForce"
+    NO_STABLE = "NoStableRevision"
     UNDER_ANALYSIS = "UnderAnalysis"
     SUPERSEDED = "Superseded"
     SPEC_INVALID = "SpecInvalid"
@@ -114,6 +116,8 @@ class Moment:
     revisions: frozenset[int]
     answered: frozenset[str]
     """Ids of the requests already answered."""
+    failed: Mapping[int, str] = field(default_factory=dict)
+    """Revisions that failed (or were rolled back from), with why: `status.failedRevisions`."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ class Answer:
     message: str
     forced_retry: bool = False
     """An accepted `rollback --force` to the aborted revision: it runs again analysed, as a retry would."""
+    forced_analysis: bool = False
+    """An accepted `rollback --force` to an older failed revision: it runs under analysis against stable."""
 
 
 @dataclass(frozen=True)
@@ -150,8 +156,9 @@ def _refused(action: RequestAction, payload: RequestPayload | None, why: Refusal
     return Answer(action, ANNOTATIONS[action], payload, False, why.value, message)
 
 
-def _accepted(action: RequestAction, payload: RequestPayload, message: str, forced_retry: bool = False) -> Answer:
-    return Answer(action, ANNOTATIONS[action], payload, True, ACCEPTED, message, forced_retry)
+def _accepted(action: RequestAction, payload: RequestPayload, message: str, forced_retry: bool = False,
+              forced_analysis: bool = False) -> Answer:
+    return Answer(action, ANNOTATIONS[action], payload, True, ACCEPTED, message, forced_retry, forced_analysis)
 
 
 def _generation_moved(action: RequestAction, payload: RequestPayload, moment: Moment) -> Answer | None:
@@ -207,14 +214,23 @@ def _judge_rollback(p: RequestPayload, moment: Moment) -> Answer:
                         f"revision {moment.current} runs now, not {p.revision}")
     if to == moment.current:
         return _refused(action, p, Refusal.ALREADY_RUNNING, f"revision {to} is already running")
-    if to == moment.aborted:
+    if to == moment.aborted or to in moment.failed:
+        why = f" ({moment.failed[to]})" if to in moment.failed else ""
         if not p.force:
             return _refused(action, p, Refusal.ABORTED_NEEDS_FORCE,
-                            f"revision {to} failed and is aborted; --force runs it again, with a fresh analysis")
+                            f"revision {to} is marked failed{why}; --force runs it again, with a fresh analysis")
         if moment.paused:
             return _refused(action, p, Refusal.PAUSED, "changes are held (spec.paused): resume first")
-        return _accepted(action, p, f"rollback to aborted revision {to} forced: it runs with a fresh analysis",
-                         forced_retry=True)
+        if to == moment.aborted:
+            return _accepted(action, p, f"rollback to aborted revision {to} forced: it runs with a fresh analysis",
+                             forced_retry=True)
+        if not moment.stable:
+            return _refused(action, p, Refusal.NO_STABLE,
+                            f"revision {to} failed{why} and there is no stable revision to analyse it against "
+                            "or return to")
+        return _accepted(action, p, f"rollback to failed revision {to} forced: it runs with a fresh analysis, "
+                                    f"revision {moment.stable} stays stable until it passes",
+                         forced_analysis=True)
     return _accepted(action, p, f"rollback from revision {p.revision} to {to}")
 
 
@@ -294,15 +310,16 @@ def describe(answer_: Answer) -> str:
 
 
 def moment_of(generation: int, status: TradingSymbolStatus, next_number: int, aborted: int | None, paused: bool,
-              revisions: list[Revision]) -> Moment:
+              revisions: list[Revision], failed: Mapping[int, str] | None = None) -> Moment:
     """The moment a reconcile observes: `next_number` is the revision to take over from stable (the spec's,
-    or a tuning candidate), `aborted` the spec's revision when it is aborted."""
+    a tuning candidate or a failed revision rolled back to by force), `aborted` the spec's revision when it is
+    aborted, `failed` the revisions that failed and why."""
     stable = status.stable_revision
     under_way = next_number if stable and next_number not in (stable, aborted) and not paused else None
     return Moment(generation=generation, current=status.current_revision, stable=stable, under_way=under_way,
                   run=status.analysis, aborted=aborted, paused=paused,
                   revisions=frozenset(r.number for r in revisions),
-                  answered=frozenset(r.id for r in status.requests))
+                  answered=frozenset(r.id for r in status.requests), failed=dict(failed or {}))
 
 
 def respond(result: Plan, answers: Answers) -> None:

@@ -201,3 +201,34 @@ def test_stable_pods_keep_their_config_through_a_surge_rollout_and_a_rollback_re
     wait_for(lambda: {d for _, r, d in _pod_config_hashes(kube, namespace) if r == "1"} == {old_hash}
              and len(_pod_config_hashes(kube, namespace)) == 2, 60, "both pods on revision 1's exact config")
     assert kube.get(CONFIGMAPS, namespace, old["metadata"]["name"])["immutable"] is True
+
+
+def test_a_stable_revision_that_crashes_after_becoming_ready_stays_a_crash_loop_between_its_restarts(
+        kube: KubeApi) -> None:
+    """Ready, crash, restart, Ready again, ...: its restarts are counted in the window (2 in 600 s by default),
+    so the symbol reads as crash looping while the container is Ready between two crashes, not only in the
+    moments it waits out a back-off."""
+    namespace = new_namespace(kube)
+    create_ts(kube, namespace, "spy", rollout=SLOW_DEADLINE, config={"faultInjection": {"crashAfterSeconds": 4}})
+    wait_status(kube, namespace, "spy", timeout=120, stableRevision=1, currentRevision=1)
+    seen: list[tuple[bool, str, str]] = []
+
+    def ready_while_degraded() -> bool:
+        pods = kube.list_objects(PODS, namespace)
+        ready = any(c.get("ready") and c.get("restartCount", 0) >= 3 for p in pods
+                    for c in p["status"].get("containerStatuses", []))
+        degraded = condition(kube, namespace, "spy", "Degraded")
+        seen.append((ready, degraded.get("status", ""), degraded.get("message", "")))
+        return ready and degraded.get("status") == "True" and "times within 600s" in degraded.get("message", "")
+
+    wait_for(ready_while_degraded, 240, "the container Ready again after 3 restarts, the symbol still Degraded",
+             interval=0.2)
+    degraded = condition(kube, namespace, "spy", "Degraded")
+    assert degraded["reason"] == "CrashLoopBackOff"
+    assert "faultInjection.crashAfterSeconds" in degraded["message"]
+    final = status(kube, namespace, "spy")
+    assert final["stableRevision"] == final["currentRevision"] == 1  # nothing to roll back to: reported, not looped
+    assert final["restarts"]
+    assert final["restarts"][0]["revision"] == 1
+    reported = [e["message"] for e in events(kube, namespace, "spy") if e["reason"] == "CrashLoopBackOff"]
+    assert len(reported) == 1, reported  # one Event when the loop began, not one per flap

@@ -119,7 +119,8 @@ def test_rollback_to_the_aborted_revision_needs_force_and_then_goes_through_anal
     wait_status(stack.kube, ns, "spy", currentRevision=1, abortedRevision=2)
     refused = opsctl(stack, ns, "rollback", "spy", "--to-revision", "2")
     assert refused.exit_code == 6
-    assert "revision 2 of spy failed and is aborted: --force runs it again" in refused.stderr
+    assert "revision 2 of spy is marked failed (ManualRollback: rolled back to revision 1 by request): --force runs " \
+           "it again" in refused.stderr
     forced = opsctl(stack, ns, "rollback", "spy", "--to-revision", "2", "--force")
     assert forced.exit_code == 0, forced.stdout + forced.stderr
     assert "forced: it runs with a fresh analysis" in forced.stdout
@@ -128,6 +129,31 @@ def test_rollback_to_the_aborted_revision_needs_force_and_then_goes_through_anal
     # manual rollback straight to stable.
     assert final["lastRollback"]["toRevision"] == 1
     assert "abortedRevision" not in final
+    wait_event(stack.kube, ns, "spy", "Retrying")
+
+
+@pytest.mark.e2e
+def test_a_rollback_to_an_older_failed_revision_needs_force_and_then_goes_through_analysis(stack, ns):
+    two_revisions(stack, ns)
+    assert opsctl(stack, ns, "rollback", "spy", "--to-revision", "1").exit_code == 0
+    wait_status(stack.kube, ns, "spy", currentRevision=1, abortedRevision=2)
+    patch_spec(stack.kube, ns, "spy", {"config": {"parameters": {"batchSize": 1024}}})  # git moves on: revision 3
+    moved_on = wait_status(stack.kube, ns, "spy", phase="Ready", currentRevision=3, stableRevision=3)
+    assert "abortedRevision" not in moved_on  # revision 2 is no longer the aborted one ...
+    assert [f["revision"] for f in moved_on["failedRevisions"]] == [2]  # ... but still a failed one
+    refused = opsctl(stack, ns, "rollback", "spy", "--to-revision", "2")
+    assert refused.exit_code == 6
+    assert "revision 2 of spy is marked failed (ManualRollback: rolled back to revision 1 by request)" in \
+           refused.stderr
+    forced = opsctl(stack, ns, "rollback", "spy", "--to-revision", "2", "--force")
+    assert forced.exit_code == 0, forced.stdout + forced.stderr
+    assert "revision 3 stays stable until it passes" in forced.stdout
+    # These policies have no analysis metrics: promoted once rolled out, through the analysis path.
+    final = wait_status(stack.kube, ns, "spy", currentRevision=2, stableRevision=2)
+    assert final["previousStableRevision"] == 3
+    assert final["abortedRevision"] == 3  # the spec's revision is held, as after any rollback by request
+    assert "forcedRollback" not in final
+    assert [f["revision"] for f in final["failedRevisions"]] == [3]
     wait_event(stack.kube, ns, "spy", "Retrying")
 
 

@@ -339,9 +339,9 @@ def test_describe_shows_the_analysis_progress(cluster: Cluster) -> None:
         "measurements": [{"time": "2026-11-25T10:00:06Z", "metric": "tick-to-signal-latency", "phase": "Successful",
                           "value": 0.0013, "message": "0.0013 s below 0.05 s"}]}})
     out = cluster.opsctl("describe", "spy").stdout
-    # The shipped analysis policy: 5 measurements, 2 s apart.
-    assert ("Analysis:     Rollout analysis of revision 3: Running, measurement 2 of 5, latest tick-to-signal-latency "
-            "0.0013 s below 0.05 s (Successful), about 6s left\n") in out
+    # The shipped analysis policy: 10 measurements, 1 s apart.
+    assert ("Analysis:     Rollout analysis of revision 3: Running, measurement 2 of 10, latest tick-to-signal-latency "
+            "0.0013 s below 0.05 s (Successful), about 8s left\n") in out
 
 
 def test_history_shows_changes_ages_and_marks(cluster: Cluster) -> None:

@@ -128,9 +128,9 @@ def test_analysis_prints_the_verdict_counts_and_measurements(cluster: Cluster) -
     result = cluster.opsctl("analysis", "spy")
     assert result.exit_code == 0, result.output
     out = result.stdout.splitlines()
-    # The shipped analysis policy: 5 measurements 2 s apart; a failure within the limit is measured again.
-    assert out[0] == ("spy: Rollout analysis of revision 3: Running, measurement 3 of 5, latest tick-to-signal-latency "
-                      "0.12 s not below 0.05 s (Failed), about 4s left")
+    # The shipped analysis policy: 10 measurements 1 s apart; a failure within the limit is measured again.
+    assert out[0] == ("spy: Rollout analysis of revision 3: Running, measurement 3 of 10, latest "
+                      "tick-to-signal-latency 0.12 s not below 0.05 s (Failed), about 7s left")
     assert "tick-to-signal-latency: 2 ok, 1 failed, 0 inconclusive, 0 errors" in out
     assert out[-1].split()[1:5] == ["tick-to-signal-latency", "Failed", "0.12", "-"]
     assert out[-1].endswith("0.12 s not below 0.05 s")

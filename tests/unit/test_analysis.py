@@ -232,7 +232,7 @@ def test_kept_measurements_are_bounded():
 
 
 def test_spec_overrides_win_over_the_policy():
-    settings = settings_for(AnalysisPolicySpec(count=5, failure_limit=1),
+    settings = settings_for(AnalysisPolicySpec(count=5, failure_limit=1, interval_seconds=2),
                             RolloutSettings(analysis_count=2, failure_limit=0))
     assert (settings.count, settings.failure_limit, settings.interval_seconds) == (2, 0, 2)
 

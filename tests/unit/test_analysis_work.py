@@ -41,11 +41,12 @@ def work(spec: TradingSymbolSpec, status: TradingSymbolStatus, now: str, frozen:
 def test_a_running_analysis_waits_for_its_initial_delay_then_measures_every_metric_of_its_revision():
     status = TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=3, stable_revision=2,
                                  analysis=AnalysisRun(revision=3, kind=AnalysisKind.ROLLOUT, started_at=at(0)))
-    assert work(SPEC, status, at(1)) == (None, 2)
-    found, delay = work(SPEC, status, at(4))
+    # The shipped policy: the first measurement 2 s in, then every second.
+    assert work(SPEC, status, at(1)) == (None, 1)
+    found, delay = work(SPEC, status, at(2))
     assert found is not None
     assert found.kind is WorkKind.RUN
-    assert delay == 2
+    assert delay == 1
     assert [q.metric for q in found.queries] == ["tick-to-signal-latency", "error-ratio", "availability",
                                                  "signal-hit-rate"]
     assert all('revision="3"' in q.promql for q in found.queries)

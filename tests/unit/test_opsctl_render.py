@@ -239,6 +239,19 @@ def test_rollback_to_the_aborted_revision_needs_force():
     assert plan_rollback(ts(status=aborted), REVISIONS, 1, force=True).payload.force is False
 
 
+def test_rollback_to_an_older_failed_revision_needs_force():
+    moved_on = {"currentRevision": 3, "stableRevision": 3, "updateRevision": 3,
+                "failedRevisions": [{"revision": 2, "reason": "CrashLoopBackOff: pod spy-trading-2-a",
+                                     "time": "2026-11-25T10:00:00Z"}]}
+    with pytest.raises(OpsctlError, match=r"revision 2 of spy is marked failed "
+                       r"\(CrashLoopBackOff: pod spy-trading-2-a\): --force runs it again") as refused:
+        plan_rollback(ts(status=moved_on), REVISIONS, 2)
+    assert refused.value.code is ExitCode.REJECTED
+    forced = plan_rollback(ts(status=moved_on), REVISIONS, 2, force=True).payload
+    assert (forced.revision, forced.to_revision, forced.force) == (3, 2, True)
+    assert plan_rollback(ts(status=moved_on), REVISIONS, 1).payload.force is False  # never failed: plain
+
+
 @pytest.mark.parametrize(("status", "to", "code", "text"), [
     ({"currentRevision": 3}, 7, ExitCode.NOT_FOUND, "spy has no revision 7 (revisions: 1, 2, 3"),
     ({"currentRevision": 1, "stableRevision": 1}, None, ExitCode.NOT_FOUND, "no revision before 1"),

@@ -432,3 +432,81 @@ def test_a_stable_revision_that_starts_crash_looping_is_reported_once_and_never_
     world.step()
     assert world.status["phase"] == "Ready"
     assert world.condition("Degraded")["reason"] == "AsExpected"
+
+
+def with_failed_then_stable() -> World:
+    """Revision 2 failed its analysis; the spec moved on to revision 3, which is stable: 2 is no longer the
+    aborted revision, but still a failed one."""
+    world = with_new_revision()
+    verdict(world, "Failed", "tick-to-signal-latency: 0.12 s not below 0.05 s")
+    world.deployment_ready()
+    world.edit_spec({"config": {"strategy": {"entryScore": 0.75}}})
+    world.converge()
+    verdict(world, "Successful", "10 measurements passed")
+    assert (world.status["stableRevision"], world.status.get("abortedRevision")) == (3, None)
+    assert [(f["revision"], f["reason"]) for f in world.status["failedRevisions"]] == [
+        (2, "AnalysisFailed: tick-to-signal-latency: 0.12 s not below 0.05 s")]
+    return world
+
+
+def test_a_rollback_to_an_older_failed_revision_needs_force():
+    world = with_failed_then_stable()
+    refused = world.request(RequestAction.ROLLBACK, to_revision=2)
+    world.step()
+    answer = world.answer(refused)
+    assert answer is not None
+    assert (answer["outcome"], answer["reason"]) == ("Refused", "AbortedNeedsForce")
+    assert "revision 2 is marked failed (AnalysisFailed: tick-to-signal-latency: 0.12 s" in answer["message"]
+    assert world.running_revision() == 3
+    assert world.status["stableRevision"] == 3
+
+
+def _forced_back_to_2(world: World) -> None:
+    accepted = world.request(RequestAction.ROLLBACK, to_revision=2, force=True)
+    world.step()
+    assert world.answer(accepted)["outcome"] == "Accepted"  # type: ignore[index]
+    assert world.running_revision() == 2
+    assert world.status["stableRevision"] == 3  # not stable without an analysis
+    assert world.status["forcedRollback"]["revision"] == 2
+    world.deployment_ready()
+    world.step()
+    run = world.status["analysis"]
+    assert (run["revision"], run["phase"], run.get("tallies", [])) == (2, "Running", [])  # a fresh run
+    assert world.status["phase"] == "Progressing"
+
+
+def test_a_forced_rollback_to_an_older_failed_revision_that_fails_again_returns_to_stable():
+    world = with_failed_then_stable()
+    _forced_back_to_2(world)
+    verdict(world, "Failed", "error-ratio: 0.2 not below 0.01")
+    assert world.running_revision() == 3
+    assert world.status["stableRevision"] == 3
+    assert world.status.get("abortedRevision") is None  # the spec's revision 3 runs as before
+    assert "forcedRollback" not in world.status
+    assert [(f["revision"], f["reason"]) for f in world.status["failedRevisions"]] == [
+        (2, "AnalysisFailed: error-ratio: 0.2 not below 0.01")]
+    world.deployment_ready()
+    world.step()
+    assert world.running_revision() == 3  # and stays: nothing loops
+
+
+def test_a_forced_rollback_to_an_older_failed_revision_that_passes_becomes_stable():
+    world = with_failed_then_stable()
+    _forced_back_to_2(world)
+    verdict(world, "Successful", "10 measurements passed")
+    assert (world.status["stableRevision"], world.status["previousStableRevision"]) == (2, 3)
+    assert world.status["abortedRevision"] == 3  # the spec's revision is held, as after any rollback by request
+    assert "forcedRollback" not in world.status
+    assert [f["revision"] for f in world.status["failedRevisions"]] == [3]
+    world.deployment_ready()
+    world.step()
+    assert world.running_revision() == 2
+
+
+def test_a_forced_rollback_ends_when_the_spec_changes():
+    world = with_failed_then_stable()
+    _forced_back_to_2(world)
+    world.edit_spec({"config": {"strategy": {"entryScore": 0.8}}})
+    world.step()
+    assert "forcedRollback" not in world.status
+    assert world.running_revision() == 4

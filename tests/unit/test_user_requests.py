@@ -23,6 +23,8 @@ ANALYSING = Moment(generation=2, current=2, stable=1, under_way=2, run=RUN, abor
 ABORTED = dataclasses.replace(ANALYSING, current=1, under_way=None, aborted=2,
                               run=RUN.model_copy(update={"phase": AnalysisPhase.FAILED, "message": "latency"}))
 STEADY = dataclasses.replace(ANALYSING, current=2, stable=2, under_way=None, run=None)
+OLDER_FAILED = dataclasses.replace(STEADY, failed={1: "CrashLoopBackOff: pod spy-trading-1-a ..."})
+"""Stable 2; revision 1 failed once (not the spec's revision: not `aborted`)."""
 
 
 def request(revision: int = 2, generation: int = 2, **fields: Any) -> str:
@@ -55,6 +57,12 @@ def concluded(phase: AnalysisPhase) -> Moment:
     (RequestAction.ROLLBACK, request(revision=1, to_revision=2), ABORTED, "AbortedNeedsForce"),
     (RequestAction.ROLLBACK, request(revision=1, to_revision=2, force=True), ABORTED, "Accepted"),
     (RequestAction.ROLLBACK, request(revision=1, to_revision=1), ABORTED, "AlreadyRunning"),
+    (RequestAction.ROLLBACK, request(to_revision=1), OLDER_FAILED, "AbortedNeedsForce"),
+    (RequestAction.ROLLBACK, request(to_revision=1, force=True), OLDER_FAILED, "Accepted"),
+    (RequestAction.ROLLBACK, request(to_revision=1, force=True), dataclasses.replace(OLDER_FAILED, stable=0),
+     "NoStableRevision"),
+    (RequestAction.ROLLBACK, request(to_revision=1, force=True), dataclasses.replace(OLDER_FAILED, paused=True),
+     "Paused"),
     (RequestAction.ROLLBACK, request(to_revision=7), STEADY, "NoSuchRevision"),
     (RequestAction.ROLLBACK, request(revision=3, to_revision=1), STEADY, "RevisionChanged"),
     (RequestAction.ROLLBACK, request(generation=1, to_revision=1), STEADY, "GenerationMoved"),
@@ -76,6 +84,16 @@ def test_a_forced_rollback_to_the_aborted_revision_is_a_retry_not_a_promotion():
     assert found is not None
     assert found.forced_retry
     assert "fresh analysis" in found.message
+
+
+def test_a_forced_rollback_to_an_older_failed_revision_runs_it_under_analysis():
+    plain = judge(RequestAction.ROLLBACK, request(to_revision=1), OLDER_FAILED)
+    assert plain is not None
+    assert "revision 1 is marked failed (CrashLoopBackOff: pod spy-trading-1-a ...)" in plain.message
+    found = judge(RequestAction.ROLLBACK, request(to_revision=1, force=True), OLDER_FAILED)
+    assert found is not None
+    assert (found.forced_analysis, found.forced_retry) == (True, False)
+    assert "revision 2 stays stable until it passes" in found.message
 
 
 def test_a_request_answered_before_is_not_acted_on_again():
