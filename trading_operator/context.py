@@ -7,9 +7,10 @@ import collections
 import dataclasses
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
-from trading_operator import deploy_steps, tracing
+from trading_operator import deploy_steps, metrics, tracing
 from trading_operator.drain import PositionsProbe
 from trading_operator.executor import Executor
 from trading_operator.findings import FindingStore
@@ -39,6 +40,8 @@ class OperatorContext:
     # Bounded and first-come-first-served: a burst of new symbols is worked through in order instead of
     # all sharing the client's threads and all finishing last.
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES))
+    reconciled_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    """When each TradingSymbol was last reconciled (time.monotonic): a resync is due only after a quiet spell."""
 
 
 async def reconcile(context: OperatorContext, namespace: str, name: str) -> None:
@@ -52,11 +55,13 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
     concurrent change (409: kopf's own annotations, a user's request, a second operator) re-reads and
     re-plans from the fresh object: no decision is ever written over state it did not see."""
     key = (namespace, name)
+    metrics.RECONCILES.inc()
     with tracing.span("reconcile", namespace=namespace, tradingsymbol=name) as current:
         for attempt in range(1, MAX_CONFLICTS + 1):
             ts = await context.executor.get_trading_symbol(namespace, name)
             if ts is None:
                 context.findings.forget(key)
+                context.reconciled_at.pop(key, None)
                 return
             with tracing.span("observe"):
                 observed = dataclasses.replace(await context.executor.observe(ts),
@@ -78,4 +83,5 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             context.findings.consume(key, observed.findings)
             deploy_steps.record(namespace, observed.revisions, parse_status(observed.status), result)
             await context.executor.announce(ts, result)
+            context.reconciled_at[key] = time.monotonic()
             return
