@@ -21,7 +21,7 @@ from trading_operator.api import (
 )
 from trading_operator.conditions import ConditionType
 from trading_operator.rollout import Policies
-from trading_operator.timestamps import seconds_between
+from trading_operator.timestamps import parse_time, seconds_between
 
 IDLE_SECONDS = 10.0
 """Seconds to the next look when nothing time-based is pending and no policy says otherwise. A change of the
@@ -61,6 +61,12 @@ def next_work(namespace: str, spec: TradingSymbolSpec, status: TradingSymbolStat
         waited = seconds_between(run.started_at, now)
         if waited < settings.initial_delay_seconds:
             return None, min(settings.initial_delay_seconds - waited, settings.interval_seconds)
+        # Every interval, counted from the run's last measurement: the status write that records one wakes
+        # the loop at once, and must not bring the next measurement forward.
+        last_measured = max((m.time for m in run.measurements), default=None, key=lambda t: parse_time(t))
+        since_last = seconds_between(last_measured, now) if last_measured else math.inf
+        if since_last < settings.interval_seconds:
+            return None, settings.interval_seconds - since_last
         baseline = (Scope(namespace, spec.symbol, run.baseline_revision)
                     if run.kind is AnalysisKind.SHADOW and run.baseline_revision else None)
         objective = policies.tuning.objective if run.kind is AnalysisKind.TUNING and policies.tuning else None

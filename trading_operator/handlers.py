@@ -2,7 +2,8 @@
 
 Every change of a TradingSymbol, and every change of a child the operator did not make itself,
 triggers the same level-based `reconcile`. One shared scheduler (`symbol_scheduler.py`) runs every symbol's
-analysis looks and the resync safety net, instead of a kopf daemon and timer per object. Deletion drains."""
+analysis looks and the resync safety net; kopf's per-object daemon only says which symbols take part.
+Deletion drains."""
 
 from __future__ import annotations
 
@@ -126,6 +127,20 @@ async def on_request(*, namespace: str | None, name: str, memo: Any, **_: Any) -
 
 for _annotation in naming.REQUEST_ANNOTATIONS:
     kopf.on.event(*TS, id=f"request:{_annotation}", annotations={_annotation: kopf.PRESENT})(on_request)
+
+
+@kopf.daemon(*TS, cancellation_timeout=5.0)
+async def take_part(*, stopped: kopf.DaemonStopped, namespace: str | None, name: str, body: kopf.Body, memo: Any,
+                    **_: Any) -> None:
+    """The symbol takes part in the shared scheduler while kopf runs this daemon: kopf stops it when the
+    operator pauses (peering) or the symbol is being deleted, and starts it again on resumption. It sleeps:
+    the scheduler does the work."""
+    scheduler: SymbolScheduler = memo["tradeops_scheduler"]
+    scheduler.attach(dict(body))
+    try:
+        await stopped.wait()
+    finally:
+        scheduler.detach((namespace or "default", name))
 
 
 @kopf.on.event(*TS)

@@ -1,11 +1,15 @@
 """One task for the periodic work of every TradingSymbol: its analysis looks and the resync safety net.
 
-kopf runs a daemon and a timer per object: with a thousand symbols, two thousand tasks, and the analysis
-daemon woke every second to find nothing due. Here one task keeps the symbols in a heap by the time their
-next look is due. What changes the work due (a new analysis run, a request annotation, a status the planner
-wrote) arrives as an event on the TradingSymbol, and an event makes its symbol due at once; between events
-a symbol is looked at when its analysis asks (`analysis_work.next_work`'s delay) and resynced only when
-nothing has reconciled it for `resync_seconds`.
+The analysis ran as a kopf daemon per object that woke every second to find nothing due, and the resync as
+a kopf timer per object: with a thousand symbols, two thousand tasks waking for nothing. Here one task keeps
+the symbols in a heap by the time their next look is due. What changes the work due (a new analysis run, a
+request annotation, a status the planner wrote) arrives as an event on the TradingSymbol, and an event
+makes its symbol due at once; between events a symbol is looked at when its analysis asks
+(`analysis_work.next_work`'s delay) and resynced only when nothing has reconciled it for `resync_seconds`.
+
+A symbol takes part while it is attached: kopf still starts and stops a (sleeping) daemon per object, so
+the operator's peering pauses, resumptions and deletions decide membership exactly as they decided the
+per-object daemons' lives.
 
 The analysis loop still only records findings; the planner decides (`analysis_loop.analysis_tick`)."""
 
@@ -41,6 +45,11 @@ MIN_DELAY = 0.1
 """The shortest wait between two looks at one symbol: a look that asks for none cannot spin the loop."""
 
 
+def _key(body: Mapping[str, Any]) -> Key:
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name", ""))
+
+
 class SymbolScheduler:
     """The due times of every TradingSymbol's analysis look and resync, worked through by one task."""
 
@@ -63,20 +72,34 @@ class SymbolScheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
 
+    def attach(self, body: Mapping[str, Any]) -> None:
+        """Take part (kopf started the symbol's daemon): look at it now."""
+        key = _key(body)
+        self._bodies[key] = body
+        self._resync_not_before.setdefault(key, self._clock() + self._resync_seconds)
+        self._look_now(key)
+
+    def detach(self, key: Key) -> None:
+        """Take no part any more (kopf stopped the symbol's daemon: the operator paused, or it is deleted)."""
+        self.forget(key)
+
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A watch event of a TradingSymbol: keep its body and look at it now. One being deleted is dropped
-        (the deletion handler drains it)."""
-        meta = body.get("metadata") or {}
-        key = (str(meta.get("namespace") or "default"), str(meta.get("name", "")))
-        if event_type == "DELETED" or meta.get("deletionTimestamp"):
+        """A watch event of a TradingSymbol: an attached one keeps its latest body and is looked at now; one
+        being deleted is dropped (the deletion handler drains it)."""
+        key = _key(body)
+        if key not in self._bodies:
+            return
+        if event_type == "DELETED" or (body.get("metadata") or {}).get("deletionTimestamp"):
             self.forget(key)
             return
-        now = self._clock()
         self._bodies[key] = body
-        self._resync_not_before.setdefault(key, now + self._resync_seconds)
+        self._look_now(key)
+
+    def _look_now(self, key: Key) -> None:
         if key in self._busy:
-            self._changed.add(key)
+            self._changed.add(key)  # looked at again when the current work ends
             return
+        now = self._clock()
         self._look_due[key] = now
         self._enqueue(key, now)
 

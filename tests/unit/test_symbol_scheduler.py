@@ -77,7 +77,7 @@ def body(name: str, **meta: Any) -> dict[str, Any]:
 
 async def test_a_new_symbol_is_looked_at_at_once_then_when_its_look_asks() -> None:
     h = Harness(delay=10.0)
-    h.scheduler.observe("ADDED", body("spy"))
+    h.scheduler.attach(body("spy"))
     assert await h.at(0.0) == 10.0
     assert h.looks[("ns", "spy")] == 1
     await h.at(9.9)
@@ -88,7 +88,7 @@ async def test_a_new_symbol_is_looked_at_at_once_then_when_its_look_asks() -> No
 
 async def test_an_event_makes_the_symbol_due_at_once_with_its_latest_body() -> None:
     h = Harness(delay=10.0)
-    h.scheduler.observe("ADDED", body("spy"))
+    h.scheduler.attach(body("spy"))
     await h.at(0.0)
     h.clock.now = 1.0
     h.scheduler.observe("MODIFIED", body("spy", resourceVersion="2"))
@@ -100,7 +100,7 @@ async def test_an_event_makes_the_symbol_due_at_once_with_its_latest_body() -> N
 
 async def test_an_event_during_a_look_is_looked_at_after_it() -> None:
     h = Harness(delay=100.0)
-    h.scheduler.observe("ADDED", body("spy"))
+    h.scheduler.attach(body("spy"))
     h.during_look = lambda: h.scheduler.observe("MODIFIED", body("spy", resourceVersion="2")) \
         if h.looks[("ns", "spy")] == 1 else None
     await h.at(0.0)
@@ -112,7 +112,7 @@ async def test_an_event_during_a_look_is_looked_at_after_it() -> None:
 
 async def test_a_resync_waits_for_a_quiet_spell_since_the_last_reconcile() -> None:
     h = Harness(delay=1000.0)
-    h.scheduler.observe("ADDED", body("spy"))
+    h.scheduler.attach(body("spy"))
     await h.at(0.0)
     h.reconciled_at[("ns", "spy")] = 50.0  # an event's reconcile
     await h.at(RESYNC + 1)
@@ -126,7 +126,7 @@ async def test_a_resync_waits_for_a_quiet_spell_since_the_last_reconcile() -> No
 async def test_a_never_reconciled_symbol_is_resynced_after_the_interval_from_first_sight() -> None:
     h = Harness(delay=1000.0)
     h.clock.now = 5.0
-    h.scheduler.observe("ADDED", body("spy"))
+    h.scheduler.attach(body("spy"))
     await h.at(5.0)
     await h.at(5.0 + RESYNC - 0.1)
     assert h.resyncs[("ns", "spy")] == 0
@@ -136,7 +136,7 @@ async def test_a_never_reconciled_symbol_is_resynced_after_the_interval_from_fir
 
 async def test_a_resync_that_fails_on_the_api_is_retried_soon() -> None:
     h = Harness(delay=1000.0)
-    h.scheduler.observe("ADDED", body("spy"))
+    h.scheduler.attach(body("spy"))
     await h.at(0.0)
     h.resync_error = ApiException(status=503, reason="unavailable")
     await h.at(RESYNC)
@@ -154,14 +154,30 @@ async def test_a_resync_that_fails_on_the_api_is_retried_soon() -> None:
 ], ids=["api-error", "bug"])
 async def test_a_failed_look_is_retried_and_other_symbols_go_on(error: Exception, retry: float) -> None:
     h = Harness(delay=10.0)
-    h.scheduler.observe("ADDED", body("spy"))
+    h.scheduler.attach(body("spy"))
     h.look_error = error
     await h.at(0.0)
     h.look_error = None
-    h.scheduler.observe("ADDED", body("qqq"))
+    h.scheduler.attach(body("qqq"))
     await h.at(0.0)
     assert h.looks == {("ns", "spy"): 1, ("ns", "qqq"): 1}
     await h.at(retry)
+    assert h.looks[("ns", "spy")] == 2
+
+
+async def test_a_detached_symbol_is_left_alone_and_its_events_ignored() -> None:
+    """kopf stopped its daemon (the operator paused by peering): no looks, no resyncs until attached again."""
+    h = Harness(delay=10.0)
+    h.scheduler.attach(body("spy"))
+    await h.at(0.0)
+    h.scheduler.detach(("ns", "spy"))
+    h.scheduler.observe("MODIFIED", body("spy"))
+    await h.at(1.0)
+    await h.at(RESYNC * 2)
+    assert h.looks[("ns", "spy")] == 1
+    assert h.resyncs[("ns", "spy")] == 0
+    h.scheduler.attach(body("spy"))
+    await h.at(RESYNC * 2)
     assert h.looks[("ns", "spy")] == 2
 
 
@@ -171,7 +187,7 @@ async def test_a_failed_look_is_retried_and_other_symbols_go_on(error: Exception
 ], ids=["deleted", "being-deleted"])
 async def test_a_deleted_symbol_is_forgotten(event: tuple[str, dict[str, Any]]) -> None:
     h = Harness(delay=10.0)
-    h.scheduler.observe("ADDED", body("spy"))
+    h.scheduler.attach(body("spy"))
     await h.at(0.0)
     h.scheduler.observe(*event)
     assert len(h.scheduler) == 0
@@ -187,7 +203,7 @@ async def test_unchanged_symbols_cost_one_look_per_declared_interval() -> None:
     h = Harness(delay=10.0)
     symbols = 500
     for i in range(symbols):
-        h.scheduler.observe("ADDED", body(f"s{i:03d}"))
+        h.scheduler.attach(body(f"s{i:03d}"))
     await h.at(0.0)
     await h.run_until(100.0)
     looks = sum(h.looks.values())
