@@ -1,21 +1,32 @@
 """How fast the operator converges N TradingSymbols on the emulated API (real processes, real HTTP).
 
 Prints: time until every symbol is Ready, create→Deployment latency p50/p95, the operator's CPU
-seconds and peak RSS. `--json` prints one JSON object instead.
+seconds (in all and per symbol) and peak RSS; then, with nothing changing, `--idle-seconds` at rest: the
+operator's CPU per symbol per second, its API writes (counted by the emulator's `/metrics`, by verb and
+resource) and its CPU per reconcile (a reconcile reads its TradingSymbol once: GETs of TradingSymbols count
+them). The 1-minute load average is reported next to the figures: the machine may be shared, and CPU
+seconds are what load distorts least. `--json` prints one JSON object instead.
 
-    python benchmarks/operator_converge.py [--n 200] [--json]
+    python benchmarks/operator_converge.py [--n 200] [--rate 20] [--idle-seconds 30] [--json]
+
+`TRADEOPS_PROFILE=/tmp/operator.prof` makes the operator write a cProfile of its run (`python -m pstats`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import re
+import signal
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
+from collections import Counter
 from typing import Any
 
 import kubernetes
@@ -34,6 +45,54 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+READS = {"GET", "LIST", "WATCH"}
+METRIC = re.compile(r'^apiserver_request_total\{verb="(\w+)",group="([^"]*)",resource="([^"]*)",'
+                    r'subresource="([^"]*)"\} (\d+)$')
+
+
+def request_totals(url: str) -> Counter[tuple[str, str, str]]:
+    """The emulator's API request counts by (verb, resource, subresource)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    totals: Counter[tuple[str, str, str]] = Counter()
+    for line in text.splitlines():
+        found = METRIC.match(line)
+        if found:
+            verb, _, resource, sub, count = found.groups()
+            totals[(verb, resource, sub)] += int(count)
+    return totals
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def at_rest(url: str, pid: int, n: int, seconds: float, settle: float) -> dict[str, Any]:
+    """The operator with nothing changing: CPU, API writes and reconciles over `seconds`, after `settle`
+    seconds (past the background analysis' warm-up, so its declared interval is part of what is measured)."""
+    time.sleep(settle)
+    requests_before, cpu_before, load_before = request_totals(url), cpu_seconds(pid), os.getloadavg()[0]
+    time.sleep(seconds)
+    cpu = cpu_seconds(pid) - cpu_before
+    delta = request_totals(url) - requests_before
+    writes = {f"{verb} {resource}{'/' + sub if sub else ''}": count
+              for (verb, resource, sub), count in sorted(delta.items()) if verb not in READS}
+    reconciles = delta[("GET", "tradingsymbols", "")]
+    return {
+        "idle_seconds": seconds,
+        "idle_cpu_s": round(cpu, 3),
+        "idle_cpu_ms_per_symbol_per_s": round(cpu * 1000 / n / seconds, 4),
+        "idle_writes": sum(writes.values()),
+        "idle_writes_by_kind": writes,
+        "idle_requests": sum(delta.values()),
+        "idle_reconciles": reconciles,
+        # No reconcile at rest: no per-reconcile figure (not 0).
+        "idle_cpu_ms_per_reconcile": round(cpu * 1000 / reconciles, 2) if reconciles else None,
+        "idle_load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
 def sample_operator(pid: int, stop: threading.Event, out: dict[str, float]) -> None:
     """Peak RSS and CPU seconds of the operator, sampled while the benchmark runs."""
     process = psutil.Process(pid)
@@ -47,7 +106,7 @@ def sample_operator(pid: int, stop: threading.Event, out: dict[str, float]) -> N
         time.sleep(0.05)
 
 
-def run(n: int, timeout: float, rate: float) -> dict[str, Any]:
+def run(n: int, timeout: float, rate: float, idle_seconds: float, settle: float) -> dict[str, Any]:
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-bench-"))
     emulator = EmulatorProcess(workdir).start()
     operator = OperatorProcess(emulator.kubeconfig, workdir / "operator.log")
@@ -61,7 +120,8 @@ def run(n: int, timeout: float, rate: float) -> dict[str, Any]:
         stop = threading.Event()
         sampler = threading.Thread(target=sample_operator, args=(operator.pid, stop, samples), daemon=True)
         sampler.start()
-        cpu_before = psutil.Process(operator.pid).cpu_times()
+        cpu_before = cpu_seconds(operator.pid)
+        load_before = os.getloadavg()[0]
         created_at: dict[str, float] = {}
         deployed_at: dict[str, float] = {}
 
@@ -97,16 +157,33 @@ def run(n: int, timeout: float, rate: float) -> dict[str, Any]:
         stop.set()
         watcher.join(5)
         sampler.join(5)
-        cpu_after = psutil.Process(operator.pid).cpu_times()
+        cpu = cpu_seconds(operator.pid) - cpu_before
         latencies = [(deployed_at[k] - created_at[k]) * 1000 for k in created_at if k in deployed_at]
-        return {
+        result: dict[str, Any] = {
             "n": n,
+            "rate": rate,
             "converge_s": round(converge_s, 2),
             "create_to_deployment_p50_ms": round(statistics.median(latencies), 1),
             "create_to_deployment_p95_ms": round(percentile(latencies, 0.95), 1),
-            "cpu_s": round((cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system), 2),
+            "cpu_s": round(cpu, 2),
+            "cpu_ms_per_symbol": round(cpu * 1000 / n, 2),
             "peak_rss_mb": round(samples.get("peak_rss", 0.0) / 2**20, 1),
+            "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
+        if idle_seconds > 0:
+            result.update(at_rest(emulator.url, operator.pid, n, idle_seconds, settle))
+        profile = os.environ.get("TRADEOPS_PROFILE")
+        if profile:  # written now: a slow shutdown may end in SIGKILL
+            path = pathlib.Path(profile)
+            path.unlink(missing_ok=True)
+            os.kill(operator.pid, signal.SIGUSR2)
+            sizes = [-1]
+
+            def written() -> bool:  # the same non-zero size twice in a row: the dump is complete
+                sizes.append(path.stat().st_size if path.exists() else -1)
+                return sizes[-1] > 0 and sizes[-1] == sizes[-2]
+            wait_for(written, 60, f"the operator's profile in {profile}", interval=0.5)
+        return result
     finally:
         operator.stop()
         emulator.stop()
@@ -118,9 +195,14 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--rate", type=float, default=0.0,
                         help="create this many per second (default 0: all at once, a burst)")
+    parser.add_argument("--idle-seconds", type=float, default=30.0,
+                        help="after convergence, measure this long at rest (0: skip)")
+    parser.add_argument("--settle-seconds", type=float, default=25.0,
+                        help="wait this long after convergence before the at-rest measurement (the default "
+                             "background analysis warms up for 20 s)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    result = run(args.n, args.timeout, args.rate)
+    result = run(args.n, args.timeout, args.rate, args.idle_seconds, args.settle_seconds)
     if args.json:
         print(json.dumps(result))
     else:
@@ -128,8 +210,17 @@ def main() -> int:
         print(f"all Ready after:             {result['converge_s']} s")
         print(f"create→Deployment p50 / p95: {result['create_to_deployment_p50_ms']} / "
               f"{result['create_to_deployment_p95_ms']} ms")
-        print(f"operator CPU:                {result['cpu_s']} s")
+        print(f"operator CPU:                {result['cpu_s']} s ({result['cpu_ms_per_symbol']} ms per symbol)")
         print(f"operator peak RSS:           {result['peak_rss_mb']} MB")
+        print(f"load average (1 min):        {result['load_avg_1m'][0]} → {result['load_avg_1m'][1]}")
+        if "idle_seconds" in result:
+            per_reconcile = result["idle_cpu_ms_per_reconcile"]
+            print(f"at rest for {result['idle_seconds']:g} s:")
+            print(f"  CPU per symbol per second: {result['idle_cpu_ms_per_symbol_per_s']} ms")
+            print(f"  reconciles:                {result['idle_reconciles']} "
+                  f"({'no data' if per_reconcile is None else f'{per_reconcile} ms CPU each'})")
+            print(f"  API writes:                {result['idle_writes']} {result['idle_writes_by_kind']}")
+            print(f"  load average (1 min):      {result['idle_load_avg_1m'][0]} → {result['idle_load_avg_1m'][1]}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import jinja2
@@ -19,9 +20,15 @@ def selector(labels: Mapping[str, str]) -> str:
     return ", ".join(f"{key}={quoted(value)}" for key, value in sorted(labels.items()))
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(template: str) -> jinja2.Template:
+    # Compiling is ~100 times the cost of rendering; a policy set has a few dozen templates.
+    return _ENV.from_string(template)
+
+
 def render(template: str, selector_text: str, window: str) -> str:
     """The PromQL of a template for one scope and window."""
-    return " ".join(_ENV.from_string(template).render(selector=selector_text, window=window).split())
+    return " ".join(_compiled(template).render(selector=selector_text, window=window).split())
 
 
 def template_errors(template: str, field: str) -> list[str]:

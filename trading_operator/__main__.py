@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import cProfile
 import logging
 import os
+import signal
 import time
 
 import kopf
@@ -44,14 +46,27 @@ def main() -> None:
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON,
                    log_prefix=False)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
-    kopf.run(
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-        standalone=args.standalone,
-        peering_name=None if args.standalone else args.peering,
-        priority=args.priority,
-        liveness_endpoint=args.liveness,
-    )
+    if not args.verbose:  # "Handler ... succeeded" for every event of every object: --verbose shows them
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # A profile of the run so far, written on SIGUSR2 or at exit: `python -m pstats PATH`.
+    profile_path = os.environ.get("TRADEOPS_PROFILE")
+    profiler = cProfile.Profile() if profile_path else None
+    if profiler is not None and profile_path:
+        signal.signal(signal.SIGUSR2, lambda *_: profiler.dump_stats(profile_path))
+        profiler.enable()
+    try:
+        kopf.run(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            standalone=args.standalone,
+            peering_name=None if args.standalone else args.peering,
+            priority=args.priority,
+            liveness_endpoint=args.liveness,
+        )
+    finally:
+        if profiler is not None and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ import collections
 import dataclasses
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from trading_operator import deploy_steps, tracing
+from trading_operator import deploy_steps, metrics, tracing
 from trading_operator.api import ModelRef
 from trading_operator.drain import PositionsProbe
 from trading_operator.executor import Executor
@@ -48,6 +49,8 @@ class OperatorContext:
     """When each symbol's model serving was last measured (model_health.py)."""
     models: ModelRegistry = field(default_factory=lambda: ModelRegistry(os.environ.get("MLFLOW_TRACKING_URI")))
     """The MLflow model registry `spec.model` is resolved against."""
+    reconciled_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    """When each TradingSymbol was last reconciled (time.monotonic): a resync is due only after a quiet spell."""
 
 
 def model_ref(spec: dict[str, Any]) -> ModelRef | None:
@@ -70,12 +73,14 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
     concurrent change (409: kopf's own annotations, a user's request, a second operator) re-reads and
     re-plans from the fresh object: no decision is ever written over state it did not see."""
     key = (namespace, name)
+    metrics.RECONCILES.inc()
     with tracing.span("reconcile", namespace=namespace, tradingsymbol=name) as current:
         for attempt in range(1, MAX_CONFLICTS + 1):
             ts = await context.executor.get_trading_symbol(namespace, name)
             if ts is None:
                 context.findings.forget(key)
                 context.model_checks.pop(key, None)
+                context.reconciled_at.pop(key, None)
                 return None
             with tracing.span("observe"):
                 observed = await context.executor.observe(ts)
@@ -100,5 +105,6 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             context.findings.consume(key, observed.findings)
             deploy_steps.record(namespace, observed.revisions, parse_status(observed.status), result)
             await context.executor.announce(ts, result)
+            context.reconciled_at[key] = time.monotonic()
             return result.retry
     return None

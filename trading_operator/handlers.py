@@ -1,10 +1,13 @@
 """kopf handlers: thin. Each one reads, asks the planner, lets the executor act.
 
 Every change of a TradingSymbol, and every change of a child the operator did not make itself,
-triggers the same level-based `reconcile`; a timer resyncs as a safety net. Deletion drains."""
+triggers the same level-based `reconcile`. One shared scheduler (`symbol_scheduler.py`) runs every symbol's
+analysis looks and the resync safety net; kopf's per-object daemon only says which symbols take part.
+Deletion drains."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import os
@@ -28,6 +31,7 @@ from trading_operator.planner import NORMAL, WARNING
 from trading_operator.progress import problem_of
 from trading_operator.prometheus import MetricsSource
 from trading_operator.restarts import recently_restarted
+from trading_operator.symbol_scheduler import SymbolScheduler
 from trading_operator.timestamps import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,7 @@ CHILD_RESOURCES = (
 )
 MANAGED = {"app.kubernetes.io/managed-by": naming.MANAGER}
 RESYNC_SECONDS = float(os.environ.get("TRADEOPS_RESYNC_SECONDS", "60"))
+"""A symbol nothing has reconciled for this long is reconciled (a safety net: events drive reconciles)."""
 DRAIN_POLL_SECONDS = float(os.environ.get("TRADEOPS_DRAIN_POLL_SECONDS", "2"))
 RESTART_RECENT_SECONDS = 60.0
 """A pod whose container ended this recently is reconciled on its updates (it restarted: counted)."""
@@ -86,12 +91,27 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
                         claim_source=lambda namespace: list(index.get(namespace, ())))
     probe = PositionsProbe(os.environ.get("TRADEOPS_POSITIONS_URL", PositionsProbe().url_template))
     metrics = MetricsSource(os.environ.get("TRADEOPS_PROMETHEUS_URL"))
-    memo["tradeops"] = OperatorContext(executor=executor, probe=probe, metrics=metrics)
+    context = OperatorContext(executor=executor, probe=probe, metrics=metrics)
+    memo["tradeops"] = context
+
+    async def look(namespace: str, name: str, body: Any) -> float:
+        return await analysis_tick(context, namespace, name, body)
+
+    async def resync(namespace: str, name: str) -> None:
+        await reconcile(context, namespace, name)
+
+    scheduler = SymbolScheduler(look, resync, RESYNC_SECONDS, context.reconciled_at)
+    memo["tradeops_scheduler"] = scheduler
+    memo["tradeops_scheduler_task"] = asyncio.create_task(scheduler.run(), name="tradeops-scheduler")
 
 
 @kopf.on.cleanup()
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
     context = _context(memo)
+    task: asyncio.Task[None] = memo["tradeops_scheduler_task"]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await memo["tradeops_scheduler"].stop()
     await context.executor.kube.close()
     context.metrics.close()
     context.models.close()
@@ -141,7 +161,7 @@ async def on_request(*, namespace: str | None, name: str, memo: Any, **_: Any) -
     acted on at once."""
     try:
         await reconcile(_context(memo), namespace or "default", name)
-    except ApiException as exc:  # the resync timer retries
+    except ApiException as exc:  # the scheduler's resync retries
         log.warning("request on %s/%s failed: %s", namespace, name, api_error_message(exc))
 
 
@@ -150,54 +170,62 @@ for _annotation in naming.REQUEST_ANNOTATIONS:
 
 
 @kopf.daemon(*TS, cancellation_timeout=5.0)
-async def analyse(*, stopped: kopf.DaemonStopped, namespace: str | None, name: str, body: kopf.Body, memo: Any,
-                  **_: Any) -> None:
-    """Measure analysis runs, the stable revision and tuning baselines from Prometheus, for ever."""
-    context = _context(memo)
-    while not stopped:
-        try:
-            delay = await analysis_tick(context, namespace or "default", name, body)
-        except ApiException as exc:
-            log.warning("analysis of %s/%s: API error: %s", namespace, name, api_error_message(exc))
-            delay = 2.0
-        await stopped.wait(delay)
+async def take_part(*, stopped: kopf.DaemonStopped, namespace: str | None, name: str, body: kopf.Body, memo: Any,
+                    **_: Any) -> None:
+    """The symbol takes part in the shared scheduler while kopf runs this daemon: kopf stops it when the
+    operator pauses (peering) or the symbol is being deleted, and starts it again on resumption. It sleeps:
+    the scheduler does the work."""
+    scheduler: SymbolScheduler = memo["tradeops_scheduler"]
+    scheduler.attach(dict(body))
+    try:
+        await stopped.wait()
+    finally:
+        scheduler.detach((namespace or "default", name))
 
 
-@kopf.timer(*TS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def resync(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    await _reconcile_or_retry(memo, namespace or "default", name, 0)
+@kopf.on.event(*TS)
+async def schedule(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """Every event of a TradingSymbol reaches the shared scheduler: it keeps the latest body and looks at it."""
+    scheduler: SymbolScheduler = memo["tradeops_scheduler"]
+    scheduler.observe(type, dict(body))
+
+
+def _not_own_write(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> bool:
+    """kopf's filter: a child event that is not the echo of the operator's own write (filtered before the
+    handler is invoked: kopf then neither calls nor logs it)."""
+    return type == "DELETED" or not _context(memo).executor.written.is_own(dict(body))
+
+
+def _pod_in_trouble(*, type: str | None, body: kopf.Body, **_: Any) -> bool:
+    """A pod with a problem, or one whose container just restarted (counted towards a crash loop)."""
+    pod = dict(body)
+    return type != "DELETED" and (problem_of(pod) is not None
+                                  or recently_restarted(pod, now_rfc3339(), RESTART_RECENT_SECONDS))
 
 
 async def on_child_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
-    """A child changed: reconcile its owner unless the change is the operator's own write."""
+    """A child changed, and not by the operator's own write: reconcile its owner."""
     owner = body.metadata.labels.get(naming.OWNER_NAME_LABEL)
     namespace = body.metadata.namespace
     if owner is None or namespace is None or type is None:
         return
-    context = _context(memo)
-    if type != "DELETED" and context.executor.written.is_own(dict(body)):
-        return
     try:
-        await reconcile(context, namespace, owner)
-    except ApiException as exc:  # the resync timer retries
+        await reconcile(_context(memo), namespace, owner)
+    except ApiException as exc:  # the scheduler's resync retries
         log.warning("reconcile of %s/%s after a %s event failed: %s", namespace, owner, type,
                     api_error_message(exc))
 
 
 for _group, _version, _plural in CHILD_RESOURCES:
-    kopf.on.event(_group, _version, _plural, labels=MANAGED)(on_child_event)
+    kopf.on.event(_group, _version, _plural, labels=MANAGED, when=_not_own_write)(on_child_event)
 
 
-@kopf.on.event("", "v1", "pods", labels=MANAGED)
+@kopf.on.event("", "v1", "pods", labels=MANAGED, when=_pod_in_trouble)
 async def on_pod_event(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     """A crash loop or an image that cannot be pulled shows on a Pod first (its Deployment may not change):
     reconcile then, and after a container restart (the planner counts them: a crash loop between ready flaps).
     Pods changing for any other reason (probes) are left to the Deployment's own events, so a busy fleet does
-    not cost a reconcile per pod status update."""
-    pod = dict(body)
-    if type == "DELETED" or (problem_of(pod) is None
-                             and not recently_restarted(pod, now_rfc3339(), RESTART_RECENT_SECONDS)):
-        return
+    not cost a reconcile per pod status update (`_pod_in_trouble` filters them before the handler runs)."""
     await on_child_event(type=type, body=body, memo=memo)
 
 

@@ -22,6 +22,12 @@ ANALYSIS_RUNS = Counter("tradeops_operator_analysis_runs", "Analysis runs that r
                         ["namespace", "symbol", "verdict"], registry=REGISTRY)
 SELF_HEALING = Counter("tradeops_operator_self_healing", "Self-healing restarts of a stable revision",
                        ["namespace", "symbol"], registry=REGISTRY)
+RECONCILES = Counter("tradeops_operator_reconciles", "Reconciles of a TradingSymbol (read, plan, act)",
+                     registry=REGISTRY)
+ANALYSIS_LOOKS = Counter("tradeops_operator_analysis_looks",
+                         "Looks of the analysis loop at a TradingSymbol (most measure nothing)", registry=REGISTRY)
+RESYNCS = Counter("tradeops_operator_resyncs", "Reconciles started by the resync safety net", registry=REGISTRY)
+
 
 def record_event(namespace: str, symbol: str, type_: str, reason: str) -> None:
     """Count an Event and what it stands for."""

@@ -67,5 +67,5 @@ REGISTRY.register(GAUGES)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def track_symbol(type: str | None, body: kopf.Body, **_: Any) -> None:
+async def track_symbol(type: str | None, body: kopf.Body, **_: Any) -> None:
     GAUGES.observe(type, dict(body))

@@ -23,7 +23,8 @@ Served over kmock's HTTP server; every Kubernetes request is answered from our o
   (`replicaset_controller.py`), a one-node scheduler and a pluggable kubelet (`kubelet.py`; by default
   `SimulatedKubelet`, in the devstack `devstack.fleet.ProcessKubelet`);
 - Events from those controllers and kubelets (identical ones aggregated by count);
-- a bounded request log and event history.
+- a bounded request log and event history; `/metrics` counts the API requests served by verb, resource and
+  subresource (`apiserver_request_total`, as kube-apiserver names it), so a benchmark can count writes.
 
 Namespaces behave as on a real server: `default`, `kube-system` and `kube-public` exist at start, and
 creating an object in a namespace that does not exist is refused with 404 NotFound. Deleting a namespace
@@ -49,6 +50,7 @@ status subresource takes only `status` (a real Deployment status write may also 
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import json
 import logging
@@ -87,6 +89,13 @@ def _json(data: Any, status: int = 200) -> aiohttp.web.Response:
     return aiohttp.web.Response(text=json.dumps(data), status=status, content_type="application/json")
 
 
+def _verb(method: str, name: str | None, watching: bool) -> str:
+    """kube-apiserver's verb for a request: GET is get, list or watch; POST create; PUT update."""
+    if method == "GET":
+        return "WATCH" if watching else "GET" if name is not None else "LIST"
+    return {"POST": "CREATE", "PUT": "UPDATE"}.get(method, method)
+
+
 @attrs.define(kw_only=True)
 class EmulatedKubernetes(KubernetesEmulator):
     """The emulated API server with its controllers and kubelet (a SimulatedKubelet unless one is given)."""
@@ -105,6 +114,8 @@ class EmulatedKubernetes(KubernetesEmulator):
     replicasets: ReplicaSetController = attrs.field(default=None)
     scheduler: Scheduler = attrs.field(default=None)
     _request_count: int = 0
+    request_totals: collections.Counter[tuple[str, str, str, str]] = attrs.field(factory=collections.Counter)
+    """Requests served, by (verb, group, resource, subresource): what `/metrics` reports."""
     _chaos: random.Random = attrs.field(factory=lambda: random.Random(7))
 
     def __attrs_post_init__(self) -> None:
@@ -185,7 +196,9 @@ class EmulatedKubernetes(KubernetesEmulator):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub == "log" and method != "GET":
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
-        if method == "GET" and params.get("watch") in ("true", "1"):
+        watching = method == "GET" and params.get("watch") in ("true", "1")
+        self.request_totals[(_verb(method, name, watching), group, plural, sub or "")] += 1
+        if watching:
             return await self._watch(request, rt, namespace, name, params)
         if method == "GET":
             return self._get(request, rt, namespace, name, sub, params)
@@ -206,6 +219,8 @@ class EmulatedKubernetes(KubernetesEmulator):
                           "platform": "linux/amd64"})
         if path in ("/healthz", "/readyz", "/livez"):
             return aiohttp.web.Response(text="ok")
+        if path == "/metrics":
+            return aiohttp.web.Response(text=self._metrics_text(), content_type="text/plain")
         if path == "/api":
             return _json(self.registry.api_versions())
         if path == "/apis":
@@ -223,6 +238,14 @@ class EmulatedKubernetes(KubernetesEmulator):
         if parts[0] == "openapi":
             raise ApiError(404, "NotFound", "OpenAPI documents are not served by the emulator")
         return None
+
+    def _metrics_text(self) -> str:
+        lines = ["# HELP apiserver_request_total Requests served, by verb, group, resource and subresource.",
+                 "# TYPE apiserver_request_total counter"]
+        for (verb, group, resource, sub), count in sorted(self.request_totals.items()):
+            lines.append(f'apiserver_request_total{{verb="{verb}",group="{group}",resource="{resource}",'
+                         f'subresource="{sub}"}} {count}')
+        return "\n".join(lines) + "\n"
 
     def _written(self, sub: str | None, obj: Obj) -> aiohttp.web.Response:
         return _json(self._scale_of(obj) if sub == "scale" else obj)

@@ -8,10 +8,12 @@ from policies.loader import default_policies
 from trading_operator.analysis_work import WorkKind, next_work
 from trading_operator.api import (
     AnalysisKind,
+    AnalysisPhase,
     AnalysisRun,
     BackgroundState,
     Condition,
     ConditionStatus,
+    Measurement,
     Phase,
     TradingSymbolSpec,
     TradingSymbolStatus,
@@ -51,6 +53,38 @@ def test_a_running_analysis_waits_for_its_initial_delay_then_measures_every_metr
                                                  "signal-hit-rate"]
     assert all('revision="3"' in q.promql for q in found.queries)
     assert found.started_at == at(0)
+
+
+def test_a_running_analysis_is_measured_an_interval_after_its_last_measurement():
+    """The status write that records a measurement wakes the loop at once: it must wait out the interval."""
+    measured = AnalysisRun(revision=3, kind=AnalysisKind.ROLLOUT, started_at=at(0), measurements=[
+        Measurement(time=at(4), metric="error-ratio", phase=AnalysisPhase.SUCCESSFUL),
+        Measurement(time=at(6), metric="error-ratio", phase=AnalysisPhase.SUCCESSFUL)])
+    status = TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=3, stable_revision=2, analysis=measured)
+    assert work(SPEC, status, at(7)) == (None, 1)
+    found, delay = work(SPEC, status, at(8))
+    assert found is not None
+    assert found.kind is WorkKind.RUN
+    assert delay == 2
+
+
+@pytest.mark.parametrize(("status", "now", "delay"), [
+    (steady(background=BackgroundState(last_measured_at=at(0))), at(3), 7),
+    (steady(phase=Phase.INVALID), at(0), 10),
+    (TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=3, stable_revision=2), at(0), 10),
+], ids=["until-the-next-background-measurement", "invalid", "rolling-without-a-run"])
+def test_with_nothing_due_the_next_look_is_when_time_makes_something_due(status, now, delay):
+    """Not a poll every second: changes wake the loop (symbol_scheduler); time alone at the declared interval."""
+    assert work(SPEC, status, now) == (None, delay)
+
+
+def test_a_settling_tuned_symbol_is_looked_at_when_it_has_settled():
+    settle = resolve_policies(default_policies(), TUNED).tuning.settle_seconds
+    status = steady(stable_since=at(0), background=BackgroundState(last_measured_at=at(0)),
+                    tuning=TuningState(policy="hit-rate", generation=1))
+    found, delay = work(TUNED, status, at(1))
+    assert found is None
+    assert delay == min(9, settle - 1)
 
 
 def test_a_shadow_run_also_queries_the_stable_baseline():
