@@ -61,11 +61,12 @@ def test_a_running_analysis_is_measured_an_interval_after_its_last_measurement()
         Measurement(time=at(4), metric="error-ratio", phase=AnalysisPhase.SUCCESSFUL),
         Measurement(time=at(6), metric="error-ratio", phase=AnalysisPhase.SUCCESSFUL)])
     status = TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=3, stable_revision=2, analysis=measured)
-    assert work(SPEC, status, at(7)) == (None, 1)
-    found, delay = work(SPEC, status, at(8))
+    interval = resolve_policies(default_policies(), SPEC).analysis.interval_seconds
+    assert work(SPEC, status, at(6)) == (None, interval)
+    found, delay = work(SPEC, status, at(6 + interval))
     assert found is not None
     assert found.kind is WorkKind.RUN
-    assert delay == 2
+    assert delay == interval
 
 
 @pytest.mark.parametrize(("status", "now", "delay"), [
