@@ -1,7 +1,9 @@
 """`opsctl backtest run|sweep|walk-forward`: a thin command line over the `backtest` package (data, spec,
 Dask executor, jobs, reports). Results print as a summary, or as JSON with `--json`; `--report` writes an
 HTML page or a PNG; a progress bar shows on a terminal while tasks run. The load report of a recorded file
-goes to stderr. Exit codes: 0 ok, 2 bad options or grid, 6 the data file was refused (nothing usable)."""
+goes to stderr. With `--mlflow-uri` (or MLFLOW_TRACKING_URI) each result is also tracked in MLflow
+(modelops/backtest_tracking.py; the ml extra). Exit codes: 0 ok, 2 bad options or grid, 4 the tracking server
+could not be reached (the result was printed, not tracked), 6 the data file was refused (nothing usable)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ ReportOpt = Annotated[pathlib.Path | None, typer.Option("--report", help="write 
 ObjectiveOpt = Annotated[str, typer.Option(help="sharpe, pnl or hit-rate-low")]
 TimezoneOpt = Annotated[str | None, typer.Option(help="time zone of file timestamps written without one")]
 HoursOpt = Annotated[bool, typer.Option("--extended-hours", help="keep file rows outside regular sessions")]
+MlflowOpt = Annotated[str | None, typer.Option(
+    "--mlflow-uri", envvar="MLFLOW_TRACKING_URI", help="track the result in this MLflow server (the ml extra)")]
 BarSpreadOpt = Annotated[float, typer.Option("--bar-spread-bps", help="spread modelled around a bar's close "
                                              "when the file has no bid/ask")]
 
@@ -98,6 +102,23 @@ def _guarded(fn: Any) -> Any:
         raise OpsctlError(ExitCode.USAGE, str(exc)) from None
 
 
+def _track(uri: str | None, kind: str, data: Any, performance: Any, result: Any, params: dict[str, Any],
+           run_id: str | None = None) -> None:
+    """Track a result in MLflow when asked; a server that cannot be reached is an error (exit 4)."""
+    if uri is None:
+        return
+    try:
+        from modelops.backtest_tracking import log_backtest
+    except ImportError as exc:
+        raise OpsctlError(ExitCode.USAGE, f"--mlflow-uri needs the ml extra (pip install 'tradeops[ml]'): {exc}") \
+            from None
+    try:
+        tracked = log_backtest(uri, kind, data, performance, result, params, run_id)
+    except Exception as exc:  # mlflow raises its own and requests' errors: all mean "not tracked"
+        raise OpsctlError(ExitCode.UNREACHABLE, f"the result was not tracked in MLflow at {uri}: {exc}") from None
+    print(f"tracked in MLflow: run {tracked}", file=sys.stderr)
+
+
 def _print_performance(title: str, p: Any) -> None:
     def fmt(value: float | None) -> str:
         return "no data" if value is None else f"{value:.4g}"
@@ -118,7 +139,8 @@ def run_command(file: FileOpt = None, symbol: SymbolOpt = None, synthetic_days: 
                 config: ConfigOpt = None, set_: SetOpt = None, fee: FeeOpt = 0.65, slippage_ticks: SlipOpt = 0.0,
                 latency_ms: LatencyOpt = 0.0, workers: WorkersOpt = 2, scheduler: SchedulerOpt = None,
                 json_: JsonOpt = False, report: ReportOpt = None, timezone: TimezoneOpt = None,
-                extended_hours: HoursOpt = False, bar_spread_bps: BarSpreadOpt = 1.0) -> None:
+                extended_hours: HoursOpt = False, bar_spread_bps: BarSpreadOpt = 1.0,
+                mlflow_uri: MlflowOpt = None) -> None:
     """Backtest the runtime config on each symbol's data (one Dask task per symbol)."""
     from backtest.distributed import executor
     from backtest.jobs import run_all
@@ -133,12 +155,14 @@ def run_command(file: FileOpt = None, symbol: SymbolOpt = None, synthetic_days: 
         _guarded(lambda: write_run(results[0], report))
     if json_:
         print("[" + ",".join(r.model_dump_json() for r in results) + "]")
-        return
+    else:
+        for r in results:
+            _print_performance(f"{r.data.symbol} run {r.run_id}: {r.data.events} events, {r.data.sessions} "
+                               "sessions", r.performance)
+            if r.errors:
+                printing.say(f"  {r.errors} events failed in the engine (its errors metric counts them)")
     for r in results:
-        _print_performance(f"{r.data.symbol} run {r.run_id}: {r.data.events} events, {r.data.sessions} sessions",
-                           r.performance)
-        if r.errors:
-            printing.say(f"  {r.errors} events failed in the engine (its errors metric counts them)")
+        _track(mlflow_uri, "run", r.data, r.performance, r, r.spec.model_dump(mode="json"), r.run_id)
 
 
 @verb(app)
@@ -147,7 +171,7 @@ def sweep(grid: GridOpt, file: FileOpt = None, symbol: SymbolOpt = None, synthet
           config: ConfigOpt = None, set_: SetOpt = None, fee: FeeOpt = 0.65, slippage_ticks: SlipOpt = 0.0,
           latency_ms: LatencyOpt = 0.0, objective: ObjectiveOpt = "sharpe", workers: WorkersOpt = 2,
           scheduler: SchedulerOpt = None, json_: JsonOpt = False, timezone: TimezoneOpt = None,
-          extended_hours: HoursOpt = False, bar_spread_bps: BarSpreadOpt = 1.0) -> None:
+          extended_hours: HoursOpt = False, bar_spread_bps: BarSpreadOpt = 1.0, mlflow_uri: MlflowOpt = None) -> None:
     """Every combination of the grid on the same data, best first (the best of N overstates what to expect
     out of sample: walk-forward measures that)."""
     from backtest import jobs
@@ -162,14 +186,18 @@ def sweep(grid: GridOpt, file: FileOpt = None, symbol: SymbolOpt = None, synthet
         result = _guarded(lambda: jobs.sweep(pool, events, spec, parsed, _objective(objective)))
     if json_:
         print(result.model_dump_json())
-        return
-    printing.say(f"{len(result.rows)} candidates on {result.data.symbol} ({result.data.sessions} sessions), "
-                 f"by {objective}:")
-    for row in result.rows:
-        printing.say(f"  {row.score:>10.4g}  {row.params}  run {row.run_id}  {row.performance.verdict}")
-    for candidate in result.candidates:
-        if candidate.invalid:
-            printing.say(f"  invalid: {candidate.invalid}")
+    else:
+        printing.say(f"{len(result.rows)} candidates on {result.data.symbol} ({result.data.sessions} sessions), "
+                     f"by {objective}:")
+        for row in result.rows:
+            printing.say(f"  {row.score:>10.4g}  {row.params}  run {row.run_id}  {row.performance.verdict}")
+        for candidate in result.candidates:
+            if candidate.invalid:
+                printing.say(f"  invalid: {candidate.invalid}")
+    best = result.rows[0] if result.rows else None  # the metrics are the best candidate's
+    _track(mlflow_uri, "sweep", result.data, best.performance if best else None, result,
+           {"grid": grid, "objective": objective, "best": best.params if best else None},
+           best.run_id if best else None)
 
 
 @verb(app, "walk-forward")
@@ -183,7 +211,8 @@ def walk_forward(grid: GridOpt, train: Annotated[int, typer.Option(help="session
                  set_: SetOpt = None, fee: FeeOpt = 0.65, slippage_ticks: SlipOpt = 0.0, latency_ms: LatencyOpt = 0.0,
                  objective: ObjectiveOpt = "sharpe", workers: WorkersOpt = 2, scheduler: SchedulerOpt = None,
                  json_: JsonOpt = False, report: ReportOpt = None, timezone: TimezoneOpt = None,
-                 extended_hours: HoursOpt = False, bar_spread_bps: BarSpreadOpt = 1.0) -> None:
+                 extended_hours: HoursOpt = False, bar_spread_bps: BarSpreadOpt = 1.0,
+                 mlflow_uri: MlflowOpt = None) -> None:
     """Choose the grid's parameters on each train fold, score them on the next test fold only."""
     from backtest import jobs
     from backtest.distributed import executor
@@ -201,12 +230,15 @@ def walk_forward(grid: GridOpt, train: Annotated[int, typer.Option(help="session
         _guarded(lambda: write_walk_forward(result, report))
     if json_:
         print(result.model_dump_json())
-        return
-    for fold in result.folds:
-        printing.say(f"fold {fold.index}: train {fold.train_sessions[0]}..{fold.train_sessions[-1]}, test "
-             f"{fold.test_sessions[0]}..{fold.test_sessions[-1]}: chose {fold.chosen}; test P&L "
-             f"{fold.test.performance.pnl:,.2f} (run {fold.test.run_id})")
-    _print_performance(f"out of sample, {len(result.folds)} folds", result.out_of_sample)
+    else:
+        for fold in result.folds:
+            printing.say(f"fold {fold.index}: train {fold.train_sessions[0]}..{fold.train_sessions[-1]}, test "
+                 f"{fold.test_sessions[0]}..{fold.test_sessions[-1]}: chose {fold.chosen}; test P&L "
+                 f"{fold.test.performance.pnl:,.2f} (run {fold.test.run_id})")
+        _print_performance(f"out of sample, {len(result.folds)} folds", result.out_of_sample)
+    _track(mlflow_uri, "walk-forward", result.data, result.out_of_sample, result,
+           {"grid": grid, "objective": objective, "train": train, "test": test, "step": step, "embargo": embargo,
+            "anchored": anchored, "folds": len(result.folds)})
 
 
 def _objective(name: str) -> Any:
