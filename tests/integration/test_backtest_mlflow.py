@@ -24,11 +24,8 @@ SMALL = ("--synthetic-days", "2", "--session-minutes", "20", "--workers", "1", "
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ThrowawayMlflow]:
-    mlflow_server = ThrowawayMlflow().start()
-    try:
-        yield mlflow_server
-    finally:
-        mlflow_server.destroy()
+    with ThrowawayMlflow() as running:
+        yield running
 
 
 def backtest(*args: str) -> subprocess.CompletedProcess[str]:

@@ -44,11 +44,8 @@ NAME = "tradeops-meta-spy"
 
 @pytest.fixture(scope="module")
 def registry() -> Iterator[ThrowawayMlflow]:
-    server = ThrowawayMlflow().start()
-    try:
-        yield server
-    finally:
-        server.destroy()
+    with ThrowawayMlflow() as running:
+        yield running
 
 
 def register(server: ThrowawayMlflow, seed: int, name: str = NAME) -> int:

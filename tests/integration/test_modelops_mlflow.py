@@ -32,11 +32,8 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ThrowawayMlflow]:
-    mlflow_server = ThrowawayMlflow().start()
-    try:
-        yield mlflow_server
-    finally:
-        mlflow_server.destroy()
+    with ThrowawayMlflow() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
