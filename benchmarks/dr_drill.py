@@ -212,6 +212,10 @@ def main() -> int:
                           f"{r['pitr_rto_s']} s (fetch {r['pitr_fetch_s']} s, replay {r['pitr_replay_s']} s, runtime "
                           f"writing {r['pitr_runtime_writing_s']} s), logical-backup RPO {r['logical_rpo_s']} s, "
                           f"checks {'ok' if r['checks_passed'] else 'FAILED'}]", flush=True)
+    except Exception:
+        # moto's own traceback says why an S3 call failed (an HTTP 500 alone does not): keep it with the error.
+        print(f"--- moto_server log ---\n{s3.logs()}", file=sys.stderr)
+        raise
     finally:
         s3.destroy()
     if args.json:
