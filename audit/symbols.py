@@ -4,6 +4,7 @@ annotations), who changed it, and the switches it flipped (halt/unhalt, pause/re
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +29,19 @@ class Change:
 
 
 # kopf's own bookkeeping under the operator's prefix: the marker of a prefix it stores progress under
-# (kopf/_cogs/configs/conventions.py) and the last configuration it handled (its diff base).
-KOPF_BOOKKEEPING = frozenset({f"{GROUP_PREFIX}kopf-managed", f"{GROUP_PREFIX}last-handled-configuration"})
+# (kopf/_cogs/configs/conventions.py), the last configuration it handled (its diff base) and the dummy it
+# touches to wake a delayed handler; its handlers' progress records are told by their shape.
+KOPF_BOOKKEEPING = frozenset({f"{GROUP_PREFIX}kopf-managed", f"{GROUP_PREFIX}last-handled-configuration",
+                              f"{GROUP_PREFIX}touch-dummy"})
+
+
+def _kopf_progress(value: str) -> bool:
+    """A handler's progress record kopf keeps under the prefix while it retries (e.g. the drain's)."""
+    try:
+        record = json.loads(value)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and {"started", "retries", "purpose"} <= set(record)
 
 
 def view(obj: Mapping[str, Any]) -> dict[str, Json]:
@@ -37,7 +49,8 @@ def view(obj: Mapping[str, Any]) -> dict[str, Json]:
     not bookkeeping such as resourceVersion, the changed-by stamp or kopf's own marker of the prefix it uses)."""
     metadata = obj.get("metadata") or {}
     annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
-                   if k.startswith(GROUP_PREFIX) and k != CHANGED_BY_ANNOTATION and k not in KOPF_BOOKKEEPING}
+                   if k.startswith(GROUP_PREFIX) and k != CHANGED_BY_ANNOTATION and k not in KOPF_BOOKKEEPING
+                   and not _kopf_progress(v)}
     return {"spec": obj.get("spec") or {}, "labels": dict(metadata.get("labels") or {}), "annotations": annotations}
 
 

@@ -150,3 +150,11 @@ def test_events_about_trading_symbols_only_and_repeats_are_new_entries():
     assert repeated.source_key != entry.source_key
     assert event_entry({**event, "involvedObject": {"kind": "Pod", "name": "x"}}, {}, T0) is None
     assert revision_entry({"metadata": {"name": "x", "labels": {}}}, T0) is None
+
+
+def test_kopf_bookkeeping_is_not_a_change_a_person_made():
+    progress = '{"started":"2026-12-06T10:41:11Z","purpose":"delete","retries":3,"success":false,"failure":false}'
+    annotations = {"trading.tradeops.io/touch-dummy": "2026-12-06T10:41:12Z", "trading.tradeops.io/drain": progress,
+                   "trading.tradeops.io/kopf-managed": "yes", "trading.tradeops.io/halt-reason": "kill-switch test"}
+    seen = view({"metadata": {"annotations": annotations}, "spec": {}})
+    assert seen["annotations"] == {"trading.tradeops.io/halt-reason": "kill-switch test"}
