@@ -72,7 +72,7 @@ def _demo(stack: AnalysisStack, args: argparse.Namespace) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM ends the demo the way Ctrl-C does: through the cleanup below
+    raise KeyboardInterrupt  # SIGTERM and SIGINT end the demo through the cleanup below
 
 
 def main() -> int:
@@ -83,7 +83,10 @@ def main() -> int:
                         help="only apply the examples")
     parser.add_argument("--timeout", type=float, default=90.0)
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT too: a process started as a background job of a script inherits SIGINT ignored, and Python then
+    # installs no Ctrl-C handler of its own.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _interrupt)
     stack: AnalysisStack | None = None
     try:
         stack = start_analysis_stack(pathlib.Path(tempfile.mkdtemp(prefix="tradeops-demo-")))
