@@ -135,6 +135,8 @@ def test_changes_who_made_them_and_what_the_operator_did(stack, ns, database):
         running.close()
     kinds = [kind for kind, _, _ in recorded(database, ns)]
     assert kinds.count("rollback") == 1
-    assert kinds.count("revision") == 1
+    # Revision 7 once; spy's own revisions, if an operator shared the stack, are recorded once each.
+    revisions = [(d["revision"], d["specHash"]) for kind, _, d in recorded(database, ns) if kind == "revision"]
+    assert revisions.count((7, "abc")) == 1 and len(revisions) == len(set(revisions)), revisions
     assert kinds.count("symbol-created") == 1
     assert verify_log(database).ok

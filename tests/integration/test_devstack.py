@@ -250,7 +250,8 @@ def test_an_image_the_devstack_cannot_run_is_err_image_pull_then_back_off(stack,
         return "ImagePullBackOff" in reasons
 
     wait_for(both_seen, 30, "ErrImagePull then ImagePullBackOff")
-    assert reasons[:2] == ["ErrImagePull", "ImagePullBackOff"]
+    # A kubelet reports ContainerCreating until the first pull attempt ends; a loaded machine may show it.
+    assert [r for r in reasons if r != "ContainerCreating"][:2] == ["ErrImagePull", "ImagePullBackOff"]
     [pod] = pods(stack, ns)
     assert pod["status"]["phase"] == "Pending"
     assert runtime_processes(pod["status"]["podIP"]) == []
