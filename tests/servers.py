@@ -11,6 +11,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 PG_BIN = next(iter(sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"))), pathlib.Path("/usr/bin"))
@@ -74,6 +76,19 @@ class ThrowawayPostgres:
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def audit_database() -> Iterator[str]:
+    """A throwaway PostgreSQL holding the audit trail's schema; yields its DSN."""
+    from audit.store import ensure_schema
+
+    postgres = ThrowawayPostgres().init().start()
+    try:
+        ensure_schema(postgres.dsn)
+        yield postgres.dsn
+    finally:
+        postgres.destroy()
 
 
 class ThrowawayRedis:

@@ -14,12 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from audit.recorder import Recorder
-from audit.store import ensure_schema, entries, verify_log
+from audit.store import entries, verify_log
 from audit.watching import ApiStream
 from opsctl.main import app
 from tests.integration.conftest import Stack
 from tests.integration.operator_harness import create_ts
-from tests.servers import ThrowawayPostgres
+from tests.servers import audit_database
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import CONTROLLER_REVISIONS, EVENTS
 
@@ -29,12 +29,8 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    postgres = ThrowawayPostgres().init().start()
-    try:
-        ensure_schema(postgres.dsn)
-        yield postgres.dsn
-    finally:
-        postgres.destroy()
+    with audit_database() as dsn:
+        yield dsn
 
 
 class Running:
@@ -137,6 +133,7 @@ def test_changes_who_made_them_and_what_the_operator_did(stack, ns, database):
     assert kinds.count("rollback") == 1
     # Revision 7 once; spy's own revisions, if an operator shared the stack, are recorded once each.
     revisions = [(d["revision"], d["specHash"]) for kind, _, d in recorded(database, ns) if kind == "revision"]
-    assert revisions.count((7, "abc")) == 1 and len(revisions) == len(set(revisions)), revisions
+    assert revisions.count((7, "abc")) == 1, revisions
+    assert len(revisions) == len(set(revisions)), revisions
     assert kinds.count("symbol-created") == 1
     assert verify_log(database).ok

@@ -15,14 +15,14 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from audit.kinds import Kind
-from audit.store import ensure_schema, entries, verify_log
+from audit.store import entries, verify_log
 from modelops.tracking import CHALLENGER, CHAMPION, EXPERIMENT, Registered, log_training
 from modelops.train import TrainingResult, TrainSpec, synthetic_events, train
 from opsctl.errors import ExitCode
 from opsctl.main import app
 from tests.mlflow_server import ThrowawayMlflow
 from tests.prometheus_server import ThrowawayPrometheus
-from tests.servers import ThrowawayPostgres, free_port
+from tests.servers import audit_database, free_port
 from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.ml.serving import MetaGate
 
@@ -125,12 +125,8 @@ def test_opsctl_model_failures_have_their_exit_codes(server, registered):
 
 @pytest.fixture
 def audit_db() -> Iterator[str]:
-    postgres = ThrowawayPostgres().init().start()
-    try:
-        ensure_schema(postgres.dsn)
-        yield postgres.dsn
-    finally:
-        postgres.destroy()
+    with audit_database() as dsn:
+        yield dsn
 
 
 @pytest.fixture
