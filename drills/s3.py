@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PART_SIZE = 16 * 1024 * 1024  # S3 wants >= 5 MiB parts except the last; 16 MiB keeps 1 GB under 100 parts
+# S3 may take minutes to assemble a large object (it sends keep-alive whitespace meanwhile; moto sends
+# nothing): CompleteMultipartUpload waits this long for its answer, every other call 60 s.
+ASSEMBLY_READ_TIMEOUT = 900
 Progress = Callable[[int], None]
 
 
@@ -41,12 +44,18 @@ class S3Store:
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
         self.bucket = settings.bucket
-        self.client: S3Client = boto3.client(
-            "s3", endpoint_url=settings.endpoint, region_name=settings.region,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60))
+        self.client = self._client(read_timeout=60)
+        self.assembler = self._client(read_timeout=ASSEMBLY_READ_TIMEOUT)
+
+    def _client(self, read_timeout: int) -> S3Client:
+        return boto3.client(
+            "s3", endpoint_url=self.settings.endpoint, region_name=self.settings.region,
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5,
+                          read_timeout=read_timeout))
 
     def close(self) -> None:
         self.client.close()
+        self.assembler.close()
 
     def __enter__(self) -> S3Store:
         return self
@@ -85,8 +94,7 @@ class S3Store:
                         progress(len(chunk))
                     if len(chunk) < part_size:
                         break
-                self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                      MultipartUpload={"Parts": parts})
+                self._complete(key, upload_id, parts, size)
             except BaseException as error:
                 try:
                     self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
@@ -94,6 +102,25 @@ class S3Store:
                     log.warning("aborting upload %s failed after %r: %s", key, error, abort_error)
                 raise
         return StoredObject(key=key, size=size, sha256=digest.hexdigest())
+
+    def _complete(self, key: str, upload_id: str, parts: list[CompletedPartTypeDef], size: int) -> None:
+        """Assemble the parts. A retried CompleteMultipartUpload whose first attempt did assemble the object
+        (its answer lost or timed out) fails, as the upload is gone: the object is then there with the parts'
+        multipart ETag and size, and that is success."""
+        try:
+            self.assembler.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                     MultipartUpload={"Parts": parts})
+        except ClientError as error:
+            if not self._assembled(key, parts, size):
+                raise
+            log.warning("completing %s failed (%s) but an earlier attempt had assembled it: kept", key, error)
+
+    def _assembled(self, key: str, parts: list[CompletedPartTypeDef], size: int) -> bool:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError:
+            return False
+        return head.get("ETag", "").strip('"') == multipart_etag(parts) and head.get("ContentLength") == size
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> StoredObject:
         """One object in one request, its SHA-256 kept in the object's metadata too."""
@@ -147,6 +174,12 @@ class S3Store:
             for start in range(0, len(keys), 1000):
                 batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[start:start + 1000]]
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+
+def multipart_etag(parts: list[CompletedPartTypeDef]) -> str:
+    """The ETag S3 gives an object assembled from these parts: MD5 of the parts' MD5s, then "-" and the count."""
+    digests = b"".join(bytes.fromhex(part["ETag"].strip('"')) for part in parts)
+    return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"
 
 
 def _read_full(stream: IO[bytes], size: int) -> bytes:

@@ -4,12 +4,14 @@ a new database; corrupted, incomplete and missing backups; Redis snapshots; WAL 
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import os
 import subprocess
 import sys
 
 import boto3
+import botocore.exceptions
 import psycopg
 import pytest
 import redis
@@ -279,3 +281,37 @@ def test_snapshot_keys_go_back_under_what_the_live_writers_rewrote():
     assert returns == ["0.1", "0.2", "0.3"]
     assert book == {"SPY": "new"}  # the live book is the runtimes': a symbol nobody runs is not brought back
     assert 0 < ttl <= 300
+
+
+class LostAnswer:
+    """CompleteMultipartUpload that does its work, then loses its answer (a read timeout under load): what
+    botocore retries into a 500 or NoSuchUpload, the upload being gone."""
+
+    def __init__(self, client, assemble: bool) -> None:
+        self.client, self.assemble = client, assemble
+
+    def complete_multipart_upload(self, **kwargs):
+        if self.assemble:
+            self.client.complete_multipart_upload(**kwargs)
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "InternalError", "Message": "retried after the answer was lost"}},
+            "CompleteMultipartUpload")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@pytest.mark.parametrize("assembled", [True, False], ids=["assembled", "not-assembled"])
+def test_an_upload_whose_completion_answer_was_lost_is_judged_by_the_object(bucket, assembled):
+    data = os.urandom(6 * 1024 * 1024 + 17)  # two parts of 5 MiB and a short one
+    key = f"{'assembled' if assembled else 'not-assembled'}/base.tar"
+    with S3Store(bucket) as store:
+        store.assembler = LostAnswer(store.assembler, assemble=assembled)
+        if assembled:
+            stored = store.upload_stream(key, io.BytesIO(data), part_size=5 * 1024 * 1024)
+            assert stored.size == len(data)
+            assert store.get_bytes(key) == data
+        else:
+            with pytest.raises(DrillsError, match="InternalError"):
+                store.upload_stream(key, io.BytesIO(data), part_size=5 * 1024 * 1024)
+            assert store.metadata(key) is None
