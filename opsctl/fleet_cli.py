@@ -145,10 +145,9 @@ def _switch(cluster: Cluster, out: Output, name: str, action: str, paused: bool)
     target = cluster.connect()
     rollout = _get(target, name)
     phase = (rollout.get("status") or {}).get("phase", "Pending")
-    if phase in TERMINAL:
-        raise OpsctlError(ExitCode.REJECTED, f"{name}: {action} refused: the rollout is {phase}, nothing to "
-                                             + ("pause" if paused else "resume"))
     changed = bool((rollout.get("spec") or {}).get("paused", False)) != paused
+    if paused and phase in TERMINAL:  # resuming is always allowed: a stopped rollout must be resumed to retry
+        raise OpsctlError(ExitCode.REJECTED, f"{name}: pause refused: the rollout is {phase}, nothing to pause")
     if changed:
         target.kube.merge_patch(_path(target.namespace, name), {"spec": {"paused": paused},
                                                                 "metadata": {"annotations": stamp(target.actor)}},
@@ -187,6 +186,11 @@ def plan_retry(rollout: Obj) -> RetryRequest:
                                              "Aborted one can be retried)")
     if (rollout.get("spec") or {}).get("paused"):
         raise OpsctlError(ExitCode.REJECTED, f"{name}: the rollout is paused: `opsctl fleet resume {name}` first")
+    returning = [s.get("name", "") for s in state.get("symbols") or [] if s.get("state") == "RollingBack"]
+    if returning:
+        raise OpsctlError(ExitCode.REJECTED, f"{name}: the change is still being taken back from "
+                                             f"{', '.join(returning)}: retry once it is rolled back "
+                                             f"(opsctl fleet status {name})")
     return RetryRequest(id=f"retry-{uuid.uuid4().hex[:12]}", generation=int(rollout["metadata"].get("generation")
                                                                             or 1), wave=int(state["currentWave"]))
 

@@ -19,6 +19,7 @@ from trading_operator.fleet_api import (
     FleetRequestRecord,
     FleetRolloutStatus,
     RetryRequest,
+    SymbolState,
 )
 
 ACCEPTED = "Accepted"
@@ -33,6 +34,7 @@ class FleetRefusal(enum.StrEnum):
     NOT_STOPPED = "NotFailed"
     PAUSED = "Paused"
     WAVE_CHANGED = "WaveChanged"
+    ROLLING_BACK = "RollingBack"
     SUPERSEDED = "Superseded"
 
 
@@ -78,6 +80,11 @@ def judge_retry(value: str, generation: int, status: FleetRolloutStatus, paused:
     if request.wave != status.current_wave:
         return _refused(request, FleetRefusal.WAVE_CHANGED,
                         f"wave {status.current_wave} stopped the rollout, not wave {request.wave}")
+    returning = [s.name for s in status.symbols if s.state is SymbolState.ROLLING_BACK]
+    if returning:
+        return _refused(request, FleetRefusal.ROLLING_BACK,
+                        f"the change is still being taken back from {', '.join(returning[:12])}: retry once every "
+                        "symbol runs its own spec again (RolledBack=True)")
     return RetryAnswer(request, True, ACCEPTED,
                        f"wave {request.wave} starts again: the change goes back to the symbols of waves 1–"
                        f"{request.wave}, each analysed afresh")

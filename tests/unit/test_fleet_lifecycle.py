@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from trading_operator.fleet_override import FleetOverride
+from opsctl.errors import ExitCode, OpsctlError
+from opsctl.fleet_cli import plan_retry
 from trading_operator.fleet_api import FleetRolloutSpec
+from trading_operator.fleet_override import FleetOverride
 from trading_operator.fleet_planner import ConsumeRetry, FleetObserved, ObservedSymbol, change_hash, plan_waves
 from trading_operator.plans import EmitEvent
 
@@ -109,7 +111,10 @@ def test_a_retried_symbol_failing_again_fails_the_rollout_again() -> None:
     (stopped(), SPEC, request(wave=2), False, "WaveChanged"),
     (stopped(), {**SPEC, "paused": True}, request(), False, "Paused"),
     (stopped(), SPEC, request(), True, "Superseded"),
-], ids=["still-progressing", "completed", "spec-changed", "another-wave", "paused", "abort-at-once"])
+    ({**stopped(), "symbols": started(3, {"a": "RolledBack", "b": "RollingBack"})["symbols"]}, SPEC, request(),
+     False, "RollingBack"),
+], ids=["still-progressing", "completed", "spec-changed", "another-wave", "paused", "abort-at-once",
+        "still-rolling-back"])
 def test_a_retry_that_no_longer_applies_is_refused_with_the_reason(stored: dict[str, Any], spec: dict[str, Any],
                                                                     value: str, abort: bool, reason: str) -> None:
     world = back_home() if stored["phase"] == "Failed" else [symbol(n, PROMOTED, OURS) for n in NAMES]
@@ -234,3 +239,32 @@ def test_nothing_comes_off_before_the_rollout_completes() -> None:
     actions, status = run(observed(world, started(2, {"a": "Succeeded", "b": "Progressing"})))
     assert cleared(actions) == []
     assert states(status)["a"] == "Succeeded"
+
+
+# opsctl fleet retry: what it sends, and what it refuses itself ------------------------------------------
+
+def rollout(phase: str, paused: bool = False) -> dict[str, Any]:
+    return {"metadata": {"name": "up", "generation": 3}, "spec": {**SPEC, "paused": paused},
+            "status": {"phase": phase, "currentWave": 2}}
+
+
+def test_opsctl_binds_a_retry_to_the_generation_and_the_stopped_wave() -> None:
+    request_ = plan_retry(rollout("Failed"))
+    assert (request_.generation, request_.wave) == (3, 2)
+    assert request_.id.startswith("retry-")
+    assert plan_retry(rollout("Failed")).id != request_.id, "a fresh id each time"
+
+
+@pytest.mark.parametrize(("obj", "problem"), [
+    (rollout("Progressing"), "nothing to retry: the rollout is Progressing"),
+    (rollout("Completed"), "nothing to retry: the rollout is Completed"),
+    (rollout("Aborted", paused=True), "the rollout is paused: `opsctl fleet resume up` first"),
+    ({**rollout("Failed"), "status": {"phase": "Failed", "currentWave": 2,
+                                      "symbols": [{"name": "b", "wave": 1, "state": "RollingBack"}]}},
+     "the change is still being taken back from b"),
+], ids=["progressing", "completed", "paused", "rolling-back"])
+def test_opsctl_refuses_a_retry_that_cannot_apply(obj: dict[str, Any], problem: str) -> None:
+    with pytest.raises(OpsctlError) as refused:
+        plan_retry(obj)
+    assert refused.value.code is ExitCode.REJECTED
+    assert problem in str(refused.value)
