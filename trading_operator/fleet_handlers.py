@@ -18,7 +18,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from trading_operator.context import OperatorContext, reconcile
-from trading_operator.executor import TRADING_SYMBOLS
+from trading_operator.executor import TRADING_SYMBOLS, merge_patch
 from trading_operator.fleet_api import (
     FLEET_ABORT_ANNOTATION,
     FLEET_API_VERSION,
@@ -86,8 +86,9 @@ async def reconcile_fleet(context: OperatorContext, namespace: str, name: str) -
         # The decision is committed first, against the version it was planned from: a plan that lost a race
         # (409) does nothing, and actions cut short are re-planned from the committed state (a symbol of a
         # started wave without the change gets it again).
-        if result.status is not None:
-            await kube.patch_status(FLEET_ROLLOUTS, namespace, name, result.status,
+        if result.status is not None:  # a merge patch: keys the new status drops (waveCompletedAt) are nulled
+            await kube.patch_status(FLEET_ROLLOUTS, namespace, name,
+                                    merge_patch(dict(rollout.get("status") or {}), result.status),
                                     str(meta.get("resourceVersion") or "") or None)
         events = []
         for action in result.actions:

@@ -21,7 +21,7 @@ from trading_operator.fleet_override import FLEET_CHANGE_ANNOTATION
 from trading_operator.kube import KubeApi
 
 from .conftest import Stack
-from .operator_harness import SPEC, deployment, get_ts, wait_status
+from .operator_harness import SPEC, deployment, events, get_ts, wait_status
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -160,9 +160,14 @@ def test_pause_resume_retry_and_the_annotation_coming_off_once_the_spec_carries_
     again = kube.get(FLEET_ROLLOUTS, ns, "up")["status"]
     assert again["currentWave"] == 1
     assert {s["name"]: s["state"] for s in again["symbols"]} == {"aaa": "Succeeded", "bbb": "Pending",
-                                                                 "ccc": "Pending"}
+                                                                 "ccc": "Pending"}, again
     assert _image(kube, ns, "aaa") == NEW_IMAGE
     assert _image(kube, ns, "bbb") == SPEC["image"]
+    # The wave's completion is stamped anew (the retry's status patch nulls the old stamp): the pause counts
+    # from the second promotion, and it is announced again.
+    assert again["waveCompletedAt"] >= refused["time"]
+    said = [e["reason"] for e in events(kube, ns, "up")]
+    assert (said.count("WaveSucceeded"), said.count("FleetRolloutRetried"), said.count("RequestRefused")) == (2, 1, 1)
     kube.merge_patch(FLEET_ROLLOUTS, ns, "up", {"spec": {"pauseSeconds": 0}})
     wait_for(lambda: _phase(kube, ns, "up", "Completed"), 90, "the FleetRollout Completed")
     # aaa's spec in git now says the same as the change: the annotation comes off, no new revision.
