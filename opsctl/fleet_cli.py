@@ -109,8 +109,14 @@ def status(cluster: Cluster, out: Output, name: FleetArg) -> None:
     printing.say(f"{name}: {state.get('phase', 'Pending')}, wave {state.get('currentWave', 0)}/"
                  f"{state.get('waves', 0)} (steps {', '.join(steps)})")
     printing.say(f"change: {_change(rollout)}")
+    if (rollout.get("spec") or {}).get("paused"):
+        printing.say(f"paused: no further wave starts (opsctl fleet resume {name})")
     if state.get("message"):
         printing.say(f"now: {state['message']}")
+    if state.get("requests"):
+        last = state["requests"][-1]
+        printing.say(f"last request: {last.get('action')} of wave {last.get('wave')} {last.get('outcome')} "
+                     f"({last.get('reason')}): {last.get('message')}")
     printing.table(CONDITION_COLUMNS, [[c.get("type", ""), c.get("status", ""), c.get("reason", ""),
                                         c.get("message", "")] for c in state.get("conditions") or []],
                    title="Conditions")

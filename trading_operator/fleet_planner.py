@@ -5,7 +5,9 @@ promoted its new revision and the pause has passed), when the rollout is done, a
 symbol of a started wave whose new revision the TradingSymbol machinery aborted, or an abort request) — and
 then takes the change back from every symbol it touched. It never judges a revision itself: the TradingSymbol
 planner and its analysis decide (one place decides each thing); this reads their verdict from each symbol's
-status (`fleetChange`, `updateRevision`, `stableRevision`, `abortedRevision`)."""
+status (`fleetChange`, `updateRevision`, `stableRevision`, `abortedRevision`). It also holds the waves while
+`spec.paused`, starts a stopped rollout again from its failed wave on an accepted retry (`fleet_requests`
+answers it), and, once Completed, takes the annotation off symbols whose own spec carries the change."""
 
 from __future__ import annotations
 
@@ -207,7 +209,7 @@ def _commit(result: FleetPlan, status: FleetRolloutStatus, by_name: dict[str, Ob
             override: FleetOverride) -> FleetRolloutStatus:
     """After Completed: a symbol whose own spec already carries the change (committed to git) runs the same
     spec without the annotation, so it is taken off — the same effective spec, hence the same revision. A
-    symbol whose spec says otherwise keeps the annotation (and the change) until the FleetRollout is deleted."""
+    symbol whose spec says otherwise keeps the annotation and runs the change (looked at again every tick)."""
     committed = []
     symbols = []
     for entry in status.symbols:

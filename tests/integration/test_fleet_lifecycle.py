@@ -152,6 +152,9 @@ def test_pause_resume_retry_and_the_annotation_coming_off_once_the_spec_carries_
     refused = wait_for(lambda: _retry_answer(kube, ns, "up", "stale-1"), 30, "the answer to the stale retry")
     assert (refused["outcome"], refused["reason"]) == ("Refused", "GenerationMoved")
     assert _phase(kube, ns, "up", "Aborted")
+    shown = _opsctl(stack, ns, "status", "up")
+    assert shown.exit_code == 0, shown.output
+    assert "last request: retry of wave 1 Refused (GenerationMoved)" in shown.stdout
     retried = _opsctl(stack, ns, "retry", "up", "-o", "json")
     assert retried.exit_code == 0, retried.output
     assert json.loads(retried.stdout)["outcome"] == "Accepted"
