@@ -1,22 +1,39 @@
-"""`opsctl fleet`: FleetRollouts — one change rolled out over many TradingSymbols in waves."""
+"""`opsctl fleet`: FleetRollouts — one change rolled out over many TradingSymbols in waves.
+
+abort and retry are requests the operator answers (retry is bound to the generation and the failed wave opsctl
+saw, answered once in status.requests: exit 0 accepted, 6 refused, 5 no answer in time); pause and resume set
+spec.paused, as `opsctl pause` does for a TradingSymbol and Argo Rollouts' pause does for a Rollout."""
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from typing import Annotated, Any
 
 import typer
 
 from audit.identity import stamp
 from opsctl import kit, printing
+from opsctl.asking import ANSWER_SECONDS, AnswerTimeoutOpt, NoWaitOpt
+from opsctl.errors import ExitCode, OpsctlError
 from opsctl.follow import now
 from opsctl.kit import verb
 from opsctl.kube import Obj
 from opsctl.options import Cluster, Output, Target
 from opsctl.tables import Column, age
-from trading_operator.fleet_api import FLEET_ABORT_ANNOTATION, FLEET_API_VERSION, FLEET_PLURAL, FLEET_SINGULAR
+from trading_operator.fleet_api import (
+    FLEET_ABORT_ANNOTATION,
+    FLEET_API_VERSION,
+    FLEET_PLURAL,
+    FLEET_RETRY_ANNOTATION,
+    FLEET_SINGULAR,
+    RetryRequest,
+)
 
-app = kit.group("FleetRollouts: list, status, abort.")
+app = kit.group("FleetRollouts: list, status, pause, resume, abort, retry.")
+TERMINAL = {"Completed", "Failed", "Aborted", "Invalid"}
+POLL_SECONDS = 0.25
 FleetArg = Annotated[str, typer.Argument(metavar="NAME", help="The FleetRollout's name.")]
 LIST_COLUMNS = [Column("NAME"), Column("PHASE"), Column("WAVE"), Column("SYMBOLS"), Column("CHANGE", wrap=True),
                 Column("AGE")]
@@ -92,8 +109,14 @@ def status(cluster: Cluster, out: Output, name: FleetArg) -> None:
     printing.say(f"{name}: {state.get('phase', 'Pending')}, wave {state.get('currentWave', 0)}/"
                  f"{state.get('waves', 0)} (steps {', '.join(steps)})")
     printing.say(f"change: {_change(rollout)}")
+    if (rollout.get("spec") or {}).get("paused"):
+        printing.say(f"paused: no further wave starts (opsctl fleet resume {name})")
     if state.get("message"):
         printing.say(f"now: {state['message']}")
+    if state.get("requests"):
+        last = state["requests"][-1]
+        printing.say(f"last request: {last.get('action')} of wave {last.get('wave')} {last.get('outcome')} "
+                     f"({last.get('reason')}): {last.get('message')}")
     printing.table(CONDITION_COLUMNS, [[c.get("type", ""), c.get("status", ""), c.get("reason", ""),
                                         c.get("message", "")] for c in state.get("conditions") or []],
                    title="Conditions")
@@ -108,7 +131,7 @@ def abort(cluster: Cluster, out: Output, name: FleetArg) -> None:
     target = cluster.connect()
     rollout = _get(target, name)
     phase = (rollout.get("status") or {}).get("phase", "Pending")
-    done = phase in {"Completed", "Failed", "Aborted", "Invalid"}
+    done = phase in TERMINAL
     if not done:
         moment = now().strftime("%Y-%m-%dT%H:%M:%SZ")
         annotations = {FLEET_ABORT_ANNOTATION: moment, **stamp(target.actor)}
@@ -122,3 +145,101 @@ def abort(cluster: Cluster, out: Output, name: FleetArg) -> None:
     else:
         printing.say(f"{name}: abort requested; the operator takes the change back from every symbol it reached "
                      f"(follow with: opsctl fleet status {name})")
+
+
+def _switch(cluster: Cluster, out: Output, name: str, action: str, paused: bool) -> None:
+    target = cluster.connect()
+    rollout = _get(target, name)
+    phase = (rollout.get("status") or {}).get("phase", "Pending")
+    changed = bool((rollout.get("spec") or {}).get("paused", False)) != paused
+    if paused and phase in TERMINAL:  # resuming is always allowed: a stopped rollout must be resumed to retry
+        raise OpsctlError(ExitCode.REJECTED, f"{name}: pause refused: the rollout is {phase}, nothing to pause")
+    if changed:
+        target.kube.merge_patch(_path(target.namespace, name), {"spec": {"paused": paused},
+                                                                "metadata": {"annotations": stamp(target.actor)}},
+                                what=_what(target, name))
+    if printing.emit(out, {"name": name, "namespace": target.namespace, "action": action, "paused": paused,
+                           "changed": changed}, [_name(name)]):
+        return
+    if not changed:
+        printing.say(f"{name} unchanged: {'already paused' if paused else 'not paused'}")
+    elif paused:
+        printing.say(f"{name}: paused (spec.paused=true): no further wave starts; symbols already handed the "
+                     "change finish their rollout, and a failure still rolls back")
+    else:
+        printing.say(f"{name}: resumed (spec.paused=false)")
+
+
+@verb(app)
+def pause(cluster: Cluster, out: Output, name: FleetArg) -> None:
+    """Hold a FleetRollout (spec.paused=true): no further wave starts until `opsctl fleet resume`."""
+    _switch(cluster, out, name, "pause", True)
+
+
+@verb(app)
+def resume(cluster: Cluster, out: Output, name: FleetArg) -> None:
+    """Release a paused FleetRollout (spec.paused=false): the waves go on."""
+    _switch(cluster, out, name, "resume", False)
+
+
+def plan_retry(rollout: Obj) -> RetryRequest:
+    """A retry of the wave that stopped the rollout, bound to the generation and that wave; refused (exit 6)
+    when the rollout is not Failed or Aborted, or is paused."""
+    name, state = rollout["metadata"]["name"], rollout.get("status") or {}
+    phase = state.get("phase", "Pending")
+    if phase not in ("Failed", "Aborted"):
+        raise OpsctlError(ExitCode.REJECTED, f"{name}: nothing to retry: the rollout is {phase} (only a Failed or "
+                                             "Aborted one can be retried)")
+    if (rollout.get("spec") or {}).get("paused"):
+        raise OpsctlError(ExitCode.REJECTED, f"{name}: the rollout is paused: `opsctl fleet resume {name}` first")
+    returning = [s.get("name", "") for s in state.get("symbols") or [] if s.get("state") == "RollingBack"]
+    if returning:
+        raise OpsctlError(ExitCode.REJECTED, f"{name}: the change is still being taken back from "
+                                             f"{', '.join(returning)}: retry once it is rolled back "
+                                             f"(opsctl fleet status {name})")
+    return RetryRequest(id=f"retry-{uuid.uuid4().hex[:12]}", generation=int(rollout["metadata"].get("generation")
+                                                                            or 1), wave=int(state["currentWave"]))
+
+
+def _answer(target: Target, name: str, request_id: str, timeout: float) -> Obj:
+    """The operator's answer to a request (polled: it answers within a second of the request)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = _get(target, name).get("status") or {}
+        found = next((r for r in state.get("requests") or [] if r.get("id") == request_id), None)
+        if found is not None:
+            return dict(found)
+        if time.monotonic() >= deadline:
+            raise OpsctlError(ExitCode.TIMEOUT, f"{name}: no answer to the retry within {timeout:g}s (request "
+                                                f"{request_id}); is the operator running? The request stays "
+                                                "until it answers, and is refused then if it no longer applies")
+        time.sleep(POLL_SECONDS)
+
+
+@verb(app)
+def retry(cluster: Cluster, out: Output, name: FleetArg, no_wait: NoWaitOpt = False,
+          timeout: AnswerTimeoutOpt = ANSWER_SECONDS) -> None:
+    """Start a Failed or Aborted FleetRollout again from the wave that stopped it: the change goes back to the
+    symbols of that wave and the waves before it, each analysed afresh. Waits for the operator's answer (exit 6
+    when refused: the spec or the wave changed meanwhile, or the rollout is no longer stopped)."""
+    target = cluster.connect()
+    request = plan_retry(_get(target, name))
+    value = json.dumps(request.model_dump(by_alias=True, mode="json"), separators=(",", ":"))
+    target.kube.merge_patch(_path(target.namespace, name),
+                            {"metadata": {"annotations": {FLEET_RETRY_ANNOTATION: value, **stamp(target.actor)}}},
+                            what=_what(target, name))
+    result: dict[str, Any] = {"name": name, "namespace": target.namespace, "action": "retry", "wave": request.wave,
+                              "request": request.id}
+    if no_wait:
+        if not printing.emit(out, {**result, "outcome": "Pending"}, [_name(name)]):
+            printing.say(f"{name}: retry of wave {request.wave} requested (request {request.id}; --no-wait: not "
+                         "waiting for the answer)")
+        return
+    answer = _answer(target, name, request.id, timeout)
+    accepted = answer.get("outcome") == "Accepted"
+    result.update(outcome=answer.get("outcome"), reason=answer.get("reason"), message=answer.get("message"))
+    if not printing.emit(out, result, [_name(name)]) and accepted:
+        printing.say(f"{name}: retry accepted: {answer.get('message')} (follow with: opsctl fleet status {name})")
+    if not accepted:
+        raise OpsctlError(ExitCode.REJECTED, f"{name}: retry refused by the operator ({answer.get('reason')}): "
+                                             f"{answer.get('message')}")

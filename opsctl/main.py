@@ -34,7 +34,7 @@ GROUPS = {
     "report": Lazy("opsctl.report_cli", "Reports: the production analysis, compliance evidence, cost per symbol."),
     "backtest": Lazy("opsctl.backtest_cli", "Backtests of the live engine on recorded or synthetic data, on Dask."),
     "model": Lazy("opsctl.model_cli", "Meta-models in the MLflow registry: list, describe, promote."),
-    "fleet": Lazy("opsctl.fleet_cli", "FleetRollouts: list, status, abort."),
+    "fleet": Lazy("opsctl.fleet_cli", "FleetRollouts: list, status, pause, resume, abort, retry."),
 }
 
 app = kit.program("opsctl", __doc__ or "", EPILOG, GROUPS, Cluster, Output, version=version_cli.client_version)

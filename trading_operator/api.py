@@ -20,6 +20,9 @@ from trading_runtime.config import CamelModel, RuntimeConfig
 
 SYMBOL_PATTERN = r"^[A-Z][A-Z0-9.]{0,9}$"
 IMAGE_PATTERN = r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(@sha256:[a-f0-9]{64})?$"
+SYMBOL_IMMUTABLE = ("spec.symbol is immutable: a TradingSymbol trades one symbol for life (delete it and create "
+                    "another to trade a different one)")
+"""The message of the CEL transition rule the API server enforces, and of the operator's own refusal."""
 CPU_PATTERN = r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$"
 MEMORY_PATTERN = r"^[0-9]+(Ki|Mi|Gi)?$"
 
@@ -162,8 +165,10 @@ class ModelRef(CamelModel):
 class TradingSymbolSpec(CamelModel):
     """Desired state of one traded symbol."""
 
-    symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN)]
-    """Underlying symbol, upper case, e.g. SPY, QQQ, ES."""
+    symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN, json_schema_extra={
+        "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": SYMBOL_IMMUTABLE}]})]
+    """Underlying symbol, upper case, e.g. SPY, QQQ, ES. Immutable: the pods read it from the live spec, so a
+    change would reach every pod at once with no new revision (the API server refuses it)."""
     market: Market
     """Market of the symbol's options."""
     image: Annotated[str, Field(pattern=IMAGE_PATTERN, max_length=512)]
@@ -537,6 +542,9 @@ class TradingSymbolStatus(CamelModel):
     """The last resolution of `spec.model` (new revisions pin its version)."""
     fleet_change: str | None = None
     """The FleetRollout change the update revision was built with (`rollout@change`), if any."""
+    symbol: str | None = None
+    """The market symbol this TradingSymbol trades, fixed at its first accepted reconcile: a spec naming another
+    (spec.symbol is immutable; a cluster that does not enforce the CRD's rule lets one through) is refused."""
     failed_revisions: list[FailedRevision] = []
     """The latest revisions that failed or were rolled back from, newest last (bounded)."""
     forced_rollback: ForcedRollback | None = None

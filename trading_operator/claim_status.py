@@ -13,7 +13,7 @@ def refused(result: Plan, observed: Observed, status: TradingSymbolStatus, symbo
             running: list[str]) -> TradingSymbolStatus:
     """Refuse a later claimant of a symbol: Conflict and an Event naming the owner, no revision, no pods (the
     Deployments it runs, `running` — it started in the moment before it saw an older claimant, or an older
-    TradingSymbol changed its symbol to this one — are deleted), its requests refused."""
+    TradingSymbol's claim reached the index late — are deleted), its requests refused."""
     message = claims.conflict_message(symbol, observed.namespace, holder)
     for name in running:
         result.actions.append(DeleteObject("Deployment", name))

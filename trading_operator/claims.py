@@ -48,10 +48,13 @@ def normalise(symbol: str) -> str:
 
 
 def claim_of(obj: Mapping[str, Any]) -> Claim | None:
-    """The claim a TradingSymbol object makes; None when it names no symbol."""
+    """The claim a TradingSymbol object makes: the symbol it trades (`status.symbol`, fixed once accepted: a
+    changed spec.symbol the API server let through is refused and claims nothing new), else the one its spec
+    names; None when it names none."""
     meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    symbol = spec.get("symbol") if isinstance(spec, Mapping) else None
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    symbol = (status.get("symbol") if isinstance(status, Mapping) else None) or \
+        (spec.get("symbol") if isinstance(spec, Mapping) else None)
     if not isinstance(symbol, str) or not normalise(symbol) or not meta.get("name"):
         return None
     return Claim(name=str(meta["name"]), symbol=normalise(symbol), created=str(meta.get("creationTimestamp") or ""),
@@ -72,8 +75,9 @@ def rival_owner(name: str, symbol: str, claims: Iterable[Claim]) -> Claim | None
 
 
 def waiting(claims: Iterable[Claim], symbol: str, released_by: str) -> list[str]:
-    """The claimants of a symbol other than the one that released it (deleted, or renamed its symbol): each
-    must be reconciled now, so the new owner starts without waiting for a resync."""
+    """The claimants of a symbol other than the one that released it (deleted: spec.symbol is immutable, so
+    trading another symbol is a delete and a create): each must be reconciled now, so the new owner starts
+    without waiting for a resync."""
     wanted = normalise(symbol)
     return sorted(c.name for c in claims if normalise(c.symbol) == wanted and c.name != released_by)
 
@@ -83,4 +87,5 @@ def conflict_message(symbol: str, namespace: str, holder: Claim) -> str:
     gone = " (it is being deleted: this one starts once it is gone)" if holder.terminating else ""
     return (f"{normalise(symbol)} in namespace {namespace} is already traded by TradingSymbol {holder.name} "
             f"(created {holder.created or 'earlier'}){gone}; nothing started here. One symbol has one trader: "
-            f"delete {holder.name} or change spec.symbol")
+            f"delete {holder.name}, or delete this one and create it for another symbol (spec.symbol is "
+            "immutable)")

@@ -56,6 +56,8 @@ class Reason(enum.StrEnum):
     # Conflict (and the SymbolConflict Event): one symbol, one trader
     SYMBOL_CONFLICT = "SymbolConflict"
     SYMBOL_OWNED = "SymbolOwned"
+    # SpecValid False: spec.symbol changed on a cluster that did not enforce the CRD's immutability rule
+    SYMBOL_IMMUTABLE = "SymbolImmutable"
     # Paused / Halted
     PAUSED_BY_SPEC = "PausedBySpec"
     NOT_PAUSED = "NotPaused"
@@ -111,6 +113,10 @@ class Reason(enum.StrEnum):
     FLEET_ROLLING_BACK = "FleetRollingBack"
     FLEET_ROLLED_BACK = "FleetRolledBack"
     SYMBOL_SKIPPED = "SymbolSkipped"
+    FLEET_PAUSED = "FleetRolloutPaused"
+    FLEET_RESUMED = "FleetRolloutResumed"
+    FLEET_RETRIED = "FleetRolloutRetried"
+    FLEET_CHANGE_COMMITTED = "FleetChangeCommitted"
 
 
 def set_condition(

@@ -178,6 +178,8 @@ def _constraints(node: dict[str, Any]) -> str:
         parts.append("`" + str(node["pattern"]).replace("|", "\\|") + "`")
     if "enum" in node:
         parts.append(" \\| ".join(f"`{v}`" for v in node["enum"]))
+    if any(rule.get("rule") == "self == oldSelf" for rule in node.get("x-kubernetes-validations", [])):
+        parts.append("immutable")
     return ", ".join(parts)
 
 

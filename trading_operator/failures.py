@@ -8,7 +8,8 @@ its reason, newest last, bounded; a promotion (the revision proved good after al
 
 from __future__ import annotations
 
-from trading_operator.api import FailedRevision
+from trading_operator.api import AnalysisPhase, AnalysisRun, FailedRevision
+from trading_operator.timestamps import seconds_between
 
 KEPT = 10
 """Failed revisions remembered (the revision history limit's default)."""
@@ -28,3 +29,16 @@ def forget(history: list[FailedRevision], revision: int) -> list[FailedRevision]
 def reasons(history: list[FailedRevision]) -> dict[int, str]:
     """Each failed revision's latest reason."""
     return {f.revision: f.reason for f in history}
+
+
+def acted_on(history: list[FailedRevision], run: AnalysisRun) -> bool:
+    """A Failed run whose revision was recorded failed at or after the run started: the rollback it caused has
+    happened. When that revision is the one to roll out again (the spec left it and came back to it, or a
+    FleetRollout hands its change back on retry), it is analysed afresh, not rolled back on the old verdict."""
+    failed = reasons_at(history).get(run.revision)
+    return run.phase is AnalysisPhase.FAILED and failed is not None and seconds_between(run.started_at, failed) >= 0
+
+
+def reasons_at(history: list[FailedRevision]) -> dict[int, str]:
+    """When each failed revision last failed."""
+    return {f.revision: f.time for f in history}

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import Field, model_validator
 
-from trading_operator.api import IMAGE_PATTERN, Condition
+from trading_operator.api import IMAGE_PATTERN, Condition, RequestOutcome
 from trading_operator.identity import GROUP, VERSION
 from trading_runtime.config import CamelModel
 
@@ -25,6 +25,9 @@ FLEET_SHORT_NAMES = ("fro",)
 FLEET_API_VERSION = f"{GROUP}/{VERSION}"
 FLEET_ABORT_ANNOTATION = f"{GROUP}/fleet-abort"
 """On a FleetRollout (set by `opsctl fleet abort`): stop and take the change back from every symbol."""
+FLEET_RETRY_ANNOTATION = f"{GROUP}/fleet-retry"
+"""On a FleetRollout (set by `opsctl fleet retry`): a `RetryRequest` as JSON, answered once in status.requests."""
+REQUESTS_KEPT = 10
 
 STEP_PATTERN = r"^([1-9][0-9]{0,3}|([1-9][0-9]?|100)%)$"
 DEFAULT_STEPS = ["1", "25%", "50%", "100%"]
@@ -67,6 +70,9 @@ class FleetRolloutSpec(CamelModel):
     one more wave with the rest."""
     pause_seconds: Annotated[int, Field(ge=0, le=86400)] = 0
     """Seconds to wait after a wave has promoted everywhere before the next wave starts."""
+    paused: bool = False
+    """Hold the rollout (`opsctl fleet pause`/`resume`): no wave starts while true. Symbols already handed the
+    change finish their own rollout and analysis, and a failure still stops the rollout and rolls it back."""
 
     @model_validator(mode="after")
     def _steps_grow(self) -> Self:
@@ -91,6 +97,7 @@ class FleetPhase(enum.StrEnum):
 
     PENDING = "Pending"
     PROGRESSING = "Progressing"
+    PAUSED = "Paused"
     COMPLETED = "Completed"
     FAILED = "Failed"
     ABORTED = "Aborted"
@@ -114,6 +121,35 @@ class SymbolState(enum.StrEnum):
     """Back on its own spec's revision, stable."""
     SKIPPED = "Skipped"
     """Another FleetRollout's change is on it: this one leaves it alone."""
+    COMMITTED = "Committed"
+    """After Completed: its own spec carries the change (committed to git), so the change's annotation was taken
+    off; it runs the same revision."""
+
+
+class RetryRequest(CamelModel):
+    """The value of the retry annotation (written by opsctl), bound to what the requester saw."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+    """Chosen by the requester; the answer is recorded under it."""
+    generation: Annotated[int, Field(ge=0)]
+    """metadata.generation the requester saw: a spec changed since refuses the request."""
+    wave: Annotated[int, Field(ge=1)]
+    """The failed (or aborted) wave the requester saw: the retry starts again from it."""
+
+
+class FleetRequestRecord(CamelModel):
+    """A request answered by the operator."""
+
+    id: str
+    action: str
+    """retry."""
+    generation: int
+    wave: int
+    outcome: RequestOutcome
+    reason: str
+    """`Accepted`, or why it was refused (CamelCase)."""
+    message: str
+    time: str
 
 
 class FleetSymbol(CamelModel):
@@ -124,7 +160,7 @@ class FleetSymbol(CamelModel):
     wave: int
     """Its wave (1 is the canary)."""
     state: SymbolState = SymbolState.PENDING
-    """Pending, Progressing, Succeeded, Failed, RollingBack, RolledBack or Skipped."""
+    """Pending, Progressing, Succeeded, Failed, RollingBack, RolledBack, Skipped or Committed."""
     from_revision: int = 0
     """Its stable revision when the change reached it."""
     to_revision: int = 0
@@ -139,7 +175,7 @@ class FleetRolloutStatus(CamelModel):
     observed_generation: int = 0
     """The spec generation last acted on."""
     phase: FleetPhase = FleetPhase.PENDING
-    """Pending, Progressing, Completed, Failed, Aborted or Invalid."""
+    """Pending, Progressing, Paused, Completed, Failed, Aborted or Invalid."""
     conditions: list[Condition] = []
     """Progressing, Completed, RolledBack."""
     change: str = ""
@@ -154,3 +190,5 @@ class FleetRolloutStatus(CamelModel):
     """Every selected symbol, in wave order."""
     message: str = ""
     """What happens now, or why it stopped."""
+    requests: list[FleetRequestRecord] = []
+    """The latest requests answered (retry), newest last."""

@@ -18,12 +18,19 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from trading_operator.context import OperatorContext, reconcile
-from trading_operator.executor import TRADING_SYMBOLS
-from trading_operator.fleet_api import FLEET_ABORT_ANNOTATION, FLEET_API_VERSION, FLEET_KIND, FLEET_PLURAL
+from trading_operator.executor import TRADING_SYMBOLS, merge_patch
+from trading_operator.fleet_api import (
+    FLEET_ABORT_ANNOTATION,
+    FLEET_API_VERSION,
+    FLEET_KIND,
+    FLEET_PLURAL,
+    FLEET_RETRY_ANNOTATION,
+)
 from trading_operator.fleet_override import FLEET_CHANGE_ANNOTATION, FleetOverride, read_override
 from trading_operator.fleet_planner import (
     ClearChange,
     ConsumeAbort,
+    ConsumeRetry,
     FleetObserved,
     ObservedSymbol,
     SetChange,
@@ -67,18 +74,21 @@ async def reconcile_fleet(context: OperatorContext, namespace: str, name: str) -
         if rollout is None:
             return
         meta = rollout["metadata"]
+        annotations = meta.get("annotations") or {}
         symbols = await kube.list_objects(TRADING_SYMBOLS, namespace)
         observed = FleetObserved(
             name=name, generation=int(meta.get("generation") or 0), spec=dict(rollout.get("spec") or {}),
             status=dict(rollout.get("status") or {}),
             symbols=[_observed_symbol(ts) for ts in symbols if not ts["metadata"].get("deletionTimestamp")],
-            now=now_rfc3339(), abort_requested=FLEET_ABORT_ANNOTATION in (meta.get("annotations") or {}))
+            now=now_rfc3339(), abort_requested=FLEET_ABORT_ANNOTATION in annotations,
+            retry_request=annotations.get(FLEET_RETRY_ANNOTATION))
         result = plan_waves(observed)
         # The decision is committed first, against the version it was planned from: a plan that lost a race
         # (409) does nothing, and actions cut short are re-planned from the committed state (a symbol of a
         # started wave without the change gets it again).
-        if result.status is not None:
-            await kube.patch_status(FLEET_ROLLOUTS, namespace, name, result.status,
+        if result.status is not None:  # a merge patch: keys the new status drops (waveCompletedAt) are nulled
+            await kube.patch_status(FLEET_ROLLOUTS, namespace, name,
+                                    merge_patch(dict(rollout.get("status") or {}), result.status),
                                     str(meta.get("resourceVersion") or "") or None)
         events = []
         for action in result.actions:
@@ -88,9 +98,9 @@ async def reconcile_fleet(context: OperatorContext, namespace: str, name: str) -
                                        {"metadata": {"annotations": {FLEET_CHANGE_ANNOTATION: value}}})
                 # Annotations are not spec changes to kopf: the symbol is reconciled here, at once.
                 await reconcile(context, namespace, action.symbol)
-            elif isinstance(action, ConsumeAbort):
-                await kube.merge_patch(FLEET_ROLLOUTS, namespace, name,
-                                       {"metadata": {"annotations": {FLEET_ABORT_ANNOTATION: None}}})
+            elif isinstance(action, ConsumeAbort | ConsumeRetry):
+                key = FLEET_ABORT_ANNOTATION if isinstance(action, ConsumeAbort) else FLEET_RETRY_ANNOTATION
+                await kube.merge_patch(FLEET_ROLLOUTS, namespace, name, {"metadata": {"annotations": {key: None}}})
             elif isinstance(action, EmitEvent):
                 events.append(action)
         for event in events:
@@ -133,13 +143,16 @@ async def on_fleet_rollout(*, namespace: str | None, name: str, memo: Any, retry
     await _handle(memo, namespace, name, retry)
 
 
-@kopf.on.event(*FLEETS, id="request:fleet-abort", annotations={FLEET_ABORT_ANNOTATION: kopf.PRESENT})
-async def on_fleet_abort(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """An abort is acted on at once (kopf does not count annotation changes as updates)."""
+async def on_fleet_request(*, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """An abort or a retry is acted on at once (kopf does not count annotation changes as updates)."""
     try:
         await reconcile_fleet(memo["tradeops"], namespace or "default", name)
     except ApiException as exc:  # the timer retries
-        log.warning("abort of FleetRollout %s/%s failed: %s", namespace, name, api_error_message(exc))
+        log.warning("request on FleetRollout %s/%s failed: %s", namespace, name, api_error_message(exc))
+
+
+for _annotation in (FLEET_ABORT_ANNOTATION, FLEET_RETRY_ANNOTATION):
+    kopf.on.event(*FLEETS, id=f"request:{_annotation}", annotations={_annotation: kopf.PRESENT})(on_fleet_request)
 
 
 @kopf.timer(*FLEETS, interval=INTERVAL_SECONDS, initial_delay=INTERVAL_SECONDS)

@@ -5,7 +5,9 @@ promoted its new revision and the pause has passed), when the rollout is done, a
 symbol of a started wave whose new revision the TradingSymbol machinery aborted, or an abort request) — and
 then takes the change back from every symbol it touched. It never judges a revision itself: the TradingSymbol
 planner and its analysis decide (one place decides each thing); this reads their verdict from each symbol's
-status (`fleetChange`, `updateRevision`, `stableRevision`, `abortedRevision`)."""
+status (`fleetChange`, `updateRevision`, `stableRevision`, `abortedRevision`). It also holds the waves while
+`spec.paused`, starts a stopped rollout again from its failed wave on an accepted retry (`fleet_requests`
+answers it), and, once Completed, takes the annotation off symbols whose own spec carries the change."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from trading_operator import fleet_requests
 from trading_operator.api import ConditionStatus, Phase, TradingSymbolSpec, TradingSymbolStatus
 from trading_operator.conditions import ConditionType, Reason, get_condition, set_condition
 from trading_operator.fleet_api import (
@@ -58,6 +61,8 @@ class FleetObserved:
     symbols: list[ObservedSymbol]
     now: str
     abort_requested: bool = False
+    retry_request: str | None = None
+    """The retry annotation's value, when present."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,12 @@ class ConsumeAbort:
     """Remove the abort request from the FleetRollout (it has been acted on)."""
 
 
-FleetAction = SetChange | ClearChange | ConsumeAbort | EmitEvent
+@dataclass(frozen=True)
+class ConsumeRetry:
+    """Remove the retry request from the FleetRollout (it has been answered)."""
+
+
+FleetAction = SetChange | ClearChange | ConsumeAbort | ConsumeRetry | EmitEvent
 
 
 @dataclass
@@ -117,9 +127,10 @@ def plan_waves(observed: FleetObserved) -> FleetPlan:
     try:
         spec = FleetRolloutSpec.model_validate(observed.spec)
     except ValidationError as error:
-        return _finish(result, observed, _invalid(result, observed, old, validation_message(error)))
+        invalid = _invalid(result, observed, old, validation_message(error))
+        return _finish(result, observed, _answer_retry(result, observed, invalid, False))
     change = change_hash(spec)
-    status = old if old.change == change else FleetRolloutStatus(change=change)
+    status = old if old.change == change else FleetRolloutStatus(change=change, requests=old.requests)
     override = FleetOverride(rollout=observed.name, change=change, image=spec.change.image,
                              config=spec.change.config)
     by_name = {s.name: s for s in observed.symbols}
@@ -131,7 +142,8 @@ def plan_waves(observed: FleetObserved) -> FleetPlan:
     if status.current_wave == 0 and status.phase is not FleetPhase.ABORTED:
         problems = _problems(selected, override)
         if problems:
-            return _finish(result, observed, _invalid(result, observed, status, "; ".join(problems)))
+            invalid = _invalid(result, observed, status, "; ".join(problems))
+            return _finish(result, observed, _answer_retry(result, observed, invalid, spec.paused))
     symbols = _assign(status, selected, observed.name, spec.steps)
     symbols = [_observe(s, by_name.get(s.name), override, status.phase) for s in symbols if s.name in by_name]
     status = status.model_copy(update={"symbols": symbols, "waves": max((s.wave for s in symbols), default=0),
@@ -143,6 +155,7 @@ def plan_waves(observed: FleetObserved) -> FleetPlan:
                                                         "taking the change back from every symbol it reached")
             status = status.model_copy(update={"phase": FleetPhase.ABORTED,
                                                "message": f"aborted by request in wave {status.current_wave}"})
+    status = _answer_retry(result, observed, status, spec.paused)
     failed = [s for s in status.symbols if s.state is SymbolState.FAILED]
     if failed and status.phase not in {FleetPhase.FAILED, FleetPhase.ABORTED}:
         names = ", ".join(f"{s.name} ({s.message})" for s in failed)
@@ -155,7 +168,65 @@ def plan_waves(observed: FleetObserved) -> FleetPlan:
         status = _roll_back(result, observed, status, by_name)
     else:
         status = _advance(result, observed, spec, status, by_name, override)
+    if status.phase is FleetPhase.COMPLETED:
+        status = _commit(result, status, by_name, override)
+    if (old.phase is FleetPhase.PAUSED) != (status.phase is FleetPhase.PAUSED) and status.phase not in TERMINAL:
+        if status.phase is FleetPhase.PAUSED:
+            result.event(NORMAL, Reason.FLEET_PAUSED, f"Paused (spec.paused): {status.message}")
+        else:
+            result.event(NORMAL, Reason.FLEET_RESUMED, f"Resumed: {status.message}")
     return _finish(result, observed, _conditions(observed, status))
+
+
+def _answer_retry(result: FleetPlan, observed: FleetObserved, status: FleetRolloutStatus, paused: bool) \
+        -> FleetRolloutStatus:
+    """Answer a retry request once (recorded in status.requests); an accepted one starts the stopped wave
+    again: every symbol of it and of the waves before it is Pending, so `_advance` hands it the change."""
+    if observed.retry_request is None:
+        return status
+    result.actions.append(ConsumeRetry())
+    answer = fleet_requests.judge_retry(observed.retry_request, observed.generation, status, paused,
+                                        observed.abort_requested)
+    if answer is None:
+        return status
+    status = status.model_copy(update={"requests": fleet_requests.record(status.requests, answer, observed.now)})
+    if not answer.accepted:
+        result.event(WARNING, Reason.REQUEST_REFUSED, answer.describe())
+        return status
+    wave = status.current_wave
+    again = [s.name for s in status.symbols if s.wave <= wave and s.state is not SymbolState.SKIPPED]
+    result.event(NORMAL, Reason.FLEET_RETRIED, f"{answer.describe()} ({len(again)} symbols: "
+                                               f"{', '.join(again[:12])})")
+    symbols = [s.model_copy(update={"state": SymbolState.PENDING, "message": "retry: the change goes back"})
+               if s.name in again else s for s in status.symbols]
+    return status.model_copy(update={
+        "symbols": symbols, "phase": FleetPhase.PROGRESSING, "wave_completed_at": None,
+        "message": f"retrying wave {wave}/{status.waves}",
+        "conditions": [c for c in status.conditions if c.type != ConditionType.ROLLED_BACK]})
+
+
+def _commit(result: FleetPlan, status: FleetRolloutStatus, by_name: dict[str, ObservedSymbol],
+            override: FleetOverride) -> FleetRolloutStatus:
+    """After Completed: a symbol whose own spec already carries the change (committed to git) runs the same
+    spec without the annotation, so it is taken off — the same effective spec, hence the same revision. A
+    symbol whose spec says otherwise keeps the annotation and runs the change (looked at again every tick)."""
+    committed = []
+    symbols = []
+    for entry in status.symbols:
+        symbol = by_name.get(entry.name)
+        if entry.state is SymbolState.SUCCEEDED and symbol is not None and symbol.override == override \
+                and apply_override(symbol.spec, override) == symbol.spec:
+            result.actions.append(ClearChange(symbol.name))
+            committed.append(symbol.name)
+            entry = entry.model_copy(update={
+                "state": SymbolState.COMMITTED,
+                "message": f"its spec carries the change: annotation removed, revision {entry.to_revision} runs on"})
+        symbols.append(entry)
+    if committed:
+        result.event(NORMAL, Reason.FLEET_CHANGE_COMMITTED,
+                     f"The spec of {len(committed)} symbols carries the change ({', '.join(committed[:12])}): "
+                     "its annotation is removed, no new revision")
+    return status.model_copy(update={"symbols": symbols})
 
 
 def _parse_status(raw: dict[str, Any]) -> FleetRolloutStatus:
@@ -237,9 +308,10 @@ def _advance(result: FleetPlan, observed: FleetObserved, spec: FleetRolloutSpec,
     status = status.model_copy(update={"symbols": symbols})
     busy = [s for s in symbols if 0 < s.wave <= wave and s.state is SymbolState.PROGRESSING]
     if busy:
-        return status.model_copy(update={"phase": FleetPhase.PROGRESSING, "message":
-                                         f"wave {wave}/{status.waves}: {len(busy)} symbols rolling out or under "
-                                         f"analysis ({', '.join(s.name for s in busy[:5])})"})
+        held = "paused, no further wave starts; " if spec.paused else ""
+        return status.model_copy(update={"phase": FleetPhase.PAUSED if spec.paused else FleetPhase.PROGRESSING,
+                                         "message": f"{held}wave {wave}/{status.waves}: {len(busy)} symbols "
+                                         f"rolling out or under analysis ({', '.join(s.name for s in busy[:5])})"})
     if wave >= status.waves:
         if status.phase is not FleetPhase.COMPLETED and wave > 0:
             done = sum(s.state is SymbolState.SUCCEEDED for s in symbols)
@@ -252,6 +324,9 @@ def _advance(result: FleetPlan, observed: FleetObserved, spec: FleetRolloutSpec,
         result.event(NORMAL, Reason.WAVE_SUCCEEDED, f"Wave {wave}/{status.waves} promoted on "
                                                     f"{sum(s.wave == wave for s in symbols)} symbols")
         status = status.model_copy(update={"wave_completed_at": observed.now})
+    if spec.paused:
+        return status.model_copy(update={"phase": FleetPhase.PAUSED, "message":
+                                         f"paused before wave {wave + 1}/{status.waves} (spec.paused)"})
     if wave > 0 and status.wave_completed_at is not None:
         waited = seconds_between(status.wave_completed_at, observed.now)
         if waited < spec.pause_seconds:
@@ -307,6 +382,8 @@ def _conditions(observed: FleetObserved, status: FleetRolloutStatus) -> FleetRol
     gen, now = observed.generation, observed.now
     if status.phase is FleetPhase.COMPLETED:
         progressing = (ConditionStatus.FALSE, Reason.FLEET_COMPLETE, status.message)
+    elif status.phase is FleetPhase.PAUSED:
+        progressing = (ConditionStatus.UNKNOWN, Reason.FLEET_PAUSED, status.message)
     elif status.phase in {FleetPhase.FAILED, FleetPhase.ABORTED}:
         reason = Reason.WAVE_FAILED if status.phase is FleetPhase.FAILED else Reason.FLEET_ABORTED
         progressing = (ConditionStatus.FALSE, reason, status.message)

@@ -127,7 +127,7 @@ async def _reconcile_or_retry(memo: Any, namespace: str, name: str, retry: int) 
 
 
 async def _hand_over(memo: Any, namespace: str, symbol: str, released_by: str) -> None:
-    """A symbol was released (its owner is gone or names another symbol): its waiting claimants are reconciled
+    """A symbol was released (its owner is gone): its waiting claimants are reconciled
     now, so the next owner starts at once, not at the next resync."""
     context = _context(memo)
     for waiting in claims.waiting(await context.executor.claims(namespace), symbol, released_by):
@@ -140,12 +140,10 @@ async def _hand_over(memo: Any, namespace: str, symbol: str, released_by: str) -
 @kopf.on.resume(*TS)
 @kopf.on.create(*TS)
 @kopf.on.update(*TS)
-async def on_trading_symbol(*, namespace: str | None, name: str, memo: Any, retry: int, old: Any = None,
-                            new: Any = None, **_: Any) -> None:
+async def on_trading_symbol(*, namespace: str | None, name: str, memo: Any, retry: int, **_: Any) -> None:
+    # No hand-over on update: spec.symbol is immutable (the CRD's rule; the planner refuses one that got
+    # through and keeps its claim), so a symbol is released only when its TradingSymbol is deleted.
     await _reconcile_or_retry(memo, namespace or "default", name, retry)
-    before, after = (str(((body or {}).get("spec") or {}).get("symbol") or "") for body in (old, new))
-    if before and claims.normalise(before) != claims.normalise(after):
-        await _hand_over(memo, namespace or "default", before, name)
 
 
 @kopf.on.event(*TS, id="released", when=lambda type, **_: type == "DELETED")

@@ -22,6 +22,7 @@ from trading_operator import (
     user_requests,
 )
 from trading_operator.api import (
+    SYMBOL_IMMUTABLE,
     AnalysisPhase,
     BackgroundState,
     ConditionStatus,
@@ -115,6 +116,12 @@ def plan(observed: Observed) -> Plan:
         spec = TradingSymbolSpec.model_validate(apply_override(observed.spec, override))
     except ValidationError as error:
         return _finish(result, observed, _invalid(result, observed, status, validation_message(error)))
+    # Defence in depth: the API server refuses a changed spec.symbol (the CRD's CEL rule); one that got through
+    # would reach every pod at once with no new revision, so the symbol traded stays the one first accepted.
+    if status.symbol is not None and claims.normalise(spec.symbol) != status.symbol:
+        return _finish(result, observed, _invalid(
+            result, observed, status, f"spec.symbol {spec.symbol} differs from {status.symbol}, the symbol this "
+            f"TradingSymbol trades ({SYMBOL_IMMUTABLE}); it keeps trading {status.symbol}", Reason.SYMBOL_IMMUTABLE))
     # One symbol, one trader: a later claimant of a symbol another TradingSymbol trades starts nothing.
     if (holder := claims.rival_owner(observed.name, spec.symbol, observed.claims)) is not None:
         pods = [d["metadata"]["name"] for d in (observed.children.get("Deployment"),
@@ -184,7 +191,8 @@ def plan(observed: Observed) -> Plan:
             )
 
     status = _status(observed, spec, status, decision, update, rolled_out, ready_replicas, policies)
-    status = status.model_copy(update={"fleet_change": override.ref if override else None})
+    status = status.model_copy(update={"fleet_change": override.ref if override else None,
+                                       "symbol": claims.normalise(spec.symbol)})
     return _finish(result, observed, claim_status.owned(result, observed, spec.symbol, status))
 
 
@@ -266,17 +274,17 @@ def _reconcile_shadow(
 
 
 def _invalid(
-    result: Plan, observed: Observed, status: TradingSymbolStatus, message: str
+    result: Plan, observed: Observed, status: TradingSymbolStatus, message: str, reason: Reason = Reason.INVALID_SPEC
 ) -> TradingSymbolStatus:
     """Reject the spec: say why in a condition and an Event; leave whatever runs as it is."""
     previous = get_condition(status.conditions, ConditionType.SPEC_VALID)
     if previous is None or previous.status != ConditionStatus.FALSE or previous.message != message:
-        result.event(WARNING, Reason.INVALID_SPEC, f"Spec rejected, nothing running was changed: {message}")
+        result.event(WARNING, reason, f"Spec rejected, nothing running was changed: {message}")
     conditions = set_condition(
         status.conditions,
         ConditionType.SPEC_VALID,
         ConditionStatus.FALSE,
-        Reason.INVALID_SPEC,
+        reason,
         message,
         observed.generation,
         observed.now,

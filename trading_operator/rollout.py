@@ -318,6 +318,9 @@ def decide_new(
     """A revision other than stable is to take over: run it (or shadow it), analyse it, act on the verdict. A
     revision whose pods cannot become ready fails like an analysis would, with the pod-level reason."""
     kind = AnalysisKind.TUNING if candidate else (AnalysisKind.SHADOW if spec.rollout.shadow else AnalysisKind.ROLLOUT)
+    if decision.analysis and decision.analysis.revision == nxt.number \
+            and failures.acted_on(decision.failed, decision.analysis):
+        decision.analysis = None  # its rollback happened: this rollout of the revision is analysed afresh
     run = decision.analysis if decision.analysis and decision.analysis.revision == nxt.number else None
     shadowed = kind is AnalysisKind.SHADOW
     decision.target, decision.shadow = (stable, nxt) if shadowed else (nxt, None)

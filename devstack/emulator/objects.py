@@ -15,7 +15,7 @@ from typing import Any
 
 from devstack.emulator import builtins
 from devstack.emulator.registry import PEERING_CRDS, Registry, ResourceType, resource_from_crd
-from devstack.emulator.schemas import admit
+from devstack.emulator.schemas import IMMUTABLE_RULE, admit, unsupported_rules
 from devstack.emulator.store import Key, Obj, Store
 from trading_operator.timestamps import FORMAT, now_rfc3339
 
@@ -152,7 +152,7 @@ class Objects:
             causes = builtins.validate(rt.group, rt.kind, obj, old)
             admitted = obj
         else:
-            admitted, causes = admit(obj, rt.schema)
+            admitted, causes = admit(obj, rt.schema, old)
         if causes:
             raise invalid(rt, obj.get("metadata", {}).get("name", ""), causes)
         return admitted
@@ -288,6 +288,10 @@ class Objects:
             served = resource_from_crd(crd)
         except KeyError as exc:
             raise ApiError(422, "Invalid", f"CustomResourceDefinition is invalid: missing {exc}") from exc
+        unsupported = [rule for r in served for rule in unsupported_rules(r.schema)]
+        if unsupported:
+            raise ApiError(422, "Invalid", "CustomResourceDefinition is invalid: the emulator evaluates only the "
+                                           f"CEL rule `{IMMUTABLE_RULE}`, not: {'; '.join(unsupported)}")
         spec = crd["spec"]
         self.registry.remove_group_plural(spec["group"], spec["names"]["plural"])
         for resource in served:

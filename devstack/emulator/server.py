@@ -41,7 +41,8 @@ no admission webhooks, RBAC or authentication (any token is accepted); no OpenAP
 with `--validate=false`); no aggregated discovery (kubectl falls back to the legacy documents); no
 protobuf; managedFields and field ownership of server-side apply are not tracked (apply is an upsert
 with merge semantics); strategic merge knows only common list keys and ignores `$patch`/`$retainKeys`
-directives; CEL validation rules, `x-kubernetes-validations` and conversion webhooks are ignored;
+directives; of CEL validation rules (`x-kubernetes-validations`) only the transition rule `self == oldSelf` is
+evaluated (a CRD with any other rule is refused at registration); conversion webhooks are ignored;
 deletecollection, `dryRun` (refused with 400), list pagination, bookmarks and `resourceVersionMatch` are
 not supported; garbage collection is immediate and always background (no foreground deletion); the
 status subresource takes only `status` (a real Deployment status write may also change annotations).

@@ -410,6 +410,42 @@ def test_trading_symbol_crd_rejects_with_the_field(api, ns):
     assert "spec.replicas" in message
 
 
+def test_an_immutable_field_is_refused_on_update_as_a_real_api_server_refuses_it(api, ns):
+    """The CRD's CEL transition rule `self == oldSelf` on spec.symbol: kube-apiserver answers a change with 422
+    Invalid, the field, and the schema type in place of the value."""
+    api.create(TRADING_SYMBOLS, ns, ts("held"))
+    for change in (lambda: api.merge_patch(TRADING_SYMBOLS, ns, "held", {"spec": {"symbol": "QQQ"}}),
+                   lambda: api.replace(TRADING_SYMBOLS, ns, "held", {**api.get(TRADING_SYMBOLS, ns, "held"),
+                                                                     "spec": ts("held", symbol="QQQ")["spec"]})):
+        with pytest.raises(ApiException) as error:
+            change()
+        assert error.value.status == 422
+        status = status_of(error.value)
+        immutable = ("spec.symbol is immutable: a TradingSymbol trades one symbol for life (delete it and create "
+                     "another to trade a different one)")
+        assert status["reason"] == "Invalid"
+        assert status["message"] == (f'TradingSymbol.trading.tradeops.io "held" is invalid: spec.symbol: Invalid '
+                                     f'value: "string": {immutable}')
+        assert status["details"]["causes"] == [{"reason": "FieldValueInvalid", "field": "spec.symbol",
+                                                "message": f'Invalid value: "string": {immutable}'}]
+    assert api.get(TRADING_SYMBOLS, ns, "held")["spec"]["symbol"] == "SPY"
+    changed = api.merge_patch(TRADING_SYMBOLS, ns, "held", {"spec": {"symbol": "SPY", "replicas": 2}})
+    assert changed["spec"]["replicas"] == 2  # the rule holds when the value stays
+
+
+def test_a_crd_with_a_cel_rule_the_emulator_cannot_evaluate_is_refused(api):
+    crd = widget_crd()
+    crd["metadata"]["name"] = crd["spec"]["names"]["plural"] = "gadgets"
+    crd["metadata"]["name"] = "gadgets.example.com"
+    crd["spec"]["names"].update(singular="gadget", kind="Gadget", shortNames=[])
+    size = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["size"]
+    size["x-kubernetes-validations"] = [{"rule": "self > 2"}]
+    with pytest.raises(ApiException) as error:
+        api.create(CRDS, None, crd)
+    assert error.value.status == 422
+    assert "spec.size: self > 2" in status_of(error.value)["message"]
+
+
 def test_crd_update_re_registers(api):
     crd = build_crd()
     crd["spec"]["names"]["shortNames"] = ["ts", "tsym"]

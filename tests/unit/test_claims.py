@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from tests.unit.test_planner import World
 from trading_operator import claims
 from trading_operator.claims import Claim
-from trading_operator.planner import CreateObject, DeleteObject, Observed
+from trading_operator.planner import CreateObject, DeleteObject, EmitEvent, Observed
 
 T0, T1 = "2026-12-06T08:00:00Z", "2026-12-06T08:00:01Z"
 
@@ -43,7 +44,9 @@ def test_the_first_claimant_owns_the_symbol(name: str, symbol: str, others: list
     ({"metadata": {"name": "spy"}, "spec": {}}, None),
     ({"metadata": {"name": "spy"}, "spec": {"symbol": 3}}, None),
     ({"metadata": {}, "spec": {"symbol": "SPY"}}, None),
-], ids=["normalised", "terminating", "no-symbol", "not-a-string", "no-name"])
+    ({"metadata": {"name": "spy", "creationTimestamp": T0}, "spec": {"symbol": "QQQ"}, "status": {"symbol": "SPY"}},
+     Claim("spy", "SPY", T0)),
+], ids=["normalised", "terminating", "no-symbol", "not-a-string", "no-name", "the-symbol-it-trades"])
 def test_a_trading_symbol_object_makes_its_claim(obj: dict[str, Any], expected: Claim | None) -> None:
     assert claims.claim_of(obj) == expected
 
@@ -126,3 +129,27 @@ def test_a_running_claimant_that_finds_an_older_one_stops_its_pods() -> None:
     world.step()
     assert not [a for a in world.step() if isinstance(a, DeleteObject | CreateObject)]
     assert world.reasons().count("SymbolConflict") == 1
+
+
+def test_a_changed_symbol_that_got_past_the_api_server_is_refused_and_nothing_running_changes() -> None:
+    """Defence in depth behind the CRD's `self == oldSelf` rule: the symbol traded is the one first accepted."""
+    world = ClaimWorld("spy", T0, [])
+    world.converge()
+    assert world.status["symbol"] == "SPY"
+    before = copy.deepcopy(world.children)
+    world.spec = {**world.spec, "symbol": "QQQ"}
+    actions = world.step()
+    assert not [a for a in actions if not isinstance(a, EmitEvent)], "nothing is created, updated or deleted"
+    assert world.children == before
+    assert world.status["phase"] == "Invalid"
+    assert world.status["symbol"] == "SPY"
+    valid = world.condition("SpecValid")
+    assert (valid["status"], valid["reason"]) == ("False", "SymbolImmutable")
+    assert "spec.symbol QQQ differs from SPY" in valid["message"]
+    assert world.reasons()[-1] == "SymbolImmutable"
+    world.step()
+    assert world.reasons().count("SymbolImmutable") == 1, "the Event is emitted once"
+    world.spec = {**world.spec, "symbol": "SPY"}  # put back: accepted again
+    world.converge()
+    assert world.status["phase"] == "Ready"
+    assert world.condition("SpecValid")["status"] == "True"

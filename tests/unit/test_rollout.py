@@ -73,6 +73,29 @@ def test_a_failed_run_rolls_back_and_holds_the_revision_until_a_retry():
     assert world.status["analysis"]["phase"] == "Running"  # a fresh run
 
 
+def test_a_failed_revision_the_spec_leaves_and_comes_back_to_is_analysed_afresh():
+    """Its old verdict was acted on (rolled back): coming back to it (the spec returns to it, or a FleetRollout's
+    retry hands its change back) starts a new analysis run, not an instant rollback on the old verdict."""
+    world = with_new_revision()
+    verdict(world, "Failed", "tick-to-signal-latency: 0.12 s not below 0.05 s")
+    world.deployment_ready()
+    world.step()
+    world.edit_spec({"config": None})  # back to revision 1's spec
+    world.converge()
+    assert (world.status["updateRevision"], world.running_revision()) == (1, 1)
+    assert "abortedRevision" not in world.status
+    world.edit_spec({"config": {"strategy": {"entryScore": 0.7}}})  # revision 2 again
+    world.converge()
+    assert world.status["updateRevision"] == 2
+    assert world.running_revision() == 2
+    run = world.status["analysis"]
+    assert (run["revision"], run["phase"]) == (2, "Running")
+    assert world.reasons().count("RolledBack") == 1
+    verdict(world, "Failed", "tick-to-signal-latency: 0.2 s not below 0.05 s")
+    assert world.running_revision() == 1, "the new run's verdict is acted on"
+    assert world.reasons().count("RolledBack") == 2
+
+
 def test_an_inconclusive_run_holds_and_never_rolls_back():
     world = with_new_revision()
     verdict(world, "Inconclusive", "metrics unavailable: 5 query errors in a row")
