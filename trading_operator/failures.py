@@ -35,10 +35,10 @@ def acted_on(history: list[FailedRevision], run: AnalysisRun) -> bool:
     """A Failed run whose revision was recorded failed at or after the run started: the rollback it caused has
     happened. When that revision is the one to roll out again (the spec left it and came back to it, or a
     FleetRollout hands its change back on retry), it is analysed afresh, not rolled back on the old verdict."""
-    failed = reasons_at(history).get(run.revision)
+    failed = failed_at(history).get(run.revision)
     return run.phase is AnalysisPhase.FAILED and failed is not None and seconds_between(run.started_at, failed) >= 0
 
 
-def reasons_at(history: list[FailedRevision]) -> dict[int, str]:
+def failed_at(history: list[FailedRevision]) -> dict[int, str]:
     """When each failed revision last failed."""
     return {f.revision: f.time for f in history}
