@@ -45,6 +45,8 @@ class Observed:
     """The TradingSymbols of the namespace and the symbols they name (this one included)."""
     model: ModelLookup | None = None
     """The registry's answer for `spec.model` (None: the spec names no model, or no registry is configured)."""
+    tracking_uri: str | None = None
+    """The MLflow tracking server the operator resolves models against (a retraining Job registers there)."""
 
 
 @dataclass(frozen=True)
