@@ -1,5 +1,6 @@
 """How good the runtime's regime detector is: false alarms per day on calm data (constant volatility, no
-jumps: nothing to detect) and the delay from an injected shift to the first alarm after it, per kind of shift.
+jumps: nothing to detect), the alarms on the market as it trades by default (stochastic volatility and jumps),
+and the delay from an injected shift to the first alarm after it, per kind of shift.
 Sessions of 6.5 h of 1 s quotes from the synthetic market's own diffusion; each shift lands at a random time
 in the second half of a session, on a fresh detector (its 30-minute warm-up long past)."""
 
@@ -44,11 +45,17 @@ class RegimeFigures(BaseModel):
     false_alarms_per_day_upper95: float
     """One-sided 95 % Poisson upper bound of the rate (3/days when no alarm was seen)."""
     shifts: list[ShiftFigures]
+    stochastic_days: int
+    stochastic_alarms_per_day: float
+    """Alarms per day on the synthetic market as it trades by default (stochastic volatility, jumps): not calm,
+    so not false alarms as such — what its own volatility moves make the detector say."""
 
 
-def _market(seed: int, symbol: str = "SPY") -> SymbolMarket:
-    calm = dataclasses.replace(profile_for(symbol), vol_of_vol=0.0, jumps_per_year=0.0)
-    return SymbolMarket(calm, np.random.default_rng(seed), datetime.date(2026, 1, 1))
+def _market(seed: int, symbol: str = "SPY", calm: bool = True) -> SymbolMarket:
+    profile = profile_for(symbol)
+    if calm:
+        profile = dataclasses.replace(profile, vol_of_vol=0.0, jumps_per_year=0.0)
+    return SymbolMarket(profile, np.random.default_rng(seed), datetime.date(2026, 1, 1))
 
 
 def _feed(detector: RegimeDetector, market: SymbolMarket, start: float, seconds: float) -> list[float]:
@@ -85,17 +92,24 @@ def _shift(name: str, vol: float, spread: float, shifts: int, seed: int) -> Shif
             delays.append(after[0] - (start + at))
     return ShiftFigures(shift=name, shifts=shifts, detected=len(delays), delays_s=delays,
                         median_delay_s=float(np.median(delays)) if delays else None,
-                        p90_delay_s=float(np.percentile(delays, 90)) if delays else None,
+                        p90_delay_s=round(float(np.percentile(delays, 90)), 1) if delays else None,
                         max_delay_s=max(delays) if delays else None)
 
 
-def measure(calm_days: int = 20, shifts: int = 20, seed: int = 7) -> RegimeFigures:
-    """The module doc's figures."""
+def _alarms(days: int, seed: int, calm: bool) -> int:
     alarms = 0
-    for day in range(calm_days):
-        detector, market = RegimeDetector(), _market(seed + day)
+    for day in range(days):
+        detector, market = RegimeDetector(), _market(seed + day, calm=calm)
         alarms += len(_feed(detector, market, START + day * 86400, SESSION_S))
+    return alarms
+
+
+def measure(calm_days: int = 20, shifts: int = 20, stochastic_days: int = 10, seed: int = 7) -> RegimeFigures:
+    """The module doc's figures."""
+    alarms = _alarms(calm_days, seed, calm=True)
     per_shift = [_shift(name, vol, spread, shifts, seed + 1000 * (i + 1))
                  for i, (name, (vol, spread)) in enumerate(SHIFTS.items())]
     return RegimeFigures(calm_days=calm_days, false_alarms=alarms, false_alarms_per_day=alarms / calm_days,
-                         false_alarms_per_day_upper95=_upper95(alarms, calm_days), shifts=per_shift)
+                         false_alarms_per_day_upper95=_upper95(alarms, calm_days), shifts=per_shift,
+                         stochastic_days=stochastic_days,
+                         stochastic_alarms_per_day=_alarms(stochastic_days, seed + 500, calm=False) / stochastic_days)
