@@ -1,6 +1,6 @@
 """NetworkPolicies: default-deny in the namespaces the program runs workloads in, then explicit allows
-between the runtimes, the databases, the backup jobs, the report jobs, the audit recorder, the operator and
-Prometheus. (Each runtime's own
+between the runtimes, the databases, the backup jobs, the report jobs, the audit recorder, the retraining jobs,
+MLflow, the operator and Prometheus. (Each runtime's own
 policy — ingress to its metrics port from Prometheus and the operator — is written by the operator.)"""
 
 from __future__ import annotations
