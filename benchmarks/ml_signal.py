@@ -24,6 +24,7 @@ Seeds are held out (2000+): nothing here was tuned on them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -98,7 +99,8 @@ def main() -> int:
     spec = TrainSpec(train_sessions=4, test_sessions=1)
     events = synthetic_events("SPY", args.days, args.seed, args.session_minutes, spec.market)
     server = None
-    with tempfile.TemporaryDirectory() as directory:
+    # MLflow prints a line per run to stdout: it goes to stderr, so that --json prints JSON alone.
+    with tempfile.TemporaryDirectory() as directory, contextlib.redirect_stdout(sys.stderr):
         uri = args.tracking_uri
         if uri is None:
             server = LocalTrackingServer(pathlib.Path(directory) / "mlflow").start()
