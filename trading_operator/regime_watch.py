@@ -143,4 +143,3 @@ def _verdict(latest: RegimeMeasured | None, spec: TradingSymbolSpec, state: Regi
                 f"{pods - watching} of {pods} pods still learn the market (warm-up or after a change)")
     since = f" since {state.last_change_at}" if state.last_change_at else ""
     return ConditionStatus.FALSE, Reason.REGIME_STABLE, f"{pods} of {pods} pods watch: no regime change{since}"
-
