@@ -143,7 +143,8 @@ def test_a_regime_change_is_one_event_and_one_retraining_job_that_registers_a_ch
 
     pod.shift(3.0)
     pod.quotes(start + 240, 120)
-    assert len(pod.changes) == 1 and pod.changes[0] - (start + 240) <= 60, pod.changes
+    assert len(pod.changes) == 1, pod.changes
+    assert pod.changes[0] - (start + 240) <= 60, pod.changes
     changed = wait_event(kube, ns, "spy", "RegimeChanged", timeout=90)
     assert changed["type"] == "Warning"
     requested = wait_event(kube, ns, "spy", "RetrainingRequested", timeout=30)
