@@ -290,8 +290,9 @@ class RegimeRetraining(PolicyModel):
     """Request retraining on a regime change (off: the change is still a condition and an Event)."""
     cooldown_seconds: Annotated[int, Field(ge=60)] = 86400
     """Least time between two retraining Jobs of one symbol; a change within it is announced, not retrained on."""
-    image: str = "ghcr.io/tradeops/modelops:0.1.0"
-    """Image of the Job: it must hold this package with the `ml` extra (`python -m modelops`)."""
+    image: str = "ghcr.io/tradeops/tradeops-modelops:0.1.0"
+    """Image of the Job: this package with the `ml` extra (deploy/docker/modelops.Dockerfile; CD pushes it as
+    `tradeops-modelops:<commit>`)."""
     arguments: list[str] = ["--synthetic-days", "8"]
     """The training data and settings passed to `python -m modelops train` after the symbol, market and model
     (e.g. `["--file", "/data/spy.parquet"]` on a mounted recording)."""
