@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -471,6 +471,8 @@ class RetrainingJob(CamelModel):
     """When the operator created it (RFC 3339); the next one waits for the risk policy's cooldown from here."""
     change_at: str
     """The regime change that requested it (RFC 3339, the runtime's clock)."""
+    outcome: Literal["Succeeded", "Failed"] | None = None
+    """How the Job ended, once it has (Succeeded: a new `challenger` version is registered)."""
 
 
 class RegimeState(CamelModel):

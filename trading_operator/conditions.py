@@ -82,6 +82,8 @@ class Reason(enum.StrEnum):
     REGIME_LEARNING = "RegimeLearning"
     RETRAINING_REQUESTED = "RetrainingRequested"
     RETRAINING_SKIPPED = "RetrainingSkipped"
+    RETRAINING_SUCCEEDED = "RetrainingSucceeded"
+    RETRAINING_FAILED = "RetrainingFailed"
     # Events only
     RESTARTING = "Restarting"
     REVISION_CREATED = "RevisionCreated"

@@ -10,6 +10,8 @@ cooldown. The `RegimeChange` condition is True while the runtime keeps sizing ti
 
 from __future__ import annotations
 
+from typing import Literal
+
 from policies.models import RegimeRetraining, RiskPolicySpec
 from trading_operator import retraining
 from trading_operator.analysis import Scope
@@ -58,6 +60,8 @@ def fold(result: Plan, observed: Observed, spec: TradingSymbolSpec, status: Trad
             return status
         return status.model_copy(update={
             "conditions": [c for c in status.conditions if c.type != ConditionType.REGIME_CHANGE]})
+    if status.regime is not None:
+        status = status.model_copy(update={"regime": _follow_job(result, observed, status.regime)})
     latest = next((f for f in reversed(observed.findings) if isinstance(f, RegimeMeasured)
                    and f.revision == status.current_revision), None)
     previous = get_condition(status.conditions, ConditionType.REGIME_CHANGE)
@@ -103,6 +107,29 @@ def _announce(result: Plan, observed: Observed, spec: TradingSymbolSpec, revisio
                  f"(next retraining not before {retraining.iso(_epoch(observed.now) + policy.cooldown_seconds)})")
     return state.model_copy(update={"retraining": RetrainingJob(job=name, model=spec.model.name,
                                                                 requested_at=observed.now, change_at=at)})
+
+
+def _follow_job(result: Plan, observed: Observed, state: RegimeState) -> RegimeState:
+    """The outcome of the latest retraining Job, announced once when it ends."""
+    pending = state.retraining
+    if pending is None or pending.outcome is not None:
+        return state
+    job = next((j for j in observed.jobs if j.get("metadata", {}).get("name") == pending.job), None)
+    ended = retraining.outcome(job) if job is not None else None
+    if ended is None:
+        return state
+    kind, why = ended
+    if kind == "Succeeded":
+        result.event(NORMAL, Reason.RETRAINING_SUCCEEDED,
+                     f"Job {pending.job} finished: a new version of {pending.model} is registered as challenger "
+                     "(opsctl model describe, then opsctl model promote to roll it out)")
+        outcome: Literal["Succeeded", "Failed"] = "Succeeded"
+    else:
+        result.event(WARNING, Reason.RETRAINING_FAILED,
+                     f"Job {pending.job} failed ({why or 'no reason given'}): no new version of {pending.model}; "
+                     "its pod's log says why")
+        outcome = "Failed"
+    return state.model_copy(update={"retraining": pending.model_copy(update={"outcome": outcome})})
 
 
 def _why_no_retraining(observed: Observed, spec: TradingSymbolSpec, state: RegimeState,

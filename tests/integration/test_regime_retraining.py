@@ -5,7 +5,8 @@ quotes, a ×3 volatility and spread shift among them, and serves its /metrics to
 revision 1 would; the real operator (kopf, on the emulated API) reads the regime series from Prometheus, and the
 planner announces the change and creates the retraining Job its risk policy allows. The emulator runs no Jobs:
 the test then runs the Job's container command as a kubelet would — the real training pipeline against a real
-MLflow server — and finds a new `challenger` version tagged with the change."""
+MLflow server — finds a new `challenger` version tagged with the change, and writes the Job's status as the Job
+controller would: the operator announces the outcome."""
 
 from __future__ import annotations
 
@@ -27,9 +28,18 @@ from sklearn.linear_model import LogisticRegression
 
 from devstack.processes import PrometheusProcess, free_port, wait_for
 from modelops.export import to_onnx
-from tests.integration.operator_harness import condition, create_ts, events, new_namespace, wait_event, wait_status
+from tests.integration.operator_harness import (
+    condition,
+    create_ts,
+    events,
+    new_namespace,
+    status,
+    wait_event,
+    wait_status,
+)
 from tests.mlflow_server import ThrowawayMlflow
 from trading_operator.kube import JOBS
+from trading_operator.timestamps import now_rfc3339
 from trading_runtime.config import MachineLearning, RenderedConfig, RuntimeConfig
 from trading_runtime.feeds.synthetic import SymbolMarket, profile_for
 from trading_runtime.metrics import RuntimeMetrics
@@ -173,3 +183,11 @@ def test_a_regime_change_is_one_event_and_one_retraining_job_that_registers_a_ch
     run = client.get_run(challenger.run_id)
     assert run.data.tags["trigger"].startswith("regime-change@")
     assert client.get_model_version_by_alias(NAME, "champion").version == str(champion)
+
+    # The Job controller records the pod's success; the operator announces it once and keeps the outcome.
+    kube.patch_status(JOBS, ns, job["metadata"]["name"], {"succeeded": 1, "conditions": [
+        {"type": "Complete", "status": "True", "lastTransitionTime": now_rfc3339()}]})
+    succeeded = wait_event(kube, ns, "spy", "RetrainingSucceeded", timeout=60)
+    assert job["metadata"]["name"] in succeeded["message"]
+    wait_for(lambda: status(kube, ns, "spy")["regime"]["retraining"].get("outcome") == "Succeeded", 30,
+             "status.regime.retraining.outcome Succeeded")

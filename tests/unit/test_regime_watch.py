@@ -62,7 +62,7 @@ class RegimeWorld(World):
         observed = super().observe()
         now = f"{_iso(START + self.seconds)}"
         lookup = Lookup(MODEL, "champion", now, version=3, uri=f"{TRACKING}/model.onnx")
-        return dataclasses.replace(observed, now=now, model=lookup, tracking_uri=TRACKING)
+        return dataclasses.replace(observed, now=now, model=lookup, tracking_uri=TRACKING, jobs=self.created_jobs)
 
     def measured(self, pods: float | None = 1.0, watching: float | None = 1.0, last: float | None = None,
                  error: str = "") -> None:
@@ -183,3 +183,30 @@ def test_no_job_without_the_policy_or_a_model(retraining, model, skipped):
     assert w.reasons().count("RegimeChanged") == 1
     assert w.jobs() == []
     assert ("RetrainingSkipped" in w.reasons()) is skipped
+
+
+def _ended(job: dict[str, Any], kind: str, reason: str = "", message: str = "") -> None:
+    """What the Job controller writes when a Job ends."""
+    job["status"] = {"conditions": [{"type": kind, "status": "True", "reason": reason, "message": message}]}
+
+
+@pytest.mark.parametrize(("kind", "event", "outcome"), [
+    ("Complete", "RetrainingSucceeded", "Succeeded"),
+    ("Failed", "RetrainingFailed", "Failed"),
+], ids=["complete", "failed"])
+def test_how_the_retraining_job_ended_is_announced_once(kind, event, outcome):
+    w = world()
+    w.seconds = 30.0
+    w.measured(1.0, 1.0, START + 10.0)
+    [job] = w.jobs()
+    w.step()
+    assert event not in w.reasons()  # still running
+    _ended(job, kind, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    w.step()
+    w.step()
+    assert w.reasons().count(event) == 1
+    assert w.status["regime"]["retraining"]["outcome"] == outcome
+    message = next(e.message for e in w.events if e.reason == event)
+    assert job["metadata"]["name"] in message
+    if kind == "Failed":
+        assert "BackoffLimitExceeded" in message
