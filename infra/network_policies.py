@@ -1,6 +1,6 @@
 """NetworkPolicies: default-deny in the namespaces the program runs workloads in, then explicit allows
-between the runtimes, the databases, the backup jobs, the report jobs, the audit recorder, the operator and
-Prometheus. (Each runtime's own
+between the runtimes, the databases, the backup jobs, the report jobs, the audit recorder, the retraining jobs,
+MLflow, the operator and Prometheus. (Each runtime's own
 policy — ingress to its metrics port from Prometheus and the operator — is written by the operator.)"""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from infra.reports import RECORDER_COMPONENT, REPORTS_COMPONENT
 from infra.settings import Settings
 
 RUNTIME_METRICS_PORT = 9102  # trading_operator.naming.METRICS_PORT
+RETRAINING_COMPONENT = "retraining"  # trading_operator.retraining.COMPONENT: the Jobs a regime change requests
 KUBE_API_PORTS = (443, 6443)
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -63,6 +64,7 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
         }
     operator = _in_namespace(system, **{"app.kubernetes.io/name": OPERATOR})
     mlflow = _in_namespace(data, **{"app.kubernetes.io/name": MLFLOW})
+    retraining = _in_namespace(trading, **{"app.kubernetes.io/component": RETRAINING_COMPONENT})
     for name, port, clients in ((POSTGRES, POSTGRES_PORT, [runtimes, *jobs, report_jobs, recorder, mlflow]),
                                 (REDIS, REDIS_PORT, [runtimes, portfolio_risk, *jobs])):
         result[f"netpol-{name}"] = {
@@ -118,9 +120,19 @@ def policies(settings: Settings) -> dict[str, dict[str, Any]]:
         "spec": {
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": MLFLOW}},
             "policyTypes": ["Ingress", "Egress"],
-            # The operator resolves spec.model; the runtimes fetch their pinned version's artifact.
-            "ingress": [{"from": [operator, runtimes], "ports": _ports(MLFLOW_PORT)}],
+            # The operator resolves spec.model; the runtimes fetch their pinned version's artifact; a retraining
+            # Job tracks its run and registers its version.
+            "ingress": [{"from": [operator, runtimes, retraining], "ports": _ports(MLFLOW_PORT)}],
             "egress": [DNS, postgres, S3],  # its backend store, its artifacts
+        },
+    }
+    result["netpol-retraining-jobs"] = {
+        "metadata": {"name": "retraining-jobs", "namespace": trading},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": RETRAINING_COMPONENT}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": [DNS, {"to": [mlflow], "ports": _ports(MLFLOW_PORT)}],  # its run, its registered version
         },
     }
     result["netpol-cluster-drills"] = {

@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--train-sessions", type=int, default=4)
     command.add_argument("--test-sessions", type=int, default=1)
     command.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    command.add_argument("--model-name", help="registered model to add the version to (default: the symbol's, "
+                                              "tradeops-meta-<symbol>)")
+    command.add_argument("--trigger", default="", help="why it was trained, tagged on the run (the operator's "
+                                                       "retraining Job: the regime change)")
     args = parser.parse_args(argv)
     if not args.tracking_uri:
         parser.error("no MLflow tracking server: pass --tracking-uri or set MLFLOW_TRACKING_URI")
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"modelops: error: {exc}", file=sys.stderr)
         return 1
-    registered = log_training(result, args.tracking_uri)
+    registered = log_training(result, args.tracking_uri, name=args.model_name, trigger=args.trigger)
     print(json.dumps({"model": registered.name, "version": registered.version, "run_id": registered.run_id,
                       "rows": result.rows, "folds": len(result.folds),
                       "pooled": result.pooled.model_dump(mode="json", exclude={"curve"})}, indent=2))

@@ -43,18 +43,21 @@ def _metrics(result: TrainingResult) -> dict[str, float]:
     return out
 
 
-def log_training(result: TrainingResult, tracking_uri: str, client: MlflowClient | None = None) -> Registered:
-    """Track `result` as one MLflow run and register its ONNX model as the symbol's `challenger`."""
+def log_training(result: TrainingResult, tracking_uri: str, client: MlflowClient | None = None,
+                 name: str | None = None, trigger: str = "") -> Registered:
+    """Track `result` as one MLflow run and register its ONNX model as `challenger` of `name` (default: the
+    symbol's model); `trigger` (e.g. the regime change that requested it) is tagged on the run."""
     mlflow.set_tracking_uri(tracking_uri)
     client = client or MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
-    name = model_name(result.symbol)
+    name = name or model_name(result.symbol)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{result.symbol}-meta") as run:
         mlflow.log_params({"symbol": result.symbol, **result.spec.model_dump(mode="json")})
         mlflow.log_metrics(_metrics(result))
         mlflow.set_tags({"data.start": f"{result.data_range[0]:.0f}", "data.end": f"{result.data_range[1]:.0f}",
-                         "data.symbol": result.symbol, "verdict": result.pooled.verdict})
+                         "data.symbol": result.symbol, "verdict": result.pooled.verdict,
+                         **({"trigger": trigger} if trigger else {})})
         mlflow.log_dict({"pooled": result.pooled.model_dump(mode="json"),
                          "folds": [f.model_dump(mode="json", exclude={"importance"}) for f in result.folds]},
                         "evaluation.json")

@@ -280,6 +280,26 @@ class TuningPolicySpec(PolicyModel):
 # --- Risk and admission ---------------------------------------------------------------------------------
 
 
+class RegimeRetraining(PolicyModel):
+    """Retraining a symbol's registered model (`spec.model`) when its runtime detects a market regime change
+    (`spec.config.ml.regimeDetection`): the operator creates a Job that runs the training pipeline
+    (`python -m modelops train`), which tracks the run in MLflow and registers the new version as the model's
+    `challenger` (`opsctl model promote` makes it the champion). At most one Job per symbol per cooldown."""
+
+    enabled: bool = False
+    """Request retraining on a regime change (off: the change is still a condition and an Event)."""
+    cooldown_seconds: Annotated[int, Field(ge=60)] = 86400
+    """Least time between two retraining Jobs of one symbol; a change within it is announced, not retrained on."""
+    image: str = "ghcr.io/tradeops/tradeops-modelops:0.1.0"
+    """Image of the Job: this package with the `ml` extra (deploy/docker/modelops.Dockerfile; CD pushes it as
+    `tradeops-modelops:<commit>`)."""
+    arguments: list[str] = ["--synthetic-days", "8"]
+    """The training data and settings passed to `python -m modelops train` after the symbol, market and model
+    (e.g. `["--file", "/data/spy.parquet"]` on a mounted recording)."""
+    deadline_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+    """The Job's activeDeadlineSeconds: a training that runs longer is stopped (and counted failed)."""
+
+
 class RiskPolicySpec(PolicyModel):
     """Firm-wide risk limits a TradingSymbol's own limits must stay within."""
 
@@ -293,6 +313,8 @@ class RiskPolicySpec(PolicyModel):
     """Largest targetVolatility a symbol may set."""
     min_entry_score: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
     """Lowest entryScoreMin a symbol may give the online threshold adaptation (spec.config.ml)."""
+    regime_retraining: RegimeRetraining = RegimeRetraining()
+    """What a detected regime change may request: retraining the symbol's model, bounded by a cooldown."""
 
 
 class AdmissionPolicySpec(PolicyModel):

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIRST_PARTY = ("trading_operator", "trading_runtime", "policies", "drills", "opsctl", "infra", "devstack", "audit",
-               "reports", "backtest")
+               "reports", "backtest", "modelops")
 
 
 def module_file(module: str) -> pathlib.Path | None:

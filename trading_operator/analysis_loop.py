@@ -12,12 +12,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trading_operator import model_health, naming
+from trading_operator import model_health, naming, regime_watch
 from trading_operator.analysis import expressions, judge_all
 from trading_operator.analysis_work import IDLE_SECONDS, Work, WorkKind, next_work
 from trading_operator.api import Measurement, TradingSymbolSpec, TradingSymbolStatus
 from trading_operator.context import OperatorContext, reconcile
-from trading_operator.findings import Finding, ModelServingMeasured, ObjectiveMeasured, RunMeasured, StableMeasured
+from trading_operator.findings import (
+    Finding,
+    ModelServingMeasured,
+    ObjectiveMeasured,
+    RegimeMeasured,
+    RunMeasured,
+    StableMeasured,
+)
 from trading_operator.planner import parse_status
 from trading_operator.rollout import Policies, resolve_policies
 from trading_operator.timestamps import now_rfc3339, parse_time
@@ -62,6 +69,21 @@ async def _check_model(context: OperatorContext, namespace: str, name: str, spec
     return True
 
 
+async def _check_regime(context: OperatorContext, namespace: str, name: str, spec: TradingSymbolSpec,
+                        status: TradingSymbolStatus) -> bool:
+    """Record the running revision's regime detectors, when due (regime_watch.py)."""
+    key = (namespace, name)
+    revision = regime_watch.due(spec, status, context.regime_checks.get(key), now_rfc3339())
+    if revision is None:
+        return False
+    pods, watching, last = await context.metrics.measure(regime_watch.queries(namespace, spec.symbol, revision))
+    now = now_rfc3339()
+    context.regime_checks[key] = now
+    context.findings.add(key, RegimeMeasured(revision, pods.value, watching.value, last.value, now,
+                                             pods.error or watching.error or last.error or ""))
+    return True
+
+
 def finding_of(work: Work, measurements: list[Measurement], now: str) -> Finding:
     """The record of one measurement of `work`."""
     if work.kind is WorkKind.RUN:
@@ -81,6 +103,7 @@ async def analysis_tick(context: OperatorContext, namespace: str, name: str, bod
     annotations = body.get("metadata", {}).get("annotations") or {}
     frozen = naming.TUNING_FROZEN_ANNOTATION in annotations
     model_checked = await _check_model(context, namespace, name, spec, status)
+    model_checked = await _check_regime(context, namespace, name, spec, status) or model_checked
     work, delay = next_work(namespace, spec, status, policies, frozen, now_rfc3339(),
                             _analysis_requested(annotations, spec.symbol))
     if work is None:

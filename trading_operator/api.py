@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -465,6 +465,30 @@ class PinnedModel(CamelModel):
     """When the registry answered (RFC 3339)."""
 
 
+class RetrainingJob(CamelModel):
+    """A retraining Job the operator created for a regime change."""
+
+    job: str
+    """The Job's name."""
+    model: str
+    """The registered model it trains a new `challenger` version of."""
+    requested_at: str
+    """When the operator created it (RFC 3339); the next one waits for the risk policy's cooldown from here."""
+    change_at: str
+    """The regime change that requested it (RFC 3339, the runtime's clock)."""
+    outcome: Literal["Succeeded", "Failed"] | None = None
+    """How the Job ended, once it has (Succeeded: a new `challenger` version is registered)."""
+
+
+class RegimeState(CamelModel):
+    """What the operator has announced of the runtime's regime detector."""
+
+    last_change_at: str | None = None
+    """The latest regime change announced with an Event (RFC 3339, the runtime's clock): once per change."""
+    retraining: RetrainingJob | None = None
+    """The latest retraining requested."""
+
+
 class FailedRevision(CamelModel):
     """A revision that failed (its analysis, its pods, a breach after promotion, a tuning breach) or was rolled
     back from by request: running it again takes `opsctl rollback --force` and a fresh analysis."""
@@ -551,3 +575,5 @@ class TradingSymbolStatus(CamelModel):
     """A failed revision rolled back to with `--force`, under analysis."""
     restarts: list[ContainerRestarts] = []
     """Containers of the symbol's pods that restarted, and when (a crash loop is counted in a window)."""
+    regime: RegimeState | None = None
+    """Regime changes announced and the retraining they requested (with `spec.config.ml.regimeDetection`)."""

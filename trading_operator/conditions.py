@@ -23,6 +23,9 @@ class ConditionType(enum.StrEnum):
     """True when pods of the running revision fell back from their meta-model to the rule-based combiner."""
     MODEL_RESOLVED = "ModelResolved"
     """`spec.model` resolved to a registry version that new revisions pin (only with a `spec.model`)."""
+    REGIME_CHANGE = "RegimeChange"
+    """True within `regimeCooldownSeconds` of a regime change the running revision's pods detected (sizing is
+    tightened meanwhile); only with `spec.config.ml.regimeDetection`."""
     ROLLED_BACK = "RolledBack"
     """FleetRollout: every symbol it touched runs its own spec's revision again."""
 
@@ -75,6 +78,14 @@ class Reason(enum.StrEnum):
     MODEL_FALLBACK = "ModelFallback"
     MODEL_SERVING = "ModelServing"
     NO_DATA = "NoData"
+    # RegimeChange (and its Events)
+    REGIME_CHANGED = "RegimeChanged"
+    REGIME_STABLE = "RegimeStable"
+    REGIME_LEARNING = "RegimeLearning"
+    RETRAINING_REQUESTED = "RetrainingRequested"
+    RETRAINING_SKIPPED = "RetrainingSkipped"
+    RETRAINING_SUCCEEDED = "RetrainingSucceeded"
+    RETRAINING_FAILED = "RetrainingFailed"
     # Events only
     RESTARTING = "Restarting"
     REVISION_CREATED = "RevisionCreated"

@@ -47,6 +47,8 @@ class OperatorContext:
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_RECONCILES))
     model_checks: dict[tuple[str, str], str] = field(default_factory=dict)
     """When each symbol's model serving was last measured (model_health.py)."""
+    regime_checks: dict[tuple[str, str], str] = field(default_factory=dict)
+    """When each symbol's regime detectors were last measured (regime_watch.py)."""
     models: ModelRegistry = field(default_factory=lambda: ModelRegistry(os.environ.get("MLFLOW_TRACKING_URI")))
     """The MLflow model registry `spec.model` is resolved against."""
     reconciled_at: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -80,6 +82,7 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             if ts is None:
                 context.findings.forget(key)
                 context.model_checks.pop(key, None)
+                context.regime_checks.pop(key, None)
                 context.reconciled_at.pop(key, None)
                 return None
             with tracing.span("observe"):
@@ -87,7 +90,8 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
                 ref = model_ref(observed.spec)
                 observed = dataclasses.replace(
                     observed, findings=context.findings.pending(key),
-                    model=await context.models.resolve(ref, observed.now) if ref is not None else None)
+                    model=await context.models.resolve(ref, observed.now) if ref is not None else None,
+                    tracking_uri=context.models.url)
             with tracing.span("plan"):
                 result = plan(observed)
             current.set_attribute("tradeops.actions", len(result.actions))

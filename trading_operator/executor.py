@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from policies.loader import PolicySet, default_policies
-from trading_operator import api, claims, metrics, naming
+from trading_operator import api, claims, metrics, naming, retraining
 from trading_operator.kube import (
     CONTROLLER_REVISIONS,
     EVENTS,
@@ -117,8 +117,9 @@ class Executor:
         configs_call = self.kube.list_objects(RESOURCES_BY_KIND["ConfigMap"], namespace,
                                               f"{selector},{naming.CONFIG_LABEL}")
         pods_call = self.kube.list_objects(RESOURCES_BY_KIND["Pod"], namespace, selector)
-        revision_objs, children, configs, pods, claimed = await asyncio.gather(
-            revisions_call, child_calls, configs_call, pods_call, self.claims(namespace))
+        revision_objs, children, configs, pods, claimed, jobs = await asyncio.gather(
+            revisions_call, child_calls, configs_call, pods_call, self.claims(namespace),
+            self._retraining_jobs(ts))
         owned = [r for r in revision_objs if _owned_by(r, uid)]
         return Observed(
             name=name,
@@ -137,7 +138,18 @@ class Executor:
             deleting=bool(meta.get("deletionTimestamp")),
             policies=self.policies,
             claims=claimed,
+            jobs=jobs,
         )
+
+    async def _retraining_jobs(self, ts: Obj) -> list[Obj]:
+        """The symbol's retraining Jobs, only while the status names one that has not ended (one list call
+        then, none otherwise)."""
+        pending = ((ts.get("status") or {}).get("regime") or {}).get("retraining") or {}
+        if not pending or pending.get("outcome"):
+            return []
+        meta = ts["metadata"]
+        return await self.kube.list_objects(RESOURCES_BY_KIND["Job"], meta["namespace"],
+                                            retraining.selector(meta["name"]))
 
     async def apply_children(self, ts: Obj, plan: Plan) -> None:
         """Create, correct and delete children, in order: before the status, so a status (Halted, a rollback)

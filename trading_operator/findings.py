@@ -58,7 +58,21 @@ class ModelServingMeasured:
     seq: int = 0
 
 
-Finding = RunMeasured | StableMeasured | ObjectiveMeasured | ModelServingMeasured
+@dataclass(frozen=True)
+class RegimeMeasured:
+    """The running revision's regime detectors: how many pods report one, how many watch (past their warm-up),
+    and the latest change any of them detected (epoch seconds; None: none yet). regime_watch.py folds it."""
+
+    revision: int
+    pods: float | None
+    watching: float | None
+    last_change: float | None
+    time: str
+    error: str = ""
+    seq: int = 0
+
+
+Finding = RunMeasured | StableMeasured | ObjectiveMeasured | ModelServingMeasured | RegimeMeasured
 Key = tuple[str, str]
 """(namespace, name) of a TradingSymbol."""
 

@@ -54,6 +54,7 @@ SERVICE_ACCOUNTS = Resource("v1", "serviceaccounts")
 ROLES = Resource("rbac.authorization.k8s.io/v1", "roles")
 ROLE_BINDINGS = Resource("rbac.authorization.k8s.io/v1", "rolebindings")
 LEASES = Resource("coordination.k8s.io/v1", "leases")
+JOBS = Resource("batch/v1", "jobs")
 
 RESOURCES_BY_KIND: dict[str, Resource] = {
     "ConfigMap": CONFIGMAPS,
@@ -70,6 +71,7 @@ RESOURCES_BY_KIND: dict[str, Resource] = {
     "Role": ROLES,
     "RoleBinding": ROLE_BINDINGS,
     "Lease": LEASES,
+    "Job": JOBS,
 }
 
 

@@ -17,6 +17,7 @@ from trading_operator import (
     model_health,
     model_resolution,
     naming,
+    regime_watch,
     restarts,
     tuner,
     user_requests,
@@ -138,6 +139,7 @@ def plan(observed: Observed) -> Plan:
     status = status.model_copy(update={"restarts": restarts.track(
         status.restarts, observed.pods, observed.now, spec.rollout.crash_loop_window_seconds)})
     status = model_health.fold(result, spec, status, observed.findings, observed.generation, observed.now)
+    status = regime_watch.fold(result, observed, spec, status, observed.policies.risk.get(spec.policies.risk))
     base_config = spec.config.model_dump(by_alias=True, mode="json")
     if spec.model is None:
         status = model_resolution.without_model(status)

@@ -45,6 +45,10 @@ class Observed:
     """The TradingSymbols of the namespace and the symbols they name (this one included)."""
     model: ModelLookup | None = None
     """The registry's answer for `spec.model` (None: the spec names no model, or no registry is configured)."""
+    tracking_uri: str | None = None
+    """The MLflow tracking server the operator resolves models against (a retraining Job registers there)."""
+    jobs: list[Manifest] = field(default_factory=list)
+    """The retraining Jobs of the symbol, read only while one the status names has not ended."""
 
 
 @dataclass(frozen=True)

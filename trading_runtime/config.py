@@ -138,7 +138,10 @@ class MachineLearning(CamelModel):
     target_hit_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.55
     """Hit rate the adaptation steers the labelled calls towards (raises entryScore below it)."""
     regime_detection: bool = False
-    """Detect regime changes on per-minute returns, spread and volume; a change shrinks sizing."""
+    """Detect regime changes on the volatility, spread and quoted size of each 10 s of underlying quotes (a
+    CUSUM per feature); a change shrinks sizing and the operator may request retraining (the risk policy)."""
+    regime_warmup_seconds: Annotated[float, Field(ge=60.0, le=86400.0)] = 1800.0
+    """Quotes the regime detector learns the market from before it watches for a change."""
     regime_size_multiplier: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     """Multiplier of the risk-capped size for `regimeCooldownSeconds` after a regime change."""
     regime_cooldown_seconds: Annotated[float, Field(ge=0.0, le=86400.0)] = 1800.0

@@ -116,6 +116,12 @@ class RuntimeMetrics:
                                          ["symbol", "cause"], registry=r)
         self.regime_changes = Counter(f"{PREFIX}_regime_changes", "Market regime changes detected", ["symbol"],
                                       registry=r)
+        # The operator reads these two (trading_operator/regime_watch.py): which pods watch, and the last change.
+        self.regime_watching = Gauge(f"{PREFIX}_regime_watching", "1 when the regime detector watches, 0 while it "
+                                     "learns the regime (warm-up, or relearning after a change)", ["symbol"],
+                                     registry=r)
+        self.regime_last_change = Gauge(f"{PREFIX}_regime_last_change_timestamp_seconds", "Time of the last regime "
+                                        "change detected (absent before the first)", ["symbol"], registry=r)
         self.size_multiplier = Gauge(f"{PREFIX}_size_multiplier", "Multiplier (0..1) of the risk-capped size, "
                                      "by source", ["symbol", "source"], registry=r)
 

@@ -89,6 +89,8 @@ COMPONENTS = {
     "tools": ("tools", modules_of("drills", "audit", "reports", "opsctl",
                                   leave_out=("opsctl.backtest_cli", "opsctl.model_cli"))),
     "backtest": ("backtest", modules_of("backtest")),
+    # Training and the registry (the retraining Job's image, deploy/docker/modelops.Dockerfile).
+    "modelops": ("ml", modules_of("modelops")),
     "devstack": ("devstack", modules_of("devstack")),
     "infra": ("infra", modules_of("infra")),
 }
@@ -114,7 +116,7 @@ def test_the_operator_and_the_runtime_carry_nothing_of_each_other():
         assert not {"kmock", "pytest", "mypy", "mlflow", "pulumi"} & dependency_set(component), component
 
 
-DOCKERFILES = {"operator": "operator", "runtime": "runtime", "tools": "tools"}
+DOCKERFILES = {"operator": "operator", "runtime": "runtime", "tools": "tools", "modelops": "ml"}
 
 
 def _pip_installs(dockerfile: str) -> list[str]:

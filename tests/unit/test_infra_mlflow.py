@@ -81,10 +81,11 @@ def test_the_operator_resolves_models_against_the_service_it_deploys(stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_only_the_operator_and_the_runtimes_reach_the_server(stack):
+def test_only_the_operator_the_runtimes_and_the_retraining_jobs_reach_the_server(stack):
     policy = built(stack).one(NETPOL, "netpol-mlflow").inputs["spec"]
-    peers = [p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in policy["ingress"][0]["from"]]
-    assert sorted(peers) == sorted([OPERATOR, "trading-runtime"])
+    peers = [next(iter(p["podSelector"]["matchLabels"].items())) for p in policy["ingress"][0]["from"]]
+    assert sorted(peers) == sorted([("app.kubernetes.io/name", OPERATOR), ("app.kubernetes.io/name", "trading-runtime"),
+                                    ("app.kubernetes.io/component", "retraining")])
     operator_egress = built(stack).one(NETPOL, "netpol-operator").inputs["spec"]["egress"]
     assert any(rule.get("ports") == [{"port": mlflow_tracking.MLFLOW_PORT, "protocol": "TCP"}]
                and rule["to"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "mlflow"}

@@ -132,3 +132,25 @@ def test_the_policies_cover_the_namespaces_of_the_settings():
     namespaces = {p["metadata"]["namespace"] for p in network_policies.policies(SETTINGS).values()}
     assert namespaces == {SETTINGS.trading_namespace, SETTINGS.data_namespace, SETTINGS.system_namespace,
                           SETTINGS.monitoring_namespace}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_retraining_jobs_reach_only_dns_and_mlflow_which_lets_them_in(stack):
+    """The Job a regime change requests (trading_operator/retraining.py) tracks its run and registers its version
+    in MLflow, and reaches nothing else; its pods are selected by the labels the operator gives them."""
+    from policies.models import RegimeRetraining
+    from trading_operator.builders import Owner
+    from trading_operator.retraining import build_job
+
+    job = build_job(Owner("spy", "trading", "uid"), "SPY", "equity-options", "tradeops-meta-spy", "http://m:5000",
+                    1.7e9, RegimeRetraining(enabled=True))
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    spec = policy(stack, "netpol-retraining-jobs")["spec"]
+    assert selects(spec["podSelector"], pod_labels)
+    assert not selects(spec["podSelector"], RUNTIME_POD)
+    assert spec["ingress"] == []
+    assert sorted(p["port"] for rule in spec["egress"] for p in rule["ports"]) == [53, 53, 5000]
+    (ingress,) = policy(stack, "netpol-mlflow")["spec"]["ingress"]
+    assert any(selects(peer["podSelector"], pod_labels) and
+               peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "trading"
+               for peer in ingress["from"])

@@ -89,23 +89,65 @@ def test_a_drift_in_the_hit_rate_resets_the_adaptation_and_slows_it():
                                              {"symbol": "SPY", "cause": "drift"}) >= 1
 
 
-def _minutes(detector: RegimeDetector, rng: np.random.Generator, start: float, minutes: int, vol: float,
+def _seconds(detector: RegimeDetector, rng: np.random.Generator, start: float, seconds: int, vol: float,
              spread: float) -> list[float]:
     mid, alarms = 100.0, []
-    for i in range(minutes * 60):
+    for i in range(seconds):
         mid *= math.exp(vol * rng.standard_normal())
-        if detector.update(start + i, mid, spread, 10.0):
+        if detector.update(start + i, mid, spread * mid, 10.0):
             alarms.append(start + i)
     return alarms
 
 
-def test_the_regime_detector_is_quiet_on_calm_data_and_catches_a_volatility_shift():
+SESSION = 390 * 60
+
+
+@pytest.mark.parametrize(("vol", "spread", "within"), [(3e-4, 1e-4, 60), (1e-4, 3e-4, 30), (2e-4, 1e-4, 300)],
+                         ids=["volatility-x3", "spread-x3", "volatility-x2"])
+def test_the_regime_detector_is_quiet_on_calm_data_and_catches_a_shift_within_a_minute_or_so(vol, spread, within):
     rng = np.random.default_rng(3)
     detector = RegimeDetector()
-    assert _minutes(detector, rng, 0.0, 390, 1e-4, 0.01) == []
-    shifted = _minutes(detector, rng, 390 * 60.0, 120, 3e-4, 0.01)
+    assert _seconds(detector, rng, 0.0, SESSION, 1e-4, 1e-4) == []
+    shifted = _seconds(detector, rng, SESSION, 1800, vol, spread)
     assert shifted
-    assert shifted[0] - 390 * 60 < 30 * 60
+    assert shifted[0] - SESSION <= within
+
+
+def test_a_regime_change_is_declared_once_then_the_new_regime_is_learnt():
+    rng = np.random.default_rng(5)
+    detector = RegimeDetector(warmup_seconds=600.0, relearn_seconds=600.0)
+    assert not detector.watching
+    _seconds(detector, rng, 0.0, 900, 1e-4, 1e-4)
+    assert detector.watching
+    alarms = _seconds(detector, rng, 900.0, 3 * 3600, 3e-4, 1e-4)
+    assert len(alarms) == 1
+    assert detector.watching
+
+
+def test_the_loop_exports_whether_the_detector_watches_and_when_the_regime_last_changed():
+    rng = np.random.default_rng(7)
+    metrics = RuntimeMetrics("SPY")
+    loop = MlLoop(_config(RuntimeConfig(ml=MachineLearning(regime_detection=True, regime_warmup_seconds=60))), metrics)
+    mid = 100.0
+
+    def sample(name):
+        return metrics.registry.get_sample_value(name, {"symbol": "SPY"})
+
+    changes = []
+    for i in range(600):
+        mid *= math.exp((1e-4 if i < 300 else 5e-4) * rng.standard_normal())
+        if i == 1:
+            assert sample("tradeops_regime_watching") == 0
+            assert sample("tradeops_regime_last_change_timestamp_seconds") is None
+        if i == 200:
+            assert sample("tradeops_regime_watching") == 1
+        if (change := loop.on_quote(1000.0 + i, mid, 0.01, 10.0)) is not None:
+            changes.append(change)
+    assert len(changes) == 1
+    assert "volatility" in changes[0].features
+    assert sample("tradeops_regime_last_change_timestamp_seconds") == changes[0].ts
+    assert sample("tradeops_regime_changes_total") == 1
+    assert sample("tradeops_regime_watching") == 0  # relearning the new regime
 
 
 def _config(runtime: RuntimeConfig) -> RenderedConfig:
@@ -190,15 +232,16 @@ def test_an_engine_with_an_unloadable_model_keeps_trading_on_the_combiner(tmp_pa
     assert "ticks" in rows
 
 
-def test_without_river_the_online_parts_stay_off_with_a_counted_error(monkeypatch):
+def test_without_river_the_online_thresholds_stay_off_with_a_counted_error(monkeypatch):
+    """The regime detector needs no river: it stays on."""
     import sys
 
     monkeypatch.setitem(sys.modules, "river", None)  # `import river` now raises ImportError
     metrics = RuntimeMetrics("SPY")
     loop = MlLoop(_config(RuntimeConfig(ml=MachineLearning(adaptive_thresholds=True, regime_detection=True))), metrics)
     assert loop.thresholds is None
-    assert loop.regime is None
-    assert metrics.registry.get_sample_value("tradeops_errors_total", {"symbol": "SPY", "stage": "ml"}) == 2
+    assert loop.regime is not None
+    assert metrics.registry.get_sample_value("tradeops_errors_total", {"symbol": "SPY", "stage": "ml"}) == 1
     assert loop.strategy(StrategyThresholds()) == StrategyThresholds()
 
 

@@ -120,7 +120,7 @@ def test_cd_deploys_images_by_digest_and_checks_readiness():
     assert sorted(s["file"] for s in build_steps) == sorted(
         f"deploy/docker/{p.name}" for p in (ROOT / "deploy" / "docker").glob("*.Dockerfile"))
     build_tags = [s["tags"] for s in build_steps]
-    assert len(build_tags) == 4
+    assert len(build_tags) == 5
     assert all(tag.endswith(":${{ github.sha }}") for tag in build_tags)
 
 

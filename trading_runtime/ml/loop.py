@@ -41,7 +41,8 @@ class MlLoop:
         self.gate = MetaGate(ml.model_path, ml.accept_probability, metrics)
         self.joiner = LabelJoiner(self.horizon)
         self.thresholds = self._optional(lambda: OnlineThresholds(strategy, ml, metrics), ml.adaptive_thresholds)
-        self.regime = self._optional(RegimeDetector, ml.regime_detection)
+        self.regime = RegimeDetector(warmup_seconds=ml.regime_warmup_seconds) if ml.regime_detection else None
+        self._watching: bool | None = None
         self.bandit = SizingBandit() if ml.bandit_sizing else None
         self.last_regime_change = -math.inf
         self._last_recorded = -math.inf
@@ -87,7 +88,7 @@ class MlLoop:
         return self.gate.decide(features)
 
     def on_quote(self, ts: float, mid: float, spread: float, size: float) -> RegimeChange | None:
-        """Labels whose horizon has passed, and the regime detector's minute; returns a regime change."""
+        """Labels whose horizon has passed, and the regime detector's block; returns a regime change."""
         if self.joiner.pending:
             for labelled in self.joiner.update(ts, mid):
                 if self.thresholds is not None:
@@ -97,9 +98,14 @@ class MlLoop:
         if self.regime is None:
             return None
         change = self.regime.update(ts, mid, spread, size)
+        m, s = self.metrics, self.metrics.symbol
         if change is not None:
             self.last_regime_change = change.ts
-            self.metrics.regime_changes.labels(self.metrics.symbol).inc()
+            m.regime_changes.labels(s).inc()
+            m.regime_last_change.labels(s).set(change.ts)
+        if self.regime.watching is not self._watching:
+            self._watching = self.regime.watching
+            m.regime_watching.labels(s).set(1.0 if self._watching else 0.0)
         return change
 
     def size(self, capped: float, ts: float, equity: float, capital: float, realised_vol: float,
