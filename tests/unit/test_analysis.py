@@ -244,7 +244,8 @@ def test_queries_are_scoped_to_namespace_symbol_and_revision():
     assert names == ["tick-to-signal-latency", "error-ratio", "availability", "signal-hit-rate",
                      "signal-calls-vs-stable"]
     paired = queries[4].paired
-    assert paired is not None and queries[4].expressions() == []  # read from the pods, not Prometheus
+    assert paired is not None
+    assert queries[4].expressions() == []  # read from the pods, not Prometheus
     assert (paired.candidate.revision, paired.stable.revision, paired.path) == (3, 2, "/decisions")
     # Without a stable revision beside the candidate (a rollout, background analysis) there is nothing to pair.
     assert "signal-calls-vs-stable" not in [q.metric for q in queries_for(slo, Scope("prod", "SPY", 3))]
