@@ -168,8 +168,10 @@ class FaultRun:
     seconds: float | None
     reason: str
     phases: dict[str, float] = field(default_factory=dict)
-    """Where the time went (seconds from the fault being live): `analysing` (the run of the faulty revision
-    seen started), `verdict` (its verdict seen), `rolled_back` (status says stable runs), `serving`."""
+    """Where the time went (seconds from the fault being live): `shipped` (the spec change, negative for the SLO
+    faults: the faulty pod starts, and for `accuracy` scores calls, before it is Ready), `analysing` (the run of
+    the faulty revision seen started), `verdict` (its verdict seen), `rolled_back` (status says stable runs),
+    `serving`."""
 
 
 def first_event(records: list[Record], namespace: str, revision: str, event: str, after: float) -> float | None:
@@ -211,7 +213,7 @@ def one_fault(stack: AnalysisStack, kube: KubeApi, fault: str, index: int, timeo
         return FaultRun(True, 0.0, reason)
     # The old pods stop when the faulty revision is rolled out (its run starts then); the stable pods the
     # rollback starts become Ready before the faulty ones stop (surge).
-    marks = {**seen, "old_pods_stopped": first_event(records, namespace, "1", "stopped", shipped),
+    marks = {"shipped": shipped, **seen, "old_pods_stopped": first_event(records, namespace, "1", "stopped", shipped),
              "rolled_back": decided, "stable_started": first_event(records, namespace, "1", "started", decided),
              "stable_ready": first_event(records, namespace, "1", "ready", decided), "serving": end}
     phases = {k: round(v - live, 2) for k, v in marks.items() if v is not None}

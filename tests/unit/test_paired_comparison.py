@@ -8,6 +8,7 @@ import pytest
 from policies.models import AnalysisMetric, AnalysisPolicySpec, Comparison, PairedDecisions
 from trading_operator.analysis import PairedRequest, Query, Scope, judge_all, judge_paired, settings_for
 from trading_operator.api import AnalysisPhase, RolloutSettings
+from trading_operator.decisions import pick_pod
 from trading_operator.intervals import difference, paired_difference, z_for
 from trading_operator.pairing import Calls, PairedCounts, pair, parse_calls
 from trading_runtime.signals.accuracy import AccuracyTracker
@@ -125,3 +126,22 @@ def test_judge_all_takes_paired_counts_by_metric_and_reads_no_prometheus_answer_
     assert measured.phase is AnalysisPhase.FAILED
     [unmeasured] = judge_all([QUERY], [], settings, NOW)
     assert unmeasured.phase is AnalysisPhase.INCONCLUSIVE
+
+
+def _pod(name: str, revision: int, *, shadow: bool = False, ready: bool = True, ip: str = "10.0.0.1"):
+    labels = {"trading.tradeops.io/revision": str(revision)}
+    if shadow:
+        labels["trading.tradeops.io/track"] = "shadow"
+    return {"metadata": {"name": name, "labels": labels},
+            "status": {"podIP": ip, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_the_calls_are_read_from_a_ready_pod_of_the_revision_on_its_own_track():
+    pods = [_pod("a", 2, shadow=True, ready=False), _pod("b", 2), _pod("c", 1), _pod("d", 2, shadow=True)]
+    candidate = pick_pod(pods, 2, shadow=True)
+    stable = pick_pod(pods, 1, shadow=False)
+    assert candidate is not None
+    assert candidate["metadata"]["name"] == "d"  # "a" is not Ready, "b" is revision 2 on the main track
+    assert stable is not None
+    assert stable["metadata"]["name"] == "c"
+    assert pick_pod(pods, 3, shadow=False) is None
