@@ -46,6 +46,7 @@ ConfigMap, what the runtime reads) changed while they ran — a new revision's c
 pods.
 
     python benchmarks/fault_matrix.py --json [--runs N] [--soak-seconds S] [--healthy H] [--faults a,b]
+        [--edge E] [--horizon S] [--shadow-count N] [--healthy-rollout shadow|surge]
 """
 
 from __future__ import annotations
