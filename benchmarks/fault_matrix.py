@@ -23,8 +23,10 @@ the edge on (`--edge`, 1.0: the strategy's calls are right ~85-90 % of the time 
 and the `accuracy` fault and the healthy changes are shipped to a symbol that analyses its changes as shadow
 runs (`rollout.shadow`, `analysisCount` `--shadow-count`) with a `--horizon` of a few seconds
 (`strategy.horizonSeconds`): the shadow's calls are paired with the stable revision's on the same points
-(`signal-calls-vs-stable`), and enough of them are scored within the run. The other faults ship to a
-symbol with the defaults (a surge rollout, a 60 s horizon).
+(`signal-calls-vs-stable`), and enough of them are scored within the run. The horizon is market time: the
+synthetic market advances one clock by every symbol's step, so with the feed's three symbols it runs three
+times as fast as wall time (a 3 s horizon is a second of wall time here). The other faults ship to a symbol
+with the defaults (a surge rollout, a 60 s horizon).
 
 Measured per run, from the kubelet's own record of container starts, readiness and exits (wall clock):
 - start, "the fault is live": for the SLO faults, the first pod of the faulty revision Ready (it serves with
