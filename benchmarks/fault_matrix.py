@@ -45,7 +45,9 @@ defaults) get a healthy change (`batchSize` 256→512, a config change) and soak
 aborted revisions among them, `false_restarts` SelfHealingRestart Events; `stable_pods_saw_new_config`
 counts revision-1 pods whose mounted `runtime.yaml` (the file the kubelet keeps in sync with the
 ConfigMap, what the runtime reads) changed while they ran — a new revision's config leaking into stable
-pods.
+pods; `healthy_paired_measurements` the last `signal-calls-vs-stable` measurement of each healthy shadow run.
+The JSON also names the code (`git describe`), the market (`feed_edge`, `shadow_horizon_s`,
+`shadow_analysis_count`, `healthy_rollout`) and the load average before and after.
 
     python benchmarks/fault_matrix.py --json [--runs N] [--soak-seconds S] [--healthy H] [--faults a,b]
         [--edge E] [--horizon S] [--shadow-count N] [--healthy-rollout shadow|surge]
