@@ -11,30 +11,46 @@ Each fault is shipped as a user ships it: a TradingSymbol spec change on a symbo
 |--------------|---------------------------------------------------------------------|--------------------|
 | `latency`    | `faultInjection.extraLatencyMs: 120`                                 | analysis (SLO)     |
 | `errors`     | `faultInjection.errorRate: 0.2`                                      | analysis (SLO)     |
-| `accuracy`   | `faultInjection.accuracyDegradation: 1.0` (every signal flipped)     | analysis (SLO)     |
+| `accuracy`   | `faultInjection.accuracyDegradation: 1.0` (every signal flipped)     | shadow analysis    |
 | `crash-loop` | `faultInjection.crashAfterSeconds: 2`                                | the rollout        |
 | `never-ready`| `faultInjection.neverReady: true` (readiness never passes)           | the rollout        |
 | `bad-image`  | an image name with a typo (the devstack answers ErrImagePull)        | the rollout        |
 | `bad-config` | `parameters.queueCapacity` below `batchSize` (the runtime exits 2)   | the rollout        |
 
+A wrong signal is only wrong on a market where the strategy has skill: on the synthetic market without
+its seeded order-flow edge no strategy has any, and a flipped one is exactly as good. So the feed runs with
+the edge on (`--edge`, 1.0: the strategy's calls are right ~85-90 % of the time at a few seconds' horizon),
+and the `accuracy` fault and the healthy changes are shipped to a symbol that analyses its changes as shadow
+runs (`rollout.shadow`, `analysisCount` `--shadow-count`) with a `--horizon` of a few seconds
+(`strategy.horizonSeconds`): the shadow's calls are paired with the stable revision's on the same points
+(`signal-calls-vs-stable`), and enough of them are scored within the run. The horizon is market time: the
+synthetic market advances one clock by every symbol's step, so with the feed's three symbols it runs three
+times as fast as wall time (a 3 s horizon is a second of wall time here). The other faults ship to a symbol
+with the defaults (a surge rollout, a 60 s horizon).
+
 Measured per run, from the kubelet's own record of container starts, readiness and exits (wall clock):
 - start, "the fault is live": for the SLO faults, the first pod of the faulty revision Ready (it serves with
-  the fault); for the others, which never serve, the moment the API server accepted the spec change (the
-  rollout of the bad revision begins);
+  the fault; for `accuracy` the shadow pod, which computes signals and trades nothing); for the others,
+  which never serve, the moment the API server accepted the spec change (the rollout of the bad revision
+  begins);
 - end, "the stable revision serves again": the first moment, at or after the operator's rollback was seen in
   status (`abortedRevision` = the faulty revision, polled every 0.1 s), at which a pod of the stable
   revision is Ready and no container of the faulty revision runs.
 A run is `detected` when the operator rolled the faulty revision back within `--fault-timeout`; undetected
 runs have no time (they are not counted as fast). Excluded: creating the symbol and its first rollout.
 
-Then `--healthy` symbols get a healthy change (`batchSize` 256→512, a config change) and soak for
+Then `--healthy` symbols (shadow symbols like the `accuracy` one; `--healthy-rollout surge` for the
+defaults) get a healthy change (`batchSize` 256→512, a config change) and soak for
 `--soak-seconds` under background analysis, side by side: `false_rollbacks` counts RolledBack Events and
 aborted revisions among them, `false_restarts` SelfHealingRestart Events; `stable_pods_saw_new_config`
 counts revision-1 pods whose mounted `runtime.yaml` (the file the kubelet keeps in sync with the
 ConfigMap, what the runtime reads) changed while they ran — a new revision's config leaking into stable
-pods.
+pods; `healthy_paired_measurements` the last `signal-calls-vs-stable` measurement of each healthy shadow run.
+The JSON also names the code (`git describe`), the market (`feed_edge`, `shadow_horizon_s`,
+`shadow_analysis_count`, `healthy_rollout`) and the load average before and after.
 
     python benchmarks/fault_matrix.py --json [--runs N] [--soak-seconds S] [--healthy H] [--faults a,b]
+        [--edge E] [--horizon S] [--shadow-count N] [--healthy-rollout shadow|surge]
 """
 
 from __future__ import annotations
@@ -42,6 +58,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import pathlib
 import shutil
 import statistics
@@ -71,6 +88,15 @@ FAULTS: dict[str, dict[str, Any]] = {
     "bad-config": {"config": {"parameters": {"batchSize": 512, "queueCapacity": 200}}},
 }
 HEALTHY_CHANGE = {"config": {"parameters": {"batchSize": 512}}}
+SHADOW_FAULTS = ("accuracy",)
+"""Faults shipped to a shadow symbol (`shadow_spec`): a decision comparison needs stable running beside."""
+
+
+def shadow_spec(horizon_seconds: int, count: int) -> dict[str, Any]:
+    """A symbol that analyses its changes as shadow runs of `count` measurements, scoring its calls over a
+    horizon of a few seconds (the default 60 s scores one call a minute)."""
+    return {"rollout": {"shadow": True, "analysisCount": count},
+            "config": {"strategy": {"horizonSeconds": horizon_seconds}}}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -78,10 +104,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def ts_body(name: str) -> dict[str, Any]:
+def ts_body(name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"apiVersion": "trading.tradeops.io/v1alpha1", "kind": "TradingSymbol", "metadata": {"name": name},
             "spec": {"symbol": "SPY", "market": "equity-options",
-                     "image": "ghcr.io/tradeops/trading-runtime:1.0.0", "drain": {"timeoutSeconds": 0}}}
+                     "image": "ghcr.io/tradeops/trading-runtime:1.0.0", "drain": {"timeoutSeconds": 0},
+                     **(extra or {})}}
 
 
 def status_of(kube: KubeApi, namespace: str, name: str) -> dict[str, Any]:
@@ -96,9 +123,9 @@ def wait_status(kube: KubeApi, namespace: str, name: str, timeout: float, **expe
     return wait_for(matches, timeout, f"{namespace}/{name} {expected}", interval=0.1)
 
 
-def stable_symbol(kube: KubeApi, namespace: str, name: str = "spy") -> None:
+def stable_symbol(kube: KubeApi, namespace: str, name: str = "spy", extra: dict[str, Any] | None = None) -> None:
     kube.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    kube.create(TRADING_SYMBOLS, namespace, ts_body(name))
+    kube.create(TRADING_SYMBOLS, namespace, ts_body(name, extra))
     wait_status(kube, namespace, name, 180, phase="Ready", stableRevision=1, currentRevision=1)
 
 
@@ -146,8 +173,10 @@ class FaultRun:
     seconds: float | None
     reason: str
     phases: dict[str, float] = field(default_factory=dict)
-    """Where the time went (seconds from the fault being live): `analysing` (the run of the faulty revision
-    seen started), `verdict` (its verdict seen), `rolled_back` (status says stable runs), `serving`."""
+    """Where the time went (seconds from the fault being live): `shipped` (the spec change, negative for the SLO
+    faults: the faulty pod starts, and for `accuracy` scores calls, before it is Ready), `analysing` (the run of
+    the faulty revision seen started), `verdict` (its verdict seen), `rolled_back` (status says stable runs),
+    `serving`."""
 
 
 def first_event(records: list[Record], namespace: str, revision: str, event: str, after: float) -> float | None:
@@ -155,9 +184,10 @@ def first_event(records: list[Record], namespace: str, revision: str, event: str
                  if ns == namespace and labels.get(REVISION_LABEL) == revision and e == event and t >= after), None)
 
 
-def one_fault(stack: AnalysisStack, kube: KubeApi, fault: str, index: int, timeout: float) -> FaultRun:
+def one_fault(stack: AnalysisStack, kube: KubeApi, fault: str, index: int, timeout: float,
+              shadow: dict[str, Any]) -> FaultRun:
     namespace = f"fm-{fault}-{index}"
-    stable_symbol(kube, namespace)
+    stable_symbol(kube, namespace, extra=shadow if fault in SHADOW_FAULTS else None)
     kube.merge_patch(TRADING_SYMBOLS, namespace, "spy", {"spec": FAULTS[fault]})
     shipped = time.time()
     deadline = time.monotonic() + timeout
@@ -188,7 +218,7 @@ def one_fault(stack: AnalysisStack, kube: KubeApi, fault: str, index: int, timeo
         return FaultRun(True, 0.0, reason)
     # The old pods stop when the faulty revision is rolled out (its run starts then); the stable pods the
     # rollback starts become Ready before the faulty ones stop (surge).
-    marks = {**seen, "old_pods_stopped": first_event(records, namespace, "1", "stopped", shipped),
+    marks = {"shipped": shipped, **seen, "old_pods_stopped": first_event(records, namespace, "1", "stopped", shipped),
              "rolled_back": decided, "stable_started": first_event(records, namespace, "1", "started", decided),
              "stable_ready": first_event(records, namespace, "1", "ready", decided), "serving": end}
     phases = {k: round(v - live, 2) for k, v in marks.items() if v is not None}
@@ -226,10 +256,11 @@ class ConfigWatch:
                    if len(digests) > 1 and tuple(pathlib.Path(pod_dir).name.split("_")[:2]) in stable_pods)
 
 
-def healthy_soak(stack: AnalysisStack, kube: KubeApi, count: int, soak_seconds: float) -> dict[str, Any]:
+def healthy_soak(stack: AnalysisStack, kube: KubeApi, count: int, soak_seconds: float,
+                 shadow: dict[str, Any] | None) -> dict[str, Any]:
     namespaces = [f"fm-healthy-{i}" for i in range(count)]
     for namespace in namespaces:
-        stable_symbol(kube, namespace)
+        stable_symbol(kube, namespace, extra=shadow)
     watch = ConfigWatch(stack.workdir, namespaces)
     watch.sample()
     sampler = threading.Thread(target=watch.run, daemon=True)
@@ -237,7 +268,9 @@ def healthy_soak(stack: AnalysisStack, kube: KubeApi, count: int, soak_seconds: 
     try:
         for namespace in namespaces:
             kube.merge_patch(TRADING_SYMBOLS, namespace, "spy", {"spec": HEALTHY_CHANGE})
-        wait_for(lambda: all(_concluded(kube, ns) for ns in namespaces), 240, "the healthy revisions decided",
+        # A shadow run takes its `analysisCount` measurements, one a second at best.
+        decide_s = 240 + (int(shadow["rollout"]["analysisCount"]) * 2 if shadow else 0)
+        wait_for(lambda: all(_concluded(kube, ns) for ns in namespaces), decide_s, "the healthy revisions decided",
                  interval=0.5)
         leaked = watch.leaked(list(stack.kubelet.history.records))
         time.sleep(soak_seconds)
@@ -245,15 +278,24 @@ def healthy_soak(stack: AnalysisStack, kube: KubeApi, count: int, soak_seconds: 
         watch.stop.set()
         sampler.join(5)
     false_rollbacks = false_restarts = 0
+    verdicts = []
     for namespace in namespaces:
         reasons = [e.get("reason") for e in kube.list_objects(EVENTS, namespace)]
         status = status_of(kube, namespace, "spy")
         false_rollbacks += reasons.count("RolledBack") + (1 if status.get("abortedRevision") and
                                                           "RolledBack" not in reasons else 0)
         false_restarts += reasons.count("SelfHealingRestart")
+        verdicts.append(_paired_verdict(status))
         retire(kube, namespace)
     return {"false_rollbacks": false_rollbacks, "false_restarts": false_restarts,
-            "stable_pods_saw_new_config": leaked}
+            "stable_pods_saw_new_config": leaked, "healthy_paired_measurements": verdicts}
+
+
+def _paired_verdict(status: dict[str, Any]) -> str:
+    """The last paired measurement of the healthy revision's analysis (what the new metric said of it)."""
+    kept = [m for m in (status.get("analysis") or {}).get("measurements") or []
+            if m.get("metric") == "signal-calls-vs-stable"]
+    return f"{kept[-1].get('phase')}: {kept[-1].get('message')}" if kept else "not measured"
 
 
 def _concluded(kube: KubeApi, namespace: str) -> bool:
@@ -274,18 +316,32 @@ def code_version() -> str:
     return done.stdout.strip() or "unknown"
 
 
+@dataclass(frozen=True)
+class Market:
+    """The feed's seeded edge and the shadow symbols' horizon and run length."""
+
+    edge: float
+    horizon_seconds: int
+    shadow_count: int
+    healthy_rollout: str
+
+    def shadow(self) -> dict[str, Any]:
+        return shadow_spec(self.horizon_seconds, self.shadow_count)
+
+
 def run(faults: list[str], runs: int, healthy: int, soak_seconds: float, fault_timeout: float,
-        progress: Callable[[str], None]) -> dict[str, Any]:
+        progress: Callable[[str], None], market: Market) -> dict[str, Any]:
     code = code_version()  # what was measured, before anything can change the tree
+    load_before = os.getloadavg()
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-faults-"))
-    stack = start_analysis_stack(workdir)
+    stack = start_analysis_stack(workdir, feed_edge=market.edge)
     try:
         kube = kube_for(stack.kubeconfig)
         rows = []
         for fault in faults:
             results = []
             for index in range(runs):
-                result = one_fault(stack, kube, fault, index, fault_timeout)
+                result = one_fault(stack, kube, fault, index, fault_timeout, market.shadow())
                 progress(f"{fault} run {index + 1}/{runs}: " + (f"{result.seconds:.1f} s {result.phases} "
                                                                  f"({result.reason})"
                                                                  if result.detected else result.reason))
@@ -296,14 +352,18 @@ def run(faults: list[str], runs: int, healthy: int, soak_seconds: float, fault_t
                          "rollback_p95_s": round(percentile(times, 0.95), 2) if times else None,
                          "reasons": sorted({r.reason for r in results}),
                          "phases_p50_s": _median_phases([r.phases for r in results])})
-        soak = healthy_soak(stack, kube, healthy, soak_seconds) if healthy else \
+        soak = healthy_soak(stack, kube, healthy, soak_seconds,
+                            market.shadow() if market.healthy_rollout == "shadow" else None) if healthy else \
             {"false_rollbacks": 0, "false_restarts": 0, "stable_pods_saw_new_config": 0}
         progress(f"healthy soak: {soak}")
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return {"code": code, "faults": rows, "healthy_runs": healthy, "soak_s": soak_seconds, **soak,
-            "fault_timeout_s": fault_timeout}
+            "fault_timeout_s": fault_timeout, "feed_edge": market.edge, "shadow_horizon_s": market.horizon_seconds,
+            "shadow_analysis_count": market.shadow_count, "healthy_rollout": market.healthy_rollout,
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()]}
 
 
 def main() -> int:
@@ -314,6 +374,15 @@ def main() -> int:
     parser.add_argument("--soak-seconds", type=float, default=600.0, help="how long each healthy revision soaks")
     parser.add_argument("--fault-timeout", type=float, default=240.0,
                         help="seconds a faulty revision has to be rolled back before the run counts as undetected")
+    parser.add_argument("--edge", type=float, default=1.0,
+                        help="the synthetic market's seeded order-flow edge (0: none, where no strategy has skill)")
+    parser.add_argument("--horizon", type=int, default=3,
+                        help="strategy.horizonSeconds of the shadow symbols (accuracy, healthy)")
+    parser.add_argument("--shadow-count", type=int, default=300,
+                        help="analysisCount of the shadow symbols' runs (measurements, about one a second)")
+    parser.add_argument("--healthy-rollout", choices=("shadow", "surge"), default="shadow",
+                        help="how the healthy changes are rolled out: as shadow runs (the paired comparison "
+                             "judges them) or by surge with the defaults (the config-leak check replaces pods)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
@@ -321,7 +390,8 @@ def main() -> int:
     if unknown or args.runs < 1 or args.healthy < 0 or args.soak_seconds < 0:
         parser.error(f"unknown faults {unknown}" if unknown else "--runs >= 1, --healthy >= 0, --soak-seconds >= 0")
     result = run(faults, args.runs, args.healthy, args.soak_seconds, args.fault_timeout,
-                 lambda line: print(line, file=sys.stderr, flush=True))
+                 lambda line: print(line, file=sys.stderr, flush=True),
+                 Market(args.edge, args.horizon, args.shadow_count, args.healthy_rollout))
     if args.json:
         print(json.dumps(result))
         return 0

@@ -183,11 +183,13 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 class FeedProcess:
     """`python -m trading_runtime.feeds.server`: the deterministic synthetic options market over WebSocket."""
 
-    def __init__(self, workdir: pathlib.Path, symbols: str = "SPY,QQQ,ES", rate: float = 50.0, seed: int = 0) -> None:
+    def __init__(self, workdir: pathlib.Path, symbols: str = "SPY,QQQ,ES", rate: float = 50.0, seed: int = 0,
+                 edge: float = 0.0) -> None:
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}"
         self.log_path = workdir / "feed.log"
-        self.args = ["--symbols", symbols, "--rate", str(rate), "--seed", str(seed), "--port", str(self.port)]
+        self.args = ["--symbols", symbols, "--rate", str(rate), "--seed", str(seed), "--port", str(self.port),
+                     "--edge", str(edge)]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> FeedProcess:

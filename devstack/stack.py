@@ -47,11 +47,13 @@ class AnalysisStack:
 
 def start_analysis_stack(workdir: pathlib.Path, policies_dir: pathlib.Path | None = None,
                          feed_rate: float = 10.0, operator_env: dict[str, str] | None = None,
-                         time_scale: float = 1.0, symbols: str = "SPY,QQQ,ES") -> AnalysisStack:
+                         time_scale: float = 1.0, symbols: str = "SPY,QQQ,ES", feed_edge: float = 0.0
+                         ) -> AnalysisStack:
     """Start the whole local stack; the caller stops it. 10 ticks/s (~30 messages/s per symbol) keeps
     injected latencies of ~20 ms sustainable. `time_scale` < 1 shortens the kubelet's back-off, probe
-    periods and config sync (tests); 1.0 is a real kubelet's timing. `symbols`: the tickers the feed serves."""
-    feed = FeedProcess(workdir, symbols=symbols, rate=feed_rate).start()
+    periods and config sync (tests); 1.0 is a real kubelet's timing. `symbols`: the tickers the feed serves;
+    `feed_edge`: the synthetic market's seeded order-flow edge (0: none, where no strategy has skill)."""
+    feed = FeedProcess(workdir, symbols=symbols, rate=feed_rate, edge=feed_edge).start()
     started: list[Any] = [feed]
     try:
         prometheus = PrometheusProcess(workdir).start()

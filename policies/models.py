@@ -56,16 +56,29 @@ class RatioQueries(PolicyModel):
     applies to the difference `events/trials - reference/trials`."""
 
 
+class PairedDecisions(PolicyModel):
+    """Shadow runs: the candidate's signal calls paired with the stable revision's on the same points of the
+    same feed, each scored on the realised move over the strategy's horizon (read from the pods, not from
+    Prometheus: a count cannot say which calls two revisions disagreed on)."""
+
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_-]*$")] = "/decisions"
+    """HTTP path on the pods' metrics port that answers their latest scored calls."""
+
+
 class AnalysisMetric(PolicyModel):
     """What analysis measures for an SLO, judged against a threshold only when there are enough samples.
 
     A ratio metric (`ratio`) is judged with a confidence interval: Failed only when the whole interval is
     on the wrong side of the threshold, Successful only when it is wholly on the right side, otherwise
     Inconclusive. A value metric (`query`, e.g. a quantile) has no interval: it is compared as measured,
-    but only over at least `minSamples` samples (`samples`)."""
+    but only over at least `minSamples` samples (`samples`). A paired metric (`paired`, shadow runs only)
+    is the stable revision's hit rate minus the candidate's on the calls both made on the same points,
+    judged with Newcombe's interval for paired proportions; `minSamples` counts the discordant pairs."""
 
     ratio: RatioQueries | None = None
     """Counts of a ratio metric (preferred: judged with an interval)."""
+    paired: PairedDecisions | None = None
+    """The candidate's calls against the stable revision's on the same points (measured in shadow runs only)."""
     query: Annotated[str, Field(min_length=1)] | None = None
     """PromQL template of a value metric, one value for the scope (`{{ selector }}`, `{{ window }}`)."""
     samples: Annotated[str, Field(min_length=1)] | None = None
@@ -91,8 +104,9 @@ class AnalysisMetric(PolicyModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        if (self.ratio is None) == (self.query is None):
-            raise ValueError("an analysis metric needs exactly one of ratio (events/trials) or query (a value)")
+        if sum(kind is not None for kind in (self.ratio, self.query, self.paired)) != 1:
+            raise ValueError("an analysis metric needs exactly one of ratio (events/trials), query (a value) or "
+                             "paired (calls against the stable revision's)")
         if self.query is not None and self.samples is None:
             raise ValueError("a value metric (query) needs samples: the PromQL count behind the value")
         if self.ratio is not None and self.samples is not None:

@@ -26,7 +26,8 @@ from trading_operator.api import (
     MetricTally,
     RolloutSettings,
 )
-from trading_operator.intervals import difference, wilson, z_for
+from trading_operator.intervals import difference, paired_difference, wilson, z_for
+from trading_operator.pairing import PairedCounts
 
 OBJECTIVE = "objective"
 """Metric name of the tuning objective in a run's measurements."""
@@ -79,6 +80,16 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class PairedRequest:
+    """A paired metric's measurement: the calls of the candidate's pods (the shadow) and of the stable
+    revision's, read from `path` on their metrics port."""
+
+    candidate: Scope
+    stable: Scope
+    path: str
+
+
+@dataclass(frozen=True)
 class Query:
     """The PromQL of one metric's measurement, and how it is judged.
 
@@ -94,9 +105,13 @@ class Query:
     reference_promql: str | None = None
     baseline_promql: str | None = None
     baseline_count_promql: str | None = None
+    paired: PairedRequest | None = None
+    """A paired metric: read from the pods, not Prometheus (its `promql` is empty)."""
 
     def expressions(self) -> list[str]:
         """Every PromQL expression of the measurement, in the order `judge` reads their answers."""
+        if self.paired is not None:
+            return []
         return [e for e in (self.promql, self.count_promql, self.reference_promql, self.baseline_promql,
                             self.baseline_count_promql) if e is not None]
 
@@ -109,7 +124,10 @@ def _window(window: str, seconds: int | None) -> str:
 
 
 def _metric_query(name: str, check: AnalysisMetric, scope: Scope, baseline: Scope | None,
-                  seconds: int | None) -> Query:
+                  seconds: int | None) -> Query | None:
+    """The metric's query; None for a paired metric without a stable revision running beside the candidate."""
+    if check.paired is not None:
+        return Query(name, "", check, paired=PairedRequest(scope, baseline, check.paired.path)) if baseline else None
     window = _window(check.window, seconds)
 
     def promql(template: str | None, where: Scope | None) -> str | None:
@@ -131,8 +149,9 @@ def queries_for(
 
     `since_seconds` shortens every window to the time since the revision's pods (re)started and warmed
     up: what happened before (a start, a restart the operator caused) is not evidence."""
-    queries = [_metric_query(slo.name, slo.analysis, scope, baseline, since_seconds)
-               for slo in slos.slos if slo.analysis is not None]
+    made = [_metric_query(slo.name, slo.analysis, scope, baseline, since_seconds)
+            for slo in slos.slos if slo.analysis is not None]
+    queries = [q for q in made if q is not None]
     if objective is not None:
         queries.append(objective_query(objective, scope))
     return queries
@@ -155,14 +174,48 @@ def expressions(queries: list[Query]) -> list[str]:
     return [e for q in queries for e in q.expressions()]
 
 
-def judge_all(queries: list[Query], samples: list[Sample], settings: AnalysisSettings, now: str) -> list[Measurement]:
-    """One measurement per query from the answers to `expressions(queries)`, in that order."""
+def judge_all(queries: list[Query], samples: list[Sample], settings: AnalysisSettings, now: str,
+              paired: dict[str, PairedCounts | str] | None = None) -> list[Measurement]:
+    """One measurement per query from the answers to `expressions(queries)`, in that order, and for a paired
+    query its counts (or why there are none) from `paired`, by metric."""
     answers = iter(samples)
     measured = []
     for query in queries:
+        if query.paired is not None:
+            measured.append(judge_paired(query, (paired or {}).get(query.metric, "not measured"), settings.z, now))
+            continue
         own = [next(answers) for _ in query.expressions()]
         measured.append(judge(query, own, settings.z, now))
     return measured
+
+
+def judge_paired(query: Query, counts: PairedCounts | str, z: float, now: str) -> Measurement:
+    """How much worse the candidate's calls are than the stable revision's on the same points: the stable
+    revision's hit rate minus the candidate's over the pairs, judged on its paired interval against the
+    metric's threshold (the margin); fewer discordant pairs than `minSamples` is Inconclusive. `counts` is a
+    reason when the calls could not be read or paired (Inconclusive: no evidence either way)."""
+    check = query.check
+    assert check is not None
+    advisory = None if check.required else True
+    if isinstance(counts, str):
+        return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.INCONCLUSIVE, advisory=advisory,
+                           message=f"no paired calls: {counts}")
+    table = (f"stable right on {counts.both + counts.stable_only}, candidate on "
+             f"{counts.both + counts.candidate_only} of {counts.pairs} paired calls")
+    if counts.discordant < check.min_samples:
+        return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.INCONCLUSIVE,
+                           samples=counts.discordant, advisory=advisory,
+                           message=f"{counts.discordant} {check.sample_unit}, fewer than the {check.min_samples} "
+                                   f"needed to judge ({table})")
+    worse, low, high = paired_difference(counts.both, counts.stable_only, counts.candidate_only, counts.neither, z)
+    phase = _against(low, high, check.threshold, check.passes)
+    relation = "below" if check.passes is Comparison.BELOW else "above"
+    verb = {AnalysisPhase.FAILED: f"not {relation}", AnalysisPhase.SUCCESSFUL: relation}.get(
+        phase, f"not surely {relation}")
+    return Measurement(time=now, metric=query.metric, phase=phase, value=worse, samples=counts.discordant,
+                       low=low, high=high, advisory=advisory,
+                       message=f"worse than stable by {_fmt(worse)} [{_fmt(low)}, {_fmt(high)}] ({table}; "
+                               f"{counts.discordant} {check.sample_unit}) {verb} {_fmt(check.threshold)}")
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

@@ -1,4 +1,5 @@
-"""The analysis loop's I/O edge: query Prometheus for the work due and record what it measured.
+"""The analysis loop's I/O edge: query Prometheus (and, for a shadow run's paired metric, the pods' scored
+calls) for the work due and record what it measured.
 
 It decides nothing and writes no status: each measurement is judged (`analysis.judge`), recorded as a
 finding (`findings.py`) and handed to a reconcile, where the planner alone turns findings into verdicts,
@@ -17,6 +18,7 @@ from trading_operator.analysis import expressions, judge_all
 from trading_operator.analysis_work import IDLE_SECONDS, Work, WorkKind, next_work
 from trading_operator.api import Measurement, TradingSymbolSpec, TradingSymbolStatus
 from trading_operator.context import OperatorContext, reconcile
+from trading_operator.decisions import DecisionsProbe
 from trading_operator.findings import (
     Finding,
     ModelServingMeasured,
@@ -111,8 +113,10 @@ async def analysis_tick(context: OperatorContext, namespace: str, name: str, bod
             await reconcile(context, namespace, name)
         return delay
     samples = await context.metrics.measure(expressions(work.queries))
+    paired = await DecisionsProbe(context.executor.kube).measure_all(namespace, name, work.queries) \
+        if any(q.paired for q in work.queries) else {}
     now = now_rfc3339()
-    measurements = judge_all(work.queries, samples, policies.analysis, now)
+    measurements = judge_all(work.queries, samples, policies.analysis, now, paired)
     context.findings.add((namespace, name), finding_of(work, measurements, now))
     log.debug("%s revision %d: %s measured", spec.symbol, work.revision, work.kind)
     await reconcile(context, namespace, name)

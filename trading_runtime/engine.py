@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -469,6 +470,12 @@ class SymbolEngine:
                                        {"message": rejection.message, "position": request.position}))
         log.warning("order rejected: %s %s %+g: %s", self.symbol, request.instrument, request.quantity,
                     rejection.message)
+
+    def decisions_report(self) -> dict[str, Any]:
+        """The latest scored signal calls (`/decisions`): what a shadow run pairs with the stable revision's."""
+        tracker = self.accuracy
+        return {"symbol": self.symbol, "revision": self.config.revision, "horizonSeconds": tracker.horizon,
+                "points": [[p.slot, p.direction, p.actual] for p in tracker.decisions]}
 
     @property
     def last_ts(self) -> float:

@@ -1,10 +1,13 @@
 """The runtime's HTTP surface on the metrics port: `/metrics`, `/healthz` (liveness), `/readyz` (the feed
-is connected and the database reachable), `/positions` (what the operator asks before deleting)."""
+is connected and the database reachable), `/positions` (what the operator asks before deleting),
+`/decisions` (the latest scored signal calls, which the operator pairs with another revision's on the same
+points in a shadow run)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -18,6 +21,8 @@ class HealthServer:
     open_positions: Callable[[], int]
     checks: dict[str, Check] = field(default_factory=dict)
     alive: Callable[[], bool] = lambda: True
+    decisions: Callable[[], dict[str, Any]] | None = None
+    """The body of `/decisions` (404 without it: a process that makes no calls)."""
     host: str = "0.0.0.0"
     port: int = 9102
     _runner: web.AppRunner | None = None
@@ -28,6 +33,7 @@ class HealthServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/positions", self._positions)
+        app.router.add_get("/decisions", self._decisions)
         return app
 
     async def start(self) -> int:
@@ -64,3 +70,8 @@ class HealthServer:
 
     async def _positions(self, request: web.Request) -> web.Response:
         return web.json_response({"openPositions": self.open_positions()})
+
+    async def _decisions(self, request: web.Request) -> web.Response:
+        if self.decisions is None:
+            return web.json_response({"error": "this process makes no signal calls"}, status=404)
+        return web.json_response(self.decisions())

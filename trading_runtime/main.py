@@ -358,7 +358,8 @@ class Runtime:
         if faults.never_ready:
             checks["faultInjection"] = never  # faultInjection.neverReady
         health = HealthServer(self.metrics.registry, self.engine.broker.open_positions, checks,
-                              host=self.args.metrics_host, port=self.args.metrics_port)
+                              host=self.args.metrics_host, port=self.args.metrics_port,
+                              decisions=self.engine.decisions_report)
         await health.start()
         log.info("runtime started", extra={"symbol": self.engine.symbol, "revision": self.engine.config.revision})
         if faults.crash_after_seconds:

@@ -12,9 +12,10 @@ SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "fault_mat
 
 
 def test_fault_matrix_runs_one_fault_and_a_short_soak() -> None:
+    # A surge rollout of the healthy change: a shadow run would take its 300 measurements.
     done = subprocess.run([sys.executable, str(SCRIPT), "--json", "--faults", "latency", "--runs", "1",
-                           "--healthy", "1", "--soak-seconds", "5"], capture_output=True, text=True, timeout=900,
-                          check=False)
+                           "--healthy", "1", "--soak-seconds", "5", "--healthy-rollout", "surge"],
+                          capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert set(result) >= {"faults", "healthy_runs", "soak_s", "false_rollbacks", "false_restarts",

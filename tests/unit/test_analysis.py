@@ -241,7 +241,14 @@ def test_queries_are_scoped_to_namespace_symbol_and_revision():
     slo = default_policies().slo["default"]
     queries = queries_for(slo, Scope("prod", "SPY", 3), baseline=Scope("prod", "SPY", 2))
     names = [q.metric for q in queries]
-    assert names == ["tick-to-signal-latency", "error-ratio", "availability", "signal-hit-rate"]
+    assert names == ["tick-to-signal-latency", "error-ratio", "availability", "signal-hit-rate",
+                     "signal-calls-vs-stable"]
+    paired = queries[4].paired
+    assert paired is not None
+    assert queries[4].expressions() == []  # read from the pods, not Prometheus
+    assert (paired.candidate.revision, paired.stable.revision, paired.path) == (3, 2, "/decisions")
+    # Without a stable revision beside the candidate (a rollout, background analysis) there is nothing to pair.
+    assert "signal-calls-vs-stable" not in [q.metric for q in queries_for(slo, Scope("prod", "SPY", 3))]
     latency_query = queries[0]
     assert 'namespace="prod", revision="3", symbol="SPY"' in latency_query.promql
     assert latency_query.baseline_promql is not None

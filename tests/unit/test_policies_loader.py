@@ -167,13 +167,15 @@ def test_objectives_load_exactly_when_strictly_between_0_and_1(objective: float)
     ("analysis", "message"),
     [
         ("{query: 'x{ {{ selector }} }', passes: below, threshold: 1}", "a value metric (query) needs samples"),
-        ("{passes: below, threshold: 1}", "exactly one of ratio (events/trials) or query"),
+        ("{passes: below, threshold: 1}", "exactly one of ratio (events/trials), query (a value) or paired"),
+        ("{paired: {}, query: 'x{ {{ selector }} }', samples: 'n{ {{ selector }} }', passes: below, threshold: 1}",
+         "exactly one of ratio (events/trials), query (a value) or paired"),
         ("{ratio: {events: 'e{ {{ selector }} }', trials: 't{ {{ selector }} }'}, samples: 'n{ {{ selector }} }', "
          "passes: below, threshold: 1}", "a ratio's trials are its samples"),
         ("{ratio: {events: 'e{ {{ selector }} }', trials: 't'}, passes: below, threshold: 1}",
          "template must use {{ selector }}"),
     ],
-    ids=["value-without-samples", "neither-kind", "ratio-with-samples", "trials-unscoped"],
+    ids=["value-without-samples", "neither-kind", "paired-and-value", "ratio-with-samples", "trials-unscoped"],
 )
 def test_every_analysis_metric_declares_how_many_samples_it_was_judged_on(analysis: str, message: str):
     text = slo_doc(f"    - {{name: a, objective: 0.9, runbookUrl: 'https://r/', analysis: {analysis}}}\n")

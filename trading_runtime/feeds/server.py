@@ -37,9 +37,10 @@ class FeedServer:
     it missed are not made up (counted in `slips`), so its own backlog does not pass for the clients'."""
 
     def __init__(self, symbols: list[str], seed: int = 0, rate: float = 50.0, host: str = "127.0.0.1",
-                 port: int = 0, time_scale: float = 1.0, heartbeat_s: float = 1.0, max_lag_s: float = 0.05) -> None:
+                 port: int = 0, time_scale: float = 1.0, heartbeat_s: float = 1.0, max_lag_s: float = 0.05,
+                 edge: float = 0.0) -> None:
         self.symbols = symbols
-        self.simulator = MarketSimulator(symbols, seed=seed)
+        self.simulator = MarketSimulator(symbols, seed=seed, edge=edge)
         self.rate = rate
         self.host, self.port = host, port
         self.time_scale = time_scale
@@ -174,7 +175,8 @@ class FeedServer:
 
 
 async def _serve_forever(args: argparse.Namespace) -> None:
-    server = FeedServer(args.symbols.split(","), seed=args.seed, rate=args.rate, host=args.host, port=args.port)
+    server = FeedServer(args.symbols.split(","), seed=args.seed, rate=args.rate, host=args.host, port=args.port,
+                        edge=args.edge)
     async with server:
         print(server.url, flush=True)
         await asyncio.Event().wait()
@@ -185,6 +187,8 @@ def main() -> None:
     parser.add_argument("--symbols", default="SPY,QQQ,ES")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rate", type=float, default=50.0, help="ticks per second per symbol")
+    parser.add_argument("--edge", type=float, default=0.0,
+                        help="strength of the seeded order-flow edge (synthetic.SymbolMarket.edge); 0: none")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     with contextlib.suppress(KeyboardInterrupt):

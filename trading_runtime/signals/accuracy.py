@@ -1,16 +1,20 @@
 """Honest signal accuracy: directional hit rate over a horizon, on moves larger than the spread, with
 coverage, next to baselines scored on exactly the same points.
 
-Every `horizon` seconds an evaluation point is taken: the mid, the spread, the strategy's direction (flat
-allowed), the persistence baseline's direction (the sign of the move over the previous horizon) and the
-majority baseline's (the sign that won most often among the moves scored so far). The point is scored with
-the first tick at or after its due time, if that tick comes within one more horizon and in the same session
-(a horizon that spans an overnight gap, a halt in the data or a session close measures something else: such
-points are dropped and counted in `unscored_breaks`). Points whose |move| does not exceed the spread they
-started with are not scored (no tradable information either way). Over scored points:
+Every `horizon` seconds an evaluation point is taken, at the first tick at or after each multiple of the
+horizon in market time (so two processes on the same feed take the same points): the mid, the spread, the
+strategy's direction (flat allowed), the persistence baseline's direction (the sign of the move over the
+previous horizon) and the majority baseline's (the sign that won most often among the moves scored so far).
+The point is scored with the first tick at or after its due time, if that tick comes within one more horizon
+and in the same session (a horizon that spans an overnight gap, a halt in the data or a session close measures
+something else: such points are dropped and counted in `unscored_breaks`). Points whose |move| does not exceed
+the spread they started with are not scored (no tradable information either way). Over scored points:
 - coverage: share of scored points where the strategy was not flat;
 - hit rate: share of the strategy's non-flat calls that got the sign right, with a Wilson interval;
-- baselines: their hit rates over the very same called points (they always call a direction)."""
+- baselines: their hit rates over the very same called points (they always call a direction).
+
+The latest scored points are kept (`decisions`: the grid slot, the direction called, the realised sign) so a
+revision's calls can be paired with another revision's on the same points (a shadow run's paired comparison)."""
 
 from __future__ import annotations
 
@@ -32,8 +36,23 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+DECISIONS_KEPT = 4096
+"""Scored points kept for pairing: over an hour at a 1 s horizon."""
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    """One scored evaluation point: its slot on the horizon grid (market time / horizon), the strategy's
+    direction there (0: flat) and the realised move's sign."""
+
+    slot: int
+    direction: int
+    actual: int
+
+
 @dataclass
 class _Point:
+    slot: int
     due: float
     mid: float
     spread: float
@@ -84,6 +103,8 @@ class AccuracyTracker:
     horizon: float
     pending: collections.deque[_Point] = field(default_factory=collections.deque)
     report: AccuracyReport = field(default_factory=lambda: AccuracyReport(0, 0, 0, 0, 0))
+    decisions: collections.deque[ScoredPoint] = field(
+        default_factory=lambda: collections.deque(maxlen=DECISIONS_KEPT))
     _next_point: float | None = None
     _previous_mid: float | None = None
     _up: int = 0
@@ -105,19 +126,24 @@ class AccuracyTracker:
                 self.report.unscored_breaks += 1  # no data for a whole horizon after it was due
             else:
                 self._score(point, mid)
-        if self._next_point is None or ts >= self._next_point:
+        if self._next_point is None:
+            self._next_point = math.ceil(ts / self.horizon) * self.horizon
+        if ts >= self._next_point:
+            slot = math.floor(ts / self.horizon)
             previous = self._previous_mid
             persistence = _sign(mid - previous) if previous is not None else 0
             majority = 1 if self._up >= self._down else -1
-            self.pending.append(_Point(ts + self.horizon, mid, spread, direction, persistence or majority, majority))
+            self.pending.append(_Point(slot, ts + self.horizon, mid, spread, direction, persistence or majority,
+                                       majority))
             self._previous_mid = mid
-            self._next_point = ts + self.horizon
+            self._next_point = (slot + 1) * self.horizon
 
     def _score(self, point: _Point, mid: float) -> None:
         move = mid - point.mid
         if abs(move) <= point.spread:
             return
         actual = _sign(move)
+        self.decisions.append(ScoredPoint(point.slot, point.strategy, actual))
         r = self.report
         r.scored += 1
         if point.strategy:
