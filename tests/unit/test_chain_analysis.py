@@ -67,7 +67,8 @@ async def test_the_background_analysis_gives_the_in_line_features():
             assert background.idle()  # one at a time: none superseded
         assert background.stats.superseded == 0
         assert background.stats.completed == len(recorder.samples)
-        assert isinstance(background.latest, SurfaceFeatures) and isinstance(recorder.latest, SurfaceFeatures)
+        assert isinstance(background.latest, SurfaceFeatures)
+        assert isinstance(recorder.latest, SurfaceFeatures)
         assert same(background.latest, recorder.latest)
     finally:
         background.close()
