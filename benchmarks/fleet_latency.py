@@ -59,18 +59,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+MIN_FRAMES = 200
+"""Fewer decided frames than this: the p95 and p99 are not reported (too few for a tail)."""
+BOOTSTRAP = 1000
+
+
 def percentiles(latencies_s: list[float]) -> dict[str, float | None]:
-    if not latencies_s:
+    if len(latencies_s) < MIN_FRAMES:  # too few frames for a tail: no figure rather than a wrong one
         return {"e2e_p50_ms": None, "e2e_p95_ms": None, "e2e_p99_ms": None, "e2e_max_ms": None}
     ms = np.array(latencies_s) * 1000
     return {"e2e_p50_ms": round(float(np.percentile(ms, 50)), 3), "e2e_p95_ms": round(float(np.percentile(ms, 95)), 3),
             "e2e_p99_ms": round(float(np.percentile(ms, 99)), 3), "e2e_max_ms": round(float(ms.max()), 3)}
 
 
+def p95_ratio(numerator_s: list[float], denominator_s: list[float], seed: int = 0) -> dict[str, Any]:
+    """p95(numerator) / p95(denominator) with a 95 % bootstrap interval (frames resampled within each path;
+    frames of one process are not independent — a stall delays a run of them — so the interval is optimistic)."""
+    if min(len(numerator_s), len(denominator_s)) < MIN_FRAMES:
+        return {"ratio": None, "ci95": None}
+    rng = np.random.default_rng(seed)
+    a, b = np.array(numerator_s), np.array(denominator_s)
+    ratios = [float(np.percentile(rng.choice(a, a.size), 95) / np.percentile(rng.choice(b, b.size), 95))
+              for _ in range(BOOTSTRAP)]
+    return {"ratio": round(float(np.percentile(a, 95) / np.percentile(b, 95)), 3),
+            "ci95": [round(float(np.percentile(ratios, 2.5)), 3), round(float(np.percentile(ratios, 97.5)), 3)]}
+
+
 @dataclass
 class Feed:
     process: subprocess.Popen[str]
     url: str
+    slips: int | None = None
+    """Ticks the feed's producer skipped, starved (known once it has stopped)."""
 
     @classmethod
     def start(cls, symbols: list[str], tick_rate: float, port: int = 0) -> Feed:
@@ -88,10 +108,12 @@ class Feed:
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
         try:
-            self.process.wait(10)
+            out, _ = self.process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait()
+            out, _ = self.process.communicate()
+        with contextlib.suppress(ValueError, IndexError, KeyError):
+            self.slips = int(json.loads(out.strip().splitlines()[-1])["slips"])
 
 
 class Runtime:
@@ -273,12 +295,14 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
         "symbols": len(symbols), "processes": len(runtimes), "rate_msgs_per_s": round(messages / wall, 1),
         "target_rate_msgs_per_s": rate, **percentiles(latencies), "frames": len(latencies),
         "feed_lag": {k.replace("e2e", "lag"): v for k, v in percentiles(probe.lags).items()},
-        "feed_gaps": int(gaps), "saturated": not drained, "cpu_pct": round(100 * cpu / wall, 1),
+        "feed_gaps": int(gaps), "feed_slips": feed.slips if feed else None,
+        "saturated": not drained, "cpu_pct": round(100 * cpu / wall, 1),
         "feed_cpu_pct": round(100 * feed_cpu / wall, 1),
         "rss_mb_total": round(rss, 1), "seconds": round(wall, 1),
         "load_avg_1m": round(os.getloadavg()[0], 1)}  # other work on the machine: read the figures with it
     if profile_text:
         result["profile"] = profile_text
+    result["_latencies"] = latencies
     return result
 
 
@@ -287,6 +311,7 @@ def _origin(clients: dict[str, Any], symbol: str) -> int:
 
 
 async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str, Any]:
+    from trading_runtime.chain_analysis import BackgroundAnalysis
     from trading_runtime.config import RenderedConfig, RuntimeConfig
     from trading_runtime.engine import SymbolEngine
     from trading_runtime.feeds.client import FeedClient, Message
@@ -298,14 +323,17 @@ async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str,
     def record(message: Message, latency: float) -> None:
         sent = getattr(message, "sent", None)
         if sent is not None and window["start"] <= sent < window["end"]:
-            latencies.append(latency + by_symbol[message.symbol].frame_wait_ns / 1e9)  # type: ignore[union-attr]
+            latencies.append(latency)
 
     by_symbol: dict[str, FeedClient] = {}
+    engines = []
     for symbol in symbols:
         config = RenderedConfig(symbol=symbol, market="equity-options", revision=1, runtime=RuntimeConfig())
         engine = SymbolEngine(config, True, RuntimeMetrics(symbol), lambda table, row: None,
-                              origin=functools.partial(_origin, by_symbol, symbol), decided=record)
+                              origin=functools.partial(_origin, by_symbol, symbol), decided=record,
+                              analysis=BackgroundAnalysis())
         by_symbol[symbol] = FeedClient(url, [symbol], engine.on_message)
+        engines.append(engine)
     clients = list(by_symbol.values())
     stop = asyncio.Event()
     tasks = [asyncio.create_task(c.run(stop)) for c in clients]
@@ -321,7 +349,10 @@ async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str,
     await asyncio.sleep(1.0)
     stop.set()
     await asyncio.gather(*tasks)
+    for engine in engines:
+        engine.analysis.close()
     return {"processes": 1, "rate_msgs_per_s": round(messages / wall, 1), **percentiles(latencies),
+            "_latencies": latencies,
             "frames": len(latencies), "cpu_pct": round(100 * cpu / wall, 1),
             "rss_mb_total": round(process.memory_info().rss / 2**20, 1)}
 
@@ -329,9 +360,10 @@ async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str,
 def in_process(symbols: list[str], rate: float, seconds: float) -> dict[str, Any]:
     feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK))
     try:
-        return asyncio.run(_in_process(symbols, feed.url, seconds))
+        result = asyncio.run(_in_process(symbols, feed.url, seconds))
     finally:
         feed.stop()
+    return result | {"feed_slips": feed.slips}
 
 
 def curve(symbols: list[str], seconds: float) -> list[dict[str, Any]]:
@@ -342,8 +374,8 @@ def curve(symbols: list[str], seconds: float) -> list[dict[str, Any]]:
     while rate <= 64_000:
         point = fleet(symbols, rate, seconds)
         points.append({k: point[k] for k in ("target_rate_msgs_per_s", "rate_msgs_per_s", "e2e_p50_ms",
-                                             "e2e_p95_ms", "e2e_p99_ms", "frames", "feed_gaps", "saturated",
-                                             "cpu_pct", "load_avg_1m")})
+                                             "e2e_p95_ms", "e2e_p99_ms", "e2e_max_ms", "frames", "feed_gaps",
+                                             "feed_slips", "saturated", "cpu_pct", "load_avg_1m")})
         print(json.dumps(points[-1]), file=sys.stderr, flush=True)
         p95 = point["e2e_p95_ms"]
         behind = point["rate_msgs_per_s"] < 0.9 * rate or point["feed_gaps"]
@@ -374,7 +406,11 @@ def main() -> None:
         result = fleet(symbols, args.rate, args.seconds, profile=args.profile)
         if not args.no_in_process:
             result["in_process"] = in_process(symbols, args.rate, args.seconds)
+            result["p95_fleet_over_in_process"] = p95_ratio(result["_latencies"],
+                                                            result["in_process"].pop("_latencies"))
+        result.pop("_latencies")
     profile = result.pop("profile", None)
+    result["load_avg_end"] = [round(x, 1) for x in os.getloadavg()]
     if args.json:
         print(json.dumps(result, indent=2))
     else:
