@@ -72,6 +72,11 @@ def percentiles(latencies_s: list[float]) -> dict[str, float | None]:
             "e2e_p99_ms": round(float(np.percentile(ms, 99)), 3), "e2e_max_ms": round(float(ms.max()), 3)}
 
 
+def shares(seconds: list[float]) -> dict[str, float | None]:
+    """Percentiles of the runtimes' share of the span: from each frame's arrival (before parsing)."""
+    return {k.replace("e2e", "share"): v for k, v in percentiles(seconds).items()}
+
+
 def p95_ratio(numerator_s: list[float], denominator_s: list[float], seed: int = 0) -> dict[str, Any]:
     """p95(numerator) / p95(denominator) with a 95 % bootstrap interval (frames resampled within each path;
     frames of one process are not independent — a stall delays a run of them — so the interval is optimistic)."""
@@ -164,16 +169,16 @@ class Runtime:
         with self.latency_log.open("rb") as log:
             log.seek(max(0, self.latency_log.stat().st_size - 4096))
             lines = log.read().decode(errors="replace").splitlines()[1:]  # the first may be cut
-        return any(line.split()[2] != "None" and float(line.split()[2]) >= end for line in lines
-                   if len(line.split()) == 4)
+        return any(float(line.split()[2]) >= end for line in lines if len(line.split()) == 5)
 
-    def decisions(self, start: float, end: float) -> list[float]:
-        """Latencies of the decisions on frames the feed was due to send within [start, end)."""
+    def decisions(self, start: float, end: float) -> list[tuple[float, float]]:
+        """(whole span, the runtime's share from the frame's arrival) of the decisions on frames the feed was
+        due to send within [start, end)."""
         out = []
         for line in self.latency_log.read_text().splitlines() if self.latency_log.exists() else []:
-            _, _, sent, latency = line.split()
-            if sent != "None" and start <= float(sent) < end:
-                out.append(float(latency))
+            _, _, sent, latency, share = line.split()
+            if start <= float(sent) < end:
+                out.append((float(latency), float(share)))
         return out
 
 
@@ -284,7 +289,8 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
             runtime.stop()
         if feed is not None:
             feed.stop()
-    latencies = [x for r in runtimes for x in r.decisions(start, end)]
+    decided = [x for r in runtimes for x in r.decisions(start, end)]
+    latencies = [whole for whole, _ in decided]
     profile_text = None
     if profile and runtimes and runtimes[0].profile_path and runtimes[0].profile_path.exists():
         out = io.StringIO()
@@ -294,6 +300,7 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
     result: dict[str, Any] = {
         "symbols": len(symbols), "processes": len(runtimes), "rate_msgs_per_s": round(messages / wall, 1),
         "target_rate_msgs_per_s": rate, **percentiles(latencies), "frames": len(latencies),
+        "runtime_share": shares([share for _, share in decided]),
         "feed_lag": {k.replace("e2e", "lag"): v for k, v in percentiles(probe.lags).items()},
         "feed_gaps": int(gaps), "feed_slips": feed.slips if feed else None,
         "saturated": not drained, "cpu_pct": round(100 * cpu / wall, 1),
@@ -319,11 +326,13 @@ async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str,
 
     window = {"start": float("inf"), "end": float("inf")}
     latencies: list[float] = []
+    share: list[float] = []
 
     def record(message: Message, latency: float) -> None:
         sent = getattr(message, "sent", None)
         if sent is not None and window["start"] <= sent < window["end"]:
             latencies.append(latency)
+            share.append(max(0.0, latency - by_symbol[message.symbol].frame_wait_ns / 1e9))  # type: ignore[union-attr]
 
     by_symbol: dict[str, FeedClient] = {}
     engines = []
@@ -352,7 +361,7 @@ async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str,
     for engine in engines:
         engine.analysis.close()
     return {"processes": 1, "rate_msgs_per_s": round(messages / wall, 1), **percentiles(latencies),
-            "_latencies": latencies,
+            "runtime_share": shares(share), "_latencies": latencies,
             "frames": len(latencies), "cpu_pct": round(100 * cpu / wall, 1),
             "rss_mb_total": round(process.memory_info().rss / 2**20, 1)}
 

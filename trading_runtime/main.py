@@ -171,12 +171,14 @@ class Runtime:
     def _decided(self, message: Message, latency: float) -> None:
         """`latency` is the whole span from the feed's schedule (the SLO histogram has it already); the runtime's
         share, from the frame's arrival, goes to `tradeops_tick_processing_seconds`. With `--latency-log`, one
-        line per decision on a stamped frame, `symbol seq sent seconds` (the fleet benchmark's record)."""
+        line per decision on a stamped frame, `symbol seq sent seconds share` (the fleet benchmark's record)."""
         assert isinstance(self.feed, FeedClient)
-        self._tick_processing.observe(max(0.0, latency - self.feed.frame_wait_ns / 1e9))
+        share = max(0.0, latency - self.feed.frame_wait_ns / 1e9)
+        self._tick_processing.observe(share)
         sent = getattr(message, "sent", None)
         if sent is not None and self.latency_log is not None:
-            self.latency_log.write(f"{self.engine.symbol} {getattr(message, 'seq', -1)} {sent} {latency:.7f}\n")
+            self.latency_log.write(f"{self.engine.symbol} {getattr(message, 'seq', -1)} {sent} {latency:.7f} "
+                                   f"{share:.7f}\n")
 
     def _export_counters(self) -> None:
         feed, files = self.feed.stats, self.files

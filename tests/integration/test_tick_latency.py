@@ -53,9 +53,9 @@ async def test_frames_queued_behind_a_stall_carry_their_wait_into_the_slo_histog
             assert runtime.latency_log is not None
             runtime.latency_log.close()
     lines = [line.split() for line in latency_log.read_text().splitlines()]
-    latencies = [float(latency) for _, _, _, latency in lines]
+    latencies = [float(latency) for _, _, _, latency, _ in lines]
     assert max(latencies) >= 0.3, latencies  # the wait behind the stall is in the figure, not hidden
-    assert all(sent != "None" for _, _, sent, _ in lines)  # every decision was on a stamped frame
+    assert all(sent != "None" for _, _, sent, _, _ in lines)  # every decision was on a stamped frame
     # The SLO histogram holds exactly the benchmark's figures: the same span, queueing and parsing included.
     count, total = _histogram(runtime, "tradeops_tick_to_signal_seconds")
     assert count == len(latencies)
@@ -64,6 +64,7 @@ async def test_frames_queued_behind_a_stall_carry_their_wait_into_the_slo_histog
     share_count, share = _histogram(runtime, "tradeops_tick_processing_seconds")
     assert share_count == count
     assert share < total - 0.3
+    assert abs(share - sum(float(line[4]) for line in lines)) < 1e-6 * len(lines)
 
 
 async def test_a_starved_feed_skips_the_ticks_it_missed_instead_of_replaying_a_backlog():
