@@ -65,6 +65,10 @@ async def test_frames_queued_behind_a_stall_carry_their_wait_into_the_slo_histog
     assert share_count == count
     assert share < total - 0.3
     assert abs(share - sum(float(line[4]) for line in lines)) < 1e-6 * len(lines)
+    # The chain was analysed beside the tick path, and /metrics says so.
+    analyses = {s.name: s.value for m in runtime.metrics.registry.collect() for s in m.samples}
+    assert analyses["tradeops_chain_analyses_total"] >= 1
+    assert analyses["tradeops_chain_analysis_seconds"] > 0
 
 
 async def test_a_starved_feed_skips_the_ticks_it_missed_instead_of_replaying_a_backlog():
