@@ -128,21 +128,30 @@ class Runtime:
     def __init__(self, workdir: pathlib.Path, symbol: str, feed_url: str, profile: bool = False) -> None:
         self.dir = workdir / symbol.lower()
         self.dir.mkdir(parents=True)
-        self.symbol, self.port = symbol, free_port()
+        self.symbol, self.feed_url = symbol, feed_url
         (self.dir / "runtime.yaml").write_text(yaml.safe_dump({"symbol": symbol, "market": "equity-options",
                                                                 "revision": 1, "runtime": {}}))
         (self.dir / "switches.yaml").write_text(yaml.safe_dump({"tradingEnabled": True}))
         self.latency_log = self.dir / "latency.log"
         self.profile_path = self.dir / "profile.out" if profile else None
-        prefix = ["-m", "cProfile", "-o", str(self.profile_path)] if profile else []
+        self.start()
+
+    def start(self) -> None:
+        """Start the process on a free metrics port (again, when another process took the port first)."""
+        self.port = free_port()
+        prefix = ["-m", "cProfile", "-o", str(self.profile_path)] if self.profile_path else []
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADEOPS_", "OTEL_"))}
         with (self.dir / "runtime.log").open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, *prefix, "-m", "trading_runtime", "--config", str(self.dir / "runtime.yaml"),
-                 "--switches", str(self.dir / "switches.yaml"), "--feed-url", feed_url, "--metrics-host",
+                 "--switches", str(self.dir / "switches.yaml"), "--feed-url", self.feed_url, "--metrics-host",
                  "127.0.0.1", "--metrics-port", str(self.port), "--spill-path", str(self.dir / "spill.jsonl"),
                  "--latency-log", str(self.latency_log)], stdout=log, stderr=subprocess.STDOUT, env=env)
         self.ps = psutil.Process(self.process.pid)
+
+    def lost_its_port(self) -> bool:
+        """Exited because another process bound its metrics port between free_port() and the runtime's bind."""
+        return self.process.poll() is not None and b"address already in use" in (self.dir / "runtime.log").read_bytes()
 
     def metric(self, name: str) -> float | None:
         try:
@@ -150,7 +159,9 @@ class Runtime:
                 text = response.read().decode()
         except OSError:
             return None
-        values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name)]
+        # This runtime's series only: on a shared machine another process may answer on a reused port.
+        values = [float(line.split()[-1]) for line in text.splitlines()
+                  if line.startswith(name) and f'symbol="{self.symbol}"' in line]
         return sum(values) if values else None
 
     def cpu_seconds(self) -> float:
@@ -189,8 +200,10 @@ def wait_until_serving(runtimes: list[Runtime], timeout: float = 300.0) -> None:
     """Every runtime answers on its metrics port (imported and started, looking for the feed)."""
     deadline = time.monotonic() + timeout
     for runtime in runtimes:
-        while runtime.metric("tradeops_feed_reconnects_total") is None:
-            if runtime.process.poll() is not None:
+        while runtime.process.poll() is not None or runtime.metric("tradeops_feed_reconnects_total") is None:
+            if runtime.lost_its_port():
+                runtime.start()
+            elif runtime.process.poll() is not None:
                 raise RuntimeError(f"runtime {runtime.symbol} exited: see {runtime.dir / 'runtime.log'}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"runtime {runtime.symbol} did not start")
