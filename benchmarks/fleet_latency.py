@@ -116,7 +116,7 @@ class Feed:
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
         try:
-            out, _ = self.process.communicate(timeout=10)
+            out, _ = self.process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             out, _ = self.process.communicate()
