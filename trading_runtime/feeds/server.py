@@ -118,8 +118,8 @@ class FeedServer:
         wall_offset = time.time() - next_at  # loop time → epoch seconds
         idle_since = loop.time()
         while True:
-            if loop.time() - next_at > self.max_lag_s:  # behind: the market does not replay what it missed
-                missed = int((loop.time() - next_at) / interval)
+            missed = int((loop.time() - next_at) / interval)
+            if loop.time() - next_at > self.max_lag_s and missed:  # behind: the market does not replay what it missed
                 self.slips += missed
                 next_at += missed * interval
                 log.warning("feed producer %.3fs behind its schedule; skipped %d ticks", missed * interval, missed)
