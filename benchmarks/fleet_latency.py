@@ -114,7 +114,7 @@ class Feed:
         return cls(process, url)
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(signal.SIGTERM)
         try:
             out, _ = self.process.communicate(timeout=30)
         except subprocess.TimeoutExpired:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,12 +176,14 @@ class FeedServer:
 
 async def _serve_forever(args: argparse.Namespace) -> None:
     server = FeedServer(args.symbols.split(","), seed=args.seed, rate=args.rate, host=args.host, port=args.port)
+    stop = asyncio.Event()
+    # SIGTERM or SIGINT stops it cleanly, even when it was started with SIGINT ignored (a script's background job).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     async with server:
         print(server.url, flush=True)
-        try:
-            await asyncio.Event().wait()
-        finally:  # what it sent and skipped, for a benchmark reading its output
-            print(json.dumps({"sent": server.sent, "slips": server.slips}), flush=True)
+        await stop.wait()
+    print(json.dumps({"sent": server.sent, "slips": server.slips}), flush=True)  # for a benchmark reading it
 
 
 def main() -> None:
