@@ -49,6 +49,9 @@ MESSAGES_PER_TICK = 3.3
 WARMUP_S = 3.0
 SATURATED_P95_MS = 100.0
 DRAIN_TIMEOUT_S = 60.0
+TICK_PATH = (r"trading_runtime/(feeds/(client|protocol)|engine|signals|indicators|pricing|risk|execution|ml|metrics)"
+             r"|validate_json|websockets/(asyncio|protocol|frames)|prometheus_client")
+"""Functions of the tick path, for the --profile listing."""
 
 
 def free_port() -> int:
@@ -59,18 +62,43 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+MIN_FRAMES = 200
+"""Fewer decided frames than this: the p95 and p99 are not reported (too few for a tail)."""
+BOOTSTRAP = 1000
+
+
 def percentiles(latencies_s: list[float]) -> dict[str, float | None]:
-    if not latencies_s:
+    if len(latencies_s) < MIN_FRAMES:  # too few frames for a tail: no figure rather than a wrong one
         return {"e2e_p50_ms": None, "e2e_p95_ms": None, "e2e_p99_ms": None, "e2e_max_ms": None}
     ms = np.array(latencies_s) * 1000
     return {"e2e_p50_ms": round(float(np.percentile(ms, 50)), 3), "e2e_p95_ms": round(float(np.percentile(ms, 95)), 3),
             "e2e_p99_ms": round(float(np.percentile(ms, 99)), 3), "e2e_max_ms": round(float(ms.max()), 3)}
 
 
+def shares(seconds: list[float]) -> dict[str, float | None]:
+    """Percentiles of the runtimes' share of the span: from each frame's arrival (before parsing)."""
+    return {k.replace("e2e", "share"): v for k, v in percentiles(seconds).items()}
+
+
+def p95_ratio(numerator_s: list[float], denominator_s: list[float], seed: int = 0) -> dict[str, Any]:
+    """p95(numerator) / p95(denominator) with a 95 % bootstrap interval (frames resampled within each path;
+    frames of one process are not independent — a stall delays a run of them — so the interval is optimistic)."""
+    if min(len(numerator_s), len(denominator_s)) < MIN_FRAMES:
+        return {"ratio": None, "ci95": None}
+    rng = np.random.default_rng(seed)
+    a, b = np.array(numerator_s), np.array(denominator_s)
+    ratios = [float(np.percentile(rng.choice(a, a.size), 95) / np.percentile(rng.choice(b, b.size), 95))
+              for _ in range(BOOTSTRAP)]
+    return {"ratio": round(float(np.percentile(a, 95) / np.percentile(b, 95)), 3),
+            "ci95": [round(float(np.percentile(ratios, 2.5)), 3), round(float(np.percentile(ratios, 97.5)), 3)]}
+
+
 @dataclass
 class Feed:
     process: subprocess.Popen[str]
     url: str
+    slips: int | None = None
+    """Ticks the feed's producer skipped, starved (known once it has stopped)."""
 
     @classmethod
     def start(cls, symbols: list[str], tick_rate: float, port: int = 0) -> Feed:
@@ -86,33 +114,44 @@ class Feed:
         return cls(process, url)
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(10)
+            out, _ = self.process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait()
+            out, _ = self.process.communicate()
+        with contextlib.suppress(ValueError, IndexError, KeyError):
+            self.slips = int(json.loads(out.strip().splitlines()[-1])["slips"])
 
 
 class Runtime:
     def __init__(self, workdir: pathlib.Path, symbol: str, feed_url: str, profile: bool = False) -> None:
         self.dir = workdir / symbol.lower()
         self.dir.mkdir(parents=True)
-        self.symbol, self.port = symbol, free_port()
+        self.symbol, self.feed_url = symbol, feed_url
         (self.dir / "runtime.yaml").write_text(yaml.safe_dump({"symbol": symbol, "market": "equity-options",
                                                                 "revision": 1, "runtime": {}}))
         (self.dir / "switches.yaml").write_text(yaml.safe_dump({"tradingEnabled": True}))
         self.latency_log = self.dir / "latency.log"
         self.profile_path = self.dir / "profile.out" if profile else None
-        prefix = ["-m", "cProfile", "-o", str(self.profile_path)] if profile else []
+        self.start()
+
+    def start(self) -> None:
+        """Start the process on a free metrics port (again, when another process took the port first)."""
+        self.port = free_port()
+        prefix = ["-m", "cProfile", "-o", str(self.profile_path)] if self.profile_path else []
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADEOPS_", "OTEL_"))}
         with (self.dir / "runtime.log").open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, *prefix, "-m", "trading_runtime", "--config", str(self.dir / "runtime.yaml"),
-                 "--switches", str(self.dir / "switches.yaml"), "--feed-url", feed_url, "--metrics-host",
+                 "--switches", str(self.dir / "switches.yaml"), "--feed-url", self.feed_url, "--metrics-host",
                  "127.0.0.1", "--metrics-port", str(self.port), "--spill-path", str(self.dir / "spill.jsonl"),
                  "--latency-log", str(self.latency_log)], stdout=log, stderr=subprocess.STDOUT, env=env)
         self.ps = psutil.Process(self.process.pid)
+
+    def lost_its_port(self) -> bool:
+        """Exited because another process bound its metrics port between free_port() and the runtime's bind."""
+        return self.process.poll() is not None and b"address already in use" in (self.dir / "runtime.log").read_bytes()
 
     def metric(self, name: str) -> float | None:
         try:
@@ -120,7 +159,9 @@ class Runtime:
                 text = response.read().decode()
         except OSError:
             return None
-        values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name)]
+        # This runtime's series only: on a shared machine another process may answer on a reused port.
+        values = [float(line.split()[-1]) for line in text.splitlines()
+                  if line.startswith(name) and f'symbol="{self.symbol}"' in line]
         return sum(values) if values else None
 
     def cpu_seconds(self) -> float:
@@ -142,16 +183,16 @@ class Runtime:
         with self.latency_log.open("rb") as log:
             log.seek(max(0, self.latency_log.stat().st_size - 4096))
             lines = log.read().decode(errors="replace").splitlines()[1:]  # the first may be cut
-        return any(line.split()[2] != "None" and float(line.split()[2]) >= end for line in lines
-                   if len(line.split()) == 4)
+        return any(float(line.split()[2]) >= end for line in lines if len(line.split()) == 5)
 
-    def decisions(self, start: float, end: float) -> list[float]:
-        """Latencies of the decisions on frames the feed was due to send within [start, end)."""
+    def decisions(self, start: float, end: float) -> list[tuple[float, float]]:
+        """(whole span, the runtime's share from the frame's arrival) of the decisions on frames the feed was
+        due to send within [start, end)."""
         out = []
         for line in self.latency_log.read_text().splitlines() if self.latency_log.exists() else []:
-            _, _, sent, latency = line.split()
-            if sent != "None" and start <= float(sent) < end:
-                out.append(float(latency))
+            _, _, sent, latency, share = line.split()
+            if start <= float(sent) < end:
+                out.append((float(latency), float(share)))
         return out
 
 
@@ -159,8 +200,10 @@ def wait_until_serving(runtimes: list[Runtime], timeout: float = 300.0) -> None:
     """Every runtime answers on its metrics port (imported and started, looking for the feed)."""
     deadline = time.monotonic() + timeout
     for runtime in runtimes:
-        while runtime.metric("tradeops_feed_reconnects_total") is None:
-            if runtime.process.poll() is not None:
+        while runtime.process.poll() is not None or runtime.metric("tradeops_feed_reconnects_total") is None:
+            if runtime.lost_its_port():
+                runtime.start()
+            elif runtime.process.poll() is not None:
                 raise RuntimeError(f"runtime {runtime.symbol} exited: see {runtime.dir / 'runtime.log'}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"runtime {runtime.symbol} did not start")
@@ -262,23 +305,28 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
             runtime.stop()
         if feed is not None:
             feed.stop()
-    latencies = [x for r in runtimes for x in r.decisions(start, end)]
+    decided = [x for r in runtimes for x in r.decisions(start, end)]
+    latencies = [whole for whole, _ in decided]
     profile_text = None
     if profile and runtimes and runtimes[0].profile_path and runtimes[0].profile_path.exists():
         out = io.StringIO()
-        pstats.Stats(str(runtimes[0].profile_path), stream=out).sort_stats("tottime").print_stats(25)
+        # The tick path only (start-up imports and the idle wait in epoll would top a plain listing).
+        pstats.Stats(str(runtimes[0].profile_path), stream=out).sort_stats("cumulative").print_stats(TICK_PATH, 40)
         profile_text = out.getvalue()
     shutil.rmtree(workdir, ignore_errors=True)
     result: dict[str, Any] = {
         "symbols": len(symbols), "processes": len(runtimes), "rate_msgs_per_s": round(messages / wall, 1),
         "target_rate_msgs_per_s": rate, **percentiles(latencies), "frames": len(latencies),
+        "runtime_share": shares([share for _, share in decided]),
         "feed_lag": {k.replace("e2e", "lag"): v for k, v in percentiles(probe.lags).items()},
-        "feed_gaps": int(gaps), "saturated": not drained, "cpu_pct": round(100 * cpu / wall, 1),
+        "feed_gaps": int(gaps), "feed_slips": feed.slips if feed else None,
+        "saturated": not drained, "cpu_pct": round(100 * cpu / wall, 1),
         "feed_cpu_pct": round(100 * feed_cpu / wall, 1),
         "rss_mb_total": round(rss, 1), "seconds": round(wall, 1),
         "load_avg_1m": round(os.getloadavg()[0], 1)}  # other work on the machine: read the figures with it
     if profile_text:
         result["profile"] = profile_text
+    result["_latencies"] = latencies
     return result
 
 
@@ -287,6 +335,7 @@ def _origin(clients: dict[str, Any], symbol: str) -> int:
 
 
 async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str, Any]:
+    from trading_runtime.chain_analysis import BackgroundAnalysis
     from trading_runtime.config import RenderedConfig, RuntimeConfig
     from trading_runtime.engine import SymbolEngine
     from trading_runtime.feeds.client import FeedClient, Message
@@ -294,18 +343,23 @@ async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str,
 
     window = {"start": float("inf"), "end": float("inf")}
     latencies: list[float] = []
+    share: list[float] = []
 
     def record(message: Message, latency: float) -> None:
         sent = getattr(message, "sent", None)
         if sent is not None and window["start"] <= sent < window["end"]:
-            latencies.append(latency + by_symbol[message.symbol].frame_wait_ns / 1e9)  # type: ignore[union-attr]
+            latencies.append(latency)
+            share.append(max(0.0, latency - by_symbol[message.symbol].frame_wait_ns / 1e9))  # type: ignore[union-attr]
 
     by_symbol: dict[str, FeedClient] = {}
+    engines = []
     for symbol in symbols:
         config = RenderedConfig(symbol=symbol, market="equity-options", revision=1, runtime=RuntimeConfig())
         engine = SymbolEngine(config, True, RuntimeMetrics(symbol), lambda table, row: None,
-                              origin=functools.partial(_origin, by_symbol, symbol), decided=record)
+                              origin=functools.partial(_origin, by_symbol, symbol), decided=record,
+                              analysis=BackgroundAnalysis())
         by_symbol[symbol] = FeedClient(url, [symbol], engine.on_message)
+        engines.append(engine)
     clients = list(by_symbol.values())
     stop = asyncio.Event()
     tasks = [asyncio.create_task(c.run(stop)) for c in clients]
@@ -321,7 +375,10 @@ async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str,
     await asyncio.sleep(1.0)
     stop.set()
     await asyncio.gather(*tasks)
+    for engine in engines:
+        engine.analysis.close()
     return {"processes": 1, "rate_msgs_per_s": round(messages / wall, 1), **percentiles(latencies),
+            "runtime_share": shares(share), "_latencies": latencies,
             "frames": len(latencies), "cpu_pct": round(100 * cpu / wall, 1),
             "rss_mb_total": round(process.memory_info().rss / 2**20, 1)}
 
@@ -329,9 +386,10 @@ async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str,
 def in_process(symbols: list[str], rate: float, seconds: float) -> dict[str, Any]:
     feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK))
     try:
-        return asyncio.run(_in_process(symbols, feed.url, seconds))
+        result = asyncio.run(_in_process(symbols, feed.url, seconds))
     finally:
         feed.stop()
+    return result | {"feed_slips": feed.slips}
 
 
 def curve(symbols: list[str], seconds: float) -> list[dict[str, Any]]:
@@ -342,8 +400,8 @@ def curve(symbols: list[str], seconds: float) -> list[dict[str, Any]]:
     while rate <= 64_000:
         point = fleet(symbols, rate, seconds)
         points.append({k: point[k] for k in ("target_rate_msgs_per_s", "rate_msgs_per_s", "e2e_p50_ms",
-                                             "e2e_p95_ms", "e2e_p99_ms", "frames", "feed_gaps", "saturated",
-                                             "cpu_pct", "load_avg_1m")})
+                                             "e2e_p95_ms", "e2e_p99_ms", "e2e_max_ms", "frames", "feed_gaps",
+                                             "feed_slips", "saturated", "cpu_pct", "load_avg_1m")})
         print(json.dumps(points[-1]), file=sys.stderr, flush=True)
         p95 = point["e2e_p95_ms"]
         behind = point["rate_msgs_per_s"] < 0.9 * rate or point["feed_gaps"]
@@ -374,7 +432,11 @@ def main() -> None:
         result = fleet(symbols, args.rate, args.seconds, profile=args.profile)
         if not args.no_in_process:
             result["in_process"] = in_process(symbols, args.rate, args.seconds)
+            result["p95_fleet_over_in_process"] = p95_ratio(result["_latencies"],
+                                                            result["in_process"].pop("_latencies"))
+        result.pop("_latencies")
     profile = result.pop("profile", None)
+    result["load_avg_end"] = [round(x, 1) for x in os.getloadavg()]
     if args.json:
         print(json.dumps(result, indent=2))
     else:

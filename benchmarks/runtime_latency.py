@@ -21,6 +21,7 @@ import time
 import numpy as np
 import psutil
 
+from trading_runtime.chain_analysis import BackgroundAnalysis
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.feeds.protocol import parse_message
@@ -44,10 +45,12 @@ def frames(count: int, seed: int = 0) -> list[tuple[str, str]]:
 
 
 def engines() -> dict[str, SymbolEngine]:
-    # Rows go into a real write-behind queue (its flusher, which runs on its own task, is not started).
+    # Rows go into a real write-behind queue (its flusher, which runs on its own task, is not started); the chains
+    # are analysed on threads of their own, as in the live runtime.
     queue = WriteBehind("", pathlib.Path(tempfile.mkdtemp()) / "spill.jsonl", capacity=10**9)
     return {s: SymbolEngine(RenderedConfig(symbol=s, market="equity-options", revision=1, runtime=RuntimeConfig()),
-                            True, RuntimeMetrics(s), queue.put, seed=0) for s in SYMBOLS}
+                            True, RuntimeMetrics(s), queue.put, seed=0, analysis=BackgroundAnalysis())
+            for s in SYMBOLS}
 
 
 async def run(rate: float, seconds: float) -> dict[str, float]:

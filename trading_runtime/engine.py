@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from prometheus_client import Gauge
 
+from trading_runtime.chain_analysis import RATE, ChainAnalysis, ChainSample, InlineAnalysis
 from trading_runtime.clock import Clock, WallClock
 from trading_runtime.config import RenderedConfig
 from trading_runtime.execution import ids
@@ -30,8 +31,8 @@ from trading_runtime.indicators.microstructure import OrderFlowImbalance, Sessio
 from trading_runtime.indicators.volume_profile import VolumeProfile
 from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.ml.loop import MlLoop, Recorder
-from trading_runtime.pricing.black_scholes import Model, implied_vol
-from trading_runtime.pricing.surface import CrossStrikeAnalyzer, SurfaceFeatures
+from trading_runtime.pricing.black_scholes import Model
+from trading_runtime.pricing.surface import SurfaceFeatures
 from trading_runtime.risk.blackswan import BlackSwanDetector
 from trading_runtime.risk.drawdown import DrawdownGuard
 from trading_runtime.risk.sizing import position_notional
@@ -43,10 +44,10 @@ from trading_runtime.telemetry import DecisionTracer
 log = logging.getLogger(__name__)
 
 Row = tuple[object, ...]
-RATE = 0.04
 TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
 SURFACE_EVERY = 50
-"""Option quotes between two cross-strike analyses (IVs of the whole chain are solved at once)."""
+"""Option quotes between two cross-strike analyses (IVs of the whole chain are solved at once, off the tick path
+on the live feed: trading_runtime/chain_analysis.py)."""
 TIMEFRAMES = (1, 5, 30, 60)
 """Seconds of the multi-timeframe bars."""
 Sink = Callable[[str, Row], None]
@@ -74,13 +75,15 @@ class SymbolEngine:
                  broker: Broker | None = None, seed: int | None = None, clock: Clock | None = None,
                  calendar: Calendar | None = None, tracer: DecisionTracer | None = None,
                  ml_recorder: Recorder | None = None, origin: Callable[[], int] | None = None,
-                 decided: Callable[[Message, float], None] | None = None) -> None:
+                 decided: Callable[[Message, float], None] | None = None,
+                 analysis: ChainAnalysis | None = None) -> None:
         """`clock`, `broker` and `calendar` are injected by replays and backtests (the wall clock, the paper
         broker and the market's calendar otherwise): the engine itself is the same code live and simulated.
         `ml_recorder` receives every labelled decision (modelops/ builds training sets with it).
-        `origin` gives the perf_counter_ns where the message in hand started (the live feed: its arrival,
-        before parsing), from which tick-to-signal latency counts; without it, from `on_message`'s call.
-        `decided` hears of every signal decision with its latency in seconds."""
+        `origin` gives the perf_counter_ns where the message in hand started (the live feed: when the feed was
+        due to send it), from which tick-to-signal latency counts; without it, from `on_message`'s call.
+        `decided` hears of every signal decision with its latency in seconds. `analysis` analyses the option
+        chain (in line, deterministic, unless the live runtime passes a background one)."""
         self.config = config
         self.trace = tracer or DecisionTracer(None, config.symbol, config.revision)
         self.symbol = config.symbol
@@ -107,12 +110,15 @@ class SymbolEngine:
         self.chain: dict[str, dict[tuple[float, str], float]] = {}
         self.contracts: dict[str, Contract] = {}
         self.multiplier = 50.0 if config.market == "futures-options" else 100.0
-        self.surface = CrossStrikeAnalyzer(window=100)
-        self.surface_features: SurfaceFeatures | None = None
+        self.analysis: ChainAnalysis = analysis or InlineAnalysis()
         self._option_updates = 0
         self.controls = PreTradeControls(config.runtime.pre_trade)
         self.ml = MlLoop(config, metrics, ml_recorder)
         self._origin, self._decided = origin, decided
+        # The tick path's own series, looked up once (a labels() lookup costs more than the observation).
+        self._tick_to_signal = metrics.tick_to_signal.labels(self.symbol)
+        self._ticks = {kind: metrics.ticks.labels(self.symbol, kind) for kind in ("snapshot", "quote", "trade")}
+        self._gauges: dict[tuple[Gauge, tuple[str, ...]], Gauge] = {}
         self.active = True
         """False in a hot standby: everything is computed, no order is sent (trading_runtime/leadership.py)."""
         self._seq = -1
@@ -184,7 +190,7 @@ class SymbolEngine:
             if isinstance(message, Heartbeat):
                 signal = None
             else:
-                self.metrics.ticks.labels(self.symbol, message.type).inc()
+                self._ticks[message.type].inc()
                 if faults.error_rate and self._rng.random() < faults.error_rate:
                     raise InjectedFaultError("injected processing error")
                 signal = self._process(message)
@@ -197,7 +203,7 @@ class SymbolEngine:
             await asyncio.sleep(faults.extra_latency_ms / 1000)
         if signal is not None:
             latency = (time.perf_counter_ns() - started) / 1e9
-            self.metrics.tick_to_signal.labels(self.symbol).observe(latency)
+            self._tick_to_signal.observe(latency)
             if self._decided is not None:
                 self._decided(message, latency)
         self.trace.finish(None, None if signal is None else self.state.direction)
@@ -293,30 +299,17 @@ class SymbolEngine:
         self.chain.setdefault(contract.expiry, {})[(contract.strike, contract.right)] = (bid + ask) / 2
         self._option_updates += 1
         if self._option_updates % SURFACE_EVERY == 0 and not math.isnan(self.state.mid):
-            self._analyse_surface(ts)
+            chain = {expiry: dict(quotes) for expiry, quotes in self.chain.items()}
+            self.analysis.submit(ChainSample(ts, self.state.mid, self.model, chain))
+
+    @property
+    def surface_features(self) -> SurfaceFeatures | None:
+        """The latest finished cross-strike analysis of the chain."""
+        return self.analysis.latest
 
     @property
     def model(self) -> Model:
         return "black76" if self.config.market == "futures-options" else "bsm"
-
-    def _analyse_surface(self, ts: float) -> None:
-        forward = self.state.mid
-        model = self.model
-        chain = {}
-        for expiry in sorted(self.chain):
-            years = (datetime.datetime.strptime(expiry, "%Y%m%d").replace(tzinfo=datetime.UTC).timestamp()
-                     - ts) / (365 * 86400)
-            if years <= 0:
-                continue
-            quotes = self.chain[expiry]
-            strikes = np.array(sorted({k for k, _ in quotes}))
-            # Out-of-the-money options carry the most information about volatility.
-            rights = np.where(strikes < forward, "P", "C")
-            mids = np.array([quotes.get((k, r), np.nan) for k, r in zip(strikes, rights, strict=True)])
-            ivs = implied_vol(mids, forward, strikes, years, RATE, rights == "C", model=model)
-            chain[expiry] = (strikes, ivs)
-        if chain:
-            self.surface_features = self.surface.update(forward, chain)
 
     def _on_trade(self, trade: Trade) -> None:
         if self.profile is None:
@@ -505,14 +498,23 @@ class SymbolEngine:
         if state.halted and not self.state.halted.get("drawdown"):
             self._halt("drawdown", True)
             self._flatten(self.clock.now(), "drawdown")
-        m, s = self.metrics, self.symbol
-        m.pnl.labels(s, "realized").set(self.broker.realized())
-        m.pnl.labels(s, "unrealized").set(self.broker.unrealized())
-        m.drawdown.labels(s).set(state.drawdown)
+        m, series = self.metrics, self._series
+        series(m.pnl, "realized").set(self.broker.realized())
+        series(m.pnl, "unrealized").set(self.broker.unrealized())
+        series(m.drawdown).set(state.drawdown)
         report = self.accuracy.report
         if report.scored:
-            m.coverage.labels(s).set(report.coverage)
+            series(m.coverage).set(report.coverage)
         if report.calls:  # no calls yet: no data, not a hit rate of 0
-            m.hit_rate.labels(s).set(report.hit_rate)
-            m.baseline_hit_rate.labels(s, "persistence").set(report.persistence_hit_rate)
-            m.baseline_hit_rate.labels(s, "majority").set(report.majority_hit_rate)
+            series(m.hit_rate).set(report.hit_rate)
+            series(m.baseline_hit_rate, "persistence").set(report.persistence_hit_rate)
+            series(m.baseline_hit_rate, "majority").set(report.majority_hit_rate)
+
+    def _series(self, metric: Gauge, *labels: str) -> Gauge:
+        """This symbol's child of `metric`, created on first use (a series without data stays absent) and
+        looked up once: prometheus_client's labels() costs more than the update."""
+        key = (metric, labels)
+        child = self._gauges.get(key)
+        if child is None:
+            child = self._gauges[key] = metric.labels(self.symbol, *labels)
+        return child

@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any
 
+from trading_runtime.chain_analysis import BackgroundAnalysis
 from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
@@ -74,12 +75,14 @@ class Runtime:
                                 (lambda: writer.stats.accepted) if writer else None, writer.carry if writer else None)
         self.log_context.tick_ids = tracer.log_ids
         self.feed: FeedClient | ReplayFeed
+        self._tick_processing = self.metrics.tick_processing.labels(config.symbol)
         # Line-buffered: a reader (the fleet benchmark) follows it while the runtime runs.
         self.latency_log = open(args.latency_log, "a", buffering=1) if args.latency_log else None  # noqa: SIM115
         if replay is None:
+            # The chain's analysis on a thread of its own: frames never wait behind an IV solve.
             self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer,
-                                       origin=self._frame_origin,
-                                       decided=self._decided)
+                                       origin=self._frame_origin, decided=self._decided,
+                                       analysis=BackgroundAnalysis())
             self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
         else:  # recorded events drive the engine's clock
             clock = EventClock()
@@ -166,16 +169,16 @@ class Runtime:
         return self.feed.frame_origin
 
     def _decided(self, message: Message, latency: float) -> None:
-        """The whole span, from the feed's schedule (`tradeops_feed_to_signal_seconds`); with `--latency-log`,
-        one line per decision, `symbol seq sent seconds` (the fleet benchmark's record: every value)."""
+        """`latency` is the whole span from the feed's schedule (the SLO histogram has it already); the runtime's
+        share, from the frame's arrival, goes to `tradeops_tick_processing_seconds`. With `--latency-log`, one
+        line per decision on a stamped frame, `symbol seq sent seconds share` (the fleet benchmark's record)."""
         assert isinstance(self.feed, FeedClient)
+        share = max(0.0, latency - self.feed.frame_wait_ns / 1e9)
+        self._tick_processing.observe(share)
         sent = getattr(message, "sent", None)
-        if sent is None:
-            return
-        whole = latency + self.feed.frame_wait_ns / 1e9
-        self.metrics.feed_to_signal.labels(self.engine.symbol).observe(whole)
-        if self.latency_log is not None:
-            self.latency_log.write(f"{self.engine.symbol} {getattr(message, 'seq', -1)} {sent} {whole:.7f}\n")
+        if sent is not None and self.latency_log is not None:
+            self.latency_log.write(f"{self.engine.symbol} {getattr(message, 'seq', -1)} {sent} {latency:.7f} "
+                                   f"{share:.7f}\n")
 
     def _export_counters(self) -> None:
         feed, files = self.feed.stats, self.files
@@ -201,7 +204,17 @@ class Runtime:
             CounterSource("signal_majority_hits", "Called horizons the majority baseline got right",
                           lambda: accuracy.report.majority_hits),
         ]
-        gauges = []
+        analysis = self.engine.analysis.stats
+        counters += [
+            CounterSource("chain_analyses", "Cross-strike analyses of the option chain finished",
+                          lambda: analysis.completed),
+            CounterSource("chain_analyses_superseded", "Chain samples replaced by a newer one before their analysis",
+                          lambda: analysis.superseded),
+            CounterSource("chain_analyses_failed", "Chain analyses that raised (the previous features stay)",
+                          lambda: analysis.failed),
+        ]
+        gauges = [CounterSource("chain_analysis_seconds", "Duration of the latest chain analysis (NaN: none yet)",
+                                lambda: analysis.last_seconds)]
         if self.writer is not None:
             stats, writer = self.writer.stats, self.writer
             counters += [
@@ -390,6 +403,7 @@ class Runtime:
         if self.bus is not None:
             await self.bus.close()
         await health.stop()
+        self.engine.analysis.close()
         if self.latency_log is not None:
             self.latency_log.close()
         if self.tracing is not None:

@@ -19,12 +19,16 @@ from trading_operator.kube import KubeApi
 
 from .operator_harness import create_ts, events, new_namespace, status, wait_status
 
+LOADED_MACHINE_POLICIES = pathlib.Path(__file__).parent / "policies" / "analysis"
+"""Its SLO policy applies to every symbol; its other policies are named and used only where asked for."""
+
 PODS = ("v1", "pods")
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnalysisStack]:
-    running = start_analysis_stack(tmp_path_factory.mktemp("drill-cluster"), time_scale=0.2)
+    # The loaded-machine latency objective: the drills' symbols must not self-heal for this machine's feed delay.
+    running = start_analysis_stack(tmp_path_factory.mktemp("drill-cluster"), LOADED_MACHINE_POLICIES, time_scale=0.2)
     try:
         yield running
     finally:

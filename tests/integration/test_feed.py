@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import signal
+import subprocess
+import sys
+import time
 
+import pytest
 from websockets.asyncio.server import serve
 
 from trading_runtime.feeds.client import FeedClient
@@ -127,3 +133,26 @@ async def test_silent_feed_is_detected_as_stale():
         async with running(client):
             await until(lambda: client.stats.stale_timeouts >= 2)
     assert client.stats.reconnects >= 1  # a stale feed is left for a new connection
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_the_feed_process_stops_on_a_signal_and_reports_what_it_skipped(signum):
+    """Started as a script's background job starts it (SIGINT ignored), it still stops cleanly on either signal
+    and prints what it sent and skipped (the fleet benchmark reads `slips` from it)."""
+    process = subprocess.Popen([sys.executable, "-m", "trading_runtime.feeds.server", "--symbols", "SPY",
+                                "--rate", "20", "--port", "0"], stdout=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("ws://127.0.0.1:")
+        time.sleep(0.5)
+        process.send_signal(signum)
+        out, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()  # reaps it and closes its pipe
+    assert process.returncode == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["sent"] > 0
+    assert summary["slips"] >= 0

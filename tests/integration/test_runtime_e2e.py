@@ -74,7 +74,7 @@ async def test_runtime_end_to_end(tmp_path):
                 await until(ready)
                 await until(lambda: asyncio.to_thread(lambda: rows(postgres.dsn, "signals") > 5))
                 await until(lambda: _at_least(metric, 'tradeops_tick_to_signal_seconds_count{symbol="SPY"}', 100))
-                assert await metric('tradeops_feed_to_signal_seconds_count{symbol="SPY"}') > 0
+                assert await metric('tradeops_tick_processing_seconds_count{symbol="SPY"}') > 0
                 assert await metric('tradeops_runtime_info{revision="3"') == 1.0
 
                 bus = RedisBus(redis.url)

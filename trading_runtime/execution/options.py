@@ -9,6 +9,7 @@ the option's own mid."""
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 from dataclasses import dataclass
 
@@ -36,9 +37,14 @@ def parse_option_id(instrument: str) -> Contract | None:
         return None
 
 
+@functools.lru_cache(maxsize=256)
+def _expires(expiry: str) -> float:
+    # Parsed once per expiry: strptime costs more than the rest of a contract choice.
+    return datetime.datetime.strptime(expiry, "%Y%m%d").replace(tzinfo=datetime.UTC).timestamp()
+
+
 def years_to(expiry: str, ts: float) -> float:
-    expires = datetime.datetime.strptime(expiry, "%Y%m%d").replace(tzinfo=datetime.UTC).timestamp()
-    return (expires - ts) / (365 * 86400)
+    return (_expires(expiry) - ts) / (365 * 86400)
 
 
 def choose_contract(contracts: list[Contract], spot: float, direction: int, ts: float,

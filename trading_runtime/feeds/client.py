@@ -88,10 +88,11 @@ class FeedClient:
         self.frame_times = (0, 0)
         """perf_counter_ns when the frame being handled arrived and when it was parsed (for its trace)."""
         self.frame_origin = 0
-        """perf_counter_ns when the frame in hand arrived, before parsing: where tick-to-signal starts."""
+        """perf_counter_ns when the frame in hand was due from the feed (its `sent` stamp), else when it arrived:
+        where tick-to-signal starts, so the network, the queues on the way and parsing count."""
         self.frame_wait_ns = 0
-        """How long before its arrival the frame in hand was due from the feed (its `sent` stamp; 0 when
-        unstamped): the network and the queues between the feed's schedule and this process."""
+        """How long before its arrival the frame in hand was due from the feed (0 when unstamped): the network
+        and the queues between the feed's schedule and this process's handling of the frame."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, stream, reconnect — until `stop` is set."""
@@ -143,9 +144,9 @@ class FeedClient:
             return
         self.frame_times = (received, time.perf_counter_ns())
         sent = getattr(message, "sent", None)
-        self.frame_origin = received
         # A clock behind the feed's would make the frame seem to arrive before it was sent: never below 0.
         self.frame_wait_ns = 0 if sent is None else max(0, int((wall - sent) * 1e9))
+        self.frame_origin = received - self.frame_wait_ns
         if isinstance(message, Heartbeat):
             return
         if isinstance(message, Snapshot):
