@@ -20,6 +20,14 @@ class Fill:
     ts: float
 
 
+@dataclass(frozen=True)
+class Working:
+    """An order sent and not yet answered (a broker over the network): its result comes later, through the
+    broker's `on_result`."""
+
+    order_id: str
+
+
 @dataclass
 class Position:
     quantity: float = 0.0
@@ -38,9 +46,11 @@ class Broker(Protocol):
 
     def quote(self, instrument: str, bid: float, ask: float, multiplier: float = 1.0) -> None: ...
 
-    def submit(self, instrument: str, quantity: float, ts: float, order_id: str | None = None) -> Fill | None:
-        """A market order for a signed quantity; the fill, or None when nothing filled (yet). `order_id` is
-        the client order id (deterministic: a broker refuses a second order with the same one)."""
+    def submit(self, instrument: str, quantity: float, ts: float,
+               order_id: str | None = None) -> Fill | Working | None:
+        """A market order for a signed quantity: its fill; `Working` when its result comes later; None when
+        nothing was sent or nothing filled. `order_id` is the client order id (deterministic: a broker refuses a
+        second order with the same one)."""
         ...
 
     def restore(self, positions: dict[str, Position], fees: float) -> None:
@@ -86,8 +96,9 @@ class PaperBroker:
                           for instrument, p in positions.items()}
         self.fees = fees
 
-    def submit(self, instrument: str, quantity: float, ts: float, order_id: str | None = None) -> Fill | None:
-        """A market order for a signed quantity; None when there is no quote to trade against."""
+    def submit(self, instrument: str, quantity: float, ts: float,
+               order_id: str | None = None) -> Fill | Working | None:
+        """A market order for a signed quantity, filled at once; None when there is no quote to trade against."""
         if quantity == 0 or instrument not in self.quotes:
             return None
         bid, ask = self.quotes[instrument]

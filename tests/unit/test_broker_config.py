@@ -1,0 +1,83 @@
+"""`config.broker`: its validation, the pool it becomes (keys only from the environment a Secret fills), and the
+Deployment, ConfigMap and NetworkPolicy the operator renders for it."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tests.unit.test_builders import children, revision_of, spec
+from trading_operator.builders import CREDENTIALS_SECRET, render_runtime_config
+from trading_runtime.config import BrokerApi, RuntimeConfig, api_key_env
+from trading_runtime.gateway.settings import MissingKeyError, pool_settings
+
+BROKER = {
+    "endpoints": ["https://broker-a.example/api", "http://10.0.0.7:8080"],
+    "keys": [
+        {"name": "alpha", "secretKeyRef": {"name": "broker-keys", "key": "alpha"}, "ratePerSecond": 20, "burst": 4},
+        {"name": "beta-2", "secretKeyRef": {"name": "broker-keys", "key": "beta"}, "ratePerSecond": 5},
+    ],
+    "maxAttempts": 4,
+}
+
+
+def broker(**overrides) -> BrokerApi:
+    return BrokerApi.model_validate({**BROKER, **overrides})
+
+
+def test_no_broker_is_the_default_paper_path():
+    assert RuntimeConfig().broker is None
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"endpoints": []}, "at least 1 item"),
+    ({"endpoints": ["broker.example"]}, "should match pattern"),
+    ({"keys": []}, "at least 1 item"),
+    ({"keys": [{**BROKER["keys"][0], "ratePerSecond": 0}]}, "greater than 0"),
+    ({"keys": [BROKER["keys"][0], {**BROKER["keys"][1], "name": "alpha"}]}, "distinct"),
+    ({"keys": [{**BROKER["keys"][0], "secret": "s3cr3t"}]}, "Extra inputs are not permitted"),
+], ids=["no-endpoint", "not-a-url", "no-key", "zero-rate", "same-name", "a-value-in-the-config"])
+def test_invalid_broker_configs_are_refused(overrides, message):
+    with pytest.raises(ValidationError, match=message):
+        broker(**overrides)
+
+
+def test_key_values_come_from_the_environment_only():
+    env = {api_key_env("alpha"): "a-secret", "TRADEOPS_API_KEY_BETA_2": "b-secret"}
+    settings = pool_settings(broker(), env)
+    assert [(k.name, k.secret.get_secret_value(), k.rate_per_second, k.burst) for k in settings.keys] == [
+        ("alpha", "a-secret", 20.0, 4), ("beta-2", "b-secret", 5.0, 1)]
+    assert settings.endpoints == BROKER["endpoints"]
+    assert settings.max_attempts == 4
+    assert "a-secret" not in repr(settings)
+
+
+def test_a_missing_key_value_names_the_secret_it_should_come_from():
+    with pytest.raises(MissingKeyError, match=r"beta-2 \(TRADEOPS_API_KEY_BETA_2 from Secret broker-keys, key beta\)"):
+        pool_settings(broker(), {api_key_env("alpha"): "a-secret"})
+
+
+def test_the_deployment_takes_each_key_from_its_secret_and_the_config_map_holds_none():
+    with_broker = spec(config={"broker": BROKER})
+    built = children(with_broker)
+    container = built["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in
+            e.get("valueFrom", {})}
+    assert refs == {"TRADEOPS_API_KEY_ALPHA": {"name": "broker-keys", "key": "alpha"},
+                    "TRADEOPS_API_KEY_BETA_2": {"name": "broker-keys", "key": "beta"}}
+    assert container["envFrom"] == [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}]
+    rendered = render_runtime_config(with_broker, revision_of(with_broker))
+    assert "broker-keys" in rendered
+    assert "ratePerSecond: 20" in rendered
+
+
+def test_without_a_broker_the_deployment_carries_no_key():
+    container = children()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert not [e for e in container["env"] if e["name"].startswith("TRADEOPS_API_KEY_")]
+
+
+def test_the_network_policy_lets_the_runtime_reach_the_broker_ports():
+    egress = children(spec(config={"broker": BROKER}))["NetworkPolicy"]["spec"]["egress"]
+    assert {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 8080, "protocol": "TCP"}]} in egress
+    plain = children()["NetworkPolicy"]["spec"]["egress"]
+    assert not any(p["port"] == 8080 for rule in plain for p in rule["ports"])
