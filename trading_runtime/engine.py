@@ -452,20 +452,22 @@ class SymbolEngine:
             self._filled(fill, request, signal_id, submitted)
 
     def order_result(self, result: OrderResult) -> None:
-        """A working order ended (a broker over the network): record its fill, its refusal, or halt trading
-        when its outcome is unknown (the position cannot be known: no new risk until someone looks)."""
+        """A working order ended (a broker over the network): record its fill, its refusal (by the broker, or
+        because it never reached it), or halt trading when its outcome is unknown (the position cannot be known:
+        no new risk until someone looks)."""
         request, signal_id, submitted = self._working.pop(result.order_id, (None, None, self.trace.now()))
         if request is None:
             return
         if result.fill is not None:
             self._filled(result.fill, request, signal_id, submitted)
-        elif result.outcome == "rejected":
+        elif result.outcome in ("rejected", "unsent"):
             self._reject(request, Rejection(RejectReason.BROKER, result.reason))
         else:
             self.metrics.errors.labels(self.symbol, "broker").inc()
-            log.error("order %s %s %+g: outcome unknown (%s); trading halted", result.order_id, result.instrument,
-                      result.quantity, result.reason)
+            log.error("order %s %s %+g: outcome unknown (%s)", result.order_id, result.instrument, result.quantity,
+                      result.reason, extra={"order_id": result.order_id})
             if not self.state.halted.get("broker"):
+                log.error("trading on %s halted: an order's outcome is unknown", self.symbol)
                 self._halt("broker", True)
                 self.sink("risk_events", (_utc(request.ts), self.symbol, "broker-unknown", "critical",
                                           {"order_id": result.order_id, "instrument": result.instrument,

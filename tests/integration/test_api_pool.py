@@ -119,7 +119,7 @@ async def test_pool_routes_around_a_failing_and_a_dead_endpoint(servers):
         # Each bad endpoint took a few requests until its breaker opened, then none.
         assert failing.hits <= settings.failure_threshold + 6
         assert sample(registry, "tradeops_api_requests_total", endpoint=dead_label,
-                      outcome="connection_error") <= settings.failure_threshold + 6
+                      outcome="unreachable") <= settings.failure_threshold + 6
         assert sample(registry, "tradeops_api_breaker_state", endpoint=failing_label) == 2
         assert sample(registry, "tradeops_api_breaker_state", endpoint=dead_label) == 2
         assert good.hits >= 120

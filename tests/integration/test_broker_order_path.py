@@ -153,7 +153,24 @@ async def test_an_order_the_broker_refuses_is_recorded_as_a_rejection(servers):
         await paced_drive(engine, 400)
         await settle(broker)
     rejected = rows.by_table.get("order_rejections", [])
-    assert rejected
-    assert {row[7] for row in rejected} == {"broker"}
+    reasons = [row[7] for row in rejected]
+    assert "broker" in reasons
+    assert set(reasons) <= {"broker", "duplicate"}  # the same order again within a second: the control's own
     assert rows.count("fills") == 0
     assert engine.broker.held() == {}, "a refused order holds nothing"
+
+
+async def test_an_order_that_never_reached_the_broker_is_a_rejection_not_a_halt():
+    rows = Rows()
+    settings = PoolSettings(endpoints=[closed_port_url(), closed_port_url()], keys=keys({"alpha": (1000.0, 100)}),
+                            deadline_seconds=0.5)
+    async with ClientPool(settings) as pool:
+        engine, broker = engine_over(pool, rows)
+        broker.order_timeout = 1.0
+        await paced_drive(engine, 400)
+        await settle(broker)
+    rejected = rows.by_table.get("order_rejections", [])
+    assert rejected
+    assert all("no answer within" in row[8]["message"] for row in rejected)
+    assert engine.trading, "an order that certainly did nothing must not halt trading"
+    assert engine.broker.held() == {}

@@ -64,7 +64,7 @@ async def test_the_runtime_trades_through_the_pool_once_per_order_and_resyncs_fr
     failing = await ApiServer(Provider({secret: (100.0, 10) for secret, _, _ in KEYS.values()}), "fail").start()
     stop = asyncio.Event()
     runners = []
-    async with FeedServer(["SPY"], seed=7, rate=200, time_scale=5.0) as feed:
+    async with FeedServer(["SPY"], seed=7, rate=50, time_scale=5.0) as feed:
         following = asyncio.create_task(FeedClient(feed.url, ["SPY"], broker.book.on_message).run(stop))
         for app in (lossy(broker), broker.app()):
             runners.append(await listen(app))
@@ -120,7 +120,8 @@ async def test_the_runtime_trades_through_the_pool_once_per_order_and_resyncs_fr
     output = (tmp_path / "runtime.log").read_text()
     assert code == 0, output[-3000:]
     logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    recorded = [entry["order_id"] for entry in logged if str(entry.get("message", "")).startswith("order ")]
+    recorded = [entry["order_id"] for entry in logged if entry.get("order_id") and entry["log"]["origin"]["function"]
+                == "_filled"]
     filled = {order_id for order_id, answer in broker.orders.items() if answer["status"] == "filled"}
     # Every order the runtime filled is one order at the broker, and the broker filled nothing it did not record.
     assert sorted(recorded) == sorted(filled), (recorded, filled)

@@ -6,8 +6,10 @@ never a second one.
 The tick path does not wait for the network: `submit` starts the order and answers `Working`; the result comes
 back through `on_result`. While an order works, `position` and `held` count it (as the backtester's simulated
 broker does: the engine sizes against what it will hold and does not send the same order twice); P&L counts
-fills only. An order that gets no answer is sent again, with the same id, until `order_timeout` has passed;
-after that its outcome is unknown and the result says so (the engine halts trading)."""
+fills only. An order that gets no answer is sent again, with the same id, until `order_timeout` has passed.
+Then, if no attempt can have reached the broker (no key had capacity, no endpoint was reachable), it was not
+placed: the result is "unsent" (the engine records a rejection). Otherwise its outcome is unknown and the
+result says so (the engine halts trading)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ class OrderResult:
     quantity: float
     fill: Fill | None
     outcome: str
-    """"filled", "rejected" or "unknown"."""
+    """"filled", "rejected" (by the broker), "unsent" (never reached it) or "unknown"."""
     reason: str = ""
 
 
@@ -68,15 +70,16 @@ class HttpBroker(PaperBroker):
         order = self.working[order_id]
         assert self.api is not None
         ticket = OrderTicket(client_order_id=order_id, instrument=order.instrument, quantity=order.quantity)
-        give_up, delay, error = time.monotonic() + self.order_timeout, 0.1, ""
+        give_up, delay, sent = time.monotonic() + self.order_timeout, 0.1, False
         while True:
             try:
                 ack = await self.api.submit_order(ticket)
                 break
             except ApiError as exc:  # no answer: the same id again is safe (the broker keeps the first)
-                error = str(exc)
+                error, sent = str(exc), sent or exc.sent
                 if time.monotonic() + delay >= give_up:
-                    self._finish(order_id, None, "unknown", f"no answer within {self.order_timeout:g}s: {error}")
+                    self._finish(order_id, None, "unknown" if sent else "unsent",
+                                 f"no answer within {self.order_timeout:g}s: {error}")
                     return
                 log.warning("order %s not answered (%s); sending it again in %.1fs", order_id, error, delay)
                 await asyncio.sleep(delay)

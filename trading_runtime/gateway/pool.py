@@ -32,7 +32,12 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(RuntimeError):
-    """A call that did not get an answer: every attempt failed, or no endpoint or key could take it."""
+    """A call that did not get an answer: every attempt failed, or no endpoint or key could take it. `sent`:
+    whether an attempt may have reached the server (False: the call certainly did nothing there)."""
+
+    def __init__(self, message: str, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 @dataclass(frozen=True)
@@ -156,29 +161,34 @@ class ClientPool:
         deadline = self.clock() + s.deadline_seconds
         self.budget.on_request(self.clock())
         failed: list[_Endpoint] = []
-        reason = "none"
+        reason, sent = "none", False
         for attempt in range(s.max_attempts):
             if attempt:
                 if not self.budget.try_spend(self.clock()):
                     self.metrics.budget_exhausted.inc()
-                    raise ApiError(f"{method} {path}: {reason}; retry budget spent")
+                    raise ApiError(f"{method} {path}: {reason}; retry budget spent", sent)
                 self.metrics.retries.labels(reason).inc()
-            key = await self._key(deadline)
+            try:
+                key = await self._key(deadline)
+            except ApiError as exc:
+                raise ApiError(str(exc), sent) from None
             endpoint = self._endpoint(failed)
             if endpoint is None:
                 self.metrics.unavailable.inc()
                 last = f" (last attempt: {reason})" if attempt else ""
-                raise ApiError(f"{method} {path}: every endpoint's circuit breaker is open{last}")
+                raise ApiError(f"{method} {path}: every endpoint's circuit breaker is open{last}", sent)
             outcome, response, retry_safe = await self._attempt(endpoint, key, method, path, json_body, headers,
                                                                 deadline)
             if response is not None and outcome in ("ok", "client_error"):
                 return response
             reason = outcome
+            # Refused before doing anything (a 429, a connection never made) or not: a 5xx or a timeout may have.
+            sent = sent or outcome not in ("throttled", "unreachable")
             if outcome != "throttled":
                 failed.append(endpoint)
             if not (retry_safe or idempotent) or self.clock() >= deadline:
                 break
-        raise ApiError(f"{method} {path}: {reason} after {attempt + 1} attempt(s)")
+        raise ApiError(f"{method} {path}: {reason} after {attempt + 1} attempt(s)", sent)
 
     async def _attempt(self, endpoint: _Endpoint, key: _Key, method: str, path: str, json_body: Any,
                        headers: dict[str, str] | None, deadline: float) -> tuple[str, Response | None, bool]:
@@ -196,7 +206,7 @@ class ClientPool:
                 body = await reply.json(content_type=None) if reply.content_length != 0 else None
                 status, retry_after = reply.status, reply.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:  # never reached the server: safe to send again
-            return self._failed(endpoint, "connection_error", exc, retry_safe=True)
+            return self._failed(endpoint, "unreachable", exc, retry_safe=True)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             return self._failed(endpoint, "timeout" if isinstance(exc, TimeoutError) else "connection_error", exc,
                                 retry_safe=False)
