@@ -459,7 +459,7 @@ class SymbolEngine:
         if request is None:
             return
         if result.fill is not None:
-            self._filled(result.fill, request, signal_id, submitted)
+            self._filled(result.fill, request, signal_id, submitted, result.position)
         elif result.outcome in ("rejected", "unsent"):
             self._reject(request, Rejection(RejectReason.BROKER, result.reason))
         else:
@@ -473,7 +473,10 @@ class SymbolEngine:
                                           {"order_id": result.order_id, "instrument": result.instrument,
                                            "quantity": result.quantity, "reason": result.reason}))
 
-    def _filled(self, fill: Fill, request: OrderRequest, signal_id: str | None, submitted: int) -> None:
+    def _filled(self, fill: Fill, request: OrderRequest, signal_id: str | None, submitted: int,
+                position: Position | None = None) -> None:
+        """Record a fill: its order, the fill, and the instrument's `position` after it (the broker's, by
+        default)."""
         ts, instrument, quantity = request.ts, request.instrument, request.quantity
         filled = self.trace.now()
         self.metrics.fills.labels(self.symbol).inc()
@@ -484,7 +487,7 @@ class SymbolEngine:
         self.sink("orders", (fill.order_id, _utc(ts), self.symbol, instrument, side, abs(quantity), None, signal_id,
                              "filled"))
         self.sink("fills", (ids.fill_id(fill.order_id), _utc(ts), fill.order_id, quantity, fill.price, fill.fee))
-        position = self.broker.position(instrument)
+        position = position or self.broker.position(instrument)
         self.sink("positions", (_utc(ts), self.symbol, instrument, position.quantity, position.average_price,
                                 position.realized))
         self.trace.order(submitted, filled, instrument, quantity, fill.price)

@@ -91,6 +91,13 @@ async def test_the_order_path_stays_under_every_keys_limit_and_routes_around_a_f
     # Every order the engine sent was placed once and recorded once, with its fill.
     assert sorted(recorded) == sorted(sent)
     assert rows.count("fills") == len(sent)
+    # The book's last position row per instrument is what the broker filled, net (working orders not counted).
+    net: dict[str, float] = {}
+    for body in sent.values():
+        net[str(body["instrument"])] = net.get(str(body["instrument"]), 0.0) + float(body["quantity"])
+    last = {row[2]: row[3] for row in rows.by_table["positions"]}
+    assert {i: q for i, q in last.items() if q} == {i: q for i, q in net.items() if q}
+    assert engine.broker.held() == {i: q for i, q in net.items() if q}
     assert engine.trading, f"halted: {engine.state.halted}"
     assert dict(provider.throttled) == {}, "the broker had to refuse calls the pool should have held back"
     for name, (rate, burst) in limits.items():

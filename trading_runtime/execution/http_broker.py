@@ -37,6 +37,8 @@ class OrderResult:
     outcome: str
     """"filled", "rejected" (by the broker), "unsent" (never reached it) or "unknown"."""
     reason: str = ""
+    position: Position | None = None
+    """The instrument's filled position after the fill (the book's row: other working orders not counted)."""
 
 
 @dataclass
@@ -97,12 +99,14 @@ class HttpBroker(PaperBroker):
         order = self.working.pop(order_id, None)
         if order is None:  # forgotten by `restore` (leadership moved): the book and the next leader own it
             return
+        position = None
         if fill is not None:
             self.fees += fill.fee
-            self._apply(super().position(fill.instrument), fill.quantity, fill.price,
-                        self.multipliers.get(fill.instrument, 1.0))
+            filled = super().position(fill.instrument)
+            self._apply(filled, fill.quantity, fill.price, self.multipliers.get(fill.instrument, 1.0))
+            position = Position(filled.quantity, filled.average_price, filled.realized)
         if self.on_result is not None:
-            self.on_result(OrderResult(order_id, order.instrument, order.quantity, fill, outcome, reason))
+            self.on_result(OrderResult(order_id, order.instrument, order.quantity, fill, outcome, reason, position))
 
     def restore(self, positions: dict[str, Position], fees: float) -> None:
         """Take over the book's positions; orders still working are forgotten (their results are not applied)."""
