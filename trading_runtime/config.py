@@ -202,7 +202,7 @@ class BrokerApi(CamelModel):
     snapshots: bool = True
     """Take market-data snapshots from the API: at start, and to resync after a feed sequence gap."""
     timeout_seconds: Annotated[float, Field(gt=0.0, le=60.0)] = 2.0
-    """Longest wait for one attempt's answer."""
+    """Longest wait for one attempt's answer, and for a snapshot (the feed waits on a resync's)."""
     deadline_seconds: Annotated[float, Field(gt=0.0, le=300.0)] = 10.0
     """Longest time one call may take over all its attempts."""
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3

@@ -90,6 +90,7 @@ class Runtime:
         self.broker = HttpBroker(api=self.api, order_timeout=broker_api.order_timeout_seconds) \
             if broker_api is not None and broker_api.orders else None
         self.snapshots = self.api if broker_api is not None and broker_api.snapshots else None
+        self.snapshot_wait = broker_api.timeout_seconds if broker_api is not None else 2.0
         if replay is None:
             self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer,
                                        origin=self._frame_origin,
@@ -97,7 +98,8 @@ class Runtime:
             if self.broker is not None:
                 self.broker.on_result = self.engine.order_result
             self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message,
-                                   snapshots=self.snapshots.snapshot if self.snapshots is not None else None)
+                                   snapshots=self.snapshots.snapshot if self.snapshots is not None else None,
+                                   snapshot_timeout=self.snapshot_wait)
         else:  # recorded events drive the engine's clock
             clock = EventClock()
             self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, clock=clock,
@@ -367,7 +369,7 @@ class Runtime:
         if self.snapshots is None:
             return
         try:
-            snapshot = await self.snapshots.snapshot(self.engine.symbol)
+            snapshot = await asyncio.wait_for(self.snapshots.snapshot(self.engine.symbol), self.snapshot_wait)
         except Exception as exc:  # the API is down or slow: the feed still brings the market
             self.metrics.errors.labels(self.engine.symbol, "snapshot").inc()
             log.warning("no snapshot of %s from the broker's API at start: %s", self.engine.symbol, exc)

@@ -127,3 +127,42 @@ async def test_silent_feed_is_detected_as_stale():
         async with running(client):
             await until(lambda: client.stats.stale_timeouts >= 2)
     assert client.stats.reconnects >= 1  # a stale feed is left for a new connection
+
+
+async def test_gap_is_resynced_from_the_snapshot_source_when_one_is_given():
+    recorder = Recorder()
+    async with FeedServer(["SPY"], seed=2, rate=100) as server:
+        asked: list[str] = []
+
+        async def source(symbol: str) -> Snapshot:  # the feed's current state, as a broker's API has it
+            asked.append(symbol)
+            return Snapshot.model_validate_json(server._snapshot(symbol))
+
+        client = FeedClient(server.url, ["SPY"], recorder, seed=0, snapshots=source)
+        async with running(client):
+            await until(lambda: recorder.count(Quote) >= 10)
+            server.skip_sequence("SPY")
+            await until(lambda: client.stats.resyncs == 1)
+            after = len(recorder.messages)
+            await until(lambda: len(recorder.messages) > after + 20)
+    assert asked == ["SPY"]
+    assert (client.stats.gaps, client.stats.api_snapshots, client.stats.api_snapshot_failures) == (1, 1, 0)
+    assert recorder.count(Snapshot) == 2  # the subscription's and the source's: none asked of the feed
+    applied = [m.seq for m in recorder.messages if isinstance(m, (Quote, Trade, Snapshot))]
+    assert all(b > a for a, b in itertools.pairwise(applied))
+
+
+async def test_a_failing_snapshot_source_falls_back_to_the_feeds_snapshot():
+    recorder = Recorder()
+
+    async def source(symbol: str) -> Snapshot:
+        raise ConnectionError("the API is down")
+
+    async with FeedServer(["SPY"], seed=2, rate=100) as server:
+        client = FeedClient(server.url, ["SPY"], recorder, seed=0, snapshots=source)
+        async with running(client):
+            await until(lambda: recorder.count(Quote) >= 10)
+            server.skip_sequence("SPY")
+            await until(lambda: client.stats.resyncs == 1)
+    assert (client.stats.api_snapshots, client.stats.api_snapshot_failures) == (0, 1)
+    assert recorder.count(Snapshot) == 2

@@ -108,6 +108,11 @@ class HttpBroker(PaperBroker):
         if self.on_result is not None:
             self.on_result(OrderResult(order_id, order.instrument, order.quantity, fill, outcome, reason, position))
 
+    def cancel_all(self) -> list[str]:
+        """Market orders already sent cannot be called back: none is cancelled (the kill switch's flattening
+        counts them, as `held` does)."""
+        return []
+
     def restore(self, positions: dict[str, Position], fees: float) -> None:
         """Take over the book's positions; orders still working are forgotten (their results are not applied)."""
         super().restore(positions, fees)
