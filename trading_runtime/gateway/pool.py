@@ -61,6 +61,8 @@ class _Key:
     spec: ApiKey
     limiter: AsyncLimiter
     cooled_until: float = 0.0
+    waiting: int = 0
+    """Calls queued on this key's bucket."""
 
 
 def retry_after_seconds(value: str | None, now_epoch: float, default: float = 1.0) -> float:
@@ -128,20 +130,26 @@ class ClientPool:
         return min(others, key=lambda e: (e.outstanding, (self.endpoints.index(e) - self._turn) % n))
 
     async def _key(self, deadline: float) -> _Key:
-        """A key with a token: the first one round the ring that has capacity now, else wait on the one
-        whose cool-down ends first. Raises ApiError when none can be had before the deadline."""
+        """A key with a token: the first one round the ring that has capacity now and no queue, else the one
+        whose queue drains first (queued calls over its rate: a saturated pool keeps every key busy in
+        proportion to its limit); while every key cools down after a 429, wait for the first to end. Raises
+        ApiError when none can be had before the deadline."""
         while True:
             now = self.clock()
             usable = [k for k in self.keys if k.cooled_until <= now]
             if usable:
                 start = self._turn % len(usable)
                 ring = usable[start:] + usable[:start]
-                key = next((k for k in ring if k.limiter.has_capacity()), ring[0])
+                key = next((k for k in ring if not k.waiting and k.limiter.has_capacity()), None) or \
+                    min(ring, key=lambda k: (k.waiting + 1) / k.spec.rate_per_second)
                 waited = self.clock()
+                key.waiting += 1
                 try:
                     await asyncio.wait_for(key.limiter.acquire(), max(0.0, deadline - waited))
                 except TimeoutError:
                     raise ApiError("no API key had capacity before the deadline") from None
+                finally:
+                    key.waiting -= 1
                 self.metrics.key_waits.labels(key.spec.name).inc(self.clock() - waited)
                 if key.cooled_until <= self.clock():  # a 429 may have parked it while this call waited
                     return key
