@@ -181,3 +181,19 @@ async def test_an_order_that_never_reached_the_broker_is_a_rejection_not_a_halt(
     assert all("no answer within" in row[8]["message"] for row in rejected)
     assert engine.trading, "an order that certainly did nothing must not halt trading"
     assert engine.broker.held() == {}
+
+
+async def test_a_429_on_the_order_path_rests_the_key_and_the_order_goes_through_another(servers):
+    limits = {"alpha": (100.0, 10), "beta": (100.0, 10)}
+    provider = Provider(limits, throttle_next={"alpha": 2.0})
+    server = await servers(provider)
+    rows, registry = Rows(), CollectorRegistry()
+    async with ClientPool(PoolSettings(endpoints=[server.url], keys=keys(limits)), registry) as pool:
+        engine, broker = engine_over(pool, rows)
+        await paced_drive(engine, 800)
+        await settle(broker)
+    assert provider.throttled["alpha"] == 1
+    refused_at = provider.arrivals["alpha"][0]
+    assert all(t - refused_at >= 1.95 for t in provider.arrivals["alpha"][1:]), "alpha was used inside Retry-After"
+    assert sorted(row[0] for row in rows.by_table["orders"]) == sorted(provider.orders)
+    assert sample(registry, "tradeops_api_throttled_total", key="alpha") == 1
