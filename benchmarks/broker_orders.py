@@ -29,7 +29,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from devstack.processes import FeedProcess, PaperBrokerProcess
-from trading_runtime.execution.http_broker import HttpBroker, OrderResult
+from trading_runtime.execution.http_broker import HttpBroker
+from trading_runtime.execution.paper import OrderResult
 from trading_runtime.gateway.market_api import MarketApi
 from trading_runtime.gateway.pool import ApiError, ClientPool
 from trading_runtime.gateway.settings import ApiKey, PoolSettings

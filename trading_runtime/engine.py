@@ -20,9 +20,8 @@ import numpy as np
 from trading_runtime.clock import Clock, WallClock
 from trading_runtime.config import RenderedConfig
 from trading_runtime.execution import ids
-from trading_runtime.execution.http_broker import OrderResult
 from trading_runtime.execution.options import Contract, choose_contract, contract_greeks, contracts_for, parse_option_id
-from trading_runtime.execution.paper import Broker, Fill, PaperBroker, Position, Working
+from trading_runtime.execution.paper import Broker, Fill, OrderResult, PaperBroker, Position, Working
 from trading_runtime.execution.pretrade import OrderRequest, PreTradeControls, Rejection, RejectReason
 from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade
 from trading_runtime.indicators.bars import MultiTimeframe

@@ -19,26 +19,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from trading_runtime.execution.paper import Fill, PaperBroker, Position, Working
+from trading_runtime.execution.paper import Fill, OrderResult, Outcome, PaperBroker, Position, Working
 from trading_runtime.gateway.market_api import MarketApi, OrderTicket
 from trading_runtime.gateway.pool import ApiError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class OrderResult:
-    """How a working order ended: filled (`fill`), refused by the broker, or unknown (no answer in time)."""
-
-    order_id: str
-    instrument: str
-    quantity: float
-    fill: Fill | None
-    outcome: str
-    """"filled", "rejected" (by the broker), "unsent" (never reached it) or "unknown"."""
-    reason: str = ""
-    position: Position | None = None
-    """The instrument's filled position after the fill (the book's row: other working orders not counted)."""
 
 
 @dataclass
@@ -95,7 +80,7 @@ class HttpBroker(PaperBroker):
         else:  # accepted, not yet filled: market orders here fill or fail at once
             self._finish(order_id, None, "unknown", f"broker answered {ack.status!r} without a fill")
 
-    def _finish(self, order_id: str, fill: Fill | None, outcome: str, reason: str = "") -> None:
+    def _finish(self, order_id: str, fill: Fill | None, outcome: Outcome, reason: str = "") -> None:
         order = self.working.pop(order_id, None)
         if order is None:  # forgotten by `restore` (leadership moved): the book and the next leader own it
             return

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,24 @@ class Working:
     broker's `on_result`."""
 
     order_id: str
+
+
+Outcome = Literal["filled", "rejected", "unsent", "unknown"]
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """How a working order ended (a broker over the network, `execution/http_broker.py`)."""
+
+    order_id: str
+    instrument: str
+    quantity: float
+    fill: Fill | None
+    outcome: Outcome
+    """Filled (`fill`), refused by the broker, never reached it, or unknown (no answer in time)."""
+    reason: str = ""
+    position: Position | None = None
+    """The instrument's filled position after the fill (the book's row: other working orders not counted)."""
 
 
 @dataclass
