@@ -13,8 +13,10 @@ from prometheus_client import CollectorRegistry
 from tests.integration.api_servers import ApiServer, Provider
 from tests.integration.test_api_pool import closed_port_url, keys, sample
 from tests.unit.test_engine import Rows, config
+from tests.unit.test_standby_engine import Snapshots
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.execution.http_broker import HttpBroker
+from trading_runtime.execution.pretrade import PreTradeControls
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.gateway.market_api import MarketApi
@@ -197,3 +199,40 @@ async def test_a_429_on_the_order_path_rests_the_key_and_the_order_goes_through_
     assert all(t - refused_at >= 1.95 for t in provider.arrivals["alpha"][1:]), "alpha was used inside Retry-After"
     assert sorted(row[0] for row in rows.by_table["orders"]) == sorted(provider.orders)
     assert sample(registry, "tradeops_api_throttled_total", key="alpha") == 1
+
+
+async def test_a_new_leader_replaying_the_last_decision_sends_its_orders_again_and_the_broker_keeps_one(servers):
+    """The old leader's last orders reached the broker but not the book (an unflushed batch): the replica that
+    takes over with the same view re-sends them under the same client order ids, and the broker places none
+    twice (tests/unit/test_standby_engine.py has the in-process paper broker's side of this)."""
+    limits = {"alpha": (1000.0, 100)}
+    provider = Provider(limits)
+    server = await servers(provider)
+    rows = Snapshots()
+    async with ClientPool(PoolSettings(endpoints=[server.url], keys=keys(limits))) as pool:
+        trader, broker = engine_over(pool, rows)
+        rows.engine = trader
+        simulator = MarketSimulator(["SPY"], seed=0, option_quotes_per_tick=1, trade_probability=0.6)
+        await trader.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0})))
+        seq, placed = 0, 0
+        while placed < 3:  # stop right after the third decision that sent orders, all of them answered
+            before = len(provider.orders)
+            for message in simulator.tick("SPY", 0.25):
+                seq += 1
+                await trader.on_message(parse_message(json.dumps({**message, "seq": seq})))
+            await settle(broker)
+            placed += len(provider.orders) > before
+            assert seq < 50_000, "no decision sent orders"
+        last_signal = rows.by_table["signals"][-1][0]
+        last_orders = [r[0] for r in rows.by_table["orders"] if r[7] == last_signal]
+        assert last_orders
+        positions, fees = rows.book
+        placed_at_broker, submissions = len(provider.orders), server.hits
+        trader.demote()
+        trader.controls = PreTradeControls(trader.config.runtime.pre_trade)  # another process's controls
+        recorded = rows.count("orders")
+        trader.promote(positions, fees)
+        await settle(broker)
+    assert [r[0] for r in rows.by_table["orders"][recorded:]] == last_orders
+    assert server.hits == submissions + len(last_orders), "the orders were sent again"
+    assert len(provider.orders) == placed_at_broker, "the broker placed a replayed order twice"
