@@ -84,6 +84,12 @@ class Runtime:
         self.latency_log = open(args.latency_log, "a", buffering=1) if args.latency_log else None  # noqa: SIM115
         # The broker's API (orders, snapshots) through the client pool; its metrics are the runtime's.
         broker_api = config.runtime.broker if replay is None else None
+        if broker_api is not None:
+            capacity = sum(k.rate_per_second for k in broker_api.keys)
+            if config.runtime.pre_trade.max_orders_per_second > capacity:
+                log.warning("preTrade.maxOrdersPerSecond (%d) is above the broker keys' combined rate (%g/s): a "
+                            "burst of orders queues for the keys' tokens (up to deadlineSeconds) before it is sent",
+                            config.runtime.pre_trade.max_orders_per_second, capacity)
         self.pool = ClientPool(pool_settings(broker_api, os.environ), self.metrics.registry) \
             if broker_api is not None else None
         self.api = MarketApi(self.pool) if self.pool is not None else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 
 from websockets.asyncio.server import serve
 
@@ -166,3 +167,19 @@ async def test_a_failing_snapshot_source_falls_back_to_the_feeds_snapshot():
             await until(lambda: client.stats.resyncs == 1)
     assert (client.stats.api_snapshots, client.stats.api_snapshot_failures) == (0, 1)
     assert recorder.count(Snapshot) == 2
+
+
+async def test_a_snapshot_older_than_the_gap_is_not_applied_and_the_feed_resyncs():
+    recorder = Recorder()
+
+    async def source(symbol: str) -> Snapshot:  # a source that lags far behind the feed
+        return Snapshot.model_validate_json(json.dumps({**json.loads(server._snapshot(symbol)), "seq": 1}))
+
+    async with FeedServer(["SPY"], seed=2, rate=100) as server:
+        client = FeedClient(server.url, ["SPY"], recorder, seed=0, snapshots=source)
+        async with running(client):
+            await until(lambda: recorder.count(Quote) >= 10)
+            server.skip_sequence("SPY")
+            await until(lambda: client.stats.resyncs == 1)
+    assert (client.stats.api_snapshots, client.stats.api_snapshot_failures) == (0, 1)
+    assert [m.seq for m in recorder.messages if isinstance(m, Snapshot)][1] > 1, "the lagging snapshot was applied"

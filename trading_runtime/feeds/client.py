@@ -75,6 +75,7 @@ class FeedStats:
     api_snapshots: int = 0
     """Resync snapshots taken from the snapshot source (the rest came from the feed)."""
     api_snapshot_failures: int = 0
+    """Resync snapshots the source failed to give, or gave older than the gap (the feed's was taken)."""
     stale_timeouts: int = 0
     dropped_out_of_order: int = 0
 
@@ -166,22 +167,19 @@ class FeedClient:
             verdict = self.tracker.check(message.symbol, message.seq)
             if verdict is Verdict.GAP:
                 self.stats.gaps += 1
-                if not await self._resync_from_source(message.symbol):
+                if not await self._resync_from_source(message.symbol, message.seq):
                     await connection.send(json.dumps({"op": "snapshot", "symbol": message.symbol}))
                     return
-                verdict = self.tracker.check(message.symbol, message.seq)  # the frame right after the snapshot
-                if verdict is Verdict.GAP:  # the snapshot is older than the gap: the feed's own one resyncs
-                    await connection.send(json.dumps({"op": "snapshot", "symbol": message.symbol}))
-                    return
+                verdict = self.tracker.check(message.symbol, message.seq)  # in order right after it, or covered
             if verdict is Verdict.STALE:
                 self.stats.dropped_out_of_order += 1
                 return
         self.stats.messages += 1
         await self.handler(message)
 
-    async def _resync_from_source(self, symbol: str) -> bool:
-        """Take the symbol's snapshot from the snapshot source and hand it on; False when there is none or it
-        failed (the caller asks the feed)."""
+    async def _resync_from_source(self, symbol: str, gap_seq: int) -> bool:
+        """Take the symbol's snapshot from the snapshot source and hand it on; False when there is none, it
+        failed, or it is older than the gap (`gap_seq`, the frame that showed it): the caller asks the feed."""
         if self.snapshots is None:
             return False
         try:
@@ -189,6 +187,11 @@ class FeedClient:
         except Exception as exc:  # any failure of the source: the feed's own snapshot still resyncs
             self.stats.api_snapshot_failures += 1
             log.warning("snapshot of %s from the API failed (%s); asking the feed", symbol, exc)
+            return False
+        if snapshot.seq < gap_seq - 1:  # the source lags the feed: it would leave the gap open
+            self.stats.api_snapshot_failures += 1
+            log.warning("snapshot of %s from the API is at seq %d, older than the gap at %d; asking the feed", symbol,
+                        snapshot.seq, gap_seq)
             return False
         self.stats.api_snapshots += 1
         self.stats.resyncs += 1
