@@ -23,6 +23,7 @@ import pathlib
 import signal
 import sys
 import time
+import urllib.parse
 from typing import Any
 
 from trading_runtime.clock import EventClock
@@ -84,12 +85,6 @@ class Runtime:
         self.latency_log = open(args.latency_log, "a", buffering=1) if args.latency_log else None  # noqa: SIM115
         # The broker's API (orders, snapshots) through the client pool; its metrics are the runtime's.
         broker_api = config.runtime.broker if replay is None else None
-        if broker_api is not None:
-            capacity = sum(k.rate_per_second for k in broker_api.keys)
-            if config.runtime.pre_trade.max_orders_per_second > capacity:
-                log.warning("preTrade.maxOrdersPerSecond (%d) is above the broker keys' combined rate (%g/s): a "
-                            "burst of orders queues for the keys' tokens (up to deadlineSeconds) before it is sent",
-                            config.runtime.pre_trade.max_orders_per_second, capacity)
         self.pool = ClientPool(pool_settings(broker_api, os.environ), self.metrics.registry) \
             if broker_api is not None else None
         self.api = MarketApi(self.pool) if self.pool is not None else None
@@ -479,6 +474,24 @@ def unworkable(config: RenderedConfig) -> list[str]:
     return problems
 
 
+def broker_warnings(config: RenderedConfig) -> list[str]:
+    """What a broker section allows and is probably a mistake (logged at start, not refused)."""
+    api = config.runtime.broker
+    if api is None:
+        return []
+    warnings = []
+    capacity = sum(k.rate_per_second for k in api.keys)
+    if config.runtime.pre_trade.max_orders_per_second > capacity:
+        warnings.append(f"preTrade.maxOrdersPerSecond ({config.runtime.pre_trade.max_orders_per_second}) is above "
+                        f"the broker keys' combined rate ({capacity:g}/s): a burst of orders queues for the keys' "
+                        "tokens (up to deadlineSeconds) before it is sent")
+    for endpoint in api.endpoints:
+        url = urllib.parse.urlsplit(endpoint)
+        if url.scheme == "http" and url.hostname not in ("localhost", "127.0.0.1", "::1"):
+            warnings.append(f"broker endpoint {endpoint} is plain HTTP: its API keys cross the network in clear text")
+    return warnings
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="trading_runtime", description=__doc__)
     parser.add_argument("--config", required=True)
@@ -548,6 +561,8 @@ def main() -> int:
         log.info("replaying %s", replay.report.summary(), extra={"events": replay.report.events,
                                                                "dropped": replay.report.dropped})
     context.symbol, context.revision = config.symbol, config.revision
+    for warning in broker_warnings(config):
+        log.warning("%s", warning)
     # Started here, after any fork and before the loop: the span export thread belongs to this process.
     tracing = Tracing.start(settings, {"tradeops.symbol": config.symbol, "tradeops.revision": config.revision,
                                        "service.instance.id": os.environ.get("HOSTNAME", str(os.getpid()))})

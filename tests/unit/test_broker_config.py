@@ -8,8 +8,9 @@ from pydantic import ValidationError
 
 from tests.unit.test_builders import children, revision_of, spec
 from trading_operator.builders import CREDENTIALS_SECRET, render_runtime_config
-from trading_runtime.config import BrokerApi, RuntimeConfig, api_key_env
+from trading_runtime.config import BrokerApi, RenderedConfig, RuntimeConfig, api_key_env
 from trading_runtime.gateway.settings import MissingKeyError, pool_settings
+from trading_runtime.main import broker_warnings
 
 BROKER = {
     "endpoints": ["https://broker-a.example/api", "http://10.0.0.7:8080"],
@@ -81,3 +82,18 @@ def test_the_network_policy_lets_the_runtime_reach_the_broker_ports():
     assert {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 8080, "protocol": "TCP"}]} in egress
     plain = children()["NetworkPolicy"]["spec"]["egress"]
     assert not any(p["port"] == 8080 for rule in plain for p in rule["ports"])
+
+
+@pytest.mark.parametrize(("overrides", "pre_trade", "expected"), [
+    ({"endpoints": ["https://a.example"]}, 20, []),
+    ({"endpoints": ["http://127.0.0.1:8080", "http://localhost"]}, 20, []),
+    ({"endpoints": ["http://10.0.0.7:8080"]}, 20, ["plain HTTP"]),
+    ({"endpoints": ["https://a.example"]}, 30, ["above the broker keys' combined rate (25/s)"]),
+], ids=["https", "loopback-http", "remote-http", "orders-above-keys"])
+def test_broker_warnings(overrides, pre_trade, expected):
+    config = RenderedConfig(symbol="SPY", market="equity-options", revision=1, runtime=RuntimeConfig(
+        broker=broker(**overrides), pre_trade={"maxOrdersPerSecond": pre_trade}))
+    warnings = broker_warnings(config)
+    assert len(warnings) == len(expected)
+    for warning, fragment in zip(warnings, expected, strict=True):
+        assert fragment in warning
