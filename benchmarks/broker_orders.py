@@ -10,7 +10,10 @@ rate, latency grows with the queue while the broker still throttles nothing: the
 Excludes: the engine's decision and the row writes (see benchmarks/runtime_latency.py), network distance (all
 local), and the load of other processes on this 2-core machine (the 1-minute load average is printed).
 
-    python benchmarks/broker_orders.py [--rate 10] [--seconds 10] [--json]
+`--dead-endpoint` adds an endpoint nothing listens on: the first calls find it (refused at once, sent on to a
+live endpoint) until its circuit breaker opens.
+
+    python benchmarks/broker_orders.py [--rate 10] [--seconds 10] [--dead-endpoint] [--json]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from devstack.processes import FeedProcess, PaperBrokerProcess
+from devstack.processes import FeedProcess, PaperBrokerProcess, free_port
 from trading_runtime.execution.http_broker import HttpBroker
 from trading_runtime.execution.paper import OrderResult
 from trading_runtime.gateway.market_api import MarketApi
@@ -91,6 +94,7 @@ async def run(urls: list[str], rate: float, seconds: float) -> dict[str, Any]:
             "latency_mean_ms": round(statistics.fmean(latencies) * 1e3, 2) if latencies else None,
             "throttled_429": total("tradeops_api_throttled_total"),
             "rate_limit_wait_s": round(total("tradeops_api_rate_limit_wait_seconds_total"), 2),
+            "retries": total("tradeops_api_retries_total"),
             "load_1m": os.getloadavg()[0],
         }
 
@@ -99,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=10.0, help="orders started per second")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--dead-endpoint", action="store_true", help="add an endpoint nothing listens on")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="bench-broker-"))
@@ -106,7 +111,9 @@ def main() -> None:
     broker = None
     try:
         broker = PaperBrokerProcess(workdir, feed.url, KEYS, symbols="SPY").start()
-        figures = asyncio.run(run(broker.urls, args.rate, args.seconds))
+        urls = [f"http://127.0.0.1:{free_port()}", *broker.urls] if args.dead_endpoint else broker.urls
+        figures = asyncio.run(run(urls, args.rate, args.seconds))
+        figures["dead_endpoint"] = args.dead_endpoint
     finally:
         if broker is not None:
             broker.stop()
