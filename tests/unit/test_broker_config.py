@@ -3,14 +3,20 @@ Deployment, ConfigMap and NetworkPolicy the operator renders for it."""
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from tests.unit.test_builders import children, revision_of, spec
 from trading_operator.builders import CREDENTIALS_SECRET, render_runtime_config
-from trading_runtime.config import BrokerApi, RenderedConfig, RuntimeConfig, api_key_env
+from trading_runtime.config import BrokerApi, RenderedConfig, RuntimeConfig, Switches, api_key_env
+from trading_runtime.execution.http_broker import HttpBroker
+from trading_runtime.execution.paper import PaperBroker
+from trading_runtime.feeds.client import FeedClient
 from trading_runtime.gateway.settings import MissingKeyError, pool_settings
-from trading_runtime.main import broker_warnings
+from trading_runtime.main import Runtime, broker_warnings
 
 BROKER = {
     "endpoints": ["https://broker-a.example/api", "http://10.0.0.7:8080"],
@@ -97,3 +103,29 @@ def test_broker_warnings(overrides, pre_trade, expected):
     assert len(warnings) == len(expected)
     for warning, fragment in zip(warnings, expected, strict=True):
         assert fragment in warning
+
+
+@pytest.mark.parametrize(("section", "http_orders", "api_snapshots"), [
+    (None, False, False),
+    ({}, True, True),
+    ({"orders": False}, False, True),
+    ({"snapshots": False}, True, False),
+], ids=["no-broker-paper", "orders-and-snapshots", "snapshots-only", "orders-only"])
+def test_the_runtime_wires_what_the_broker_section_asks_for(tmp_path, monkeypatch, section, http_orders,
+                                                            api_snapshots):
+    monkeypatch.setenv(api_key_env("alpha"), "a-secret")
+    monkeypatch.setenv(api_key_env("beta-2"), "b-secret")
+    runtime_config = RuntimeConfig(broker=broker(**section)) if section is not None else RuntimeConfig()
+    config = RenderedConfig(symbol="SPY", market="equity-options", revision=1, runtime=runtime_config)
+    paths = {"config": tmp_path / "runtime.yaml", "switches": tmp_path / "switches.yaml"}
+    paths["config"].write_text(yaml.safe_dump(config.model_dump(by_alias=True, mode="json")))
+    paths["switches"].write_text("tradingEnabled: true\n")
+    args = argparse.Namespace(database_url=None, spill_path=str(tmp_path / "spill.jsonl"), redis_url=None,
+                              feed_url="ws://127.0.0.1:9", config=str(paths["config"]),
+                              switches=str(paths["switches"]), latency_log=None)
+    runtime = Runtime(args, config, Switches())
+    assert isinstance(runtime.engine.broker, HttpBroker) is http_orders
+    assert isinstance(runtime.engine.broker, PaperBroker)
+    assert isinstance(runtime.feed, FeedClient)
+    assert (runtime.feed.snapshots is not None) is api_snapshots
+    assert (runtime.pool is not None) is (section is not None)
