@@ -236,3 +236,23 @@ async def test_a_new_leader_replaying_the_last_decision_sends_its_orders_again_a
     assert [r[0] for r in rows.by_table["orders"][recorded:]] == last_orders
     assert server.hits == submissions + len(last_orders), "the orders were sent again"
     assert len(provider.orders) == placed_at_broker, "the broker placed a replayed order twice"
+
+
+async def test_a_demoted_leader_stops_sending_even_the_orders_it_was_retrying(servers):
+    limits = {"alpha": (1000.0, 100)}
+    failing = await servers(Provider(limits), "fail")
+    rows = Rows()
+    settings = PoolSettings(endpoints=[failing.url], keys=keys(limits), failure_threshold=10_000,
+                            retry_min_per_second=1000.0)
+    async with ClientPool(settings) as pool:
+        engine, broker = engine_over(pool, rows)
+        await paced_drive(engine, 300)
+        assert broker.working, "no order was being retried"
+        engine.demote()
+        await asyncio.sleep(0.5)  # a request already on the wire still lands (a loaded server takes a while)
+        hits = failing.hits
+        await asyncio.sleep(1.0)
+        assert failing.hits == hits, "a demoted leader kept sending"
+        assert await broker.drain(1.0) == 0
+    assert rows.count("fills") == 0
+    assert not [r for r in rows.by_table.get("risk_events", []) if r[2] == "broker-unknown"]

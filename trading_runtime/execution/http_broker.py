@@ -99,9 +99,12 @@ class HttpBroker(PaperBroker):
         return []
 
     def restore(self, positions: dict[str, Position], fees: float) -> None:
-        """Take over the book's positions; orders still working are forgotten (their results are not applied)."""
+        """Take over the book's positions. Orders still working are forgotten and their sending stops (a
+        demoted leader sends nothing more, not even again); the book and the next leader own them."""
         super().restore(positions, fees)
         self.working.clear()
+        for task in self._tasks:
+            task.cancel()
 
     async def drain(self, within: float) -> int:
         """Wait for working orders to end (shutdown); returns how many were still working at the timeout."""
