@@ -1,13 +1,16 @@
 """The main job on the embedded default: the emulated Kubernetes API with a trading-runtime process for
 every pod, the synthetic options feed, a real Prometheus, and the operator. `kubectl apply` of the example
-TradingSymbols (SPY, QQQ, ES); once they are Ready, a bad change (120 ms of injected latency) to SPY is
-applied and the operator's analysis rolls it back on its own, with the measured values.
+TradingSymbols (SPY, QQQ, ES); once they are Ready, QQQ is switched to the local paper broker's HTTP API
+(devstack/paper_broker.py: two endpoints, two rate-limited keys from a Secret) and its calls are shown per
+endpoint from Prometheus; then a bad change (120 ms of injected latency) to SPY is applied and the operator's
+analysis rolls it back on its own, with the measured values.
 
 `python -m devstack.demo [--keep-running] [--no-bad-change]`"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import shlex
@@ -16,9 +19,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.parse
+import urllib.request
 
 from devstack.processes import REPO_ROOT, StackError, find_kubectl, kube_for, wait_for
-from devstack.stack import AnalysisStack, start_analysis_stack
+from devstack.stack import AnalysisStack, broker_config, start_analysis_stack
 from trading_operator import api
 from trading_operator.executor import TRADING_SYMBOLS
 
@@ -57,6 +62,8 @@ def _demo(stack: AnalysisStack, args: argparse.Namespace) -> None:
 
     wait_for(all_ready, args.timeout, "SPY, QQQ and ES to become Ready", interval=0.2)
     _run(*kc, "get", "tradingsymbols", "-o", "wide")
+    if stack.paper_broker is not None:
+        _through_the_broker(stack, kc, args.timeout)
     if args.bad_change:
         print("\nA bad change to SPY: 120 ms of injected latency (the SLO is p95 < 50 ms).", flush=True)
         _run(*kc, "patch", "ts", "spy", "--type", "merge", "-p", BAD_CHANGE)
@@ -69,6 +76,30 @@ def _demo(stack: AnalysisStack, args: argparse.Namespace) -> None:
         _run(*opsctl, "analysis", "spy")
         _run(*opsctl, "describe", "spy")
     _run(*opsctl, "get")
+
+
+def _through_the_broker(stack: AnalysisStack, kc: list[str], timeout: float) -> None:
+    """QQQ's orders and snapshots through the local paper broker; its client pool's calls per endpoint."""
+    assert stack.paper_broker is not None
+    config = broker_config(stack.paper_broker)
+    print(f"\nQQQ through the local paper broker's API ({', '.join(config.endpoints)}; keys "
+          f"{', '.join(k.name for k in config.keys)} from Secret {config.keys[0].secret_key_ref.name}):", flush=True)
+    patch = {"spec": {"config": {"broker": config.model_dump(by_alias=True, mode="json", exclude_defaults=True)}}}
+    _run(*kc, "patch", "ts", "qqq", "--type", "merge", "-p", json.dumps(patch))
+    query = 'sum by (endpoint, outcome) (tradeops_api_requests_total{symbol="QQQ"})'
+
+    def calls() -> list[dict[str, object]]:
+        url = f"{stack.prometheus.url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return list(json.load(response)["data"]["result"])
+
+    results = wait_for(calls, timeout, "QQQ's first calls through the pool to show in Prometheus", interval=0.5)
+    print(f"$ promql: {query}", flush=True)
+    for result in results:
+        labels, value = result["metric"], result["value"]
+        assert isinstance(labels, dict)
+        assert isinstance(value, list)
+        print(f"  {labels.get('endpoint')} {labels.get('outcome')}: {value[1]}", flush=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -89,7 +120,7 @@ def main() -> int:
         signal.signal(sig, _interrupt)
     stack: AnalysisStack | None = None
     try:
-        stack = start_analysis_stack(pathlib.Path(tempfile.mkdtemp(prefix="tradeops-demo-")))
+        stack = start_analysis_stack(pathlib.Path(tempfile.mkdtemp(prefix="tradeops-demo-")), paper_broker=True)
         _demo(stack, args)
         if args.keep_running:
             config = str(stack.kubeconfig)

@@ -211,6 +211,41 @@ class FeedProcess:
         stop_process(self.process)
 
 
+class PaperBrokerProcess:
+    """`python -m devstack.paper_broker`: the local broker API (orders, snapshots) on `endpoints` free ports,
+    following the feed at `feed_url`, with development API keys (name → (secret, rate/s, burst))."""
+
+    def __init__(self, workdir: pathlib.Path, feed_url: str, keys: Mapping[str, tuple[str, float, int]],
+                 symbols: str = "SPY,QQQ,ES", endpoints: int = 2) -> None:
+        self.log_path = workdir / "paper-broker.log"
+        self.keys = dict(keys)
+        self.args = ["--feed-url", feed_url, "--symbols", symbols, "--endpoints", str(endpoints),
+                     *(a for name, (secret, rate, burst) in self.keys.items()
+                       for a in ("--key", f"{name}:{secret}:{rate:g}:{burst}"))]
+        self.endpoints = endpoints
+        self.urls: list[str] = []
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> PaperBrokerProcess:
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(tied_to_parent([sys.executable, "-m", "devstack.paper_broker", *self.args]),
+                                            stdout=subprocess.PIPE, stderr=log, text=True)
+        assert self.process.stdout is not None
+        for _ in range(self.endpoints):
+            line = self.process.stdout.readline().strip()
+            if not line.startswith("http"):
+                self.stop()
+                raise StackError(f"the paper broker did not start: {line!r}; see {self.log_path}")
+            self.urls.append(line)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+
 class PrometheusProcess:
     """A real Prometheus server scraping every target written to its file-SD directory, every second."""
 

@@ -96,6 +96,13 @@ def symbols() -> Dashboard:
         panel("Errors per second by stage", [
             (f"sum by (symbol, stage) (rate(tradeops_errors_total{{{SYMBOL}}}[5m]))", "{{symbol}} {{stage}}"),
         ], unit="ops"),
+        panel("Broker API calls per second by endpoint and outcome (config.broker)", [
+            (f"sum by (symbol, endpoint, outcome) (rate(tradeops_api_requests_total{{{SYMBOL}}}[5m]))",
+             "{{symbol}} {{endpoint}} {{outcome}}"),
+        ], unit="ops"),
+        panel("Broker API circuit breakers (0 closed, 1 half-open, 2 open)", [
+            (f"max by (symbol, endpoint) (tradeops_api_breaker_state{{{SYMBOL}}})", "{{symbol}} {{endpoint}}"),
+        ], thresholds=[(1, "orange"), (2, "red")]),
         panel("Trading halted", [(f"max by (symbol, reason) (tradeops_trading_halted{{{SYMBOL}}})",
                                   "{{symbol}} {{reason}}")], kind="stat", width=24, height=4,
               thresholds=[(1, "red")]),

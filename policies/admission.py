@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 from policies.loader import PolicySet
 from policies.models import AdmissionPolicySpec, RiskPolicySpec
 from policies.risk import RISK_BOUNDS, cap_violations
-from trading_runtime.config import FaultInjection, MachineLearning, RiskLimits
+from trading_runtime.config import BrokerApiKey, FaultInjection, MachineLearning, RiskLimits
 
 KIND = "TradingSymbol"
 GROUP = "trading.tradeops.io"
@@ -61,6 +61,17 @@ def _entry_score_floor(config: Mapping[str, Any], risk: RiskPolicySpec) -> list[
     return []
 
 
+def _broker_key_errors(config: Mapping[str, Any]) -> list[str]:
+    """A broker API key's value comes from its Secret: a manifest kept in git carries none (the API server would
+    drop the field unseen, and the secret would be in git)."""
+    keys = _mapping(config.get("broker")).get("keys")
+    known = {field.alias or name for name, field in BrokerApiKey.model_fields.items()}
+    return [f"spec.config.broker.keys[{index}].{field}: an API key's value comes from a Secret (secretKeyRef), "
+            "never from the manifest"
+            for index, key in enumerate(keys if isinstance(keys, list) else []) if isinstance(key, Mapping)
+            for field in sorted(str(f) for f in set(key) - known)]
+
+
 def admission_errors(manifest: Mapping[str, Any], policy: AdmissionPolicySpec, risk: RiskPolicySpec) -> list[str]:
     """`field: problem` for every admission rule and risk bound the TradingSymbol manifest breaks."""
     if manifest.get("kind") != KIND or not str(manifest.get("apiVersion", "")).startswith(f"{GROUP}/"):
@@ -82,7 +93,7 @@ def admission_errors(manifest: Mapping[str, Any], policy: AdmissionPolicySpec, r
                      for name, value in sorted(faults.items()) if value != 0]
     labels = _mapping(meta.get("labels"))
     problems += [f"metadata.labels.{label}: required" for label in policy.required_labels if not labels.get(label)]
-    return problems + _risk_errors(config, risk)
+    return problems + _broker_key_errors(config) + _risk_errors(config, risk)
 
 
 def manifest_errors(manifest: Mapping[str, Any], policies: PolicySet, admission: str = "default") -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 
 from trading_operator import api, deploy_trace, naming
 from trading_operator.revisions import Revision, hash_of
-from trading_runtime.config import RenderedConfig, RuntimeConfig, Switches
+from trading_runtime.config import RenderedConfig, RuntimeConfig, Switches, api_key_env
 
 Manifest = dict[str, Any]
 
@@ -79,6 +80,16 @@ def _rendered_config(symbol: str, market: str, number: int, config_json: str) ->
     rendered = RenderedConfig(symbol=symbol, market=market, revision=number,
                               runtime=RuntimeConfig.model_validate(json.loads(config_json)))
     return _yaml(rendered.model_dump(by_alias=True, mode="json"))
+
+
+@functools.lru_cache(maxsize=4096)
+def api_key_sources(config_json: str) -> tuple[tuple[str, str, str], ...]:
+    """(environment variable, Secret, key) of each broker API key of a revision's config (cached per config:
+    the Deployment is built on every plan)."""
+    broker = RuntimeConfig.model_validate(json.loads(config_json)).broker
+    if broker is None:
+        return ()
+    return tuple((api_key_env(k.name), k.secret_key_ref.name, k.secret_key_ref.key) for k in broker.keys)
 
 
 def config_digest(runtime_yaml: str) -> str:
@@ -156,6 +167,9 @@ def build_deployment(
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {"name": "TRADEOPS_LEASE_NAME", "value": naming.lease_name(owner.name)},
+            # The broker API's keys, each from its Secret: the ConfigMap names them, never holds them.
+            *({"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+              for env, secret, key in api_key_sources(json.dumps(revision.template.config, sort_keys=True))),
         ],
         "envFrom": [{"secretRef": {"name": CREDENTIALS_SECRET, "optional": True}}],
         "ports": [{"name": "metrics", "containerPort": naming.METRICS_PORT, "protocol": "TCP"}],
@@ -286,9 +300,21 @@ def build_pdb(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
     }
 
 
+def broker_ports(config: RuntimeConfig) -> list[int]:
+    """The TCP ports of the broker API's endpoints (443 for https, 80 for http, unless the URL names one)."""
+    if config.broker is None:
+        return []
+    ports = set()
+    for endpoint in config.broker.endpoints:
+        url = urllib.parse.urlsplit(endpoint)
+        ports.add(url.port or (443 if url.scheme == "https" else 80))
+    return sorted(ports)
+
+
 def build_network_policy(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
     """Ingress only to the metrics port from Prometheus and the operator; egress to DNS, the
-    databases, the market-data feed and (with a `spec.model`) the MLflow server."""
+    databases, the market-data feed, the broker's API (with a `config.broker`) and (with a `spec.model`) the
+    MLflow server."""
     scrapers = [
         {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}},
         {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": naming.MANAGER}}},
@@ -307,6 +333,8 @@ def build_network_policy(owner: Owner, spec: api.TradingSymbolSpec) -> Manifest:
                 {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 8765, "protocol": "TCP"}]},
                 # The pinned model version's artifact, fetched from the MLflow server (infra/mlflow_tracking.py).
                 *([{"ports": [{"port": 5000, "protocol": "TCP"}]}] if spec.model is not None else []),
+                *([{"ports": [{"port": port, "protocol": "TCP"} for port in broker_ports(spec.config)]}]
+                  if spec.config.broker is not None else []),
                 {"ports": [{"port": port, "protocol": "TCP"} for port in KUBE_API_PORTS]},  # the Lease
             ],
         },

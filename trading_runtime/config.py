@@ -3,6 +3,7 @@ runtime when it loads the file the operator renders into a ConfigMap."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -157,6 +158,80 @@ class MachineLearning(CamelModel):
         return self
 
 
+API_KEY_ENV_PREFIX = "TRADEOPS_API_KEY_"
+"""The runtime reads each API key's value from `TRADEOPS_API_KEY_<NAME>` (the operator fills it from the key's
+Secret; the ConfigMap never holds a key)."""
+
+
+def api_key_env(name: str) -> str:
+    """The environment variable holding the value of the API key called `name`."""
+    return API_KEY_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+class SecretKeyRef(CamelModel):
+    """A key of a Secret in the symbol's namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """The Secret's name."""
+    key: Annotated[str, Field(min_length=1, max_length=253)]
+    """The key in the Secret whose value is the API key."""
+
+
+class BrokerApiKey(CamelModel):
+    """One API key of the broker's HTTP API and the provider's rate limit for it."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
+    """Shown in metrics and logs (the key's value never is)."""
+    secret_key_ref: SecretKeyRef
+    """Where the key's value is (a Secret: never the config)."""
+    rate_per_second: Annotated[float, Field(gt=0.0, le=100_000.0)]
+    """This symbol's share of the provider's sustained rate for the key; the runtime never sends faster. Each
+    runtime limits itself: symbols sharing a key split its rate between them."""
+    burst: Annotated[int, Field(ge=1, le=10_000)] = 1
+    """Requests the provider lets through at once (its token bucket's size)."""
+
+
+class BrokerApi(CamelModel):
+    """A broker's HTTP API (orders and market-data snapshots) reached through the runtime's client pool
+    (trading_runtime/gateway/): load-balanced across `endpoints` and `keys`, each key held under its rate limit,
+    with a circuit breaker per endpoint and a retry budget. Absent: orders fill on paper, in the process."""
+
+    endpoints: Annotated[list[Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]],
+                         Field(min_length=1, max_length=16)]
+    """Base URLs of the API's endpoints (`https://broker.example/`), all serving the same API."""
+    keys: Annotated[list[BrokerApiKey], Field(min_length=1, max_length=16)]
+    """API keys the pool spreads calls over."""
+    orders: bool = True
+    """Send orders to the API (client order id = the runtime's deterministic order id); false: paper fills."""
+    snapshots: bool = True
+    """Take market-data snapshots from the API: at start, and to resync after a feed sequence gap."""
+    timeout_seconds: Annotated[float, Field(gt=0.0, le=60.0)] = 2.0
+    """Longest wait for one attempt's answer, and for a snapshot (the feed waits on a resync's)."""
+    deadline_seconds: Annotated[float, Field(gt=0.0, le=300.0)] = 10.0
+    """Longest time one call may take over all its attempts."""
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    """Attempts per call (different endpoints or keys)."""
+    failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 5
+    """Consecutive failures of an endpoint that open its circuit breaker."""
+    open_seconds: Annotated[float, Field(gt=0.0, le=600.0)] = 1.0
+    """How long an opened breaker sends nothing before one probe (doubling while probes fail)."""
+    retry_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
+    """Retries may add at most this share of the first attempts' traffic (the retry budget)..."""
+    retry_min_per_second: Annotated[float, Field(ge=0.0, le=1000.0)] = 5.0
+    """...plus this many per second."""
+    order_timeout_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 30.0
+    """How long an order whose answer was lost is sent again (same client order id) before the runtime halts
+    trading: its outcome is then unknown."""
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> Self:
+        names = [k.name for k in self.keys]
+        envs = {api_key_env(n) for n in names}
+        if len(envs) != len(names):
+            raise ValueError(f"API key names must be distinct (also with - read as _): {names}")
+        return self
+
+
 class RuntimeConfig(CamelModel):
     """Configuration of one trading runtime process."""
 
@@ -172,6 +247,9 @@ class RuntimeConfig(CamelModel):
     """Pre-trade controls on every order."""
     ml: MachineLearning = MachineLearning()
     """Machine learning in the loop (off by default)."""
+    broker: BrokerApi | None = None
+    """A broker's HTTP API for orders and market-data snapshots; absent (the default): paper fills in the
+    process."""
 
 
 class RenderedConfig(CamelModel):

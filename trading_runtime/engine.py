@@ -23,8 +23,8 @@ from trading_runtime.clock import Clock, WallClock
 from trading_runtime.config import RenderedConfig
 from trading_runtime.execution import ids
 from trading_runtime.execution.options import Contract, choose_contract, contract_greeks, contracts_for, parse_option_id
-from trading_runtime.execution.paper import Broker, PaperBroker, Position
-from trading_runtime.execution.pretrade import OrderRequest, PreTradeControls, Rejection
+from trading_runtime.execution.paper import Broker, Fill, OrderResult, PaperBroker, Position, Working
+from trading_runtime.execution.pretrade import OrderRequest, PreTradeControls, Rejection, RejectReason
 from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade
 from trading_runtime.indicators.bars import MultiTimeframe
 from trading_runtime.indicators.microstructure import OrderFlowImbalance, SessionVpin, TradeFlow, microprice
@@ -123,6 +123,8 @@ class SymbolEngine:
         """False in a hot standby: everything is computed, no order is sent (trading_runtime/leadership.py)."""
         self._seq = -1
         self._last_signal: Row | None = None
+        self._working: dict[str, tuple[OrderRequest, str | None, int]] = {}
+        """Orders sent to a broker whose result comes later: (request, signal id, when submitted)."""
         self.set_trading_enabled(trading_enabled)
         metrics.set_build("0.1.0", config.revision)
 
@@ -169,6 +171,7 @@ class SymbolEngine:
         replica holds none of its own (a drain asking it for open positions hears none)."""
         self.active = False
         self.broker.restore({}, 0.0)
+        self._working.clear()
 
     def _halt(self, reason: str, on: bool) -> None:
         self.state.halted[reason] = on
@@ -436,8 +439,38 @@ class SymbolEngine:
             self._reject(request, rejection)
             return
         fill = self.broker.submit(instrument, quantity, ts, order_id=order_id)
-        if fill is None:
+        if isinstance(fill, Working):
+            self._working[fill.order_id] = (request, signal_id, submitted)
+        elif fill is not None:
+            self._filled(fill, request, signal_id, submitted)
+
+    def order_result(self, result: OrderResult) -> None:
+        """A working order ended (a broker over the network): record its fill, its refusal (by the broker, or
+        because it never reached it), or halt trading when its outcome is unknown (the position cannot be known:
+        no new risk until someone looks)."""
+        request, signal_id, submitted = self._working.pop(result.order_id, (None, None, self.trace.now()))
+        if request is None:
             return
+        if result.fill is not None:
+            self._filled(result.fill, request, signal_id, submitted, result.position)
+        elif result.outcome in ("rejected", "unsent"):
+            self._reject(request, Rejection(RejectReason.BROKER, result.reason))
+        else:
+            self.metrics.errors.labels(self.symbol, "broker").inc()
+            log.error("order %s %s %+g: outcome unknown (%s)", result.order_id, result.instrument, result.quantity,
+                      result.reason, extra={"order_id": result.order_id})
+            if not self.state.halted.get("broker"):
+                log.error("trading on %s halted: an order's outcome is unknown", self.symbol)
+                self._halt("broker", True)
+                self.sink("risk_events", (_utc(request.ts), self.symbol, "broker-unknown", "critical",
+                                          {"order_id": result.order_id, "instrument": result.instrument,
+                                           "quantity": result.quantity, "reason": result.reason}))
+
+    def _filled(self, fill: Fill, request: OrderRequest, signal_id: str | None, submitted: int,
+                position: Position | None = None) -> None:
+        """Record a fill: its order, the fill, and the instrument's `position` after it (the broker's, by
+        default)."""
+        ts, instrument, quantity = request.ts, request.instrument, request.quantity
         filled = self.trace.now()
         self.metrics.fills.labels(self.symbol).inc()
         if request.mid > 0:  # no quote, no mid: the fill is counted, its slippage is unknown
@@ -447,7 +480,7 @@ class SymbolEngine:
         self.sink("orders", (fill.order_id, _utc(ts), self.symbol, instrument, side, abs(quantity), None, signal_id,
                              "filled"))
         self.sink("fills", (ids.fill_id(fill.order_id), _utc(ts), fill.order_id, quantity, fill.price, fill.fee))
-        position = self.broker.position(instrument)
+        position = position or self.broker.position(instrument)
         self.sink("positions", (_utc(ts), self.symbol, instrument, position.quantity, position.average_price,
                                 position.realized))
         self.trace.order(submitted, filled, instrument, quantity, fill.price)

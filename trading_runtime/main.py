@@ -2,7 +2,9 @@
 (`--replay FILE --speed X` takes a recorded file as the feed instead of the WebSocket, then exits).
 
 Wires the feed client, the engine, PostgreSQL (write-behind), Redis, config hot reload and the HTTP
-surface together; SIGTERM stops the feed, flushes every buffer and exits 0. Logs are ECS JSON lines
+surface together; SIGTERM stops the feed, waits for orders still working at the broker, flushes every buffer
+and exits 0. With a broker API in the config (`broker`), orders and market-data snapshots go through the
+client pool (trading_runtime/gateway/); without one, orders fill on paper in the process. Logs are ECS JSON lines
 (trading_runtime/logs.py); traces go to an OTLP endpoint when one is set (trading_runtime/telemetry.py).
 A config that cannot be used (invalid, or valid field by field but unworkable together) exits 2 with the
 reason on stderr. The fault injection of the config's `faultInjection` that acts on the process (crash,
@@ -21,6 +23,7 @@ import pathlib
 import signal
 import sys
 import time
+import urllib.parse
 from typing import Any
 
 from trading_runtime.chain_analysis import BackgroundAnalysis
@@ -29,9 +32,13 @@ from trading_runtime.config import RenderedConfig, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
 from trading_runtime.election import API_URL_ENV, LEASE_NAME_ENV, ApiAccess, LeaderElection, LeaseApi
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.execution.http_broker import HttpBroker
 from trading_runtime.feeds.client import FeedClient, Message
 from trading_runtime.feeds.recorded import LoadOptions, Recorded, RecordedDataError, load_recorded
 from trading_runtime.feeds.replay import ReplayFeed
+from trading_runtime.gateway.market_api import MarketApi
+from trading_runtime.gateway.pool import ClientPool
+from trading_runtime.gateway.settings import MissingKeyError, pool_settings
 from trading_runtime.health import Check, HealthServer
 from trading_runtime.leadership import LeaseTimings
 from trading_runtime.logs import LogContext, configure
@@ -78,12 +85,25 @@ class Runtime:
         self._tick_processing = self.metrics.tick_processing.labels(config.symbol)
         # Line-buffered: a reader (the fleet benchmark) follows it while the runtime runs.
         self.latency_log = open(args.latency_log, "a", buffering=1) if args.latency_log else None  # noqa: SIM115
+        # The broker's API (orders, snapshots) through the client pool; its metrics are the runtime's.
+        broker_api = config.runtime.broker if replay is None else None
+        self.pool = ClientPool(pool_settings(broker_api, os.environ), self.metrics.registry) \
+            if broker_api is not None else None
+        self.api = MarketApi(self.pool) if self.pool is not None else None
+        self.broker = HttpBroker(api=self.api, order_timeout=broker_api.order_timeout_seconds) \
+            if broker_api is not None and broker_api.orders else None
+        self.snapshots = self.api if broker_api is not None and broker_api.snapshots else None
+        self.snapshot_wait = broker_api.timeout_seconds if broker_api is not None else 2.0
         if replay is None:
             # The chain's analysis on a thread of its own: frames never wait behind an IV solve.
             self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, tracer=tracer,
                                        origin=self._frame_origin, decided=self._decided,
-                                       analysis=BackgroundAnalysis())
-            self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message)
+                                       analysis=BackgroundAnalysis(), broker=self.broker)
+            if self.broker is not None:
+                self.broker.on_result = self.engine.order_result
+            self.feed = FeedClient(args.feed_url, [config.symbol], self.engine.on_message,
+                                   snapshots=self.snapshots.snapshot if self.snapshots is not None else None,
+                                   snapshot_timeout=self.snapshot_wait)
         else:  # recorded events drive the engine's clock
             clock = EventClock()
             self.engine = SymbolEngine(config, switches.trading_enabled, self.metrics, self.sink, clock=clock,
@@ -188,6 +208,10 @@ class Runtime:
             CounterSource("feed_reconnects", "Feed reconnections", lambda: feed.reconnects),
             CounterSource("feed_gaps", "Sequence gaps detected", lambda: feed.gaps),
             CounterSource("feed_resyncs", "Snapshot resyncs", lambda: feed.resyncs),
+            CounterSource("feed_api_snapshots", "Resync snapshots taken from the broker's API",
+                          lambda: feed.api_snapshots),
+            CounterSource("feed_api_snapshot_failures", "Resync snapshots the broker's API did not give (the feed did)",
+                          lambda: feed.api_snapshot_failures),
             CounterSource("config_reloads", "Config files applied", lambda: sum(f.reloads for f in files)),
             CounterSource("config_rejected", "Config files rejected", lambda: sum(f.rejected for f in files)),
         ]
@@ -353,6 +377,19 @@ class Runtime:
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, 10.0)
 
+    async def _first_snapshot(self) -> None:
+        """The symbol's snapshot from the broker's API before the feed connects: quotes and the option chain
+        at once. A failure is logged; the feed's own snapshot follows its subscription anyway."""
+        if self.snapshots is None:
+            return
+        try:
+            snapshot = await asyncio.wait_for(self.snapshots.snapshot(self.engine.symbol), self.snapshot_wait)
+        except Exception as exc:  # the API is down or slow: the feed still brings the market
+            self.metrics.errors.labels(self.engine.symbol, "snapshot").inc()
+            log.warning("no snapshot of %s from the broker's API at start: %s", self.engine.symbol, exc)
+            return
+        await self.engine.on_message(snapshot)
+
     async def run(self) -> None:
         stop, flush = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -381,6 +418,7 @@ class Runtime:
         if self.writer is not None:
             await self._migrate(stop)
             writer_task = asyncio.create_task(self.writer.run(flush))
+        await self._first_snapshot()
         tasks = [asyncio.create_task(self.feed.run(stop)), asyncio.create_task(watch(self.files, stop)),
                  asyncio.create_task(self._share(stop))]
         if self.election is not None:
@@ -392,6 +430,12 @@ class Runtime:
             stop.set()
         await stop.wait()
         await asyncio.gather(*tasks)
+        if self.broker is not None:  # their results are recorded before the writer's last flush
+            still = await self.broker.drain(self.args.order_drain)
+            if still:
+                log.error("%d order(s) still working at the broker at shutdown: their outcome is not recorded", still)
+        if self.pool is not None:
+            await self.pool.close()
         await asyncio.gather(*self._background, return_exceptions=True)
         flush.set()
         if self.writer is not None:
@@ -445,6 +489,24 @@ def unworkable(config: RenderedConfig) -> list[str]:
     return problems
 
 
+def broker_warnings(config: RenderedConfig) -> list[str]:
+    """What a broker section allows and is probably a mistake (logged at start, not refused)."""
+    api = config.runtime.broker
+    if api is None:
+        return []
+    warnings = []
+    capacity = sum(k.rate_per_second for k in api.keys)
+    if config.runtime.pre_trade.max_orders_per_second > capacity:
+        warnings.append(f"preTrade.maxOrdersPerSecond ({config.runtime.pre_trade.max_orders_per_second}) is above "
+                        f"the broker keys' combined rate ({capacity:g}/s): a burst of orders queues for the keys' "
+                        "tokens (up to deadlineSeconds) before it is sent")
+    for endpoint in api.endpoints:
+        url = urllib.parse.urlsplit(endpoint)
+        if url.scheme == "http" and url.hostname not in ("localhost", "127.0.0.1", "::1"):
+            warnings.append(f"broker endpoint {endpoint} is plain HTTP: its API keys cross the network in clear text")
+    return warnings
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="trading_runtime", description=__doc__)
     parser.add_argument("--config", required=True)
@@ -466,6 +528,8 @@ def main() -> int:
     parser.add_argument("--renew-deadline", type=float, default=4.0,
                         help="seconds the leader keeps trading without renewing (< --lease-duration)")
     parser.add_argument("--retry-period", type=float, default=1.0, help="seconds between lease reads and renewals")
+    parser.add_argument("--order-drain", type=float, default=10.0,
+                        help="seconds a shutdown waits for orders still working at the broker's API")
     parser.add_argument("--metrics-host", default="0.0.0.0")
     parser.add_argument("--metrics-port", type=int, default=9102)
     parser.add_argument("--spill-path", default=os.environ.get("TRADEOPS_SPILL_PATH", "/tmp/tradeops-spill.jsonl"))
@@ -489,6 +553,11 @@ def main() -> int:
                 LeaseTimings(args.lease_duration, args.renew_deadline, args.retry_period)
             except ValueError as exc:
                 problems.append(str(exc))
+        if config.runtime.broker is not None and args.replay is None:
+            try:
+                pool_settings(config.runtime.broker, os.environ)
+            except MissingKeyError as exc:
+                problems.append(str(exc))
         if problems:
             raise ConfigError(f"{args.config}: {'; '.join(problems)}")
     except (ConfigError, TelemetryError) as exc:
@@ -507,6 +576,8 @@ def main() -> int:
         log.info("replaying %s", replay.report.summary(), extra={"events": replay.report.events,
                                                                "dropped": replay.report.dropped})
     context.symbol, context.revision = config.symbol, config.revision
+    for warning in broker_warnings(config):
+        log.warning("%s", warning)
     # Started here, after any fork and before the loop: the span export thread belongs to this process.
     tracing = Tracing.start(settings, {"tradeops.symbol": config.symbol, "tradeops.revision": config.revision,
                                        "service.instance.id": os.environ.get("HOSTNAME", str(os.getpid()))})

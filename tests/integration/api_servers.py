@@ -55,6 +55,8 @@ class ApiServer:
     def __init__(self, provider: Provider, mode: str = "ok", delay: float = 0.0) -> None:
         self.provider, self.mode, self.delay = provider, mode, delay
         self.hits = 0
+        self.refuse_orders = False
+        """Answer every order 422 (a broker refusing it)."""
         self.simulator = MarketSimulator(["SPY", "QQQ"], seed=1)
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -101,6 +103,8 @@ class ApiServer:
         if refused is not None:
             return refused
         body = await request.json()
+        if self.refuse_orders:
+            return web.json_response({"error": "instrument not tradable"}, status=422)
         order_id = request.headers["Idempotency-Key"]
         first = order_id not in self.provider.orders
         self.provider.orders.setdefault(order_id, body)

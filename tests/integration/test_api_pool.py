@@ -119,7 +119,7 @@ async def test_pool_routes_around_a_failing_and_a_dead_endpoint(servers):
         # Each bad endpoint took a few requests until its breaker opened, then none.
         assert failing.hits <= settings.failure_threshold + 6
         assert sample(registry, "tradeops_api_requests_total", endpoint=dead_label,
-                      outcome="connection_error") <= settings.failure_threshold + 6
+                      outcome="unreachable") <= settings.failure_threshold + 6
         assert sample(registry, "tradeops_api_breaker_state", endpoint=failing_label) == 2
         assert sample(registry, "tradeops_api_breaker_state", endpoint=dead_label) == 2
         assert good.hits >= 120
@@ -199,3 +199,19 @@ async def test_a_non_idempotent_call_is_not_sent_twice_after_a_server_error(serv
                                headers={"Idempotency-Key": "x"})
     assert failing.hits == 1
     assert good.hits == 0
+
+
+async def test_a_saturated_pool_keeps_every_key_busy_in_proportion_to_its_limit(servers):
+    limits = {"alpha": (20.0, 2), "beta": (5.0, 1)}
+    provider = Provider(limits)
+    endpoint = await servers(provider)
+    async with ClientPool(PoolSettings(endpoints=[endpoint.url], keys=keys(limits), deadline_seconds=60.0)) as pool:
+        api = MarketApi(pool)
+        started = time.monotonic()
+        results = await gather_calls(100, 50, lambda i: api.snapshot("SPY"))
+        elapsed = time.monotonic() - started
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert dict(provider.throttled) == {}
+    # 25/s together: about 4 s. Splitting the queue evenly would leave beta's half to drain at 5/s (10 s).
+    assert elapsed <= (100 - 3) / 25 * 1.4 + 0.5, elapsed
+    assert len(provider.arrivals["alpha"]) >= 3 * len(provider.arrivals["beta"])

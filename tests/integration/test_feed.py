@@ -156,3 +156,58 @@ def test_the_feed_process_stops_on_a_signal_and_reports_what_it_skipped(signum):
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["sent"] > 0
     assert summary["slips"] >= 0
+
+
+async def test_gap_is_resynced_from_the_snapshot_source_when_one_is_given():
+    recorder = Recorder()
+    async with FeedServer(["SPY"], seed=2, rate=100) as server:
+        asked: list[str] = []
+
+        async def source(symbol: str) -> Snapshot:  # the feed's current state, as a broker's API has it
+            asked.append(symbol)
+            return Snapshot.model_validate_json(server._snapshot(symbol))
+
+        client = FeedClient(server.url, ["SPY"], recorder, seed=0, snapshots=source)
+        async with running(client):
+            await until(lambda: recorder.count(Quote) >= 10)
+            server.skip_sequence("SPY")
+            await until(lambda: client.stats.resyncs == 1)
+            after = len(recorder.messages)
+            await until(lambda: len(recorder.messages) > after + 20)
+    assert asked == ["SPY"]
+    assert (client.stats.gaps, client.stats.api_snapshots, client.stats.api_snapshot_failures) == (1, 1, 0)
+    assert recorder.count(Snapshot) == 2  # the subscription's and the source's: none asked of the feed
+    applied = [m.seq for m in recorder.messages if isinstance(m, (Quote, Trade, Snapshot))]
+    assert all(b > a for a, b in itertools.pairwise(applied))
+
+
+async def test_a_failing_snapshot_source_falls_back_to_the_feeds_snapshot():
+    recorder = Recorder()
+
+    async def source(symbol: str) -> Snapshot:
+        raise ConnectionError("the API is down")
+
+    async with FeedServer(["SPY"], seed=2, rate=100) as server:
+        client = FeedClient(server.url, ["SPY"], recorder, seed=0, snapshots=source)
+        async with running(client):
+            await until(lambda: recorder.count(Quote) >= 10)
+            server.skip_sequence("SPY")
+            await until(lambda: client.stats.resyncs == 1)
+    assert (client.stats.api_snapshots, client.stats.api_snapshot_failures) == (0, 1)
+    assert recorder.count(Snapshot) == 2
+
+
+async def test_a_snapshot_older_than_the_gap_is_not_applied_and_the_feed_resyncs():
+    recorder = Recorder()
+
+    async def source(symbol: str) -> Snapshot:  # a source that lags far behind the feed
+        return Snapshot.model_validate_json(json.dumps({**json.loads(server._snapshot(symbol)), "seq": 1}))
+
+    async with FeedServer(["SPY"], seed=2, rate=100) as server:
+        client = FeedClient(server.url, ["SPY"], recorder, seed=0, snapshots=source)
+        async with running(client):
+            await until(lambda: recorder.count(Quote) >= 10)
+            server.skip_sequence("SPY")
+            await until(lambda: client.stats.resyncs == 1)
+    assert (client.stats.api_snapshots, client.stats.api_snapshot_failures) == (0, 1)
+    assert [m.seq for m in recorder.messages if isinstance(m, Snapshot)][1] > 1, "the lagging snapshot was applied"

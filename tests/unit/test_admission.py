@@ -73,6 +73,10 @@ CASES = [
      "spec.config.ml.entryScoreMin: 0.1 is below the risk policy's floor 0.3"),
     ("risk-not-a-number", with_("spec.config.risk", {"capital": "lots"}), ADMISSION,
      "spec.config.risk.capital: must be a number, got 'lots'"),
+    ("broker-key-value-in-git", with_("spec.config.broker", {"endpoints": ["https://b.example"], "keys": [
+        {"name": "alpha", "secretKeyRef": {"name": "keys", "key": "alpha"}, "ratePerSecond": 5, "value": "s3cr3t"}]}),
+     ADMISSION, "spec.config.broker.keys[0].value: an API key's value comes from a Secret (secretKeyRef), never "
+                "from the manifest"),
     ("not-a-tradingsymbol", with_("kind", "Deployment"), ADMISSION,
      "kind: not a TradingSymbol ('trading.tradeops.io/v1alpha1', 'Deployment')"),
 ]
@@ -81,6 +85,12 @@ CASES = [
 @pytest.mark.parametrize(("manifest", "policy", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_each_rule_names_its_field(manifest: dict[str, Any], policy: AdmissionPolicySpec, expected: str):
     assert admission_errors(manifest, policy, RISK) == [expected]
+
+
+def test_a_broker_key_from_a_secret_passes():
+    manifest = with_("spec.config.broker", {"endpoints": ["https://b.example"], "keys": [
+        {"name": "alpha", "secretKeyRef": {"name": "keys", "key": "alpha"}, "ratePerSecond": 5, "burst": 2}]})
+    assert admission_errors(manifest, ADMISSION, RISK) == []
 
 
 def test_fault_injection_is_allowed_when_the_policy_says_so():

@@ -16,6 +16,7 @@ from infra import dashboards
 from tests.unit.infra_harness import ROOT
 from trading_operator import metrics as operator_metrics
 from trading_operator import symbol_gauges  # noqa: F401  (its gauges are in the operator's registry)
+from trading_runtime.gateway.metrics import PoolMetrics
 from trading_runtime.metrics import CounterSource, RuntimeMetrics
 
 BOARDS = dashboards.all_dashboards()
@@ -32,6 +33,7 @@ def exported(registry: CollectorRegistry) -> set[str]:
 def runtime_metric_names() -> set[str]:
     metrics = RuntimeMetrics("SPY")
     metrics.export([CounterSource("feed_messages", "m", lambda: 0.0)])
+    PoolMetrics(metrics.registry)  # the client pool's, in the runtime's registry when it has a broker API
     return exported(metrics.registry)
 
 

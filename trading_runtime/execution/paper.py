@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,32 @@ class Fill:
     price: float
     fee: float
     ts: float
+
+
+@dataclass(frozen=True)
+class Working:
+    """An order sent and not yet answered (a broker over the network): its result comes later, through the
+    broker's `on_result`."""
+
+    order_id: str
+
+
+Outcome = Literal["filled", "rejected", "unsent", "unknown"]
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """How a working order ended (a broker over the network, `execution/http_broker.py`)."""
+
+    order_id: str
+    instrument: str
+    quantity: float
+    fill: Fill | None
+    outcome: Outcome
+    """Filled (`fill`), refused by the broker, never reached it, or unknown (no answer in time)."""
+    reason: str = ""
+    position: Position | None = None
+    """The instrument's filled position after the fill (the book's row: other working orders not counted)."""
 
 
 @dataclass
@@ -38,9 +64,11 @@ class Broker(Protocol):
 
     def quote(self, instrument: str, bid: float, ask: float, multiplier: float = 1.0) -> None: ...
 
-    def submit(self, instrument: str, quantity: float, ts: float, order_id: str | None = None) -> Fill | None:
-        """A market order for a signed quantity; the fill, or None when nothing filled (yet). `order_id` is
-        the client order id (deterministic: a broker refuses a second order with the same one)."""
+    def submit(self, instrument: str, quantity: float, ts: float,
+               order_id: str | None = None) -> Fill | Working | None:
+        """A market order for a signed quantity: its fill; `Working` when its result comes later; None when
+        nothing was sent or nothing filled. `order_id` is the client order id (deterministic: a broker refuses a
+        second order with the same one)."""
         ...
 
     def restore(self, positions: dict[str, Position], fees: float) -> None:
@@ -86,8 +114,9 @@ class PaperBroker:
                           for instrument, p in positions.items()}
         self.fees = fees
 
-    def submit(self, instrument: str, quantity: float, ts: float, order_id: str | None = None) -> Fill | None:
-        """A market order for a signed quantity; None when there is no quote to trade against."""
+    def submit(self, instrument: str, quantity: float, ts: float,
+               order_id: str | None = None) -> Fill | Working | None:
+        """A market order for a signed quantity, filled at once; None when there is no quote to trade against."""
         if quantity == 0 or instrument not in self.quotes:
             return None
         bid, ask = self.quotes[instrument]

@@ -25,6 +25,8 @@ class RejectReason(enum.StrEnum):
     THROTTLE = "throttle"
     DUPLICATE = "duplicate"
     CONTROL_ERROR = "control-error"
+    BROKER = "broker"
+    """Refused by the broker's API after it passed these controls (trading_runtime/execution/http_broker.py)."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """The market-data WebSocket client: reconnects with exponential backoff and full jitter, detects a stale
-feed, detects sequence gaps and resyncs from a snapshot, and counts (never raises on) malformed frames."""
+feed, detects sequence gaps and resyncs from a snapshot, and counts (never raises on) malformed frames.
+
+The resync snapshot comes from `snapshots` when one is given (the broker's HTTP API through the client pool):
+frames keep queueing on the socket while it is fetched, those it already covers are then dropped as stale and
+the stream goes on from its sequence number. Without one, or when it fails, it is asked of the feed itself."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ log = logging.getLogger(__name__)
 
 Message = Snapshot | Quote | Trade | Heartbeat
 Handler = Callable[[Message], Awaitable[None]]
+SnapshotSource = Callable[[str], Awaitable[Snapshot]]
 
 
 def backoff_delay(attempt: int, rng: random.Random, base: float = 0.1, cap: float = 10.0) -> float:
@@ -67,6 +72,10 @@ class FeedStats:
     reconnects: int = 0
     gaps: int = 0
     resyncs: int = 0
+    api_snapshots: int = 0
+    """Resync snapshots taken from the snapshot source (the rest came from the feed)."""
+    api_snapshot_failures: int = 0
+    """Resync snapshots the source failed to give, or gave older than the gap (the feed's was taken)."""
     stale_timeouts: int = 0
     dropped_out_of_order: int = 0
 
@@ -75,8 +84,10 @@ class FeedClient:
     """Subscribes to `symbols` at `url` and hands every in-order message to `handler`."""
 
     def __init__(self, url: str, symbols: list[str], handler: Handler, stale_after: float = 5.0,
-                 backoff_base: float = 0.1, backoff_cap: float = 10.0, seed: int | None = None) -> None:
+                 backoff_base: float = 0.1, backoff_cap: float = 10.0, seed: int | None = None,
+                 snapshots: SnapshotSource | None = None, snapshot_timeout: float = 2.0) -> None:
         self.url = url
+        self.snapshots, self.snapshot_timeout = snapshots, snapshot_timeout
         self.symbols = symbols
         self.handler = handler
         self.stale_after = stale_after
@@ -157,10 +168,35 @@ class FeedClient:
             verdict = self.tracker.check(message.symbol, message.seq)
             if verdict is Verdict.GAP:
                 self.stats.gaps += 1
-                await connection.send(json.dumps({"op": "snapshot", "symbol": message.symbol}))
-                return
+                if not await self._resync_from_source(message.symbol, message.seq):
+                    await connection.send(json.dumps({"op": "snapshot", "symbol": message.symbol}))
+                    return
+                verdict = self.tracker.check(message.symbol, message.seq)  # in order right after it, or covered
             if verdict is Verdict.STALE:
                 self.stats.dropped_out_of_order += 1
                 return
         self.stats.messages += 1
         await self.handler(message)
+
+    async def _resync_from_source(self, symbol: str, gap_seq: int) -> bool:
+        """Take the symbol's snapshot from the snapshot source and hand it on; False when there is none, it
+        failed, or it is older than the gap (`gap_seq`, the frame that showed it): the caller asks the feed."""
+        if self.snapshots is None:
+            return False
+        try:
+            snapshot = await asyncio.wait_for(self.snapshots(symbol), self.snapshot_timeout)
+        except Exception as exc:  # any failure of the source: the feed's own snapshot still resyncs
+            self.stats.api_snapshot_failures += 1
+            log.warning("snapshot of %s from the API failed (%s); asking the feed", symbol, exc)
+            return False
+        if snapshot.seq < gap_seq - 1:  # the source lags the feed: it would leave the gap open
+            self.stats.api_snapshot_failures += 1
+            log.warning("snapshot of %s from the API is at seq %d, older than the gap at %d; asking the feed", symbol,
+                        snapshot.seq, gap_seq)
+            return False
+        self.stats.api_snapshots += 1
+        self.stats.resyncs += 1
+        self.tracker.snapshot(symbol, snapshot.seq)
+        self.stats.messages += 1
+        await self.handler(snapshot)
+        return True

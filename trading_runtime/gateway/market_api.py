@@ -30,6 +30,9 @@ class OrderAck(BaseModel):
     client_order_id: str = Field(alias="clientOrderId")
     status: Literal["accepted", "filled", "rejected"]
     price: float | None = None
+    fee: float | None = None
+    reason: str | None = None
+    """Why the order was rejected."""
 
 
 class MarketApi:
@@ -49,6 +52,9 @@ class MarketApi:
         response = await self.pool.request("POST", "/v1/orders", idempotent=True,
                                            json_body=ticket.model_dump(by_alias=True),
                                            headers={"Idempotency-Key": ticket.client_order_id})
+        if 400 <= response.status < 500:  # answered and refused (429s never get here: the pool retries them)
+            return OrderAck(client_order_id=ticket.client_order_id, status="rejected",
+                            reason=f"HTTP {response.status}: {str(response.body)[:200]}")
         if response.status not in (200, 201):
             raise ApiError(f"order {ticket.client_order_id}: HTTP {response.status} from {response.endpoint}")
         try:

@@ -32,7 +32,12 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(RuntimeError):
-    """A call that did not get an answer: every attempt failed, or no endpoint or key could take it."""
+    """A call that did not get an answer: every attempt failed, or no endpoint or key could take it. `sent`:
+    whether an attempt may have reached the server (False: the call certainly did nothing there)."""
+
+    def __init__(self, message: str, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class _Key:
     spec: ApiKey
     limiter: AsyncLimiter
     cooled_until: float = 0.0
+    waiting: int = 0
+    """Calls queued on this key's bucket."""
 
 
 def retry_after_seconds(value: str | None, now_epoch: float, default: float = 1.0) -> float:
@@ -123,20 +130,26 @@ class ClientPool:
         return min(others, key=lambda e: (e.outstanding, (self.endpoints.index(e) - self._turn) % n))
 
     async def _key(self, deadline: float) -> _Key:
-        """A key with a token: the first one round the ring that has capacity now, else wait on the one
-        whose cool-down ends first. Raises ApiError when none can be had before the deadline."""
+        """A key with a token: the first one round the ring that has capacity now and no queue, else the one
+        whose queue drains first (queued calls over its rate: a saturated pool keeps every key busy in
+        proportion to its limit); while every key cools down after a 429, wait for the first to end. Raises
+        ApiError when none can be had before the deadline."""
         while True:
             now = self.clock()
             usable = [k for k in self.keys if k.cooled_until <= now]
             if usable:
                 start = self._turn % len(usable)
                 ring = usable[start:] + usable[:start]
-                key = next((k for k in ring if k.limiter.has_capacity()), ring[0])
+                key = next((k for k in ring if not k.waiting and k.limiter.has_capacity()), None) or \
+                    min(ring, key=lambda k: (k.waiting + 1) / k.spec.rate_per_second)
                 waited = self.clock()
+                key.waiting += 1
                 try:
                     await asyncio.wait_for(key.limiter.acquire(), max(0.0, deadline - waited))
                 except TimeoutError:
                     raise ApiError("no API key had capacity before the deadline") from None
+                finally:
+                    key.waiting -= 1
                 self.metrics.key_waits.labels(key.spec.name).inc(self.clock() - waited)
                 if key.cooled_until <= self.clock():  # a 429 may have parked it while this call waited
                     return key
@@ -156,29 +169,34 @@ class ClientPool:
         deadline = self.clock() + s.deadline_seconds
         self.budget.on_request(self.clock())
         failed: list[_Endpoint] = []
-        reason = "none"
+        reason, sent = "none", False
         for attempt in range(s.max_attempts):
             if attempt:
                 if not self.budget.try_spend(self.clock()):
                     self.metrics.budget_exhausted.inc()
-                    raise ApiError(f"{method} {path}: {reason}; retry budget spent")
+                    raise ApiError(f"{method} {path}: {reason}; retry budget spent", sent)
                 self.metrics.retries.labels(reason).inc()
-            key = await self._key(deadline)
+            try:
+                key = await self._key(deadline)
+            except ApiError as exc:
+                raise ApiError(str(exc), sent) from None
             endpoint = self._endpoint(failed)
             if endpoint is None:
                 self.metrics.unavailable.inc()
                 last = f" (last attempt: {reason})" if attempt else ""
-                raise ApiError(f"{method} {path}: every endpoint's circuit breaker is open{last}")
+                raise ApiError(f"{method} {path}: every endpoint's circuit breaker is open{last}", sent)
             outcome, response, retry_safe = await self._attempt(endpoint, key, method, path, json_body, headers,
                                                                 deadline)
             if response is not None and outcome in ("ok", "client_error"):
                 return response
             reason = outcome
+            # Refused before doing anything (a 429, a connection never made) or not: a 5xx or a timeout may have.
+            sent = sent or outcome not in ("throttled", "unreachable")
             if outcome != "throttled":
                 failed.append(endpoint)
             if not (retry_safe or idempotent) or self.clock() >= deadline:
                 break
-        raise ApiError(f"{method} {path}: {reason} after {attempt + 1} attempt(s)")
+        raise ApiError(f"{method} {path}: {reason} after {attempt + 1} attempt(s)", sent)
 
     async def _attempt(self, endpoint: _Endpoint, key: _Key, method: str, path: str, json_body: Any,
                        headers: dict[str, str] | None, deadline: float) -> tuple[str, Response | None, bool]:
@@ -196,7 +214,7 @@ class ClientPool:
                 body = await reply.json(content_type=None) if reply.content_length != 0 else None
                 status, retry_after = reply.status, reply.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:  # never reached the server: safe to send again
-            return self._failed(endpoint, "connection_error", exc, retry_safe=True)
+            return self._failed(endpoint, "unreachable", exc, retry_safe=True)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             return self._failed(endpoint, "timeout" if isinstance(exc, TimeoutError) else "connection_error", exc,
                                 retry_safe=False)

@@ -1,0 +1,208 @@
+"""A local paper broker with an HTTP API (aiohttp): the devstack's stand-in for a broker's order and market-data
+API, which runtimes whose config names a `broker` reach through their client pool.
+
+It follows the synthetic feed over its WebSocket (the runtime's own feed client) and keeps every symbol's book, so
+`GET /v1/snapshots/{symbol}` answers a snapshot in the feed protocol whose `seq` continues the feed's, and
+`POST /v1/orders` fills a market order at once at the touch (buys at the ask, sells at the bid) with a per-unit
+fee. The client order id is the idempotency key: an order sent again is answered with its first fill, never
+filled twice. Each API key has the provider's token bucket: beyond it, `429` with `Retry-After`. One process
+listens on several ports: endpoints of one broker, sharing its book, its orders and its keys' limits.
+
+`python -m devstack.paper_broker --feed-url ws://127.0.0.1:8765 --endpoints 2 --key alpha:SECRET:20:4`
+prints each endpoint's URL on a line of its own once it listens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from trading_runtime.feeds.client import FeedClient, Message
+from trading_runtime.feeds.protocol import Quote, Snapshot, Trade
+
+
+@dataclass
+class KeyLimit:
+    """A provider's token bucket for one API key."""
+
+    name: str
+    rate: float
+    burst: int
+    slack: float = 0.0
+    """Tokens forgiven beyond the burst: arrivals bunch a little on the way that left the client well spaced."""
+    tokens: float = math.nan
+    last: float = 0.0
+
+    def take(self, now: float) -> float | None:
+        """None when a request may proceed, else the seconds until it could (the Retry-After)."""
+        capacity = self.burst + self.slack
+        if math.isnan(self.tokens):
+            self.tokens, self.last = capacity, now
+        self.tokens = min(capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return None
+        return (1.0 - self.tokens) / self.rate
+
+
+@dataclass
+class Book:
+    """The last state of every symbol the feed sent: what snapshots are made of and orders fill against."""
+
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def on_message(self, message: Message) -> None:
+        if isinstance(message, Snapshot):
+            self.snapshots[message.symbol] = message.model_dump(by_alias=True, mode="json")
+            return
+        book = self.snapshots.get(getattr(message, "symbol", ""))
+        if book is None or not isinstance(message, Quote | Trade):
+            return
+        book["seq"], book["ts"] = message.seq, message.ts
+        if isinstance(message, Quote):
+            fields = {"bid": message.bid, "ask": message.ask, "bidSize": message.bid_size,
+                      "askSize": message.ask_size}
+            if message.instrument == message.symbol:
+                book["underlying"].update(fields)
+            else:
+                option = next((o for o in book["options"] if o["instrument"] == message.instrument), None)
+                if option is not None:
+                    option.update(fields)
+
+    def touch(self, instrument: str, quantity: float) -> float | None:
+        """The price a market order for `quantity` of `instrument` fills at; None without a quote."""
+        book = self.snapshots.get(instrument.split("-", 1)[0])
+        if book is None:
+            return None
+        quote = book["underlying"] if book["underlying"]["instrument"] == instrument else \
+            next((o for o in book["options"] if o["instrument"] == instrument), None)
+        if quote is None:
+            return None
+        return float(quote["ask"] if quantity > 0 else quote["bid"])
+
+
+@dataclass
+class PaperBroker:
+    keys: dict[str, KeyLimit]
+    """Secret → its key's limit."""
+    book: Book = field(default_factory=Book)
+    fee_per_unit: float = 0.005
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Client order id → the answer it got (its fill)."""
+    requests: dict[str, int] = field(default_factory=dict)
+    """Requests per key name (throttled ones too)."""
+    throttled: dict[str, int] = field(default_factory=dict)
+    """429 answers per key name."""
+    served: dict[str, int] = field(default_factory=dict)
+    """Answered calls per kind: "snapshot", "order" (a first fill), "order-again" (an order sent again)."""
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v1/snapshots/{symbol}", self._snapshot)
+        app.router.add_post("/v1/orders", self._order)
+        app.router.add_get("/v1/orders", self._orders)
+        return app
+
+    def _admit(self, request: web.Request) -> web.Response | None:
+        key = self.keys.get(request.headers.get("Authorization", "").removeprefix("Bearer "))
+        if key is None:
+            return web.json_response({"error": "unknown API key"}, status=401)
+        self.requests[key.name] = self.requests.get(key.name, 0) + 1
+        wait = key.take(time.monotonic())
+        if wait is not None:
+            self.throttled[key.name] = self.throttled.get(key.name, 0) + 1
+            return web.json_response({"error": f"rate limit of key {key.name}"}, status=429,
+                                     headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        return None
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        book = self.book.snapshots.get(request.match_info["symbol"])
+        if book is None:
+            return web.json_response({"error": "no such symbol"}, status=404)
+        self._count("snapshot")
+        return web.json_response(book)
+
+    async def _order(self, request: web.Request) -> web.Response:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        try:
+            body = await request.json()
+            order_id, instrument, quantity = str(body["clientOrderId"]), str(body["instrument"]), \
+                float(body["quantity"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "an order needs clientOrderId, instrument and quantity"}, status=400)
+        if order_id in self.orders:  # the same order again: its first answer
+            self._count("order-again")
+            return web.json_response(self.orders[order_id])
+        price = self.book.touch(instrument, quantity)
+        answer: dict[str, Any]
+        if price is None or quantity == 0:
+            answer = {"clientOrderId": order_id, "status": "rejected", "reason": f"no quote for {instrument}"}
+        else:
+            answer = {"clientOrderId": order_id, "status": "filled", "price": price,
+                      "fee": abs(quantity) * self.fee_per_unit, "instrument": instrument, "quantity": quantity}
+        self.orders[order_id] = answer
+        self._count("order")
+        return web.json_response(answer, status=201)
+
+    def _count(self, kind: str) -> None:
+        self.served[kind] = self.served.get(kind, 0) + 1
+
+    async def _orders(self, request: web.Request) -> web.Response:
+        refused = self._admit(request)
+        return refused or web.json_response(list(self.orders.values()))
+
+
+def parse_key(text: str) -> tuple[str, KeyLimit]:
+    """`name:secret:rate[:burst]` → (secret, limit)."""
+    name, secret, rate, *burst = text.split(":")
+    return secret, KeyLimit(name, float(rate), int(burst[0]) if burst else 1)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    broker = PaperBroker(dict(parse_key(k) for k in args.key), fee_per_unit=args.fee_per_unit)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    feed = FeedClient(args.feed_url, args.symbols.split(","), broker.book.on_message)
+    following = asyncio.create_task(feed.run(stop))
+    runner = web.AppRunner(broker.app(), access_log=None)
+    await runner.setup()
+    for port in args.port or [0] * args.endpoints:
+        await web.TCPSite(runner, args.host, port).start()
+    for address in runner.addresses:
+        print(f"http://{args.host}:{address[1]}", flush=True)
+    await stop.wait()
+    with contextlib.suppress(Exception):
+        await following
+    await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--feed-url", required=True)
+    parser.add_argument("--symbols", default="SPY,QQQ,ES")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, action="append", help="a port to listen on (repeat: one per endpoint)")
+    parser.add_argument("--endpoints", type=int, default=2, help="endpoints on free ports (without --port)")
+    parser.add_argument("--key", action="append", required=True, metavar="NAME:SECRET:RATE[:BURST]",
+                        help="an API key and its rate limit (requests/s, bucket size); development keys only")
+    parser.add_argument("--fee-per-unit", type=float, default=0.005)
+    asyncio.run(serve(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
