@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import pathlib
 import subprocess
@@ -144,8 +145,8 @@ class ArchiverWatch:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self._stop.wait(self.interval):
+        with contextlib.suppress(psycopg.OperationalError), psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self._stop.wait(self.interval):  # until stopped, or the disaster kills the server
                 row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, pg_walfile_name(pg_current_wal_lsn()),"
                                    " last_archived_wal, failed_count FROM pg_stat_archiver").fetchone()
                 assert row is not None
