@@ -151,9 +151,12 @@ class ArchiverWatch:
                                    " last_archived_wal, failed_count FROM pg_stat_archiver").fetchone()
                 assert row is not None
                 lsn, current, archived, failed = row
+                self.last_lsn, self.failed = int(lsn), int(failed)
+                if archived is None:  # nothing archived yet: the bulk load's WAL was never due
+                    continue
                 # The segment being written is not due yet: lag = complete segments not archived.
-                lag = _segment_number(current) - 1 - (_segment_number(archived) if archived else -1)
-                self.last_lag, self.last_lsn, self.failed = max(0, lag), int(lsn), int(failed)
+                lag = _segment_number(current) - 1 - _segment_number(archived)
+                self.last_lag = max(0, lag)
                 self.max_lag = max(self.max_lag, self.last_lag)
 
     def __enter__(self) -> ArchiverWatch:
