@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.bucket:
         print("wal_archive: no bucket (--bucket or TRADEOPS_BACKUP_BUCKET)", file=sys.stderr)
         return 2
+    if args.verb == "prefetch" and not args.spool:
+        print("wal_archive: prefetch needs --spool", file=sys.stderr)
+        return 2
     destination = pathlib.Path(args.second)
     if args.verb == "fetch" and args.spool and from_spool(args.spool, args.first, destination):
         want(args.spool, args.first, destination.stat().st_size, _prefetcher_argv(argv))
@@ -181,11 +184,11 @@ def main(argv: list[str] | None = None) -> int:
                 push(store, pathlib.Path(args.first), args.second)
                 return 0
             if args.verb == "prefetch":
-                prefetch(store, args.spool, max(1, args.prefetch))
+                prefetch(store, args.spool, max(1, args.prefetch))  # --spool checked above
                 return 0
             if not fetch(store, args.first, destination):
                 return 1
-        if args.spool:
+        if args.spool and SEGMENT.match(args.first):  # not after a history file: its name is no position
             want(args.spool, args.first, destination.stat().st_size, _prefetcher_argv(argv))
         return 0
     except DrillsError as error:
