@@ -35,7 +35,7 @@ import psycopg
 import yaml
 from psycopg.conninfo import make_conninfo
 
-from drills import backups, runner
+from drills import backups, postgres, runner
 from drills.s3 import S3Store
 from tests.integration.dr_support import (
     ArchivingPostgres,
@@ -190,7 +190,8 @@ def stop_recovered(dsn: str) -> None:
                    check=True, capture_output=True)
 
 
-def measure(size_mb: int, archive_timeout: int, workdir: pathlib.Path, s3: ThrowawayS3) -> dict[str, Any]:
+def measure(size_mb: int, archive_timeout: int, workdir: pathlib.Path, s3: ThrowawayS3,
+            restore_into_source: bool = False) -> dict[str, Any]:
     bucket = make_bucket(s3, f"bench-{size_mb}-{int(time.time())}")
     server = ArchivingPostgres(bucket, archive_timeout=archive_timeout, wal_segsize_mb=16).init()
     set_archiving(server, False)
@@ -204,6 +205,8 @@ def measure(size_mb: int, archive_timeout: int, workdir: pathlib.Path, s3: Throw
         db_mb = database_mb(server.dsn)
         settings = settings_for(bucket, server.dsn, report_dir=workdir / f"reports-{size_mb}")
         settings.workdir = workdir
+        if restore_into_source:  # what the stack did before: no TRADEOPS_RESTORE_DSN, the source's server
+            settings.restore_dsn = server.dsn
         with S3Store(bucket) as store, ArchiverWatch(server.dsn) as watch:
             load = WriteLoad(server.dsn, interval=0.05, ticks=50).__enter__()
             time.sleep(2)  # a steady write load before, during and after the backups
@@ -214,11 +217,15 @@ def measure(size_mb: int, archive_timeout: int, workdir: pathlib.Path, s3: Throw
             time.sleep(2)
             before_drill = wal_lsn(server.dsn)
             latest = runner.run(runner.scenario("restore-latest"), settings, {"keep": True})
-            restored = make_conninfo(latest.facts["restored_server"], dbname=latest.facts["restored_database"])
+            restored = make_conninfo(latest.facts.get("restored_server", server.dsn),
+                                     dbname=latest.facts["restored_database"])
             try:  # service restored: the runtime on the restored copy (on the drill's scratch server), writing
                 latest_runtime_s = runtime_writing(restored, workdir / f"runtime-latest-{size_mb}")
             finally:
-                stop_recovered(latest.facts["restored_server"])
+                if "restored_server" in latest.facts:
+                    stop_recovered(latest.facts["restored_server"])
+                else:
+                    postgres.drop_database(server.dsn, latest.facts["restored_database"])
             drill_wal = wal_lsn(server.dsn) - before_drill
             time.sleep(archive_timeout * 1.5)  # WAL archiving in its steady state
             # The disaster: the writers stop and the server dies at once (no clean shutdown, no last archive).
@@ -246,7 +253,7 @@ def measure(size_mb: int, archive_timeout: int, workdir: pathlib.Path, s3: Throw
                 "pitr_copy_verified_rto_s": round(pitr_rto, 1),
                 "pitr_runtime_writing_s": round(pitr_runtime_s, 1) if pitr_runtime_s is not None else None,
                 "pitr_fetch_s": pitr.facts.get("fetch_seconds"), "pitr_replay_s": pitr.facts.get("replay_seconds"),
-                "archive_timeout_s": archive_timeout, "fsync": "on",
+                "archive_timeout_s": archive_timeout, "fsync": "on", "restore_into_source": restore_into_source,
                 "restore_drill_wal_mb": round(drill_wal / MB, 1),
                 "pitr_wal_mb": round((lsn_at_disaster - lsn_bytes(base.source.lsn or "0/0")) / MB, 1)
                 if lsn_at_disaster is not None else None,
@@ -263,6 +270,9 @@ def main() -> int:
     parser.add_argument("--archive-timeout", type=int, default=30,
                         help="archive_timeout of the source (s); 30 is what docs/backups-and-drills.md recommends")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per size")
+    parser.add_argument("--restore-into-source", action="store_true",
+                        help="restore-latest restores into the source server (TRADEOPS_RESTORE_DSN = its DSN), as "
+                        "the stack did before: its WAL floods the archive and the point-in-time recovery")
     args = parser.parse_args()
     fake_credentials()
     s3 = ThrowawayS3().start()
@@ -271,7 +281,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="tradeops-dr-bench-") as scratch:
             pathlib.Path(scratch).chmod(0o711)  # recovered servers run as postgres below it
             for size in (int(s) for s in args.sizes.split(",")):
-                results.append(measure(size, args.archive_timeout, pathlib.Path(scratch), s3))
+                results.append(measure(size, args.archive_timeout, pathlib.Path(scratch), s3,
+                                       args.restore_into_source))
                 if not args.json:
                     r = results[-1]
                     print(f"{r['db_mb']:7.1f} MB  backup {r['backup_mb_s']:6.1f} MB/s  restore "
