@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import pathlib
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -120,8 +122,67 @@ def runtime_writing(dsn: str, workdir: pathlib.Path) -> float:
     return asyncio.run(_runtime_writing(dsn, workdir))
 
 
+WAL_SEGMENT = 16 * MB  # the benchmark's source runs initdb --wal-segsize=16
+
+
+def _segment_number(walfile: str) -> int:
+    """A WAL file's position in the stream (timeline dropped): log * segments per 4 GiB + segment."""
+    return int(walfile[8:16], 16) * (0x1_0000_0000 // WAL_SEGMENT) + int(walfile[16:24], 16)
+
+
+class ArchiverWatch:
+    """Samples the source's WAL position and pg_stat_archiver every `interval` s: how far the archiver is
+    behind the segment being written (segments complete but not yet archived), and at the last sample before
+    the disaster."""
+
+    def __init__(self, dsn: str, interval: float = 1.0) -> None:
+        self.dsn, self.interval = dsn, interval
+        self.max_lag = 0
+        self.last_lag: int | None = None
+        self.last_lsn: int | None = None
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with contextlib.suppress(psycopg.OperationalError), psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self._stop.wait(self.interval):  # until stopped, or the disaster kills the server
+                row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, pg_walfile_name(pg_current_wal_lsn()),"
+                                   " last_archived_wal, failed_count FROM pg_stat_archiver").fetchone()
+                assert row is not None
+                lsn, current, archived, failed = row
+                self.last_lsn, self.failed = int(lsn), int(failed)
+                if archived is None:  # nothing archived yet: the bulk load's WAL was never due
+                    continue
+                # The segment being written is not due yet: lag = complete segments not archived.
+                lag = _segment_number(current) - 1 - _segment_number(archived)
+                self.last_lag = max(0, lag)
+                self.max_lag = max(self.max_lag, self.last_lag)
+
+    def __enter__(self) -> ArchiverWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def wal_lsn(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def lsn_bytes(lsn: str) -> int:
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
 def stop_recovered(dsn: str) -> None:
-    """The point-in-time drill kept its recovered server (`keep`) for the runtime: stop it now."""
+    """A drill kept its server (`keep`: restore-latest's scratch one, point-in-time's recovered one) for the
+    runtime: stop it now."""
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SHOW data_directory").fetchone()
     assert row is not None
@@ -129,7 +190,8 @@ def stop_recovered(dsn: str) -> None:
                    check=True, capture_output=True)
 
 
-def measure(size_mb: int, archive_timeout: int, workdir: pathlib.Path, s3: ThrowawayS3) -> dict[str, Any]:
+def measure(size_mb: int, archive_timeout: int, workdir: pathlib.Path, s3: ThrowawayS3,
+            restore_into_source: bool = False) -> dict[str, Any]:
     bucket = make_bucket(s3, f"bench-{size_mb}-{int(time.time())}")
     server = ArchivingPostgres(bucket, archive_timeout=archive_timeout, wal_segsize_mb=16).init()
     set_archiving(server, False)
@@ -143,23 +205,32 @@ def measure(size_mb: int, archive_timeout: int, workdir: pathlib.Path, s3: Throw
         db_mb = database_mb(server.dsn)
         settings = settings_for(bucket, server.dsn, report_dir=workdir / f"reports-{size_mb}")
         settings.workdir = workdir
-        with S3Store(bucket) as store:
+        if restore_into_source:  # what the stack did before: no TRADEOPS_RESTORE_DSN, the source's server
+            settings.restore_dsn = server.dsn
+        with S3Store(bucket) as store, ArchiverWatch(server.dsn) as watch:
             load = WriteLoad(server.dsn, interval=0.05, ticks=50).__enter__()
             time.sleep(2)  # a steady write load before, during and after the backups
             started = time.monotonic()
             manifest = backups.create_postgres(settings, store)
             backup_s = time.monotonic() - started
-            backups.create_base(settings, store)
+            base = backups.create_base(settings, store)
             time.sleep(2)
+            before_drill = wal_lsn(server.dsn)
             latest = runner.run(runner.scenario("restore-latest"), settings, {"keep": True})
-            restored = make_conninfo(server.dsn, dbname=latest.facts["restored_database"])
-            try:  # service restored: the runtime on the restored copy, writing
+            restored = make_conninfo(latest.facts.get("restored_server", server.dsn),
+                                     dbname=latest.facts["restored_database"])
+            try:  # service restored: the runtime on the restored copy (on the drill's scratch server), writing
                 latest_runtime_s = runtime_writing(restored, workdir / f"runtime-latest-{size_mb}")
             finally:
-                postgres.drop_database(server.dsn, latest.facts["restored_database"])
+                if "restored_server" in latest.facts:
+                    stop_recovered(latest.facts["restored_server"])
+                else:
+                    postgres.drop_database(server.dsn, latest.facts["restored_database"])
+            drill_wal = wal_lsn(server.dsn) - before_drill
             time.sleep(archive_timeout * 1.5)  # WAL archiving in its steady state
             # The disaster: the writers stop and the server dies at once (no clean shutdown, no last archive).
             load.stop()
+            lag_at_disaster, lsn_at_disaster = watch.last_lag, watch.last_lsn
             server.stop("immediate")
             pitr = runner.run(runner.scenario("point-in-time"), settings, {"target": "latest", "keep": True})
             recovered = pitr.facts.get("recovered_server")
@@ -182,7 +253,12 @@ def measure(size_mb: int, archive_timeout: int, workdir: pathlib.Path, s3: Throw
                 "pitr_copy_verified_rto_s": round(pitr_rto, 1),
                 "pitr_runtime_writing_s": round(pitr_runtime_s, 1) if pitr_runtime_s is not None else None,
                 "pitr_fetch_s": pitr.facts.get("fetch_seconds"), "pitr_replay_s": pitr.facts.get("replay_seconds"),
-                "archive_timeout_s": archive_timeout, "fsync": "on",
+                "archive_timeout_s": archive_timeout, "fsync": "on", "restore_into_source": restore_into_source,
+                "restore_drill_wal_mb": round(drill_wal / MB, 1),
+                "pitr_wal_mb": round((lsn_at_disaster - lsn_bytes(base.source.lsn or "0/0")) / MB, 1)
+                if lsn_at_disaster is not None else None,
+                "archiver_lag_segments_at_disaster": lag_at_disaster, "archiver_max_lag_segments": watch.max_lag,
+                "archive_failures": watch.failed,
                 "checks_passed": latest.success and all(c.ok for c in pitr.checks)}
     finally:
         server.destroy()
@@ -194,6 +270,9 @@ def main() -> int:
     parser.add_argument("--archive-timeout", type=int, default=30,
                         help="archive_timeout of the source (s); 30 is what docs/backups-and-drills.md recommends")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per size")
+    parser.add_argument("--restore-into-source", action="store_true",
+                        help="restore-latest restores into the source server (TRADEOPS_RESTORE_DSN = its DSN), as "
+                        "the stack did before: its WAL floods the archive and the point-in-time recovery")
     args = parser.parse_args()
     fake_credentials()
     s3 = ThrowawayS3().start()
@@ -202,7 +281,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="tradeops-dr-bench-") as scratch:
             pathlib.Path(scratch).chmod(0o711)  # recovered servers run as postgres below it
             for size in (int(s) for s in args.sizes.split(",")):
-                results.append(measure(size, args.archive_timeout, pathlib.Path(scratch), s3))
+                results.append(measure(size, args.archive_timeout, pathlib.Path(scratch), s3,
+                                       args.restore_into_source))
                 if not args.json:
                     r = results[-1]
                     print(f"{r['db_mb']:7.1f} MB  backup {r['backup_mb_s']:6.1f} MB/s  restore "

@@ -169,13 +169,13 @@ def download_verified(store: S3Store, obj: StoredObject, path: pathlib.Path, pro
 
 
 def restore_postgres(settings: Settings, store: S3Store, manifest: Manifest, dbname: str, jobs: int = 2,
-                     progress: Transfers = silent) -> str:
-    """Restore a logical backup into a new database `dbname` on the restore server; returns its DSN.
-    The dump is verified before anything is created."""
+                     progress: Transfers = silent, server: str | None = None) -> str:
+    """Restore a logical backup into a new database `dbname` on `server` (default: the restore server);
+    returns its DSN. The dump is verified before anything is created."""
     if manifest.kind is not Kind.POSTGRES:
         raise DrillsError(Exit.USAGE, f"{manifest.id} is a {manifest.kind.value} backup: restore takes a postgres "
                           "backup (point-in-time recovery: `drills run point-in-time`)")
-    admin = settings.restore_server()
+    admin = server or settings.restore_server()
     with tempfile.TemporaryDirectory(dir=settings.workdir) as scratch:
         dump = pathlib.Path(scratch) / DUMP_NAME
         download_verified(store, manifest.objects[0], dump, progress)

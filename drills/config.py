@@ -21,7 +21,8 @@ ENV = {
     "TRADEOPS_S3_KMS_KEY_ID": "KMS key for aws:kms",
     "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY": "S3 credentials (from a Secret; or an IAM role)",
     "DATABASE_URL": "the trading database (libpq conninfo or URL) to back up and compare against",
-    "TRADEOPS_RESTORE_DSN": "server where restores create new databases (default: DATABASE_URL's server)",
+    "TRADEOPS_RESTORE_DSN": "server where restores create new databases (default: `backup restore` DATABASE_URL's "
+                            "server, the restore-latest drill a scratch server of its own)",
     "REDIS_URL": "the Redis to snapshot, and the one the redis-loss drill empties",
     "TRADEOPS_DRILL_REPORT_DIR": "where drill reports (JSON + Markdown) go (./drill-reports)",
     "TRADEOPS_DRILL_METRICS_FILE": "Prometheus textfile the drill metrics are written to",

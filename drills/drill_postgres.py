@@ -43,11 +43,21 @@ def restore_latest(ctx: DrillContext) -> Outcome:
                              "backup_lsn": manifest.source.lsn}
     source_latest = _source_latest(ctx, facts)
     name = "drill_" + re.sub(r"[^a-z0-9]", "_", manifest.id.lower())[-40:] + f"_{int(disaster.timestamp())}"
-    admin = ctx.settings.restore_server()
-    restore_clock = time.monotonic()
-    dsn = backups.restore_postgres(ctx.settings, ctx.store, manifest, name, int(ctx.params.get("jobs", 2)),
-                                   ctx.progress)
-    facts["restore_seconds"] = round(time.monotonic() - restore_clock, 3)  # download, verify, pg_restore
+    # Into TRADEOPS_RESTORE_DSN's server, or a scratch server of the drill's own: never the archived source.
+    scratch = None if ctx.settings.restore_dsn else pathlib.Path(
+        tempfile.mkdtemp(prefix="tradeops-restore-", dir=ctx.settings.workdir))
+    server: pitr.RecoveredServer | None = None
+    try:
+        server = pitr.start_scratch(scratch / "server") if scratch else None
+        admin = server.dsn if server else ctx.settings.restore_server()
+        facts["restore_server"] = "scratch" if server else "TRADEOPS_RESTORE_DSN"
+        restore_clock = time.monotonic()
+        dsn = backups.restore_postgres(ctx.settings, ctx.store, manifest, name, int(ctx.params.get("jobs", 2)),
+                                       ctx.progress, admin)
+        facts["restore_seconds"] = round(time.monotonic() - restore_clock, 3)  # download, verify, pg_restore
+    except BaseException:
+        _discard(server, scratch)
+        raise
     try:
         with postgres.connect(dsn) as conn:
             restored = postgres.table_stats(conn, manifest.tables)
@@ -62,12 +72,23 @@ def restore_latest(ctx: DrillContext) -> Outcome:
     finally:
         if ctx.params.get("keep"):
             facts["restored_database"] = name
+            if server is not None:  # trust on loopback: its DSN holds no secret
+                facts["restored_server"] = server.dsn
+        elif server is not None:
+            _discard(server, scratch)
         else:
             postgres.drop_database(admin, name)
     reference = reference_point(source_latest, None, disaster)
     facts["restored_newest_row"] = restored_latest.isoformat() if restored_latest else None
     return Outcome(rto_seconds=rto, rpo_seconds=rpo_seconds(reference, restored_latest, manifest.source.time),
                    backup_id=manifest.id, checks=checks, facts=facts)
+
+
+def _discard(server: pitr.RecoveredServer | None, scratch: pathlib.Path | None) -> None:
+    if server is not None:
+        server.destroy()
+    if scratch is not None:
+        pitr.remove(scratch)
 
 
 def _target(ctx: DrillContext) -> datetime.datetime | None:
@@ -140,7 +161,8 @@ def point_in_time(ctx: DrillContext) -> Outcome:
         server = pitr.unpack(tar, scratch / "server")
         tar.unlink()
         facts["fetch_seconds"] = round(time.monotonic() - clock, 3)  # to a base backup unpacked, verified
-        restore_command = pitr.wal_command(ctx.settings.wal_python, ctx.store.settings, "fetch")
+        restore_command = pitr.wal_command(ctx.settings.wal_python, ctx.store.settings, "fetch",
+                                           server.directory / "wal-prefetch")
         replay_clock = time.monotonic()
         pitr.recover(server, restore_command, target, float(ctx.params.get("timeoutSeconds", 300)))
         facts["replay_seconds"] = round(time.monotonic() - replay_clock, 3)

@@ -1,5 +1,6 @@
 """Point-in-time recovery: base backups (pg_basebackup tar streamed to S3) and restores that start a new
-PostgreSQL server from one, fetching archived WAL back from S3 and stopping at a target time."""
+PostgreSQL server from one, fetching archived WAL back from S3 and stopping at a target time. Also the empty
+scratch server a restore drill restores into when it is given none (never the archived source)."""
 
 from __future__ import annotations
 
@@ -70,21 +71,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wal_command(python: Sequence[str], settings: S3Settings, verb: str) -> str:
+def wal_command(python: Sequence[str], settings: S3Settings, verb: str, spool: pathlib.Path | None = None) -> str:
     """The archive_command/restore_command calling `python -m drills.wal_archive` (credentials come from
-    the server's environment, never from this string)."""
+    the server's environment, never from this string); a restore_command with `spool` prefetches into it."""
     args = [*python, "-m", "drills.wal_archive", verb, "--bucket", settings.bucket, "--prefix", settings.prefix]
     if settings.endpoint:
         args += ["--endpoint", settings.endpoint]
     if settings.sse is None:
         args += ["--no-sse"]
+    if spool is not None:
+        args += ["--spool", str(spool)]
     files = ["%p", "%f"] if verb == "push" else ["%f", "%p"]
     return " ".join(shlex.quote(a) for a in args) + " " + " ".join(files)
 
 
 @dataclass
 class RecoveredServer:
-    """A PostgreSQL server started from a base backup in its own directory, on its own port."""
+    """A PostgreSQL server of a drill's own (from a base backup, or empty) in its own directory and port."""
 
     directory: pathlib.Path
     port: int
@@ -96,6 +99,11 @@ class RecoveredServer:
     @property
     def dsn(self) -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres connect_timeout=3"
+
+    def local_conf(self) -> str:
+        """Settings that keep the server to itself: its port, loopback only, sockets in its directory."""
+        return (f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.directory}'\n")
 
     def log(self) -> str:
         path = self.directory / "log"
@@ -138,6 +146,30 @@ def unpack(tar_path: pathlib.Path, directory: pathlib.Path) -> RecoveredServer:
     return server
 
 
+def start_scratch(directory: pathlib.Path, timeout: float = 120) -> RecoveredServer:
+    """A new, empty server (initdb, trust on loopback) in `directory`, started: the restore drill's target when
+    no TRADEOPS_RESTORE_DSN names one. A restore into the source server would write the whole database into
+    its WAL: the archiver falls minutes behind (RPO) and every later point-in-time recovery replays it (RTO)."""
+    server = RecoveredServer(directory, free_port())
+    directory.mkdir(parents=True)
+    directory.parent.chmod(0o711)  # the server's user must reach its directory through ours
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    made = subprocess.run(_as_postgres([pg_tool("initdb"), "-D", str(server.data), "-A", "trust", "-U", "postgres",
+                                        "--no-sync"]), capture_output=True)  # no-sync: initdb's files only
+    if made.returncode != 0:
+        raise DrillsError(Exit.ERROR, f"initdb of the scratch server failed: {_tail(made.stderr.decode())}")
+    with (server.data / "postgresql.auto.conf").open("a") as conf:
+        conf.write(server.local_conf())
+    started = subprocess.run(_as_postgres([pg_tool("pg_ctl"), "-D", str(server.data), "-l",
+                                           str(server.directory / "log"), "-w", "-t", str(int(timeout)), "start"]),
+                             capture_output=True)
+    if started.returncode != 0:
+        raise DrillsError(Exit.ERROR, "scratch server did not start: "
+                          + _tail(server.log() or started.stderr.decode(errors="replace")))
+    return server
+
+
 def recover(server: RecoveredServer, restore_command: str, target: datetime.datetime | None,
             timeout: float = 300) -> None:
     """Start the server in recovery: replay archived WAL up to `target` (or to the end of the archive),
@@ -145,9 +177,8 @@ def recover(server: RecoveredServer, restore_command: str, target: datetime.date
     target_conf = (f"recovery_target_time = '{target.astimezone(datetime.UTC).isoformat()}'\n"
                    "recovery_target_inclusive = true\n") if target else ""
     with (server.data / "postgresql.auto.conf").open("a") as conf:
-        conf.write(f"\nport = {server.port}\nlisten_addresses = '127.0.0.1'\n"
-                   f"unix_socket_directories = '{server.directory}'\n"
-                   "archive_mode = off\n"  # a restored copy must never archive into the source's WAL prefix
+        conf.write(server.local_conf()
+                   + "archive_mode = off\n"  # a restored copy must never archive into the source's WAL prefix
                    f"restore_command = '{restore_command.replace(chr(39), chr(39) * 2)}'\n"
                    f"{target_conf}recovery_target_action = 'promote'\nrecovery_target_timeline = 'latest'\n")
     (server.data / "recovery.signal").touch()

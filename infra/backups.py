@@ -8,6 +8,7 @@ only where the stack says so (`destructiveDrills`, dev); elsewhere they are run 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,10 @@ DRILL_COMPONENT = "dr-drill"
 CLUSTER_DRILL_COMPONENT = "dr-drill-cluster"
 """Drills that act on the running system through the Kubernetes API (no S3, no database credentials)."""
 CLUSTER_DRILL_KINDS = ("pod-kill", "prometheus-loss")
+# Drills that start a PostgreSQL server of their own in /tmp: the download (dump or base backup tar) and
+# the restored database side by side need up to twice the database, which is at most its volume.
+SERVER_DRILL_KINDS = ("restore-latest", "point-in-time")
+SCRATCH = "1Gi"
 REPORT_DIR = "/reports"
 SCENARIOS_DIR = ROOT / "drills" / "scenarios"
 RECOVERY_POLICY = ROOT / "policies" / "defaults" / "recovery.yaml"
@@ -55,6 +60,7 @@ class Job:
     drill: str | None = None
     destructive: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    scratch: str = SCRATCH
 
 
 def drill_command(name: str, *, destructive: bool) -> list[str]:
@@ -99,8 +105,18 @@ def jobs(settings: Settings) -> list[Job]:
                          drill_command(name, destructive=destructive),
                          schedules[name], drill=name,
                          destructive=destructive,
-                         extra_env={"TRADEOPS_PROMETHEUS_URL": prometheus_url(settings)} if cluster else {}))
+                         extra_env={"TRADEOPS_PROMETHEUS_URL": prometheus_url(settings)} if cluster else {},
+                         scratch=doubled(settings.postgres_storage) if scenario["kind"] in SERVER_DRILL_KINDS
+                         else SCRATCH))
     return found
+
+
+def doubled(quantity: str) -> str:
+    """Twice a Kubernetes quantity written as an integer and a binary suffix ("10Gi" -> "20Gi")."""
+    match = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)", quantity)
+    if match is None:
+        raise ValueError(f"postgresStorage {quantity!r}: write it as an integer and Ki, Mi, Gi or Ti")
+    return f"{2 * int(match.group(1))}{match.group(2)}"
 
 
 def staggered(schedule: str, hours: int) -> str:
@@ -225,7 +241,7 @@ def job_pod(settings: Settings, job: Job, bucket_name: pulumi.Input[str]) -> Any
         env_from.insert(0, {"secretRef": {"name": BACKUP_CREDENTIALS}})
     env += [{"name": key, "value": value} for key, value in job.extra_env.items()]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": job.scratch}}]
     if job.drill is not None:
         mounts.append({"name": "reports", "mountPath": REPORT_DIR})
         volumes.append({"name": "reports", "emptyDir": {"sizeLimit": "64Mi"}})

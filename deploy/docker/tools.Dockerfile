@@ -1,6 +1,6 @@
 # The tools image: backups, WAL archiving and DR drills (`python -m drills`), the audit recorder and archive,
 # the reports and opsctl, with the PostgreSQL 16 client and server binaries of the server it backs up
-# (pg_dump, pg_restore, pg_basebackup; pg_ctl/postgres for the point-in-time drill's recovered server),
+# (pg_dump, pg_restore, pg_basebackup; initdb/pg_ctl/postgres for the drills' scratch and recovered servers),
 # redis-cli and redis-server (Redis snapshots, the redis-loss drill) and kubectl (the prometheus-loss drill).
 # It is also the PostgreSQL server's image (the official postgres image plus this package), so the
 # server's `archive_command = python -m drills.wal_archive push ...` finds the package and the client and
@@ -26,7 +26,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 redis-t
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/tradeops /opt/tradeops
 RUN groupadd --system --gid 10001 tradeops && useradd --system --uid 10001 --gid 10001 --no-create-home tradeops
-# The venv's python and console scripts first, then PostgreSQL's server binaries (pg_ctl, postgres).
+# The venv's python and console scripts first, then PostgreSQL's server binaries (initdb, pg_ctl, postgres).
 ENV PATH=/opt/tradeops/bin:/usr/lib/postgresql/16/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     TRADEOPS_PG_BIN=/usr/lib/postgresql/16/bin MPLCONFIGDIR=/tmp/matplotlib
 # Jobs run as 10001 (their pods say so too); the PostgreSQL StatefulSet runs it as the image's postgres user

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import boto3
 import botocore.exceptions
@@ -197,6 +198,43 @@ def test_wal_archive_is_idempotent_and_fetch_checks_the_sha(bucket, tmp_path):
         with pytest.raises(DrillsError, match="corrupted"):
             wal_archive.fetch(store, segment.name, tmp_path / "bad")
         assert not (tmp_path / "bad").exists()
+
+
+def test_wal_fetch_with_a_spool_prefetches_the_following_segments(bucket, tmp_path):
+    # Recovery asks for one segment at a time: the first fetch starts a background prefetcher that downloads
+    # (and verifies) the next ones, so later fetches only move a file, with S3 not even reachable.
+    names = [f"0000000100000000000000{n:02X}" for n in range(1, 6)]  # 1 MB segments: 4096 per log
+    segments = {name: os.urandom(1024 * 1024) for name in names}
+    with S3Store(bucket) as store:
+        for name, data in segments.items():
+            (tmp_path / name).write_bytes(data)
+            wal_archive.push(store, tmp_path / name, name)
+    spool, pg_wal = tmp_path / "spool", tmp_path / "pg_wal"
+    pg_wal.mkdir()
+
+    def fetch(name: str, endpoint: str = bucket.endpoint) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "drills.wal_archive", "fetch", "--bucket", bucket.bucket,
+                               "--endpoint", endpoint, "--spool", str(spool), "--prefetch", "3", name,
+                               str(pg_wal / "RECOVERYXLOG")], capture_output=True, timeout=60)
+
+    assert fetch(names[0]).returncode == 0
+    deadline = time.monotonic() + 60
+    while {p.name for p in spool.glob("0*")} != set(names[1:4]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert {p.name for p in spool.glob("0*")} == set(names[1:4])  # three ahead, no more
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    for name in names[1:3]:
+        done = fetch(name, unreachable)
+        assert done.returncode == 0, done.stderr
+        assert (pg_wal / "RECOVERYXLOG").read_bytes() == segments[name]
+    # Recovery at 3: the prefetcher drops what it passed and fetches up to the archive's end (5), then exits.
+    while {p.name for p in spool.glob("0*")} != set(names[3:]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert {p.name for p in spool.glob("0*")} == set(names[3:])
+    assert fetch("000000010000000000000006").returncode == 1  # the end of the archive, as without a spool
+    assert wal_archive.following("0000000100000000000000FF", 16 * 1024 * 1024, 2) == [
+        "000000010000000100000000", "000000010000000100000001"]  # 256 segments of 16 MB per log
+    assert wal_archive.following("00000002.history", 16 * 1024 * 1024, 2) == []
 
 
 def test_retention_deletes_old_backups_and_the_wal_only_they_needed(bucket):

@@ -27,7 +27,7 @@ from tests.integration.dr_support import (
     prepare,
     settings_for,
 )
-from tests.servers import ThrowawayPostgres, ThrowawayRedis, free_port
+from tests.servers import PG_BIN, ThrowawayPostgres, ThrowawayRedis, _as_postgres, free_port
 from trading_runtime.feeds.server import FeedServer
 
 
@@ -84,6 +84,38 @@ def test_restore_latest_under_write_load_reports_rto_and_rpo(bucket, tmp_path):
     assert "| RPO |" in markdown
 
 
+def test_restore_latest_restores_into_a_scratch_server_never_the_archived_source(bucket, tmp_path):
+    # A restore into the source would put the whole database into its archived WAL (archiver lag, and every
+    # later point-in-time recovery replaying it): without TRADEOPS_RESTORE_DSN the drill brings its own server.
+    pg = ThrowawayPostgres().init().start()
+    kept = None
+    try:
+        prepare(pg.dsn)
+        with WriteLoad(pg.dsn, interval=0.02, ticks=20) as load:
+            load.wait_committed(5)
+            with S3Store(bucket) as store:
+                manifest = backups.create_postgres(settings_for(bucket, pg.dsn), store)
+        with psycopg.connect(pg.dsn) as conn:
+            databases = conn.execute("SELECT count(*) FROM pg_database").fetchone()
+        done, report = run_drill("restore-latest", bucket, tmp_path, "--param", "keep=true", DATABASE_URL=pg.dsn)
+        kept = report["facts"].get("restored_server")
+        with psycopg.connect(pg.dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_database").fetchone() == databases
+        assert done.returncode == 0, done.stderr
+        assert report["facts"]["restore_server"] == "scratch"
+        assert f"port={pg.port} " not in kept
+        restored = psycopg.conninfo.make_conninfo(kept, dbname=report["facts"]["restored_database"])
+        with psycopg.connect(restored) as conn:
+            assert conn.execute("SELECT count(*) FROM fills").fetchone() == (manifest.tables["fills"].rows,)
+    finally:
+        if kept:
+            with psycopg.connect(kept) as conn:
+                data = conn.execute("SHOW data_directory").fetchone()[0]
+            subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", data, "-m", "immediate", "stop"]),
+                           capture_output=True)
+        pg.destroy()
+
+
 def test_missed_objective_and_missing_backup_exit_non_zero(bucket, tmp_path):
     pg = ThrowawayPostgres().init().start()
     try:
@@ -103,7 +135,7 @@ def test_missed_objective_and_missing_backup_exit_non_zero(bucket, tmp_path):
             "apiVersion": "policies.tradeops.io/v1alpha1", "kind": "RecoveryPolicy", "metadata": {"name": "default"},
             "spec": {"objectives": {"restore-latest": {"rtoSeconds": 120, "rpoSeconds": 0.1}}}}))
         missed, report = run_drill("restore-latest", bucket, tmp_path, DATABASE_URL=pg.dsn,
-                                   TRADEOPS_RECOVERY_POLICY=str(strict))
+                                   TRADEOPS_RECOVERY_POLICY=str(strict), TRADEOPS_RESTORE_DSN=pg.dsn)
     finally:
         pg.destroy()
     assert missed.returncode == Exit.DRILL_FAILED

@@ -14,8 +14,8 @@ pg_dump/pg_restore/pg_basebackup always match the server they back up."""
 PROGRAMS: dict[str, frozenset[str]] = {
     "operator": frozenset({"python", "sh", "date"}),
     "runtime": frozenset({"python", "sh", "date"}),
-    "tools": frozenset({"python", "opsctl", "sh", "date", "docker-entrypoint.sh", "postgres", "pg_ctl", "pg_dump",
-                        "pg_restore", "pg_basebackup", "pg_isready", "psql", "redis-cli", "redis-server",
+    "tools": frozenset({"python", "opsctl", "sh", "date", "docker-entrypoint.sh", "postgres", "initdb", "pg_ctl",
+                        "pg_dump", "pg_restore", "pg_basebackup", "pg_isready", "psql", "redis-cli", "redis-server",
                         "kubectl"}),
     "mlflow": frozenset({"python", "sh", "date", "mlflow"}),
 }

@@ -161,6 +161,20 @@ def test_the_drill_writes_its_report_to_a_mounted_directory():
     assert report_dir in {m["mountPath"] for m in container["volumeMounts"]}
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_drills_that_start_a_server_have_scratch_for_two_copies_of_the_database(stack):
+    # restore-latest (dump + restored database) and point-in-time (base backup tar + unpacked server) in /tmp.
+    storage = settings_of(stack).postgres_storage
+    number, unit = re.fullmatch(r"(\d+)(\w+)", storage).groups()
+    limits = {name: {v["name"]: v["emptyDir"]["sizeLimit"] for v in job["spec"]["jobTemplate"]["spec"]["template"]
+                     ["spec"]["volumes"]}["tmp"] for name, job in cron_jobs(stack).items()}
+    assert limits.pop("tradeops-drill-restore-latest") == limits.pop("tradeops-drill-point-in-time") == \
+        f"{2 * int(number)}{unit}"
+    assert set(limits.values()) == {"1Gi"}
+    with pytest.raises(ValueError, match="integer and Ki, Mi, Gi or Ti"):
+        backups.doubled("1.5Gi")
+
+
 def cron_jobs(stack: str) -> dict[str, dict[str, Any]]:
     return {r.inputs["metadata"]["name"]: r.inputs for r in built(stack).of_type(CRONJOB)
             if r.inputs["metadata"]["labels"]["app.kubernetes.io/component"] in ("backup", "dr-drill",

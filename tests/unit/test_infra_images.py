@@ -19,8 +19,8 @@ from tests.unit.test_infra_backups import settings_of
 # What each base image brings (the Debian-based python and postgres images).
 BASE_PROGRAMS = {
     "python": {"python", "sh", "date"},
-    "postgres": {"sh", "date", "docker-entrypoint.sh", "postgres", "pg_ctl", "pg_dump", "pg_restore", "pg_basebackup",
-                 "pg_isready", "psql"},
+    "postgres": {"sh", "date", "docker-entrypoint.sh", "postgres", "initdb", "pg_ctl", "pg_dump", "pg_restore",
+                 "pg_basebackup", "pg_isready", "psql"},
 }
 # What the Debian packages the Dockerfiles install put on PATH.
 APT_PROGRAMS = {"python3": {"python3"}, "python3-venv": set(), "redis-tools": {"redis-cli"},
@@ -71,7 +71,7 @@ DRILL_PROGRAMS = {
     ("backup", "postgres"): {"pg_dump"},
     ("backup", "base"): {"pg_basebackup"},
     ("backup", "redis"): {"redis-cli"},
-    ("run", "restore-latest"): {"pg_restore"},
+    ("run", "restore-latest"): {"pg_restore", "initdb", "pg_ctl", "postgres"},  # its scratch server
     ("run", "point-in-time"): {"pg_ctl", "postgres"},
     ("run", "redis-loss"): {"redis-server"},
     ("run", "pod-kill"): set(),
