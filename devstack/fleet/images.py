@@ -8,7 +8,8 @@ import re
 import sys
 from dataclasses import dataclass
 
-_REFERENCE = r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?(?:[a-z0-9._-]+/)*{name}(?::[\w][\w.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$"
+_REFERENCE = r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?(?:[a-z0-9._-]+/)*{name}(?::[\w][\w.-]{{0,127}})?" \
+             r"(?:@sha256:[0-9a-f]{{64}})?$"
 RUNTIME_IMAGES = _REFERENCE.format(name="trading-runtime")
 """The images examples/ and deploy/ use (ghcr.io/tradeops/trading-runtime:0.1.0, the CD's
 ghcr.io/<owner>/trading-runtime@sha256:…) and a local build (trading-runtime:dev)."""

@@ -5,6 +5,7 @@ controller); the same controller runs real processes in the devstack (tests/inte
 
 from __future__ import annotations
 
+import json
 import pathlib
 import subprocess
 import time
@@ -217,5 +218,7 @@ def test_a_job_whose_pods_would_restart_always_is_refused(cluster):
     with pytest.raises(ApiException) as refused:
         cluster.batch.create_namespaced_job(ns, job("train", restart="Always"))
     assert refused.value.status == 422
-    assert 'Unsupported value: "Always": supported values: "OnFailure", "Never"' in str(refused.value.body)
+    [cause] = json.loads(refused.value.body)["details"]["causes"]
+    assert cause == {"reason": "FieldValueNotSupported", "field": "spec.template.spec.restartPolicy",
+                     "message": 'Unsupported value: "Always": supported values: "OnFailure", "Never"'}
     assert cluster.job(ns, "train") is None
