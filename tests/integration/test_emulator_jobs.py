@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -123,6 +124,9 @@ def test_a_job_runs_one_labelled_owned_pod_and_completes_when_it_succeeds(cluste
     assert condition(cluster, ns, "train", "Failed") is None
     assert ("Normal", "Completed", "Job completed") in cluster.events(ns)
     assert [p["status"]["phase"] for p in cluster.pods(ns)] == ["Succeeded"]
+    printed = cluster.kubectl("-n", ns, "get", "jobs", "--no-headers").stdout.split()
+    assert printed[:3] == ["train", "Complete", "1/1"]
+    assert re.fullmatch(r"\d+s", printed[3])
 
 
 def test_with_restart_policy_never_a_failed_pod_is_replaced_after_the_back_off_until_the_limit(cluster):
