@@ -36,8 +36,9 @@ What it still lacks compared with a real cluster: one node, no real scheduling (
 taints or preemption), no Services/Endpoints controller (a Service selects nothing; ask pods at their
 podIP), no kube-proxy or DNS, no NetworkPolicy enforcement, no StatefulSet/CronJob/DaemonSet/HPA/
 PodDisruptionBudget controllers (those objects are only stored; evictions are not served); Jobs are
-NonIndexed only (no Indexed completion mode, suspend, podFailurePolicy, successPolicy, backoffLimitPerIndex
-or Pod-tracking finalizers: the controller counts ended Pods in memory); controllers
+NonIndexed only (no Indexed completion mode, podFailurePolicy, successPolicy or backoffLimitPerIndex;
+`suspend` is ignored) and have no Pod-tracking finalizers (the controller counts ended Pods in memory, so a
+Pod deleted before it was seen ending is not counted as failed); controllers
 adopt no orphans (an object is theirs only by its controller ownerReference) and use no informer delay;
 pod-template hashes have the real form but not the real values (upstream hashes Go's printout of the
 struct); no liveness or startup probes, init containers or ephemeral containers in the simulated kubelet;
