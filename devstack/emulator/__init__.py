@@ -66,7 +66,8 @@ class RunningEmulator:
 async def serve_emulator(host: str = "127.0.0.1", port: int = 0, **options: Any) -> AsyncIterator[RunningEmulator]:
     """Serve an EmulatedKubernetes over HTTP for the duration of the block.
 
-    `options` go to EmulatedKubernetes: kubelet, request_log_limit, history_limit, write_failure_rate, clock."""
+    `options` go to EmulatedKubernetes: kubelet, request_log_limit, history_limit, write_failure_rate, clock,
+    job_backoff_seconds."""
     handler = EmulatedKubernetes(**options)
     async with handler, Server(handler, host=host, port=port or None, user_agent="") as server:
         await handler.start()

@@ -1,6 +1,7 @@
 """Admission of the built-in kinds the controllers act on: the defaults the API server fills in
-(`pkg/apis/apps/v1/defaults.go`, `pkg/apis/core/v1/defaults.go`) and the validation errors users hit
-(`pkg/apis/apps/validation`, immutable ConfigMaps and Secrets in `pkg/apis/core/validation`). Other
+(`pkg/apis/apps/v1/defaults.go`, `pkg/apis/core/v1/defaults.go`, `pkg/apis/batch/v1/defaults.go` and the
+Job strategy's generated selector) and the validation errors users hit (`pkg/apis/apps/validation`,
+`pkg/apis/batch/validation`, immutable ConfigMaps and Secrets in `pkg/apis/core/validation`). Other
 built-in kinds are stored as sent."""
 
 from __future__ import annotations
@@ -57,8 +58,41 @@ def pod_spec_defaults(spec: Obj) -> None:
             volume["projected"].setdefault("defaultMode", 420)
 
 
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+JOB_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
+
+
+def job_defaults(job: Obj) -> None:
+    """SetDefaults_Job, and the selector and template labels the Job strategy generates
+    (generateSelector: the Job's uid, unless `manualSelector`)."""
+    spec = job.setdefault("spec", {})
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = spec["parallelism"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    template = spec.setdefault("template", {})
+    template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+    pod_spec_defaults(template.setdefault("spec", {}))
+    meta = job["metadata"]
+    if not meta.get("labels") and template["metadata"].get("labels"):
+        meta["labels"] = dict(template["metadata"]["labels"])
+    uid = meta.get("uid")
+    if uid and not spec.get("manualSelector") and not spec.get("selector"):
+        labels = template["metadata"].setdefault("labels", {})
+        for name_label, uid_label in zip(JOB_NAME_LABELS, JOB_UID_LABELS, strict=True):
+            labels[name_label], labels[uid_label] = meta["name"], uid
+        spec["selector"] = {"matchLabels": {JOB_UID_LABELS[0]: uid}}
+
+
 def default(group: str, kind: str, obj: Obj) -> Obj:
     """The object with the API server's defaults (a new dict; `obj` is not changed)."""
+    if (group, kind) == ("batch", "Job"):
+        job = copy.deepcopy(obj)
+        job_defaults(job)
+        return job
     if (group, kind) not in (("apps", "Deployment"), ("apps", "ReplicaSet"), ("", "Pod")):
         return obj
     out = copy.deepcopy(obj)
@@ -128,6 +162,8 @@ def validate(group: str, kind: str, obj: Obj, old: Obj | None) -> list[Cause]:
     a 422 for."""
     if (group, kind) in (("", "ConfigMap"), ("", "Secret")):
         return _validate_immutable(obj, old)
+    if (group, kind) == ("batch", "Job"):
+        return _validate_job(obj, old)
     if (group, kind) not in (("apps", "Deployment"), ("apps", "ReplicaSet")):
         return []
     spec = obj.get("spec", {})
@@ -154,6 +190,33 @@ def validate(group: str, kind: str, obj: Obj, old: Obj | None) -> list[Cause]:
                        "message": "Required value"})
     if kind == "Deployment":
         causes += _validate_deployment_strategy(spec)
+    return causes
+
+
+def _validate_job(job: Obj, old: Obj | None) -> list[Cause]:
+    """ValidateJob: a Job's Pods restart OnFailure or Never; backoffLimit and activeDeadlineSeconds are
+    not negative (the deadline positive); the Pod template and selector are immutable."""
+    spec = job.get("spec", {})
+    causes: list[Cause] = []
+    policy = spec.get("template", {}).get("spec", {}).get("restartPolicy")
+    if policy not in ("OnFailure", "Never"):
+        causes.append({"reason": "FieldValueNotSupported", "field": "spec.template.spec.restartPolicy",
+                       "message": f'Unsupported value: "{policy}": supported values: "OnFailure", "Never"'})
+    if not spec.get("template", {}).get("spec", {}).get("containers"):
+        causes.append({"reason": "FieldValueRequired", "field": "spec.template.spec.containers",
+                       "message": "Required value"})
+    if int(spec.get("backoffLimit", 0)) < 0:
+        causes.append({"reason": "FieldValueInvalid", "field": "spec.backoffLimit",
+                       "message": f"Invalid value: {spec['backoffLimit']}: must be greater than or equal to 0"})
+    deadline = spec.get("activeDeadlineSeconds")
+    if deadline is not None and int(deadline) <= 0:
+        causes.append({"reason": "FieldValueInvalid", "field": "spec.activeDeadlineSeconds",
+                       "message": f"Invalid value: {deadline}: must be greater than 0"})
+    if old is not None:
+        for name in ("template", "selector"):
+            if old.get("spec", {}).get(name) != spec.get(name):
+                causes.append({"reason": "FieldValueInvalid", "field": f"spec.{name}",
+                               "message": f"Invalid value: {_go(spec.get(name))}: field is immutable"})
     return causes
 
 

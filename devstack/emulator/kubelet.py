@@ -6,7 +6,8 @@
   period, writes the terminal phase and deletes the Pod for good (grace 0), as a kubelet does.
 - `SimulatedKubelet` (the default; no processes): containers go Running and Ready `ready_delay` seconds
   after the Pod is bound; a test sets any container state (`set_container_state`).
-- `devstack.fleet.ProcessKubelet`: each Pod a real trading-runtime process.
+- `devstack.fleet.ProcessKubelet`: each Pod's container a real process (the trading runtime, or the
+  training pipeline of a retraining Job).
 """
 
 from __future__ import annotations

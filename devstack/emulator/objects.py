@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -138,6 +139,7 @@ class Objects:
                            {"name": meta["name"], "group": rt.group, "kind": rt.plural})
         if rt.has_status:
             obj.pop("status", None)
+        meta["uid"] = str(uuid.uuid4())  # before admission, as BeforeCreate: a Job's selector names it
         obj = self._admit(rt, obj, None)
         initial = builtins.initial_status(rt.group, rt.kind, obj)
         if initial is not None:

@@ -14,13 +14,15 @@ Served over kmock's HTTP server; every Kubernetes request is answered from our o
   caches do); JSON watch streams; `timeoutSeconds`;
 - CRDs registered when created: discovery, defaulting, pruning and validation from their schema,
   server-side Table printing with their printer columns (what `kubectl get` shows);
-- the defaults and validation of Deployments, ReplicaSets and Pods (`builtins.py`);
+- the defaults and validation of Deployments, ReplicaSets, Jobs and Pods (`builtins.py`);
 - ownerReference garbage collection, finalizers and deletionTimestamp, graceful deletion of Pods (a Pod
   on a node keeps its deletionTimestamp until its kubelet has stopped it), namespace deletion;
 - a Deployment controller (`deployment_controller.py`: ReplicaSets per pod template, rolling update with
   maxSurge/maxUnavailable, Recreate, proportional scaling, pause, history cleanup, the Progressing and
   Available conditions with the real reasons and the progress deadline), a ReplicaSet controller
-  (`replicaset_controller.py`), a one-node scheduler and a pluggable kubelet (`kubelet.py`; by default
+  (`replicaset_controller.py`), a Job controller (`job_controller.py`: Pods from the template, backoffLimit
+  with Never and OnFailure, the failure back-off, activeDeadlineSeconds, the Complete and Failed conditions,
+  ttlSecondsAfterFinished), a one-node scheduler and a pluggable kubelet (`kubelet.py`; by default
   `SimulatedKubelet`, in the devstack `devstack.fleet.ProcessKubelet`);
 - Events from those controllers and kubelets (identical ones aggregated by count);
 - a bounded request log and event history; `/metrics` counts the API requests served by verb, resource and
@@ -32,8 +34,11 @@ deletes its contents at once (no Terminating phase).
 
 What it still lacks compared with a real cluster: one node, no real scheduling (no resources, affinity,
 taints or preemption), no Services/Endpoints controller (a Service selects nothing; ask pods at their
-podIP), no kube-proxy or DNS, no NetworkPolicy enforcement, no StatefulSet/Job/CronJob/DaemonSet/HPA/
-PodDisruptionBudget controllers (those objects are only stored; evictions are not served); controllers
+podIP), no kube-proxy or DNS, no NetworkPolicy enforcement, no StatefulSet/CronJob/DaemonSet/HPA/
+PodDisruptionBudget controllers (those objects are only stored; evictions are not served); Jobs are
+NonIndexed only (no Indexed completion mode, podFailurePolicy, successPolicy or backoffLimitPerIndex;
+`suspend` is ignored) and have no Pod-tracking finalizers (the controller counts ended Pods in memory, so a
+Pod deleted before it was seen ending is not counted as failed); controllers
 adopt no orphans (an object is theirs only by its controller ownerReference) and use no informer delay;
 pod-template hashes have the real form but not the real values (upstream hashes Go's printout of the
 struct); no liveness or startup probes, init containers or ephemeral containers in the simulated kubelet;
@@ -68,6 +73,7 @@ from kmock import KubernetesEmulator, Request
 from devstack.emulator import tables
 from devstack.emulator.deployment_controller import DeploymentController
 from devstack.emulator.events import EventRecorder
+from devstack.emulator.job_controller import BACKOFF_SECONDS, JobController
 from devstack.emulator.kubelet import Kubelet, SimulatedKubelet
 from devstack.emulator.objects import ApiError, Objects, not_found
 from devstack.emulator.patching import (
@@ -113,6 +119,9 @@ class EmulatedKubernetes(KubernetesEmulator):
     recorder: EventRecorder = attrs.field(default=None)
     deployments: DeploymentController = attrs.field(default=None)
     replicasets: ReplicaSetController = attrs.field(default=None)
+    jobs: JobController = attrs.field(default=None)
+    job_backoff_seconds: float = BACKOFF_SECONDS
+    """The Job controller's failure back-off before a failed Pod is replaced (tests shorten it)."""
     scheduler: Scheduler = attrs.field(default=None)
     _request_count: int = 0
     request_totals: collections.Counter[tuple[str, str, str, str]] = attrs.field(factory=collections.Counter)
@@ -126,15 +135,16 @@ class EmulatedKubernetes(KubernetesEmulator):
         self.recorder = EventRecorder(self.apiserver)
         self.deployments = DeploymentController(self.apiserver, self.recorder)
         self.replicasets = ReplicaSetController(self.apiserver, self.recorder)
+        self.jobs = JobController(self.apiserver, self.recorder, self.job_backoff_seconds)
         self.scheduler = Scheduler(self.apiserver, self.recorder, self.kubelet.node_name)
         self.kubelet.attach(self.apiserver, self.recorder)
-        for observer in (self.deployments, self.replicasets, self.scheduler, self.kubelet):
+        for observer in (self.deployments, self.replicasets, self.jobs, self.scheduler, self.kubelet):
             self.store.listeners.append(observer.observe)
 
     async def start(self) -> None:
         """Run the controllers and the kubelet (on the serving loop, before the first request)."""
         await self.kubelet.start()
-        for controller in (self.deployments, self.replicasets, self.scheduler):
+        for controller in (self.deployments, self.replicasets, self.jobs, self.scheduler):
             controller.queue.start()
 
     # Entry point ---------------------------------------------------------------------------------
@@ -398,7 +408,7 @@ class EmulatedKubernetes(KubernetesEmulator):
 
     async def shutdown(self) -> None:
         """Stop the controllers and the kubelet and end the watch streams (before the HTTP server closes)."""
-        for controller in (self.deployments, self.replicasets, self.scheduler):
+        for controller in (self.deployments, self.replicasets, self.jobs, self.scheduler):
             controller.queue.stop()
         await self.kubelet.stop()
         self.store.close_watches()

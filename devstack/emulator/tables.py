@@ -3,13 +3,14 @@ NAME and AGE for everything else."""
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Callable
 from typing import Any
 
 from devstack.emulator.registry import ResourceType
 from devstack.emulator.selectors import selector_string
-from trading_operator.timestamps import age
+from trading_operator.timestamps import FORMAT, age
 
 _FILTER = re.compile(r'^\[\?\(@\.(\w+)==["\']?([^"\')]+)["\']?\)\]$')
 
@@ -91,6 +92,31 @@ def pod_restarts(pod: dict[str, Any]) -> str:
     return f"{restarts} ({age(max(finished))} ago)" if restarts and finished else str(restarts)
 
 
+def job_status(job: dict[str, Any]) -> str:
+    """printJob's STATUS (1.30): Complete or Failed once finished, Terminating while being deleted, else
+    Running."""
+    if job.get("metadata", {}).get("deletionTimestamp"):
+        return "Terminating"
+    for condition in job.get("status", {}).get("conditions") or []:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            return str(condition["type"])
+    return "Running"
+
+
+def job_completions(job: dict[str, Any]) -> str:
+    return f"{job.get('status', {}).get('succeeded', 0)}/{job.get('spec', {}).get('completions', 1)}"
+
+
+def job_duration(job: dict[str, Any]) -> str:
+    """printJob's DURATION: start to completion, or to now while it runs; empty before it starts."""
+    status = job.get("status", {})
+    if not status.get("startTime"):
+        return ""
+    end = status.get("completionTime")
+    now = datetime.datetime.strptime(end, FORMAT).replace(tzinfo=datetime.UTC) if end else None
+    return age(status["startTime"], now)
+
+
 def _node_status(node: dict[str, Any]) -> str:
     conditions: list[dict[str, Any]] = node.get("status", {}).get("conditions") or []
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -110,6 +136,11 @@ _BUILTIN: dict[tuple[str, str], list[Column]] = {
         ("Desired", "integer", lambda o: o.get("spec", {}).get("replicas", 1), 0),
         ("Current", "integer", lambda o: o.get("status", {}).get("replicas", 0), 0),
         ("Ready", "integer", lambda o: o.get("status", {}).get("readyReplicas", 0), 0),
+    ],
+    ("batch", "jobs"): [
+        ("Status", "string", job_status, 0),
+        ("Completions", "string", job_completions, 0),
+        ("Duration", "string", job_duration, 0),
     ],
     ("", "pods"): [
         ("Ready", "string", pod_ready, 0),
@@ -135,6 +166,8 @@ _WIDE: dict[tuple[str, str], list[Column]] = {
                               ("Selector", "string", _selector, 1)],
     ("apps", "replicasets"): [("Containers", "string", _containers, 1), ("Images", "string", _images, 1),
                               ("Selector", "string", _selector, 1)],
+    ("batch", "jobs"): [("Containers", "string", _containers, 1), ("Images", "string", _images, 1),
+                        ("Selector", "string", _selector, 1)],
     ("", "pods"): [("IP", "string", lambda o: o.get("status", {}).get("podIP") or "<none>", 1),
                    ("Node", "string", lambda o: o.get("spec", {}).get("nodeName") or "<none>", 1)],
 }

@@ -6,8 +6,9 @@ For every Pod bound to its node it does what a kubelet does, with processes for 
   non-optional ConfigMap leaves the pod ContainerCreating with FailedMount Events, retried with back-off;
   ConfigMap changes reach the files at the next pod sync (every `config_sync_seconds`, as kubelet's
   syncFrequency), by the atomic symlink swap;
-- the image: the trading-runtime image runs the working tree's `python -m trading_runtime`; any other
-  is ErrImagePull, then ImagePullBackOff (`images.py`);
+- the image: the trading-runtime image runs the working tree's `python -m trading_runtime`, the
+  tradeops-modelops image its `python -m modelops`; any other is ErrImagePull, then ImagePullBackOff
+  (`images.py`);
 - env and envFrom (values, fieldRefs, ConfigMap and Secret keys): a missing non-optional one is
   CreateContainerConfigError;
 - the container's arguments with mount paths mapped to the volumes' host directories, plus what stands
@@ -53,7 +54,7 @@ from devstack.emulator.podstatus import (
 )
 from devstack.fleet.addresses import LoopbackAddresses
 from devstack.fleet.backoff import POD_WORKER_RETRY_SECONDS, BackOff, go_duration
-from devstack.fleet.images import RUNTIME_IMAGES, entrypoint, pull_error
+from devstack.fleet.images import RUNTIME_IMAGES, Image, image_for, pull_error
 from devstack.fleet.probes import ReadinessProber, probe_port
 from devstack.fleet.process import ContainerProcess, memory_bytes, start, tail
 from devstack.fleet.volumes import MountError, volume_files, write_atomically
@@ -260,8 +261,8 @@ class ProcessKubelet(Kubelet):
         image = str(spec.get("image", ""))
         restart_key = f"{worker.uid}/{name}"
         while not worker.deleting and not self.stopping:
-            command = entrypoint(image, self.image_pattern)
-            if command is None:
+            runnable = image_for(image, self.image_pattern)
+            if runnable is None:
                 self._image_pull_failed(worker, name, image)
                 await self._retry(worker)
                 continue
@@ -284,7 +285,7 @@ class ProcessKubelet(Kubelet):
                 continue
             if run.starts:
                 self.backoff.next(restart_key, run.last_finished, now)
-            terminated = await self._run_once(worker, run, command, env)
+            terminated = await self._run_once(worker, run, runnable, env)
             if terminated is None:  # the pod is being deleted
                 return
             policy = worker.pod.get("spec", {}).get("restartPolicy", "Always")
@@ -308,7 +309,7 @@ class ProcessKubelet(Kubelet):
         self.backoff.next(key, now, now)
         self._set(worker, name, state=Waiting(ERR_IMAGE_PULL, error), ready=False)
 
-    async def _run_once(self, worker: PodWorker, run: ContainerRun, command: list[str], env: dict[str, str]) \
+    async def _run_once(self, worker: PodWorker, run: ContainerRun, image: Image, env: dict[str, str]) \
             -> Terminated | None:
         """Start the container and watch it until it exits (its Terminated state) or the pod is deleted
         (None, once it has stopped)."""
@@ -317,14 +318,14 @@ class ProcessKubelet(Kubelet):
         log = folder / f"{run.starts}.log"
         if self.stopping:
             return None
-        process = start(self._command(worker, spec, command), env, log, self.workdir)
+        process = start(self._command(worker, spec, image), env, log, self.workdir)
         restarts = run.starts
         run.process, run.starts = process, run.starts + 1
         started = self.objects.now()
         self._set(worker, name, state=Running(started), ready="readinessProbe" not in spec,
                   restart_count=restarts, last_state=run.last_terminated,
                   container_id=f"devstack://{worker.uid}/{name}/{process.pid}",
-                  image_id=f"devstack://{' '.join(command)}")
+                  image_id=f"devstack://{' '.join(image.entrypoint)}")
         self.event(worker, NORMAL, "Pulled", f'Container image "{spec.get("image", "")}" already present on machine',
                    name)
         self.event(worker, NORMAL, "Created", f"Created container: {name}", name)
@@ -400,9 +401,10 @@ class ProcessKubelet(Kubelet):
 
     # The command line and the environment --------------------------------------------------------
 
-    def _command(self, worker: PodWorker, spec: Obj, entry: list[str]) -> list[str]:
-        """The image's entrypoint (or the container's command) and args, with mount paths mapped to the
-        volumes on disk; then the pod's network and /tmp for the runtime."""
+    def _command(self, worker: PodWorker, spec: Obj, image: Image) -> list[str]:
+        """The image's entrypoint (or the container's command) and args (or the image's CMD when the
+        container gives neither), with mount paths mapped to the volumes on disk; then, for the trading
+        runtime, the pod's network and /tmp."""
         mounts = self._mounts(worker, spec)
 
         def host(arg: str) -> str:
@@ -411,12 +413,16 @@ class ProcessKubelet(Kubelet):
                     return str(outside) + arg[len(inside):]
             return arg
 
+        entry = list(image.entrypoint)
         command = [host(str(a)) for a in spec.get("command") or []] or entry
         command = [entry[0] if c in ("python", "python3") else c for c in command]
+        args = spec.get("args") or ([] if spec.get("command") else list(image.cmd))
+        command += [host(str(a)) for a in args]
+        if not image.runtime:
+            return command
         tmp = next((outside for inside, outside in mounts if inside == "/tmp"), self.pod_dir(worker) / "tmp")
         tmp.mkdir(parents=True, exist_ok=True)
-        return [*command, *(host(str(a)) for a in spec.get("args") or []),
-                "--metrics-host", worker.pod_ip, "--spill-path", str(tmp / "tradeops-spill.jsonl")]
+        return [*command, "--metrics-host", worker.pod_ip, "--spill-path", str(tmp / "tradeops-spill.jsonl")]
 
     def _env(self, worker: PodWorker, spec: Obj) -> dict[str, str]:
         """The container's environment (makeEnvironmentVariables); ConfigError for a missing reference."""

@@ -93,12 +93,12 @@ class Stack:
         )
 
 
-def start_stack(workdir: pathlib.Path) -> Iterator[Stack]:
+def start_stack(workdir: pathlib.Path, emulator_args: list[str] | None = None) -> Iterator[Stack]:
     if E2E_KUBECONFIG:
         kubeconfig = pathlib.Path(E2E_KUBECONFIG)
         yield Stack(kube_for(kubeconfig), kubeconfig, workdir)
         return
-    emulator = EmulatorProcess(workdir).start()
+    emulator = EmulatorProcess(workdir, args=emulator_args).start()
     positions = PositionsServer().start()
     kube = kube_for(emulator.kubeconfig)
     install_crd(kube)

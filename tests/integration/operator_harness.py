@@ -33,7 +33,8 @@ E2E_FEED_URL = os.environ.get("TRADEOPS_E2E_FEED_URL")
 SECRETS = Resource("v1", "secrets")
 UNPULLABLE_IMAGE = "registry.invalid/tradeops/not-the-runtime:1.0.0"
 """An image no registry serves (`.invalid` never resolves, RFC 6761): ErrImagePull then ImagePullBackOff from
-kind's kubelet as from the devstack's (which runs only the trading-runtime image), with no network involved."""
+kind's kubelet as from the devstack's (which runs only the trading-runtime and training images), with no network
+involved."""
 
 SPEC: dict[str, Any] = {
     "symbol": "SPY",

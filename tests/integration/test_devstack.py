@@ -259,6 +259,70 @@ def test_an_image_the_devstack_cannot_run_is_err_image_pull_then_back_off(stack,
         next(e.message for e in api[0].list_namespaced_event(ns).items if e.message.startswith("Failed to pull"))
 
 
+TRAINING = "ghcr.io/tradeops/tradeops-modelops:0.1.0"
+
+
+def training_job(name: str, command: list[str], image: str = TRAINING, **spec: Any) -> dict[str, Any]:
+    """A Job shaped like the operator's retraining Job (retraining.build_job)."""
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"backoffLimit": 0, **spec, "template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "train", "image": image, "command": command}]}}}}
+
+
+def job_condition(stack: AnalysisStack, ns: str, name: str) -> dict[str, Any] | None:
+    job = stack.emulator.get_object("batch/v1", "jobs", ns, name) or {}
+    return next((c for c in (job.get("status") or {}).get("conditions") or [] if c["status"] == "True"), None)
+
+
+def test_a_training_job_runs_python_m_modelops_as_a_process_and_completes(stack, api, ns):
+    """The Job controller's pod runs the training image as the working tree's `python -m modelops` (no
+    runtime flags appended): it exits 0, the pod Succeeded, the Job Complete; its log is the process's."""
+    client.BatchV1Api(api[0].api_client).create_namespaced_job(
+        ns, training_job("help", ["python", "-m", "modelops", "--help"]))
+    done = wait_for(lambda: job_condition(stack, ns, "help"), 60, "the Job finished")
+    assert done["type"] == "Complete"
+    [pod] = pods(stack, ns)
+    assert pod["status"]["phase"] == "Succeeded"
+    assert container(pod)["state"]["terminated"]["exitCode"] == 0
+    assert api[0].read_namespaced_pod_log(pod["metadata"]["name"], ns).startswith("usage: python -m modelops")
+
+
+def test_a_training_job_whose_process_fails_fails_at_its_backoff_limit(stack, api, ns):
+    """A real exit code 2 (no MLflow server configured) fails the pod; backoffLimit 0 fails the Job."""
+    client.BatchV1Api(api[0].api_client).create_namespaced_job(
+        ns, training_job("untracked", ["python", "-m", "modelops", "train"]))
+    failed = wait_for(lambda: job_condition(stack, ns, "untracked"), 60, "the Job finished")
+    assert (failed["type"], failed["reason"]) == ("Failed", "BackoffLimitExceeded")
+    [pod] = pods(stack, ns)
+    assert container(pod)["state"]["terminated"]["exitCode"] == 2
+    assert "no MLflow tracking server" in api[0].read_namespaced_pod_log(pod["metadata"]["name"], ns)
+
+
+def test_deleting_a_running_training_job_stops_its_process(stack, api, ns):
+    """Deleting the Job collects its pod; the kubelet stops the process (SIGTERM) and the pod goes."""
+    batch = client.BatchV1Api(api[0].api_client)
+    batch.create_namespaced_job(ns, training_job("long", ["python", "-c", "import time; time.sleep(600)"]))
+    running = wait_for(lambda: (found := pods(stack, ns)) and "running" in container(found[0]).get("state", {})
+                       and found[0], 60, "the training process running")
+    pid = int(container(running)["containerID"].rsplit("/", 1)[-1])
+    assert psutil.pid_exists(pid)
+    batch.delete_namespaced_job("long", ns, propagation_policy="Background")
+    wait_for(lambda: not pods(stack, ns), 30, "the pod gone")
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_job_whose_image_the_devstack_cannot_map_waits_in_err_image_pull(stack, api, ns):
+    """As for a Deployment's pod: ErrImagePull, no process; the Job keeps it active (no failure counted)."""
+    client.BatchV1Api(api[0].api_client).create_namespaced_job(
+        ns, training_job("typo", ["python", "-m", "modelops", "--help"], image="ghcr.io/tradeops/modelops:0.1.0"))
+    wait_for(lambda: (found := pods(stack, ns)) and container(found[0]).get("state", {}).get("waiting", {}).get(
+        "reason") in ("ErrImagePull", "ImagePullBackOff"), 30, "ErrImagePull")
+    job = stack.emulator.get_object("batch/v1", "jobs", ns, "typo")
+    assert job is not None
+    assert job["status"]["active"] == 1
+    assert "failed" not in job["status"]
+
+
 def test_a_missing_config_map_volume_waits_in_container_creating(stack, api, ns):
     """A non-optional ConfigMap volume that does not exist: FailedMount, the container stays
     ContainerCreating (the kubelet only reports CreateContainerConfigError for env references)."""

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.emulator import builtins
 from devstack.emulator import deployment_status as ds
 from devstack.emulator.deployment_controller import pod_template_hash
 from devstack.emulator.intstr import scaled_value
+from devstack.emulator.job_controller import BACKOFF_SECONDS, backoff_delay, past_backoff_limit_on_failure
 from devstack.emulator.podstatus import (
     ContainerStatus,
     Running,
@@ -285,3 +287,42 @@ def test_unready_containers_are_named_in_the_ready_conditions():
 def test_qos_class(resources, qos):
     """GetPodQOS."""
     assert qos_class({"containers": [{"name": "c", "resources": r} for r in resources]}) == qos
+
+
+@pytest.mark.parametrize(("failures", "delay"), [(0, 0.0), (1, 10.0), (2, 20.0), (3, 40.0), (6, 320.0), (7, 360.0),
+                                                 (30, 360.0)])
+def test_job_failure_back_off_doubles_from_10_s_to_6_min(failures, delay):
+    """pkg/controller/job/backoff_utils.go: DefaultJobPodFailureBackOff 10 s, MaxJobPodFailureBackOff 6 min."""
+    assert backoff_delay(BACKOFF_SECONDS, failures) == delay
+
+
+@pytest.mark.parametrize(("limit", "restart_counts", "exceeded"), [
+    (0, [0], False), (0, [1], True), (2, [1], False), (2, [2], True), (2, [1, 1], True), (6, [5], False),
+])
+def test_on_failure_restarts_of_the_active_pods_count_against_the_backoff_limit(limit, restart_counts, exceeded):
+    """pastBackoffLimitOnFailure: the restarts of all active pods' containers, `> 0` when the limit is 0."""
+    spec = {"backoffLimit": limit, "template": {"spec": {"restartPolicy": "OnFailure"}}}
+    pods = [{"status": {"containerStatuses": [{"restartCount": n}]}} for n in restart_counts]
+    assert past_backoff_limit_on_failure(spec, pods) is exceeded
+    never = {**spec, "template": {"spec": {"restartPolicy": "Never"}}}
+    assert past_backoff_limit_on_failure(never, pods) is False
+
+
+def test_a_job_gets_the_defaults_and_the_selector_of_its_uid():
+    """SetDefaults_Job and the Job strategy's generateSelector."""
+    job = {"metadata": {"name": "train", "uid": "u-1"},
+           "spec": {"template": {"metadata": {"labels": {"app": "t"}}, "spec": {"restartPolicy": "Never",
+                                                                                  "containers": [{"name": "c"}]}}}}
+    defaulted = builtins.default("batch", "Job", job)
+    spec = defaulted["spec"]
+    assert (spec["completions"], spec["parallelism"], spec["backoffLimit"], spec["completionMode"]) == \
+        (1, 1, 6, "NonIndexed")
+    assert spec["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}}
+    assert spec["template"]["metadata"]["labels"] == {
+        "app": "t", "batch.kubernetes.io/job-name": "train", "job-name": "train",
+        "batch.kubernetes.io/controller-uid": "u-1", "controller-uid": "u-1"}
+    assert defaulted["metadata"]["labels"] == {"app": "t"}
+    assert "selector" not in job["spec"]  # the caller's object is left alone
+    assert builtins.validate("batch", "Job", defaulted, None) == []
+    changed = {**defaulted, "spec": {**spec, "template": {**spec["template"], "metadata": {"labels": {}}}}}
+    assert [c["field"] for c in builtins.validate("batch", "Job", changed, defaulted)] == ["spec.template"]

@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from devstack.fleet.backoff import BackOff, go_duration
-from devstack.fleet.images import entrypoint
+from devstack.fleet.images import MODELOPS, RUNTIME, image_for
 from devstack.fleet.volumes import DATA_LINK, MountError, volume_files, write_atomically
 
 
@@ -53,16 +53,27 @@ def test_durations_read_like_go(seconds, text):
 
 
 @pytest.mark.parametrize(("image", "runs"), [
-    ("ghcr.io/tradeops/trading-runtime:0.1.0", True),
-    ("ghcr.io/acme/trading-runtime@sha256:" + "a" * 64, True),
-    ("trading-runtime:dev", True),
-    ("registry.local:5000/team/trading-runtime:2", True),
-    ("ghcr.io/tradeops/trading-runtme:0.1.0", False),
-    ("ghcr.io/tradeops/trading-runtime-debug:0.1.0", False),
-    ("nginx:1.25", False),
-], ids=["release", "digest", "local-build", "private-registry", "typo", "another-image", "nginx"])
-def test_only_the_trading_runtime_image_runs(image, runs):
-    assert (entrypoint(image) is not None) is runs
+    ("ghcr.io/tradeops/trading-runtime:0.1.0", RUNTIME),
+    ("ghcr.io/acme/trading-runtime@sha256:" + "a" * 64, RUNTIME),
+    ("trading-runtime:dev", RUNTIME),
+    ("registry.local:5000/team/trading-runtime:2", RUNTIME),
+    ("ghcr.io/tradeops/tradeops-modelops:0.1.0", MODELOPS),
+    ("ghcr.io/acme/tradeops-modelops@sha256:" + "b" * 64, MODELOPS),
+    ("ghcr.io/tradeops/trading-runtme:0.1.0", None),
+    ("ghcr.io/tradeops/trading-runtime-debug:0.1.0", None),
+    ("ghcr.io/tradeops/modelops:0.1.0", None),
+    ("nginx:1.25", None),
+], ids=["release", "digest", "local-build", "private-registry", "training", "training-digest", "typo",
+        "another-image", "not-the-training-image", "nginx"])
+def test_only_the_runtime_and_training_images_run(image, runs):
+    assert image_for(image) is runs
+
+
+def test_the_training_image_runs_modelops_without_the_runtimes_flags():
+    assert MODELOPS.entrypoint[1:] == ("-m", "modelops")
+    assert MODELOPS.cmd == ("train", "--help")
+    assert MODELOPS.runtime is False
+    assert RUNTIME.runtime is True
 
 
 def lookup(objects: dict[tuple[str, str], dict]):
