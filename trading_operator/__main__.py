@@ -43,6 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.metrics_port:
         serve_metrics(args.metrics_port)
+    trading_operator.handlers.WATCHED_NAMESPACES[:] = args.namespace
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON,
                    log_prefix=False)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)

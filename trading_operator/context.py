@@ -69,9 +69,10 @@ async def reconcile(context: OperatorContext, namespace: str, name: str) -> str 
 
 
 async def reconcile_locked(context: OperatorContext, namespace: str, name: str) -> str | None:
-    """`reconcile` for a caller that already holds the TradingSymbol's lock. A status write that loses to a
-    concurrent change (409: kopf's own annotations, a user's request, a second operator) re-reads and
-    re-plans from the fresh object: no decision is ever written over state it did not see."""
+    """`reconcile` for a caller that already holds the TradingSymbol's lock. A status or child write that loses
+    to a concurrent change (409: kopf's own annotations, a user's request, a second operator, a controller, or
+    a child the informer had not caught up with) re-reads from the API and re-plans: no decision is ever
+    written over state it did not see."""
     key = (namespace, name)
     metrics.RECONCILES.inc()
     with tracing.span("reconcile", namespace=namespace, tradingsymbol=name) as current:
@@ -83,7 +84,8 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
                 context.reconciled_at.pop(key, None)
                 return None
             with tracing.span("observe"):
-                observed = await context.executor.observe(ts)
+                # The informer's store first; after a conflict the API itself (the store may lag behind).
+                observed = await context.executor.observe(ts, fresh=attempt > 1)
                 ref = model_ref(observed.spec)
                 observed = dataclasses.replace(
                     observed, findings=context.findings.pending(key),
@@ -93,13 +95,13 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             current.set_attribute("tradeops.actions", len(result.actions))
             current.set_attribute("tradeops.attempts", attempt)
             with tracing.span("apply", actions=len(result.actions)):
-                await context.executor.apply_children(ts, result)
                 try:
+                    await context.executor.apply_children(ts, result, observed)
                     await context.executor.commit(ts, result)
                 except Exception as exc:
                     if not is_conflict(exc) or attempt == MAX_CONFLICTS:
                         raise
-                    log.info("status of %s/%s changed while planning (attempt %d); re-planning", namespace, name,
+                    log.info("%s/%s or a child changed while planning (attempt %d); re-planning", namespace, name,
                              attempt)
                     continue
             context.findings.consume(key, observed.findings)
