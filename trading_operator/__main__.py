@@ -15,7 +15,7 @@ import trading_operator.alert_webhook
 import trading_operator.fleet_handlers
 import trading_operator.handlers
 import trading_operator.symbol_gauges
-import trading_operator.tracing  # noqa: F401  (the SDK, started at startup when an endpoint is set)
+import trading_operator.tracing  # the SDK, started at startup when an endpoint is set
 from trading_operator.metrics import serve as serve_metrics
 
 

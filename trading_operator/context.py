@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,9 @@ class OperatorContext:
     """The MLflow model registry `spec.model` is resolved against."""
     reconciled_at: dict[tuple[str, str], float] = field(default_factory=dict)
     """When each TradingSymbol was last reconciled (time.monotonic): a resync is due only after a quiet spell."""
+    latest: Callable[[tuple[str, str]], Mapping[str, Any] | None] | None = None
+    """The TradingSymbol's body from the latest watch event (the scheduler's), if any: a reconcile whose plan
+    only writes the status saves reading it from the API."""
 
 
 def model_ref(spec: dict[str, Any]) -> ModelRef | None:
@@ -75,9 +79,14 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
     written over state it did not see."""
     key = (namespace, name)
     metrics.RECONCILES.inc()
+    watched = context.latest is not None
+    fresh_children = False
     with tracing.span("reconcile", namespace=namespace, tradingsymbol=name) as current:
         for attempt in range(1, MAX_CONFLICTS + 1):
-            ts = await context.executor.get_trading_symbol(namespace, name)
+            # The TradingSymbol as the watch last showed it serves a plan that only writes its status (locked on
+            # that version); a plan with any other action is made again from the API's answer.
+            body = context.latest(key) if watched and context.latest is not None else None
+            ts = dict(body) if body is not None else await context.executor.get_trading_symbol(namespace, name)
             if ts is None:
                 context.findings.forget(key)
                 context.model_checks.pop(key, None)
@@ -85,7 +94,7 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
                 return None
             with tracing.span("observe"):
                 # The informer's store first; after a conflict the API itself (the store may lag behind).
-                observed = await context.executor.observe(ts, fresh=attempt > 1)
+                observed = await context.executor.observe(ts, fresh=fresh_children)
                 ref = model_ref(observed.spec)
                 observed = dataclasses.replace(
                     observed, findings=context.findings.pending(key),
@@ -94,6 +103,9 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
                 result = plan(observed)
             current.set_attribute("tradeops.actions", len(result.actions))
             current.set_attribute("tradeops.attempts", attempt)
+            if body is not None and result.actions:
+                watched = False
+                continue
             with tracing.span("apply", actions=len(result.actions)):
                 try:
                     await context.executor.apply_children(ts, result, observed)
@@ -103,6 +115,7 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
                         raise
                     log.info("%s/%s or a child changed while planning (attempt %d); re-planning", namespace, name,
                              attempt)
+                    watched, fresh_children = False, True
                     continue
             context.findings.consume(key, observed.findings)
             deploy_steps.record(namespace, observed.revisions, parse_status(observed.status), result)

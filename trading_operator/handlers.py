@@ -59,7 +59,7 @@ def _backoff(retry: int) -> float:
 
 
 @kopf.index(*TS)
-def symbol_claims(*, body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, claims.Claim] | None:
+async def symbol_claims(*, body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, claims.Claim] | None:
     """Which TradingSymbol names which symbol, per namespace, kept from the watch: the planner decides who owns
     a symbol without listing the namespace at every reconcile."""
     claim = claims.claim_of(dict(body))
@@ -100,6 +100,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
         return await reconcile(context, namespace, name)
 
     scheduler = SymbolScheduler(look, reconcile_one, RESYNC_SECONDS, context.reconciled_at)
+    context.latest = scheduler.body
     memo["tradeops_scheduler"] = scheduler
     memo["tradeops_scheduler_task"] = asyncio.create_task(scheduler.run(), name="tradeops-scheduler")
     memo["tradeops_informer"] = informer
