@@ -57,6 +57,10 @@ class OperatorContext:
     only writes the status saves reading it from the API."""
 
 
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
 def model_ref(spec: dict[str, Any]) -> ModelRef | None:
     """The spec's model reference (None: none, or an invalid one the planner rejects with the spec)."""
     try:
@@ -84,7 +88,8 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
     with tracing.span("reconcile", namespace=namespace, tradingsymbol=name) as current:
         for attempt in range(1, MAX_CONFLICTS + 1):
             # The TradingSymbol as the watch last showed it serves a plan that only writes its status (locked on
-            # that version); a plan with any other action is made again from the API's answer.
+            # that version); a plan with any other action is confirmed by the API's answer (the same version) or
+            # made again from it.
             body = context.latest(key) if watched and context.latest is not None else None
             ts = dict(body) if body is not None else await context.executor.get_trading_symbol(namespace, name)
             if ts is None:
@@ -105,7 +110,10 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             current.set_attribute("tradeops.attempts", attempt)
             if body is not None and result.actions:
                 watched = False
-                continue
+                fresh = await context.executor.get_trading_symbol(namespace, name)
+                if fresh is None or _version(fresh) != _version(ts):
+                    continue  # planned from a TradingSymbol that has changed since: plan again
+                ts = fresh
             with tracing.span("apply", actions=len(result.actions)):
                 try:
                     await context.executor.apply_children(ts, result, observed)
