@@ -6,7 +6,7 @@ again from the API's answer, and a child patch planned from a stale child loses 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,14 @@ class World:
         return await self.kube.get(CONFIGMAPS, self.namespace, SWITCHES)
 
 
+async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 @pytest.fixture
 async def world(emulator: RunningEmulator) -> AsyncIterator[World]:  # noqa: F811
     kube = AsyncKubeApi(api_client_for(emulator.url))
@@ -69,9 +77,7 @@ async def world(emulator: RunningEmulator) -> AsyncIterator[World]:  # noqa: F81
                               latest=watched.get)
     informer.start()
     try:
-        async with asyncio.timeout(10):
-            while not informer.store.synced:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: informer.store.synced, "the informer's first lists")
         await kube.create(TRADING_SYMBOLS, namespace, {"apiVersion": TRADING_SYMBOLS.api_version,
                                                        "kind": "TradingSymbol", "metadata": {"name": "spy"},
                                                        "spec": SPEC})
@@ -84,10 +90,10 @@ async def world(emulator: RunningEmulator) -> AsyncIterator[World]:  # noqa: F81
 
 
 async def caught_up(world: World, name: str, version: str) -> None:
-    async with asyncio.timeout(10):
-        while (held := world.informer.store.get("ConfigMap", world.namespace, name)) is None \
-                or held["metadata"]["resourceVersion"] != version:
-            await asyncio.sleep(0.01)
+    def holds() -> bool:
+        held = world.informer.store.get("ConfigMap", world.namespace, name)
+        return held is not None and held["metadata"]["resourceVersion"] == version
+    await eventually(holds, f"the store at {name}'s version {version}")
 
 
 async def test_the_store_serves_the_reconcile_once_it_holds_the_children(world: World) -> None:
