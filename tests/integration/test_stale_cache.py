@@ -56,8 +56,8 @@ class World:
         return await self.kube.get(CONFIGMAPS, self.namespace, SWITCHES)
 
 
-async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.01)):
+async def eventually(predicate: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.01)):
         if predicate():
             return
         await asyncio.sleep(0.01)
