@@ -134,6 +134,9 @@ def run(n: int, timeout: float, rate: float, idle_seconds: float, settle: float)
         stop = threading.Event()
         sampler = threading.Thread(target=sample_operator, args=(operator.pid, stop, samples), daemon=True)
         sampler.start()
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        wait_for(lambda: reconciles_total(metrics_url) >= 0, 30, "the operator's metrics")
+        reconciles_before = reconciles_total(metrics_url)
         cpu_before, emulator_cpu_before = cpu_seconds(operator.pid), cpu_seconds(emulator.pid)
         load_before = os.getloadavg()[0]
         created_at: dict[str, float] = {}
@@ -173,6 +176,7 @@ def run(n: int, timeout: float, rate: float, idle_seconds: float, settle: float)
         sampler.join(5)
         cpu = cpu_seconds(operator.pid) - cpu_before
         emulator_cpu = cpu_seconds(emulator.pid) - emulator_cpu_before
+        reconciles = reconciles_total(metrics_url) - reconciles_before
         latencies = [(deployed_at[k] - created_at[k]) * 1000 for k in created_at if k in deployed_at]
         result: dict[str, Any] = {
             "n": n,
@@ -182,14 +186,14 @@ def run(n: int, timeout: float, rate: float, idle_seconds: float, settle: float)
             "create_to_deployment_p95_ms": round(percentile(latencies, 0.95), 1),
             "cpu_s": round(cpu, 2),
             "cpu_ms_per_symbol": round(cpu * 1000 / n, 2),
+            "reconciles_per_symbol": round(reconciles / n, 2),
             "peak_rss_mb": round(samples.get("peak_rss", 0.0) / 2**20, 1),
             # The API server's share (the emulator: its controllers and kubelet too) of the same machine.
             "emulator_cpu_s": round(emulator_cpu, 2),
             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
         if idle_seconds > 0:
-            result.update(at_rest(emulator.url, f"http://127.0.0.1:{metrics_port}/metrics", operator.pid, n,
-                                  idle_seconds, settle))
+            result.update(at_rest(emulator.url, metrics_url, operator.pid, n, idle_seconds, settle))
         profile = os.environ.get("TRADEOPS_PROFILE")
         if profile:  # written now: a slow shutdown may end in SIGKILL
             path = pathlib.Path(profile)
@@ -228,7 +232,8 @@ def main() -> int:
         print(f"all Ready after:             {result['converge_s']} s")
         print(f"create→Deployment p50 / p95: {result['create_to_deployment_p50_ms']} / "
               f"{result['create_to_deployment_p95_ms']} ms")
-        print(f"operator CPU:                {result['cpu_s']} s ({result['cpu_ms_per_symbol']} ms per symbol)")
+        print(f"operator CPU:                {result['cpu_s']} s ({result['cpu_ms_per_symbol']} ms per symbol, "
+              f"{result['reconciles_per_symbol']} reconciles per symbol)")
         print(f"operator peak RSS:           {result['peak_rss_mb']} MB")
         print(f"emulator CPU:                {result['emulator_cpu_s']} s")
         print(f"load average (1 min):        {result['load_avg_1m'][0]} → {result['load_avg_1m'][1]}")

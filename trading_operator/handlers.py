@@ -151,14 +151,6 @@ def _hand_over(memo: Any, namespace: str, symbol: str, released_by: str) -> None
         scheduler.poke((namespace, waiting))
 
 
-@kopf.on.event(*TS, id="released", when=lambda type, **_: type == "DELETED")
-async def on_deleted(*, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
-    """The owner of a symbol is gone (drained, finalizer removed): the next claimant takes over."""
-    claim = claims.claim_of(dict(body))
-    if claim is not None:
-        _hand_over(memo, namespace or "default", claim.symbol, name)
-
-
 @kopf.daemon(*TS, cancellation_timeout=5.0)
 async def take_part(*, stopped: kopf.DaemonStopped, namespace: str | None, name: str, body: kopf.Body, memo: Any,
                     **_: Any) -> None:
@@ -177,14 +169,17 @@ async def take_part(*, stopped: kopf.DaemonStopped, namespace: str | None, name:
 async def schedule(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     """Every event of a TradingSymbol reaches the shared scheduler: it keeps the latest body, looks at it, and
     reconciles it when its spec, labels or annotations (a request) changed. A symbol that now names another
-    symbol releases the one it named."""
+    symbol releases the one it named; one that is gone (drained, finalizer removed) releases its own: the next
+    claimant takes over."""
     scheduler: SymbolScheduler = memo["tradeops_scheduler"]
     new = dict(body)
     meta = new.get("metadata") or {}
     key = (str(meta.get("namespace") or "default"), str(meta.get("name")))
     before, after = (str(((b or {}).get("spec") or {}).get("symbol") or "") for b in (scheduler.body(key), new))
     scheduler.observe(type, new)
-    if before and claims.normalise(before) != claims.normalise(after):
+    if type == "DELETED" and (claim := claims.claim_of(new)) is not None:
+        _hand_over(memo, key[0], claim.symbol, key[1])
+    elif before and claims.normalise(before) != claims.normalise(after):
         _hand_over(memo, key[0], before, key[1])
 
 
