@@ -146,6 +146,8 @@ class ChildStore:
         self._delivered.setdefault(key, deque(maxlen=HISTORY)).append(_version(obj))
 
     def _put(self, key: Key, obj: Obj) -> None:
+        if "managedFields" in (meta := obj.get("metadata") or {}):  # server-side apply's bookkeeping: unread
+            obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         previous = self._objects.get(key)
         if previous is not None and _owner(previous) != _owner(obj):
             self._unindex(key, previous)

@@ -129,3 +129,15 @@ def test_writes_of_kinds_it_does_not_keep_are_ignored(kind: str) -> None:
     store.wrote(obj("x", "1", kind=kind))
     store.deleted(kind, "ns", "x")
     assert store.get(kind, "ns", "x") is None
+
+
+def test_managed_fields_are_not_kept() -> None:
+    store = synced_store()
+    store.apply("Deployment", "ADDED", obj("spy-trading", "1"))
+    with_fields = obj("spy-trading", "2")
+    with_fields["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    store.apply("Deployment", "MODIFIED", with_fields)
+    held = store.get("Deployment", "ns", "spy-trading")
+    assert held is not None
+    assert "managedFields" not in held["metadata"]
+    assert held["metadata"]["resourceVersion"] == "2"
