@@ -91,6 +91,8 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             # that version); a plan with any other action is confirmed by the API's answer (the same version) or
             # made again from it.
             body = context.latest(key) if watched and context.latest is not None else None
+            if body is not None and not body.get("status"):
+                body = None  # a new one: its first plan creates the children (and kopf is adding its finalizer)
             ts = dict(body) if body is not None else await context.executor.get_trading_symbol(namespace, name)
             if ts is None:
                 context.findings.forget(key)
