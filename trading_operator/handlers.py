@@ -108,8 +108,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
 
 
 def _plain_namespaces(namespaces: list[str]) -> list[str]:
-    """The namespaces to watch one by one; none (the whole cluster) when any is a kopf glob pattern."""
-    return [] if any(set(ns) & set("*?[!,") for ns in namespaces) else namespaces
+    """The namespaces to watch one by one; none (the whole cluster) when any is a kopf pattern (a glob, a list,
+    an exclusion)."""
+    return [] if any(set(ns) & set("*?[!,") or ns.startswith("-") for ns in namespaces) else namespaces
 
 
 def _child_changed(memo: Any, change: Change) -> None:

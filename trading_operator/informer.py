@@ -62,8 +62,8 @@ class Informer:
                     version = await self._follow(kind, namespace, version)
             except ApiException as exc:
                 log.warning("watch of %s in %s failed: %s", kind, namespace or "all namespaces", api_error_message(exc))
-            except (ValueError, KeyError) as exc:  # a malformed line: list again rather than trust the rest
-                log.warning("watch of %s in %s sent garbage: %r", kind, namespace or "all namespaces", exc)
+            except Exception:  # a malformed line or a bug: list again rather than trust the rest, or stop keeping
+                log.exception("watch of %s in %s failed", kind, namespace or "all namespaces")
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _follow(self, kind: str, namespace: str | None, version: str) -> str:
