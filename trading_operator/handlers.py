@@ -69,7 +69,8 @@ async def symbol_claims(*, body: kopf.Body, namespace: str | None, **_: Any) -> 
 class SymbolsNotDiffed(kopf.AnnotationsDiffBaseStorage):
     """kopf deep-copies every event's body into a diff base to find on.update causes; TradingSymbols have no
     on.create/on.update handlers (the scheduler compares generation, labels and annotations), so theirs is
-    empty: a third of kopf's work per TradingSymbol event. FleetRollouts keep kopf's diffing."""
+    empty, built and fetched alike (never different: kopf never writes one): a third of kopf's work per
+    TradingSymbol event. FleetRollouts keep kopf's diffing."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         if body.get("kind") == api.KIND:
@@ -78,7 +79,7 @@ class SymbolsNotDiffed(kopf.AnnotationsDiffBaseStorage):
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         if body.get("kind") == api.KIND:
-            return None
+            return kopf.BodyEssence()
         return super().fetch(body=body)
 
 
