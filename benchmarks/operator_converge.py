@@ -81,7 +81,7 @@ def cpu_seconds(pid: int) -> float:
 
 def reconciles_total(metrics_url: str) -> float:
     """The operator's own count of reconciles."""
-    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+    with urllib.request.urlopen(metrics_url, timeout=60) as response:  # a loaded machine answers slowly
         text = response.read().decode()
     found = re.search(r"^tradeops_operator_reconciles_total (\S+)$", text, re.MULTILINE)
     if found is None:
@@ -145,7 +145,7 @@ def run(n: int, timeout: float, rate: float, idle_seconds: float, settle: float)
         sampler = threading.Thread(target=sample_operator, args=(operator.pid, stop, samples), daemon=True)
         sampler.start()
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-        wait_for(lambda: reconciles_total(metrics_url) >= 0, 30, "the operator's metrics")
+        wait_for(lambda: reconciles_total(metrics_url) >= 0, 180, "the operator's metrics")  # started
         reconciles_before = reconciles_total(metrics_url)
         cpu_before, emulator_cpu_before = cpu_seconds(operator.pid), cpu_seconds(emulator.pid)
         load_before = os.getloadavg()[0]
