@@ -119,13 +119,20 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
             with tracing.span("apply", actions=len(result.actions)):
                 try:
                     await context.executor.apply_children(ts, result, observed)
+                except Exception as exc:
+                    if not is_conflict(exc) or attempt == MAX_CONFLICTS:
+                        raise
+                    log.info("a child of %s/%s changed while planning (attempt %d); re-planning", namespace, name,
+                             attempt)
+                    watched, fresh_children = False, True
+                    continue
+                try:
                     await context.executor.commit(ts, result)
                 except Exception as exc:
                     if not is_conflict(exc) or attempt == MAX_CONFLICTS:
                         raise
-                    log.info("%s/%s or a child changed while planning (attempt %d); re-planning", namespace, name,
-                             attempt)
-                    watched, fresh_children = False, True
+                    log.info("%s/%s changed while planning (attempt %d); re-planning", namespace, name, attempt)
+                    watched = False  # the TradingSymbol is read again; the children were current
                     continue
             context.findings.consume(key, observed.findings)
             deploy_steps.record(namespace, observed.revisions, parse_status(observed.status), result)
