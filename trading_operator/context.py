@@ -55,10 +55,33 @@ class OperatorContext:
     latest: Callable[[tuple[str, str]], Mapping[str, Any] | None] | None = None
     """The TradingSymbol's body from the latest watch event (the scheduler's), if any: a reconcile whose plan
     only writes the status saves reading it from the API."""
+    written: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+    """The TradingSymbol as the operator's last status write left it, until the watch shows that version: the
+    next reconcile plans from it, not from the older body the watch still holds (whose write would lose)."""
+
+    def seen(self, body: Mapping[str, Any]) -> None:
+        """A watch event of a TradingSymbol: once it shows the operator's last write, the watch is current."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace") or "default"), str(meta.get("name")))
+        written = self.written.get(key)
+        if written is not None and _version(written) == _version(body):
+            del self.written[key]
+
+    def known(self, key: tuple[str, str]) -> Mapping[str, Any] | None:
+        """The newest body of a TradingSymbol the operator holds without asking the API."""
+        written = self.written.get(key)
+        return written if written is not None else (self.latest(key) if self.latest is not None else None)
 
 
 def _version(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _shows(latest: Callable[[tuple[str, str]], Mapping[str, Any] | None] | None, key: tuple[str, str],
+           written: Mapping[str, Any]) -> bool:
+    """The watch already delivered this version (its event came before the write's answer)."""
+    body = latest(key) if latest is not None else None
+    return body is not None and _version(body) == _version(written)
 
 
 def model_ref(spec: dict[str, Any]) -> ModelRef | None:
@@ -87,14 +110,15 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
     fresh_children = False
     with tracing.span("reconcile", namespace=namespace, tradingsymbol=name) as current:
         for attempt in range(1, MAX_CONFLICTS + 1):
-            # The TradingSymbol as the watch last showed it serves a plan that only writes its status (locked on
-            # that version); a plan with any other action is confirmed by the API's answer (the same version) or
-            # made again from it.
-            body = context.latest(key) if watched and context.latest is not None else None
+            # The TradingSymbol as the operator last wrote it or the watch last showed it serves a plan that only
+            # writes its status (locked on that version); a plan with any other action, or with none, is
+            # confirmed by the API's answer (the same version) or made again from it.
+            body = context.known(key) if watched else None
             if body is not None and not body.get("status"):
                 body = None  # a new one: its first plan creates the children (and kopf is adding its finalizer)
             ts = dict(body) if body is not None else await context.executor.get_trading_symbol(namespace, name)
             if ts is None:
+                context.written.pop(key, None)
                 context.findings.forget(key)
                 context.model_checks.pop(key, None)
                 context.reconciled_at.pop(key, None)
@@ -110,10 +134,12 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
                 result = plan(observed)
             current.set_attribute("tradeops.actions", len(result.actions))
             current.set_attribute("tradeops.attempts", attempt)
-            if body is not None and result.actions:
+            if body is not None and (result.actions or result.status is None):
+                # Any other action, or none at all (a stale body could hide a change), waits for the API's word.
                 watched = False
                 fresh = await context.executor.get_trading_symbol(namespace, name)
                 if fresh is None or _version(fresh) != _version(ts):
+                    context.written.pop(key, None)
                     continue  # planned from a TradingSymbol that has changed since: plan again
                 ts = fresh
             with tracing.span("apply", actions=len(result.actions)):
@@ -127,13 +153,16 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
                     watched, fresh_children = False, True
                     continue
                 try:
-                    await context.executor.commit(ts, result)
+                    written = await context.executor.commit(ts, result)
                 except Exception as exc:
+                    context.written.pop(key, None)
                     if not is_conflict(exc) or attempt == MAX_CONFLICTS:
                         raise
                     log.info("%s/%s changed while planning (attempt %d); re-planning", namespace, name, attempt)
                     watched = False  # the TradingSymbol is read again; the children were current
                     continue
+                if written is not None and not _shows(context.latest, key, written):
+                    context.written[key] = written
             context.findings.consume(key, observed.findings)
             deploy_steps.record(namespace, observed.revisions, parse_status(observed.status), result)
             await context.executor.announce(ts, result)

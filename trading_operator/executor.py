@@ -167,12 +167,15 @@ class Executor:
             elif isinstance(action, DeleteObject):
                 await self._delete(RESOURCES_BY_KIND[action.kind], namespace, action.name)
 
-    async def commit(self, ts: Obj, plan: Plan) -> None:
+    async def commit(self, ts: Obj, plan: Plan) -> Obj | None:
         """Write the plan's status, optimistically locked on the resourceVersion the plan was made from: a
-        conflict (409) raises, and the caller re-reads and re-plans."""
-        if plan.status is not None:
-            await self._write_status(ts, plan.status)
-            self._count_verdict(ts, plan.status)
+        conflict (409) raises, and the caller re-reads and re-plans. Returns the TradingSymbol written (None:
+        the status did not change)."""
+        if plan.status is None:
+            return None
+        written = await self._write_status(ts, plan.status)
+        self._count_verdict(ts, plan.status)
+        return written
 
     async def announce(self, ts: Obj, plan: Plan) -> None:
         """After the commit: the Events that explain the committed decision (never those of a plan that lost),
@@ -187,13 +190,13 @@ class Executor:
                 patch = {"metadata": {"annotations": {action.key: None}}}
                 await self.kube.merge_patch(TRADING_SYMBOLS, namespace, name, patch)
 
-    async def _write_status(self, ts: Obj, status: dict[str, Any]) -> None:
+    async def _write_status(self, ts: Obj, status: dict[str, Any]) -> Obj:
         """Merge-patch the status subresource, conditional on the resourceVersion read (409 when the object
         changed since); keys that disappeared (at any depth) are nulled."""
         patch = merge_patch(ts.get("status") or {}, status)
         meta = ts["metadata"]
-        await self.kube.patch_status(TRADING_SYMBOLS, meta["namespace"], meta["name"], patch,
-                                     resource_version=meta.get("resourceVersion"))
+        return await self.kube.patch_status(TRADING_SYMBOLS, meta["namespace"], meta["name"], patch,
+                                            resource_version=meta.get("resourceVersion"))
 
     def _count_verdict(self, ts: Obj, status: dict[str, Any]) -> None:
         """A run that ended in this status write counts once (the write that commits it happens once)."""

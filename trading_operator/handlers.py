@@ -189,6 +189,7 @@ async def schedule(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) ->
     claimant takes over."""
     scheduler: SymbolScheduler = memo["tradeops_scheduler"]
     new = dict(body)
+    _context(memo).seen(new)
     meta = new.get("metadata") or {}
     key = (str(meta.get("namespace") or "default"), str(meta.get("name")))
     before, after = (str(((b or {}).get("spec") or {}).get("symbol") or "") for b in (scheduler.body(key), new))
