@@ -87,6 +87,11 @@ class EmulatorProcess:
             raise
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
     def stop(self) -> None:
         stop_process(self._process)
         if self._process is not None and self._process.stdout is not None:

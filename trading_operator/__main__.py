@@ -15,7 +15,7 @@ import trading_operator.alert_webhook
 import trading_operator.fleet_handlers
 import trading_operator.handlers
 import trading_operator.symbol_gauges
-import trading_operator.tracing  # noqa: F401  (the SDK, started at startup when an endpoint is set)
+import trading_operator.tracing  # the SDK, started at startup when an endpoint is set
 from trading_operator.metrics import serve as serve_metrics
 
 
@@ -43,6 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.metrics_port:
         serve_metrics(args.metrics_port)
+    trading_operator.handlers.WATCHED_NAMESPACES[:] = args.namespace
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON,
                    log_prefix=False)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from policies.loader import PolicySet, default_policies
 from trading_operator import api, claims, metrics, naming, retraining
+from trading_operator.child_store import ChildStore
 from trading_operator.kube import (
     CONTROLLER_REVISIONS,
     EVENTS,
@@ -38,31 +40,14 @@ TRADING_SYMBOLS = Resource(api.API_VERSION, api.PLURAL)
 CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount", "Role",
                "RoleBinding")
 SHADOW_KINDS = ("ConfigMap", "Deployment")
+OBSERVED_KINDS = (*CHILD_KINDS, "ControllerRevision", "Pod")
+"""Every kind `observe` reads: what the operator's informer keeps."""
 
 log = logging.getLogger(__name__)
 
+Claims = tuple[claims.Claim, ...]
 ClaimSource = Callable[[str], Iterable[claims.Claim]]
 """The claims of a namespace's TradingSymbols, kept in memory from the watch (kopf's index in the operator)."""
-
-
-class WrittenVersions:
-    """resourceVersions the operator itself produced, so watch events of its own writes are skipped."""
-
-    def __init__(self, capacity: int = 20000) -> None:
-        self._versions: dict[tuple[str, str, str], str] = {}
-        self._capacity = capacity
-
-    def record(self, obj: Obj) -> None:
-        meta = obj.get("metadata", {})
-        key = (str(obj.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
-        if len(self._versions) >= self._capacity:
-            self._versions.pop(next(iter(self._versions)))
-        self._versions[key] = str(meta.get("resourceVersion"))
-
-    def is_own(self, obj: Obj) -> bool:
-        meta = obj.get("metadata", {})
-        key = (str(obj.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
-        return self._versions.get(key) == str(meta.get("resourceVersion"))
 
 
 def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -82,14 +67,16 @@ class Executor:
     """Reads and writes through the async client."""
 
     def __init__(self, kube: AsyncKubeApi, component: str = naming.MANAGER, instance: str = "",
-                 policies: PolicySet | None = None, claim_source: ClaimSource | None = None) -> None:
+                 policies: PolicySet | None = None, claim_source: ClaimSource | None = None,
+                 store: ChildStore | None = None) -> None:
         self.kube = kube
         self.component = component
         self.instance = instance
         self.policies = policies if policies is not None else default_policies()
-        self.written = WrittenVersions()
         self.claim_source = claim_source
         """Without one (an executor outside kopf), the claims are listed from the API at each observe."""
+        self.store = store
+        """The children as the informer's watches show them (None: every observe reads the API)."""
 
     async def claims(self, namespace: str) -> tuple[claims.Claim, ...]:
         """Which TradingSymbols of the namespace name which symbol."""
@@ -101,10 +88,14 @@ class Executor:
     async def get_trading_symbol(self, namespace: str, name: str) -> Obj | None:
         return await self.kube.get_or_none(TRADING_SYMBOLS, namespace, name)
 
-    async def observe(self, ts: Obj) -> Observed:
-        """Everything the planner needs about one TradingSymbol."""
+    async def observe(self, ts: Obj, fresh: bool = False) -> Observed:
+        """Everything the planner needs about one TradingSymbol: its children from the informer's store once it
+        is synced, from the API when `fresh` (after a conflict) or without a store."""
         meta = ts["metadata"]
-        namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
+        namespace, name = meta["namespace"], meta["name"]
+        if self.store is not None and self.store.synced and not fresh:
+            return self._observed(ts, self._stored(namespace, name), await self.claims(namespace),
+                                  await self._retraining_jobs(ts))
         selector = f"{naming.OWNER_NAME_LABEL}={name}"
         revisions_call = self.kube.list_objects(CONTROLLER_REVISIONS, namespace, selector)
         child_calls = asyncio.gather(*(
@@ -120,6 +111,24 @@ class Executor:
         revision_objs, children, configs, pods, claimed, jobs = await asyncio.gather(
             revisions_call, child_calls, configs_call, pods_call, self.claims(namespace),
             self._retraining_jobs(ts))
+        return self._observed(ts, _Read(revision_objs, list(children), configs, pods), claimed, jobs)
+
+    def _stored(self, namespace: str, name: str) -> _Read:
+        store = self.store
+        assert store is not None
+        return _Read(
+            revisions=store.owned("ControllerRevision", namespace, name),
+            children=[*(store.get(kind, namespace, naming.child_name(name)) for kind in CHILD_KINDS),
+                      *(store.get(kind, namespace, naming.shadow_name(name)) for kind in SHADOW_KINDS)],
+            configs=[c for c in store.owned("ConfigMap", namespace, name)
+                     if naming.CONFIG_LABEL in (c["metadata"].get("labels") or {})],
+            pods=store.owned("Pod", namespace, name),
+        )
+
+    def _observed(self, ts: Obj, read: _Read, claimed: Claims, jobs: list[Obj]) -> Observed:
+        meta = ts["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
+        revision_objs, children, configs, pods = read.revisions, read.children, read.configs, read.pods
         owned = [r for r in revision_objs if _owned_by(r, uid)]
         return Observed(
             name=name,
@@ -151,27 +160,35 @@ class Executor:
         return await self.kube.list_objects(RESOURCES_BY_KIND["Job"], meta["namespace"],
                                             retraining.selector(meta["name"]))
 
-    async def apply_children(self, ts: Obj, plan: Plan) -> None:
+    async def apply_children(self, ts: Obj, plan: Plan, observed: Observed | None = None) -> None:
         """Create, correct and delete children, in order: before the status, so a status (Halted, a rollback)
         never claims what the children do not do yet. They are level-based: a plan that then loses its status
-        write is re-planned, and the new plan brings them where it decides."""
+        write is re-planned, and the new plan brings them where it decides. A patch of a child `observed` holds
+        is conditional on the resourceVersion observed: a 409 when it changed since (the caller re-reads)."""
         namespace = ts["metadata"]["namespace"]
+        versions = _versions(observed) if observed is not None else {}
         for action in plan.actions:
             if isinstance(action, CreateObject):
                 await self._create(namespace, action.manifest)
             elif isinstance(action, PatchObject):
                 res = RESOURCES_BY_KIND[action.kind]
-                written = await self.kube.merge_patch(res, namespace, action.name, action.patch)
-                self.written.record(written)
+                patch = action.patch
+                version = versions.get((action.kind, action.name))
+                if version:
+                    patch = {**patch, "metadata": {**(patch.get("metadata") or {}), "resourceVersion": version}}
+                self._wrote(await self.kube.merge_patch(res, namespace, action.name, patch))
             elif isinstance(action, DeleteObject):
                 await self._delete(RESOURCES_BY_KIND[action.kind], namespace, action.name)
 
-    async def commit(self, ts: Obj, plan: Plan) -> None:
+    async def commit(self, ts: Obj, plan: Plan) -> Obj | None:
         """Write the plan's status, optimistically locked on the resourceVersion the plan was made from: a
-        conflict (409) raises, and the caller re-reads and re-plans."""
-        if plan.status is not None:
-            await self._write_status(ts, plan.status)
-            self._count_verdict(ts, plan.status)
+        conflict (409) raises, and the caller re-reads and re-plans. Returns the TradingSymbol written (None:
+        the status did not change)."""
+        if plan.status is None:
+            return None
+        written = await self._write_status(ts, plan.status)
+        self._count_verdict(ts, plan.status)
+        return written
 
     async def announce(self, ts: Obj, plan: Plan) -> None:
         """After the commit: the Events that explain the committed decision (never those of a plan that lost),
@@ -186,13 +203,13 @@ class Executor:
                 patch = {"metadata": {"annotations": {action.key: None}}}
                 await self.kube.merge_patch(TRADING_SYMBOLS, namespace, name, patch)
 
-    async def _write_status(self, ts: Obj, status: dict[str, Any]) -> None:
+    async def _write_status(self, ts: Obj, status: dict[str, Any]) -> Obj:
         """Merge-patch the status subresource, conditional on the resourceVersion read (409 when the object
         changed since); keys that disappeared (at any depth) are nulled."""
         patch = merge_patch(ts.get("status") or {}, status)
         meta = ts["metadata"]
-        await self.kube.patch_status(TRADING_SYMBOLS, meta["namespace"], meta["name"], patch,
-                                     resource_version=meta.get("resourceVersion"))
+        return await self.kube.patch_status(TRADING_SYMBOLS, meta["namespace"], meta["name"], patch,
+                                            resource_version=meta.get("resourceVersion"))
 
     def _count_verdict(self, ts: Obj, status: dict[str, Any]) -> None:
         """A run that ended in this status write counts once (the write that commits it happens once)."""
@@ -214,7 +231,11 @@ class Executor:
             # Created meanwhile (a watch lagging behind): bring it to the desired state instead.
             name = manifest["metadata"]["name"]
             created = await self.kube.merge_patch(res, namespace, name, manifest)
-        self.written.record(created)
+        self._wrote(created)
+
+    def _wrote(self, obj: Obj) -> None:
+        if self.store is not None:
+            self.store.wrote(obj)
 
     async def _delete(self, res: Resource, namespace: str, name: str) -> None:
         try:
@@ -222,6 +243,9 @@ class Executor:
         except Exception as exc:
             if not is_not_found(exc):
                 raise
+            return
+        if self.store is not None:
+            self.store.deleted(_kind_of(res), namespace, name)
 
     async def set_trading_switch(self, namespace: str, name: str, switches_yaml: str) -> bool:
         """Write the kill-switch key of a TradingSymbol's ConfigMap; False if there is no ConfigMap."""
@@ -233,7 +257,7 @@ class Executor:
             if is_not_found(exc):
                 return False
             raise
-        self.written.record(written)
+        self._wrote(written)
         return True
 
     async def emit_event(self, ts: Obj, type_: str, reason: str, message: str, name: str | None = None) -> None:
@@ -280,3 +304,24 @@ class Executor:
 def _owned_by(obj: Obj, uid: str) -> bool:
     refs = obj.get("metadata", {}).get("ownerReferences") or []
     return not uid or any(ref.get("uid") == uid for ref in refs)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """The objects `observe` read, before they are sorted into an `Observed`."""
+
+    revisions: list[Obj]
+    children: list[Obj | None]
+    configs: list[Obj]
+    pods: list[Obj]
+
+
+def _versions(observed: Observed) -> dict[tuple[str, str], str]:
+    """The resourceVersion of each child the plan was made from, by (kind, name)."""
+    objs = [*(c for c in observed.children.values() if c), *observed.configs.values()]
+    return {(str(o.get("kind")), str(o["metadata"].get("name"))): str(o["metadata"].get("resourceVersion") or "")
+            for o in objs}
+
+
+def _kind_of(res: Resource) -> str:
+    return next(kind for kind, known in RESOURCES_BY_KIND.items() if known == res)

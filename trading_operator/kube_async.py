@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import ssl
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -98,9 +99,39 @@ class AsyncKubeApi:
 
     async def list_objects(self, res: Resource, namespace: str | None = None, label_selector: str | None = None) \
             -> list[Obj]:
+        return (await self.list_versioned(res, namespace, label_selector))[0]
+
+    async def list_versioned(self, res: Resource, namespace: str | None = None, label_selector: str | None = None) \
+            -> tuple[list[Obj], str]:
+        """The objects and the list's resourceVersion (where a watch of the same selection starts)."""
         query = {"labelSelector": label_selector} if label_selector else None
-        items = (await self._call("GET", res.path(namespace), query=query)).get("items", [])
-        return [dict(item) for item in items]
+        listed = await self._call("GET", res.path(namespace), query=query)
+        version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+        return [dict(item) for item in listed.get("items") or []], version
+
+    async def watch(self, res: Resource, namespace: str | None, label_selector: str | None, resource_version: str,
+                    timeout_seconds: int = 300) -> AsyncIterator[Obj]:
+        """The watch events (`{"type", "object"}`) of a selection after `resource_version`, until the server ends
+        the stream; an `ERROR` event (410 Gone: the version is too old) is yielded like any other."""
+        query = {"watch": "true", "resourceVersion": resource_version, "timeoutSeconds": str(timeout_seconds),
+                 "allowWatchBookmarks": "true"}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
+        try:
+            async with self._client().get(self.base + res.path(namespace), params=query, timeout=timeout,
+                                          headers=self._headers("application/json")) as response:
+                if not 200 <= response.status <= 299:
+                    raise ApiException(status=response.status, reason=response.reason, body=await response.text())
+                pending = b""
+                async for chunk in response.content.iter_any():  # not readline: an object may exceed its limit
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield dict(json.loads(line))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiException(status=503, reason=f"API server unreachable: {exc!r}") from exc
 
     async def create(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
         return await self._call("POST", res.path(namespace), body=body)

@@ -1,11 +1,19 @@
-"""One task for the periodic work of every TradingSymbol: its analysis looks and the resync safety net.
+"""One task for the work of every TradingSymbol: its reconciles, its analysis looks and the resync safety net.
 
 The analysis ran as a kopf daemon per object that woke every second to find nothing due, and the resync as
 a kopf timer per object: with a thousand symbols, two thousand tasks waking for nothing. Here one task keeps
-the symbols in a heap by the time their next look is due. What changes the work due (a new analysis run, a
-request annotation, a status the planner wrote) arrives as an event on the TradingSymbol, and an event
-makes its symbol due at once; between events a symbol is looked at when its analysis asks
-(`analysis_work.next_work`'s delay) and resynced only when nothing has reconciled it for `resync_seconds`.
+the symbols in a heap by the time their next work is due.
+
+A reconcile is due when the symbol is first seen (or seen again after a pause), when its generation, labels
+or annotations change (not its status: the operator's own writes), when a child changed (`poke`: the informer
+saw somebody else's write), after a failed or unfinished one (with backoff), and when nothing has reconciled
+it for `resync_seconds`. Events that come while one runs make one more: a burst of child events costs one
+reconcile, not one each. kopf's own on.create/on.update diffing (and the annotation it writes per change to
+diff against) is not used.
+
+What changes the analysis work due (a new analysis run, a request annotation, a status the planner wrote)
+arrives as an event on the TradingSymbol, and an event makes its look due at once; between events a symbol is
+looked at when its analysis asks (`analysis_work.next_work`'s delay).
 
 A symbol takes part while it is attached: kopf still starts and stops a (sleeping) daemon per object, so
 the operator's peering pauses, resumptions and deletions decide membership exactly as they decided the
@@ -35,7 +43,8 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 Look = Callable[[str, str, Mapping[str, Any]], Awaitable[float]]
 """One analysis look at a symbol's latest body; returns the seconds until the next one."""
-Resync = Callable[[str, str], Awaitable[None]]
+Reconcile = Callable[[str, str], Awaitable[str | None]]
+"""One reconcile of a symbol; returns why it must run again soon (None: it need not)."""
 
 API_ERROR_DELAY = 2.0
 """Seconds before a look or a resync that failed on the API is tried again."""
@@ -43,6 +52,19 @@ ERROR_DELAY = 10.0
 """Seconds before a look that failed unexpectedly is tried again (it is logged with its traceback)."""
 MIN_DELAY = 0.1
 """The shortest wait between two looks at one symbol: a look that asks for none cannot spin the loop."""
+MAX_BACKOFF = 30.0
+
+
+def backoff(failures: int) -> float:
+    """Seconds before the next try after `failures` failed or unfinished reconciles in a row (1, 2, 4 … 30)."""
+    return float(min(2 ** (failures - 1), MAX_BACKOFF))
+
+
+def essence(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a reconcile acts on besides the children: the spec (by its generation), labels and annotations."""
+    meta = body.get("metadata") or {}
+    return (meta.get("generation"), sorted((meta.get("labels") or {}).items()),
+            sorted((meta.get("annotations") or {}).items()))
 
 
 def _key(body: Mapping[str, Any]) -> Key:
@@ -53,17 +75,20 @@ def _key(body: Mapping[str, Any]) -> Key:
 class SymbolScheduler:
     """The due times of every TradingSymbol's analysis look and resync, worked through by one task."""
 
-    def __init__(self, look: Look, resync: Resync, resync_seconds: float, reconciled_at: Mapping[Key, float],
+    def __init__(self, look: Look, reconcile: Reconcile, resync_seconds: float, reconciled_at: Mapping[Key, float],
                  clock: Callable[[], float] = time.monotonic) -> None:
         """`reconciled_at`: when each symbol was last reconciled (on `clock`), kept by whoever reconciles."""
         self._look = look
-        self._resync = resync
+        self._reconcile = reconcile
         self._resync_seconds = resync_seconds
         self._reconciled_at = reconciled_at
         self._clock = clock
         self._bodies: dict[Key, Mapping[str, Any]] = {}
         self._resync_not_before: dict[Key, float] = {}
         self._look_due: dict[Key, float] = {}
+        self._reconcile_due: dict[Key, float] = {}
+        self._essence: dict[Key, tuple[Any, ...]] = {}
+        self._failures: dict[Key, int] = {}
         self._queued: dict[Key, float] = {}
         self._heap: list[tuple[float, int, Key]] = []
         self._seq = itertools.count()
@@ -73,10 +98,11 @@ class SymbolScheduler:
         self._wakeup = asyncio.Event()
 
     def attach(self, body: Mapping[str, Any]) -> None:
-        """Take part (kopf started the symbol's daemon): look at it now."""
+        """Take part (kopf started the symbol's daemon): reconcile and look at it now."""
         key = _key(body)
         self._bodies[key] = body
         self._resync_not_before.setdefault(key, self._clock() + self._resync_seconds)
+        self._reconcile_at(key, self._clock())
         self._look_now(key)
 
     def detach(self, key: Key) -> None:
@@ -93,7 +119,24 @@ class SymbolScheduler:
             self.forget(key)
             return
         self._bodies[key] = body
+        if essence(body) != self._essence.get(key):
+            self._reconcile_at(key, self._clock())
         self._look_now(key)
+
+    def body(self, key: Key) -> Mapping[str, Any] | None:
+        """The latest body of an attached symbol."""
+        return self._bodies.get(key)
+
+    def poke(self, key: Key) -> None:
+        """Something the symbol's reconcile reads changed (a child): reconcile it now, if it takes part."""
+        if key in self._bodies:
+            self._reconcile_at(key, self._clock())
+
+    def _reconcile_at(self, key: Key, when: float) -> None:
+        if when < self._reconcile_due.get(key, math.inf):
+            self._reconcile_due[key] = when
+            if key not in self._busy:  # a busy symbol is enqueued when its work ends
+                self._enqueue(key, when)
 
     def _look_now(self, key: Key) -> None:
         if key in self._busy:
@@ -107,6 +150,9 @@ class SymbolScheduler:
         self._bodies.pop(key, None)
         self._resync_not_before.pop(key, None)
         self._look_due.pop(key, None)
+        self._reconcile_due.pop(key, None)
+        self._essence.pop(key, None)
+        self._failures.pop(key, None)
         self._queued.pop(key, None)
         self._changed.discard(key)
 
@@ -120,7 +166,7 @@ class SymbolScheduler:
         return max(last + self._resync_seconds, self._resync_not_before.get(key, math.inf))
 
     def _due(self, key: Key) -> float:
-        return min(self._look_due.get(key, math.inf), self._resync_due(key))
+        return min(self._look_due.get(key, math.inf), self._reconcile_due.get(key, math.inf), self._resync_due(key))
 
     def _enqueue(self, key: Key, when: float) -> None:
         queued = self._queued.get(key)
@@ -167,21 +213,18 @@ class SymbolScheduler:
     async def _work(self, key: Key, now: float) -> None:
         namespace, name = key
         try:
-            if self._look_due.get(key, math.inf) <= now:
+            if key not in self._bodies:
+                return
+            if self._reconcile_due.get(key, math.inf) <= now:
+                await self._one_reconcile(key)
+            elif self._resync_due(key) <= now:
+                metrics.RESYNCS.inc()
+                await self._one_reconcile(key)
+            if key in self._bodies and self._look_due.get(key, math.inf) <= now:
                 self._look_due[key] = math.inf
                 delay = await self._one_look(namespace, name, self._bodies[key])
                 if key in self._bodies:
                     self._look_due[key] = self._clock() + max(delay, MIN_DELAY)
-            if key in self._bodies and self._resync_due(key) <= now:
-                metrics.RESYNCS.inc()
-                try:
-                    await self._resync(namespace, name)
-                except ApiException as exc:
-                    log.warning("resync of %s/%s failed: %s", namespace, name, api_error_message(exc))
-                    self._resync_not_before[key] = self._clock() + API_ERROR_DELAY
-                except Exception:  # logged; tried again at the next interval
-                    log.exception("resync of %s/%s failed", namespace, name)
-                    self._resync_not_before[key] = self._clock() + ERROR_DELAY
         finally:
             self._busy.discard(key)
             if key in self._bodies:
@@ -189,6 +232,28 @@ class SymbolScheduler:
                     self._changed.discard(key)
                     self._look_due[key] = self._clock()
                 self._enqueue(key, self._due(key))
+
+    async def _one_reconcile(self, key: Key) -> None:
+        namespace, name = key
+        self._reconcile_due.pop(key, None)
+        self._essence[key] = essence(self._bodies[key])
+        again: str | None
+        try:
+            again = await self._reconcile(namespace, name)
+        except ApiException as exc:
+            log.warning("reconcile of %s/%s failed: %s", namespace, name, api_error_message(exc))
+            again = api_error_message(exc)
+        except Exception:  # a bug: logged, and tried again after a while
+            log.exception("reconcile of %s/%s failed", namespace, name)
+            self._reconcile_at(key, self._clock() + ERROR_DELAY)
+            return
+        if again is None:
+            self._failures.pop(key, None)
+            return
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        log.info("%s/%s: again in %.0f s: %s", namespace, name, backoff(failures), again)
+        if key in self._bodies:
+            self._reconcile_at(key, self._clock() + backoff(failures))
 
     async def _one_look(self, namespace: str, name: str, body: Mapping[str, Any]) -> float:
         metrics.ANALYSIS_LOOKS.inc()

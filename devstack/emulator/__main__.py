@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import logging
 import os
 import pathlib
@@ -47,9 +48,19 @@ def main() -> None:
     args = parser.parse_args()
     if os.environ.get("TRADEOPS_EMULATOR_DEBUG") == "1":
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.kubeconfig, args.pod_ready_delay, args.write_failure_rate,
-                          args.run_training))
+    # A profile of the run, written when it stops: `python -m pstats PATH`.
+    profile_path = os.environ.get("TRADEOPS_EMULATOR_PROFILE")
+    profiler = cProfile.Profile() if profile_path else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(args.host, args.port, args.kubeconfig, args.pod_ready_delay, args.write_failure_rate,
+                              args.run_training))
+    finally:
+        if profiler is not None and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
 
 
 if __name__ == "__main__":

@@ -54,9 +54,11 @@ def pod_template_hash(template: Obj, collision_count: int | None) -> str:
 
 
 def without_hash(template: Obj) -> Obj:
-    out = copy.deepcopy(template)
-    (out.get("metadata", {}).get("labels") or {}).pop(HASH_LABEL, None)
-    return out
+    """The template without its pod-template-hash label, to compare (shares everything else with `template`:
+    a deep copy per ReplicaSet per sync was a third of the emulator's CPU in a 500-symbol converge)."""
+    meta = template.get("metadata") or {}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != HASH_LABEL}
+    return {**template, "metadata": {**meta, "labels": labels}}
 
 
 def revision_of(obj: Obj) -> int:

@@ -30,8 +30,8 @@ class InterferingExecutor(Executor):
         self.observations = 0
         self.times = times
 
-    async def observe(self, ts: dict[str, Any]) -> Observed:
-        observed = await super().observe(ts)
+    async def observe(self, ts: dict[str, Any], fresh: bool = False) -> Observed:
+        observed = await super().observe(ts, fresh)
         self.observations += 1
         if self.observations <= self.times:
             meta = ts["metadata"]

@@ -19,7 +19,8 @@ NEEDED = {
     *{(g, r, v) for g, r in (("", "configmaps"), ("", "services"), ("apps", "deployments"),
                              ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"))
       for v in ("get", "list", "watch", "create", "patch")},
-    *{("apps", "controllerrevisions", v) for v in ("list", "create", "delete")},
+    *{("apps", "controllerrevisions", v) for v in ("list", "watch", "create", "delete")},
+    *{("", "pods", v) for v in ("list", "watch")},  # the informer's watches (informer.py)
     ("", "configmaps", "delete"), ("apps", "deployments", "delete"),  # a finished shadow revision
     ("", "events", "create"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),

@@ -1,5 +1,6 @@
-"""The shared scheduler of every TradingSymbol's periodic work, driven by a clock of the test's own: looks
-happen when an event or the look's own delay says, resyncs only after a quiet spell, and N unchanged symbols
+"""The shared scheduler of every TradingSymbol's work, driven by a clock of the test's own: reconciles happen
+when a symbol is first seen, when its spec, labels or annotations change or a child changed (coalesced), and
+after a quiet spell (the resync); looks happen when an event or the look's own delay says; N unchanged symbols
 cost N looks per declared interval — not one per symbol per second."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from trading_operator.symbol_scheduler import API_ERROR_DELAY, ERROR_DELAY, Key, SymbolScheduler
+from trading_operator.symbol_scheduler import API_ERROR_DELAY, ERROR_DELAY, Key, SymbolScheduler, backoff
 
 RESYNC = 60.0
 
@@ -25,7 +26,8 @@ class Clock:
 
 
 class Harness:
-    """A scheduler whose looks return `delay` (or raise `look_error`) and whose resyncs are counted."""
+    """A scheduler whose looks return `delay` (or raise `look_error`) and whose reconciles are counted (they
+    return `again`, or raise `resync_error`)."""
 
     def __init__(self, delay: float = 10.0) -> None:
         self.clock = Clock()
@@ -36,6 +38,8 @@ class Harness:
         self.reconciled_at: dict[Key, float] = {}
         self.look_error: Exception | None = None
         self.resync_error: Exception | None = None
+        self.again: str | None = None
+        self.during_reconcile: Any = None
         self.during_look: Any = None
         self.scheduler = SymbolScheduler(self.look, self.resync, RESYNC, self.reconciled_at, clock=self.clock)
 
@@ -48,11 +52,14 @@ class Harness:
             raise self.look_error
         return self.delay
 
-    async def resync(self, namespace: str, name: str) -> None:
+    async def resync(self, namespace: str, name: str) -> str | None:
         self.resyncs[(namespace, name)] += 1
+        if self.during_reconcile is not None:
+            self.during_reconcile()
         if self.resync_error is not None:
             raise self.resync_error
         self.reconciled_at[(namespace, name)] = self.clock.now
+        return self.again
 
     async def at(self, now: float) -> float | None:
         """Advance the clock to `now`, start what is due and let it finish; returns when the next work is due."""
@@ -114,38 +121,92 @@ async def test_a_resync_waits_for_a_quiet_spell_since_the_last_reconcile() -> No
     h = Harness(delay=1000.0)
     h.scheduler.attach(body("spy"))
     await h.at(0.0)
+    assert h.resyncs[("ns", "spy")] == 1, "first sight (a new symbol, or the operator resuming) reconciles"
     h.reconciled_at[("ns", "spy")] = 50.0  # an event's reconcile
     await h.at(RESYNC + 1)
-    assert h.resyncs[("ns", "spy")] == 0
+    assert h.resyncs[("ns", "spy")] == 1
     await h.at(50.0 + RESYNC)
-    assert h.resyncs[("ns", "spy")] == 1
+    assert h.resyncs[("ns", "spy")] == 2
     await h.at(50.0 + RESYNC + 1)
-    assert h.resyncs[("ns", "spy")] == 1
+    assert h.resyncs[("ns", "spy")] == 2
 
 
-async def test_a_never_reconciled_symbol_is_resynced_after_the_interval_from_first_sight() -> None:
+async def test_a_reconcile_that_fails_on_the_api_is_retried_with_backoff() -> None:
     h = Harness(delay=1000.0)
-    h.clock.now = 5.0
-    h.scheduler.attach(body("spy"))
-    await h.at(5.0)
-    await h.at(5.0 + RESYNC - 0.1)
-    assert h.resyncs[("ns", "spy")] == 0
-    await h.at(5.0 + RESYNC)
-    assert h.resyncs[("ns", "spy")] == 1
-
-
-async def test_a_resync_that_fails_on_the_api_is_retried_soon() -> None:
-    h = Harness(delay=1000.0)
+    h.resync_error = ApiException(status=503, reason="unavailable")
     h.scheduler.attach(body("spy"))
     await h.at(0.0)
-    h.resync_error = ApiException(status=503, reason="unavailable")
-    await h.at(RESYNC)
     assert h.resyncs[("ns", "spy")] == 1
-    h.resync_error = None
-    assert h.scheduler.dispatch(RESYNC) == RESYNC + API_ERROR_DELAY
-    await h.at(RESYNC + API_ERROR_DELAY)
+    assert h.scheduler.dispatch(0.0) == backoff(1) == 1.0
+    await h.at(1.0)
     assert h.resyncs[("ns", "spy")] == 2
-    assert h.scheduler.dispatch(RESYNC + API_ERROR_DELAY) == pytest.approx(2 * RESYNC + API_ERROR_DELAY)
+    assert h.scheduler.dispatch(1.0) == 1.0 + backoff(2) == 3.0
+    h.resync_error = None
+    await h.at(3.0)
+    assert h.resyncs[("ns", "spy")] == 3
+    assert h.scheduler.dispatch(3.0) == pytest.approx(3.0 + RESYNC), "succeeded: the resync's quiet spell next"
+
+
+async def test_an_unfinished_reconcile_runs_again_with_backoff_until_it_finishes() -> None:
+    """A reconcile that says why it must run again (a model not resolved yet) is retried 1, 2, 4 … s later."""
+    h = Harness(delay=1000.0)
+    h.again = "model not resolved"
+    h.scheduler.attach(body("spy"))
+    now = 0.0
+    for failures in (1, 2, 3, 4):
+        await h.at(now)
+        assert h.resyncs[("ns", "spy")] == failures
+        now += backoff(failures)
+        assert h.scheduler.dispatch(now - 0.01) == pytest.approx(now)
+    h.again = None
+    await h.at(now)
+    assert h.scheduler.dispatch(now) == pytest.approx(now + RESYNC)
+    assert [backoff(n) for n in (1, 2, 3, 6, 7, 20)] == [1, 2, 4, 30, 30, 30]
+
+
+async def test_status_changes_are_looked_at_but_not_reconciled() -> None:
+    """The operator's own status writes come back as events: a look, never a reconcile (no idle churn)."""
+    h = Harness(delay=1000.0)
+    h.scheduler.attach(body("spy", generation=1))
+    await h.at(0.0)
+    h.scheduler.observe("MODIFIED", {**body("spy", generation=1, resourceVersion="7"), "status": {"phase": "Ready"}})
+    await h.at(1.0)
+    assert (h.resyncs[("ns", "spy")], h.looks[("ns", "spy")]) == (1, 2)
+
+
+@pytest.mark.parametrize("meta", [
+    {"generation": 2},
+    {"generation": 1, "annotations": {"tradeops.io/rollback-to": "previous"}},
+    {"generation": 1, "labels": {"team": "b"}},
+], ids=["spec", "request-annotation", "label"])
+async def test_a_change_of_spec_labels_or_annotations_reconciles(meta: dict[str, Any]) -> None:
+    h = Harness(delay=1000.0)
+    h.scheduler.attach(body("spy", generation=1))
+    await h.at(0.0)
+    h.scheduler.observe("MODIFIED", body("spy", **meta))
+    await h.at(1.0)
+    assert h.resyncs[("ns", "spy")] == 2
+
+
+async def test_child_changes_during_a_reconcile_cost_one_more_reconcile() -> None:
+    """A burst of child events (a Deployment rolling out) is coalesced: one reconcile after the running one."""
+    h = Harness(delay=1000.0)
+    h.scheduler.attach(body("spy"))
+
+    def burst() -> None:
+        if h.resyncs[("ns", "spy")] == 1:
+            for _ in range(5):
+                h.scheduler.poke(("ns", "spy"))
+    h.during_reconcile = burst
+    await h.at(0.0)
+    assert h.resyncs[("ns", "spy")] == 1
+    await h.at(0.0)
+    assert h.resyncs[("ns", "spy")] == 2
+    await h.at(1.0)
+    assert h.resyncs[("ns", "spy")] == 2
+    h.scheduler.poke(("ns", "qqq"))  # not attached: nothing
+    await h.at(2.0)
+    assert h.resyncs[("ns", "qqq")] == 0
 
 
 @pytest.mark.parametrize(("error", "retry"), [
@@ -173,12 +234,14 @@ async def test_a_detached_symbol_is_left_alone_and_its_events_ignored() -> None:
     h.scheduler.detach(("ns", "spy"))
     h.scheduler.observe("MODIFIED", body("spy"))
     await h.at(1.0)
+    h.scheduler.poke(("ns", "spy"))
     await h.at(RESYNC * 2)
     assert h.looks[("ns", "spy")] == 1
-    assert h.resyncs[("ns", "spy")] == 0
+    assert h.resyncs[("ns", "spy")] == 1, "only the one at attachment"
     h.scheduler.attach(body("spy"))
     await h.at(RESYNC * 2)
     assert h.looks[("ns", "spy")] == 2
+    assert h.resyncs[("ns", "spy")] == 2, "resumed: reconciled at once"
 
 
 @pytest.mark.parametrize("event", [
@@ -194,7 +257,7 @@ async def test_a_deleted_symbol_is_forgotten(event: tuple[str, dict[str, Any]]) 
     await h.at(10.0)
     await h.at(RESYNC * 2)
     assert h.looks[("ns", "spy")] == 1
-    assert h.resyncs[("ns", "spy")] == 0
+    assert h.resyncs[("ns", "spy")] == 1, "only the one at attachment"
 
 
 async def test_unchanged_symbols_cost_one_look_per_declared_interval() -> None:
@@ -208,4 +271,5 @@ async def test_unchanged_symbols_cost_one_look_per_declared_interval() -> None:
     await h.run_until(100.0)
     looks = sum(h.looks.values())
     assert symbols * 10 <= looks <= symbols * 11
-    assert sum(h.resyncs.values()) == symbols  # once each, at 60 s: none of them reconciled otherwise
+    # Once each when first seen, then once each at 60 s: none of them reconciled otherwise.
+    assert sum(h.resyncs.values()) == 2 * symbols
