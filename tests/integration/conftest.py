@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import psutil
 import pytest
 
 from devstack.processes import EmulatorProcess, OperatorProcess, install_crd, kube_for
+from tests.integration.api_servers import ApiServer, Provider
 from tests.integration.dr_support import fake_credentials
 from tests.integration.operator_harness import E2E_KUBECONFIG, PositionsServer, new_namespace
 from tests.s3_server import ThrowawayS3
@@ -158,3 +159,18 @@ def s3() -> Iterator[ThrowawayS3]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture
+async def api_servers() -> AsyncIterator[Callable[..., Awaitable[ApiServer]]]:
+    """Starts local broker-API servers (tests/integration/api_servers.py) on demand; stops them after the test."""
+    started: list[ApiServer] = []
+
+    async def start(provider: Provider, mode: str = "ok", delay: float = 0.0) -> ApiServer:
+        server = await ApiServer(provider, mode, delay).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()

@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from kubernetes import client
@@ -57,3 +58,12 @@ def k8s_client(request: pytest.FixtureRequest) -> Iterator[client.ApiClient]:
     running = request.getfixturevalue(name)
     with contextlib.closing(api_client_for(running.url)) as api:
         yield api
+
+
+async def eventually(predicate: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    """Polls `predicate` every 10 ms until it holds; fails naming `what` after `seconds`."""
+    for _ in range(int(seconds / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")

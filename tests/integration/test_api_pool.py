@@ -1,4 +1,4 @@
-"""The API client pool against real local HTTP servers that throttle, slow down and fail."""
+"""The API client pool against real local HTTP api_servers that throttle, slow down and fail."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.integration.api_servers import ApiServer, Provider
+from tests.integration.api_servers import Provider
 from trading_runtime.gateway.market_api import MarketApi, OrderTicket
 from trading_runtime.gateway.pool import ApiError, ClientPool
 from trading_runtime.gateway.settings import ApiKey, PoolSettings
@@ -24,20 +24,6 @@ def closed_port_url() -> str:
     with socket.socket() as s:  # bound then released: nothing listens there
         s.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
-@pytest.fixture
-async def servers():
-    started: list[ApiServer] = []
-
-    async def start(provider: Provider, mode: str = "ok", delay: float = 0.0) -> ApiServer:
-        server = await ApiServer(provider, mode, delay).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        await server.stop()
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -58,10 +44,10 @@ async def gather_calls(calls: int, concurrency: int, call) -> list[object]:
     return await asyncio.gather(*(one(i) for i in range(calls)))
 
 
-async def test_pool_stays_under_every_keys_limit_across_endpoints(servers):
+async def test_pool_stays_under_every_keys_limit_across_endpoints(api_servers):
     limits = {"alpha": (20.0, 4), "beta": (10.0, 2)}
     provider = Provider(limits)
-    endpoints = [await servers(provider), await servers(provider)]
+    endpoints = [await api_servers(provider), await api_servers(provider)]
     async with ClientPool(PoolSettings(endpoints=[e.url for e in endpoints], keys=keys(limits),
                                          deadline_seconds=60.0)) as pool:
         api = MarketApi(pool)
@@ -81,10 +67,10 @@ async def test_pool_stays_under_every_keys_limit_across_endpoints(servers):
     assert min(e.hits for e in endpoints) >= 20  # both endpoints carried traffic
 
 
-async def test_429_parks_the_key_for_its_retry_after_and_the_call_moves_to_another_key(servers):
+async def test_429_parks_the_key_for_its_retry_after_and_the_call_moves_to_another_key(api_servers):
     limits = {"alpha": (50.0, 5), "beta": (50.0, 5)}
     provider = Provider(limits, throttle_next={"alpha": 1.0})
-    endpoint = await servers(provider)
+    endpoint = await api_servers(provider)
     registry = CollectorRegistry()
     settings = PoolSettings(endpoints=[endpoint.url], keys=keys(limits))
     async with ClientPool(settings, registry) as pool:
@@ -103,10 +89,10 @@ async def test_429_parks_the_key_for_its_retry_after_and_the_call_moves_to_anoth
     assert sample(registry, "tradeops_api_retries_total", reason="throttled") == 1
 
 
-async def test_pool_routes_around_a_failing_and_a_dead_endpoint(servers):
+async def test_pool_routes_around_a_failing_and_a_dead_endpoint(api_servers):
     limits = {"alpha": (500.0, 50)}
     provider = Provider(limits)
-    good, failing = await servers(provider), await servers(provider, mode="fail")
+    good, failing = await api_servers(provider), await api_servers(provider, mode="fail")
     dead = closed_port_url()
     registry = CollectorRegistry()
     # A budget of 20 retries a second: the first calls find both bad endpoints before their breakers open.
@@ -125,10 +111,11 @@ async def test_pool_routes_around_a_failing_and_a_dead_endpoint(servers):
         assert good.hits >= 120
 
 
-async def test_least_outstanding_routing_sends_most_calls_to_the_fast_endpoint(servers):
+async def test_least_outstanding_routing_sends_most_calls_to_the_fast_endpoint(api_servers):
     limits = {"alpha": (1000.0, 100)}
     provider = Provider(limits)
-    slow, fast = await servers(provider, mode="slow", delay=0.5), await servers(provider, mode="slow", delay=0.005)
+    slow = await api_servers(provider, mode="slow", delay=0.5)
+    fast = await api_servers(provider, mode="slow", delay=0.005)
 
     async def order(i: int) -> object:
         return await pool.request("POST", "/v1/orders", idempotent=True, json_body={},
@@ -141,10 +128,10 @@ async def test_least_outstanding_routing_sends_most_calls_to_the_fast_endpoint(s
     assert fast.hits >= 4 * slow.hits, (fast.hits, slow.hits)
 
 
-async def test_retry_budget_bounds_the_extra_load_when_everything_fails(servers):
+async def test_retry_budget_bounds_the_extra_load_when_everything_fails(api_servers):
     limits = {"alpha": (1000.0, 100)}
     provider = Provider(limits)
-    bad = [await servers(provider, mode="fail"), await servers(provider, mode="fail")]
+    bad = [await api_servers(provider, mode="fail"), await api_servers(provider, mode="fail")]
     registry = CollectorRegistry()
     settings = PoolSettings(endpoints=[b.url for b in bad], keys=keys(limits), failure_threshold=10_000,
                             max_attempts=5, retry_ratio=0.1, retry_min_per_second=2.0)
@@ -159,9 +146,9 @@ async def test_retry_budget_bounds_the_extra_load_when_everything_fails(servers)
     assert sample(registry, "tradeops_api_retry_budget_exhausted_total") > 50
 
 
-async def test_all_breakers_open_fails_fast_with_a_clear_error(servers):
+async def test_all_breakers_open_fails_fast_with_a_clear_error(api_servers):
     limits = {"alpha": (1000.0, 100)}
-    failing = await servers(Provider(limits), mode="fail")
+    failing = await api_servers(Provider(limits), mode="fail")
     settings = PoolSettings(endpoints=[failing.url], keys=keys(limits), failure_threshold=2, open_seconds=30.0,
                             retry_min_per_second=100.0)
     async with ClientPool(settings) as pool:
@@ -174,10 +161,10 @@ async def test_all_breakers_open_fails_fast_with_a_clear_error(servers):
     assert failing.hits == 2
 
 
-async def test_an_order_retried_after_a_lost_answer_is_placed_once(servers):
+async def test_an_order_retried_after_a_lost_answer_is_placed_once(api_servers):
     limits = {"alpha": (100.0, 10)}
     provider = Provider(limits)
-    flaky, good = await servers(provider, mode="fail-after-commit"), await servers(provider)
+    flaky, good = await api_servers(provider, mode="fail-after-commit"), await api_servers(provider)
     settings = PoolSettings(endpoints=[flaky.url, good.url], keys=keys(limits))
     async with ClientPool(settings) as pool:
         pool._turn = -1  # the first call goes to the flaky endpoint (ties are broken round the ring)
@@ -188,10 +175,10 @@ async def test_an_order_retried_after_a_lost_answer_is_placed_once(servers):
     assert list(provider.orders) == ["o-1"]
 
 
-async def test_a_non_idempotent_call_is_not_sent_twice_after_a_server_error(servers):
+async def test_a_non_idempotent_call_is_not_sent_twice_after_a_server_error(api_servers):
     limits = {"alpha": (100.0, 10)}
     provider = Provider(limits)
-    failing, good = await servers(provider, mode="fail"), await servers(provider)
+    failing, good = await api_servers(provider, mode="fail"), await api_servers(provider)
     async with ClientPool(PoolSettings(endpoints=[failing.url, good.url], keys=keys(limits))) as pool:
         pool._turn = -1
         with pytest.raises(ApiError, match="server_error after 1 attempt"):
@@ -201,10 +188,10 @@ async def test_a_non_idempotent_call_is_not_sent_twice_after_a_server_error(serv
     assert good.hits == 0
 
 
-async def test_a_saturated_pool_keeps_every_key_busy_in_proportion_to_its_limit(servers):
+async def test_a_saturated_pool_keeps_every_key_busy_in_proportion_to_its_limit(api_servers):
     limits = {"alpha": (20.0, 2), "beta": (5.0, 1)}
     provider = Provider(limits)
-    endpoint = await servers(provider)
+    endpoint = await api_servers(provider)
     async with ClientPool(PoolSettings(endpoints=[endpoint.url], keys=keys(limits), deadline_seconds=60.0)) as pool:
         api = MarketApi(pool)
         started = time.monotonic()

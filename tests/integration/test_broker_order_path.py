@@ -1,5 +1,5 @@
 """The runtime's order path through the client pool (engine → HttpBroker → MarketApi → ClientPool → HTTP), against
-local broker API servers that throttle, slow down, fail, or fail after taking the order."""
+local broker API api_servers that throttle, slow down, fail, or fail after taking the order."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import asyncio
 import json
 import time
 
-import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.integration.api_servers import ApiServer, Provider
+from tests.integration.api_servers import Provider
 from tests.integration.test_api_pool import closed_port_url, keys, sample
 from tests.unit.test_engine import Rows, config
 from tests.unit.test_standby_engine import Snapshots
@@ -25,20 +24,6 @@ from trading_runtime.gateway.settings import PoolSettings
 from trading_runtime.metrics import RuntimeMetrics
 
 STRATEGY = {"strategy": {"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5}}
-
-
-@pytest.fixture
-async def servers():
-    started: list[ApiServer] = []
-
-    async def start(provider: Provider, mode: str = "ok", delay: float = 0.0) -> ApiServer:
-        server = await ApiServer(provider, mode, delay).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        await server.stop()
 
 
 async def paced_drive(engine: SymbolEngine, ticks: int, pause: float = 0.002) -> None:
@@ -71,11 +56,11 @@ def windows_within_limit(arrivals: list[float], rate: float, burst: int) -> bool
     return all(sum(1 for u in arrivals[i:] if u - t < 1.0) <= burst + rate + 1 for i, t in enumerate(arrivals))
 
 
-async def test_the_order_path_stays_under_every_keys_limit_and_routes_around_a_failing_endpoint(servers):
+async def test_the_order_path_stays_under_every_keys_limit_and_routes_around_a_failing_endpoint(api_servers):
     limits = {"alpha": (12.0, 2), "beta": (8.0, 1)}
     provider = Provider(limits)
-    good, slow, failing = await servers(provider), await servers(provider, "slow", 0.2), \
-        await servers(provider, "fail")
+    good, slow, failing = await api_servers(provider), await api_servers(provider, "slow", 0.2), \
+        await api_servers(provider, "fail")
     dead = closed_port_url()
     registry = CollectorRegistry()
     settings = PoolSettings(endpoints=[failing.url, dead, slow.url, good.url], keys=keys(limits),
@@ -117,10 +102,10 @@ async def test_the_order_path_stays_under_every_keys_limit_and_routes_around_a_f
                   outcome="ok") == good.hits
 
 
-async def test_an_order_whose_answer_is_lost_is_sent_again_under_its_id_and_placed_once(servers):
+async def test_an_order_whose_answer_is_lost_is_sent_again_under_its_id_and_placed_once(api_servers):
     limits = {"alpha": (1000.0, 100)}
     provider = Provider(limits)
-    flaky = await servers(provider, "fail-after-commit")
+    flaky = await api_servers(provider, "fail-after-commit")
     rows = Rows()
     # One endpoint only: the retry goes back to the server that took the order and lost the answer.
     settings = PoolSettings(endpoints=[flaky.url], keys=keys(limits), failure_threshold=10_000,
@@ -136,9 +121,9 @@ async def test_an_order_whose_answer_is_lost_is_sent_again_under_its_id_and_plac
     assert rows.count("fills") == len(provider.orders)
 
 
-async def test_an_order_with_no_answer_halts_trading_and_says_so(servers):
+async def test_an_order_with_no_answer_halts_trading_and_says_so(api_servers):
     limits = {"alpha": (1000.0, 100)}
-    failing = await servers(Provider(limits), "fail")
+    failing = await api_servers(Provider(limits), "fail")
     rows = Rows()
     settings = PoolSettings(endpoints=[failing.url], keys=keys(limits), deadline_seconds=0.5)
     async with ClientPool(settings) as pool:
@@ -152,9 +137,9 @@ async def test_an_order_with_no_answer_halts_trading_and_says_so(servers):
         assert rows.count("fills") == 0
 
 
-async def test_an_order_the_broker_refuses_is_recorded_as_a_rejection(servers):
+async def test_an_order_the_broker_refuses_is_recorded_as_a_rejection(api_servers):
     limits = {"alpha": (1000.0, 100)}
-    server = await servers(Provider(limits))
+    server = await api_servers(Provider(limits))
     server.refuse_orders = True
     rows = Rows()
     async with ClientPool(PoolSettings(endpoints=[server.url], keys=keys(limits))) as pool:
@@ -185,10 +170,10 @@ async def test_an_order_that_never_reached_the_broker_is_a_rejection_not_a_halt(
     assert engine.broker.held() == {}
 
 
-async def test_a_429_on_the_order_path_rests_the_key_and_the_order_goes_through_another(servers):
+async def test_a_429_on_the_order_path_rests_the_key_and_the_order_goes_through_another(api_servers):
     limits = {"alpha": (100.0, 10), "beta": (100.0, 10)}
     provider = Provider(limits, throttle_next={"alpha": 2.0})
-    server = await servers(provider)
+    server = await api_servers(provider)
     rows, registry = Rows(), CollectorRegistry()
     async with ClientPool(PoolSettings(endpoints=[server.url], keys=keys(limits)), registry) as pool:
         engine, broker = engine_over(pool, rows)
@@ -201,13 +186,13 @@ async def test_a_429_on_the_order_path_rests_the_key_and_the_order_goes_through_
     assert sample(registry, "tradeops_api_throttled_total", key="alpha") == 1
 
 
-async def test_a_new_leader_replaying_the_last_decision_sends_its_orders_again_and_the_broker_keeps_one(servers):
+async def test_a_new_leader_replaying_the_last_decision_sends_its_orders_again_and_the_broker_keeps_one(api_servers):
     """The old leader's last orders reached the broker but not the book (an unflushed batch): the replica that
     takes over with the same view re-sends them under the same client order ids, and the broker places none
     twice (tests/unit/test_standby_engine.py has the in-process paper broker's side of this)."""
     limits = {"alpha": (1000.0, 100)}
     provider = Provider(limits)
-    server = await servers(provider)
+    server = await api_servers(provider)
     rows = Snapshots()
     async with ClientPool(PoolSettings(endpoints=[server.url], keys=keys(limits))) as pool:
         trader, broker = engine_over(pool, rows)
@@ -238,9 +223,9 @@ async def test_a_new_leader_replaying_the_last_decision_sends_its_orders_again_a
     assert len(provider.orders) == placed_at_broker, "the broker placed a replayed order twice"
 
 
-async def test_a_demoted_leader_stops_sending_even_the_orders_it_was_retrying(servers):
+async def test_a_demoted_leader_stops_sending_even_the_orders_it_was_retrying(api_servers):
     limits = {"alpha": (1000.0, 100)}
-    failing = await servers(Provider(limits), "fail")
+    failing = await api_servers(Provider(limits), "fail")
     rows = Rows()
     settings = PoolSettings(endpoints=[failing.url], keys=keys(limits), failure_threshold=10_000,
                             retry_min_per_second=1000.0)

@@ -4,26 +4,22 @@ not kept."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from devstack.emulator import RunningEmulator
-from tests.integration.emulator_fixtures import api_client_for, emulator, unique_namespace  # noqa: F401
+from tests.integration.emulator_fixtures import (  # noqa: F401
+    api_client_for,
+    emulator,
+    eventually,
+    unique_namespace,
+)
 from trading_operator import naming
 from trading_operator.child_store import Change
 from trading_operator.informer import Informer
 from trading_operator.kube import CONFIGMAPS, NAMESPACES
 from trading_operator.kube_async import AsyncKubeApi
-
-
-async def eventually(predicate: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def config_map(name: str, owner: str | None) -> dict[str, object]:

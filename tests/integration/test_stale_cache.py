@@ -5,15 +5,19 @@ again from the API's answer, and a child patch planned from a stale child loses 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from devstack.emulator import RunningEmulator
-from tests.integration.emulator_fixtures import api_client_for, emulator, unique_namespace  # noqa: F401
+from tests.integration.emulator_fixtures import (  # noqa: F401
+    api_client_for,
+    emulator,
+    eventually,
+    unique_namespace,
+)
 from trading_operator import naming
 from trading_operator.builders import render_switches
 from trading_operator.context import OperatorContext, reconcile
@@ -54,14 +58,6 @@ class World:
 
     async def switches(self) -> dict[str, Any]:
         return await self.kube.get(CONFIGMAPS, self.namespace, SWITCHES)
-
-
-async def eventually(predicate: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
