@@ -311,8 +311,11 @@ def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def code_version() -> str:
     root = pathlib.Path(__file__).resolve().parent.parent
-    done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
-                          text=True, check=False)
+    try:
+        done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, check=False)
+    except FileNotFoundError:  # no git (a tree copied without it): the figures still print
+        return "unknown"
     return done.stdout.strip() or "unknown"
 
 

@@ -135,7 +135,12 @@ def pod_kill(ctx: DrillContext) -> Outcome:
 
 
 def _run(command: str, what: str) -> None:
-    result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60, check=False)
+    argv = shlex.split(command)
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except FileNotFoundError:
+        raise DrillsError(Exit.USAGE, f"{what} command not found: {argv[0]!r} (install it, or give a full path)") \
+            from None
     if result.returncode != 0:
         raise DrillsError(Exit.DRILL_FAILED, f"{what} command failed ({result.returncode}): {result.stderr.strip()}")
 

@@ -106,7 +106,8 @@ def test_the_progress_bar_shows_on_a_terminal_and_leaves_the_json_alone():
     try:
         done = subprocess.run([sys.executable, "-m", "opsctl", "backtest", "run", "--synthetic-days", "1",
                                "--session-minutes", "5", "--workers", "1", "--json"], stdout=subprocess.PIPE,
-                              stderr=follower, text=True, timeout=240, check=False)
+                              stderr=follower, text=True, timeout=240, check=False,
+                              env={**os.environ, "TERM": "xterm"})  # a terminal that can draw a bar (not dumb)
         os.close(follower)
         follower = -1
         terminal = b""

@@ -81,13 +81,18 @@ def test_pod_kill_of_an_empty_namespace_fails_clearly(stack, tmp_path):
     assert f"no pods match app.kubernetes.io/name=trading-runtime in namespace {namespace}" in report["error"]
 
 
+def signal_command(name: str, pid: int) -> str:
+    """A stop/start command that needs no procps (a bare Debian has no /bin/kill)."""
+    return f"{sys.executable} -c 'import os, signal; os.kill({pid}, signal.{name})'"
+
+
 def test_prometheus_loss_causes_no_rollback_and_analysis_resumes(stack, tmp_path):
     kube = kube_for(stack.kubeconfig)
     namespace = running_symbol(kube, "qqq")
     pid = stack.prometheus.process.pid  # a hung Prometheus: queries time out instead of being refused
     code, report, output = drill(stack, tmp_path, "prometheus-loss", f"namespace={namespace}", "name=qqq",
-                                 "outageSeconds=15", f"stopCommand=kill -STOP {pid}",
-                                 f"startCommand=kill -CONT {pid}")
+                                 "outageSeconds=15", f"stopCommand={signal_command('SIGSTOP', pid)}",
+                                 f"startCommand={signal_command('SIGCONT', pid)}")
     assert code == 0, output
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["no rollback or self-healing on missing metrics"]["ok"]
