@@ -46,6 +46,7 @@ class Watched:
 
 def watch_objects(watched: Watched, out: Output) -> None:
     """Each changed object in a machine-readable format (a YAML document per change, as kubectl prints)."""
+    sys.stdout.flush()  # what was printed before the watch reaches a pipe now, not when a buffer fills
     for event in watched.events():
         if out.format.format is Format.YAML:
             print("---")
@@ -59,6 +60,7 @@ def watch_rows(watched: Watched, columns: list[Column], row_of: Callable[[Obj], 
     phase Deleted), aligned with the first table. Runs until interrupted."""
     phase = [c.header for c in columns].index("PHASE")
     last: dict[tuple[str, str], list[str]] = {}
+    sys.stdout.flush()  # the first table reaches a pipe (`| head`, `| grep`) now, not when a buffer fills
     for event in watched.events():
         meta = event.object.get("metadata") or {}
         key, row = (str(meta.get("namespace")), str(meta.get("name"))), row_of(event.object)

@@ -233,8 +233,10 @@ def test_a_closed_pipe_ends_quietly_with_0(cluster: Cluster) -> None:
 
 
 def test_a_watch_whose_reader_went_away_ends_quietly_with_0(cluster: Cluster) -> None:
+    # Buffered as on a user's machine (PYTHONUNBUFFERED is set on some): the first table must reach `head` at once.
+    env = {k: v for k, v in cluster.env().items() if k != "PYTHONUNBUFFERED"}
     process = subprocess.Popen(["bash", "-c", f"{opsctl('get', '-w')} | head -2; echo \"STATUS ${{PIPESTATUS[*]}}\""],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env())
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert process.stdout is not None
         first = [process.stdout.readline() for _ in range(2)]  # the header and spy's row: head is done
