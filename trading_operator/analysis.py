@@ -25,9 +25,12 @@ from trading_operator.api import (
     Measurement,
     MetricTally,
     RolloutSettings,
+    TradingSymbolSpec,
+    TradingSymbolStatus,
 )
 from trading_operator.intervals import difference, paired_difference, wilson, z_for
 from trading_operator.pairing import PairedCounts
+from trading_operator.timestamps import seconds_between
 
 OBJECTIVE = "objective"
 """Metric name of the tuning objective in a run's measurements."""
@@ -77,6 +80,17 @@ class Scope:
 
     def selector(self) -> str:
         return selector({"namespace": self.namespace, "symbol": self.symbol, "revision": str(self.revision)})
+
+
+def revision_due(measured: bool, spec: TradingSymbolSpec, status: TradingSymbolStatus, last_checked: str | None,
+                 now: str, every: float) -> int | None:
+    """The current revision, when a periodic check of it is due: the symbol has something to measure, pods run,
+    and `every` seconds passed since the last check."""
+    if not measured or not status.current_revision or spec.replicas == 0:
+        return None
+    if last_checked is not None and seconds_between(last_checked, now) < every:
+        return None
+    return status.current_revision
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,11 @@ the pods fall back and when they serve again. Only a spec that serves a model ha
 
 from __future__ import annotations
 
-from trading_operator.analysis import Scope
+from trading_operator.analysis import Scope, revision_due
 from trading_operator.api import ConditionStatus, TradingSymbolSpec, TradingSymbolStatus
 from trading_operator.conditions import ConditionType, Reason, get_condition, set_condition
 from trading_operator.findings import Finding, ModelServingMeasured
 from trading_operator.plans import NORMAL, WARNING, Plan
-from trading_operator.timestamps import seconds_between
 
 CHECK_SECONDS = 30.0
 """How often the running revision's serving gauge is measured."""
@@ -25,11 +24,7 @@ def serves_a_model(spec: TradingSymbolSpec) -> bool:
 
 def due(spec: TradingSymbolSpec, status: TradingSymbolStatus, last_checked: str | None, now: str) -> int | None:
     """The revision whose serving to measure now, if any."""
-    if not serves_a_model(spec) or not status.current_revision or spec.replicas == 0:
-        return None
-    if last_checked is not None and seconds_between(last_checked, now) < CHECK_SECONDS:
-        return None
-    return status.current_revision
+    return revision_due(serves_a_model(spec), spec, status, last_checked, now, CHECK_SECONDS)
 
 
 def queries(namespace: str, symbol: str, revision: int) -> list[str]:

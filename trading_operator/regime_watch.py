@@ -14,7 +14,7 @@ from typing import Literal
 
 from policies.models import RegimeRetraining, RiskPolicySpec
 from trading_operator import retraining
-from trading_operator.analysis import Scope
+from trading_operator.analysis import Scope, revision_due
 from trading_operator.api import ConditionStatus, RegimeState, RetrainingJob, TradingSymbolSpec, TradingSymbolStatus
 from trading_operator.builders import Owner
 from trading_operator.conditions import ConditionType, Reason, get_condition, set_condition
@@ -34,11 +34,7 @@ def watches(spec: TradingSymbolSpec) -> bool:
 
 def due(spec: TradingSymbolSpec, status: TradingSymbolStatus, last_checked: str | None, now: str) -> int | None:
     """The revision whose regime series to measure now, if any."""
-    if not watches(spec) or not status.current_revision or spec.replicas == 0:
-        return None
-    if last_checked is not None and seconds_between(last_checked, now) < CHECK_SECONDS:
-        return None
-    return status.current_revision
+    return revision_due(watches(spec), spec, status, last_checked, now, CHECK_SECONDS)
 
 
 def queries(namespace: str, symbol: str, revision: int) -> list[str]:
