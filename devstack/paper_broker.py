@@ -5,8 +5,10 @@ It follows the synthetic feed over its WebSocket (the runtime's own feed client)
 `GET /v1/snapshots/{symbol}` answers a snapshot in the feed protocol whose `seq` continues the feed's, and
 `POST /v1/orders` fills a market order at once at the touch (buys at the ask, sells at the bid) with a per-unit
 fee. The client order id is the idempotency key: an order sent again is answered with its first fill, never
-filled twice. Each API key has the provider's token bucket: beyond it, `429` with `Retry-After`. One process
-listens on several ports: endpoints of one broker, sharing its book, its orders and its keys' limits.
+filled twice. `GET /v1/positions` lists the account's open positions (instrument, signed quantity, average entry
+price), as a real broker's positions API does: what a runtime's new leader reconciles its book against. Each
+API key has the provider's token bucket: beyond it, `429` with `Retry-After`. One process listens on several
+ports: endpoints of one broker, sharing its book, its orders and its keys' limits.
 
 `python -m devstack.paper_broker --feed-url ws://127.0.0.1:8765 --endpoints 2 --key alpha:SECRET:20:4`
 prints each endpoint's URL on a line of its own once it listens."""
@@ -90,6 +92,24 @@ class Book:
 
 
 @dataclass
+class Holding:
+    quantity: float = 0.0
+    average_price: float = 0.0
+
+    def add(self, quantity: float, price: float) -> None:
+        """A fill: the average entry price moves when the position grows, stays when it shrinks, and restarts
+        at the fill's price when the position changes side."""
+        total = self.quantity + quantity
+        if total == 0:
+            self.average_price = 0.0
+        elif self.quantity == 0 or (self.quantity > 0) != (total > 0):
+            self.average_price = price
+        elif abs(total) > abs(self.quantity):
+            self.average_price = (self.average_price * self.quantity + price * quantity) / total
+        self.quantity = total
+
+
+@dataclass
 class PaperBroker:
     keys: dict[str, KeyLimit]
     """Secret → its key's limit."""
@@ -102,13 +122,17 @@ class PaperBroker:
     throttled: dict[str, int] = field(default_factory=dict)
     """429 answers per key name."""
     served: dict[str, int] = field(default_factory=dict)
-    """Answered calls per kind: "snapshot", "order" (a first fill), "order-again" (an order sent again)."""
+    """Answered calls per kind: "snapshot", "order" (a first fill), "order-again" (an order sent again),
+    "positions"."""
+    held: dict[str, Holding] = field(default_factory=dict)
+    """The account's open positions by instrument."""
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/snapshots/{symbol}", self._snapshot)
         app.router.add_post("/v1/orders", self._order)
         app.router.add_get("/v1/orders", self._orders)
+        app.router.add_get("/v1/positions", self._positions)
         return app
 
     def _admit(self, request: web.Request) -> web.Response | None:
@@ -153,6 +177,7 @@ class PaperBroker:
         else:
             answer = {"clientOrderId": order_id, "status": "filled", "price": price,
                       "fee": abs(quantity) * self.fee_per_unit, "instrument": instrument, "quantity": quantity}
+            self.held.setdefault(instrument, Holding()).add(quantity, price)
         self.orders[order_id] = answer
         self._count("order")
         return web.json_response(answer, status=201)
@@ -163,6 +188,15 @@ class PaperBroker:
     async def _orders(self, request: web.Request) -> web.Response:
         refused = self._admit(request)
         return refused or web.json_response(list(self.orders.values()))
+
+
+    async def _positions(self, request: web.Request) -> web.Response:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        self._count("positions")
+        return web.json_response([{"instrument": i, "quantity": h.quantity, "averagePrice": h.average_price}
+                                  for i, h in sorted(self.held.items()) if h.quantity])
 
 
 def parse_key(text: str) -> tuple[str, KeyLimit]:

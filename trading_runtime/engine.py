@@ -12,7 +12,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from trading_runtime.execution import ids
 from trading_runtime.execution.options import Contract, choose_contract, contract_greeks, contracts_for, parse_option_id
 from trading_runtime.execution.paper import Broker, Fill, OrderResult, PaperBroker, Position, Working
 from trading_runtime.execution.pretrade import OrderRequest, PreTradeControls, Rejection, RejectReason
+from trading_runtime.execution.reconcile import Difference
 from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade
 from trading_runtime.indicators.bars import MultiTimeframe
 from trading_runtime.indicators.microstructure import OrderFlowImbalance, SessionVpin, TradeFlow, microprice
@@ -155,13 +156,26 @@ class SymbolEngine:
 
     # Leadership -------------------------------------------------------------------------------------
 
-    def promote(self, positions: dict[str, Position], fees: float) -> None:
+    def promote(self, positions: dict[str, Position], fees: float, adopted: Sequence[Difference] = ()) -> None:
         """This replica now leads: take over the book's positions (never start flat), then hold what the
         current view calls for. The view's signal is written again (same id) and its orders are ids of the
         decision, instrument and target: an order the old leader placed and booked is not needed again, one it
-        placed and did not book is sent again under the same id (a broker that saw it refuses the second)."""
+        placed and did not book is sent again under the same id (a broker that saw it refuses the second).
+        `adopted`: instruments whose booked quantity was not the broker's (`positions` holds the broker's), each
+        recorded as a risk event and a position row, so the book says what the broker holds."""
         self.broker.restore(positions, fees)
         self.active = True
+        ts = self.last_ts if math.isfinite(self.last_ts) and self.last_ts > 0 else self.clock.now()
+        for difference in adopted:
+            instrument, position = difference.instrument, positions[difference.instrument]
+            self.metrics.book_reconciled.labels(self.symbol, instrument).inc()
+            log.error("book of %s differs from the broker's: %s booked %+g, the broker holds %+g (adopted)",
+                      self.symbol, instrument, difference.book, difference.broker)
+            self.sink("risk_events", (_utc(ts), self.symbol, "book-reconciled", "critical",
+                                      {"instrument": instrument, "book": difference.book,
+                                       "broker": difference.broker}))
+            self.sink("positions", (_utc(ts), self.symbol, instrument, position.quantity, position.average_price,
+                                    position.realized))
         if self._last_signal is not None and self.trading:
             self.sink("signals", self._last_signal)
             self._rebalance(self.last_ts, str(self._last_signal[0]))

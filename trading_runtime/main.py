@@ -24,7 +24,8 @@ import signal
 import sys
 import time
 import urllib.parse
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from trading_runtime.chain_analysis import BackgroundAnalysis
 from trading_runtime.clock import EventClock
@@ -33,6 +34,7 @@ from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_
 from trading_runtime.election import API_URL_ENV, LEASE_NAME_ENV, ApiAccess, LeaderElection, LeaseApi
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.execution.http_broker import HttpBroker
+from trading_runtime.execution.reconcile import Difference, owns, reconcile
 from trading_runtime.feeds.client import FeedClient, Message
 from trading_runtime.feeds.recorded import LoadOptions, Recorded, RecordedDataError, load_recorded
 from trading_runtime.feeds.replay import ReplayFeed
@@ -59,6 +61,7 @@ from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
 from trading_runtime.telemetry import DecisionTracer, FlushTracer, TelemetryError, Tracing, TracingSettings
 
 log = logging.getLogger("trading_runtime")
+T = TypeVar("T")
 
 
 class Runtime:
@@ -126,7 +129,8 @@ class Runtime:
         self._leading = self.election is None  # without a Lease, this process is the symbol's only trader
         self._promotion: asyncio.Task[None] | None = None
         self._migrated = False
-        self.engine.active = self._leading
+        # Orders through a broker's API: even alone, trade only once the book agrees with the broker (`run`).
+        self.engine.active = self._leading and self.broker is None
         self.metrics.leader.labels(config.symbol).set(1 if self._leading else 0)
         self._export_counters()
 
@@ -159,25 +163,46 @@ class Runtime:
         self._promotion = asyncio.ensure_future(self._promote())
 
     async def _promote(self) -> None:
-        """Load the book (PostgreSQL: the source of truth), then trade; retried while the database is away."""
-        symbol, delay = self.engine.symbol, 0.2
-        book = None
-        while self._leading:
-            try:
-                book = await load_book(self.args.database_url, symbol) if self.args.database_url else None
-                break
-            except Exception as exc:
-                log.warning("cannot load the book of %s yet (%s): not trading", symbol, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        """Load the book (PostgreSQL), reconcile it against the broker's positions when orders go to a broker's
+        API (the truth for what it filled: a killed leader's unflushed fills are lost to the book, not to the
+        broker), and only then trade. Each read is retried with backoff while its server does not answer."""
+        symbol, database = self.engine.symbol, self.args.database_url
+        book = await self._until_read(lambda: load_book(database, symbol), "the book") if database else None
         if not self._leading:
             return
         if book is None:
             log.warning("no database: %s starts trading from a flat book", symbol)
-        self.engine.promote(book.positions if book else {}, book.fees if book else 0.0)
+        positions, fees = (book.positions, book.fees) if book else ({}, 0.0)
+        adopted: list[Difference] = []
+        if self.api is not None and self.broker is not None:
+            held = await self._until_read(self.api.positions, "the broker's positions", halt="reconcile")
+            if held is None:
+                return
+            reconciled = reconcile(positions, {i: p for i, p in held.items() if owns(symbol, i)})
+            positions, adopted = reconciled.positions, reconciled.differences
+        self.engine.promote(positions, fees, adopted)
         self.metrics.leader.labels(symbol).set(1)
-        log.warning("leading %s: took over %s", symbol, json.dumps(book.held if book else {}),
-                    extra={"symbol": symbol, "positions": book.held if book else {}})
+        taken = {i: p.quantity for i, p in positions.items() if p.quantity}
+        log.warning("leading %s: took over %s", symbol, json.dumps(taken), extra={"symbol": symbol, "positions": taken})
+
+    async def _until_read(self, read: Callable[[], Awaitable[T]], what: str, halt: str | None = None) -> T | None:
+        """`read()`, retried with backoff (0.2 s doubling to 2 s) while it fails and this process still leads,
+        trading halted meanwhile with `halt` as the reason. None when leadership went first."""
+        delay, value = 0.2, None
+        while self._leading:
+            try:
+                value = await read()
+                break
+            except Exception as exc:
+                log.warning("cannot read %s of %s yet (%s): not trading", what, self.engine.symbol, exc)
+                if halt is not None and not self.engine.state.halted.get(halt):
+                    log.error("trading on %s halted until %s can be read", self.engine.symbol, what)
+                    self.engine._halt(halt, True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        if halt is not None and self.engine.state.halted.get(halt):
+            self.engine._halt(halt, False)
+        return value
 
     def _frame_times(self) -> tuple[int, int]:
         """When the feed client received and parsed the frame in hand (the live feed only)."""
@@ -419,6 +444,8 @@ class Runtime:
             await self._migrate(stop)
             writer_task = asyncio.create_task(self.writer.run(flush))
         await self._first_snapshot()
+        if self._leading and self.broker is not None:  # alone: the start is this process's takeover
+            self._promotion = asyncio.ensure_future(self._promote())
         tasks = [asyncio.create_task(self.feed.run(stop)), asyncio.create_task(watch(self.files, stop)),
                  asyncio.create_task(self._share(stop))]
         if self.election is not None:
@@ -429,6 +456,8 @@ class Runtime:
             finished.cancel()
             stop.set()
         await stop.wait()
+        if self._promotion is not None:
+            self._promotion.cancel()
         await asyncio.gather(*tasks)
         if self.broker is not None:  # their results are recorded before the writer's last flush
             still = await self.broker.drain(self.args.order_drain)

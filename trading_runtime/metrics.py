@@ -98,6 +98,9 @@ class RuntimeMetrics:
                             "hot standby", labels, registry=r)
         self.leader_transitions = Counter(f"{PREFIX}_leader_transitions", "Times this process became leader or "
                                           "standby", ["symbol", "to"], registry=r)
+        self.book_reconciled = Counter(f"{PREFIX}_book_reconciled", "Instruments whose booked quantity was not the "
+                                       "broker's when this process took the lead (the broker's was adopted)",
+                                       ["symbol", "instrument"], registry=r)
 
         self._ml_metrics(r)
 

@@ -2,14 +2,17 @@
 
 `GET /v1/snapshots/{symbol}` answers a snapshot in the feed protocol's shape (feeds/protocol.py);
 `POST /v1/orders` takes a market order with the client's order id, which the API treats as an idempotency
-key (a retried order is the same order, never a second one)."""
+key (a retried order is the same order, never a second one); `GET /v1/positions` lists the account's open
+positions (a real broker's positions API: instrument, signed quantity, average entry price), what a new leader
+reconciles its book against (execution/reconcile.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from trading_runtime.execution.reconcile import BrokerPosition
 from trading_runtime.feeds.protocol import Snapshot
 from trading_runtime.gateway.pool import ApiError, ClientPool
 
@@ -33,6 +36,17 @@ class OrderAck(BaseModel):
     fee: float | None = None
     reason: str | None = None
     """Why the order was rejected."""
+
+
+class HeldPosition(BaseModel):
+    """One open position as the broker lists it."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    instrument: str
+    quantity: float
+    """Signed: + long, − short."""
+    average_price: float = Field(alias="averagePrice")
 
 
 class MarketApi:
@@ -61,3 +75,14 @@ class MarketApi:
             return OrderAck.model_validate(response.body)
         except ValidationError as exc:
             raise ApiError(f"order {ticket.client_order_id}: malformed acknowledgement: {exc}") from exc
+
+    async def positions(self) -> dict[str, BrokerPosition]:
+        """The account's open positions by instrument (an instrument not listed is flat at the broker)."""
+        response = await self.pool.request("GET", "/v1/positions", idempotent=True)
+        if response.status != 200:
+            raise ApiError(f"positions: HTTP {response.status} from {response.endpoint}")
+        try:
+            held = TypeAdapter(list[HeldPosition]).validate_python(response.body)
+        except ValidationError as exc:
+            raise ApiError(f"positions from {response.endpoint} are malformed: {exc}") from exc
+        return {p.instrument: BrokerPosition(p.quantity, p.average_price) for p in held}

@@ -1,0 +1,190 @@
+"""The book against the broker at takeover, real processes: two replicas of SPY send their orders to the
+devstack's paper broker over HTTP (`config.broker`); the leader flushes its rows rarely, and is killed with
+SIGKILL after its fills reached the broker and before they reached PostgreSQL. The new leader must take over
+the broker's positions (each difference a `book-reconciled` risk event), and send no order twice (counted at the
+broker). A runtime alone whose broker does not answer at start trades nothing, halted, until it does.
+Real PostgreSQL, the synthetic feed over WebSocket, the Lease on the emulated API server over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import threading
+import time
+import urllib.request
+from typing import Any
+
+import psycopg
+import pytest
+from aiohttp import web
+
+from devstack.paper_broker import KeyLimit, PaperBroker
+from devstack.processes import EmulatorProcess, FeedProcess
+from tests.integration.runtime_process import RuntimeProcess, wait_until
+from tests.servers import ThrowawayPostgres, free_port
+from trading_runtime.feeds.client import FeedClient
+
+LEASE = ("--lease-name", "tradeops-spy", "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5")
+SECRET = "secret-alpha"
+STRATEGY = {"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5}
+
+
+class BrokerThread:
+    """The devstack's paper broker on a loop of its own (the test's waits block): it follows the feed and
+    listens on `port`."""
+
+    def __init__(self, feed_url: str, port: int) -> None:
+        self.broker = PaperBroker({SECRET: KeyLimit("alpha", 200.0, 50)})
+        self.feed_url, self.port = feed_url, port
+        self.url = f"http://127.0.0.1:{port}"
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    def start(self) -> BrokerThread:
+        self._thread.start()
+        assert self._ready.wait(30), "the paper broker did not start"
+        wait_until(lambda: "SPY" in self.broker.book.snapshots, 60, "the broker's book of SPY")
+        return self
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        following = asyncio.create_task(FeedClient(self.feed_url, ["SPY"], self.broker.book.on_message).run(self._stop))
+        runner = web.AppRunner(self.broker.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        self._ready.set()
+        await self._stop.wait()
+        with contextlib.suppress(Exception):
+            await following
+        await runner.cleanup()
+
+    def stop(self) -> None:
+        if self._ready.is_set():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(30)
+
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(f"{self.url}{path}", headers={"Authorization": f"Bearer {SECRET}"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.loads(answer.read())
+
+    def positions(self) -> dict[str, float]:
+        return {p["instrument"]: float(p["quantity"]) for p in self.get("/v1/positions")}
+
+
+def broker_section(url: str) -> dict[str, Any]:
+    return {"endpoints": [url], "openSeconds": 1, "deadlineSeconds": 5, "orderTimeoutSeconds": 10,
+            "keys": [{"name": "alpha", "secretKeyRef": {"name": "broker-keys", "key": "alpha"},
+                      "ratePerSecond": 100, "burst": 20}]}
+
+
+def replica(workdir, name: str, feed_url: str, broker_url: str, dsn: str, emulator_url: str | None,
+            flush_ms: int) -> RuntimeProcess:
+    runtime = {"strategy": STRATEGY, "broker": broker_section(broker_url),
+               "parameters": {"batchSize": 10000, "flushIntervalMs": flush_ms}}
+    env = {"TRADEOPS_API_KEY_ALPHA": SECRET}
+    if emulator_url is not None:
+        env |= {"TRADEOPS_KUBE_API_URL": emulator_url, "POD_NAMESPACE": "default", "POD_NAME": name}
+    process = RuntimeProcess(workdir / name, "SPY", feed_url, runtime=runtime, database_url=dsn, env=env)
+    if emulator_url is not None:
+        process.args += list(LEASE)
+    return process
+
+
+def query(dsn: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def book(dsn: str) -> dict[str, float]:
+    """Non-zero positions of the book in PostgreSQL (each instrument's latest row)."""
+    latest = query(dsn, """SELECT DISTINCT ON (instrument) instrument, quantity FROM positions
+                           ORDER BY instrument, ts DESC, seq DESC""")
+    return {str(i): float(q) for i, q in latest if q}
+
+
+def took_over(runtime: RuntimeProcess) -> dict[str, float]:
+    for line in runtime.log_path.read_text().splitlines():
+        if "took over" in line and line.startswith("{"):
+            return dict(json.loads(json.loads(line)["message"].split("took over ", 1)[1]))
+    raise AssertionError(f"{runtime.log_path}: no takeover logged")
+
+
+@pytest.fixture
+def stack(tmp_path):
+    started: list[Any] = []
+    try:
+        postgres = ThrowawayPostgres().init().start()
+        started.append(postgres)
+        emulator = EmulatorProcess(tmp_path).start()
+        started.append(emulator)
+        feed = FeedProcess(tmp_path, symbols="SPY", rate=100.0, seed=11).start()
+        started.append(feed)
+        yield tmp_path, postgres, emulator, feed, started
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+def test_a_new_leader_takes_the_brokers_positions_over_a_killed_leaders_unflushed_fills(stack):
+    workdir, postgres, emulator, feed, started = stack
+    broker = BrokerThread(feed.url, free_port()).start()
+    started.append(broker)
+    # The leader flushes once a minute: its fills reach the broker, not PostgreSQL, before it dies.
+    leader = replica(workdir, "spy-a", feed.url, broker.url, postgres.dsn, emulator.url, flush_ms=60000)
+    standby = replica(workdir, "spy-b", feed.url, broker.url, postgres.dsn, emulator.url, flush_ms=50)
+    started += [standby, leader]
+    leader.start()
+    wait_until(lambda: leader.metric("tradeops_leader{") == 1.0, 60, "the first replica leads")
+    standby.start()
+    wait_until(lambda: (standby.metric("tradeops_ticks_total") or 0) > 50, 60, "the standby's warm state")
+    wait_until(lambda: len(broker.broker.orders) >= 3 and broker.positions(), 180,
+               "orders filled at the broker and a position held there")
+    assert leader.process is not None
+    leader.process.send_signal(signal.SIGKILL)
+    leader.process.wait(10)
+    at_kill, booked = broker.positions(), book(postgres.dsn)
+    assert at_kill != booked, "the leader's fills were flushed before it died: nothing to reconcile"
+    expected = {i: (booked.get(i, 0.0), at_kill.get(i, 0.0)) for i in set(booked) | set(at_kill)
+                if booked.get(i, 0.0) != at_kill.get(i, 0.0)}
+
+    wait_until(lambda: standby.metric("tradeops_leader{") == 1.0, 30, "the takeover", every=0.05)
+    # The new leader started from the broker's positions, not from the book PostgreSQL had.
+    assert took_over(standby) == at_kill
+    assert standby.metric("tradeops_book_reconciled_total") == len(expected)
+    time.sleep(3)  # the new leader trades on (it may send orders of its own)
+    assert standby.stop() == 0  # SIGTERM: every row flushed
+    posts = broker.broker.served.get("order", 0) + broker.broker.served.get("order-again", 0)
+    served = dict(broker.broker.served)
+    final = broker.positions()
+
+    # No order was sent twice: every POST the broker took was a new client order id.
+    assert served.get("order-again", 0) == 0, served
+    assert posts == len(broker.broker.orders)
+    # The book now says what the broker holds; each adopted difference is a risk event with both quantities.
+    assert book(postgres.dsn) == final
+    events = query(postgres.dsn, "SELECT detail FROM risk_events WHERE kind = 'book-reconciled' ORDER BY ts")
+    adopted = {e["instrument"]: (e["book"], e["broker"]) for (e,) in events}
+    assert adopted == expected
+    print(json.dumps({"adopted": adopted, "broker_calls": served}))
+    assert any("differs from the broker's" in line for line in standby.log_path.read_text().splitlines())
+
+
+def test_a_runtime_whose_broker_does_not_answer_at_start_is_halted_until_it_does(stack):
+    workdir, postgres, _, feed, started = stack
+    port = free_port()
+    runtime = replica(workdir, "spy-solo", feed.url, f"http://127.0.0.1:{port}", postgres.dsn, None, flush_ms=50)
+    started.append(runtime)
+    runtime.start()
+    halted = 'tradeops_trading_halted{reason="reconcile",symbol="SPY"}'
+    wait_until(lambda: runtime.metric(halted) == 1.0, 60, "halted while the broker is away")
+    time.sleep(2)
+    assert runtime.metric(halted) == 1.0
+    assert runtime.metric("tradeops_orders_total") in (None, 0.0)
+    broker = BrokerThread(feed.url, port).start()
+    started.append(broker)
+    wait_until(lambda: runtime.metric(halted) == 0.0, 60, "the halt lifted once the broker answers")
+    assert broker.broker.served.get("positions", 0) >= 1
+    wait_until(lambda: broker.broker.served.get("order", 0) >= 1, 180, "orders once the book is reconciled")
