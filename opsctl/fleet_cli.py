@@ -1,8 +1,9 @@
 """`opsctl fleet`: FleetRollouts — one change rolled out over many TradingSymbols in waves.
 
-abort and retry are requests the operator answers (retry is bound to the generation and the failed wave opsctl
-saw, answered once in status.requests: exit 0 accepted, 6 refused, 5 no answer in time); pause and resume set
-spec.paused, as `opsctl pause` does for a TradingSymbol and Argo Rollouts' pause does for a Rollout."""
+abort and retry are requests the operator answers, bound to the spec generation opsctl saw (a retry also to the
+failed wave) and answered once in status.requests: exit 0 accepted, 6 refused, 5 no answer in time. pause and
+resume set spec.paused, as `opsctl pause` does for a TradingSymbol and Argo Rollouts' pause does for a Rollout,
+in a JSON patch that first tests the generation opsctl saw: a spec changed meanwhile refuses it (exit 6)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from trading_operator.fleet_api import (
     FLEET_PLURAL,
     FLEET_RETRY_ANNOTATION,
     FLEET_SINGULAR,
+    AbortRequest,
     RetryRequest,
 )
 
@@ -125,26 +127,30 @@ def status(cluster: Cluster, out: Output, name: FleetArg) -> None:
     printing.table(SYMBOL_COLUMNS, rows, title="Symbols")
 
 
+def plan_abort(rollout: Obj) -> AbortRequest:
+    """An abort bound to the generation opsctl saw; refused (exit 6) when the rollout has already stopped."""
+    name, state = rollout["metadata"]["name"], rollout.get("status") or {}
+    phase = state.get("phase", "Pending")
+    if phase in TERMINAL:
+        raise OpsctlError(ExitCode.REJECTED, f"{name}: nothing to abort: the rollout is already {phase}")
+    return AbortRequest(id=f"abort-{uuid.uuid4().hex[:12]}", generation=_generation(rollout),
+                        wave=int(state.get("currentWave") or 0))
+
+
 @verb(app)
-def abort(cluster: Cluster, out: Output, name: FleetArg) -> None:
-    """Stop a FleetRollout: no further wave starts and the change is taken back from every symbol it reached."""
+def abort(cluster: Cluster, out: Output, name: FleetArg, no_wait: NoWaitOpt = False,
+          timeout: AnswerTimeoutOpt = ANSWER_SECONDS) -> None:
+    """Stop a FleetRollout: no further wave starts and the change is taken back from every symbol it reached.
+    Waits for the operator's answer (exit 6 when refused: the spec changed meanwhile, or the rollout stopped)."""
     target = cluster.connect()
-    rollout = _get(target, name)
-    phase = (rollout.get("status") or {}).get("phase", "Pending")
-    done = phase in TERMINAL
-    if not done:
-        moment = now().strftime("%Y-%m-%dT%H:%M:%SZ")
-        annotations = {FLEET_ABORT_ANNOTATION: moment, **stamp(target.actor)}
-        target.kube.merge_patch(_path(target.namespace, name), {"metadata": {"annotations": annotations}},
-                                what=_what(target, name))
-    if printing.emit(out, {"name": name, "namespace": target.namespace, "action": "abort", "requested": not done,
-                           "phase": phase}, [_name(name)]):
-        return
-    if done:
-        printing.say(f"{name} unchanged: it is already {phase}")
-    else:
-        printing.say(f"{name}: abort requested; the operator takes the change back from every symbol it reached "
-                     f"(follow with: opsctl fleet status {name})")
+    request = plan_abort(_get(target, name))
+    _ask(target, out, name, "abort", request, no_wait, timeout,
+         f"the operator takes the change back from every symbol it reached (follow with: opsctl fleet status "
+         f"{name})")
+
+
+def _generation(rollout: Obj) -> int:
+    return int(rollout["metadata"].get("generation") or 1)
 
 
 def _switch(cluster: Cluster, out: Output, name: str, action: str, paused: bool) -> None:
@@ -155,9 +161,7 @@ def _switch(cluster: Cluster, out: Output, name: str, action: str, paused: bool)
     if paused and phase in TERMINAL:  # resuming is always allowed: a stopped rollout must be resumed to retry
         raise OpsctlError(ExitCode.REJECTED, f"{name}: pause refused: the rollout is {phase}, nothing to pause")
     if changed:
-        target.kube.merge_patch(_path(target.namespace, name), {"spec": {"paused": paused},
-                                                                "metadata": {"annotations": stamp(target.actor)}},
-                                what=_what(target, name))
+        _patch_paused(target, rollout, paused, action)
     if printing.emit(out, {"name": name, "namespace": target.namespace, "action": action, "paused": paused,
                            "changed": changed}, [_name(name)]):
         return
@@ -168,6 +172,35 @@ def _switch(cluster: Cluster, out: Output, name: str, action: str, paused: bool)
                      "change finish their rollout, and a failure still rolls back")
     else:
         printing.say(f"{name}: resumed (spec.paused=false)")
+
+
+def paused_patch(rollout: Obj, paused: bool, stamped: dict[str, str]) -> list[Obj]:
+    """The JSON patch of a pause or resume: applied only to the generation opsctl saw (its first operation
+    tests it), setting spec.paused and opsctl's stamp without touching other annotations."""
+    meta = rollout["metadata"]
+    operations: list[Obj] = [{"op": "test", "path": "/metadata/generation", "value": meta.get("generation")},
+                             {"op": "add", "path": "/spec/paused", "value": paused}]
+    if meta.get("annotations") is None:
+        return [*operations, {"op": "add", "path": "/metadata/annotations", "value": stamped}]
+    escaped = {key.replace("~", "~0").replace("/", "~1"): value for key, value in stamped.items()}
+    return [*operations, *({"op": "add", "path": f"/metadata/annotations/{k}", "value": v}
+                           for k, v in escaped.items())]
+
+
+def _patch_paused(target: Target, rollout: Obj, paused: bool, action: str) -> None:
+    name = rollout["metadata"]["name"]
+    try:
+        target.kube.json_patch(_path(target.namespace, name), paused_patch(rollout, paused, stamp(target.actor)),
+                               what=_what(target, name))
+    except OpsctlError as error:
+        if error.code is not ExitCode.REJECTED:
+            raise
+        now_generation = _generation(_get(target, name))
+        if now_generation == _generation(rollout):
+            raise
+        raise OpsctlError(ExitCode.REJECTED, f"{name}: {action} refused: the spec changed since opsctl read it "
+                                             f"(generation {_generation(rollout)} → {now_generation}); look at "
+                                             f"`opsctl fleet status {name}` and ask again") from error
 
 
 @verb(app)
@@ -197,11 +230,11 @@ def plan_retry(rollout: Obj) -> RetryRequest:
         raise OpsctlError(ExitCode.REJECTED, f"{name}: the change is still being taken back from "
                                              f"{', '.join(returning)}: retry once it is rolled back "
                                              f"(opsctl fleet status {name})")
-    return RetryRequest(id=f"retry-{uuid.uuid4().hex[:12]}", generation=int(rollout["metadata"].get("generation")
-                                                                            or 1), wave=int(state["currentWave"]))
+    return RetryRequest(id=f"retry-{uuid.uuid4().hex[:12]}", generation=_generation(rollout),
+                        wave=int(state["currentWave"]))
 
 
-def _answer(target: Target, name: str, request_id: str, timeout: float) -> Obj:
+def _answer(target: Target, name: str, action: str, request_id: str, timeout: float) -> Obj:
     """The operator's answer to a request (polled: it answers within a second of the request)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -210,10 +243,36 @@ def _answer(target: Target, name: str, request_id: str, timeout: float) -> Obj:
         if found is not None:
             return dict(found)
         if time.monotonic() >= deadline:
-            raise OpsctlError(ExitCode.TIMEOUT, f"{name}: no answer to the retry within {timeout:g}s (request "
+            raise OpsctlError(ExitCode.TIMEOUT, f"{name}: no answer to the {action} within {timeout:g}s (request "
                                                 f"{request_id}); is the operator running? The request stays "
                                                 "until it answers, and is refused then if it no longer applies")
         time.sleep(POLL_SECONDS)
+
+
+def _ask(target: Target, out: Output, name: str, action: str, request: RetryRequest | AbortRequest, no_wait: bool,
+         timeout: float, follow: str) -> None:
+    """Write the request's annotation; unless told not to, wait for the answer, print it, and fail (exit 6) on a
+    refusal."""
+    annotation = FLEET_RETRY_ANNOTATION if action == "retry" else FLEET_ABORT_ANNOTATION
+    value = json.dumps(request.model_dump(by_alias=True, mode="json"), separators=(",", ":"))
+    target.kube.merge_patch(_path(target.namespace, name),
+                            {"metadata": {"annotations": {annotation: value, **stamp(target.actor)}}},
+                            what=_what(target, name))
+    result: dict[str, Any] = {"name": name, "namespace": target.namespace, "action": action, "wave": request.wave,
+                              "request": request.id}
+    if no_wait:
+        if not printing.emit(out, {**result, "outcome": "Pending"}, [_name(name)]):
+            printing.say(f"{name}: {action} of wave {request.wave} requested (request {request.id}; --no-wait: not "
+                         "waiting for the answer)")
+        return
+    answer = _answer(target, name, action, request.id, timeout)
+    accepted = answer.get("outcome") == "Accepted"
+    result.update(outcome=answer.get("outcome"), reason=answer.get("reason"), message=answer.get("message"))
+    if not printing.emit(out, result, [_name(name)]) and accepted:
+        printing.say(f"{name}: {action} accepted: {answer.get('message')}; {follow}")
+    if not accepted:
+        raise OpsctlError(ExitCode.REJECTED, f"{name}: {action} refused by the operator ({answer.get('reason')}): "
+                                             f"{answer.get('message')}")
 
 
 @verb(app)
@@ -224,22 +283,4 @@ def retry(cluster: Cluster, out: Output, name: FleetArg, no_wait: NoWaitOpt = Fa
     when refused: the spec or the wave changed meanwhile, or the rollout is no longer stopped)."""
     target = cluster.connect()
     request = plan_retry(_get(target, name))
-    value = json.dumps(request.model_dump(by_alias=True, mode="json"), separators=(",", ":"))
-    target.kube.merge_patch(_path(target.namespace, name),
-                            {"metadata": {"annotations": {FLEET_RETRY_ANNOTATION: value, **stamp(target.actor)}}},
-                            what=_what(target, name))
-    result: dict[str, Any] = {"name": name, "namespace": target.namespace, "action": "retry", "wave": request.wave,
-                              "request": request.id}
-    if no_wait:
-        if not printing.emit(out, {**result, "outcome": "Pending"}, [_name(name)]):
-            printing.say(f"{name}: retry of wave {request.wave} requested (request {request.id}; --no-wait: not "
-                         "waiting for the answer)")
-        return
-    answer = _answer(target, name, request.id, timeout)
-    accepted = answer.get("outcome") == "Accepted"
-    result.update(outcome=answer.get("outcome"), reason=answer.get("reason"), message=answer.get("message"))
-    if not printing.emit(out, result, [_name(name)]) and accepted:
-        printing.say(f"{name}: retry accepted: {answer.get('message')} (follow with: opsctl fleet status {name})")
-    if not accepted:
-        raise OpsctlError(ExitCode.REJECTED, f"{name}: retry refused by the operator ({answer.get('reason')}): "
-                                             f"{answer.get('message')}")
+    _ask(target, out, name, "retry", request, no_wait, timeout, f"follow with: opsctl fleet status {name}")

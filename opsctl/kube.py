@@ -23,6 +23,7 @@ from opsctl.kubeconfig import Endpoint, ExecPlugin, KubeconfigError
 
 Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 EXEC_TIMEOUT = 60.0
 """Seconds a credential plugin may take (it may open a browser or refresh an SSO session)."""
 
@@ -184,6 +185,10 @@ class Kube:
 
     def merge_patch(self, path: str, patch: Obj, what: str = "") -> Obj:
         return self.request("PATCH", path, body=patch, content_type=MERGE_PATCH, what=what)
+
+    def json_patch(self, path: str, operations: list[Obj], what: str = "") -> Obj:
+        """RFC 6902: a `test` operation that fails makes the API server refuse the whole patch (422)."""
+        return self.request("PATCH", path, body=operations, content_type=JSON_PATCH, what=what)
 
     def watch(self, path: str, query: dict[str, str], seconds: int) -> Iterator[WatchEvent]:
         """Events of a watch that the server ends after `seconds`; raises GoneError when it must be re-listed."""

@@ -24,7 +24,8 @@ FLEET_SINGULAR = "fleetrollout"
 FLEET_SHORT_NAMES = ("fro",)
 FLEET_API_VERSION = f"{GROUP}/{VERSION}"
 FLEET_ABORT_ANNOTATION = f"{GROUP}/fleet-abort"
-"""On a FleetRollout (set by `opsctl fleet abort`): stop and take the change back from every symbol."""
+"""On a FleetRollout (set by `opsctl fleet abort`): an `AbortRequest` as JSON — stop and take the change back from
+every symbol — answered once in status.requests."""
 FLEET_RETRY_ANNOTATION = f"{GROUP}/fleet-retry"
 """On a FleetRollout (set by `opsctl fleet retry`): a `RetryRequest` as JSON, answered once in status.requests."""
 REQUESTS_KEPT = 10
@@ -137,12 +138,23 @@ class RetryRequest(CamelModel):
     """The failed (or aborted) wave the requester saw: the retry starts again from it."""
 
 
+class AbortRequest(CamelModel):
+    """The value of the abort annotation (written by opsctl), bound to the spec generation the requester saw."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+    """Chosen by the requester; the answer is recorded under it."""
+    generation: Annotated[int, Field(ge=0)]
+    """metadata.generation the requester saw: a spec changed since refuses the request."""
+    wave: Annotated[int, Field(ge=0)]
+    """The wave the requester saw (recorded with the answer)."""
+
+
 class FleetRequestRecord(CamelModel):
     """A request answered by the operator."""
 
     id: str
     action: str
-    """retry."""
+    """retry or abort."""
     generation: int
     wave: int
     outcome: RequestOutcome

@@ -80,7 +80,7 @@ async def reconcile_fleet(context: OperatorContext, namespace: str, name: str) -
             name=name, generation=int(meta.get("generation") or 0), spec=dict(rollout.get("spec") or {}),
             status=dict(rollout.get("status") or {}),
             symbols=[_observed_symbol(ts) for ts in symbols if not ts["metadata"].get("deletionTimestamp")],
-            now=now_rfc3339(), abort_requested=FLEET_ABORT_ANNOTATION in annotations,
+            now=now_rfc3339(), abort_request=annotations.get(FLEET_ABORT_ANNOTATION),
             retry_request=annotations.get(FLEET_RETRY_ANNOTATION))
         result = plan_waves(observed)
         # The decision is committed first, against the version it was planned from: a plan that lost a race

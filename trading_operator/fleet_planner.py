@@ -60,7 +60,8 @@ class FleetObserved:
     status: dict[str, Any]
     symbols: list[ObservedSymbol]
     now: str
-    abort_requested: bool = False
+    abort_request: str | None = None
+    """The abort annotation's value, when present."""
     retry_request: str | None = None
     """The retry annotation's value, when present."""
 
@@ -82,7 +83,7 @@ class ClearChange:
 
 @dataclass(frozen=True)
 class ConsumeAbort:
-    """Remove the abort request from the FleetRollout (it has been acted on)."""
+    """Remove the abort request from the FleetRollout (it has been answered)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def plan_waves(observed: FleetObserved) -> FleetPlan:
     try:
         spec = FleetRolloutSpec.model_validate(observed.spec)
     except ValidationError as error:
-        invalid = _invalid(result, observed, old, validation_message(error))
+        invalid = _answer_abort(result, observed, _invalid(result, observed, old, validation_message(error)))
         return _finish(result, observed, _answer_retry(result, observed, invalid, False))
     change = change_hash(spec)
     status = old if old.change == change else FleetRolloutStatus(change=change, requests=old.requests)
@@ -142,19 +143,13 @@ def plan_waves(observed: FleetObserved) -> FleetPlan:
     if status.current_wave == 0 and status.phase is not FleetPhase.ABORTED:
         problems = _problems(selected, override)
         if problems:
-            invalid = _invalid(result, observed, status, "; ".join(problems))
+            invalid = _answer_abort(result, observed, _invalid(result, observed, status, "; ".join(problems)))
             return _finish(result, observed, _answer_retry(result, observed, invalid, spec.paused))
     symbols = _assign(status, selected, observed.name, spec.steps)
     symbols = [_observe(s, by_name.get(s.name), override, status.phase) for s in symbols if s.name in by_name]
     status = status.model_copy(update={"symbols": symbols, "waves": max((s.wave for s in symbols), default=0),
                                        "observed_generation": observed.generation})
-    if observed.abort_requested:
-        result.actions.append(ConsumeAbort())
-        if status.phase not in TERMINAL:
-            result.event(WARNING, Reason.FLEET_ABORTED, f"Aborted by request in wave {status.current_wave}; "
-                                                        "taking the change back from every symbol it reached")
-            status = status.model_copy(update={"phase": FleetPhase.ABORTED,
-                                               "message": f"aborted by request in wave {status.current_wave}"})
+    status = _answer_abort(result, observed, status)
     status = _answer_retry(result, observed, status, spec.paused)
     failed = [s for s in status.symbols if s.state is SymbolState.FAILED]
     if failed and status.phase not in {FleetPhase.FAILED, FleetPhase.ABORTED}:
@@ -178,6 +173,24 @@ def plan_waves(observed: FleetObserved) -> FleetPlan:
     return _finish(result, observed, _conditions(observed, status))
 
 
+def _answer_abort(result: FleetPlan, observed: FleetObserved, status: FleetRolloutStatus) -> FleetRolloutStatus:
+    """Answer an abort request once (recorded in status.requests); an accepted one stops the rollout, and
+    `_roll_back` takes the change back."""
+    if observed.abort_request is None:
+        return status
+    result.actions.append(ConsumeAbort())
+    answer = fleet_requests.judge_abort(observed.abort_request, observed.generation, status)
+    if answer is None:
+        return status
+    status = status.model_copy(update={"requests": fleet_requests.record(status.requests, answer, observed.now)})
+    if not answer.accepted:
+        result.event(WARNING, Reason.REQUEST_REFUSED, answer.describe())
+        return status
+    result.event(WARNING, Reason.FLEET_ABORTED, answer.describe())
+    return status.model_copy(update={"phase": FleetPhase.ABORTED,
+                                     "message": f"aborted by request in wave {status.current_wave}"})
+
+
 def _answer_retry(result: FleetPlan, observed: FleetObserved, status: FleetRolloutStatus, paused: bool) \
         -> FleetRolloutStatus:
     """Answer a retry request once (recorded in status.requests); an accepted one starts the stopped wave
@@ -185,8 +198,9 @@ def _answer_retry(result: FleetPlan, observed: FleetObserved, status: FleetRollo
     if observed.retry_request is None:
         return status
     result.actions.append(ConsumeRetry())
+    # An abort beside it, answered or not, says someone wants the rollout stopped: the retry gives way.
     answer = fleet_requests.judge_retry(observed.retry_request, observed.generation, status, paused,
-                                        observed.abort_requested)
+                                        observed.abort_request is not None)
     if answer is None:
         return status
     status = status.model_copy(update={"requests": fleet_requests.record(status.requests, answer, observed.now)})

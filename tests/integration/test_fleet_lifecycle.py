@@ -13,9 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from devstack.processes import wait_for
+from opsctl import fleet_cli
 from opsctl.main import app
 from trading_operator.executor import TRADING_SYMBOLS
-from trading_operator.fleet_api import FLEET_API_VERSION, FLEET_KIND, FLEET_RETRY_ANNOTATION
+from trading_operator.fleet_api import FLEET_ABORT_ANNOTATION, FLEET_API_VERSION, FLEET_KIND, FLEET_RETRY_ANNOTATION
 from trading_operator.fleet_handlers import FLEET_ROLLOUTS
 from trading_operator.fleet_override import FLEET_CHANGE_ANNOTATION
 from trading_operator.kube import KubeApi
@@ -92,7 +93,7 @@ def test_abort_takes_the_change_back_from_the_waves_it_reached(stack: Stack, kub
     assert _image(kube, ns, "bbb") == SPEC["image"]  # the pause holds wave 2
     aborted = _opsctl(stack, ns, "abort", "held")
     assert aborted.exit_code == 0, aborted.output
-    assert "abort requested" in aborted.stdout
+    assert "abort accepted" in aborted.stdout
     def rolled_back() -> dict[str, Any] | None:
         status = _phase(kube, ns, "held", "Aborted")
         done = status and any(c["type"] == "RolledBack" and c["status"] == "True" for c in status["conditions"])
@@ -106,8 +107,15 @@ def test_abort_takes_the_change_back_from_the_waves_it_reached(stack: Stack, kub
     assert "trading.tradeops.io/fleet-abort" not in (kube.get(FLEET_ROLLOUTS, ns, "held")["metadata"]
                                                      .get("annotations") or {})
     again = _opsctl(stack, ns, "abort", "held")
-    assert again.exit_code == 0
-    assert "already Aborted" in again.stdout
+    assert again.exit_code == 6, again.output
+    assert "nothing to abort: the rollout is already Aborted" in again.output
+    # Answered once, bound to the generation: a stale abort reaching the stopped rollout is refused.
+    stale = json.dumps({"id": "stale-abort", "generation": 0, "wave": 1})
+    kube.merge_patch(FLEET_ROLLOUTS, ns, "held", {"metadata": {"annotations": {FLEET_ABORT_ANNOTATION: stale}}})
+    refused = wait_for(lambda: _retry_answer(kube, ns, "held", "stale-abort"), 30, "the answer to the stale abort")
+    assert (refused["action"], refused["outcome"], refused["reason"]) == ("abort", "Refused", "GenerationMoved")
+    answers = (kube.get(FLEET_ROLLOUTS, ns, "held").get("status") or {}).get("requests") or []
+    assert [(r["action"], r["outcome"]) for r in answers] == [("abort", "Accepted"), ("abort", "Refused")]
 
 
 def test_a_change_that_breaks_a_symbol_touches_none(kube: KubeApi, ns: str) -> None:
@@ -125,7 +133,7 @@ def _retry_answer(kube: KubeApi, ns: str, name: str, request_id: str) -> dict[st
 
 
 def test_pause_resume_retry_and_the_annotation_coming_off_once_the_spec_carries_the_change(
-        stack: Stack, kube: KubeApi, ns: str) -> None:
+        stack: Stack, kube: KubeApi, ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _create(kube, ns)
     _rollout(kube, ns, "up", steps=["1"], pauseSeconds=3600)
     wait_for(lambda: (_phase(kube, ns, "up", "Progressing") or {}).get("waveCompletedAt"), 60,
@@ -133,6 +141,20 @@ def test_pause_resume_retry_and_the_annotation_coming_off_once_the_spec_carries_
     early = _opsctl(stack, ns, "retry", "up")
     assert early.exit_code == 6, early.output
     assert "nothing to retry: the rollout is Progressing" in early.output
+    # A pause decided on a spec that changed before it was sent is refused, not applied to the new spec.
+    real_get = fleet_cli._get
+
+    def read_then_spec_changes(target: Any, name: str) -> dict[str, Any]:
+        rollout = real_get(target, name)
+        monkeypatch.setattr(fleet_cli, "_get", real_get)
+        kube.merge_patch(FLEET_ROLLOUTS, ns, "up", {"spec": {"pauseSeconds": 3601}})
+        return rollout
+
+    monkeypatch.setattr(fleet_cli, "_get", read_then_spec_changes)
+    raced = _opsctl(stack, ns, "pause", "up")
+    assert raced.exit_code == 6, raced.output
+    assert "pause refused: the spec changed since opsctl read it" in raced.output
+    assert not kube.get(FLEET_ROLLOUTS, ns, "up")["spec"].get("paused")
     paused = _opsctl(stack, ns, "pause", "up")
     assert paused.exit_code == 0, paused.output
     wait_for(lambda: _phase(kube, ns, "up", "Paused"), 30, "the FleetRollout Paused")

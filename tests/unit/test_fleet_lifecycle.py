@@ -10,10 +10,17 @@ from typing import Any
 import pytest
 
 from opsctl.errors import ExitCode, OpsctlError
-from opsctl.fleet_cli import plan_retry
+from opsctl.fleet_cli import paused_patch, plan_abort, plan_retry
 from trading_operator.fleet_api import FleetRolloutSpec
 from trading_operator.fleet_override import FleetOverride
-from trading_operator.fleet_planner import ConsumeRetry, FleetObserved, ObservedSymbol, change_hash, plan_waves
+from trading_operator.fleet_planner import (
+    ConsumeAbort,
+    ConsumeRetry,
+    FleetObserved,
+    ObservedSymbol,
+    change_hash,
+    plan_waves,
+)
 from trading_operator.plans import EmitEvent
 
 from .test_fleet_planner import (
@@ -38,8 +45,13 @@ NOW = "2026-12-06T00:05:00Z"
 
 
 def observed(symbols: list[ObservedSymbol], status: dict[str, Any], spec: dict[str, Any] | None = None,
-             retry: str | None = None, abort: bool = False, generation: int = 1) -> FleetObserved:
-    return FleetObserved("wave", generation, spec or SPEC, status, symbols, NOW, abort, retry)
+             retry: str | None = None, abort: bool | str = False, generation: int = 1) -> FleetObserved:
+    value = abort_request() if abort is True else abort or None
+    return FleetObserved("wave", generation, spec or SPEC, status, symbols, NOW, value, retry)
+
+
+def abort_request(wave: int = 3, generation: int = 1, id_: str = "abort-1") -> str:
+    return json.dumps({"id": id_, "generation": generation, "wave": wave})
 
 
 def request(wave: int = 3, generation: int = 1, id_: str = "retry-1") -> str:
@@ -151,6 +163,71 @@ def test_a_retry_of_an_invalid_rollout_is_refused() -> None:
     assert status["phase"] == "Invalid"
     assert last_answer(status) == ("Refused", "NotFailed")
     assert ConsumeRetry() in actions
+
+
+# abort ---------------------------------------------------------------------------------------------------
+
+def running() -> tuple[list[ObservedSymbol], dict[str, Any]]:
+    """Wave 2 under way: a promoted, b analysing."""
+    world = [symbol("a", PROMOTED, OURS), symbol("b", ANALYSING, OURS), *(symbol(n) for n in NAMES[2:])]
+    return world, started(2, {"a": "Succeeded", "b": "Progressing"})
+
+
+def test_an_abort_for_the_generation_running_stops_it_and_is_recorded() -> None:
+    world, stored = running()
+    actions, status = run(observed(world, stored, abort=abort_request(wave=2)))
+    assert status["phase"] == "Aborted"
+    assert ConsumeAbort() in actions
+    assert cleared(actions) == ["a", "b"]
+    assert last_answer(status) == ("Accepted", "Accepted")
+    assert status["requests"][-1]["action"] == "abort"
+    assert reasons(actions) == ["FleetRolloutAborted"]
+
+
+@pytest.mark.parametrize(("stored", "value", "reason"), [
+    (running()[1], abort_request(generation=0), "GenerationMoved"),
+    (stopped(), abort_request(), "NotRunning"),
+    ({**started(4, dict.fromkeys(NAMES, "Succeeded")), "phase": "Completed"}, abort_request(4), "NotRunning"),
+], ids=["spec-changed", "already-failed", "completed"])
+def test_an_abort_that_no_longer_applies_is_refused_and_changes_nothing(stored: dict[str, Any], value: str,
+                                                                         reason: str) -> None:
+    world = running()[0] if stored["phase"] == "Progressing" else \
+        back_home() if stored["phase"] == "Failed" else [symbol(n, PROMOTED, OURS) for n in NAMES]
+    actions, status = run(observed(world, stored, abort=value))
+    without = plan_waves(observed(world, stored))
+    assert ConsumeAbort() in actions
+    assert [a for a in actions if not isinstance(a, ConsumeAbort | EmitEvent)] == \
+        [a for a in without.actions if not isinstance(a, EmitEvent)], "a refused abort changes nothing"
+    assert last_answer(status) == ("Refused", reason)
+    assert "RequestRefused" in reasons(actions)
+    assert status["phase"] == (without.status or stored)["phase"]
+
+
+def test_an_abort_is_answered_once() -> None:
+    world, stored = running()
+    _, status = run(observed(world, stored, abort=abort_request(wave=2)))
+    again = plan_waves(observed(world, status, abort=abort_request(wave=2)))
+    assert ConsumeAbort() in again.actions
+    assert "FleetRolloutAborted" not in reasons(again.actions)
+    assert again.status is None or len(again.status["requests"]) == 1
+
+
+@pytest.mark.parametrize("value", ["2026-12-06T00:00:00Z", "{not json", '{"id": "x", "wave": 1}'],
+                         ids=["timestamp-of-old-opsctl", "not-json", "no-generation"])
+def test_a_malformed_abort_is_refused_and_removed(value: str) -> None:
+    world, stored = running()
+    actions, status = run(observed(world, stored, abort=value))
+    assert ConsumeAbort() in actions
+    assert status["phase"] == "Progressing"
+    assert touched(actions) == cleared(actions) == []
+    assert reasons(actions) == ["RequestRefused"]
+
+
+def test_an_abort_of_an_invalid_rollout_is_refused() -> None:
+    actions, status = run(observed(back_home(), {}, {**SPEC, "steps": ["50%", "25%"]}, abort=abort_request(0)))
+    assert status["phase"] == "Invalid"
+    assert last_answer(status) == ("Refused", "NotRunning")
+    assert ConsumeAbort() in actions
 
 
 # pause and resume ----------------------------------------------------------------------------------------
@@ -268,3 +345,30 @@ def test_opsctl_refuses_a_retry_that_cannot_apply(obj: dict[str, Any], problem: 
         plan_retry(obj)
     assert refused.value.code is ExitCode.REJECTED
     assert problem in str(refused.value)
+
+
+def test_opsctl_binds_an_abort_to_the_generation_it_saw() -> None:
+    request_ = plan_abort(rollout("Progressing"))
+    assert (request_.generation, request_.wave) == (3, 2)
+    assert request_.id.startswith("abort-")
+
+
+@pytest.mark.parametrize("phase", ["Completed", "Failed", "Aborted", "Invalid"])
+def test_opsctl_refuses_an_abort_of_a_stopped_rollout(phase: str) -> None:
+    with pytest.raises(OpsctlError) as refused:
+        plan_abort(rollout(phase))
+    assert refused.value.code is ExitCode.REJECTED
+    assert f"nothing to abort: the rollout is already {phase}" in str(refused.value)
+
+
+@pytest.mark.parametrize(("annotations", "tail"), [
+    (None, [{"op": "add", "path": "/metadata/annotations", "value": {"trading.tradeops.io/by": "x"}}]),
+    ({"other": "kept"}, [{"op": "add", "path": "/metadata/annotations/trading.tradeops.io~1by", "value": "x"}]),
+], ids=["no-annotations-yet", "other-annotations-untouched"])
+def test_a_pause_is_a_json_patch_that_tests_the_generation_first(annotations: dict[str, str] | None,
+                                                                  tail: list[dict[str, Any]]) -> None:
+    obj = rollout("Progressing")
+    obj["metadata"] = {**obj["metadata"], "annotations": annotations}
+    assert paused_patch(obj, True, {"trading.tradeops.io/by": "x"}) == [
+        {"op": "test", "path": "/metadata/generation", "value": 3},
+        {"op": "add", "path": "/spec/paused", "value": True}, *tail]

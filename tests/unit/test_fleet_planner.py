@@ -3,6 +3,7 @@ rollback of everything the change reached, abort, invalid input, symbols held by
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -54,7 +55,8 @@ def symbol(name: str, status: TradingSymbolStatus | None = None, override: Fleet
 
 def fleet(symbols: list[ObservedSymbol], status: dict[str, Any] | None = None, spec: dict[str, Any] | None = None,
           now: str = "2026-12-06T00:01:00Z", abort: bool = False) -> FleetObserved:
-    return FleetObserved("wave", 1, spec or SPEC, status or {}, symbols, now, abort)
+    value = json.dumps({"id": "abort-1", "generation": 1, "wave": 1}) if abort else None
+    return FleetObserved("wave", 1, spec or SPEC, status or {}, symbols, now, value)
 
 
 def states(status: dict[str, Any]) -> dict[str, str]:
