@@ -185,8 +185,9 @@ class BrokerApiKey(CamelModel):
     secret_key_ref: SecretKeyRef
     """Where the key's value is (a Secret: never the config)."""
     rate_per_second: Annotated[float, Field(gt=0.0, le=100_000.0)]
-    """This symbol's share of the provider's sustained rate for the key; the runtime never sends faster. Each
-    runtime limits itself: symbols sharing a key split its rate between them."""
+    """The provider's sustained rate for the key. With Redis (every pod the operator builds has it) the limit
+    holds across every process that uses the key — all symbols, standbys and surge pods together; without
+    Redis, for this process alone."""
     burst: Annotated[int, Field(ge=1, le=10_000)] = 1
     """Requests the provider lets through at once (its token bucket's size)."""
 

@@ -39,8 +39,9 @@ from trading_runtime.feeds.client import FeedClient, Message
 from trading_runtime.feeds.recorded import LoadOptions, Recorded, RecordedDataError, load_recorded
 from trading_runtime.feeds.replay import ReplayFeed
 from trading_runtime.gateway.market_api import MarketApi
-from trading_runtime.gateway.pool import ClientPool
-from trading_runtime.gateway.settings import MissingKeyError, pool_settings
+from trading_runtime.gateway.pool import Bucket, ClientPool, local_bucket
+from trading_runtime.gateway.settings import ApiKey, MissingKeyError, pool_settings
+from trading_runtime.gateway.shared_limit import SharedBucket
 from trading_runtime.health import Check, HealthServer
 from trading_runtime.leadership import LeaseTimings
 from trading_runtime.logs import LogContext, configure
@@ -90,8 +91,8 @@ class Runtime:
         self.latency_log = open(args.latency_log, "a", buffering=1) if args.latency_log else None  # noqa: SIM115
         # The broker's API (orders, snapshots) through the client pool; its metrics are the runtime's.
         broker_api = config.runtime.broker if replay is None else None
-        self.pool = ClientPool(pool_settings(broker_api, os.environ), self.metrics.registry) \
-            if broker_api is not None else None
+        self.pool = ClientPool(pool_settings(broker_api, os.environ), self.metrics.registry,
+                               buckets=self._shared_buckets()) if broker_api is not None else None
         self.api = MarketApi(self.pool) if self.pool is not None else None
         self.broker = HttpBroker(api=self.api, order_timeout=broker_api.order_timeout_seconds) \
             if broker_api is not None and broker_api.orders else None
@@ -133,6 +134,19 @@ class Runtime:
         self.engine.active = self._leading and self.broker is None
         self.metrics.leader.labels(config.symbol).set(1 if self._leading else 0)
         self._export_counters()
+
+    def _shared_buckets(self) -> Callable[[ApiKey], Bucket]:
+        """With Redis, each key's limit is held across every process that uses it (gateway/shared_limit.py);
+        without it, by this process alone (a runtime started by hand: the key's rate is then its own)."""
+        if self.bus is None:
+            log.warning("no Redis: the broker keys' rate limits hold for this process alone")
+            return local_bucket
+        redis = self.bus.redis
+
+        def shared(key: ApiKey) -> Bucket:
+            return SharedBucket(redis, key, lambda: self.pool.metrics.rate_store_errors.inc() if self.pool else None)
+
+        return shared
 
     def _election(self, args: argparse.Namespace) -> LeaderElection | None:
         """The Lease this process competes for (`--lease-name`, set by the operator's Deployment), or None:

@@ -75,15 +75,30 @@ class BrokerThread:
 
 
 def broker_section(url: str) -> dict[str, Any]:
-    return {"endpoints": [url], "openSeconds": 1, "deadlineSeconds": 5, "orderTimeoutSeconds": 10,
-            "keys": [{"name": "alpha", "secretKeyRef": {"name": "broker-keys", "key": "alpha"},
-                      "ratePerSecond": 100, "burst": 20}]}
+    return {
+        "endpoints": [url],
+        "openSeconds": 1,
+        "deadlineSeconds": 5,
+        "orderTimeoutSeconds": 10,
+        "keys": [
+            {
+                "name": "alpha",
+                "secretKeyRef": {"name": "broker-keys", "key": "alpha"},
+                "ratePerSecond": 100,
+                "burst": 20,
+            }
+        ],
+    }
 
 
-def replica(workdir, name: str, feed_url: str, broker_url: str, dsn: str, emulator_url: str | None,
-            flush_ms: int) -> RuntimeProcess:
-    runtime = {"strategy": STRATEGY, "broker": broker_section(broker_url),
-               "parameters": {"batchSize": 10000, "flushIntervalMs": flush_ms}}
+def replica(
+    workdir, name: str, feed_url: str, broker_url: str, dsn: str, emulator_url: str | None, flush_ms: int
+) -> RuntimeProcess:
+    runtime = {
+        "strategy": STRATEGY,
+        "broker": broker_section(broker_url),
+        "parameters": {"batchSize": 10000, "flushIntervalMs": flush_ms},
+    }
     env = {"TRADEOPS_API_KEY_ALPHA": SECRET}
     if emulator_url is not None:
         env |= {"TRADEOPS_KUBE_API_URL": emulator_url, "POD_NAMESPACE": "default", "POD_NAME": name}
@@ -100,8 +115,11 @@ def query(dsn: str, sql: str) -> list[tuple[Any, ...]]:
 
 def book(dsn: str) -> dict[str, float]:
     """Non-zero positions of the book in PostgreSQL (each instrument's latest row)."""
-    latest = query(dsn, """SELECT DISTINCT ON (instrument) instrument, quantity FROM positions
-                           ORDER BY instrument, ts DESC, seq DESC""")
+    latest = query(
+        dsn,
+        """SELECT DISTINCT ON (instrument) instrument, quantity FROM positions
+                           ORDER BY instrument, ts DESC, seq DESC""",
+    )
     return {str(i): float(q) for i, q in latest if q}
 
 
@@ -140,15 +158,21 @@ def test_a_new_leader_takes_the_brokers_positions_over_a_killed_leaders_unflushe
     wait_until(lambda: leader.metric("tradeops_leader{") == 1.0, 60, "the first replica leads")
     standby.start()
     wait_until(lambda: (standby.metric("tradeops_ticks_total") or 0) > 50, 60, "the standby's warm state")
-    wait_until(lambda: len(broker.broker.orders) >= 3 and broker.positions(), 180,
-               "orders filled at the broker and a position held there")
+    wait_until(
+        lambda: len(broker.broker.orders) >= 3 and broker.positions(),
+        180,
+        "orders filled at the broker and a position held there",
+    )
     assert leader.process is not None
     leader.process.send_signal(signal.SIGKILL)
     leader.process.wait(10)
     at_kill, booked = broker.positions(), book(postgres.dsn)
     assert at_kill != booked, "the leader's fills were flushed before it died: nothing to reconcile"
-    expected = {i: (booked.get(i, 0.0), at_kill.get(i, 0.0)) for i in set(booked) | set(at_kill)
-                if booked.get(i, 0.0) != at_kill.get(i, 0.0)}
+    expected = {
+        i: (booked.get(i, 0.0), at_kill.get(i, 0.0))
+        for i in set(booked) | set(at_kill)
+        if booked.get(i, 0.0) != at_kill.get(i, 0.0)
+    }
 
     wait_until(lambda: standby.metric("tradeops_leader{") == 1.0, 30, "the takeover", every=0.05)
     # The new leader started from the broker's positions, not from the book PostgreSQL had.

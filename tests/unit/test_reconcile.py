@@ -13,21 +13,49 @@ from trading_runtime.execution.reconcile import BrokerPosition, Difference, owns
 from trading_runtime.metrics import RuntimeMetrics
 
 CASES = [
-    pytest.param({"SPY": Position(10, 100.0, 5.0)}, {"SPY": BrokerPosition(10, 100.0)},
-                 {"SPY": Position(10, 100.0, 5.0)}, [], id="agree"),
-    pytest.param({"SPY": Position(10, 100.0, 5.0)}, {"SPY": BrokerPosition(25, 101.0)},
-                 {"SPY": Position(25, 101.0, 5.0)}, [Difference("SPY", 10, 25)], id="unflushed-buy-adopted"),
-    pytest.param({}, {"SPY-20250117-C-450": BrokerPosition(-2, 3.5)},
-                 {"SPY-20250117-C-450": Position(-2, 3.5, 0.0)}, [Difference("SPY-20250117-C-450", 0, -2)],
-                 id="never-booked"),
-    pytest.param({"SPY": Position(10, 100.0, 5.0)}, {}, {"SPY": Position(0, 0.0, 5.0)},
-                 [Difference("SPY", 10, 0)], id="closed-at-broker-keeps-realised"),
+    pytest.param(
+        {"SPY": Position(10, 100.0, 5.0)},
+        {"SPY": BrokerPosition(10, 100.0)},
+        {"SPY": Position(10, 100.0, 5.0)},
+        [],
+        id="agree",
+    ),
+    pytest.param(
+        {"SPY": Position(10, 100.0, 5.0)},
+        {"SPY": BrokerPosition(25, 101.0)},
+        {"SPY": Position(25, 101.0, 5.0)},
+        [Difference("SPY", 10, 25)],
+        id="unflushed-buy-adopted",
+    ),
+    pytest.param(
+        {},
+        {"SPY-20250117-C-450": BrokerPosition(-2, 3.5)},
+        {"SPY-20250117-C-450": Position(-2, 3.5, 0.0)},
+        [Difference("SPY-20250117-C-450", 0, -2)],
+        id="never-booked",
+    ),
+    pytest.param(
+        {"SPY": Position(10, 100.0, 5.0)},
+        {},
+        {"SPY": Position(0, 0.0, 5.0)},
+        [Difference("SPY", 10, 0)],
+        id="closed-at-broker-keeps-realised",
+    ),
     pytest.param({"SPY": Position(0, 0.0, 7.0)}, {}, {"SPY": Position(0, 0.0, 7.0)}, [], id="flat-both"),
-    pytest.param({"SPY": Position(0.1 + 0.2, 100.0, 0.0)}, {"SPY": BrokerPosition(0.3, 100.0)},
-                 {"SPY": Position(0.1 + 0.2, 100.0, 0.0)}, [], id="float-noise-is-agreement"),
-    pytest.param({"B": Position(1, 1.0), "A": Position(1, 1.0)}, {"A": BrokerPosition(2, 1.0)},
-                 {"A": Position(2, 1.0), "B": Position(0, 0.0)}, [Difference("A", 1, 2), Difference("B", 1, 0)],
-                 id="sorted-differences"),
+    pytest.param(
+        {"SPY": Position(0.1 + 0.2, 100.0, 0.0)},
+        {"SPY": BrokerPosition(0.3, 100.0)},
+        {"SPY": Position(0.1 + 0.2, 100.0, 0.0)},
+        [],
+        id="float-noise-is-agreement",
+    ),
+    pytest.param(
+        {"B": Position(1, 1.0), "A": Position(1, 1.0)},
+        {"A": BrokerPosition(2, 1.0)},
+        {"A": Position(2, 1.0), "B": Position(0, 0.0)},
+        [Difference("A", 1, 2), Difference("B", 1, 0)],
+        id="sorted-differences",
+    ),
 ]
 
 
@@ -44,8 +72,10 @@ def test_reconcile_does_not_change_the_book_it_was_given():
     assert book == {"SPY": Position(1, 1.0)}
 
 
-@pytest.mark.parametrize(("instrument", "owned"), [("SPY", True), ("SPY-20250117-C-450", True), ("SPYG", False),
-                                                     ("QQQ", False), ("QQQ-20250117-P-400", False)])
+@pytest.mark.parametrize(
+    ("instrument", "owned"),
+    [("SPY", True), ("SPY-20250117-C-450", True), ("SPYG", False), ("QQQ", False), ("QQQ-20250117-P-400", False)],
+)
 def test_a_runtime_owns_its_underlying_and_its_options(instrument, owned):
     assert owns("SPY", instrument) is owned
 
@@ -54,8 +84,9 @@ async def test_a_new_leader_records_every_adopted_difference_as_a_risk_event_and
     rows = Rows()
     metrics = RuntimeMetrics("SPY")
     # Kill switch on: the new leader takes the book over and orders nothing, so the book is what it adopted.
-    engine = SymbolEngine(config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5}), False,
-                          metrics, rows, seed=0)
+    engine = SymbolEngine(
+        config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5}), False, metrics, rows, seed=0
+    )
     engine.active = False
     await drive(engine, 200)
     reconciled = reconcile({"SPY": Position(10, 100.0, 2.0)}, {"SPY": BrokerPosition(30, 101.0)})
@@ -65,8 +96,10 @@ async def test_a_new_leader_records_every_adopted_difference_as_a_risk_event_and
     assert event[3] == "critical"
     assert event[4] == {"instrument": "SPY", "book": 10, "broker": 30}
     assert rows.by_table["positions"][0][2:] == ("SPY", 30, 101.0, 2.0)
-    assert metrics.registry.get_sample_value("tradeops_book_reconciled_total",
-                                             {"symbol": "SPY", "instrument": "SPY"}) == 1.0
+    assert (
+        metrics.registry.get_sample_value("tradeops_book_reconciled_total", {"symbol": "SPY", "instrument": "SPY"})
+        == 1.0
+    )
 
 
 async def test_a_new_leader_whose_book_agrees_records_nothing():
@@ -77,13 +110,16 @@ async def test_a_new_leader_whose_book_agrees_records_nothing():
     assert "positions" not in rows.by_table
 
 
-@pytest.mark.parametrize(("fills", "quantity", "average"), [
-    pytest.param([(10, 100.0), (10, 110.0)], 20, 105.0, id="grows"),
-    pytest.param([(10, 100.0), (-4, 120.0)], 6, 100.0, id="shrinks-keeps-average"),
-    pytest.param([(10, 100.0), (-15, 90.0)], -5, 90.0, id="flips-restarts"),
-    pytest.param([(10, 100.0), (-10, 90.0)], 0, 0.0, id="closes"),
-    pytest.param([(-3, 50.0), (-1, 54.0)], -4, 51.0, id="short-grows"),
-])
+@pytest.mark.parametrize(
+    ("fills", "quantity", "average"),
+    [
+        pytest.param([(10, 100.0), (10, 110.0)], 20, 105.0, id="grows"),
+        pytest.param([(10, 100.0), (-4, 120.0)], 6, 100.0, id="shrinks-keeps-average"),
+        pytest.param([(10, 100.0), (-15, 90.0)], -5, 90.0, id="flips-restarts"),
+        pytest.param([(10, 100.0), (-10, 90.0)], 0, 0.0, id="closes"),
+        pytest.param([(-3, 50.0), (-1, 54.0)], -4, 51.0, id="short-grows"),
+    ],
+)
 def test_the_paper_brokers_holdings_follow_a_brokers_average_entry_price(fills, quantity, average):
     holding = Holding()
     for filled, price in fills:

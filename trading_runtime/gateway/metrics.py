@@ -27,5 +27,8 @@ class PoolMetrics:
                                ["reason"], registry=r)
         self.budget_exhausted = Counter(f"{PREFIX}_api_retry_budget_exhausted",
                                         "Retries refused: the retry budget was spent", registry=r)
+        self.rate_store_errors = Counter(f"{PREFIX}_api_rate_store_errors",
+                                         "Shared rate-limit checks Redis did not answer (no call goes out meanwhile)",
+                                         registry=r)
         self.unavailable = Counter(f"{PREFIX}_api_no_endpoint",
                                    "Calls failed at once: every endpoint's breaker was open", registry=r)

@@ -1,7 +1,8 @@
 """A pool of HTTP clients across several API endpoints and API keys.
 
 Each call takes a token from one key's bucket (aiolimiter, sized to the provider's rate and burst, so the
-pool never sends more than a key may), and goes to the endpoint with the fewest requests in flight among
+pool never sends more than a key may — or, given `buckets`, one shared by every process using the key:
+`shared_limit.py`), and goes to the endpoint with the fewest requests in flight among
 those whose circuit breaker lets it through. A `429` parks the key for its `Retry-After` and the call
 moves on to another key; a `5xx`, a timeout or a refused connection counts against the endpoint's breaker
 and the call moves on to another endpoint. Retries are bounded by `max_attempts`, the call's deadline and
@@ -17,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiolimiter import AsyncLimiter
@@ -56,10 +57,23 @@ class _Endpoint:
     outstanding: int = 0
 
 
+class Bucket(Protocol):
+    """A key's rate limit: `AsyncLimiter` in this process, or `shared_limit.SharedBucket` across processes."""
+
+    def has_capacity(self) -> bool: ...
+
+    async def acquire(self) -> None: ...
+
+
+def local_bucket(key: ApiKey) -> Bucket:
+    """A leaky bucket of `burst` that drains at the key's rate: the provider's token bucket, mirrored."""
+    return AsyncLimiter(key.burst, key.burst / key.rate_per_second)
+
+
 @dataclass
 class _Key:
     spec: ApiKey
-    limiter: AsyncLimiter
+    limiter: Bucket
     cooled_until: float = 0.0
     waiting: int = 0
     """Calls queued on this key's bucket."""
@@ -79,15 +93,15 @@ def retry_after_seconds(value: str | None, now_epoch: float, default: float = 1.
 
 class ClientPool:
     def __init__(self, settings: PoolSettings, registry: CollectorRegistry | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 buckets: Callable[[ApiKey], Bucket] = local_bucket) -> None:
         self.settings = settings
         self.clock = clock
         self.metrics = PoolMetrics(registry or CollectorRegistry())
         self.endpoints = [_Endpoint(url.rstrip("/"), url.split("://", 1)[-1].rstrip("/"),
                                     CircuitBreaker(settings.failure_threshold, settings.open_seconds))
                           for url in settings.endpoints]
-        # A leaky bucket of `burst` that drains at the key's rate: the provider's token bucket, mirrored.
-        self.keys = [_Key(k, AsyncLimiter(k.burst, k.burst / k.rate_per_second)) for k in settings.keys]
+        self.keys = [_Key(k, buckets(k)) for k in settings.keys]
         self.budget = RetryBudget(settings.retry_ratio, settings.retry_min_per_second)
         self._session: aiohttp.ClientSession | None = None
         self._turn = 0
