@@ -185,7 +185,8 @@ class Runtime:
         if not self._leading:
             return
         if book is None:
-            log.warning("no database: %s starts trading from a flat book", symbol)
+            log.warning("no database: %s starts from %s", symbol,
+                        "the broker's positions" if self.broker is not None else "a flat book")
         positions, fees = (book.positions, book.fees) if book else ({}, 0.0)
         adopted: list[Difference] = []
         if self.api is not None and self.broker is not None:
