@@ -11,9 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
+
+import redis.asyncio as aioredis
+from pydantic import SecretStr
 
 from tests.integration.api_servers import ApiServer, Provider
 from tests.servers import ThrowawayRedis, free_port
+from trading_runtime.gateway.settings import ApiKey
+from trading_runtime.gateway.shared_limit import SharedBucket
 
 SECRET, RATE, BURST, SECONDS, PROCESSES = "secret-shared", 20.0, 4, 4.0, 3
 
@@ -81,3 +87,25 @@ async def test_without_its_redis_a_shared_key_sends_nothing():
     assert provider.arrivals[SECRET] == []
     assert counts[0]["ok"] == 0
     assert counts[0]["failed"] >= 1
+
+
+async def test_the_shared_bucket_passes_the_burst_then_one_call_per_interval_whatever_the_keys_name():
+    redis = ThrowawayRedis().start()
+    client = aioredis.from_url(redis.url)
+    try:
+        alpha = SharedBucket(client, ApiKey(name="alpha", secret=SecretStr("same"), rate_per_second=10.0, burst=3))
+        beta = SharedBucket(client, ApiKey(name="beta", secret=SecretStr("same"), rate_per_second=10.0, burst=3))
+        assert alpha.name == beta.name
+        assert "same" not in alpha.name
+        started = time.monotonic()
+        for _ in range(3):
+            await alpha.acquire()
+        burst = time.monotonic() - started
+        for bucket in (beta, alpha, beta, alpha, beta):  # one bucket: each waits its 0.1 s turn
+            await bucket.acquire()
+        paced = time.monotonic() - started - burst
+    finally:
+        await client.aclose()
+        redis.stop()
+    assert burst < 0.1
+    assert 0.45 <= paced < 1.0
