@@ -219,6 +219,8 @@ def judge_paired(query: Query, counts: PairedCounts | str, confidence: float, no
                            message=f"no paired calls: {counts}")
     table = (f"stable right on {counts.both + counts.stable_only}, candidate on "
              f"{counts.both + counts.candidate_only} of {counts.pairs} paired calls")
+    if counts.mismatched:  # points both scored on different ticks: not pairs, and why pairs may come slowly
+        table += f"; {counts.mismatched} points scored on different moves"
     if counts.discordant < check.min_samples:
         return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.INCONCLUSIVE,
                            samples=counts.discordant, advisory=advisory,

@@ -81,8 +81,9 @@ def test_two_trackers_on_the_same_ticks_take_the_same_points_whenever_they_start
     # the same code: the same calls, nothing to tell them apart
     (PairedCounts(both=120, candidate_only=0, stable_only=0, neither=20), AnalysisPhase.INCONCLUSIVE,
      "0 discordant calls, fewer than the 8 needed to judge"),
-    (PairedCounts(both=10, candidate_only=0, stable_only=7, neither=1), AnalysisPhase.INCONCLUSIVE,
-     "7 discordant calls, fewer than the 8"),
+    (PairedCounts(both=10, candidate_only=0, stable_only=7, neither=1, mismatched=3), AnalysisPhase.INCONCLUSIVE,
+     "7 discordant calls, fewer than the 8 needed to judge (stable right on 17, candidate on 10 of 18 paired "
+     "calls; 3 points scored on different moves)"),
     # disagreeing, but evenly, on many pairs: surely no worse beyond the margin
     (PairedCounts(both=1500, candidate_only=15, stable_only=15, neither=300), AnalysisPhase.SUCCESSFUL,
      "worse than stable by 0 "),
