@@ -15,8 +15,8 @@ small difference takes hundreds. With constant bets the capital depends only on 
 seen, not on their order.
 
 The values need not be independent, only no better than m on average given the ones before (a martingale
-condition): each must be settled before the next is drawn, which `pairing.py` ensures for signal calls (their
-horizons tile market time and never overlap)."""
+condition): each must be settled before the next is drawn, which the runtime's scoring ensures for signal
+calls (their horizons tile market time and never overlap: `pairing.py`)."""
 
 from __future__ import annotations
 
