@@ -21,15 +21,19 @@ MARGIN = 0.05
 """signal-calls-vs-stable's threshold: fail when worse than stable by more than this."""
 
 
-@pytest.mark.parametrize(("counts", "mean", "low", "high"), [
-    ({}, 0.0, -1.0, 1.0),
-    ({1: 1}, 1.0, -0.976, 1.0),  # one value says next to nothing
-    ({1: 8}, 1.0, 0.015, 1.0),  # eight identical values: just past the margin's other side
-    ({1: 9}, 1.0, 0.090, 1.0),  # nine: the margin excluded
-    ({1: 12, -1: 1}, 0.846, 0.088, 1.0),
-    ({0: 500}, 0.0, -0.0115, 0.0115),  # agreement on 500 pairs: surely within a point either way
-    ({1: 15, -1: 15, 0: 360}, 0.0, -0.0457, 0.0457),
-], ids=["none", "one", "eight-same", "nine-same", "one-against", "all-agree", "even"])
+@pytest.mark.parametrize(
+    ("counts", "mean", "low", "high"),
+    [
+        ({}, 0.0, -1.0, 1.0),
+        ({1: 1}, 1.0, -0.976, 1.0),  # one value says next to nothing
+        ({1: 8}, 1.0, 0.015, 1.0),  # eight identical values: just past the margin's other side
+        ({1: 9}, 1.0, 0.090, 1.0),  # nine: the margin excluded
+        ({1: 12, -1: 1}, 0.846, 0.088, 1.0),
+        ({0: 500}, 0.0, -0.0115, 0.0115),  # agreement on 500 pairs: surely within a point either way
+        ({1: 15, -1: 15, 0: 360}, 0.0, -0.0457, 0.0457),
+    ],
+    ids=["none", "one", "eight-same", "nine-same", "one-against", "all-agree", "even"],
+)
 def test_interval_of_known_samples(counts, mean, low, high):
     assert mean_sequence(counts, ALPHA) == pytest.approx((mean, low, high), abs=1e-3)
 
