@@ -71,7 +71,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from devstack.processes import kube_for, wait_for
+from devstack.processes import StackError, kube_for, wait_for
 from devstack.stack import AnalysisStack, start_analysis_stack
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import EVENTS, NAMESPACES, KubeApi
@@ -270,8 +270,16 @@ def healthy_soak(stack: AnalysisStack, kube: KubeApi, count: int, soak_seconds: 
             kube.merge_patch(TRADING_SYMBOLS, namespace, "spy", {"spec": HEALTHY_CHANGE})
         # A shadow run takes its `analysisCount` measurements, one a second at best.
         decide_s = 240 + (int(shadow["rollout"]["analysisCount"]) * 2 if shadow else 0)
-        wait_for(lambda: all(_concluded(kube, ns) for ns in namespaces), decide_s, "the healthy revisions decided",
-                 interval=0.5)
+        try:
+            wait_for(lambda: all(_concluded(kube, ns) for ns in namespaces), decide_s,
+                     "the healthy revisions decided", interval=0.5)
+        except StackError:  # say where each one stood: held (Paused), still measuring, or never rolled out
+            for namespace in namespaces:
+                status = status_of(kube, namespace, "spy")
+                run = status.get("analysis") or {}
+                print(f"{namespace}: phase {status.get('phase')}, analysis {run.get('phase')} "
+                      f"({len(run.get('measurements') or [])} kept): {run.get('message')}", file=sys.stderr)
+            raise
         leaked = watch.leaked(list(stack.kubelet.history.records))
         time.sleep(soak_seconds)
     finally:

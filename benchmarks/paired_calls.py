@@ -23,7 +23,6 @@ from typing import Any
 
 from policies.loader import default_policies
 from trading_operator.analysis import PairedRequest, Query, Scope, judge_paired
-from trading_operator.intervals import z_for
 from trading_operator.pairing import pair, parse_calls
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import SymbolEngine
@@ -45,7 +44,7 @@ def engine(horizon: int, flip: float, seed: int) -> SymbolEngine:
 async def run(minutes: int, seed: int, flips: list[float], horizon: int, edge: float) -> list[dict[str, Any]]:
     slo = next(s for s in default_policies().slo["default"].slos if s.name == METRIC)
     query = Query(METRIC, "", slo.analysis, paired=PairedRequest(Scope("b", "SPY", 2), Scope("b", "SPY", 1), ""))
-    z = z_for(default_policies().analysis["default"].confidence)
+    confidence = default_policies().analysis["default"].confidence
     market = MarketSimulator(["SPY"], seed=seed, edge=edge)
     stable, candidates = engine(horizon, 0.0, 0), [engine(horizon, f, 1 + i) for i, f in enumerate(flips)]
     seq = 0
@@ -63,7 +62,7 @@ async def run(minutes: int, seed: int, flips: list[float], horizon: int, edge: f
         calls = parse_calls(stable.decisions_report())
         for flip, candidate in zip(flips, candidates, strict=True):
             counts = pair(parse_calls(candidate.decisions_report()), calls)
-            measured = judge_paired(query, counts, z, f"minute {minute}")
+            measured = judge_paired(query, counts, confidence, f"minute {minute}")
             rows.append({"minute": minute, "flip": flip, "phase": measured.phase.value, "pairs": counts.pairs,
                          "discordant": counts.discordant, "worse_by": measured.value, "low": measured.low,
                          "high": measured.high})

@@ -73,7 +73,8 @@ class AnalysisMetric(PolicyModel):
     Inconclusive. A value metric (`query`, e.g. a quantile) has no interval: it is compared as measured,
     but only over at least `minSamples` samples (`samples`). A paired metric (`paired`, shadow runs only)
     is the stable revision's hit rate minus the candidate's on the calls both made on the same points,
-    judged with Newcombe's interval for paired proportions; `minSamples` counts the discordant pairs."""
+    judged on an anytime-valid confidence sequence of the mean per-pair difference (valid at every
+    measurement of the growing sample); `minSamples` counts the discordant pairs."""
 
     ratio: RatioQueries | None = None
     """Counts of a ratio metric (preferred: judged with an interval)."""

@@ -28,7 +28,8 @@ from trading_operator.api import (
     TradingSymbolSpec,
     TradingSymbolStatus,
 )
-from trading_operator.intervals import difference, paired_difference, wilson, z_for
+from trading_operator.confidence_sequence import mean_sequence
+from trading_operator.intervals import difference, wilson, z_for
 from trading_operator.pairing import PairedCounts
 from trading_operator.timestamps import seconds_between
 
@@ -196,18 +197,20 @@ def judge_all(queries: list[Query], samples: list[Sample], settings: AnalysisSet
     measured = []
     for query in queries:
         if query.paired is not None:
-            measured.append(judge_paired(query, (paired or {}).get(query.metric, "not measured"), settings.z, now))
+            measured.append(judge_paired(query, (paired or {}).get(query.metric, "not measured"),
+                                         settings.confidence, now))
             continue
         own = [next(answers) for _ in query.expressions()]
         measured.append(judge(query, own, settings.z, now))
     return measured
 
 
-def judge_paired(query: Query, counts: PairedCounts | str, z: float, now: str) -> Measurement:
-    """How much worse the candidate's calls are than the stable revision's on the same points: the stable
-    revision's hit rate minus the candidate's over the pairs, judged on its paired interval against the
-    metric's threshold (the margin); fewer discordant pairs than `minSamples` is Inconclusive. `counts` is a
-    reason when the calls could not be read or paired (Inconclusive: no evidence either way)."""
+def judge_paired(query: Query, counts: PairedCounts | str, confidence: float, now: str) -> Measurement:
+    """How much worse the candidate's calls are than the stable revision's on the same points: the mean over the
+    pairs of (stable right) - (candidate right), judged on its anytime-valid confidence sequence (valid however
+    often the growing sample is looked at) against the metric's threshold (the margin); fewer discordant pairs
+    than `minSamples` is Inconclusive. `counts` is a reason when the calls could not be read or paired
+    (Inconclusive: no evidence either way)."""
     check = query.check
     assert check is not None
     advisory = None if check.required else True
@@ -216,12 +219,15 @@ def judge_paired(query: Query, counts: PairedCounts | str, z: float, now: str) -
                            message=f"no paired calls: {counts}")
     table = (f"stable right on {counts.both + counts.stable_only}, candidate on "
              f"{counts.both + counts.candidate_only} of {counts.pairs} paired calls")
+    if counts.mismatched:  # points both scored on different ticks: not pairs, and why pairs may come slowly
+        table += f"; {counts.mismatched} points scored on different moves"
     if counts.discordant < check.min_samples:
         return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.INCONCLUSIVE,
                            samples=counts.discordant, advisory=advisory,
                            message=f"{counts.discordant} {check.sample_unit}, fewer than the {check.min_samples} "
                                    f"needed to judge ({table})")
-    worse, low, high = paired_difference(counts.both, counts.stable_only, counts.candidate_only, counts.neither, z)
+    worse, low, high = mean_sequence({1: counts.stable_only, -1: counts.candidate_only,
+                                      0: counts.both + counts.neither}, 1 - confidence)
     phase = _against(low, high, check.threshold, check.passes)
     relation = "below" if check.passes is Comparison.BELOW else "above"
     verb = {AnalysisPhase.FAILED: f"not {relation}", AnalysisPhase.SUCCESSFUL: relation}.get(
@@ -229,7 +235,8 @@ def judge_paired(query: Query, counts: PairedCounts | str, z: float, now: str) -
     return Measurement(time=now, metric=query.metric, phase=phase, value=worse, samples=counts.discordant,
                        low=low, high=high, advisory=advisory,
                        message=f"worse than stable by {_fmt(worse)} [{_fmt(low)}, {_fmt(high)}] ({table}; "
-                               f"{counts.discordant} {check.sample_unit}) {verb} {_fmt(check.threshold)}")
+                               f"{counts.discordant} {check.sample_unit}; {confidence:.0%} confidence sequence) "
+                               f"{verb} {_fmt(check.threshold)}")
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

@@ -39,31 +39,3 @@ def difference(events: float, trials: float, other_events: float, other_trials: 
     l2, u2 = wilson(other_events, other_trials, z)
     d = p1 - p2
     return d, d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
-
-
-def paired_difference(both: float, first_only: float, second_only: float, neither: float,
-                      z: float) -> tuple[float, float, float]:
-    """p1 - p2 of two proportions measured on the same trials, with Newcombe's interval for paired data
-    (Newcombe 1998b, method 10): (difference, low, high).
-
-    `first_only` counts trials the first got right and the second did not, `second_only` the reverse. Only
-    those discordant trials move the difference; the correlation of the two (φ, continuity-corrected when
-    positive) narrows the interval when they mostly agree and widens it when they disagree."""
-    n = both + first_only + second_only + neither
-    if n <= 0:
-        return 0.0, -1.0, 1.0
-    p1, p2 = (both + first_only) / n, (both + second_only) / n
-    l1, u1 = wilson(both + first_only, n, z)
-    l2, u2 = wilson(both + second_only, n, z)
-    margins = (both + first_only) * (second_only + neither) * (both + second_only) * (first_only + neither)
-    product = both * neither - first_only * second_only
-    if margins <= 0:
-        phi = 0.0
-    elif product > 0:
-        phi = max(product - n / 2, 0.0) / math.sqrt(margins)
-    else:
-        phi = product / math.sqrt(margins)
-    below = math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
-    above = math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
-    d = p1 - p2
-    return d, max(-1.0, d - below), min(1.0, d + above)

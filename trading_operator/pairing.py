@@ -5,7 +5,12 @@ Each runtime scores its calls at the first tick at or after every multiple of it
 `{"horizonSeconds": H, "points": [[slot, direction, actual], ...]}`. Two revisions on the same feed take
 the same ticks, so a slot names the same point for both. A pair is a point both scored and both called
 (a direction, not flat); a point whose realised sign differs between the two (one of them missed a tick)
-is not a pair, and is counted."""
+is not a pair, and is counted.
+
+Pairs are judged one after another on an anytime-valid confidence sequence, which needs each pair settled
+before the next call is made. The runtime scores a point on the move up to the next grid point, so the points'
+horizons tile market time: no two calls share any part of a price move, and every point is a pair to keep
+(thinning to one call per horizon is what the grid already does)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The paired comparison of a shadow run: pairing two revisions' calls on the same points, Newcombe's interval
-for paired proportions, and the judgement of the candidate against stable (signal-calls-vs-stable)."""
+"""The paired comparison of a shadow run: pairing two revisions' calls on the same points and the judgement of
+the candidate against stable on a confidence sequence (signal-calls-vs-stable)."""
 
 from __future__ import annotations
 
@@ -9,31 +9,15 @@ from policies.models import AnalysisMetric, AnalysisPolicySpec, Comparison, Pair
 from trading_operator.analysis import PairedRequest, Query, Scope, judge_all, judge_paired, settings_for
 from trading_operator.api import AnalysisPhase, RolloutSettings
 from trading_operator.decisions import pick_pod
-from trading_operator.intervals import difference, paired_difference, z_for
 from trading_operator.pairing import Calls, PairedCounts, pair, parse_calls
 from trading_runtime.signals.accuracy import AccuracyTracker
 
 NOW = "2026-12-06T12:00:00Z"
-Z = z_for(0.9)
-PAIRED = AnalysisMetric(paired=PairedDecisions(), min_samples=20, sample_unit="discordant calls",
+CONFIDENCE = 0.95
+PAIRED = AnalysisMetric(paired=PairedDecisions(), min_samples=8, sample_unit="discordant calls",
                         passes=Comparison.BELOW, threshold=0.05, required=False, unit="ratio")
 QUERY = Query("signal-calls-vs-stable", "", PAIRED,
               paired=PairedRequest(Scope("ns", "SPY", 2), Scope("ns", "SPY", 1), "/decisions"))
-
-
-def test_newcombe_paired_interval_matches_the_published_value():
-    """Fagerland, Lydersen and Laake, Statistical Analysis of Contingency Tables, ch. 8 (the square-and-add
-    interval for paired proportions): table [[59, 6], [16, 80]] → -0.0621 (95 % CI -0.1186 to -0.0046)."""
-    d, low, high = paired_difference(59, 6, 16, 80, z_for(0.95))
-    assert (d, low, high) == pytest.approx((-0.0621, -0.1186, -0.0046), abs=1e-4)
-
-
-def test_pairing_narrows_the_interval_when_the_two_mostly_agree():
-    """90 of 100 calls the same and right, 10 split 8:2: paired, the difference is surely positive; the same
-    counts treated as independent samples cannot tell."""
-    _, paired_low, _ = paired_difference(80, 8, 2, 10, Z)
-    _, independent_low, _ = difference(88, 100, 82, 100, Z)
-    assert paired_low > 0 > independent_low
 
 
 def test_pairs_are_the_points_both_revisions_scored_and_both_called():
@@ -88,40 +72,46 @@ def test_two_trackers_on_the_same_ticks_take_the_same_points_whenever_they_start
 
 
 @pytest.mark.parametrize(("counts", "phase", "text"), [
-    # every call flipped on a market where stable is right 85 % of the time
-    (PairedCounts(both=0, candidate_only=6, stable_only=34, neither=0), AnalysisPhase.FAILED,
-     "worse than stable by 0.7"),
+    # every call flipped on a market where stable is right 90 % of the time: a dozen pairs decide
+    (PairedCounts(both=0, candidate_only=1, stable_only=12, neither=0), AnalysisPhase.FAILED,
+     "worse than stable by 0.8462"),
+    # the same, on too few pairs for the sequence to tell (past the floor of 8 discordant calls)
+    (PairedCounts(both=0, candidate_only=1, stable_only=9, neither=0), AnalysisPhase.INCONCLUSIVE,
+     "not surely below 0.05"),
     # the same code: the same calls, nothing to tell them apart
     (PairedCounts(both=120, candidate_only=0, stable_only=0, neither=20), AnalysisPhase.INCONCLUSIVE,
-     "0 discordant calls, fewer than the 20 needed to judge"),
-    (PairedCounts(both=10, candidate_only=2, stable_only=17, neither=1), AnalysisPhase.INCONCLUSIVE,
-     "19 discordant calls, fewer than the 20"),
-    # disagreeing, but evenly: no worse beyond the margin
-    (PairedCounts(both=300, candidate_only=15, stable_only=15, neither=60), AnalysisPhase.SUCCESSFUL,
+     "0 discordant calls, fewer than the 8 needed to judge"),
+    (PairedCounts(both=10, candidate_only=0, stable_only=7, neither=1, mismatched=3), AnalysisPhase.INCONCLUSIVE,
+     "7 discordant calls, fewer than the 8 needed to judge (stable right on 17, candidate on 10 of 18 paired "
+     "calls; 3 points scored on different moves)"),
+    # disagreeing, but evenly, on many pairs: surely no worse beyond the margin
+    (PairedCounts(both=1500, candidate_only=15, stable_only=15, neither=300), AnalysisPhase.SUCCESSFUL,
      "worse than stable by 0 "),
-    # somewhat worse, but the interval reaches below the margin
-    (PairedCounts(both=40, candidate_only=8, stable_only=14, neither=10), AnalysisPhase.INCONCLUSIVE,
+    # somewhat worse on a fixed-sample interval (Newcombe's excluded the margin at 20 discordant calls), not
+    # on a sequence that must hold at every look
+    (PairedCounts(both=40, candidate_only=3, stable_only=17, neither=10), AnalysisPhase.INCONCLUSIVE,
      "not surely below 0.05"),
-], ids=["flipped", "identical", "too-few-discordant", "even", "straddles"])
+], ids=["flipped", "flipped-too-few", "identical", "too-few-discordant", "even", "worse-not-yet-sure"])
 def test_the_candidate_fails_only_when_surely_worse_than_stable_by_more_than_the_margin(counts, phase, text):
-    measured = judge_paired(QUERY, counts, Z, NOW)
+    measured = judge_paired(QUERY, counts, CONFIDENCE, NOW)
     assert measured.phase is phase, measured.message
     assert text in measured.message
     assert measured.advisory is True
     if phase is AnalysisPhase.FAILED:
         assert measured.low is not None
         assert measured.low > 0.05
+        assert "95% confidence sequence" in measured.message
 
 
 def test_calls_that_cannot_be_read_are_inconclusive_never_failed():
-    measured = judge_paired(QUERY, "no Ready pod of the candidate revision 2", Z, NOW)
+    measured = judge_paired(QUERY, "no Ready pod of the candidate revision 2", CONFIDENCE, NOW)
     assert measured.phase is AnalysisPhase.INCONCLUSIVE
     assert measured.message == "no paired calls: no Ready pod of the candidate revision 2"
 
 
 def test_judge_all_takes_paired_counts_by_metric_and_reads_no_prometheus_answer_for_them():
     settings = settings_for(AnalysisPolicySpec(), RolloutSettings())
-    flipped = PairedCounts(both=0, candidate_only=5, stable_only=35, neither=0)
+    flipped = PairedCounts(both=0, candidate_only=3, stable_only=27, neither=0)
     [measured] = judge_all([QUERY], [], settings, NOW, {"signal-calls-vs-stable": flipped})
     assert measured.phase is AnalysisPhase.FAILED
     [unmeasured] = judge_all([QUERY], [], settings, NOW)

@@ -135,3 +135,12 @@ def test_a_point_whose_next_tick_comes_a_horizon_late_is_not_scored():
     tracker.update(600.0, 101.0, 0.01, 1)  # ten minutes without data: a hole in the file, not a 60 s move
     assert tracker.report.scored == 0
     assert tracker.report.unscored_breaks == 1
+
+
+def test_each_point_is_scored_on_the_move_up_to_the_next_point_so_no_two_share_a_move():
+    """The horizons tile market time: slot 1's point, taken late at 1.4, is scored at the tick that takes slot
+    2's point (2.1), not at 1.4 + 1 (2.5, well into slot 2's move, whose fall would decide both)."""
+    tracker = AccuracyTracker(horizon=1.0)
+    for ts, mid in [(0.9, 100.0), (1.4, 100.0), (2.1, 101.0), (2.5, 99.0), (3.2, 102.0), (4.0, 103.0)]:
+        tracker.update(ts, mid, 0.01, 1)
+    assert [(p.slot, p.actual) for p in tracker.decisions] == [(1, 1), (2, 1), (3, 1)]

@@ -5,10 +5,14 @@ Every `horizon` seconds an evaluation point is taken, at the first tick at or af
 horizon in market time (so two processes on the same feed take the same points): the mid, the spread, the
 strategy's direction (flat allowed), the persistence baseline's direction (the sign of the move over the
 previous horizon) and the majority baseline's (the sign that won most often among the moves scored so far).
-The point is scored with the first tick at or after its due time, if that tick comes within one more horizon
-and in the same session (a horizon that spans an overnight gap, a halt in the data or a session close measures
-something else: such points are dropped and counted in `unscored_breaks`). Points whose |move| does not exceed
-the spread they started with are not scored (no tradable information either way). Over scored points:
+The point is due at the next multiple of the horizon and scored with the first tick at or after it, which is
+the tick that takes the next point: the horizons tile market time, so no two points share any part of a price
+move, and each call is settled before the next one is made (what a paired comparison judged call by call, as
+the operator does, needs: `trading_operator/confidence_sequence.py`). It is scored if that tick comes within
+one more horizon and in the same session (a horizon that spans an overnight gap, a halt in the data or a
+session close measures something else: such points are dropped and counted in `unscored_breaks`). Points
+whose |move| does not exceed the spread they started with are not scored (no tradable information either
+way). Over scored points:
 - coverage: share of scored points where the strategy was not flat;
 - hit rate: share of the strategy's non-flat calls that got the sign right, with a Wilson interval;
 - baselines: their hit rates over the very same called points (they always call a direction).
@@ -133,8 +137,8 @@ class AccuracyTracker:
             previous = self._previous_mid
             persistence = _sign(mid - previous) if previous is not None else 0
             majority = 1 if self._up >= self._down else -1
-            self.pending.append(_Point(slot, ts + self.horizon, mid, spread, direction, persistence or majority,
-                                       majority))
+            self.pending.append(_Point(slot, (slot + 1) * self.horizon, mid, spread, direction,
+                                       persistence or majority, majority))
             self._previous_mid = mid
             self._next_point = (slot + 1) * self.horizon
 
