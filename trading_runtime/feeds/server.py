@@ -134,7 +134,6 @@ class FeedServer:
         beats = self._beats()
         step = 1.0 / (self.rate * len(beats))
         next_at = time.monotonic()
-        wall_offset = time.time() - next_at  # monotonic → epoch seconds
         idle_since, beat = next_at, 0
         while True:
             missed = int((time.monotonic() - next_at) / step)
@@ -142,7 +141,9 @@ class FeedServer:
                 self.slips += sum(len(beats[(beat + i) % len(beats)]) for i in range(missed))
                 beat, next_at = beat + missed, next_at + missed * step
                 log.warning("feed producer %.3fs behind its schedule; skipped %d beats", missed * step, missed)
-            due = next_at + wall_offset
+            # The schedule runs on the monotonic clock; its stamp is read off the wall clock as it is now, as the
+            # clients read theirs: a wall clock slewed or stepped by NTP (0.5 % fast on this VM) does not pile up.
+            due = next_at + time.time() - time.monotonic()
             # The frames are made before they are due, so the simulator's own cost is not in their latency.
             frames = [(symbol, self._tick(symbol, due)) for symbol in beats[beat % len(beats)]]
             await self._until(next_at)
