@@ -8,7 +8,8 @@ which the line then keeps. ecs-logging itself copies only Elastic APM's ids, hen
 
 Lines are formatted and written on a thread of their own (`QueueListener`): a line logged on the tick path (an
 order) costs its caller a record on a queue, not the JSON formatting (~60 µs) and a write. What it carries (its
-message, labels and ids) is taken when it is logged. `flush()` waits for every line logged so far; it runs at exit.
+message, labels and ids) is taken when it is logged. `flush()` waits for every line logged so far; at exit the
+queued lines are written.
 
 Any tradeops process calls `configure(service)` once at start; nothing here is runtime-specific."""
 
@@ -76,6 +77,12 @@ def flush() -> None:
         _listener.start()
 
 
+def _close() -> None:
+    """At exit: the lines still queued are written, and no thread is started any more."""
+    if _listener is not None:
+        _listener.stop()
+
+
 def configure(service: str, context: LogContext | None = None, level: int = logging.INFO,
               stream: IO[str] | None = None) -> LogContext:
     """ECS JSON lines on `stream` (stdout) for every logger of the process; returns the context to update."""
@@ -89,7 +96,7 @@ def configure(service: str, context: LogContext | None = None, level: int = logg
     if _listener is not None:
         _listener.stop()
     else:
-        atexit.register(flush)
+        atexit.register(_close)
     _listener = QueueListener(records, handler)
     _listener.start()
     logging.basicConfig(level=level, handlers=[deferred], force=True)
