@@ -98,14 +98,16 @@ class Feed:
     process: subprocess.Popen[str]
     url: str
     slips: int | None = None
-    """Ticks the feed's producer skipped, starved (known once it has stopped)."""
+    """Symbol ticks the feed's starved producer skipped (known once it has stopped)."""
+    late_ms: dict[str, float | None] | None = None
+    """How late the feed handed its frames to its senders, against their schedule (its own share)."""
 
     @classmethod
-    def start(cls, symbols: list[str], tick_rate: float, port: int = 0) -> Feed:
+    def start(cls, symbols: list[str], tick_rate: float, port: int = 0, burst: bool = False) -> Feed:
         port = port or free_port()
         process = subprocess.Popen([sys.executable, "-m", "trading_runtime.feeds.server", "--symbols",
-                                    ",".join(symbols), "--rate", f"{tick_rate:.3f}", "--port", str(port)],
-                                   stdout=subprocess.PIPE, text=True)
+                                    ",".join(symbols), "--rate", f"{tick_rate:.3f}", "--port", str(port),
+                                    *(["--burst"] if burst else [])], stdout=subprocess.PIPE, text=True)
         assert process.stdout is not None
         url = process.stdout.readline().strip()
         if not url.startswith("ws://"):
@@ -121,7 +123,8 @@ class Feed:
             self.process.kill()
             out, _ = self.process.communicate()
         with contextlib.suppress(ValueError, IndexError, KeyError):
-            self.slips = int(json.loads(out.strip().splitlines()[-1])["slips"])
+            last = json.loads(out.strip().splitlines()[-1])
+            self.slips, self.late_ms = int(last["slips"]), last["late_ms"]
 
 
 class Runtime:
@@ -246,7 +249,8 @@ class FeedProbe(threading.Thread):
             await connection.send(json.dumps({"op": "subscribe", "symbols": [self.symbol]}))
             while not self.stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    frame = json.loads(await asyncio.wait_for(connection.recv(), 1.0))
+                    async with asyncio.timeout(1.0):  # no task per frame (wait_for makes one)
+                        frame = json.loads(await connection.recv())
                     sent = frame.get("sent")
                     if sent is not None and self.window[0] <= sent < self.window[1]:
                         self.lags.append(time.time() - sent)
@@ -262,7 +266,8 @@ def wait_for_decisions_after(runtimes: list[Runtime], end: float, timeout: float
     return False
 
 
-def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False) -> dict[str, Any]:
+def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False,
+          burst: bool = False) -> dict[str, Any]:
     """One runtime process per symbol against one feed at `rate` messages a second in total."""
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-fleet-"))
     port = free_port()
@@ -274,7 +279,7 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
         runtimes = [Runtime(workdir, s, f"ws://127.0.0.1:{port}", profile=profile and i == 0)
                     for i, s in enumerate(symbols)]
         wait_until_serving(runtimes)
-        feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK), port)
+        feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK), port, burst)
         wait_until_flowing(runtimes)
         probe = FeedProbe(feed.url, symbols[0])
         probe.start()
@@ -320,6 +325,7 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
         "runtime_share": shares([share for _, share in decided]),
         "feed_lag": {k.replace("e2e", "lag"): v for k, v in percentiles(probe.lags).items()},
         "feed_gaps": int(gaps), "feed_slips": feed.slips if feed else None,
+        "feed_send_late": feed.late_ms if feed else None, "burst": burst,
         "saturated": not drained, "cpu_pct": round(100 * cpu / wall, 1),
         "feed_cpu_pct": round(100 * feed_cpu / wall, 1),
         "rss_mb_total": round(rss, 1), "seconds": round(wall, 1),
@@ -383,8 +389,8 @@ async def _in_process(symbols: list[str], url: str, seconds: float) -> dict[str,
             "rss_mb_total": round(process.memory_info().rss / 2**20, 1)}
 
 
-def in_process(symbols: list[str], rate: float, seconds: float) -> dict[str, Any]:
-    feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK))
+def in_process(symbols: list[str], rate: float, seconds: float, burst: bool = False) -> dict[str, Any]:
+    feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK), burst=burst)
     try:
         result = asyncio.run(_in_process(symbols, feed.url, seconds))
     finally:
@@ -392,16 +398,17 @@ def in_process(symbols: list[str], rate: float, seconds: float) -> dict[str, Any
     return result | {"feed_slips": feed.slips}
 
 
-def curve(symbols: list[str], seconds: float) -> list[dict[str, Any]]:
+def curve(symbols: list[str], seconds: float, burst: bool = False) -> list[dict[str, Any]]:
     """p95 against offered rate, doubling until the fleet saturates (p95 past 100 ms, or it no longer
     takes the offered rate)."""
     points = []
     rate = 250.0
     while rate <= 64_000:
-        point = fleet(symbols, rate, seconds)
+        point = fleet(symbols, rate, seconds, burst=burst)
         points.append({k: point[k] for k in ("target_rate_msgs_per_s", "rate_msgs_per_s", "e2e_p50_ms",
-                                             "e2e_p95_ms", "e2e_p99_ms", "e2e_max_ms", "frames", "feed_gaps",
-                                             "feed_slips", "saturated", "cpu_pct", "load_avg_1m")})
+                                             "e2e_p95_ms", "e2e_p99_ms", "e2e_max_ms", "frames", "runtime_share",
+                                             "feed_lag", "feed_send_late", "feed_gaps", "feed_slips", "saturated",
+                                             "cpu_pct", "feed_cpu_pct", "load_avg_1m")})
         print(json.dumps(points[-1]), file=sys.stderr, flush=True)
         p95 = point["e2e_p95_ms"]
         behind = point["rate_msgs_per_s"] < 0.9 * rate or point["feed_gaps"]
@@ -418,6 +425,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--curve", action="store_true", help="p95 against rate up to saturation")
     parser.add_argument("--profile", action="store_true", help="run the first runtime under cProfile")
+    parser.add_argument("--burst", action="store_true",
+                        help="every symbol's tick due at the same instant (default: the symbols take turns)")
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process comparison")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -427,11 +436,11 @@ def main() -> None:
     symbols = SYMBOLS[:args.symbols]
     result: dict[str, Any]
     if args.curve:
-        result = {"symbols": len(symbols), "curve": curve(symbols, args.seconds)}
+        result = {"symbols": len(symbols), "burst": args.burst, "curve": curve(symbols, args.seconds, args.burst)}
     else:
-        result = fleet(symbols, args.rate, args.seconds, profile=args.profile)
+        result = fleet(symbols, args.rate, args.seconds, profile=args.profile, burst=args.burst)
         if not args.no_in_process:
-            result["in_process"] = in_process(symbols, args.rate, args.seconds)
+            result["in_process"] = in_process(symbols, args.rate, args.seconds, args.burst)
             result["p95_fleet_over_in_process"] = p95_ratio(result["_latencies"],
                                                             result["in_process"].pop("_latencies"))
         result.pop("_latencies")

@@ -171,6 +171,10 @@ class LeaderElection:
         self.holder = self.elector.identity
 
     async def run(self, stop: asyncio.Event) -> None:
+        # A process that has just started sits out one retry period: a released Lease goes to a standby that is
+        # warm (and polls on that period) before a replacement pod that has not yet seen the feed.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), self.timings.retry_period)
         while not stop.is_set():
             deadline = self.elector.deadline(self.clock())
             # While leading, a round may not outlast the lease we hold: on the deadline we stop leading.

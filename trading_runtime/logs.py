@@ -6,14 +6,22 @@ The ids come from the current OpenTelemetry span; on a runtime's tick path, wher
 after a tick is kept (trading_runtime/telemetry.py), from the tick being handled (`LogContext.tick_ids`),
 which the line then keeps. ecs-logging itself copies only Elastic APM's ids, hence the filter.
 
+Lines are formatted and written on a thread of their own (`QueueListener`): a line logged on the tick path (an
+order) costs its caller a record on a queue, not the JSON formatting (~60 µs) and a write. What it carries (its
+message, labels and ids) is taken when it is logged. `flush()` waits for every line logged so far; at exit the
+queued lines are written.
+
 Any tradeops process calls `configure(service)` once at start; nothing here is runtime-specific."""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from logging.handlers import QueueHandler, QueueListener
 from typing import IO
 
 import ecs_logging
@@ -51,12 +59,45 @@ class _Correlate(logging.Filter):
         return True
 
 
+class _Deferred(QueueHandler):
+    """Queues the record itself for the writer thread (QueueHandler's own `prepare` would format it here)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg, record.args = record.getMessage(), None  # its arguments may change once this returns
+        return record
+
+
+_listener: QueueListener | None = None
+
+
+def flush() -> None:
+    """Wait until every line logged so far is written."""
+    if _listener is not None:
+        _listener.stop()
+        _listener.start()
+
+
+def _close() -> None:
+    """At exit: the lines still queued are written, and no thread is started any more."""
+    if _listener is not None:
+        _listener.stop()
+
+
 def configure(service: str, context: LogContext | None = None, level: int = logging.INFO,
               stream: IO[str] | None = None) -> LogContext:
     """ECS JSON lines on `stream` (stdout) for every logger of the process; returns the context to update."""
+    global _listener
     context = context or LogContext()
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(ecs_logging.StdlibFormatter(extra={"service.name": service}))
-    handler.addFilter(_Correlate(context))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    deferred = _Deferred(records)
+    deferred.addFilter(_Correlate(context))  # runs on the caller's thread: the span or tick in hand
+    if _listener is not None:
+        _listener.stop()
+    else:
+        atexit.register(_close)
+    _listener = QueueListener(records, handler)
+    _listener.start()
+    logging.basicConfig(level=level, handlers=[deferred], force=True)
     return context

@@ -44,7 +44,7 @@ from trading_runtime.gateway.settings import ApiKey, MissingKeyError, pool_setti
 from trading_runtime.gateway.shared_limit import SharedBucket
 from trading_runtime.health import Check, HealthServer
 from trading_runtime.leadership import LeaseTimings
-from trading_runtime.logs import LogContext, configure
+from trading_runtime.logs import LogContext, configure, flush
 from trading_runtime.messaging import RISK_STREAM, SIGNALS_STREAM, RedisBus
 from trading_runtime.metrics import CounterSource, RuntimeMetrics
 from trading_runtime.portfolio.caps import CapState, effective_cap
@@ -511,6 +511,7 @@ def crash(after_seconds: float) -> None:
     """faultInjection.crashAfterSeconds: exit at once, with no cleanup, as a crash does."""
     message = f"fault injection: exiting with status 1 after {after_seconds:g}s (faultInjection.crashAfterSeconds)"
     log.error(message)
+    flush()  # os._exit skips atexit: the line would die in the log queue
     print(message, file=sys.stderr, flush=True)
     os._exit(1)
 

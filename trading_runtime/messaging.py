@@ -7,9 +7,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
-
 SIGNALS_STREAM = "tradeops:signals"
 RISK_STREAM = "tradeops:risk-events"
 
@@ -23,6 +20,8 @@ class StreamMessage:
 
 class RedisBus:
     def __init__(self, url: str, stream_maxlen: int = 100_000, timeout: float = 1.0) -> None:
+        import redis.asyncio as aioredis  # ~8 MB: loaded by the processes that talk to Redis, not by every runtime
+
         self.redis = aioredis.from_url(url, decode_responses=True, socket_timeout=timeout,
                                        socket_connect_timeout=timeout, health_check_interval=10)
         self.stream_maxlen = stream_maxlen
@@ -41,6 +40,8 @@ class RedisBus:
         return str(await self.redis.xadd(stream, payload, maxlen=self.stream_maxlen, approximate=True))
 
     async def ensure_group(self, stream: str, group: str) -> None:
+        from redis.exceptions import ResponseError
+
         try:
             await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
         except ResponseError as exc:

@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from trading_runtime.feeds.client import FeedClient
@@ -156,6 +157,7 @@ def test_the_feed_process_stops_on_a_signal_and_reports_what_it_skipped(signum):
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["sent"] > 0
     assert summary["slips"] >= 0
+    assert summary["late_ms"]["p50"] is not None  # the feed's own lateness, for the benchmark to separate
 
 
 async def test_gap_is_resynced_from_the_snapshot_source_when_one_is_given():
@@ -211,3 +213,60 @@ async def test_a_snapshot_older_than_the_gap_is_not_applied_and_the_feed_resyncs
             await until(lambda: client.stats.resyncs == 1)
     assert (client.stats.api_snapshots, client.stats.api_snapshot_failures) == (0, 1)
     assert [m.seq for m in recorder.messages if isinstance(m, Snapshot)][1] > 1, "the lagging snapshot was applied"
+
+
+TICK_TOLERANCE = 2e-4
+"""Seconds: stamps map the monotonic schedule onto the wall clock as it is, which NTP may slew (0.5 % here)."""
+
+
+async def _stamps(server: FeedServer, seconds: float) -> dict[str, list[float]]:
+    """Each symbol's `sent` stamps over `seconds`, as a bare subscriber to every symbol receives them."""
+    stamps: dict[str, list[float]] = {symbol: [] for symbol in server.symbols}
+    async with connect(server.url) as connection:
+        await connection.send(json.dumps({"op": "subscribe", "symbols": server.symbols}))
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            frame = json.loads(await connection.recv())
+            if "sent" in frame and frame["sent"] not in stamps[frame["symbol"]]:
+                stamps[frame["symbol"]].append(frame["sent"])
+    return stamps
+
+
+async def test_the_symbols_are_due_in_turn_each_on_its_own_fixed_schedule():
+    symbols = ["SPY", "QQQ", "ES", "IWM"]
+    async with FeedServer(symbols, seed=6, rate=50) as server:
+        stamps = await _stamps(server, 1.0)
+    for symbol in symbols:  # every symbol ticks at the rate, stamped with its schedule (not its sending)
+        assert len(stamps[symbol]) >= 30
+        assert all(abs(b - a - 1 / 50) < TICK_TOLERANCE for a, b in itertools.pairwise(stamps[symbol])), symbol
+    # ... and the symbols are evenly phased: one due every 1/(rate × symbols) s, never two at once
+    merged = sorted(s for symbol in symbols for s in stamps[symbol])
+    assert all(abs(b - a - 1 / 200) < TICK_TOLERANCE for a, b in itertools.pairwise(merged))
+
+
+async def test_in_a_burst_every_symbol_is_due_at_the_same_instant():
+    symbols = ["SPY", "QQQ", "ES"]
+    async with FeedServer(symbols, seed=6, rate=50, burst=True) as server:
+        stamps = await _stamps(server, 0.6)
+    common = set(stamps["SPY"]) & set(stamps["QQQ"]) & set(stamps["ES"])
+    assert len(common) >= len(stamps["SPY"]) - 2  # the first and last may be cut by the window
+
+
+async def test_frames_are_not_compressed_even_when_a_client_offers_it():
+    async with FeedServer(["SPY"], seed=6, rate=50) as server, connect(server.url) as connection:  # offers deflate
+        assert connection.response is not None
+        assert "Sec-WebSocket-Extensions" not in connection.response.headers
+
+
+async def test_stamps_follow_the_wall_clock_when_ntp_steps_it(monkeypatch):
+    """The schedule runs on the monotonic clock, its stamps on the wall clock as it is when each beat is made (as
+    the clients read theirs): a wall clock that NTP steps or slews (this VM's ran 0.5 % fast) does not pile up
+    as latency the longer the feed runs."""
+    async with FeedServer(["SPY"], seed=6, rate=50) as server:
+        await asyncio.sleep(0.1)
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + 100.0)  # a step of the wall clock
+        stamps = await _stamps(server, 0.4)
+        now = time.time()
+    assert len(stamps["SPY"]) >= 10
+    assert all(abs(now - stamp) < 2.0 for stamp in stamps["SPY"][2:])  # the first were made before the step

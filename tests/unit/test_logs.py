@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from trading_runtime.logs import LogContext, configure
+from trading_runtime.logs import LogContext, configure, flush
 
 
 @pytest.fixture
@@ -25,6 +26,7 @@ def lines() -> Iterator[tuple[io.StringIO, LogContext]]:
 
 
 def records(stream: io.StringIO) -> list[dict]:
+    flush()
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
@@ -66,3 +68,24 @@ def test_on_the_tick_path_a_line_carries_the_tick_in_hand(lines):
     (line,) = records(stream)
     assert line["trace"]["id"] == format(0xABC, "032x")
     assert line["span"]["id"] == format(0xDEF, "016x")
+
+
+def test_lines_are_formatted_and_written_off_the_callers_thread():
+    """An order logged on the tick path costs the event loop a queued record, not formatting and a write."""
+    writers: list[int] = []
+
+    class Stream(io.StringIO):
+        def write(self, text: str) -> int:
+            writers.append(threading.get_ident())
+            return super().write(text)
+
+    stream = Stream()
+    try:
+        configure("trading-runtime", LogContext(symbol="SPY"), stream=stream)
+        logging.getLogger("trading_runtime.engine").info("order %s", "abc")
+        flush()
+    finally:
+        logging.basicConfig(handlers=[logging.NullHandler()], force=True)
+    assert records(stream)[0]["message"] == "order abc"
+    assert writers
+    assert threading.get_ident() not in writers

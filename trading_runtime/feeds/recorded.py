@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from trading_runtime.feeds.events import EventsBuilder, MarketEvents
@@ -138,6 +137,8 @@ def _rows(path: pathlib.Path) -> tuple[list[str], Iterator[tuple[int, dict[str, 
     """(column names, (line number, row) pairs). CSV lines count from the header (line 1); Parquet rows
     are numbered like CSV lines (row 0 is line 2) so reports read the same."""
     if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq  # ~28 MB: loaded by the processes that read a Parquet file, not by every runtime
+
         parquet = pq.ParquetFile(path)
 
         def parquet_rows() -> Iterator[tuple[int, dict[str, Any]]]:

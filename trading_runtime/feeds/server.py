@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,9 @@ from websockets.exceptions import ConnectionClosed
 from trading_runtime.feeds.synthetic import MarketSimulator
 
 log = logging.getLogger(__name__)
+
+LATE_SAMPLES = 100_000
+"""Beats whose lateness the feed keeps (about 2.7 min at 12 symbols × 50 ticks/s) for its exit line."""
 
 
 @dataclass
@@ -33,34 +38,42 @@ class _Subscriber:
 class FeedServer:
     """Ticks every symbol `rate` times a second (market time advances `time_scale` × wall time) and
     broadcasts the messages to subscribers, numbered per symbol and stamped with the wall time the tick was
-    due (`sent`): a fixed schedule, so a client that falls behind shows as latency. The simulated market
-    itself keeps up or skips: when its producer is over `max_lag_s` behind (a starved machine), the ticks
-    it missed are not made up (counted in `slips`), so its own backlog does not pass for the clients'."""
+    due (`sent`): a fixed schedule, so a client that falls behind shows as latency. The symbols take turns,
+    evenly phased (symbol i of n is due i/n of an interval after the first), as markets do not tick every
+    symbol in the same microsecond; `burst` makes them all due at once. The simulated market itself keeps
+    up or skips: when its producer is over `max_lag_s` behind (a starved machine), the symbol ticks it
+    missed are not made up (counted in `slips`), so its own backlog does not pass for the clients'."""
 
     def __init__(self, symbols: list[str], seed: int = 0, rate: float = 50.0, host: str = "127.0.0.1",
                  port: int = 0, time_scale: float = 1.0, heartbeat_s: float = 1.0, max_lag_s: float = 0.05,
-                 edge: float = 0.0) -> None:
+                 edge: float = 0.0, burst: bool = False) -> None:
         self.symbols = symbols
         self.simulator = MarketSimulator(symbols, seed=seed, edge=edge)
         self.rate = rate
         self.host, self.port = host, port
         self.time_scale = time_scale
+        self.burst = burst
         self.heartbeat_s = heartbeat_s
         self.seq = dict.fromkeys(symbols, 0)
         self.sent = 0
         self.max_lag_s = max_lag_s
         self.slips = 0
+        self.late: collections.deque[float] = collections.deque(maxlen=LATE_SAMPLES)
+        """Seconds past its due time each recent beat was handed to the senders: the feed's own lateness."""
         self._subscribers: list[_Subscriber] = []
         self._server: Server | None = None
         self._producer: asyncio.Task[None] | None = None
         self._skip: set[str] = set()
+        self._clock = ThreadPoolExecutor(1, thread_name_prefix="feed-clock")
 
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
     async def start(self) -> FeedServer:
-        self._server = await serve(self._handle, self.host, self.port, max_size=2**20)
+        # No permessage-deflate: a frame is a few hundred bytes, and compressing it per subscriber costs CPU
+        # on the way of every frame at both ends.
+        self._server = await serve(self._handle, self.host, self.port, max_size=2**20, compression=None)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         self._producer = asyncio.create_task(self._produce())
         return self
@@ -73,6 +86,7 @@ class FeedServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        self._clock.shutdown(wait=False)
 
     async def __aenter__(self) -> FeedServer:
         return await self.start()
@@ -113,32 +127,53 @@ class FeedServer:
         except asyncio.QueueFull:  # a slow client loses the stream; it will resync from the gap
             log.warning("subscriber queue full; dropping a frame")
 
+    def _beats(self) -> list[list[str]]:
+        """The symbols due together, in turn: one symbol a beat (evenly phased), or all at once (`burst`)."""
+        return [list(self.symbols)] if self.burst else [[symbol] for symbol in self.symbols]
+
     async def _produce(self) -> None:
-        interval = 1.0 / self.rate
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        wall_offset = time.time() - next_at  # loop time → epoch seconds
-        idle_since = loop.time()
+        beats = self._beats()
+        step = 1.0 / (self.rate * len(beats))
+        next_at = time.monotonic()
+        idle_since, beat = next_at, 0
         while True:
-            missed = int((loop.time() - next_at) / interval)
-            if loop.time() - next_at > self.max_lag_s and missed:  # behind: the market does not replay what it missed
-                self.slips += missed
-                next_at += missed * interval
-                log.warning("feed producer %.3fs behind its schedule; skipped %d ticks", missed * interval, missed)
-            due = next_at + wall_offset
-            next_at += interval
-            for symbol in self.symbols:
-                frames = [self._number(m, due) for m in self.simulator.tick(symbol, interval * self.time_scale)]
-                for subscriber in self._subscribers:
-                    if symbol in subscriber.symbols:
-                        for frame in frames:
-                            self._enqueue(subscriber, frame)
-                self.sent += len(frames)
-            if loop.time() - idle_since >= self.heartbeat_s:
-                idle_since = loop.time()
+            missed = int((time.monotonic() - next_at) / step)
+            if time.monotonic() - next_at > self.max_lag_s and missed:  # behind: the market does not replay it
+                self.slips += sum(len(beats[(beat + i) % len(beats)]) for i in range(missed))
+                beat, next_at = beat + missed, next_at + missed * step
+                log.warning("feed producer %.3fs behind its schedule; skipped %d beats", missed * step, missed)
+            # The schedule runs on the monotonic clock; its stamp is read off the wall clock as it is now, as the
+            # clients read theirs: a wall clock slewed or stepped by NTP (0.5 % fast on this VM) does not pile up.
+            due = next_at + time.time() - time.monotonic()
+            # The frames are made before they are due, so the simulator's own cost is not in their latency.
+            frames = [(symbol, self._tick(symbol, due)) for symbol in beats[beat % len(beats)]]
+            await self._until(next_at)
+            self.late.append(time.monotonic() - next_at)
+            for symbol, symbol_frames in frames:
+                self._broadcast(symbol, symbol_frames)
+            if time.monotonic() - idle_since >= self.heartbeat_s:
+                idle_since = time.monotonic()
                 for subscriber in self._subscribers:
                     self._enqueue(subscriber, json.dumps({"type": "heartbeat", "ts": self.simulator.ts}))
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            beat, next_at = beat + 1, next_at + step
+            await asyncio.sleep(0)  # the senders write these frames before the next beat's are made
+
+    def _tick(self, symbol: str, due: float) -> list[str]:
+        return [self._number(m, due) for m in self.simulator.tick(symbol, self.time_scale / self.rate)]
+
+    def _broadcast(self, symbol: str, frames: list[str]) -> None:
+        for subscriber in self._subscribers:
+            if symbol in subscriber.symbols:
+                for frame in frames:
+                    self._enqueue(subscriber, frame)
+        self.sent += len(frames)
+
+    async def _until(self, at: float) -> None:
+        """Wait until monotonic time `at`. asyncio's timers wake on epoll's millisecond grain (up to 1 ms late,
+        and the schedule is where every frame's latency starts): a thread sleeps on the nanosecond clock."""
+        delay = at - time.monotonic()
+        if delay > 0:
+            await asyncio.get_running_loop().run_in_executor(self._clock, time.sleep, delay)
 
     async def _handle(self, connection: ServerConnection) -> None:
         subscriber = _Subscriber(connection)
@@ -177,7 +212,7 @@ class FeedServer:
 
 async def _serve_forever(args: argparse.Namespace) -> None:
     server = FeedServer(args.symbols.split(","), seed=args.seed, rate=args.rate, host=args.host, port=args.port,
-                        edge=args.edge)
+                        edge=args.edge, burst=args.burst)
     stop = asyncio.Event()
     # SIGTERM or SIGINT stops it cleanly, even when it was started with SIGINT ignored (a script's background job).
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -185,7 +220,11 @@ async def _serve_forever(args: argparse.Namespace) -> None:
     async with server:
         print(server.url, flush=True)
         await stop.wait()
-    print(json.dumps({"sent": server.sent, "slips": server.slips}), flush=True)  # for a benchmark reading it
+    late = sorted(server.late)
+    # For a benchmark reading it: the feed's own lateness (recent beats) separates it from delivery and runtimes.
+    print(json.dumps({"sent": server.sent, "slips": server.slips,
+                      "late_ms": {f"p{q}": round(1e3 * late[int(q / 100 * (len(late) - 1))], 3) if late else None
+                                  for q in (50, 95, 99)}}), flush=True)
 
 
 def main() -> None:
@@ -195,6 +234,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="ticks per second per symbol")
     parser.add_argument("--edge", type=float, default=0.0,
                         help="strength of the seeded order-flow edge (synthetic.SymbolMarket.edge); 0: none")
+    parser.add_argument("--burst", action="store_true", help="every symbol due at once (default: in turn)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     with contextlib.suppress(KeyboardInterrupt):

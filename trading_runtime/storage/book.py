@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import psycopg
-
 from trading_runtime.execution.paper import Position
 
 LATEST_POSITIONS = """
@@ -28,6 +26,8 @@ class Book:
 
 async def load_book(conninfo: str, symbol: str) -> Book:
     """The symbol's positions and fees paid, as written by every leader before."""
+    import psycopg  # loaded on first use: a runtime without a database never pays its ~9 MB
+
     async with await psycopg.AsyncConnection.connect(conninfo, connect_timeout=3) as conn:
         rows = await (await conn.execute(LATEST_POSITIONS, (symbol,))).fetchall()
         fees_row = await (await conn.execute(FEES, (symbol,))).fetchone()

@@ -3,8 +3,6 @@ runtimes of different symbols share one database and may start together)."""
 
 from __future__ import annotations
 
-import psycopg
-
 from trading_runtime.storage.audit_schema import AUDIT_LOG
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
@@ -71,6 +69,8 @@ _LOCK_KEY = 0x7472_6164_656F_7073 % 2**31  # "tradeops"
 def migrate(conninfo: str) -> list[int]:
     """Apply the missing migrations; returns the versions applied now."""
     applied: list[int] = []
+    import psycopg  # loaded on first use: a runtime without a database never pays its ~9 MB
+
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:

@@ -19,9 +19,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,8 @@ class WriteBehind:
             await self._disconnect()
 
     async def _loop(self, stop: asyncio.Event) -> None:
+        import psycopg  # loaded on first use: a runtime without a database never pays its ~9 MB
+
         attempt = 0
         while True:
             try:
@@ -233,11 +236,15 @@ class WriteBehind:
                     self.stats.spilled += 1
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        import psycopg
+
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(self.conninfo, connect_timeout=3)
         return self._conn
 
     async def _disconnect(self) -> None:
+        import psycopg
+
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
                 await self._conn.close()
@@ -282,6 +289,8 @@ class WriteBehind:
             self.on_batch(Batch(started, time.perf_counter_ns(), rows, carried, error))
 
     async def _copy(self, batches: dict[str, list[Row]]) -> None:
+        import psycopg
+
         try:
             await self._copy_once(batches)
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
@@ -290,6 +299,8 @@ class WriteBehind:
 
     async def _copy_rows(self, batches: dict[str, list[Row]]) -> None:
         """Isolate refused rows: every row alone; those still refused go to the dead-letter file."""
+        import psycopg
+
         for name in FLUSH_ORDER:
             for row in batches.get(name, []):
                 try:
