@@ -41,7 +41,6 @@ from trading_runtime.feeds.replay import ReplayFeed
 from trading_runtime.gateway.market_api import MarketApi
 from trading_runtime.gateway.pool import Bucket, ClientPool, local_bucket
 from trading_runtime.gateway.settings import ApiKey, MissingKeyError, pool_settings
-from trading_runtime.gateway.shared_limit import SharedBucket
 from trading_runtime.health import Check, HealthServer
 from trading_runtime.leadership import LeaseTimings
 from trading_runtime.logs import LogContext, configure, flush
@@ -141,6 +140,8 @@ class Runtime:
         if self.bus is None:
             log.warning("no Redis: the broker keys' rate limits hold for this process alone")
             return local_bucket
+        from trading_runtime.gateway.shared_limit import SharedBucket  # loads redis: only where the bus has
+
         redis = self.bus.redis
 
         def shared(key: ApiKey) -> Bucket:
