@@ -173,6 +173,14 @@ def plan_waves(observed: FleetObserved) -> FleetPlan:
     return _finish(result, observed, _conditions(observed, status))
 
 
+def _recorded(result: FleetPlan, observed: FleetObserved, status: FleetRolloutStatus,
+              answer: fleet_requests.RequestAnswer) -> FleetRolloutStatus:
+    """`status` with `answer` recorded in its requests; a refusal is also said in an Event."""
+    if not answer.accepted:
+        result.event(WARNING, Reason.REQUEST_REFUSED, answer.describe())
+    return status.model_copy(update={"requests": fleet_requests.record(status.requests, answer, observed.now)})
+
+
 def _answer_abort(result: FleetPlan, observed: FleetObserved, status: FleetRolloutStatus) -> FleetRolloutStatus:
     """Answer an abort request once (recorded in status.requests); an accepted one stops the rollout, and
     `_roll_back` takes the change back."""
@@ -182,9 +190,8 @@ def _answer_abort(result: FleetPlan, observed: FleetObserved, status: FleetRollo
     answer = fleet_requests.judge_abort(observed.abort_request, observed.generation, status)
     if answer is None:
         return status
-    status = status.model_copy(update={"requests": fleet_requests.record(status.requests, answer, observed.now)})
+    status = _recorded(result, observed, status, answer)
     if not answer.accepted:
-        result.event(WARNING, Reason.REQUEST_REFUSED, answer.describe())
         return status
     result.event(WARNING, Reason.FLEET_ABORTED, answer.describe())
     return status.model_copy(update={"phase": FleetPhase.ABORTED,
@@ -203,9 +210,8 @@ def _answer_retry(result: FleetPlan, observed: FleetObserved, status: FleetRollo
                                         observed.abort_request is not None)
     if answer is None:
         return status
-    status = status.model_copy(update={"requests": fleet_requests.record(status.requests, answer, observed.now)})
+    status = _recorded(result, observed, status, answer)
     if not answer.accepted:
-        result.event(WARNING, Reason.REQUEST_REFUSED, answer.describe())
         return status
     wave = status.current_wave
     again = [s.name for s in status.symbols if s.wave <= wave and s.state is not SymbolState.SKIPPED]
