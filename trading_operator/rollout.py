@@ -23,6 +23,7 @@ from trading_operator.api import (
     AnalysisKind,
     AnalysisPhase,
     AnalysisRun,
+    BackgroundState,
     ConditionStatus,
     FailedRevision,
     ForcedRollback,
@@ -118,6 +119,8 @@ def _fold_background(result: Plan, status: TradingSymbolStatus, policies: Polici
         result.event(WARNING, Reason.SELF_HEALING_RESTART, outcome.message)
     elif outcome.action is Action.EXHAUSTED:
         result.event(WARNING, Reason.SELF_HEALING_EXHAUSTED, outcome.message)
+    elif outcome.background == (status.background or BackgroundState()):
+        return status  # a measurement that changes nothing is not written (not even a first, empty record)
     return status.model_copy(update={"background": outcome.background})
 
 
