@@ -55,7 +55,12 @@ def main() -> None:
     profiler = cProfile.Profile() if profile_path else None
     if profiler is not None and profile_path:
         signal.signal(signal.SIGUSR2, lambda *_: profiler.dump_stats(profile_path))
-        signal.signal(signal.SIGUSR1, lambda *_: (profiler.disable(), profiler.clear(), profiler.enable()))
+
+        def afresh(*_: object) -> None:
+            profiler.disable()
+            profiler.clear()
+            profiler.enable()
+        signal.signal(signal.SIGUSR1, afresh)
         profiler.enable()
     try:
         kopf.run(
