@@ -84,22 +84,31 @@ class ChildStore:
         names = self._by_owner.get((kind, namespace, owner), ())
         return [self._objects[(kind, namespace, name)] for name in sorted(names)]
 
-    def replace(self, kind: str, items: Iterable[Obj], namespace: str | None = None) -> None:
+    def replace(self, kind: str, items: Iterable[Obj], namespace: str | None = None) -> list[Change]:
         """A (re)list of a kind (in a namespace; None: everywhere): it replaces what the store held of it, own
-        writes in flight included (the list is at least as new as the watch that broke)."""
+        writes in flight included (the list is at least as new as the watch that broke). Returns what a relist
+        found changed while no watch ran (as the events it missed: ADDED, MODIFIED, DELETED), so that nobody's
+        change is lost; the first list is no news (every owner is reconciled when first seen)."""
         def part(key: Key) -> bool:
             return key[0] == kind and namespace in (None, key[1])
-        for key in [k for k in self._objects if part(k)]:
+        before = {key: self._objects[key] for key in self._objects if part(key)}
+        awaited = {key: self._awaiting.pop(key) for key in [k for k in self._awaiting if part(k)]}
+        for key in before:
             self._remove(key)
-        for key in [k for k in self._awaiting if part(k)]:
-            del self._awaiting[key]
         for key in [k for k in self._delivered if part(k)]:
             del self._delivered[key]
+        changes = []
         for obj in items:
             key = _key(kind, obj)
             self._put(key, obj)
             self._seen(key, obj)
+            old = before.pop(key, None)
+            if old is None or _version(old) != _version(obj):
+                changes.append(Change(kind, "MODIFIED" if old else "ADDED", obj, own=awaited.get(key) == _version(obj)))
+        changes += [Change(kind, "DELETED", old, own=False) for old in before.values()]
+        relisted = (kind, namespace) in self._synced
         self._synced.add((kind, namespace))
+        return changes if relisted else []
 
     def apply(self, kind: str, event_type: str, obj: Obj) -> Change:
         """A watch event (ADDED, MODIFIED, DELETED)."""
