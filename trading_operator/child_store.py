@@ -30,6 +30,10 @@ HISTORY = 16
 """The versions of an object the watch delivered last that are remembered: a write whose answer is processed
 after the watch already delivered it (and more) must not take the store back."""
 
+POD_FIELDS = frozenset({"apiVersion", "kind", "metadata", "status"})
+"""What the store keeps of a pod (restarts.py, progress.py and decisions.py read no more): most of the store's
+memory was pods' specs."""
+
 
 @dataclass(frozen=True)
 class Change:
@@ -155,6 +159,8 @@ class ChildStore:
         self._delivered.setdefault(key, deque(maxlen=HISTORY)).append(_version(obj))
 
     def _put(self, key: Key, obj: Obj) -> None:
+        if key[0] == "Pod":  # a pod's spec is its Deployment's template: the planner reads its metadata and status
+            obj = {k: v for k, v in obj.items() if k in POD_FIELDS}
         if "managedFields" in (meta := obj.get("metadata") or {}):  # server-side apply's bookkeeping: unread
             obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         previous = self._objects.get(key)

@@ -69,9 +69,13 @@ def assess(status: TradingSymbolStatus, measurements: list[Measurement], policy:
 
 def _answered(state: BackgroundState, measurements: list[Measurement], now: str) -> BackgroundState:
     """Whether Prometheus answers, as changes only: an unchanged healthy symbol's measurement writes nothing."""
-    answered = any(m.phase is not AnalysisPhase.ERROR for m in measurements)
-    if answered and state.unanswered_since is not None:
+    if answered(measurements) and state.unanswered_since is not None:
         return state.model_copy(update={"unanswered_since": None, "last_answered_at": now})
-    if not answered and state.unanswered_since is None:
+    if not answered(measurements) and state.unanswered_since is None:
         return state.model_copy(update={"unanswered_since": now})
     return state
+
+
+def answered(measurements: list[Measurement]) -> bool:
+    """Prometheus answered the measurement (an error of every query is no answer)."""
+    return any(m.phase is not AnalysisPhase.ERROR for m in measurements)

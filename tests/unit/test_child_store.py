@@ -166,3 +166,12 @@ def test_a_relist_after_410_rebuilds_the_store_exactly_and_tells_what_changed_me
 def test_the_first_list_is_no_news() -> None:
     """Every owner is reconciled when first seen: the children the first list shows need no poke each."""
     assert ChildStore(KINDS).replace("Deployment", [obj("spy-trading", "1")]) == []
+
+
+def test_of_a_pod_only_what_the_planner_reads_is_kept() -> None:
+    pod = obj("spy-trading-abc", "1", kind="Pod", spec={"containers": [{"name": "runtime", "env": []}]},
+              status={"podIP": "10.0.0.7", "containerStatuses": [{"name": "runtime", "restartCount": 2}]})
+    store = synced_store(pod)
+    kept = store.get("Pod", "ns", "spy-trading-abc")
+    assert kept == {k: v for k, v in pod.items() if k != "spec"}
+    assert store.owned("Pod", "ns", "spy") == [kept]
