@@ -31,8 +31,8 @@ HISTORY = 16
 after the watch already delivered it (and more) must not take the store back."""
 
 POD_FIELDS = frozenset({"apiVersion", "kind", "metadata", "status"})
-"""What the store keeps of a pod (restarts.py, progress.py and decisions.py read no more): most of the store's
-memory was pods' specs."""
+"""What the store keeps of a pod: the planner (restarts.py, progress.py) reads no more, and a pod's spec is a copy
+of its Deployment's template."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class ChildStore:
         self._delivered.setdefault(key, deque(maxlen=HISTORY)).append(_version(obj))
 
     def _put(self, key: Key, obj: Obj) -> None:
-        if key[0] == "Pod":  # a pod's spec is its Deployment's template: the planner reads its metadata and status
+        if key[0] == "Pod":  # the planner reads a pod's metadata and status only
             obj = {k: v for k, v in obj.items() if k in POD_FIELDS}
         if "managedFields" in (meta := obj.get("metadata") or {}):  # server-side apply's bookkeeping: unread
             obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
