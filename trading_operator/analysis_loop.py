@@ -107,8 +107,9 @@ async def analysis_tick(context: OperatorContext, namespace: str, name: str, bod
     model_checked = await _check_model(context, namespace, name, spec, status)
     model_checked = await _check_regime(context, namespace, name, spec, status) or model_checked
     key = (namespace, name)
+    requested = _analysis_requested(annotations, spec.symbol)
     work, delay = next_work(namespace, spec, status, context.background_checks.get(key), policies, frozen,
-                            now_rfc3339(), _analysis_requested(annotations, spec.symbol))
+                            now_rfc3339(), requested)
     if work is None:
         if model_checked:
             await reconcile(context, namespace, name)
@@ -124,4 +125,9 @@ async def analysis_tick(context: OperatorContext, namespace: str, name: str, bod
         metrics.background_measured(namespace, name, parse_time(now).timestamp())
     log.debug("%s revision %d: %s measured", spec.symbol, work.revision, work.kind)
     await reconcile(context, namespace, name)
+    if work.kind is WorkKind.BACKGROUND:
+        # A measurement that changed nothing wrote nothing, so no event brings the next look: what falls due
+        # next (a tuning baseline, say) is asked now, or it would wait behind the next background measurement.
+        following, after = next_work(namespace, spec, status, now, policies, frozen, now_rfc3339(), requested)
+        return 0.0 if following is not None else after
     return delay
