@@ -13,7 +13,7 @@ every child at every reconcile. Two rules keep it from misleading the planner:
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +72,9 @@ class ChildStore:
         self._by_owner: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
         self._awaiting: dict[Key, str] = {}
         """Own writes the watch has not delivered yet: their resourceVersion, or DELETION."""
-        self._delivered: dict[Key, deque[str]] = {}
+        self._delivered: dict[Key, tuple[str, ...]] = {}
+        """The last HISTORY versions the watch delivered of each object (a tuple: a deque per object cost ten times the
+        memory)."""
         self._synced: set[tuple[str, str | None]] = set()
 
     @property
@@ -156,7 +158,7 @@ class ChildStore:
             self._awaiting[key] = DELETION
 
     def _seen(self, key: Key, obj: Obj) -> None:
-        self._delivered.setdefault(key, deque(maxlen=HISTORY)).append(_version(obj))
+        self._delivered[key] = (*self._delivered.get(key, ())[1 - HISTORY:], _version(obj))
 
     def _put(self, key: Key, obj: Obj) -> None:
         if key[0] == "Pod":  # the planner reads a pod's metadata and status only
