@@ -11,7 +11,8 @@ instead.
 
     python benchmarks/operator_converge.py [--n 200] [--rate 20] [--idle-seconds 30] [--json]
 
-`TRADEOPS_PROFILE=/tmp/operator.prof` makes the operator write a cProfile of its run (`python -m pstats`).
+`TRADEOPS_PROFILE=/tmp/operator.prof` makes the operator write a cProfile of its run (`python -m pstats`);
+with `--profile-at-rest`, of the at-rest window alone.
 """
 
 from __future__ import annotations
@@ -89,10 +90,14 @@ def reconciles_total(metrics_url: str) -> float:
     return float(found.group(1))
 
 
-def at_rest(url: str, metrics_url: str, pid: int, n: int, seconds: float, settle: float) -> dict[str, Any]:
+def at_rest(url: str, metrics_url: str, pid: int, n: int, seconds: float, settle: float,
+            profile: bool = False) -> dict[str, Any]:
     """The operator with nothing changing: CPU, API writes and reconciles over `seconds`, after `settle`
-    seconds (past the background analysis' warm-up, so its declared interval is part of what is measured)."""
+    seconds (past the background analysis' warm-up, so its declared interval is part of what is measured).
+    `profile`: the operator's profile starts afresh with the window (SIGUSR1)."""
     time.sleep(settle)
+    if profile:
+        os.kill(pid, signal.SIGUSR1)
     requests_before, cpu_before, load_before = request_totals(url), cpu_seconds(pid), os.getloadavg()[0]
     reconciles_before = reconciles_total(metrics_url)
     time.sleep(seconds)
@@ -128,7 +133,8 @@ def sample_operator(pid: int, stop: threading.Event, out: dict[str, float]) -> N
         time.sleep(0.05)
 
 
-def run(n: int, timeout: float, rate: float, idle_seconds: float, settle: float) -> dict[str, Any]:
+def run(n: int, timeout: float, rate: float, idle_seconds: float, settle: float,
+        profile_at_rest: bool = False) -> dict[str, Any]:
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="tradeops-bench-"))
     emulator = EmulatorProcess(workdir).start()
     metrics_port = free_port()
@@ -218,9 +224,10 @@ def run(n: int, timeout: float, rate: float, idle_seconds: float, settle: float)
             "emulator_cpu_s": round(emulator_cpu, 2),
             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
-        if idle_seconds > 0:
-            result.update(at_rest(emulator.url, metrics_url, operator.pid, n, idle_seconds, settle))
         profile = os.environ.get("TRADEOPS_PROFILE")
+        if idle_seconds > 0:
+            result.update(at_rest(emulator.url, metrics_url, operator.pid, n, idle_seconds, settle,
+                                  profile=bool(profile) and profile_at_rest))
         if profile:  # written now: a slow shutdown may end in SIGKILL
             path = pathlib.Path(profile)
             path.unlink(missing_ok=True)
@@ -248,9 +255,11 @@ def main() -> int:
     parser.add_argument("--settle-seconds", type=float, default=25.0,
                         help="wait this long after convergence before the at-rest measurement (the default "
                              "background analysis warms up for 20 s)")
+    parser.add_argument("--profile-at-rest", action="store_true",
+                        help="with TRADEOPS_PROFILE: the operator's profile covers the at-rest window alone")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    result = run(args.n, args.timeout, args.rate, args.idle_seconds, args.settle_seconds)
+    result = run(args.n, args.timeout, args.rate, args.idle_seconds, args.settle_seconds, args.profile_at_rest)
     if args.json:
         print(json.dumps(result))
     else:

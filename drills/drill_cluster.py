@@ -5,7 +5,9 @@ pods are Ready and their metrics show market data flowing again (Prometheus).
 
 prometheus-loss: take Prometheus away (the scenario's stop command) for a while, and check that the
 operator neither rolls back nor "heals" anything because metrics are missing; RTO is the time from
-Prometheus's return until the operator's background analysis gets answers again.
+Prometheus's return until the operator's background analysis gets answers again: the drill asks for an
+analysis (the annotation a firing SLO alert sets) and the operator removes it once Prometheus answered one
+(a healthy measurement writes no status to watch).
 
 Both use the cluster the kubeconfig names (or the in-cluster service account); in tests, the emulated API
 with the harness that runs a runtime process per pod."""
@@ -31,6 +33,8 @@ from drills.errors import DrillsError, Exit
 from drills.report import Check
 
 GROUP, VERSION, PLURAL = "trading.tradeops.io", "v1alpha1", "tradingsymbols"
+ANALYSIS_REQUESTED = f"{GROUP}/analysis-requested"
+"""The operator's request for a background analysis now (trading_operator.naming.ANALYSIS_REQUESTED_ANNOTATION)."""
 RUNTIME_SELECTOR = "app.kubernetes.io/name=trading-runtime"
 T = TypeVar("T")
 
@@ -187,12 +191,14 @@ def prometheus_loss(ctx: DrillContext) -> Outcome:
         finally:
             _run(start, "start")
         back = time.monotonic()
-        back_at = time.time()
+        requested = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name,
+                                              {"metadata": {"annotations": {ANALYSIS_REQUESTED: requested}}})
 
         def answered() -> bool:
-            current = _status(custom, namespace, name)
-            stamp = (current.get("background") or {}).get("lastAnsweredAt")
-            return isinstance(stamp, str) and _epoch(stamp) >= int(back_at)
+            obj: dict[str, Any] = custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                GROUP, VERSION, namespace, PLURAL, name)
+            return ANALYSIS_REQUESTED not in ((obj.get("metadata") or {}).get("annotations") or {})
 
         _wait(answered, timeout, f"{namespace}/{name}'s background analysis answered by Prometheus again", 0.5)
         rto = time.monotonic() - back
@@ -206,7 +212,3 @@ def prometheus_loss(ctx: DrillContext) -> Outcome:
     return Outcome(rto_seconds=rto, checks=checks,
                    facts={"namespace": namespace, "name": name, "outage_seconds": outage,
                           "revision": after.get("currentRevision")})
-
-
-def _epoch(stamp: str) -> float:
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

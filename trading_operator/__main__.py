@@ -49,11 +49,18 @@ def main() -> None:
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     if not args.verbose:  # "Handler ... succeeded" for every event of every object: --verbose shows them
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    # A profile of the run so far, written on SIGUSR2 or at exit: `python -m pstats PATH`.
+    # A profile of the run so far, written on SIGUSR2 or at exit: `python -m pstats PATH`; SIGUSR1 starts it
+    # afresh (a profile of the operator at rest, without its start).
     profile_path = os.environ.get("TRADEOPS_PROFILE")
     profiler = cProfile.Profile() if profile_path else None
     if profiler is not None and profile_path:
         signal.signal(signal.SIGUSR2, lambda *_: profiler.dump_stats(profile_path))
+
+        def afresh(*_: object) -> None:
+            profiler.disable()
+            profiler.clear()
+            profiler.enable()
+        signal.signal(signal.SIGUSR1, afresh)
         profiler.enable()
     try:
         kopf.run(

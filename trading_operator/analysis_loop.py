@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trading_operator import model_health, naming, regime_watch
+from trading_operator import metrics, model_health, naming, regime_watch
 from trading_operator.analysis import expressions, judge_all
 from trading_operator.analysis_work import IDLE_SECONDS, Work, WorkKind, next_work
 from trading_operator.api import Measurement, TradingSymbolSpec, TradingSymbolStatus
@@ -106,8 +106,10 @@ async def analysis_tick(context: OperatorContext, namespace: str, name: str, bod
     frozen = naming.TUNING_FROZEN_ANNOTATION in annotations
     model_checked = await _check_model(context, namespace, name, spec, status)
     model_checked = await _check_regime(context, namespace, name, spec, status) or model_checked
-    work, delay = next_work(namespace, spec, status, policies, frozen, now_rfc3339(),
-                            _analysis_requested(annotations, spec.symbol))
+    key = (namespace, name)
+    requested = _analysis_requested(annotations, spec.symbol)
+    work, delay = next_work(namespace, spec, status, context.background_checks.get(key), policies, frozen,
+                            now_rfc3339(), requested)
     if work is None:
         if model_checked:
             await reconcile(context, namespace, name)
@@ -117,7 +119,15 @@ async def analysis_tick(context: OperatorContext, namespace: str, name: str, bod
         if any(q.paired for q in work.queries) else {}
     now = now_rfc3339()
     measurements = judge_all(work.queries, samples, policies.analysis, now, paired)
-    context.findings.add((namespace, name), finding_of(work, measurements, now))
+    context.findings.add(key, finding_of(work, measurements, now))
+    if work.kind is WorkKind.BACKGROUND:
+        context.background_checks[key] = now
+        metrics.background_measured(namespace, name, parse_time(now).timestamp())
     log.debug("%s revision %d: %s measured", spec.symbol, work.revision, work.kind)
     await reconcile(context, namespace, name)
+    if work.kind is WorkKind.BACKGROUND:
+        # A measurement that changed nothing wrote nothing, so no event brings the next look: what falls due
+        # next (a tuning baseline, say) is asked now, or it would wait behind the next background measurement.
+        following, after = next_work(namespace, spec, status, now, policies, frozen, now_rfc3339(), requested)
+        return 0.0 if following is not None else after
     return delay

@@ -44,11 +44,14 @@ class Work:
     """Identity of the run measured (RUN), to drop a result that arrives after the run changed."""
 
 
-def next_work(namespace: str, spec: TradingSymbolSpec, status: TradingSymbolStatus, policies: Policies,
-              tuning_frozen: bool, now: str, analysis_requested: str | None = None) -> tuple[Work | None, float]:
+def next_work(namespace: str, spec: TradingSymbolSpec, status: TradingSymbolStatus, last_background: str | None,
+              policies: Policies, tuning_frozen: bool, now: str,
+              analysis_requested: str | None = None) -> tuple[Work | None, float]:
     """The measurement due now (or None) and the seconds until the next look: until the next measurement
     falls due by time alone, at most the background interval the policy declares (a change of the
-    TradingSymbol wakes the loop sooner). `analysis_requested` (a firing SLO alert's request,
+    TradingSymbol wakes the loop sooner). `last_background`: when the stable revision was last measured in the
+    background (None: not since the operator started; kept by the operator, not in the status, so that a
+    measurement that changes nothing writes nothing). `analysis_requested` (a firing SLO alert's request,
     `naming.ANALYSIS_REQUESTED_ANNOTATION`) makes the stable revision's background measurement due now,
     once: the measurement it causes is later than the request."""
     settings = policies.analysis
@@ -79,7 +82,7 @@ def next_work(namespace: str, spec: TradingSymbolSpec, status: TradingSymbolStat
     if not steady:
         return None, rest
     stable = Scope(namespace, spec.symbol, status.stable_revision)
-    last = status.background.last_measured_at if status.background else None
+    last = last_background
     warmed = warmed_up_seconds(status, background.warmup_seconds, now)
     requested = analysis_requested is not None and (last is None or seconds_between(last, analysis_requested) > 0)
     if last is None or requested or seconds_between(last, now) >= background.interval_seconds:

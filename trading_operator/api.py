@@ -339,10 +339,12 @@ class AnalysisRun(CamelModel):
 class BackgroundState(CamelModel):
     """Analysis of the stable revision and the self-healing it leads to."""
 
-    last_measured_at: str | None = None
-    """When the stable revision was last measured."""
+    unanswered_since: str | None = None
+    """Since when Prometheus has answered no background measurement (unset while it answers). Only changes are
+    written: when each measurement ran is on the operator's /metrics
+    (`tradeops_operator_background_measured_timestamp_seconds`)."""
     last_answered_at: str | None = None
-    """When Prometheus last answered a background measurement (errors do not count)."""
+    """When Prometheus answered again after measurements it did not answer: the end of the last outage."""
     consecutive_breaches: int = 0
     """Failed background measurements in a row."""
     last_breach: str = ""

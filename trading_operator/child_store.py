@@ -13,7 +13,7 @@ every child at every reconcile. Two rules keep it from misleading the planner:
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +29,10 @@ DELETION = ""
 HISTORY = 16
 """The versions of an object the watch delivered last that are remembered: a write whose answer is processed
 after the watch already delivered it (and more) must not take the store back."""
+
+POD_FIELDS = frozenset({"apiVersion", "kind", "metadata", "status"})
+"""What the store keeps of a pod: the planner (restarts.py, progress.py) reads no more, and a pod's spec is a copy
+of its Deployment's template."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,9 @@ class ChildStore:
         self._by_owner: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
         self._awaiting: dict[Key, str] = {}
         """Own writes the watch has not delivered yet: their resourceVersion, or DELETION."""
-        self._delivered: dict[Key, deque[str]] = {}
+        self._delivered: dict[Key, tuple[str, ...]] = {}
+        """The last HISTORY versions the watch delivered of each object (a tuple: a deque per object cost ten times the
+        memory)."""
         self._synced: set[tuple[str, str | None]] = set()
 
     @property
@@ -84,22 +90,31 @@ class ChildStore:
         names = self._by_owner.get((kind, namespace, owner), ())
         return [self._objects[(kind, namespace, name)] for name in sorted(names)]
 
-    def replace(self, kind: str, items: Iterable[Obj], namespace: str | None = None) -> None:
+    def replace(self, kind: str, items: Iterable[Obj], namespace: str | None = None) -> list[Change]:
         """A (re)list of a kind (in a namespace; None: everywhere): it replaces what the store held of it, own
-        writes in flight included (the list is at least as new as the watch that broke)."""
+        writes in flight included (the list is at least as new as the watch that broke). Returns what a relist
+        found changed while no watch ran (as the events it missed: ADDED, MODIFIED, DELETED), so that nobody's
+        change is lost; the first list is no news (every owner is reconciled when first seen)."""
         def part(key: Key) -> bool:
             return key[0] == kind and namespace in (None, key[1])
-        for key in [k for k in self._objects if part(k)]:
+        before = {key: self._objects[key] for key in self._objects if part(key)}
+        awaited = {key: self._awaiting.pop(key) for key in [k for k in self._awaiting if part(k)]}
+        for key in before:
             self._remove(key)
-        for key in [k for k in self._awaiting if part(k)]:
-            del self._awaiting[key]
         for key in [k for k in self._delivered if part(k)]:
             del self._delivered[key]
+        changes = []
         for obj in items:
             key = _key(kind, obj)
             self._put(key, obj)
             self._seen(key, obj)
+            old = before.pop(key, None)
+            if old is None or _version(old) != _version(obj):
+                changes.append(Change(kind, "MODIFIED" if old else "ADDED", obj, own=awaited.get(key) == _version(obj)))
+        changes += [Change(kind, "DELETED", old, own=False) for old in before.values()]
+        relisted = (kind, namespace) in self._synced
         self._synced.add((kind, namespace))
+        return changes if relisted else []
 
     def apply(self, kind: str, event_type: str, obj: Obj) -> Change:
         """A watch event (ADDED, MODIFIED, DELETED)."""
@@ -143,9 +158,11 @@ class ChildStore:
             self._awaiting[key] = DELETION
 
     def _seen(self, key: Key, obj: Obj) -> None:
-        self._delivered.setdefault(key, deque(maxlen=HISTORY)).append(_version(obj))
+        self._delivered[key] = (*self._delivered.get(key, ())[1 - HISTORY:], _version(obj))
 
     def _put(self, key: Key, obj: Obj) -> None:
+        if key[0] == "Pod":  # the planner reads a pod's metadata and status only
+            obj = {k: v for k, v in obj.items() if k in POD_FIELDS}
         if "managedFields" in (meta := obj.get("metadata") or {}):  # server-side apply's bookkeeping: unread
             obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         previous = self._objects.get(key)

@@ -50,6 +50,8 @@ class OperatorContext:
     """When each symbol's model serving was last measured (model_health.py)."""
     regime_checks: dict[tuple[str, str], str] = field(default_factory=dict)
     """When each symbol's regime detectors were last measured (regime_watch.py)."""
+    background_checks: dict[tuple[str, str], str] = field(default_factory=dict)
+    """When each symbol's stable revision was last measured in the background (`analysis_work.next_work`)."""
     models: ModelRegistry = field(default_factory=lambda: ModelRegistry(os.environ.get("MLFLOW_TRACKING_URI")))
     """The MLflow model registry `spec.model` is resolved against."""
     reconciled_at: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -124,6 +126,8 @@ async def reconcile_locked(context: OperatorContext, namespace: str, name: str) 
                 context.findings.forget(key)
                 context.model_checks.pop(key, None)
                 context.regime_checks.pop(key, None)
+                context.background_checks.pop(key, None)
+                metrics.forget_symbol(namespace, name)
                 context.reconciled_at.pop(key, None)
                 return None
             with tracing.span("observe"):

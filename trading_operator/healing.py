@@ -33,19 +33,16 @@ class Outcome:
 def assess(status: TradingSymbolStatus, measurements: list[Measurement], policy: BackgroundAnalysis,
            now: str) -> Outcome:
     """Record one background measurement and decide what, if anything, to do."""
-    state = status.background or BackgroundState()
-    if any(m.phase is not AnalysisPhase.ERROR for m in measurements):
-        state = state.model_copy(update={"last_answered_at": now})
+    state = _answered(status.background or BackgroundState(), measurements, now)
     failed = [m for m in measurements if m.phase is AnalysisPhase.FAILED]
     recent_actions = [t for t in state.actions if seconds_between(t, now) < policy.cooldown_seconds]
     if not failed:
-        state = state.model_copy(update={"last_measured_at": now, "consecutive_breaches": 0, "exhausted": False,
-                                         "actions": recent_actions})
+        state = state.model_copy(update={"consecutive_breaches": 0, "exhausted": False, "actions": recent_actions})
         return Outcome(state, Action.NONE)
     detail = "; ".join(f"{m.metric}: {m.message}" for m in failed)
     breaches = state.consecutive_breaches + 1
-    state = state.model_copy(update={"last_measured_at": now, "consecutive_breaches": breaches,
-                                     "last_breach": detail, "actions": recent_actions})
+    state = state.model_copy(update={"consecutive_breaches": breaches, "last_breach": detail,
+                                     "actions": recent_actions})
     if breaches < policy.breach_limit:
         return Outcome(state, Action.NONE)
     since_change = seconds_between(status.stable_since, now) if status.stable_since else None
@@ -69,3 +66,16 @@ def assess(status: TradingSymbolStatus, measurements: list[Measurement], policy:
                    f"SLO breach on revision {status.stable_revision} with no recent change ({detail}); restarting "
                    f"its pods ({len(recent_actions) + 1} of {policy.max_self_healing})")
 
+
+def _answered(state: BackgroundState, measurements: list[Measurement], now: str) -> BackgroundState:
+    """Whether Prometheus answers, as changes only: an unchanged healthy symbol's measurement writes nothing."""
+    if answered(measurements) and state.unanswered_since is not None:
+        return state.model_copy(update={"unanswered_since": None, "last_answered_at": now})
+    if not answered(measurements) and state.unanswered_since is None:
+        return state.model_copy(update={"unanswered_since": now})
+    return state
+
+
+def answered(measurements: list[Measurement]) -> bool:
+    """Prometheus answered the measurement (an error of every query is no answer)."""
+    return any(m.phase is not AnalysisPhase.ERROR for m in measurements)

@@ -1,5 +1,7 @@
 """The watch streams that keep the `ChildStore`: one task per kind of child (and Pods), each listing once and then
-watching from the list's resourceVersion, listing again when the watch is too old (410) or fails.
+watching from the list's resourceVersion, listing again when the watch is too old (410 Gone: the API server
+compacted the history it would follow, as an ERROR event or as the HTTP status) — at once — or fails (after
+RETRY_SECONDS). A relist rebuilds the store from the list and tells `on_change` what it finds changed meanwhile.
 
 The operator read every child of a TradingSymbol from the API at every reconcile (about a dozen requests);
 now a reconcile reads them from here, and every change somebody else made to a child reaches `on_change`
@@ -24,6 +26,7 @@ SELECTOR = naming.OWNER_NAME_LABEL
 """Every child carries its owner's label (builders.py); the pods inherit it from their template."""
 WATCH_SECONDS = 300
 RETRY_SECONDS = 1.0
+GONE = 410
 
 OnChange = Callable[[Change], None]
 
@@ -57,29 +60,40 @@ class Informer:
         while True:
             try:
                 items, version = await self.kube.list_versioned(res, namespace, SELECTOR)
-                self.store.replace(kind, items, namespace)
+                for change in self.store.replace(kind, items, namespace):
+                    self._tell(change)
                 while version:
                     version = await self._follow(kind, namespace, version)
+                continue  # gone (410): list again at once
             except ApiException as exc:
+                if exc.status == GONE:
+                    log.info("watch of %s in %s: %s; listing again", kind, namespace or "all namespaces",
+                             api_error_message(exc))
+                    continue
                 log.warning("watch of %s in %s failed: %s", kind, namespace or "all namespaces", api_error_message(exc))
             except Exception:  # a malformed line or a bug: list again rather than trust the rest, or stop keeping
                 log.exception("watch of %s in %s failed", kind, namespace or "all namespaces")
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _follow(self, kind: str, namespace: str | None, version: str) -> str:
-        """Apply a watch's events until it ends; returns the version to watch from next ('' : list again)."""
+        """Apply a watch's events until it ends; returns the version to watch from next ('': list again, the
+        history after `version` is gone). An ERROR event other than 410 raises (listed again after a pause)."""
         async for event in self.kube.watch(RESOURCES_BY_KIND[kind], namespace, SELECTOR, version, WATCH_SECONDS):
             event_type, obj = str(event.get("type")), event.get("object") or {}
             if event_type == "ERROR":
-                log.info("watch of %s from %s ended: %s", kind, version, obj.get("message"))
-                return ""
+                if obj.get("code") == GONE:
+                    log.info("watch of %s from %s ended: %s; listing again", kind, version, obj.get("message"))
+                    return ""
+                raise ApiException(status=obj.get("code") or 500, reason=str(obj.get("message") or obj))
             version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
             if event_type == "BOOKMARK":
                 continue
-            change = self.store.apply(kind, event_type, obj)
-            if self.on_change is not None:
-                try:
-                    self.on_change(change)
-                except Exception:  # a consumer's bug must not stop the watch
-                    log.exception("handling a %s event of %s failed", event_type, kind)
+            self._tell(self.store.apply(kind, event_type, obj))
         return version
+
+    def _tell(self, change: Change) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(change)
+            except Exception:  # a consumer's bug must not stop the watch
+                log.exception("handling a %s event of %s failed", change.event_type, change.kind)

@@ -7,7 +7,9 @@ Served on `--metrics-port` (the manifest's 9103) for the PodMonitor."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from trading_operator.conditions import Reason
 
@@ -27,6 +29,24 @@ RECONCILES = Counter("tradeops_operator_reconciles", "Reconciles of a TradingSym
 ANALYSIS_LOOKS = Counter("tradeops_operator_analysis_looks",
                          "Looks of the analysis loop at a TradingSymbol (most measure nothing)", registry=REGISTRY)
 RESYNCS = Counter("tradeops_operator_resyncs", "Reconciles started by the resync safety net", registry=REGISTRY)
+BACKGROUND_MEASUREMENTS = Counter("tradeops_operator_background_measurements",
+                                  "Background measurements of stable revisions (a healthy one writes no status)",
+                                  registry=REGISTRY)
+BACKGROUND_MEASURED = Gauge("tradeops_operator_background_measured_timestamp_seconds",
+                            "When each TradingSymbol's stable revision was last measured in the background",
+                            ["namespace", "name"], registry=REGISTRY)
+
+
+def background_measured(namespace: str, name: str, timestamp: float) -> None:
+    """Count a background measurement and show its time: the status records only what it changed."""
+    BACKGROUND_MEASUREMENTS.inc()
+    BACKGROUND_MEASURED.labels(namespace, name).set(timestamp)
+
+
+def forget_symbol(namespace: str, name: str) -> None:
+    """A deleted TradingSymbol's per-symbol gauges go with it."""
+    with contextlib.suppress(KeyError):
+        BACKGROUND_MEASURED.remove(namespace, name)
 
 
 def record_event(namespace: str, symbol: str, type_: str, reason: str) -> None:

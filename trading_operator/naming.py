@@ -21,8 +21,9 @@ RESTART_ANNOTATION = f"{GROUP}/restart"
 """Requested restart of the running revision's pods (a new pod template stamp, like `kubectl rollout restart`).
 Every request's value is a JSON payload (`user_requests.RequestPayload`) binding it to a revision and generation."""
 ANALYSIS_REQUESTED_ANNOTATION = f"{GROUP}/analysis-requested"
-"""When (RFC 3339) a firing SLO alert asked for a background analysis of the stable revision now: the analysis
-loop measures it at its next look unless a measurement already followed (`analysis_work.next_work`)."""
+"""When (RFC 3339) a firing SLO alert (or the prometheus-loss drill) asked for a background analysis of the stable
+revision now: the analysis loop measures it at its next look unless a measurement already followed
+(`analysis_work.next_work`); the planner removes it once Prometheus answered a measurement made after it."""
 TUNING_FROZEN_ANNOTATION = f"{GROUP}/tuning-frozen"
 """Present: the auto-tuner proposes nothing (a running proposal finishes)."""
 REQUEST_ANNOTATIONS = (ROLLBACK_ANNOTATION, PROMOTE_ANNOTATION, ABORT_ANNOTATION, RETRY_ANNOTATION, RESTART_ANNOTATION)

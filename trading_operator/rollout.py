@@ -17,12 +17,13 @@ from typing import Any
 
 from policies.loader import PolicySet
 from policies.models import AnalysisPolicySpec, SLOPolicySpec, TuningPolicySpec
-from trading_operator import failures, tuner, user_requests
+from trading_operator import failures, naming, tuner, user_requests
 from trading_operator.analysis import OBJECTIVE, AnalysisSettings, measured_mean, record, settings_for
 from trading_operator.api import (
     AnalysisKind,
     AnalysisPhase,
     AnalysisRun,
+    BackgroundState,
     ConditionStatus,
     FailedRevision,
     ForcedRollback,
@@ -34,10 +35,11 @@ from trading_operator.api import (
 )
 from trading_operator.conditions import ConditionType, Reason
 from trading_operator.findings import ObjectiveMeasured, RunMeasured, StableMeasured
-from trading_operator.healing import Action, Outcome, assess
-from trading_operator.plans import NORMAL, WARNING, Observed, Plan
+from trading_operator.healing import Action, Outcome, answered, assess
+from trading_operator.plans import NORMAL, WARNING, Observed, Plan, RemoveAnnotation
 from trading_operator.progress import NotReady
 from trading_operator.revisions import Revision, find_by_number
+from trading_operator.timestamps import seconds_between
 from trading_operator.user_requests import Answers, RequestPayload
 
 
@@ -85,6 +87,7 @@ def fold_findings(result: Plan, observed: Observed, spec: TradingSymbolSpec, sta
             status = _fold_run(result, status, policies, finding)
         elif isinstance(finding, StableMeasured):
             status = _fold_background(result, status, policies, finding)
+            _answer_analysis_request(result, observed.annotations, finding)
         elif isinstance(finding, ObjectiveMeasured):
             status = _fold_objective(result, spec, status, policies, finding)
     return status
@@ -118,7 +121,23 @@ def _fold_background(result: Plan, status: TradingSymbolStatus, policies: Polici
         result.event(WARNING, Reason.SELF_HEALING_RESTART, outcome.message)
     elif outcome.action is Action.EXHAUSTED:
         result.event(WARNING, Reason.SELF_HEALING_EXHAUSTED, outcome.message)
+    elif outcome.background == (status.background or BackgroundState()):
+        return status  # a measurement that changes nothing is not written (not even a first, empty record)
     return status.model_copy(update={"background": outcome.background})
+
+
+def _answer_analysis_request(result: Plan, annotations: dict[str, str], finding: StableMeasured) -> None:
+    """An analysis request (a firing alert's, or a drill's) is removed once a measurement made after it was
+    answered by Prometheus: whoever asked sees it answered, though a healthy measurement writes no status."""
+    requested = annotations.get(naming.ANALYSIS_REQUESTED_ANNOTATION)
+    if requested is None or not answered(list(finding.measurements)):
+        return
+    try:
+        after = seconds_between(requested, finding.time) >= 0
+    except ValueError:
+        return  # not a time: the analysis loop ignores it (and says so)
+    if after:
+        result.actions.append(RemoveAnnotation(naming.ANALYSIS_REQUESTED_ANNOTATION))
 
 
 def _background_rollback(status: TradingSymbolStatus, outcome: Outcome, now: str) -> TradingSymbolStatus:

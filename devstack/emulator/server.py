@@ -8,7 +8,8 @@ Served over kmock's HTTP server; every Kubernetes request is answered from our o
 - optimistic concurrency (409 on a stale resourceVersion), 409 AlreadyExists, 404 NotFound, 422 for a
   failed JSON-patch `test` and for schema violations;
 - merge, JSON, strategic-merge (by item name) and apply patches; the status and scale subresources;
-- watches that honour `resourceVersion` (410 Gone when older than the history) and never lose an event
+- watches that honour `resourceVersion` (410 Gone when older than the history or than a compaction,
+  `Store.compact`, which also ends every open watch with the ERROR event carrying a 410 Status) and never lose an event
   (the snapshot and the subscription are taken in one synchronous step); label and field selectors on
   lists and watches (an object modified into a selection is ADDED, out of it DELETED, as real watch
   caches do); JSON watch streams; `timeoutSeconds`;
@@ -333,8 +334,7 @@ class EmulatedKubernetes(KubernetesEmulator):
         try:
             replay, sub = self.store.subscribe(rt.group, rt.plural, accepts, since)
         except TooOldError as exc:
-            gone = ApiError(410, "Expired", str(exc)).status()
-            await response.write(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
+            await response.write(_gone(exc))
             await response.write_eof()
             return response
         loop = asyncio.get_running_loop()
@@ -347,10 +347,13 @@ class EmulatedKubernetes(KubernetesEmulator):
                 if remaining is not None and remaining <= 0:
                     break
                 try:
-                    event: WatchEvent | None = await asyncio.wait_for(sub.queue.get(), remaining)
+                    event: WatchEvent | TooOldError | None = await asyncio.wait_for(sub.queue.get(), remaining)
                 except TimeoutError:
                     break
                 if event is None:
+                    break
+                if isinstance(event, TooOldError):
+                    await response.write(_gone(event))
                     break
                 await response.write(event.line())
             await response.write_eof()
@@ -429,3 +432,9 @@ class EmulatedKubernetes(KubernetesEmulator):
         except KeyError:
             return []
         return [copy.deepcopy(o) for o in self.apiserver.items(rt, namespace)]
+
+
+def _gone(exc: TooOldError) -> bytes:
+    """What kube-apiserver sends a watch it cannot serve from that resourceVersion: HTTP 200 and one ERROR
+    event carrying a 410 Expired Status."""
+    return json.dumps({"type": "ERROR", "object": ApiError(410, "Expired", str(exc)).status()}).encode() + b"\n"

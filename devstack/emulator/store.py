@@ -42,8 +42,13 @@ class Subscription:
     group: str
     plural: str
     accepts: Callable[[Obj], bool]
-    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
-    """Events in order; None ends the watch (the server is shutting down)."""
+    queue: asyncio.Queue[WatchEvent | TooOldError | None] = field(default_factory=asyncio.Queue)
+    """Events in order; None ends the watch (the server is shutting down), a TooOldError ends it with 410 Gone
+    (the history it follows was compacted)."""
+
+
+class TooOldError(Exception):
+    """The requested resourceVersion is older than the kept history (410 Gone)."""
 
 
 def visible(event: WatchEvent, accepts: Callable[[Obj], bool]) -> WatchEvent | None:
@@ -61,10 +66,6 @@ def visible(event: WatchEvent, accepts: Callable[[Obj], bool]) -> WatchEvent | N
     return None
 
 
-class TooOldError(Exception):
-    """The requested resourceVersion is older than the kept history (410 Gone)."""
-
-
 class Store:
     """Objects keyed by (group, plural, namespace, name); versions are strings of one global counter.
 
@@ -77,6 +78,8 @@ class Store:
         self.by_owner: dict[str, set[Key]] = collections.defaultdict(set)
         """Keys of the objects naming each owner uid in their ownerReferences (garbage collection, controllers)."""
         self.revision = 0
+        self.compacted = 0
+        """Every event up to this resourceVersion is forgotten (`compact`): a watch from before it gets 410."""
         self.history: collections.deque[WatchEvent] = collections.deque(maxlen=history)
         self.subscriptions: list[Subscription] = []
         self.listeners: list[Callable[[WatchEvent], None]] = []
@@ -152,15 +155,29 @@ class Store:
             replay = [WatchEvent(self.revision, group, plural, "ADDED", obj)
                       for _, obj in self.items(group, plural) if accepts(obj)]
         else:
-            oldest = self.history[0].resource_version if self.history else self.revision + 1
-            if since < oldest - 1 and since < self.revision and len(self.history) == self.history.maxlen:
-                raise TooOldError(f"too old resource version: {since} ({oldest - 1})")
+            if since < self._oldest():
+                raise TooOldError(f"too old resource version: {since} ({self._oldest()})")
             candidates = (visible(e, accepts) for e in self.history
                           if e.resource_version > since and e.group == group and e.plural == plural)
             replay = [e for e in candidates if e is not None]
         sub = Subscription(group, plural, accepts)
         self.subscriptions.append(sub)
         return replay, sub
+
+    def _oldest(self) -> int:
+        """The oldest resourceVersion a watch can start from: every event after it is kept."""
+        full = len(self.history) == self.history.maxlen
+        return max(self.compacted, self.history[0].resource_version - 1 if full and self.history else 0)
+
+    def compact(self) -> None:
+        """Forget the event history, as etcd's compaction does: every open watch ends with 410 Gone (the ERROR
+        event a real API server sends a watcher its watch cache has left behind) and a watch from an older
+        resourceVersion is refused with it, so a client must list again."""
+        self.history.clear()
+        self.compacted = self.revision
+        for sub in self.subscriptions:
+            sub.queue.put_nowait(TooOldError(f"too old resource version: the history before {self.revision} "
+                                             "was compacted"))
 
     def close_watches(self) -> None:
         """End every open watch stream."""

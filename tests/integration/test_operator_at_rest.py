@@ -1,7 +1,8 @@
-"""The operator at rest, counted (not timed): N unchanged TradingSymbols cost no API writes but the status
-writes of the background analysis they declare, and a bounded number of looks and reconciles per declared
-interval. The per-object analysis daemons looked at every symbol every second; this fails if anything
-polls like that again, or writes what did not change."""
+"""The operator at rest, counted (not timed): N unchanged, healthy TradingSymbols cost no API writes at all —
+their background analysis runs at the interval they declare (counted by the operator's own metrics) and writes
+nothing that did not change — and a bounded number of looks and reconciles per declared interval. The
+per-object analysis daemons looked at every symbol every second, and every measurement wrote its time into the
+status; this fails if anything polls like that again, or writes what did not change."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from devstack.processes import EmulatorProcess, OperatorProcess, free_port, inst
 from tests.integration.operator_harness import create_ts, new_namespace
 from trading_operator.executor import TRADING_SYMBOLS
 from trading_operator.kube import KubeApi
-from trading_operator.timestamps import parse_time
 
 POLICIES = pathlib.Path(__file__).parent / "policies" / "at_rest"
 INTERVAL = 3.0
@@ -67,46 +67,52 @@ def at_rest(tmp_path: pathlib.Path) -> Iterator[tuple[KubeApi, str, str, str]]:
         emulator.stop()
 
 
-def measured_at(kube: KubeApi, namespace: str) -> dict[str, float]:
-    """Each symbol's last background measurement (epoch seconds), for the Ready ones that have one."""
-    out = {}
-    for item in kube.list_objects(TRADING_SYMBOLS, namespace):
-        status = item.get("status") or {}
-        last = (status.get("background") or {}).get("lastMeasuredAt")
-        if status.get("phase") == "Ready" and last:
-            out[item["metadata"]["name"]] = parse_time(last).timestamp()
-    return out
+MEASURED = re.compile(r'^tradeops_operator_background_measured_timestamp_seconds\{name="([^"]+)",namespace="([^"]+)"\} '
+                      r'(\S+)$', re.MULTILINE)
 
 
-def test_unchanged_symbols_cost_only_their_declared_analysis(at_rest: tuple[KubeApi, str, str, str]) -> None:
+def measured_at(metrics_url: str, namespace: str) -> dict[str, float]:
+    """Each symbol's last background measurement (epoch seconds), as the operator's /metrics shows it: the status
+    records only what a measurement changed."""
+    return {name: float(value) for name, ns, value in MEASURED.findall(scrape(metrics_url)) if ns == namespace}
+
+
+def ready(kube: KubeApi, namespace: str) -> int:
+    return sum((item.get("status") or {}).get("phase") == "Ready" for item in kube.list_objects(TRADING_SYMBOLS,
+                                                                                                  namespace))
+
+
+def test_unchanged_symbols_cost_no_api_writes_only_their_declared_analysis(
+        at_rest: tuple[KubeApi, str, str, str]) -> None:
     kube, namespace, emulator_url, metrics_url = at_rest
     for i in range(SYMBOLS):
         create_ts(kube, namespace, f"s{i}", symbol=f"S{i}", policies={"analysis": "at-rest"})
-    measured = wait_for(lambda: (found := measured_at(kube, namespace)) and len(found) == SYMBOLS and found,
-                        120, f"{SYMBOLS} Ready symbols measured in the background")
+    wait_for(lambda: ready(kube, namespace) == SYMBOLS, 120, f"{SYMBOLS} Ready symbols")
+    measured = wait_for(lambda: (found := measured_at(metrics_url, namespace)) and len(found) == SYMBOLS and found,
+                        120, f"{SYMBOLS} symbols measured in the background")
     # One more interval first: the emulated Deployment controller finishes the rollouts' status meanwhile.
-    first = wait_for(lambda: (found := measured_at(kube, namespace)) and all(
+    first = wait_for(lambda: (found := measured_at(metrics_url, namespace)) and all(
         found[name] >= measured[name] + INTERVAL for name in measured) and found, 60, "a second measurement")
     requests_before = api_requests(emulator_url)
     looks_before = operator_counter(metrics_url, "tradeops_operator_analysis_looks")
     reconciles_before = operator_counter(metrics_url, "tradeops_operator_reconciles")
+    measurements_before = operator_counter(metrics_url, "tradeops_operator_background_measurements")
     started = time.monotonic()
-    # At rest for three of the declared intervals, as the measurements themselves show.
-    wait_for(lambda: all(t >= first[name] + 3 * INTERVAL for name, t in measured_at(kube, namespace).items()),
-             120, "three more background intervals of every symbol")
+    # At rest for four of the declared intervals, as the operator's own metrics show the measurements.
+    wait_for(lambda: all(t >= first[name] + 4 * INTERVAL for name, t in measured_at(metrics_url, namespace).items()),
+             120, "four more background intervals of every symbol")
     elapsed = time.monotonic() - started
     intervals = elapsed / INTERVAL + 1
     delta = api_requests(emulator_url) - requests_before
     writes = {key: count for key, count in delta.items() if key[0] not in READS}
     looks = operator_counter(metrics_url, "tradeops_operator_analysis_looks") - looks_before
     reconciles = operator_counter(metrics_url, "tradeops_operator_reconciles") - reconciles_before
+    measurements = operator_counter(metrics_url, "tradeops_operator_background_measurements") - measurements_before
 
-    assert set(writes) <= {("PATCH", "tradingsymbols", "status")}, f"writes of unchanged symbols: {writes}"
-    status_writes = writes.get(("PATCH", "tradingsymbols", "status"), 0)
-    assert 3 * SYMBOLS <= status_writes <= SYMBOLS * intervals, (status_writes, elapsed)
-    # A reconcile per measurement (its status write's event is looked at, not reconciled); the resync safety
-    # net (60 s) does not fall in the window.
-    assert reconciles <= SYMBOLS * intervals, (reconciles, elapsed, status_writes)
-    # A look per measurement and one per event its status write causes; the daemons looked once a second.
+    assert writes == {}, f"API writes of unchanged symbols at rest: {writes}"
+    assert 4 * SYMBOLS <= measurements <= SYMBOLS * intervals, (measurements, elapsed)
+    # A reconcile per measurement (it writes nothing); the resync safety net (60 s) does not fall in the window.
+    assert reconciles <= SYMBOLS * intervals, (reconciles, elapsed, measurements)
+    # A look per measurement; the per-second daemons looked once a second.
     assert looks <= SYMBOLS * 2 * intervals, (looks, elapsed)
     assert looks < SYMBOLS * elapsed * 0.8, (looks, elapsed)

@@ -36,8 +36,9 @@ def steady(**fields: object) -> TradingSymbolStatus:
     return TradingSymbolStatus.model_validate({**base, **fields})
 
 
-def work(spec: TradingSymbolSpec, status: TradingSymbolStatus, now: str, frozen: bool = False):
-    return next_work("prod", spec, status, resolve_policies(default_policies(), spec), frozen, now)
+def work(spec: TradingSymbolSpec, status: TradingSymbolStatus, now: str, frozen: bool = False,
+         last: str | None = None):
+    return next_work("prod", spec, status, last, resolve_policies(default_policies(), spec), frozen, now)
 
 
 def test_a_running_analysis_waits_for_its_initial_delay_then_measures_every_metric_of_its_revision():
@@ -69,21 +70,20 @@ def test_a_running_analysis_is_measured_an_interval_after_its_last_measurement()
     assert delay == interval
 
 
-@pytest.mark.parametrize(("status", "now", "delay"), [
-    (steady(background=BackgroundState(last_measured_at=at(0))), at(3), 7),
-    (steady(phase=Phase.INVALID), at(0), 10),
-    (TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=3, stable_revision=2), at(0), 10),
+@pytest.mark.parametrize(("status", "last", "now", "delay"), [
+    (steady(), at(0), at(3), 7),
+    (steady(phase=Phase.INVALID), None, at(0), 10),
+    (TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=3, stable_revision=2), None, at(0), 10),
 ], ids=["until-the-next-background-measurement", "invalid", "rolling-without-a-run"])
-def test_with_nothing_due_the_next_look_is_when_time_makes_something_due(status, now, delay):
+def test_with_nothing_due_the_next_look_is_when_time_makes_something_due(status, last, now, delay):
     """Not a poll every second: changes wake the loop (symbol_scheduler); time alone at the declared interval."""
-    assert work(SPEC, status, now) == (None, delay)
+    assert work(SPEC, status, now, last=last) == (None, delay)
 
 
 def test_a_settling_tuned_symbol_is_looked_at_when_it_has_settled():
     settle = resolve_policies(default_policies(), TUNED).tuning.settle_seconds
-    status = steady(stable_since=at(0), background=BackgroundState(last_measured_at=at(0)),
-                    tuning=TuningState(policy="hit-rate", generation=1))
-    found, delay = work(TUNED, status, at(1))
+    status = steady(stable_since=at(0), tuning=TuningState(policy="hit-rate", generation=1))
+    found, delay = work(TUNED, status, at(1), last=at(0))
     assert found is None
     assert delay == min(9, settle - 1)
 
@@ -101,8 +101,8 @@ def test_the_stable_revision_is_measured_every_background_interval():
     found, _ = work(SPEC, steady(), at(0))
     assert found is not None
     assert found.kind is WorkKind.BACKGROUND
-    assert work(SPEC, steady(background=BackgroundState(last_measured_at=at(0))), at(5))[0] is None
-    later = work(SPEC, steady(background=BackgroundState(last_measured_at=at(0))), at(10))[0]
+    assert work(SPEC, steady(), at(5), last=at(0))[0] is None
+    later = work(SPEC, steady(), at(10), last=at(0))[0]
     assert later is not None
     assert later.kind is WorkKind.BACKGROUND
 
@@ -115,25 +115,28 @@ def test_paused_invalid_or_rolling_symbols_are_not_measured():
 
 
 def tuning_status(**tuning: object) -> TradingSymbolStatus:
-    return steady(stable_since=at(0), background=BackgroundState(last_measured_at=at(400)),
-                  tuning=TuningState(policy="hit-rate", **tuning))
+    return steady(stable_since=at(0), tuning=TuningState(policy="hit-rate", **tuning))
+
+
+MEASURED = at(400)
+"""The stable revision's last background measurement in the tuning cases."""
 
 
 def test_a_tuning_baseline_is_measured_once_settled_out_of_cooldown_and_not_frozen():
-    found, _ = work(TUNED, tuning_status(), at(405))
+    found, _ = work(TUNED, tuning_status(), at(405), last=MEASURED)
     assert found is not None
     assert found.kind is WorkKind.TUNING_BASELINE
     assert [q.metric for q in found.queries] == ["objective"]
-    assert work(TUNED, tuning_status(), at(405), frozen=True)[0] is None
-    assert work(TUNED, tuning_status(), at(100))[0] is None  # settleSeconds is 300
-    assert work(TUNED, tuning_status(last_change_at=at(100)), at(405))[0] is None  # cooldown 900 s
-    assert work(TUNED, tuning_status(candidate={"strategy.entryScore": 0.7}), at(405))[0] is None
-    assert work(TUNED, tuning_status(converged=True), at(405))[0] is None
+    assert work(TUNED, tuning_status(), at(405), frozen=True, last=MEASURED)[0] is None
+    assert work(TUNED, tuning_status(), at(100), last=MEASURED)[0] is None  # settleSeconds is 300
+    assert work(TUNED, tuning_status(last_change_at=at(100)), at(405), last=MEASURED)[0] is None  # cooldown
+    assert work(TUNED, tuning_status(candidate={"strategy.entryScore": 0.7}), at(405), last=MEASURED)[0] is None
+    assert work(TUNED, tuning_status(converged=True), at(405), last=MEASURED)[0] is None
 
 
 def test_a_disabled_tuning_policy_never_proposes():
     status = tuning_status()
-    assert work(SPEC, status, at(405))[0] is None  # `default` tuning is off
+    assert work(SPEC, status, at(405), last=MEASURED)[0] is None  # `default` tuning is off
 
 
 def ready_since(seconds: int) -> list[Condition]:
@@ -168,19 +171,18 @@ def test_background_analysis_excludes_the_start_and_warm_up_of_the_stable_pods(s
 
 
 def test_an_alerts_request_measures_the_stable_revision_now_once():
-    status = steady(background=BackgroundState(last_measured_at=at(0)))
+    status = steady()
     policies = resolve_policies(default_policies(), SPEC)
     # Between intervals, nothing is due; an alert's request at 00:03 makes the stable revision due at once.
-    assert next_work("prod", SPEC, status, policies, False, at(5))[0] is None
-    found, _ = next_work("prod", SPEC, status, policies, False, at(5), analysis_requested=at(3))
+    assert next_work("prod", SPEC, status, at(0), policies, False, at(5))[0] is None
+    found, _ = next_work("prod", SPEC, status, at(0), policies, False, at(5), analysis_requested=at(3))
     assert found is not None
     assert (found.kind, found.revision) == (WorkKind.BACKGROUND, 2)
     # The measurement it caused (at 00:05) answers it: the request does not measure again.
-    measured = steady(background=BackgroundState(last_measured_at=at(5)))
-    assert next_work("prod", SPEC, measured, policies, False, at(6), analysis_requested=at(3))[0] is None
+    assert next_work("prod", SPEC, status, at(5), policies, False, at(6), analysis_requested=at(3))[0] is None
     # A revision that is rolling out is not "stable" analysis: the request waits for its run's verdict.
     rolling = TradingSymbolStatus(phase=Phase.PROGRESSING, current_revision=3, stable_revision=2,
                                   analysis=AnalysisRun(revision=3, kind=AnalysisKind.ROLLOUT, started_at=at(0)))
-    found, _ = next_work("prod", SPEC, rolling, policies, False, at(10), analysis_requested=at(3))
+    found, _ = next_work("prod", SPEC, rolling, at(0), policies, False, at(10), analysis_requested=at(3))
     assert found is not None
     assert found.kind is WorkKind.RUN

@@ -141,3 +141,37 @@ def test_managed_fields_are_not_kept() -> None:
     assert held is not None
     assert "managedFields" not in held["metadata"]
     assert held["metadata"]["resourceVersion"] == "2"
+
+
+def test_a_relist_after_410_rebuilds_the_store_exactly_and_tells_what_changed_meanwhile() -> None:
+    """A watch gone (410) is followed by a list: the store then holds exactly what the list holds (nothing lost,
+    nothing twice, whatever the broken watch delivered), and what changed while no watch ran is news as the
+    events it missed would have been — except the echo of the operator's own write."""
+    store = synced_store(obj("kept", "1"), obj("changed", "2"), obj("gone", "3"), obj("ours", "4"),
+                         obj("pod", "5", kind="Pod"))
+    store.wrote(obj("ours", "10"))
+    store.apply("Deployment", "MODIFIED", obj("changed", "11"))  # a late event of the broken watch
+    changes = store.replace("Deployment", [obj("kept", "1"), obj("changed", "12"), obj("ours", "10"),
+                                           obj("new", "13")])
+    assert sorted((c.event_type, c.obj["metadata"]["name"], c.own) for c in changes) == [
+        ("ADDED", "new", False), ("DELETED", "gone", False), ("MODIFIED", "changed", False)]
+    assert [(o["metadata"]["name"], version(store, o["metadata"]["name"]))
+            for o in store.owned("Deployment", "ns", "spy")] == [
+        ("changed", "12"), ("kept", "1"), ("new", "13"), ("ours", "10")]
+    assert version(store, "pod", kind="Pod") == "5"  # another kind is not touched
+    store.apply("Deployment", "MODIFIED", obj("ours", "14"))  # nothing awaited any more: applied as news
+    assert version(store, "ours") == "14"
+
+
+def test_the_first_list_is_no_news() -> None:
+    """Every owner is reconciled when first seen: the children the first list shows need no poke each."""
+    assert ChildStore(KINDS).replace("Deployment", [obj("spy-trading", "1")]) == []
+
+
+def test_of_a_pod_only_what_the_planner_reads_is_kept() -> None:
+    pod = obj("spy-trading-abc", "1", kind="Pod", spec={"containers": [{"name": "runtime", "env": []}]},
+              status={"podIP": "10.0.0.7", "containerStatuses": [{"name": "runtime", "restartCount": 2}]})
+    store = synced_store(pod)
+    kept = store.get("Pod", "ns", "spy-trading-abc")
+    assert kept == {k: v for k, v in pod.items() if k != "spec"}
+    assert store.owned("Pod", "ns", "spy") == [kept]

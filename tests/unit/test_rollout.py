@@ -533,3 +533,50 @@ def test_a_forced_rollback_ends_when_the_spec_changes():
     world.step()
     assert "forcedRollback" not in world.status
     assert world.running_revision() == 4
+
+
+def test_a_healthy_background_measurement_writes_nothing_and_a_breach_or_a_recovery_is_written_at_once():
+    """No idle churn: an unchanged symbol's measurement costs no status write; a change of verdict does."""
+    world = with_new_revision()
+    verdict(world, "Successful")
+    world.deployment_ready()
+    world.step()
+    assert plan(world.observe()).status is None  # at rest
+    passed = Measurement(time="2026-11-25T00:01:00Z", metric="tick-to-signal-latency",
+                         phase=AnalysisPhase.SUCCESSFUL, value=0.01)
+    for _ in range(3):
+        world.findings.append(StableMeasured(2, (passed,), "2026-11-25T00:01:00Z"))
+        quiet = plan(world.observe())
+        assert (quiet.status, quiet.actions) == (None, [])
+        world.step()
+    world.findings.append(StableMeasured(2, (failed(),), "2026-11-25T00:01:10Z"))
+    breach = plan(world.observe())
+    assert breach.status is not None
+    assert breach.status["background"]["consecutiveBreaches"] == 1
+    world.findings.append(StableMeasured(2, (failed(),), "2026-11-25T00:01:10Z"))
+    world.step()
+    world.findings.append(StableMeasured(2, (passed,), "2026-11-25T00:01:20Z"))
+    recovery = plan(world.observe())
+    assert recovery.status is not None
+    assert recovery.status["background"].get("consecutiveBreaches", 0) == 0
+
+
+def test_an_analysis_request_is_removed_once_a_measurement_after_it_was_answered():
+    """Whoever asked (an alert, a drill) sees the request answered, though a healthy measurement writes nothing."""
+    world = with_new_revision()
+    verdict(world, "Successful")
+    world.deployment_ready()
+    world.step()
+    world.annotations[naming.ANALYSIS_REQUESTED_ANNOTATION] = "2026-11-25T00:01:00Z"
+    unanswered = Measurement(time="2026-11-25T00:01:05Z", metric="tick-to-signal-latency",
+                             phase=AnalysisPhase.ERROR, message="Prometheus: timed out")
+    passed = Measurement(time="2026-11-25T00:01:05Z", metric="tick-to-signal-latency",
+                         phase=AnalysisPhase.SUCCESSFUL, value=0.01)
+    for finding in (StableMeasured(2, (passed,), "2026-11-25T00:00:50Z"),  # before the request
+                    StableMeasured(2, (unanswered,), "2026-11-25T00:01:05Z")):  # Prometheus away
+        world.findings.append(finding)
+        world.step()
+        assert naming.ANALYSIS_REQUESTED_ANNOTATION in world.annotations
+    world.findings.append(StableMeasured(2, (passed,), "2026-11-25T00:01:15Z"))
+    world.step()
+    assert naming.ANALYSIS_REQUESTED_ANNOTATION not in world.annotations

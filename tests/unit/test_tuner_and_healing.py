@@ -173,3 +173,27 @@ def test_inconclusive_measurements_never_lead_to_an_action():
         assert outcome.action is Action.NONE
         assert outcome.background.consecutive_breaches == 0
         status = status.model_copy(update={"background": outcome.background})
+
+
+UNANSWERED = [Measurement(time=t(0), metric="latency", phase=AnalysisPhase.ERROR, message="Prometheus: timed out")]
+
+
+def test_a_healthy_measurement_of_an_unchanged_symbol_changes_nothing_in_its_status():
+    """At rest a measurement is written only when it changes something (no time of measurement in the status)."""
+    status = stable(background=BackgroundState(actions=[t(0)], last_answered_at=t(5)))
+    for second in (10, 20, 30):
+        outcome = assess(status, PASSED, BACKGROUND, t(second))
+        assert (outcome.action, outcome.background) == (Action.NONE, status.background)
+
+
+@pytest.mark.parametrize(("before", "measured", "unanswered_since", "last_answered_at"), [
+    (BackgroundState(), UNANSWERED, t(20), None),
+    (BackgroundState(unanswered_since=t(10)), UNANSWERED, t(10), None),
+    (BackgroundState(unanswered_since=t(10)), PASSED, None, t(20)),
+    (BackgroundState(last_answered_at=t(5)), PASSED, None, t(5)),
+], ids=["outage-starts", "outage-goes-on-unwritten", "outage-ends", "answered-unwritten"])
+def test_whether_prometheus_answers_is_recorded_on_its_changes_only(before, measured, unanswered_since,
+                                                                   last_answered_at):
+    outcome = assess(stable(background=before), measured, BACKGROUND, t(20))
+    assert (outcome.background.unanswered_since, outcome.background.last_answered_at) == \
+        (unanswered_since, last_answered_at)
