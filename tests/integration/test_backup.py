@@ -294,13 +294,13 @@ def test_snapshot_keys_go_back_under_what_the_live_writers_rewrote():
     snapshot, live = ThrowawayRedis().start(), ThrowawayRedis().start()
     try:
         with redis.Redis.from_url(snapshot.url, decode_responses=True) as old:
-            first = old.xadd("tradeops:signals", {"data": "old"})
+            first = old.xadd("tradeops:signals", {"data": "old"}, id="1700000000000-0")
             old.xgroup_create("tradeops:signals", "audit", id="0")
             old.rpush("tradeops:returns:SPY", "0.1", "0.2")
             old.hset("tradeops:positions", mapping={"SPY": "old", "QQQ": "old"})
             old.set("tradeops:cache:ES:quote:ES", "{}", ex=300)
         with redis.Redis.from_url(live.url, decode_responses=True) as new:
-            new.xadd("tradeops:signals", {"data": "new"})
+            new.xadd("tradeops:signals", {"data": "new"}, id="1700000000001-0")  # later; auto ids may share a ms
             new.rpush("tradeops:returns:SPY", "0.3")
             new.hset("tradeops:positions", "SPY", "new")
             outcome = redis_snapshot.restore_keys(snapshot.url, live.url)
