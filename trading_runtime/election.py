@@ -189,7 +189,8 @@ class LeaderElection:
             self._set(self.elector.leading(self.clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._pause())
-        self._set(False)
+        # Stopped: still the holder until `release`, so that the working orders' results are recorded first (the
+        # feed has stopped: nothing new is decided); a lease that runs out meanwhile goes to the next leader.
 
     def _pause(self) -> float:
         """Until the next round: the retry period, but never past the deadline of the lease we hold."""

@@ -146,9 +146,6 @@ def stack(tmp_path):
             server.stop()
 
 
-@pytest.mark.xfail(strict=False, reason="racy, under investigation (stop 22): 1 run in 8 alone and 1 of 3 loaded "
-                   "suites failed, once with the book in PostgreSQL at +1 where the broker held nothing after the "
-                   "new leader's clean stop; it runs every time and an XFAIL shows in the summary")
 def test_a_new_leader_takes_the_brokers_positions_over_a_killed_leaders_unflushed_fills(stack):
     workdir, postgres, emulator, feed, started = stack
     broker = BrokerThread(feed.url, free_port()).start()
@@ -170,7 +167,8 @@ def test_a_new_leader_takes_the_brokers_positions_over_a_killed_leaders_unflushe
     leader.process.send_signal(signal.SIGKILL)
     leader.process.wait(10)
     at_kill, booked = broker.positions(), book(postgres.dsn)
-    assert at_kill != booked, "the leader's fills were flushed before it died: nothing to reconcile"
+    if at_kill == booked:  # the leader flips every few ticks: it may have been flat at the broker when killed
+        pytest.xfail("the killed leader's book and the broker agreed: this run had nothing to reconcile")
     expected = {
         i: (booked.get(i, 0.0), at_kill.get(i, 0.0))
         for i in set(booked) | set(at_kill)
