@@ -1,0 +1,149 @@
+"""Fencing by time (trading_runtime/execution/fencing.py): the expiry an order carries, the wait a new leader
+computes from the lease timings, and the paper broker's refusal of an order received after its expiry
+(devstack/paper_broker.py, over HTTP on a local port)."""
+
+from __future__ import annotations
+
+import datetime
+import math
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from devstack.paper_broker import KeyLimit, PaperBroker
+from trading_runtime.execution.fencing import fence_wait, order_expiry
+from trading_runtime.leadership import LeaseTimings
+
+SECRET = "s3cret"
+AUTH = {"Authorization": f"Bearer {SECRET}"}
+
+
+@pytest.mark.parametrize(
+    ("timings", "skew", "read_timeout", "wait"),
+    [
+        pytest.param(LeaseTimings(5, 4.0, 1.0), 0.5, 2.0, 1.5, id="runtime-defaults"),
+        pytest.param(LeaseTimings(3, 2.0, 0.5), 0.5, 1.0, 0.5, id="test-timings"),
+        pytest.param(LeaseTimings(15, 10.0, 2.0), 0.5, 2.0, 0.0, id="client-go-defaults-margin-covers-skew"),
+        pytest.param(LeaseTimings(5, 4.0, 1.0), 3.0, 2.0, 4.0, id="large-skew-waits-longer"),
+        pytest.param(LeaseTimings(5, 4.0, 1.0), 0.0, 0.0, 0.0, id="no-skew-instant-reads"),
+    ],
+)
+def test_a_new_leader_waits_until_the_old_leaders_last_possible_expiry(timings, skew, read_timeout, wait):
+    assert fence_wait(timings, skew, read_timeout) == pytest.approx(wait)
+
+
+def test_the_wait_grows_one_for_one_with_the_renew_deadline_and_the_skew():
+    base = fence_wait(LeaseTimings(6, 4.0, 1.0), 0.5, 2.0)
+    assert base > 0
+    assert fence_wait(LeaseTimings(6, 5.0, 1.0), 0.5, 2.0) == pytest.approx(base + 1.0)
+    assert fence_wait(LeaseTimings(6, 4.0, 1.0), 1.5, 2.0) == pytest.approx(base + 1.0)
+    assert fence_wait(LeaseTimings(7, 4.0, 1.0), 0.5, 2.0) == pytest.approx(base - 0.5)
+
+
+def test_a_negative_skew_is_refused():
+    with pytest.raises(ValueError, match="cannot be negative"):
+        fence_wait(LeaseTimings(), -1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("now", "deadline", "call_deadline", "expiry"),
+    [
+        pytest.param(100.0, 103.0, 10.0, 1003.0, id="lease-deadline-first"),
+        pytest.param(100.0, 130.0, 10.0, 1010.0, id="call-deadline-first"),
+        pytest.param(100.0, math.inf, 10.0, 1010.0, id="alone-call-deadline"),
+        pytest.param(100.0, 100.0, 10.0, None, id="at-the-deadline-nothing-sent"),
+        pytest.param(100.0, 99.0, 10.0, None, id="past-the-deadline-nothing-sent"),
+        pytest.param(100.0, None, 10.0, None, id="not-leading-nothing-sent"),
+    ],
+)
+def test_an_order_expires_at_the_senders_lease_deadline_at_the_latest(now, deadline, call_deadline, expiry):
+    assert order_expiry(now, 1000.0, deadline, call_deadline) == expiry
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stamp(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat()
+
+
+@pytest.fixture
+async def broker():
+    paper = PaperBroker({SECRET: KeyLimit("alpha", 1000.0, 100)}, clock=Clock(1_000_000.0))
+    paper.book.snapshots["SPY"] = {"underlying": {"instrument": "SPY", "bid": 99.0, "ask": 101.0}, "options": []}
+    client = TestClient(TestServer(paper.app()))
+    await client.start_server()
+    try:
+        yield paper, client
+    finally:
+        await client.close()
+
+
+async def order(client: TestClient, order_id: str, expire_at: str | None, quantity: float = 5) -> dict:
+    body = {"clientOrderId": order_id, "instrument": "SPY", "quantity": quantity}
+    if expire_at is not None:
+        body["expireAt"] = expire_at
+    answer = await client.post("/v1/orders", json=body, headers=AUTH)
+    return await answer.json()
+
+
+async def test_an_order_received_after_its_expiry_is_refused_as_expired_and_never_filled(broker):
+    paper, client = broker
+    late = await order(client, "o-late", stamp(paper.clock() - 0.001))
+    assert late["status"] == "expired"
+    assert "expired" in late["reason"]
+    assert paper.held == {}
+    assert paper.fills == []
+    assert [e["clientOrderId"] for e in paper.expired] == ["o-late"]
+    positions = await (await client.get("/v1/positions", headers=AUTH)).json()
+    assert positions == []
+
+
+async def test_an_order_before_its_expiry_fills_and_without_expiry_too(broker):
+    paper, client = broker
+    assert (await order(client, "o-1", stamp(paper.clock() + 1.0)))["status"] == "filled"
+    assert (await order(client, "o-2", None, quantity=-2))["status"] == "filled"
+    assert paper.held["SPY"].quantity == 3
+
+
+async def test_an_expired_order_leaves_its_id_free_and_a_filled_one_keeps_its_first_answer(broker):
+    paper, client = broker
+    assert (await order(client, "o-1", stamp(paper.clock() - 1.0)))["status"] == "expired"
+    filled = await order(client, "o-1", stamp(paper.clock() + 1.0))
+    assert filled["status"] == "filled"
+    # The same id again, even expired: the first answer, nothing filled twice.
+    assert (await order(client, "o-1", stamp(paper.clock() - 5.0))) == filled
+    assert paper.held["SPY"].quantity == 5
+    assert paper.served["order-again"] == 1
+
+
+async def test_an_expiry_without_an_offset_is_a_clear_error(broker):
+    _, client = broker
+    answer = await client.post("/v1/orders", headers=AUTH,
+                               json={"clientOrderId": "o", "instrument": "SPY", "quantity": 1,
+                                     "expireAt": "2026-01-01T00:00:00"})
+    assert answer.status == 400
+    assert "RFC 3339" in (await answer.json())["error"]
+
+
+async def test_fills_are_listed_by_time_and_symbol_with_their_fees(broker):
+    paper, client = broker
+    await order(client, "o-1", None)
+    paper.clock.now += 10
+    await order(client, "o-2", None, quantity=-1)
+    paper.book.snapshots["QQQ"] = {"underlying": {"instrument": "QQQ", "bid": 9.0, "ask": 11.0}, "options": []}
+    await client.post("/v1/orders", json={"clientOrderId": "q", "instrument": "QQQ", "quantity": 1}, headers=AUTH)
+    listed = await (await client.get("/v1/fills", params={"since": stamp(paper.clock() - 5), "symbol": "SPY"},
+                                     headers=AUTH)).json()
+    assert [(f["clientOrderId"], f["quantity"], f["price"], f["fee"]) for f in listed] == [
+        ("o-2", -1.0, 99.0, 0.005)
+    ]
+    everything = await (await client.get("/v1/fills", params={"since": stamp(0)}, headers=AUTH)).json()
+    assert [f["clientOrderId"] for f in everything] == ["o-1", "o-2", "q"]
+    missing = await client.get("/v1/fills", headers=AUTH)
+    assert missing.status == 400
