@@ -143,6 +143,8 @@ class PaperBroker:
     """Orders being held by `order_delay` right now."""
     clock: Callable[[], float] = time.time
     """The broker's wall clock (epoch seconds)."""
+    fill_reads: list[float] = field(default_factory=list)
+    """When each fills listing was asked for (the broker's clock)."""
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -245,6 +247,7 @@ class PaperBroker:
             return web.json_response({"error": "fills need since=<RFC 3339 time with its offset>"}, status=400)
         symbol = request.query.get("symbol")
         self._count("fills")
+        self.fill_reads.append(self.clock())
         listed = [{k: v for k, v in f.items() if k != "ts"} for f in self.fills if f["ts"] >= since and
                   (symbol is None or f["instrument"] == symbol or f["instrument"].startswith(f"{symbol}-"))]
         return web.json_response(listed)
