@@ -1,6 +1,6 @@
 """Fencing by time (trading_runtime/execution/fencing.py): the expiry an order carries, the wait a new leader
-computes from the lease timings, and the paper broker's refusal of an order received after its expiry
-(devstack/paper_broker.py, over HTTP on a local port)."""
+computes from the lease timings, the broker adapter's use of them (execution/http_broker.py), and the paper
+broker's refusal of an order received after its expiry (devstack/paper_broker.py, over HTTP on a local port)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from devstack.paper_broker import KeyLimit, PaperBroker
 from trading_runtime.execution.fencing import fence_wait, order_expiry
+from trading_runtime.execution.http_broker import HttpBroker
+from trading_runtime.execution.paper import OrderResult
+from trading_runtime.gateway.market_api import OrderAck, OrderTicket
+from trading_runtime.gateway.pool import ApiError
 from trading_runtime.leadership import LeaseTimings
 
 SECRET = "s3cret"
@@ -147,3 +151,71 @@ async def test_fills_are_listed_by_time_and_symbol_with_their_fees(broker):
     assert [f["clientOrderId"] for f in everything] == ["o-1", "o-2", "q"]
     missing = await client.get("/v1/fills", headers=AUTH)
     assert missing.status == 400
+
+
+class Api:
+    """The broker's API as `HttpBroker` calls it: answers each ticket with `answer(ticket)`, recording it."""
+
+    def __init__(self, answer) -> None:
+        self.tickets: list[OrderTicket] = []
+        self.answer = answer
+
+    async def submit_order(self, ticket: OrderTicket) -> OrderAck:
+        self.tickets.append(ticket)
+        return self.answer(ticket)
+
+
+def http_broker(api: Api, expiry) -> tuple[HttpBroker, list[OrderResult]]:
+    results: list[OrderResult] = []
+    broker = HttpBroker(api=api, order_timeout=1.0, on_result=results.append, expiry=expiry)  # type: ignore[arg-type]
+    broker.quote("SPY", 99.0, 101.0)
+    return broker, results
+
+
+async def test_each_order_carries_the_expiry_given_when_it_is_sent():
+    api = Api(lambda t: OrderAck(client_order_id=t.client_order_id, status="filled", price=101.0, fee=0.01))
+    broker, results = http_broker(api, lambda: 1_000_003.25)
+    broker.submit("SPY", 2, 0.0, order_id="o-1")
+    await broker.drain(5)
+    assert api.tickets[0].expire_at == datetime.datetime.fromtimestamp(1_000_003.25, datetime.UTC)
+    assert api.tickets[0].model_dump(by_alias=True, mode="json", exclude_none=True)["expireAt"].endswith("Z")
+    assert results[0].outcome == "filled"
+
+
+async def test_past_the_deadline_nothing_is_sent_and_the_order_is_unsent():
+    api = Api(lambda t: pytest.fail("an order was sent past the lease's deadline"))
+    broker, results = http_broker(api, lambda: None)
+    broker.submit("SPY", 2, 0.0, order_id="o-1")
+    await broker.drain(5)
+    assert api.tickets == []
+    assert (results[0].outcome, results[0].reason) == ("unsent", "not sent: the lease's renew deadline passed")
+
+
+async def test_an_order_the_broker_calls_expired_is_a_rejection_not_a_fill():
+    api = Api(lambda t: OrderAck(client_order_id=t.client_order_id, status="expired", reason="expired: late"))
+    broker, results = http_broker(api, lambda: 1.0)
+    broker.submit("SPY", 2, 0.0, order_id="o-1")
+    await broker.drain(5)
+    assert (results[0].outcome, results[0].fill, results[0].reason) == ("rejected", None, "expired: late")
+    assert broker.held() == {}
+
+
+async def test_an_unanswered_attempt_is_remembered_until_its_expiry():
+    expiries = iter([500.0, 700.0])
+
+    def lost(ticket: OrderTicket) -> OrderAck:
+        raise ApiError("timeout", sent=True)
+
+    broker, results = http_broker(Api(lost), lambda: next(expiries, None))
+    broker.submit("SPY", 2, 0.0, order_id="o-1")
+    await broker.drain(5)
+    assert broker.quiet_at == 700.0  # the later of the two attempts that may still be on the wire
+    assert results[0].outcome == "unknown"
+
+
+async def test_without_expiry_orders_carry_none():
+    api = Api(lambda t: OrderAck(client_order_id=t.client_order_id, status="filled", price=101.0, fee=0.01))
+    broker, _ = http_broker(api, None)
+    broker.submit("SPY", 2, 0.0, order_id="o-1")
+    await broker.drain(5)
+    assert "expireAt" not in api.tickets[0].model_dump(by_alias=True, mode="json", exclude_none=True)
