@@ -193,6 +193,7 @@ class Runtime:
             self.metrics.leader.labels(symbol).set(0)
             log.warning("lost the lease of %s: standing by (no orders)", symbol)
             return
+        log.warning("took the lease of %s: loading the book before trading", symbol)
         self._promotion = asyncio.ensure_future(self._promote())
 
     async def _promote(self) -> None:
