@@ -15,11 +15,11 @@ paper broker (`python -m devstack.paper_broker`) and two real runtime processes 
   next change of view, which is the market's doing, not the takeover's: read `trading_s` for the takeover;
 - `replayed`: the broker fills the new leader booked that the killed leader had not flushed.
 
-Lease timings `--lease-duration 3 --renew-deadline 2 --retry-period 0.5` (the integration tests'), skew
-allowance 0.5 s. Excludes: network distance (all local) and a real broker's latency; includes the load of
+Lease timings `--timings 3,2,0.5` (duration, renew deadline, retry period: the integration tests'; `5,4,1`
+are the runtime's defaults), skew allowance 0.5 s. Excludes: network distance (all local) and a real broker's latency; includes the load of
 other processes on this 2-core machine (the 1-minute load average is printed).
 
-    PYTHONPATH=. python benchmarks/broker_takeover.py [--runs 3] [--orders 3] [--json]
+    PYTHONPATH=. python benchmarks/broker_takeover.py [--runs 3] [--orders 3] [--timings 3,2,0.5] [--json]
 """
 
 from __future__ import annotations
@@ -41,12 +41,11 @@ from tests.integration.runtime_process import RuntimeProcess, wait_until
 from tests.servers import ThrowawayPostgres
 
 SECRET = "bench-alpha"
-LEASE = ["--lease-name", "tradeops-spy", "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5"]
 STRATEGY = {"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5}
 
 
 def replica(workdir: pathlib.Path, name: str, feed: str, broker: str, dsn: str, emulator: str,
-            flush_ms: int) -> RuntimeProcess:
+            flush_ms: int, timings: list[str]) -> RuntimeProcess:
     runtime = {"strategy": STRATEGY, "parameters": {"batchSize": 10000, "flushIntervalMs": flush_ms},
                "broker": {"endpoints": [broker], "openSeconds": 1, "deadlineSeconds": 5, "orderTimeoutSeconds": 10,
                           "keys": [{"name": "alpha", "secretKeyRef": {"name": "broker-keys", "key": "alpha"},
@@ -54,7 +53,9 @@ def replica(workdir: pathlib.Path, name: str, feed: str, broker: str, dsn: str, 
     env = {"TRADEOPS_API_KEY_ALPHA": SECRET, "TRADEOPS_KUBE_API_URL": emulator, "POD_NAMESPACE": "default",
            "POD_NAME": name}
     process = RuntimeProcess(workdir / name, "SPY", feed, runtime=runtime, database_url=dsn, env=env)
-    process.args += LEASE
+    duration, deadline, retry = timings
+    process.args += ["--lease-name", "tradeops-spy", "--lease-duration", duration, "--renew-deadline", deadline,
+                     "--retry-period", retry]
     return process
 
 
@@ -78,7 +79,7 @@ def logged_at(runtime: RuntimeProcess, text: str) -> tuple[float, str] | None:
     return None
 
 
-def one_run(workdir: pathlib.Path, orders: int) -> dict[str, Any]:
+def one_run(workdir: pathlib.Path, orders: int, timings: list[str]) -> dict[str, Any]:
     started: list[Any] = []
     try:
         postgres = ThrowawayPostgres().init().start()
@@ -91,8 +92,8 @@ def one_run(workdir: pathlib.Path, orders: int) -> dict[str, Any]:
                                     endpoints=1).start()
         started.append(broker)
         url = broker.urls[0]
-        leader = replica(workdir, "spy-a", feed.url, url, postgres.dsn, emulator.url, 60000)
-        standby = replica(workdir, "spy-b", feed.url, url, postgres.dsn, emulator.url, 50)
+        leader = replica(workdir, "spy-a", feed.url, url, postgres.dsn, emulator.url, 60000, timings)
+        standby = replica(workdir, "spy-b", feed.url, url, postgres.dsn, emulator.url, 50, timings)
         started += [standby, leader]
         leader.start()
         wait_until(lambda: leader.metric("tradeops_leader{") == 1.0, 60, "the first replica leads")
@@ -122,13 +123,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--orders", type=int, default=3, help="fills at the broker before the leader is killed")
+    parser.add_argument("--timings", default="3,2,0.5",
+                        help="lease duration, renew deadline, retry period (s); the runtime's defaults are 5,4,1")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    timings = args.timings.split(",")
     runs = []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="takeover-") as workdir:
-            runs.append(one_run(pathlib.Path(workdir), args.orders))
-    result = {"runs": runs, "load_average_1m": round(os.getloadavg()[0], 2)}
+            runs.append(one_run(pathlib.Path(workdir), args.orders, timings))
+    result = {"timings": args.timings, "runs": runs, "load_average_1m": round(os.getloadavg()[0], 2)}
     for key in ("lease_s", "trading_s", "first_order_s"):
         values = [r[key] for r in runs]
         result[f"{key}_median"] = round(statistics.median(values), 3)

@@ -555,7 +555,6 @@ class Runtime:
                         "rows_spilled_pending": self.writer.spill_rows}
         log.info("shutdown complete %s", json.dumps(summary), extra=summary)
 
-
     async def _quiet(self) -> None:
         """Before releasing the Lease: wait until the orders sent and never answered have expired at the broker
         (they may still be on the wire), so that the next leader's read of the broker sees all of them."""
