@@ -16,8 +16,8 @@ paper broker (`python -m devstack.paper_broker`) and two real runtime processes 
 - `replayed`: the broker fills the new leader booked that the killed leader had not flushed.
 
 Lease timings `--timings 3,2,0.5` (duration, renew deadline, retry period: the integration tests'; `5,4,1`
-are the runtime's defaults), skew allowance 0.5 s. Excludes: network distance (all local) and a real broker's latency; includes the load of
-other processes on this 2-core machine (the 1-minute load average is printed).
+are the runtime's defaults), skew allowance 0.5 s. Excludes: network distance (all local) and a real broker's
+latency; includes the load of other processes on this 2-core machine (the 1-minute load average is printed).
 
     PYTHONPATH=. python benchmarks/broker_takeover.py [--runs 3] [--orders 3] [--timings 3,2,0.5] [--json]
 """
