@@ -609,6 +609,9 @@ def broker_warnings(config: RenderedConfig) -> list[str]:
         warnings.append(f"preTrade.maxOrdersPerSecond ({config.runtime.pre_trade.max_orders_per_second}) is above "
                         f"the broker keys' combined rate ({capacity:g}/s): a burst of orders queues for the keys' "
                         "tokens (up to deadlineSeconds) before it is sent")
+    if api.orders and not api.order_expiry:
+        warnings.append("broker.orderExpiry is false: orders carry no expiry, so an order on the wire when leadership "
+                        "moves can fill after the next leader read the broker (booked at a later takeover or start)")
     for endpoint in api.endpoints:
         url = urllib.parse.urlsplit(endpoint)
         if url.scheme == "http" and url.hostname not in ("localhost", "127.0.0.1", "::1"):

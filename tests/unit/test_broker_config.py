@@ -95,7 +95,9 @@ def test_the_network_policy_lets_the_runtime_reach_the_broker_ports():
     ({"endpoints": ["http://127.0.0.1:8080", "http://localhost"]}, 20, []),
     ({"endpoints": ["http://10.0.0.7:8080"]}, 20, ["plain HTTP"]),
     ({"endpoints": ["https://a.example"]}, 30, ["above the broker keys' combined rate (25/s)"]),
-], ids=["https", "loopback-http", "remote-http", "orders-above-keys"])
+    ({"endpoints": ["https://a.example"], "orderExpiry": False}, 20, ["orders carry no expiry"]),
+    ({"endpoints": ["https://a.example"], "orderExpiry": False, "orders": False}, 20, []),
+], ids=["https", "loopback-http", "remote-http", "orders-above-keys", "no-expiry", "no-expiry-no-orders"])
 def test_broker_warnings(overrides, pre_trade, expected):
     config = RenderedConfig(symbol="SPY", market="equity-options", revision=1, runtime=RuntimeConfig(
         broker=broker(**overrides), pre_trade={"maxOrdersPerSecond": pre_trade}))
