@@ -5,12 +5,14 @@ the paper broker's positions (devstack/paper_broker.py)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devstack.paper_broker import Holding
 from tests.unit.test_engine import Rows, config, drive
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.execution import ids
-from trading_runtime.execution.paper import Position
+from trading_runtime.execution.paper import Position, apply_fill
 from trading_runtime.execution.reconcile import (
     Booked,
     BrokerFill,
@@ -210,3 +212,38 @@ async def test_a_new_leader_books_the_replayed_fills_with_their_exact_price_and_
     assert metrics.registry.get_sample_value("tradeops_fills_replayed_total", {"symbol": "SPY"}) == 1.0
     assert metrics.registry.get_sample_value("tradeops_book_reconciled_total",
                                              {"symbol": "SPY", "instrument": "SPY"}) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["SPY", "SPY-20250117-C-450"]),
+                  st.integers(-20, 20).filter(bool), st.integers(9000, 11000)),
+        min_size=1, max_size=30,
+    ),
+    st.data(),
+)
+def test_replaying_the_unflushed_tail_gives_the_book_the_broker_has(trades, data):
+    """Whatever the old leader flushed (a prefix of its fills), the replay of the rest ends where the broker is,
+    with no difference left to adopt and every missing fill booked once."""
+    multipliers = {"SPY": 1.0, "SPY-20250117-C-450": 100.0}
+    fills = [fill(ids.order_id("d", instrument, float(n)), quantity, price / 100, instrument=instrument)
+             for n, (instrument, quantity, price) in enumerate(trades)]
+    flushed = data.draw(st.integers(0, len(fills)))
+    broker = {}
+    for f in fills:
+        broker.setdefault(f.instrument, Holding()).add(f.quantity, f.price)
+    book: dict[str, Position] = {}
+    for f in fills[:flushed]:
+        apply_fill(book.setdefault(f.instrument, Position()), f.quantity, f.price, multipliers[f.instrument])
+    held = {i: BrokerPosition(h.quantity, h.average_price) for i, h in broker.items() if h.quantity}
+    plan = replay(book, {f.order_id for f in fills[:flushed]}, fills, held, multipliers)
+    assert [b.fill for b in plan.booked] == fills[flushed:]
+    assert plan.differences == []
+    assert plan.fees == pytest.approx(sum(f.fee for f in fills[flushed:]))
+    everything: dict[str, Position] = {}
+    for f in fills:
+        apply_fill(everything.setdefault(f.instrument, Position()), f.quantity, f.price, multipliers[f.instrument])
+    for instrument, position in everything.items():
+        assert plan.positions[instrument].quantity == pytest.approx(position.quantity)
+        assert plan.positions[instrument].realized == pytest.approx(position.realized)
