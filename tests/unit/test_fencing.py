@@ -4,19 +4,24 @@ broker's refusal of an order received after its expiry (devstack/paper_broker.py
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import math
+import time
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from devstack.paper_broker import KeyLimit, PaperBroker
+from trading_runtime.config import BrokerApi, RenderedConfig, RuntimeConfig, Switches, api_key_env
 from trading_runtime.execution.fencing import fence_wait, order_expiry
 from trading_runtime.execution.http_broker import HttpBroker
 from trading_runtime.execution.paper import OrderResult
 from trading_runtime.gateway.market_api import OrderAck, OrderTicket
 from trading_runtime.gateway.pool import ApiError
 from trading_runtime.leadership import LeaseTimings
+from trading_runtime.main import Runtime
 
 SECRET = "s3cret"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
@@ -219,3 +224,43 @@ async def test_without_expiry_orders_carry_none():
     broker.submit("SPY", 2, 0.0, order_id="o-1")
     await broker.drain(5)
     assert "expireAt" not in api.tickets[0].model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def runtime_with_broker(tmp_path, monkeypatch, **section) -> Runtime:
+    monkeypatch.setenv(api_key_env("alpha"), "a-secret")
+    broker_api = {"endpoints": ["https://broker.example"], "deadlineSeconds": 5,
+                  "keys": [{"name": "alpha", "secretKeyRef": {"name": "k", "key": "alpha"}, "ratePerSecond": 5}],
+                  **section}
+    config = RenderedConfig(symbol="SPY", market="equity-options", revision=1,
+                            runtime=RuntimeConfig(broker=BrokerApi.model_validate(broker_api)))
+    paths = {"config": tmp_path / "runtime.yaml", "switches": tmp_path / "switches.yaml"}
+    paths["config"].write_text(yaml.safe_dump(config.model_dump(by_alias=True, mode="json")))
+    paths["switches"].write_text("tradingEnabled: true\n")
+    args = argparse.Namespace(database_url=None, spill_path=str(tmp_path / "spill.jsonl"), redis_url=None,
+                              feed_url="ws://127.0.0.1:9", config=str(paths["config"]),
+                              switches=str(paths["switches"]), latency_log=None)
+    return Runtime(args, config, Switches())
+
+
+async def test_a_runtime_alone_gives_its_orders_the_calls_deadline_and_none_without_expiry(tmp_path, monkeypatch):
+    runtime = runtime_with_broker(tmp_path, monkeypatch)
+    assert runtime.broker is not None
+    assert runtime.broker.expiry is not None
+    assert runtime.broker.expiry() == pytest.approx(time.time() + 5, abs=0.5)
+    without = runtime_with_broker(tmp_path, monkeypatch, orderExpiry=False)
+    assert without.broker is not None
+    assert without.broker.expiry is None
+
+
+async def test_a_stopping_leader_waits_for_its_unanswered_orders_to_expire_before_it_releases(tmp_path,
+                                                                                              monkeypatch):
+    runtime = runtime_with_broker(tmp_path, monkeypatch, maxClockSkewSeconds=0.1)
+    assert runtime.broker is not None
+    runtime.broker.quiet_at = time.time() + 0.3
+    started = time.monotonic()
+    await runtime._quiet()
+    assert time.monotonic() - started >= 0.38
+    runtime.broker.quiet_at = time.time() - 1.0  # long expired: no wait
+    started = time.monotonic()
+    await runtime._quiet()
+    assert time.monotonic() - started < 0.1
