@@ -108,9 +108,9 @@ class Replayed:
 def replay(book: dict[str, Position], booked_orders: set[str], fills: list[BrokerFill],
            broker: dict[str, BrokerPosition], multipliers: dict[str, float]) -> Replayed:
     """Book every fill of `fills` (the broker's, oldest first) whose order is not in `booked_orders` and whose
-    client order id is one the runtime sends (a UUID: `execution/ids.py`), applied to
-    `book` in turn (realised P&L at each instrument's contract multiplier, 1 by default); then `reconcile` the
-    result with the broker's positions. A fill listed twice is booked once."""
+    client order id is one the runtime sends (a UUID: `execution/ids.py`), applied to `book` in turn (realised
+    P&L at each instrument's contract multiplier, 1 by default); then `reconcile` the result with the broker's
+    positions. A fill listed twice is booked once."""
     positions = {i: Position(p.quantity, p.average_price, p.realized) for i, p in book.items()}
     booked: list[Booked] = []
     seen = set(booked_orders)
