@@ -179,18 +179,25 @@ def kill_with_unflushed_fills(leader: RuntimeProcess, broker: BrokerThread, dsn:
     raise AssertionError(f"no moment within {timeout:g}s where the leader had fills the book lacked")
 
 
-def test_a_new_leader_books_every_fill_a_killed_leader_left_unflushed(stack):
+def leader_and_standby(stack, leader_flush_ms: int) -> tuple[BrokerThread, RuntimeProcess, RuntimeProcess]:
+    """The paper broker, and two replicas of SPY ordering through it: the first leading, the second warm."""
     workdir, postgres, emulator, feed, started = stack
     broker = BrokerThread(feed.url, free_port()).start()
     started.append(broker)
-    # The leader flushes once a minute: its fills reach the broker, not PostgreSQL, before it dies.
-    leader = replica(workdir, "spy-a", feed.url, broker.url, postgres.dsn, emulator.url, flush_ms=60000)
+    leader = replica(workdir, "spy-a", feed.url, broker.url, postgres.dsn, emulator.url, flush_ms=leader_flush_ms)
     standby = replica(workdir, "spy-b", feed.url, broker.url, postgres.dsn, emulator.url, flush_ms=50)
     started += [standby, leader]
     leader.start()
     wait_until(lambda: leader.metric("tradeops_leader{") == 1.0, 60, "the first replica leads")
     standby.start()
     wait_until(lambda: (standby.metric("tradeops_ticks_total") or 0) > 50, 60, "the standby's warm state")
+    return broker, leader, standby
+
+
+def test_a_new_leader_books_every_fill_a_killed_leader_left_unflushed(stack):
+    postgres = stack[1]
+    # The leader flushes once a minute: its fills reach the broker, not PostgreSQL, before it dies.
+    broker, leader, standby = leader_and_standby(stack, leader_flush_ms=60000)
     unbooked = kill_with_unflushed_fills(leader, broker, postgres.dsn, 240)
     assert unbooked, "the scenario guarantees work to reconcile"
     at_kill = broker.positions()
@@ -222,16 +229,8 @@ def test_a_new_leader_books_every_fill_a_killed_leader_left_unflushed(stack):
 
 
 def test_an_order_on_the_wire_past_the_leaders_deadline_expires_and_is_booked_by_nobody(stack):
-    workdir, postgres, emulator, feed, started = stack
-    broker = BrokerThread(feed.url, free_port()).start()
-    started.append(broker)
-    leader = replica(workdir, "spy-a", feed.url, broker.url, postgres.dsn, emulator.url, flush_ms=50)
-    standby = replica(workdir, "spy-b", feed.url, broker.url, postgres.dsn, emulator.url, flush_ms=50)
-    started += [standby, leader]
-    leader.start()
-    wait_until(lambda: leader.metric("tradeops_leader{") == 1.0, 60, "the first replica leads")
-    standby.start()
-    wait_until(lambda: (standby.metric("tradeops_ticks_total") or 0) > 50, 60, "the standby's warm state")
+    postgres = stack[1]
+    broker, leader, standby = leader_and_standby(stack, leader_flush_ms=50)
     wait_until(lambda: len(broker.broker.fills) >= 1, 180, "a first order filled")
     # The wire slows down: an order now reaches the broker 4 s after it was sent, past the 2 s renew deadline.
     broker.broker.order_delay = 4.0

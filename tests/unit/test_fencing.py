@@ -4,17 +4,16 @@ broker's refusal of an order received after its expiry (devstack/paper_broker.py
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import math
 import time
 
 import pytest
-import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from devstack.paper_broker import KeyLimit, PaperBroker
-from trading_runtime.config import BrokerApi, RenderedConfig, RuntimeConfig, Switches, api_key_env
+from tests.unit.test_broker_config import runtime_for
+from trading_runtime.config import BrokerApi, RuntimeConfig, api_key_env
 from trading_runtime.execution.fencing import fence_wait, order_expiry
 from trading_runtime.execution.http_broker import HttpBroker
 from trading_runtime.execution.paper import OrderResult
@@ -231,15 +230,7 @@ def runtime_with_broker(tmp_path, monkeypatch, **section) -> Runtime:
     broker_api = {"endpoints": ["https://broker.example"], "deadlineSeconds": 5,
                   "keys": [{"name": "alpha", "secretKeyRef": {"name": "k", "key": "alpha"}, "ratePerSecond": 5}],
                   **section}
-    config = RenderedConfig(symbol="SPY", market="equity-options", revision=1,
-                            runtime=RuntimeConfig(broker=BrokerApi.model_validate(broker_api)))
-    paths = {"config": tmp_path / "runtime.yaml", "switches": tmp_path / "switches.yaml"}
-    paths["config"].write_text(yaml.safe_dump(config.model_dump(by_alias=True, mode="json")))
-    paths["switches"].write_text("tradingEnabled: true\n")
-    args = argparse.Namespace(database_url=None, spill_path=str(tmp_path / "spill.jsonl"), redis_url=None,
-                              feed_url="ws://127.0.0.1:9", config=str(paths["config"]),
-                              switches=str(paths["switches"]), latency_log=None)
-    return Runtime(args, config, Switches())
+    return runtime_for(tmp_path, RuntimeConfig(broker=BrokerApi.model_validate(broker_api)))
 
 
 async def test_a_runtime_alone_gives_its_orders_the_calls_deadline_and_none_without_expiry(tmp_path, monkeypatch):

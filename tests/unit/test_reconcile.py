@@ -92,15 +92,21 @@ def test_a_runtime_owns_its_underlying_and_its_options(instrument, owned):
     assert owns("SPY", instrument) is owned
 
 
-async def test_a_new_leader_records_every_adopted_difference_as_a_risk_event_and_a_position():
-    rows = Rows()
-    metrics = RuntimeMetrics("SPY")
-    # Kill switch on: the new leader takes the book over and orders nothing, so the book is what it adopted.
+async def warm_standby(rows: Rows, metrics: RuntimeMetrics) -> SymbolEngine:
+    """A standby that has seen 200 ticks, its kill switch on: promoted, it takes the book over and orders
+    nothing, so the rows are what the takeover recorded."""
     engine = SymbolEngine(
         config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5}), False, metrics, rows, seed=0
     )
     engine.active = False
     await drive(engine, 200)
+    return engine
+
+
+async def test_a_new_leader_records_every_adopted_difference_as_a_risk_event_and_a_position():
+    rows = Rows()
+    metrics = RuntimeMetrics("SPY")
+    engine = await warm_standby(rows, metrics)
     reconciled = reconcile({"SPY": Position(10, 100.0, 2.0)}, {"SPY": BrokerPosition(30, 101.0)})
     engine.promote(reconciled.positions, 0.0, reconciled.differences)
     assert engine.broker.position("SPY") == Position(30, 101.0, 2.0)
@@ -194,11 +200,7 @@ def test_nothing_to_replay_when_the_book_holds_every_fill():
 async def test_a_new_leader_books_the_replayed_fills_with_their_exact_price_and_fee():
     rows = Rows()
     metrics = RuntimeMetrics("SPY")
-    engine = SymbolEngine(
-        config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5}), False, metrics, rows, seed=0
-    )
-    engine.active = False
-    await drive(engine, 200)
+    engine = await warm_standby(rows, metrics)
     plan = replay({}, set(), [fill(O2, 5, 102.0, fee=0.025)], {"SPY": BrokerPosition(5, 102.0)}, {})
     engine.promote(plan.positions, 1.0 + plan.fees, plan.differences, plan.booked)
     order_row, = rows.by_table["orders"]
