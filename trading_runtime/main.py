@@ -245,6 +245,7 @@ class Runtime:
         assert self.broker_api is not None
         symbol, database = self.engine.symbol, self.args.database_url
         since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=self.broker_api.fill_lookback_seconds)
+        # `owns` again: a broker may list more than the symbol asked for. Only UUIDs can be the book's order ids.
         fills = [f for f in await self.api.fills(since, symbol) if owns(symbol, f.instrument)]
         booked = await booked_orders(database, [f.order_id for f in fills if is_order_id(f.order_id)]) \
             if database else set()
