@@ -6,7 +6,12 @@ It follows the synthetic feed over its WebSocket (the runtime's own feed client)
 `POST /v1/orders` fills a market order at once at the touch (buys at the ask, sells at the bid) with a per-unit
 fee. The client order id is the idempotency key: an order sent again is answered with its first fill, never
 filled twice. `GET /v1/positions` lists the account's open positions (instrument, signed quantity, average entry
-price), as a real broker's positions API does: what a runtime's new leader reconciles its book against. Each
+price), as a real broker's positions API does, and `GET /v1/fills?since=&symbol=` its executions (client order
+id, instrument, signed quantity, price, fee, `filledAt`): what a runtime's new leader reconciles its book
+against. An order may carry `expireAt` (RFC 3339, good-till-time): one received later is answered
+`{"status": "expired"}` and never filled, and its id stays free (a later order under it is judged afresh:
+every request of a fenced-out leader carries an expiry no later than its deadline). `--order-delay` holds every
+order that long before it is judged, as a slow network would (a test's request on the wire). Each
 API key has the provider's token bucket: beyond it, `429` with `Retry-After`. One process listens on several
 ports: endpoints of one broker, sharing its book, its orders and its keys' limits.
 
@@ -18,9 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,10 +129,22 @@ class PaperBroker:
     throttled: dict[str, int] = field(default_factory=dict)
     """429 answers per key name."""
     served: dict[str, int] = field(default_factory=dict)
-    """Answered calls per kind: "snapshot", "order" (a first fill), "order-again" (an order sent again),
+    """Answered calls per kind: "snapshot", "order" (a first fill), "order-again" (an order sent again), "expired",
     "positions"."""
     held: dict[str, Holding] = field(default_factory=dict)
     """The account's open positions by instrument."""
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    """Every execution, in the order it happened."""
+    expired: list[dict[str, Any]] = field(default_factory=list)
+    """Orders received after their expiry: id, `expireAt`, `receivedAt` (never filled)."""
+    order_delay: float = 0.0
+    """Seconds an order is held before it is judged (the wire's delay; a test sets it)."""
+    delayed: int = 0
+    """Orders being held by `order_delay` right now."""
+    clock: Callable[[], float] = time.time
+    """The broker's wall clock (epoch seconds)."""
+    fill_reads: list[float] = field(default_factory=list)
+    """When each fills listing was asked for (the broker's clock)."""
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -133,6 +152,7 @@ class PaperBroker:
         app.router.add_post("/v1/orders", self._order)
         app.router.add_get("/v1/orders", self._orders)
         app.router.add_get("/v1/positions", self._positions)
+        app.router.add_get("/v1/fills", self._fills)
         return app
 
     def _admit(self, request: web.Request) -> web.Response | None:
@@ -165,19 +185,37 @@ class PaperBroker:
             body = await request.json()
             order_id, instrument, quantity = str(body["clientOrderId"]), str(body["instrument"]), \
                 float(body["quantity"])
+            expire_at = _instant(body["expireAt"]) if body.get("expireAt") is not None else None
         except (ValueError, KeyError, TypeError):
-            return web.json_response({"error": "an order needs clientOrderId, instrument and quantity"}, status=400)
+            return web.json_response({"error": "an order needs clientOrderId, instrument and quantity (and "
+                                               "expireAt, when given, an RFC 3339 time with its offset)"},
+                                     status=400)
+        if self.order_delay > 0:  # the wire's delay: the order reaches the broker only now
+            self.delayed += 1
+            try:
+                await asyncio.sleep(self.order_delay)
+            finally:
+                self.delayed -= 1
         if order_id in self.orders:  # the same order again: its first answer
             self._count("order-again")
             return web.json_response(self.orders[order_id])
+        received = self.clock()
+        if expire_at is not None and received > expire_at:  # good-till-time: too late, never filled
+            self.expired.append({"clientOrderId": order_id, "expireAt": expire_at, "receivedAt": received})
+            self._count("expired")
+            return web.json_response({"clientOrderId": order_id, "status": "expired",
+                                      "reason": f"expired: received {received - expire_at:.3f}s after its "
+                                                f"expireAt {body['expireAt']}"})
         price = self.book.touch(instrument, quantity)
         answer: dict[str, Any]
         if price is None or quantity == 0:
             answer = {"clientOrderId": order_id, "status": "rejected", "reason": f"no quote for {instrument}"}
         else:
             answer = {"clientOrderId": order_id, "status": "filled", "price": price,
-                      "fee": abs(quantity) * self.fee_per_unit, "instrument": instrument, "quantity": quantity}
+                      "fee": abs(quantity) * self.fee_per_unit, "instrument": instrument, "quantity": quantity,
+                      "filledAt": _stamp(received)}
             self.held.setdefault(instrument, Holding()).add(quantity, price)
+            self.fills.append({**answer, "ts": received})
         self.orders[order_id] = answer
         self._count("order")
         return web.json_response(answer, status=201)
@@ -189,7 +227,6 @@ class PaperBroker:
         refused = self._admit(request)
         return refused or web.json_response(list(self.orders.values()))
 
-
     async def _positions(self, request: web.Request) -> web.Response:
         refused = self._admit(request)
         if refused is not None:
@@ -197,6 +234,35 @@ class PaperBroker:
         self._count("positions")
         return web.json_response([{"instrument": i, "quantity": h.quantity, "averagePrice": h.average_price}
                                   for i, h in sorted(self.held.items()) if h.quantity])
+
+    async def _fills(self, request: web.Request) -> web.Response:
+        """Executions since `since` (RFC 3339, required), of `symbol` (the underlying and its options) when
+        given, oldest first."""
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        try:
+            since = _instant(request.query["since"])
+        except (KeyError, ValueError):
+            return web.json_response({"error": "fills need since=<RFC 3339 time with its offset>"}, status=400)
+        symbol = request.query.get("symbol")
+        self._count("fills")
+        self.fill_reads.append(self.clock())
+        listed = [{k: v for k, v in f.items() if k != "ts"} for f in self.fills if f["ts"] >= since and
+                  (symbol is None or f["instrument"] == symbol or f["instrument"].startswith(f"{symbol}-"))]
+        return web.json_response(listed)
+
+
+def _instant(text: str) -> float:
+    """An RFC 3339 time with its offset (`Z` or `+00:00`) as epoch seconds; ValueError otherwise."""
+    moment = datetime.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return moment.timestamp()
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_key(text: str) -> tuple[str, KeyLimit]:
@@ -206,7 +272,8 @@ def parse_key(text: str) -> tuple[str, KeyLimit]:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    broker = PaperBroker(dict(parse_key(k) for k in args.key), fee_per_unit=args.fee_per_unit)
+    broker = PaperBroker(dict(parse_key(k) for k in args.key), fee_per_unit=args.fee_per_unit,
+                         order_delay=args.order_delay)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -235,6 +302,8 @@ def main() -> None:
     parser.add_argument("--key", action="append", required=True, metavar="NAME:SECRET:RATE[:BURST]",
                         help="an API key and its rate limit (requests/s, bucket size); development keys only")
     parser.add_argument("--fee-per-unit", type=float, default=0.005)
+    parser.add_argument("--order-delay", type=float, default=0.0,
+                        help="seconds every order is held before it is judged (a slow network, for tests)")
     asyncio.run(serve(parser.parse_args()))
 
 

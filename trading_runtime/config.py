@@ -223,6 +223,18 @@ class BrokerApi(CamelModel):
     order_timeout_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 30.0
     """How long an order whose answer was lost is sent again (same client order id) before the runtime halts
     trading: its outcome is then unknown."""
+    order_expiry: bool = True
+    """Orders carry an expiry (`expireAt`, good-till-time: IBKR's GTD, FIX `ExpireTime`) no later than the
+    sender's Lease renew deadline, and the broker refuses one received after it: an order still on the wire
+    when leadership moves cannot fill. False, for a broker without expiry: orders carry none, and one that
+    reaches the broker after the next leader read its fills stays unbooked until a later takeover or start
+    replays it (docs/scaling.md, "What can still be lost")."""
+    max_clock_skew_seconds: Annotated[float, Field(ge=0.0, le=60.0)] = 0.5
+    """The most any runtime's wall clock may differ from the broker's (plus the broker's lag in listing a
+    fill): a new leader waits this much longer before it reads the broker's fills at takeover."""
+    fill_lookback_seconds: Annotated[float, Field(gt=0.0, le=30 * 86400.0)] = 86400.0
+    """How far back a leader lists the broker's fills at takeover and at start, to book those it does not
+    hold; an older one missing from the book is caught by the positions check (a `book-reconciled` event)."""
 
     @model_validator(mode="after")
     def _distinct_keys(self) -> Self:

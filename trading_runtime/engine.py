@@ -25,7 +25,7 @@ from trading_runtime.execution import ids
 from trading_runtime.execution.options import Contract, choose_contract, contract_greeks, contracts_for, parse_option_id
 from trading_runtime.execution.paper import Broker, Fill, OrderResult, PaperBroker, Position, Working
 from trading_runtime.execution.pretrade import OrderRequest, PreTradeControls, Rejection, RejectReason
-from trading_runtime.execution.reconcile import Difference
+from trading_runtime.execution.reconcile import Booked, Difference
 from trading_runtime.feeds.protocol import Heartbeat, Quote, Snapshot, Trade
 from trading_runtime.indicators.bars import MultiTimeframe
 from trading_runtime.indicators.microstructure import OrderFlowImbalance, SessionVpin, TradeFlow, microprice
@@ -156,16 +156,21 @@ class SymbolEngine:
 
     # Leadership -------------------------------------------------------------------------------------
 
-    def promote(self, positions: dict[str, Position], fees: float, adopted: Sequence[Difference] = ()) -> None:
+    def promote(self, positions: dict[str, Position], fees: float, adopted: Sequence[Difference] = (),
+                replayed: Sequence[Booked] = ()) -> None:
         """This replica now leads: take over the book's positions (never start flat), then hold what the
         current view calls for. The view's signal is written again (same id) and its orders are ids of the
         decision, instrument and target: an order the old leader placed and booked is not needed again, one it
         placed and did not book is sent again under the same id (a broker that saw it refuses the second).
         `adopted`: instruments whose booked quantity was not the broker's (`positions` holds the broker's), each
-        recorded as a risk event and a position row, so the book says what the broker holds."""
+        recorded as a risk event and a position row, so the book says what the broker holds. `replayed`: the
+        broker's fills the book did not hold (`fees` counts theirs), booked first — order, fill and position rows
+        under the ids the old leader would have written, stamped with the latest market time like every row of
+        the takeover (so the book's latest position is the last one written), and one `fills-replayed` event."""
         self.broker.restore(positions, fees)
         self.active = True
         ts = self.last_ts if math.isfinite(self.last_ts) and self.last_ts > 0 else self.clock.now()
+        self._book_replayed(ts, replayed)
         for difference in adopted:
             instrument, position = difference.instrument, positions[difference.instrument]
             self.metrics.book_reconciled.labels(self.symbol, instrument).inc()
@@ -179,6 +184,26 @@ class SymbolEngine:
         if self._last_signal is not None and self.trading:
             self.sink("signals", self._last_signal)
             self._rebalance(self.last_ts, str(self._last_signal[0]))
+
+    def _book_replayed(self, ts: float, replayed: Sequence[Booked]) -> None:
+        for booked in replayed:
+            fill, position = booked.fill, booked.position
+            side = "buy" if fill.quantity > 0 else "sell"
+            self.sink("orders", (fill.order_id, _utc(ts), self.symbol, fill.instrument, side, abs(fill.quantity), None,
+                                 None, "filled"))
+            self.sink("fills", (ids.fill_id(fill.order_id), _utc(ts), fill.order_id, fill.quantity, fill.price,
+                                fill.fee))
+            self.sink("positions", (_utc(ts), self.symbol, fill.instrument, position.quantity, position.average_price,
+                                    position.realized))
+        if not replayed:
+            return
+        self.metrics.fills_replayed.labels(self.symbol).inc(len(replayed))
+        log.warning("booked %d fill(s) of %s the book did not hold, from the broker's fills", len(replayed),
+                    self.symbol)
+        self.sink("risk_events", (_utc(ts), self.symbol, "fills-replayed", "warning",
+                                  {"fills": [{"order_id": b.fill.order_id, "instrument": b.fill.instrument,
+                                              "quantity": b.fill.quantity, "price": b.fill.price, "fee": b.fill.fee,
+                                              "filled_at": b.fill.ts} for b in replayed]}))
 
     def demote(self) -> None:
         """Leadership lost: from now on no order. The positions stay in the book for the next leader; this

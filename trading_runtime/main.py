@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import math
@@ -33,8 +34,10 @@ from trading_runtime.config import RenderedConfig, Switches
 from trading_runtime.config_watch import ConfigError, WatchedFile, load_runtime_config, load_switches, watch
 from trading_runtime.election import API_URL_ENV, LEASE_NAME_ENV, ApiAccess, LeaderElection, LeaseApi
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.execution.fencing import fence_wait, order_expiry
 from trading_runtime.execution.http_broker import HttpBroker
-from trading_runtime.execution.reconcile import Difference, owns, reconcile
+from trading_runtime.execution.paper import Position
+from trading_runtime.execution.reconcile import Booked, Difference, Replayed, is_order_id, owns, replay
 from trading_runtime.feeds.client import FeedClient, Message
 from trading_runtime.feeds.recorded import LoadOptions, Recorded, RecordedDataError, load_recorded
 from trading_runtime.feeds.replay import ReplayFeed
@@ -55,7 +58,7 @@ from trading_runtime.portfolio.events import (
     PositionEvent,
     SymbolCap,
 )
-from trading_runtime.storage.book import load_book
+from trading_runtime.storage.book import booked_orders, load_book
 from trading_runtime.storage.schema import migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
 from trading_runtime.telemetry import DecisionTracer, FlushTracer, TelemetryError, Tracing, TracingSettings
@@ -90,6 +93,7 @@ class Runtime:
         self.latency_log = open(args.latency_log, "a", buffering=1) if args.latency_log else None  # noqa: SIM115
         # The broker's API (orders, snapshots) through the client pool; its metrics are the runtime's.
         broker_api = config.runtime.broker if replay is None else None
+        self.broker_api = broker_api
         self.pool = ClientPool(pool_settings(broker_api, os.environ), self.metrics.registry,
                                buckets=self._shared_buckets()) if broker_api is not None else None
         self.api = MarketApi(self.pool) if self.pool is not None else None
@@ -125,7 +129,10 @@ class Runtime:
         self._version = 0
         self._cap_state = CapState.ABSENT
         self._order_instruments: dict[str, str] = {}
+        self._lease_read_timeout = 0.0
         self.election = self._election(args)
+        if self.broker is not None and broker_api is not None and broker_api.order_expiry:
+            self.broker.expiry = self._order_expiry
         self._leading = self.election is None  # without a Lease, this process is the symbol's only trader
         self._promotion: asyncio.Task[None] | None = None
         self._migrated = False
@@ -160,8 +167,19 @@ class Runtime:
                         "trades alone", API_URL_ENV, args.lease_name)
             return None
         timings = LeaseTimings(args.lease_duration, args.renew_deadline, args.retry_period)
-        return LeaderElection(LeaseApi(access, timeout=min(2.0, timings.renew_deadline / 2)), args.lease_name,
-                              args.identity, timings, self._on_leadership)
+        timeout = min(2.0, timings.renew_deadline / 2)
+        # A standby's read is answered within the request's timeout and within its round's budget (election.py).
+        self._lease_read_timeout = min(timeout, 2 * timings.retry_period)
+        return LeaderElection(LeaseApi(access, timeout=timeout), args.lease_name, args.identity, timings,
+                              self._on_leadership)
+
+    def _order_expiry(self) -> float | None:
+        """The expiry of an order attempt sent now (execution/fencing.py): the Lease's renew deadline, or the
+        call's deadline alone for a runtime without a Lease; None once the deadline has passed."""
+        assert self.broker_api is not None
+        now = time.monotonic()
+        deadline = math.inf if self.election is None else self.election.elector.deadline(now)
+        return order_expiry(now, time.time(), deadline, self.broker_api.deadline_seconds)
 
     def _on_leadership(self, leading: bool) -> None:
         """Leadership changed. Losing it stops orders at once; gaining it loads the book first."""
@@ -175,31 +193,65 @@ class Runtime:
             self.metrics.leader.labels(symbol).set(0)
             log.warning("lost the lease of %s: standing by (no orders)", symbol)
             return
+        log.warning("took the lease of %s: loading the book before trading", symbol)
         self._promotion = asyncio.ensure_future(self._promote())
 
     async def _promote(self) -> None:
-        """Load the book (PostgreSQL), reconcile it against the broker's positions when orders go to a broker's
-        API (the truth for what it filled: a killed leader's unflushed fills are lost to the book, not to the
-        broker), and only then trade. Each read is retried with backoff while its server does not answer."""
+        """Load the book (PostgreSQL); with orders going to a broker's API, reconcile it against the broker (the
+        truth for what it filled: a killed leader's unflushed fills are lost to the book, not to the broker) —
+        once every order the old leader may have sent has expired, book the broker's fills the book does not
+        hold, then check the positions — and only then trade. Each read is retried with backoff while its server
+        does not answer."""
         symbol, database = self.engine.symbol, self.args.database_url
         book = await self._until_read(lambda: load_book(database, symbol), "the book") if database else None
         if not self._leading:
             return
         if book is None:
             log.warning("no database: %s starts from %s", symbol,
-                        "the broker's positions" if self.broker is not None else "a flat book")
+                        "the broker's fills and positions" if self.broker is not None else "a flat book")
         positions, fees = (book.positions, book.fees) if book else ({}, 0.0)
         adopted: list[Difference] = []
+        replayed: list[Booked] = []
         if self.api is not None and self.broker is not None:
-            held = await self._until_read(self.api.positions, "the broker's positions", halt="reconcile")
-            if held is None:
+            await self._fence()
+            plan = await self._until_read(lambda: self._replay(positions), "the broker's fills and positions",
+                                          halt="reconcile")
+            if plan is None:
                 return
-            reconciled = reconcile(positions, {i: p for i, p in held.items() if owns(symbol, i)})
-            positions, adopted = reconciled.positions, reconciled.differences
-        self.engine.promote(positions, fees, adopted)
+            positions, fees, adopted, replayed = plan.positions, fees + plan.fees, plan.differences, plan.booked
+        self.engine.promote(positions, fees, adopted, replayed)
         self.metrics.leader.labels(symbol).set(1)
         taken = {i: p.quantity for i, p in positions.items() if p.quantity}
         log.warning("leading %s: took over %s", symbol, json.dumps(taken), extra={"symbol": symbol, "positions": taken})
+
+    async def _fence(self) -> None:
+        """A new leader waits until every order the old one may have sent has expired at the broker (the bound
+        follows from the lease timings and the clock-skew allowance: execution/fencing.py)."""
+        api = self.broker_api
+        if self.election is None or api is None:
+            return  # alone: no other holder to fence out
+        if not api.order_expiry:
+            log.warning("broker.orderExpiry is off: an order the old leader of %s sent may still reach the broker "
+                        "after its fills are read", self.engine.symbol)
+            return
+        wait = fence_wait(self.election.timings, api.max_clock_skew_seconds, self._lease_read_timeout)
+        if wait > 0:
+            log.info("waiting %.2fs for the old leader's orders to expire before reading the broker", wait)
+            await asyncio.sleep(wait)
+
+    async def _replay(self, book: dict[str, Position]) -> Replayed:
+        """The broker's fills of this symbol over `fillLookbackSeconds` and its positions, against `book`."""
+        assert self.api is not None
+        assert self.broker_api is not None
+        symbol, database = self.engine.symbol, self.args.database_url
+        since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=self.broker_api.fill_lookback_seconds)
+        # `owns` again: a broker may list more than the symbol asked for. Only UUIDs can be the book's order ids.
+        fills = [f for f in await self.api.fills(since, symbol) if owns(symbol, f.instrument)]
+        booked = await booked_orders(database, [f.order_id for f in fills if is_order_id(f.order_id)]) \
+            if database else set()
+        held = await self.api.positions()
+        return replay(book, booked, fills, {i: p for i, p in held.items() if owns(symbol, i)},
+                      dict(self.broker.multipliers) if self.broker is not None else {})
 
     async def _until_read(self, read: Callable[[], Awaitable[T]], what: str, halt: str | None = None) -> T | None:
         """`read()`, retried with backoff (0.2 s doubling to 2 s) while it fails and this process still leads,
@@ -488,6 +540,7 @@ class Runtime:
         if writer_task is not None:
             await writer_task
         if self.election is not None:  # after the last row is written: the next leader reads a complete book
+            await self._quiet()
             await self.election.release()
         if self.bus is not None:
             await self.bus.close()
@@ -502,6 +555,17 @@ class Runtime:
             summary |= {"rows_accepted": self.writer.stats.accepted, "rows_written": self.writer.stats.written,
                         "rows_spilled_pending": self.writer.spill_rows}
         log.info("shutdown complete %s", json.dumps(summary), extra=summary)
+
+    async def _quiet(self) -> None:
+        """Before releasing the Lease: wait until the orders sent and never answered have expired at the broker
+        (they may still be on the wire), so that the next leader's read of the broker sees all of them."""
+        if self.broker is None or self.broker_api is None or not self.broker_api.order_expiry:
+            return
+        wait = self.broker.quiet_at + self.broker_api.max_clock_skew_seconds - time.time()
+        if wait > 0:
+            wait = min(wait, self.broker_api.deadline_seconds + self.broker_api.max_clock_skew_seconds)
+            log.warning("waiting %.2fs for unanswered orders to expire before releasing the lease", wait)
+            await asyncio.sleep(wait)
 
 
 async def never() -> bool:
@@ -546,6 +610,9 @@ def broker_warnings(config: RenderedConfig) -> list[str]:
         warnings.append(f"preTrade.maxOrdersPerSecond ({config.runtime.pre_trade.max_orders_per_second}) is above "
                         f"the broker keys' combined rate ({capacity:g}/s): a burst of orders queues for the keys' "
                         "tokens (up to deadlineSeconds) before it is sent")
+    if api.orders and not api.order_expiry:
+        warnings.append("broker.orderExpiry is false: orders carry no expiry, so an order on the wire when leadership "
+                        "moves can fill after the next leader read the broker (booked at a later takeover or start)")
     for endpoint in api.endpoints:
         url = urllib.parse.urlsplit(endpoint)
         if url.scheme == "http" and url.hostname not in ("localhost", "127.0.0.1", "::1"):

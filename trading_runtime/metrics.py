@@ -101,6 +101,9 @@ class RuntimeMetrics:
         self.book_reconciled = Counter(f"{PREFIX}_book_reconciled", "Instruments whose booked quantity was not the "
                                        "broker's when this process took the lead (the broker's was adopted)",
                                        ["symbol", "instrument"], registry=r)
+        self.fills_replayed = Counter(f"{PREFIX}_fills_replayed", "Broker fills the book did not hold, booked when "
+                                      "this process took the lead (order, fill and position rows)", ["symbol"],
+                                      registry=r)
 
         self._ml_metrics(r)
 

@@ -95,7 +95,9 @@ def test_the_network_policy_lets_the_runtime_reach_the_broker_ports():
     ({"endpoints": ["http://127.0.0.1:8080", "http://localhost"]}, 20, []),
     ({"endpoints": ["http://10.0.0.7:8080"]}, 20, ["plain HTTP"]),
     ({"endpoints": ["https://a.example"]}, 30, ["above the broker keys' combined rate (25/s)"]),
-], ids=["https", "loopback-http", "remote-http", "orders-above-keys"])
+    ({"endpoints": ["https://a.example"], "orderExpiry": False}, 20, ["orders carry no expiry"]),
+    ({"endpoints": ["https://a.example"], "orderExpiry": False, "orders": False}, 20, []),
+], ids=["https", "loopback-http", "remote-http", "orders-above-keys", "no-expiry", "no-expiry-no-orders"])
 def test_broker_warnings(overrides, pre_trade, expected):
     config = RenderedConfig(symbol="SPY", market="equity-options", revision=1, runtime=RuntimeConfig(
         broker=broker(**overrides), pre_trade={"maxOrdersPerSecond": pre_trade}))
@@ -103,6 +105,18 @@ def test_broker_warnings(overrides, pre_trade, expected):
     assert len(warnings) == len(expected)
     for warning, fragment in zip(warnings, expected, strict=True):
         assert fragment in warning
+
+
+def runtime_for(tmp_path, runtime_config: RuntimeConfig) -> Runtime:
+    """The runtime of SPY with `runtime_config`, its files in `tmp_path`, no database, no Redis, not started."""
+    config = RenderedConfig(symbol="SPY", market="equity-options", revision=1, runtime=runtime_config)
+    paths = {"config": tmp_path / "runtime.yaml", "switches": tmp_path / "switches.yaml"}
+    paths["config"].write_text(yaml.safe_dump(config.model_dump(by_alias=True, mode="json")))
+    paths["switches"].write_text("tradingEnabled: true\n")
+    args = argparse.Namespace(database_url=None, spill_path=str(tmp_path / "spill.jsonl"), redis_url=None,
+                              feed_url="ws://127.0.0.1:9", config=str(paths["config"]),
+                              switches=str(paths["switches"]), latency_log=None)
+    return Runtime(args, config, Switches())
 
 
 @pytest.mark.parametrize(("section", "http_orders", "api_snapshots"), [
@@ -115,15 +129,7 @@ def test_the_runtime_wires_what_the_broker_section_asks_for(tmp_path, monkeypatc
                                                             api_snapshots):
     monkeypatch.setenv(api_key_env("alpha"), "a-secret")
     monkeypatch.setenv(api_key_env("beta-2"), "b-secret")
-    runtime_config = RuntimeConfig(broker=broker(**section)) if section is not None else RuntimeConfig()
-    config = RenderedConfig(symbol="SPY", market="equity-options", revision=1, runtime=runtime_config)
-    paths = {"config": tmp_path / "runtime.yaml", "switches": tmp_path / "switches.yaml"}
-    paths["config"].write_text(yaml.safe_dump(config.model_dump(by_alias=True, mode="json")))
-    paths["switches"].write_text("tradingEnabled: true\n")
-    args = argparse.Namespace(database_url=None, spill_path=str(tmp_path / "spill.jsonl"), redis_url=None,
-                              feed_url="ws://127.0.0.1:9", config=str(paths["config"]),
-                              switches=str(paths["switches"]), latency_log=None)
-    runtime = Runtime(args, config, Switches())
+    runtime = runtime_for(tmp_path, RuntimeConfig(broker=broker(**section)) if section is not None else RuntimeConfig())
     assert isinstance(runtime.engine.broker, HttpBroker) is http_orders
     assert isinstance(runtime.engine.broker, PaperBroker)
     assert isinstance(runtime.feed, FeedClient)

@@ -9,11 +9,18 @@ broker does: the engine sizes against what it will hold and does not send the sa
 fills only. An order that gets no answer is sent again, with the same id, until `order_timeout` has passed.
 Then, if no attempt can have reached the broker (no key had capacity, no endpoint was reachable), it was not
 placed: the result is "unsent" (the engine records a rejection). Otherwise its outcome is unknown and the
-result says so (the engine halts trading)."""
+result says so (the engine halts trading).
+
+Fencing by time (execution/fencing.py): each attempt carries the expiry `expiry()` gives at the moment it is
+sent — no later than the Lease's renew deadline — and none is sent once it gives None (the deadline passed). An
+attempt that got no answer may still be on the wire until its expiry: `quiet_at` is the latest such, what a
+leader that releases its Lease waits out first. The broker answers `expired` to an order that arrived later:
+it was not filled (a rejection for the engine)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
 from collections.abc import Callable
@@ -38,6 +45,11 @@ class HttpBroker(PaperBroker):
     api: MarketApi | None = None
     order_timeout: float = 30.0
     on_result: Callable[[OrderResult], None] | None = None
+    expiry: Callable[[], float | None] | None = None
+    """The wall-clock expiry (epoch seconds) of an attempt sent now; None from it: send nothing. The
+    attribute None: orders carry no expiry (`broker.orderExpiry: false`)."""
+    quiet_at: float = 0.0
+    """Wall clock: the latest expiry of an attempt that got no answer (it may land until then)."""
     working: dict[str, _Order] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -56,11 +68,20 @@ class HttpBroker(PaperBroker):
     async def _send(self, order_id: str) -> None:
         order = self.working[order_id]
         assert self.api is not None
-        ticket = OrderTicket(client_order_id=order_id, instrument=order.instrument, quantity=order.quantity)
         give_up, delay, sent = time.monotonic() + self.order_timeout, 0.1, False
         while True:
+            expire_at = self.expiry() if self.expiry is not None else None
+            if self.expiry is not None and expire_at is None:  # past the lease's deadline: nothing more is sent
+                self._finish(order_id, None, "unknown" if sent else "unsent",
+                             "not sent: the lease's renew deadline passed")
+                return
+            ticket = OrderTicket(client_order_id=order_id, instrument=order.instrument, quantity=order.quantity,
+                                 expire_at=datetime.datetime.fromtimestamp(expire_at, datetime.UTC)
+                                 if expire_at is not None else None)
+            answered = False
             try:
                 ack = await self.api.submit_order(ticket)
+                answered = True
                 break
             except ApiError as exc:  # no answer: the same id again is safe (the broker keeps the first)
                 error, sent = str(exc), sent or exc.sent
@@ -71,12 +92,15 @@ class HttpBroker(PaperBroker):
                 log.warning("order %s not answered (%s); sending it again in %.1fs", order_id, error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+            finally:
+                if not answered and expire_at is not None:  # may still be on the wire: it can land until then
+                    self.quiet_at = max(self.quiet_at, expire_at)
         if ack.status == "filled" and ack.price is not None:
             fee = ack.fee if ack.fee is not None else abs(order.quantity) * self.fee_per_unit
             fill = Fill(order_id, order.instrument, order.quantity, ack.price, fee, order.ts)
             self._finish(order_id, fill, "filled")
-        elif ack.status == "rejected":
-            self._finish(order_id, None, "rejected", ack.reason or "rejected by the broker")
+        elif ack.status in ("rejected", "expired"):
+            self._finish(order_id, None, "rejected", ack.reason or f"{ack.status} by the broker")
         else:  # accepted, not yet filled: market orders here fill or fail at once
             self._finish(order_id, None, "unknown", f"broker answered {ack.status!r} without a fill")
 

@@ -128,18 +128,7 @@ class PaperBroker:
 
     @staticmethod
     def _apply(position: Position, quantity: float, price: float, multiplier: float) -> None:
-        if position.quantity == 0 or (position.quantity > 0) == (quantity > 0):
-            total = position.quantity + quantity
-            position.average_price = (position.average_price * position.quantity + price * quantity) / total
-            position.quantity = total
-            return
-        closing = min(abs(quantity), abs(position.quantity)) * (1 if quantity < 0 else -1)
-        position.realized += closing * (price - position.average_price) * multiplier
-        position.quantity += quantity
-        if position.quantity == 0:
-            position.average_price = 0.0
-        elif (position.quantity > 0) == (quantity > 0):  # flipped through zero
-            position.average_price = price
+        apply_fill(position, quantity, price, multiplier)
 
     def unrealized(self) -> float:
         total = 0.0
@@ -159,3 +148,20 @@ class PaperBroker:
 
     def open_positions(self) -> int:
         return sum(1 for p in self.positions.values() if p.quantity)
+
+
+def apply_fill(position: Position, quantity: float, price: float, multiplier: float) -> None:
+    """A fill of signed `quantity` at `price` moves `position`: its average entry price, and the realised P&L (in
+    currency, at the contract `multiplier`) of what it closes."""
+    if position.quantity == 0 or (position.quantity > 0) == (quantity > 0):
+        total = position.quantity + quantity
+        position.average_price = (position.average_price * position.quantity + price * quantity) / total
+        position.quantity = total
+        return
+    closing = min(abs(quantity), abs(position.quantity)) * (1 if quantity < 0 else -1)
+    position.realized += closing * (price - position.average_price) * multiplier
+    position.quantity += quantity
+    if position.quantity == 0:
+        position.average_price = 0.0
+    elif (position.quantity > 0) == (quantity > 0):  # flipped through zero
+        position.average_price = price

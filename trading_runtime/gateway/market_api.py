@@ -3,16 +3,20 @@
 `GET /v1/snapshots/{symbol}` answers a snapshot in the feed protocol's shape (feeds/protocol.py);
 `POST /v1/orders` takes a market order with the client's order id, which the API treats as an idempotency
 key (a retried order is the same order, never a second one); `GET /v1/positions` lists the account's open
-positions (a real broker's positions API: instrument, signed quantity, average entry price), what a new leader
-reconciles its book against (execution/reconcile.py)."""
+positions (a real broker's positions API: instrument, signed quantity, average entry price) and
+`GET /v1/fills?since=&symbol=` its executions (client order id, price, quantity, fee: Alpaca's account
+activities, FIX execution reports), what a new leader reconciles its book against (execution/reconcile.py).
+An order may carry `expireAt` (good-till-time): the broker refuses it when it arrives later, answering
+`expired` (execution/fencing.py)."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from trading_runtime.execution.reconcile import BrokerPosition
+from trading_runtime.execution.reconcile import BrokerFill, BrokerPosition
 from trading_runtime.feeds.protocol import Snapshot
 from trading_runtime.gateway.pool import ApiError, ClientPool
 
@@ -25,17 +29,20 @@ class OrderTicket(BaseModel):
     quantity: float
     """Signed: + buy, − sell."""
     type: Literal["market"] = "market"
+    expire_at: datetime.datetime | None = Field(default=None, alias="expireAt")
+    """Good-till-time (UTC): the broker refuses the order when it receives it later. None: no expiry."""
 
 
 class OrderAck(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     client_order_id: str = Field(alias="clientOrderId")
-    status: Literal["accepted", "filled", "rejected"]
+    status: Literal["accepted", "filled", "rejected", "expired"]
+    """`expired`: received after its `expireAt`, never filled."""
     price: float | None = None
     fee: float | None = None
     reason: str | None = None
-    """Why the order was rejected."""
+    """Why the order was rejected or expired."""
 
 
 class HeldPosition(BaseModel):
@@ -47,6 +54,20 @@ class HeldPosition(BaseModel):
     quantity: float
     """Signed: + long, − short."""
     average_price: float = Field(alias="averagePrice")
+
+
+class ExecutedFill(BaseModel):
+    """One execution as the broker lists it (the paper broker fills an order once, whole)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    client_order_id: str = Field(alias="clientOrderId", min_length=1)
+    instrument: str
+    quantity: float
+    """Signed: + bought, − sold."""
+    price: float
+    fee: float
+    filled_at: datetime.datetime = Field(alias="filledAt")
 
 
 class MarketApi:
@@ -64,7 +85,8 @@ class MarketApi:
 
     async def submit_order(self, ticket: OrderTicket) -> OrderAck:
         response = await self.pool.request("POST", "/v1/orders", idempotent=True,
-                                           json_body=ticket.model_dump(by_alias=True),
+                                           json_body=ticket.model_dump(by_alias=True, mode="json",
+                                                                       exclude_none=True),
                                            headers={"Idempotency-Key": ticket.client_order_id})
         if 400 <= response.status < 500:  # answered and refused (429s never get here: the pool retries them)
             return OrderAck(client_order_id=ticket.client_order_id, status="rejected",
@@ -86,3 +108,16 @@ class MarketApi:
         except ValidationError as exc:
             raise ApiError(f"positions from {response.endpoint} are malformed: {exc}") from exc
         return {p.instrument: BrokerPosition(p.quantity, p.average_price) for p in held}
+
+    async def fills(self, since: datetime.datetime, symbol: str) -> list[BrokerFill]:
+        """The account's executions of `symbol` (the underlying and its options) since `since`, oldest first."""
+        query = f"?since={since.astimezone(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}&symbol={symbol}"
+        response = await self.pool.request("GET", f"/v1/fills{query}", idempotent=True)
+        if response.status != 200:
+            raise ApiError(f"fills: HTTP {response.status} from {response.endpoint}")
+        try:
+            listed = TypeAdapter(list[ExecutedFill]).validate_python(response.body)
+        except ValidationError as exc:
+            raise ApiError(f"fills from {response.endpoint} are malformed: {exc}") from exc
+        return sorted((BrokerFill(f.client_order_id, f.instrument, f.quantity, f.price, f.fee, f.filled_at.timestamp())
+                       for f in listed), key=lambda f: f.ts)

@@ -10,6 +10,7 @@ LATEST_POSITIONS = """
     SELECT DISTINCT ON (instrument) instrument, quantity, average_price, realized_pnl
     FROM positions WHERE symbol = %s ORDER BY instrument, ts DESC, seq DESC
 """
+FILLED_ORDERS = "SELECT f.order_id::text FROM fills f WHERE f.order_id = ANY(%s::uuid[])"
 FEES = "SELECT coalesce(sum(f.fee), 0) FROM fills f JOIN orders o ON o.id = f.order_id WHERE o.symbol = %s"
 
 
@@ -34,3 +35,14 @@ async def load_book(conninfo: str, symbol: str) -> Book:
     positions = {str(instrument): Position(float(quantity), float(average), float(realized))
                  for instrument, quantity, average, realized in rows}
     return Book(positions, float(fees_row[0]) if fees_row else 0.0)
+
+
+async def booked_orders(conninfo: str, order_ids: list[str]) -> set[str]:
+    """Which of `order_ids` (the broker's client order ids) have their fill in the book."""
+    import psycopg
+
+    if not order_ids:
+        return set()
+    async with await psycopg.AsyncConnection.connect(conninfo, connect_timeout=3) as conn:
+        rows = await (await conn.execute(FILLED_ORDERS, (order_ids,))).fetchall()
+    return {str(order_id) for (order_id,) in rows}
