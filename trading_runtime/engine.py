@@ -556,8 +556,10 @@ class SymbolEngine:
         report: dict[str, Any] = {"symbol": self.symbol, "revision": self.config.revision,
                                   "horizonSeconds": tracker.horizon,
                                   "points": [[p.slot, p.direction, p.actual] for p in tracker.decisions]}
-        if tracker.retrospective_before is not None:  # points on slots before it were called on replayed history
-            report["retrospectiveBefore"] = tracker.retrospective_before
+        # Points on slots before it were called on replayed history; during the replay, every point so far.
+        before = tracker.next_slot if self.replaying else tracker.retrospective_before
+        if before is not None:
+            report["retrospectiveBefore"] = before
         return report
 
     @property

@@ -328,3 +328,13 @@ def test_a_candidate_not_failed_on_all_pairs_but_unclear_on_live_ones_is_inconcl
     measured = judge_paired(QUERY, counts(PairedCounts(3000, 40, 40, 0), PairedCounts(30, 2, 12, 0)), 0.9, NOW)
     assert measured.phase is AnalysisPhase.INCONCLUSIVE, measured.message
     assert not math.isnan(measured.value or math.nan)
+
+
+def test_calls_read_while_the_history_is_still_replaying_are_all_retrospective():
+    engine = SymbolEngine(config(**ACTIVE), True, RuntimeMetrics("SPY"), Rows(), seed=0)
+    engine.start_warmup()
+    for event in market(1000):
+        engine.warm(event)
+    report = engine.decisions_report()
+    assert report["points"]
+    assert report["retrospectiveBefore"] > max(p[0] for p in report["points"])

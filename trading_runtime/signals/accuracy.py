@@ -128,10 +128,14 @@ class AccuracyTracker:
         self._next_point = None
         self._previous_mid = None
 
+    @property
+    def next_slot(self) -> int | None:
+        """The slot after the latest point taken (None before any)."""
+        return self._last_slot + 1 if self._last_slot is not None else None
+
     def go_live(self) -> None:
         """The warm-up's history is over: points taken from now on are live, those before retrospective."""
-        if self._last_slot is not None:
-            self.retrospective_before = self._last_slot + 1
+        self.retrospective_before = self.next_slot
 
     def update(self, ts: float, mid: float, spread: float, direction: int) -> None:
         """Feed every tick (ts, mid, spread) with the strategy's current direction."""
