@@ -51,8 +51,6 @@ class WarmupStats:
     """History requests that failed (each attempt)."""
     seconds: float = float("nan")
     """Wall seconds the warm-up took (fetch and replay)."""
-    outcome: str = "off"
-    """off | warm | cut-short | cold: <reason>."""
 
 
 def history_url(warmup: Warmup, feed_url: str, symbol: str) -> str:
@@ -130,7 +128,6 @@ async def warm_up(engine: SymbolEngine, warmup: Warmup, feed_url: str, stats: Wa
     stats.seconds = time.monotonic() - started
     if isinstance(history, str):
         stats.unavailable += 1
-        stats.outcome = f"cold: {history}"
         log.error("no history of %s from %s: starting cold (%s)", engine.symbol, url, history)
         return None
     stats.malformed += history.malformed
@@ -138,12 +135,10 @@ async def warm_up(engine: SymbolEngine, warmup: Warmup, feed_url: str, stats: Wa
         log.warning("history of %s: %d malformed rows dropped", engine.symbol, history.malformed)
     if not history.events:
         stats.unavailable += 1
-        stats.outcome = "cold: the history holds no events"
         log.error("history of %s from %s holds no events: starting cold", engine.symbol, url)
         return None
     whole = await replay(engine, history, warmup.max_replay_seconds, stats)
     stats.seconds = time.monotonic() - started
-    stats.outcome = "warm" if whole else "cut-short"
     last = history.events[stats.replayed + stats.failed - 1]
     summary = {"events": stats.replayed, "failed": stats.failed, "skipped": stats.skipped,
                "malformed": history.malformed, "seconds": round(stats.seconds, 3),

@@ -153,7 +153,7 @@ def test_a_new_runtime_calls_the_history_on_the_long_running_ones_slots_and_a_fl
 class _History(BaseHTTPRequestHandler):
     body = b"{}"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(self.body)))
