@@ -117,8 +117,19 @@ def test_a_new_runtime_calls_the_history_on_the_long_running_ones_slots_and_a_fl
     flipped.start()
     same.start()
     try:
-        failed = wait_until(lambda: (m := verdict(flipped, stable)) is not None and m.phase is AnalysisPhase.FAILED
-                            and m, 60, "the flipped runtime failed on its calls")
+        seen: list[Measurement] = []
+
+        def failed_yet() -> Measurement | None:
+            m = verdict(flipped, stable)
+            if m is not None:
+                seen.append(m)
+            return m if m is not None and m.phase is AnalysisPhase.FAILED else None
+
+        try:
+            failed = wait_until(failed_yet, 90, "the flipped runtime failed on its calls", every=0.5)
+        except TimeoutError as exc:
+            last = seen[-1].message if seen else "no measurement"
+            raise AssertionError(f"{exc}; last measurement: {last}") from exc
         seconds = time.monotonic() - started
         assert "retrospective (called on replayed history)" in failed.message, failed.message
         print(f"flipped runtime failed {seconds:.1f}s after its start: {failed.message}")
