@@ -102,9 +102,11 @@ def test_the_feed_answers_its_history_as_the_frames_it_sent(feed: FeedProcess, s
     assert all("sent" in e for e in events)
     with pytest.raises(urllib.error.HTTPError) as unknown:
         get_json(f"{http}/v1/history/NOPE")
+    unknown.value.close()  # an HTTPError holds its response open
     assert unknown.value.code == 404
     with pytest.raises(urllib.error.HTTPError) as bad:
         get_json(f"{http}/v1/history/SPY?seconds=-3")
+    bad.value.close()
     assert bad.value.code == 400
 
 
