@@ -47,10 +47,19 @@ counts revision-1 pods whose mounted `runtime.yaml` (the file the kubelet keeps 
 ConfigMap, what the runtime reads) changed while they ran — a new revision's config leaking into stable
 pods; `healthy_paired_measurements` the last `signal-calls-vs-stable` measurement of each healthy shadow run.
 The JSON also names the code (`git describe`), the market (`feed_edge`, `shadow_horizon_s`,
-`shadow_analysis_count`, `healthy_rollout`) and the load average before and after.
+`shadow_analysis_count`, `healthy_rollout`, `warmup_history_s`, `stable_seconds_before_shadow_fault`) and the
+load average before and after.
+
+The shadow symbols' pods warm up from the feed's history at start (`--warmup-seconds` of market time,
+`warmup.historySeconds`; docs/analysis-and-rollback.md): their calls on the replayed history are paired with the
+stable revision's live calls on the same points as retrospective pairs, which can fail a candidate but never pass
+it. So the stable revision of a shadow symbol runs `--stable-seconds` before its fault is shipped (a stable
+revision has been trading when a change comes; excluded from the timing). The warm-up delays the faulty pod's
+readiness by its fetch and replay: that time is before "the fault is live" and shows in `phases_p50_s.shipped`.
 
     python benchmarks/fault_matrix.py --json [--runs N] [--soak-seconds S] [--healthy H] [--faults a,b]
-        [--edge E] [--horizon S] [--shadow-count N] [--healthy-rollout shadow|surge]
+        [--edge E] [--horizon S] [--shadow-count N] [--healthy-rollout shadow|surge] [--warmup-seconds S]
+        [--stable-seconds S]
 """
 
 from __future__ import annotations
@@ -92,11 +101,14 @@ SHADOW_FAULTS = ("accuracy",)
 """Faults shipped to a shadow symbol (`shadow_spec`): a decision comparison needs stable running beside."""
 
 
-def shadow_spec(horizon_seconds: int, count: int) -> dict[str, Any]:
+def shadow_spec(horizon_seconds: int, count: int, warmup_seconds: float = 0.0) -> dict[str, Any]:
     """A symbol that analyses its changes as shadow runs of `count` measurements, scoring its calls over a
-    horizon of a few seconds (the default 60 s scores one call a minute)."""
-    return {"rollout": {"shadow": True, "analysisCount": count},
-            "config": {"strategy": {"horizonSeconds": horizon_seconds}}}
+    horizon of a few seconds (the default 60 s scores one call a minute), its pods warming up from the last
+    `warmup_seconds` of market-data history (0: cold)."""
+    config: dict[str, Any] = {"strategy": {"horizonSeconds": horizon_seconds}}
+    if warmup_seconds:
+        config["warmup"] = {"historySeconds": warmup_seconds}
+    return {"rollout": {"shadow": True, "analysisCount": count}, "config": config}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -185,9 +197,11 @@ def first_event(records: list[Record], namespace: str, revision: str, event: str
 
 
 def one_fault(stack: AnalysisStack, kube: KubeApi, fault: str, index: int, timeout: float,
-              shadow: dict[str, Any]) -> FaultRun:
+              shadow: dict[str, Any], stable_seconds: float = 0.0) -> FaultRun:
     namespace = f"fm-{fault}-{index}"
     stable_symbol(kube, namespace, extra=shadow if fault in SHADOW_FAULTS else None)
+    if fault in SHADOW_FAULTS:  # a stable revision that has traded a while, as one has when a change comes
+        time.sleep(stable_seconds)
     kube.merge_patch(TRADING_SYMBOLS, namespace, "spy", {"spec": FAULTS[fault]})
     shipped = time.time()
     deadline = time.monotonic() + timeout
@@ -335,9 +349,11 @@ class Market:
     horizon_seconds: int
     shadow_count: int
     healthy_rollout: str
+    warmup_seconds: float = 0.0
+    stable_seconds: float = 0.0
 
     def shadow(self) -> dict[str, Any]:
-        return shadow_spec(self.horizon_seconds, self.shadow_count)
+        return shadow_spec(self.horizon_seconds, self.shadow_count, self.warmup_seconds)
 
 
 def run(faults: list[str], runs: int, healthy: int, soak_seconds: float, fault_timeout: float,
@@ -352,7 +368,7 @@ def run(faults: list[str], runs: int, healthy: int, soak_seconds: float, fault_t
         for fault in faults:
             results = []
             for index in range(runs):
-                result = one_fault(stack, kube, fault, index, fault_timeout, market.shadow())
+                result = one_fault(stack, kube, fault, index, fault_timeout, market.shadow(), market.stable_seconds)
                 progress(f"{fault} run {index + 1}/{runs}: " + (f"{result.seconds:.1f} s {result.phases} "
                                                                  f"({result.reason})"
                                                                  if result.detected else result.reason))
@@ -373,6 +389,7 @@ def run(faults: list[str], runs: int, healthy: int, soak_seconds: float, fault_t
     return {"code": code, "faults": rows, "healthy_runs": healthy, "soak_s": soak_seconds, **soak,
             "fault_timeout_s": fault_timeout, "feed_edge": market.edge, "shadow_horizon_s": market.horizon_seconds,
             "shadow_analysis_count": market.shadow_count, "healthy_rollout": market.healthy_rollout,
+            "warmup_history_s": market.warmup_seconds, "stable_seconds_before_shadow_fault": market.stable_seconds,
             "load_average_before": [round(x, 2) for x in load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()]}
 
@@ -394,6 +411,12 @@ def main() -> int:
     parser.add_argument("--healthy-rollout", choices=("shadow", "surge"), default="shadow",
                         help="how the healthy changes are rolled out: as shadow runs (the paired comparison "
                              "judges them) or by surge with the defaults (the config-leak check replaces pods)")
+    parser.add_argument("--warmup-seconds", type=float, default=120.0,
+                        help="warmup.historySeconds of the shadow symbols: market seconds of history their pods "
+                             "replay at start (0: cold starts, as before the warm-up existed)")
+    parser.add_argument("--stable-seconds", type=float, default=60.0,
+                        help="wall seconds the stable revision of a shadow symbol runs before its fault is shipped "
+                             "(excluded from the timing: a stable revision has been running when a change comes)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
@@ -402,7 +425,8 @@ def main() -> int:
         parser.error(f"unknown faults {unknown}" if unknown else "--runs >= 1, --healthy >= 0, --soak-seconds >= 0")
     result = run(faults, args.runs, args.healthy, args.soak_seconds, args.fault_timeout,
                  lambda line: print(line, file=sys.stderr, flush=True),
-                 Market(args.edge, args.horizon, args.shadow_count, args.healthy_rollout))
+                 Market(args.edge, args.horizon, args.shadow_count, args.healthy_rollout, args.warmup_seconds,
+                        args.stable_seconds))
     if args.json:
         print(json.dumps(result))
         return 0

@@ -210,7 +210,11 @@ def judge_paired(query: Query, counts: PairedCounts | str, confidence: float, no
     pairs of (stable right) - (candidate right), judged on its anytime-valid confidence sequence (valid however
     often the growing sample is looked at) against the metric's threshold (the margin); fewer discordant pairs
     than `minSamples` is Inconclusive. `counts` is a reason when the calls could not be read or paired
-    (Inconclusive: no evidence either way)."""
+    (Inconclusive: no evidence either way).
+
+    Retrospective pairs (a point called on replayed history, `pairing.py`) can fail a candidate, never pass it:
+    Failed is judged on every pair, Successful on the live pairs alone (with their own `minSamples`); when the
+    two disagree — not failed on all, not passed on the live ones — the measurement is Inconclusive."""
     check = query.check
     assert check is not None
     advisory = None if check.required else True
@@ -219,6 +223,8 @@ def judge_paired(query: Query, counts: PairedCounts | str, confidence: float, no
                            message=f"no paired calls: {counts}")
     table = (f"stable right on {counts.both + counts.stable_only}, candidate on "
              f"{counts.both + counts.candidate_only} of {counts.pairs} paired calls")
+    if counts.retrospective:
+        table += f", {counts.retrospective} of them retrospective (called on replayed history)"
     if counts.mismatched:  # points both scored on different ticks: not pairs, and why pairs may come slowly
         table += f"; {counts.mismatched} points scored on different moves"
     if counts.discordant < check.min_samples:
@@ -226,17 +232,41 @@ def judge_paired(query: Query, counts: PairedCounts | str, confidence: float, no
                            samples=counts.discordant, advisory=advisory,
                            message=f"{counts.discordant} {check.sample_unit}, fewer than the {check.min_samples} "
                                    f"needed to judge ({table})")
-    worse, low, high = mean_sequence({1: counts.stable_only, -1: counts.candidate_only,
-                                      0: counts.both + counts.neither}, 1 - confidence)
+    worse, low, high = _paired_sequence(counts, confidence)
     phase = _against(low, high, check.threshold, check.passes)
     relation = "below" if check.passes is Comparison.BELOW else "above"
     verb = {AnalysisPhase.FAILED: f"not {relation}", AnalysisPhase.SUCCESSFUL: relation}.get(
         phase, f"not surely {relation}")
+    judged = f"{counts.discordant} {check.sample_unit}; {confidence:.0%} confidence sequence"
+    if phase is AnalysisPhase.SUCCESSFUL and counts.retrospective:  # a pass is the live pairs' to give
+        live = counts.live_table
+        if live.discordant < check.min_samples:
+            return Measurement(time=now, metric=query.metric, phase=AnalysisPhase.INCONCLUSIVE, value=worse,
+                               samples=live.discordant, low=low, high=high, advisory=advisory,
+                               message=f"worse than stable by {_fmt(worse)} [{_fmt(low)}, {_fmt(high)}] ({table}; "
+                                       f"{judged}) {relation} {_fmt(check.threshold)}, but only {live.discordant} "
+                                       f"live {check.sample_unit}, fewer than the {check.min_samples} needed to "
+                                       "pass: retrospective pairs can fail a candidate, never pass it")
+        worse, low, high = _paired_sequence(live, confidence)
+        phase = _against(low, high, check.threshold, check.passes)
+        verb = relation if phase is AnalysisPhase.SUCCESSFUL else f"not surely {relation}"
+        phase = AnalysisPhase.SUCCESSFUL if phase is AnalysisPhase.SUCCESSFUL else AnalysisPhase.INCONCLUSIVE
+        judged = f"passed on the {live.pairs} live pairs alone, {live.discordant} {check.sample_unit}; " \
+                 f"{confidence:.0%} confidence sequence"
+        return Measurement(time=now, metric=query.metric, phase=phase, value=worse, samples=live.discordant,
+                           low=low, high=high, advisory=advisory,
+                           message=f"worse than stable by {_fmt(worse)} [{_fmt(low)}, {_fmt(high)}] ({table}; "
+                                   f"{judged}) {verb} {_fmt(check.threshold)}")
     return Measurement(time=now, metric=query.metric, phase=phase, value=worse, samples=counts.discordant,
                        low=low, high=high, advisory=advisory,
                        message=f"worse than stable by {_fmt(worse)} [{_fmt(low)}, {_fmt(high)}] ({table}; "
-                               f"{counts.discordant} {check.sample_unit}; {confidence:.0%} confidence sequence) "
-                               f"{verb} {_fmt(check.threshold)}")
+                               f"{judged}) {verb} {_fmt(check.threshold)}")
+
+
+def _paired_sequence(counts: PairedCounts, confidence: float) -> tuple[float, float, float]:
+    """The mean of (stable right) - (candidate right) over the pairs, and its confidence sequence."""
+    return mean_sequence({1: counts.stable_only, -1: counts.candidate_only, 0: counts.both + counts.neither},
+                         1 - confidence)
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

@@ -245,6 +245,25 @@ class BrokerApi(CamelModel):
         return self
 
 
+class Warmup(CamelModel):
+    """Warm-up from recent market-data history before going live (trading_runtime/warmup.py): the history is
+    run through the engine (indicators and scored calls, never orders), then the live feed takes over."""
+
+    history_seconds: Annotated[float, Field(ge=0.0, le=3600.0)] = 0.0
+    """Market seconds of history to replay at start; 0 (the default): none, the runtime starts cold. At most an
+    hour: the stable revision keeps its scored calls that far back at any horizon of 1 s or more."""
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
+    """Base URL of the history API (`{url}/v1/history/{symbol}?seconds=S`); absent: the feed's own host and
+    port over HTTP (ws:// → http://, wss:// → https://)."""
+    timeout_seconds: Annotated[float, Field(gt=0.0, le=60.0)] = 5.0
+    """Time for one history request."""
+    attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    """Requests tried (with backoff) before the runtime gives up on history and starts cold."""
+    max_replay_seconds: Annotated[float, Field(gt=0.0, le=300.0)] = 20.0
+    """Wall seconds the replay may take; past it the rest of the history is skipped (said in the log and the
+    metrics) and the runtime goes live: readiness is never held longer by a warm-up."""
+
+
 class RuntimeConfig(CamelModel):
     """Configuration of one trading runtime process."""
 
@@ -263,6 +282,8 @@ class RuntimeConfig(CamelModel):
     broker: BrokerApi | None = None
     """A broker's HTTP API for orders and market-data snapshots; absent (the default): paper fills in the
     process."""
+    warmup: Warmup = Warmup()
+    """Warm-up from recent market-data history at start (off by default)."""
 
 
 class RenderedConfig(CamelModel):

@@ -55,6 +55,10 @@ Sink = Callable[[str, Row], None]
 Message = Snapshot | Quote | Trade | Heartbeat
 
 
+def _discard(table: str, row: Row) -> None:
+    """The sink while history is replayed: what the engine did not do live is not recorded."""
+
+
 class InjectedFaultError(RuntimeError):
     """An error produced on purpose by the fault-injection config."""
 
@@ -126,6 +130,10 @@ class SymbolEngine:
         self._last_signal: Row | None = None
         self._working: dict[str, tuple[OrderRequest, str | None, int]] = {}
         """Orders sent to a broker whose result comes later: (request, signal id, when submitted)."""
+        self.replaying = False
+        """Warming up from history (`warm`): indicators and scored calls only; no row, order or signal count."""
+        self._live_sink: Sink = sink
+        self._live_halts: dict[str, bool] = {}
         self.set_trading_enabled(trading_enabled)
         metrics.set_build("0.1.0", config.revision)
 
@@ -249,6 +257,36 @@ class SymbolEngine:
             if self._decided is not None:
                 self._decided(message, latency)
         self.trace.finish(None, None if signal is None else self.state.direction)
+
+    # Warm-up from history ----------------------------------------------------------------------------
+
+    def start_warmup(self) -> None:
+        """History is about to be replayed (`warm`): from now until `go_live`, nothing leaves the engine."""
+        self._live_sink, self._live_halts = self.sink, dict(self.state.halted)
+        self.sink, self.replaying = _discard, True
+
+    def warm(self, message: Quote | Trade) -> None:
+        """One event of recent history, through the same path as a live tick (`_process`: indicators, the
+        signal, its scoring on the horizon grid), with nothing leaving the engine: no row is written, no order
+        sent, no latency or tick counted. Raises what `_process` raises (the caller counts and skips it)."""
+        assert self.replaying, "start_warmup first"
+        self._process(message)
+
+    def go_live(self) -> None:
+        """The history is over. The scored calls so far are retrospective. What the replay left that would act
+        on trading is undone: a halt it raised (a black swan or drawdown in the history was not recorded, so it
+        must not stop live trading unexplained: the detectors, warm, see the live market themselves) and the view
+        it ended on (the first live tick decides afresh, as at a cold start, so an order is made on a live
+        price). Positions, fills and orders were never touched: the replay sends none."""
+        if not self.replaying:
+            return
+        self.sink, self.replaying = self._live_sink, False
+        for reason in set(self.state.halted) | set(self._live_halts):
+            if self.state.halted.get(reason, False) != self._live_halts.get(reason, False):
+                self._halt(reason, self._live_halts.get(reason, False))
+        self.accuracy.go_live()
+        self.state.direction = 0
+        self._last_signal = None
 
     def _process(self, message: Snapshot | Quote | Trade) -> Signal | None:
         if isinstance(message, Snapshot) or message.instrument == self.symbol:
@@ -404,7 +442,8 @@ class SymbolEngine:
         self.accuracy.update(ts, self.state.mid, self.state.spread, direction)
         if direction != self.state.direction:
             self.state.direction = direction
-            self.metrics.signals.labels(self.symbol, {1: "long", -1: "short", 0: "flat"}[direction]).inc()
+            if not self.replaying:
+                self.metrics.signals.labels(self.symbol, {1: "long", -1: "short", 0: "flat"}[direction]).inc()
             signal_id = ids.signal_id(self.symbol, ts, self._seq, direction)
             self._last_signal = (signal_id, _utc(ts), self.symbol, self.config.revision, direction, signal.score,
                                  signal.confidence, {})
@@ -463,8 +502,8 @@ class SymbolEngine:
     def _order(self, instrument: str, quantity: float, ts: float, signal_id: str | None,
                decision: str | None = None) -> None:
         """One order of a decision (`signal_id`, or `decision` for a risk action): its id follows from both."""
-        if not self.active:
-            return  # a hot standby decides, the leader orders
+        if not self.active or self.replaying:
+            return  # a hot standby decides, the leader orders; history is never traded
         order_id = ids.order_id(decision or signal_id or "", instrument,
                                 self.broker.position(instrument).quantity + quantity)
         submitted = self.trace.now()
@@ -539,8 +578,14 @@ class SymbolEngine:
     def decisions_report(self) -> dict[str, Any]:
         """The latest scored signal calls (`/decisions`): what a shadow run pairs with the stable revision's."""
         tracker = self.accuracy
-        return {"symbol": self.symbol, "revision": self.config.revision, "horizonSeconds": tracker.horizon,
-                "points": [[p.slot, p.direction, p.actual] for p in tracker.decisions]}
+        report: dict[str, Any] = {"symbol": self.symbol, "revision": self.config.revision,
+                                  "horizonSeconds": tracker.horizon,
+                                  "points": [[p.slot, p.direction, p.actual] for p in tracker.decisions]}
+        # Points on slots before it were called on replayed history; during the replay, every point so far.
+        before = tracker.next_slot if self.replaying else tracker.retrospective_before
+        if before is not None:
+            report["retrospectiveBefore"] = before
+        return report
 
     @property
     def last_ts(self) -> float:

@@ -62,6 +62,7 @@ from trading_runtime.storage.book import booked_orders, load_book
 from trading_runtime.storage.schema import migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
 from trading_runtime.telemetry import DecisionTracer, FlushTracer, TelemetryError, Tracing, TracingSettings
+from trading_runtime.warmup import LiveGate, WarmupStats, warm_up
 
 log = logging.getLogger("trading_runtime")
 T = TypeVar("T")
@@ -136,6 +137,8 @@ class Runtime:
         self._leading = self.election is None  # without a Lease, this process is the symbol's only trader
         self._promotion: asyncio.Task[None] | None = None
         self._migrated = False
+        self.warmup = WarmupStats()
+        self._gate: LiveGate | None = None
         # Orders through a broker's API: even alone, trade only once the book agrees with the broker (`run`).
         self.engine.active = self._leading and self.broker is None
         self.metrics.leader.labels(config.symbol).set(1 if self._leading else 0)
@@ -294,7 +297,7 @@ class Runtime:
                                    f"{share:.7f}\n")
 
     def _export_counters(self) -> None:
-        feed, files = self.feed.stats, self.files
+        feed, files, warmup = self.feed.stats, self.files, self.warmup
         counters = [
             CounterSource("feed_messages", "In-order market messages", lambda: feed.messages),
             CounterSource("feed_malformed_messages", "Malformed frames dropped", lambda: feed.malformed),
@@ -305,6 +308,17 @@ class Runtime:
                           lambda: feed.api_snapshots),
             CounterSource("feed_api_snapshot_failures", "Resync snapshots the broker's API did not give (the feed did)",
                           lambda: feed.api_snapshot_failures),
+            CounterSource("warmup_events_replayed", "History events replayed through the engine at start",
+                          lambda: warmup.replayed),
+            CounterSource("warmup_events_skipped", "History events left out: the replay ran past maxReplaySeconds",
+                          lambda: warmup.skipped),
+            CounterSource("warmup_rows_malformed", "History rows that were not a quote or trade in order (dropped)",
+                          lambda: warmup.malformed),
+            CounterSource("warmup_overlap_dropped", "Live messages the replayed history already held (dropped)",
+                          lambda: warmup.overlap_dropped),
+            CounterSource("warmup_unavailable", "Starts with warm-up on that found no usable history (cold)",
+                          lambda: warmup.unavailable),
+            CounterSource("warmup_fetch_failures", "History requests that failed", lambda: warmup.fetch_failures),
             CounterSource("config_reloads", "Config files applied", lambda: sum(f.reloads for f in files)),
             CounterSource("config_rejected", "Config files rejected", lambda: sum(f.rejected for f in files)),
         ]
@@ -483,6 +497,24 @@ class Runtime:
             return
         await self.engine.on_message(snapshot)
 
+    async def _warm_up(self) -> None:
+        """History through the engine before the feed connects (`warmup.py`); the overlap then kept out."""
+        if not isinstance(self.feed, FeedClient):
+            return  # a replay of a recorded file is history already
+        self._gate = await warm_up(self.engine, self.engine.config.runtime.warmup, self.args.feed_url, self.warmup)
+        if self._gate is not None:
+            self.feed.handler = self._live
+
+    async def _live(self, message: Message) -> None:
+        """The live feed's handler while the overlap with the history lasts; then the engine's own again."""
+        assert self._gate is not None
+        assert isinstance(self.feed, FeedClient)
+        if not self._gate.admit(message):
+            return
+        if self._gate.passed:
+            self.feed.handler = self.engine.on_message
+        await self.engine.on_message(message)
+
     async def run(self) -> None:
         stop, flush = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -511,6 +543,7 @@ class Runtime:
         if self.writer is not None:
             await self._migrate(stop)
             writer_task = asyncio.create_task(self.writer.run(flush))
+        await self._warm_up()
         await self._first_snapshot()
         if self._leading and self.broker is not None:  # alone: the start is this process's takeover
             self._promotion = asyncio.ensure_future(self._promote())

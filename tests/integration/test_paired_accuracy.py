@@ -24,7 +24,9 @@ SHADOW_SYMBOL: dict[str, Any] = {
     "policies": {"slo": "paired-calls"},
     # A 2 s horizon scores a point every 2 s; the same calls are promoted after 60 measurements (a second apart).
     "rollout": {"shadow": True, "analysisCount": 60},
-    "config": {"strategy": {"horizonSeconds": 2}},
+    # The pods warm up from the feed's last 60 s of market-data history: the shadow's calls on it pair with
+    # stable's live ones as retrospective pairs (they can fail the candidate, never pass it).
+    "config": {"strategy": {"horizonSeconds": 2}, "warmup": {"historySeconds": 60}},
 }
 EVIDENCE_COUNT = 1000
 """The flipped revision's run: 1000 measurements a second apart, longer than the wait, so only its verdict ends

@@ -1,7 +1,11 @@
 """The synthetic market served over WebSocket in the feed protocol (see protocol.py).
 
 `python -m trading_runtime.feeds.server --symbols SPY,QQQ,ES --rate 50 --port 8765` serves until stopped.
-Tests reach in to inject faults: sequence gaps, malformed frames and dropped connections."""
+Tests reach in to inject faults: sequence gaps, malformed frames and dropped connections.
+
+It also answers `GET /v1/history/{symbol}?seconds=S` (or `?since=TS`) on the same port, over plain HTTP: the
+frames it sent over the last S seconds of market time, from a ring bounded by `--history-seconds` and
+`--history-events` per symbol (`history.py`), what a runtime warms up from before it goes live."""
 
 from __future__ import annotations
 
@@ -13,19 +17,27 @@ import json
 import logging
 import signal
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
+from trading_runtime.feeds.history import HISTORY_PATH, HistoryRing, history_body, history_query
 from trading_runtime.feeds.synthetic import MarketSimulator
 
 log = logging.getLogger(__name__)
 
 LATE_SAMPLES = 100_000
 """Beats whose lateness the feed keeps (about 2.7 min at 12 symbols × 50 ticks/s) for its exit line."""
+HISTORY_SECONDS = 600.0
+"""Market seconds of events the feed keeps per symbol for its history answer."""
+HISTORY_EVENTS = 50_000
+"""At most this many events per symbol (about 12 MB of frames): the count bound of the history ring."""
 
 
 @dataclass
@@ -46,8 +58,11 @@ class FeedServer:
 
     def __init__(self, symbols: list[str], seed: int = 0, rate: float = 50.0, host: str = "127.0.0.1",
                  port: int = 0, time_scale: float = 1.0, heartbeat_s: float = 1.0, max_lag_s: float = 0.05,
-                 edge: float = 0.0, burst: bool = False) -> None:
+                 edge: float = 0.0, burst: bool = False, history_seconds: float = HISTORY_SECONDS,
+                 history_events: int = HISTORY_EVENTS) -> None:
         self.symbols = symbols
+        self.history = {symbol: HistoryRing(history_seconds, history_events) for symbol in symbols}
+        self.history_requests = 0
         self.simulator = MarketSimulator(symbols, seed=seed, edge=edge)
         self.rate = rate
         self.host, self.port = host, port
@@ -73,7 +88,8 @@ class FeedServer:
     async def start(self) -> FeedServer:
         # No permessage-deflate: a frame is a few hundred bytes, and compressing it per subscriber costs CPU
         # on the way of every frame at both ends.
-        self._server = await serve(self._handle, self.host, self.port, max_size=2**20, compression=None)
+        self._server = await serve(self._handle, self.host, self.port, max_size=2**20, compression=None,
+                                   process_request=self._http)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         self._producer = asyncio.create_task(self._produce())
         return self
@@ -116,7 +132,9 @@ class FeedServer:
         symbol = message["symbol"]
         self.seq[symbol] += 2 if symbol in self._skip else 1
         self._skip.discard(symbol)
-        return json.dumps({**message, "seq": self.seq[symbol], "sent": due})
+        frame = json.dumps({**message, "seq": self.seq[symbol], "sent": due})
+        self.history[symbol].append(message["ts"], frame)
+        return frame
 
     def _snapshot(self, symbol: str) -> str:
         return json.dumps({**self.simulator.snapshot(symbol), "seq": self.seq[symbol]})
@@ -175,6 +193,21 @@ class FeedServer:
         if delay > 0:
             await asyncio.get_running_loop().run_in_executor(self._clock, time.sleep, delay)
 
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        """A plain HTTP history request is answered here; anything else goes on to the WebSocket handshake."""
+        url = urllib.parse.urlsplit(request.path)
+        if not url.path.startswith(HISTORY_PATH):
+            return None
+        symbol = urllib.parse.unquote(url.path[len(HISTORY_PATH):])
+        if symbol not in self.history:
+            return _json(404, json.dumps({"error": f"no such symbol: {symbol!r}"}))
+        try:
+            seconds, since = history_query(dict(urllib.parse.parse_qsl(url.query)))
+        except ValueError as exc:
+            return _json(400, json.dumps({"error": str(exc)}))
+        self.history_requests += 1
+        return _json(200, history_body(symbol, self.history[symbol], seconds, since))
+
     async def _handle(self, connection: ServerConnection) -> None:
         subscriber = _Subscriber(connection)
         self._subscribers.append(subscriber)
@@ -210,9 +243,17 @@ class FeedServer:
                 await subscriber.connection.send(await subscriber.queue.get())
 
 
+def _json(status: int, body: str) -> Response:
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}[status]
+    data = body.encode()
+    return Response(status, reason, Headers([("Content-Type", "application/json"),
+                                              ("Content-Length", str(len(data))), ("Connection", "close")]), data)
+
+
 async def _serve_forever(args: argparse.Namespace) -> None:
     server = FeedServer(args.symbols.split(","), seed=args.seed, rate=args.rate, host=args.host, port=args.port,
-                        edge=args.edge, burst=args.burst)
+                        edge=args.edge, burst=args.burst, history_seconds=args.history_seconds,
+                        history_events=args.history_events)
     stop = asyncio.Event()
     # SIGTERM or SIGINT stops it cleanly, even when it was started with SIGINT ignored (a script's background job).
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -235,6 +276,10 @@ def main() -> None:
     parser.add_argument("--edge", type=float, default=0.0,
                         help="strength of the seeded order-flow edge (synthetic.SymbolMarket.edge); 0: none")
     parser.add_argument("--burst", action="store_true", help="every symbol due at once (default: in turn)")
+    parser.add_argument("--history-seconds", type=float, default=HISTORY_SECONDS,
+                        help="market seconds of events kept per symbol for GET /v1/history/{symbol} (0: none)")
+    parser.add_argument("--history-events", type=int, default=HISTORY_EVENTS,
+                        help="at most this many events kept per symbol for the history answer")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     with contextlib.suppress(KeyboardInterrupt):

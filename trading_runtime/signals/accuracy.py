@@ -18,7 +18,9 @@ way). Over scored points:
 - baselines: their hit rates over the very same called points (they always call a direction).
 
 The latest scored points are kept (`decisions`: the grid slot, the direction called, the realised sign) so a
-revision's calls can be paired with another revision's on the same points (a shadow run's paired comparison)."""
+revision's calls can be paired with another revision's on the same points (a shadow run's paired comparison).
+After a warm-up from history (`trading_runtime/warmup.py`), `retrospective_before` is the first slot taken on
+the live feed: the points before it were called on replayed history (real calls on real data, never traded)."""
 
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
 
 
 DECISIONS_KEPT = 4096
-"""Scored points kept for pairing: over an hour at a 1 s horizon."""
+"""Scored points kept for pairing: over an hour at a 1 s horizon, so a candidate's replayed hour of history
+(`warmup.historySeconds` ≤ 3600) still finds the stable revision's live calls on the same slots."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,10 @@ class AccuracyTracker:
     report: AccuracyReport = field(default_factory=lambda: AccuracyReport(0, 0, 0, 0, 0))
     decisions: collections.deque[ScoredPoint] = field(
         default_factory=lambda: collections.deque(maxlen=DECISIONS_KEPT))
+    retrospective_before: int | None = None
+    """The first slot taken live after a warm-up from history (None: no warm-up, every point is live)."""
     _next_point: float | None = None
+    _last_slot: int | None = None
     _previous_mid: float | None = None
     _up: int = 0
     _down: int = 0
@@ -121,6 +127,15 @@ class AccuracyTracker:
         self.pending.clear()
         self._next_point = None
         self._previous_mid = None
+
+    @property
+    def next_slot(self) -> int | None:
+        """The slot after the latest point taken (None before any)."""
+        return self._last_slot + 1 if self._last_slot is not None else None
+
+    def go_live(self) -> None:
+        """The warm-up's history is over: points taken from now on are live, those before retrospective."""
+        self.retrospective_before = self.next_slot
 
     def update(self, ts: float, mid: float, spread: float, direction: int) -> None:
         """Feed every tick (ts, mid, spread) with the strategy's current direction."""
@@ -141,6 +156,7 @@ class AccuracyTracker:
                                        persistence or majority, majority))
             self._previous_mid = mid
             self._next_point = (slot + 1) * self.horizon
+            self._last_slot = slot
 
     def _score(self, point: _Point, mid: float) -> None:
         move = mid - point.mid
