@@ -119,11 +119,17 @@ def test_the_standby_takes_over_a_killed_leader_without_duplicate_orders_or_lost
         wait_until(lambda: query(postgres.dsn, "SELECT count(*) FROM orders")[0][0] >= before + 2, 120,
                    "orders by the new leader")
         assert standby.stop() == 0  # SIGTERM: flushed, lease released
+        lease_url = f"{emulator.url}/apis/coordination.k8s.io/v1/namespaces/default/leases/tradeops-spy"
+        with urllib.request.urlopen(lease_url, timeout=5) as answer:
+            transitions = json.load(answer)["spec"]["leaseTransitions"]
     finally:
         for runtime in runtimes:
             runtime.stop()
 
     print(json.dumps({"takeover_seconds": round(takeover, 2)}))
+    # The book is fenced by the last term to load it (storage/epochs.py): its epoch is the Lease's, a takeover's.
+    assert transitions >= 1
+    assert query(postgres.dsn, "SELECT symbol, epoch FROM book_epochs") == [("SPY", transitions)]
     assert takeover <= TAKEOVER_BOUND_S
 
     # Every order in the book was placed by exactly one process, under the id its decision determines.
