@@ -9,6 +9,7 @@ import pytest
 
 from trading_runtime.leadership import Create, Elector, LeaseSpec, LeaseTimings, ObservedLease, Update
 from trading_runtime.storage.epochs import Deposed, admits
+from trading_runtime.storage.writer import TABLES, WriteBehind
 
 T = LeaseTimings(lease_duration=4, renew_deadline=3.0, retry_period=0.5)
 WALL = datetime.datetime(2026, 12, 6, 9, 0, tzinfo=datetime.UTC)
@@ -59,3 +60,32 @@ def test_a_lease_another_pod_holds_gives_no_epoch():
     elector.plan(ObservedLease(LeaseSpec(holder_identity="pod-a", lease_duration_seconds=4, lease_transitions=5),
                                "3"), 0.0, WALL)
     assert elector.epoch is None
+
+
+def queued(writer: WriteBehind, epoch: int | None, rows: list[tuple[str, str]]) -> None:
+    writer.set_epoch(epoch)
+    for table, row_id in rows:
+        writer.put(table, (row_id, *[None] * (len(TABLES[table].columns) - 1)))
+
+
+def batches(writer: WriteBehind) -> list[tuple[int | None, dict[str, list[str]]]]:
+    """The batches the flusher would write, in order (without a database)."""
+    out = []
+    while writer.depth:
+        epoch, taken = writer._next_batch()
+        out.append((epoch, {name: [row[0] for _, row in items] for name, items in taken.items()}))
+    return out
+
+
+def test_a_batch_holds_rows_of_one_epoch_and_parents_still_go_first(tmp_path):
+    writer = WriteBehind("host=127.0.0.1 port=1", tmp_path / "spill.jsonl", batch_size=10)
+    queued(writer, None, [("ticks", "t0")])  # a runtime before any Lease term: no epoch, no check
+    queued(writer, 1, [("orders", "o1"), ("fills", "f1")])
+    queued(writer, 2, [("fills", "f1-again"), ("orders", "o2"), ("fills", "f2")])
+    queued(writer, 2, [("positions", "p2")])  # the same term again: no new batch boundary
+    assert batches(writer) == [
+        (None, {"ticks": ["t0"]}),
+        # f1-again is epoch 2's though the parent row waiting in `orders` (o2) is later still
+        (1, {"orders": ["o1"], "fills": ["f1"]}),
+        (2, {"orders": ["o2"], "fills": ["f1-again", "f2"], "positions": ["p2"]}),
+    ]

@@ -287,9 +287,7 @@ class WriteBehind:
 
     async def _flush_all(self) -> None:
         while self.depth:
-            first = min(queue[0][0] for queue in self.pending.values() if queue)
-            epoch = self._epoch_of(first)
-            taken = self._take(self._next_epoch_start(first))
+            epoch, taken = self._next_batch()
             batches = {name: [row for _, row in items] for name, items in taken.items()}
             carried, self._carried = self._carried, []
             started = time.perf_counter_ns()
@@ -304,6 +302,11 @@ class WriteBehind:
                 raise
             self._report(started, batches, tuple(carried), None)
 
+    def _next_batch(self) -> tuple[int | None, dict[str, list[tuple[int, Row]]]]:
+        """The next batch to write: rows of the oldest epoch queued, and that epoch."""
+        first = min(queue[0][0] for queue in self.pending.values() if queue)
+        return self._epoch_of(first), self._take(self._next_epoch_start(first))
+
     def _take(self, end: int) -> dict[str, list[tuple[int, Row]]]:
         """Up to `batch_size` rows of each table put before `end` (the next epoch's first), parents first; a
         child row stays queued while a parent row put before it does (the next batch takes both: a parent table
@@ -312,7 +315,7 @@ class WriteBehind:
         for name in FLUSH_ORDER:
             queue = self.pending[name]
             waiting = [self.pending[parent][0][0] for parent in PARENTS.get(name, ()) if self.pending[parent]]
-            before = min(waiting, default=end)
+            before = min([*waiting, end])
             items: list[tuple[int, Row]] = []
             while queue and len(items) < self.batch_size and queue[0][0] < before:
                 items.append(queue.popleft())
@@ -337,13 +340,18 @@ class WriteBehind:
                 log.error("database refused a batch (%s); writing it row by row", exc)
                 await self._copy_rows(batches, epoch)
         except FencedError as fenced:
-            counts = {name: len(rows) for name, rows in batches.items() if rows}
-            log.error("batch of a deposed leader of %s refused, rows dropped %s: %s", self.symbol,
-                      json.dumps(counts), fenced, extra={"symbol": self.symbol, "fenced": counts})
-            for name, count in counts.items():
-                self.stats.fenced[name] = self.stats.fenced.get(name, 0) + count
-                if self.on_fenced is not None:
-                    self.on_fenced(name, count)
+            self._refused(batches, fenced)
+
+    def _refused(self, batches: dict[str, list[Row]], fenced: FencedError) -> None:
+        """A deposed leader's rows: dropped, logged with their counts, counted."""
+        self.healthy = True  # the database answered
+        counts = {name: len(rows) for name, rows in batches.items() if rows}
+        log.error("batch of a deposed leader of %s refused, rows dropped %s: %s", self.symbol,
+                  json.dumps(counts), fenced, extra={"symbol": self.symbol, "fenced": counts})
+        for name, count in counts.items():
+            self.stats.fenced[name] = self.stats.fenced.get(name, 0) + count
+            if self.on_fenced is not None:
+                self.on_fenced(name, count)
 
     async def _copy_rows(self, batches: dict[str, list[Row]], epoch: int | None) -> None:
         """Isolate refused rows: every row alone; those still refused go to the dead-letter file."""
@@ -353,6 +361,8 @@ class WriteBehind:
             for row in batches.get(name, []):
                 try:
                     await self._copy_once({name: [row]}, epoch)
+                except FencedError as fenced:  # deposed meanwhile: the rows written alone before stay
+                    self._refused({name: [row]}, fenced)
                 except (psycopg.DataError, psycopg.IntegrityError) as exc:
                     with self.dead_letter_path.open("a") as dead:
                         dead.write(json.dumps({"table": name, "row": [_plain(v) for v in row],
