@@ -59,6 +59,7 @@ from trading_runtime.portfolio.events import (
     SymbolCap,
 )
 from trading_runtime.storage.book import booked_orders, load_book
+from trading_runtime.storage.epochs import Deposed
 from trading_runtime.storage.schema import migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
 from trading_runtime.telemetry import DecisionTracer, FlushTracer, TelemetryError, Tracing, TracingSettings
@@ -80,7 +81,8 @@ class Runtime:
                                   capacity=config.runtime.parameters.queue_capacity,
                                   batch_size=config.runtime.parameters.batch_size,
                                   flush_interval=config.runtime.parameters.flush_interval_ms / 1000,
-                                  on_batch=FlushTracer(tracing) if tracing else None) \
+                                  on_batch=FlushTracer(tracing) if tracing else None, symbol=config.symbol,
+                                  on_fenced=self._fenced) \
             if args.database_url else None
         self.bus = RedisBus(args.redis_url) if args.redis_url else None
         # Tracing: each tick's frame times come from the feed client; kept decisions ride with their rows.
@@ -184,6 +186,9 @@ class Runtime:
         deadline = math.inf if self.election is None else self.election.elector.deadline(now)
         return order_expiry(now, time.time(), deadline, self.broker_api.deadline_seconds)
 
+    def _fenced(self, table: str, rows: int) -> None:
+        self.metrics.rows_fenced.labels(self.engine.symbol, table).inc(rows)
+
     def _on_leadership(self, leading: bool) -> None:
         """Leadership changed. Losing it stops orders at once; gaining it loads the book first."""
         symbol = self.engine.symbol
@@ -197,6 +202,8 @@ class Runtime:
             log.warning("lost the lease of %s: standing by (no orders)", symbol)
             return
         log.warning("took the lease of %s: loading the book before trading", symbol)
+        if self.writer is not None and self.election is not None:
+            self.writer.set_epoch(self.election.epoch)  # this term's rows: refused once a later term loads
         self._promotion = asyncio.ensure_future(self._promote())
 
     async def _promote(self) -> None:
@@ -206,8 +213,13 @@ class Runtime:
         hold, then check the positions — and only then trade. Each read is retried with backoff while its server
         does not answer."""
         symbol, database = self.engine.symbol, self.args.database_url
-        book = await self._until_read(lambda: load_book(database, symbol), "the book") if database else None
+        epoch = self.election.epoch if self.election is not None else None
+        book = await self._until_read(lambda: load_book(database, symbol, epoch), "the book") if database else None
         if not self._leading:
+            return
+        if isinstance(book, Deposed):
+            log.error("%s: not trading, standing by", book, extra={"symbol": symbol})
+            self._leading = False  # nothing more is recorded; losing the Lease (or a restart) follows
             return
         if book is None:
             log.warning("no database: %s starts from %s", symbol,

@@ -96,6 +96,8 @@ class RuntimeMetrics:
                                    labels, registry=r)
         self.leader = Gauge(f"{PREFIX}_leader", "1 in the replica that holds the symbol's Lease and trades, 0 in a "
                             "hot standby", labels, registry=r)
+        self.rows_fenced = Counter(f"{PREFIX}_db_rows_fenced", "Rows of a deposed leader's flush refused by the "
+                                   "book's epoch (storage/epochs.py) and dropped", ["symbol", "table"], registry=r)
         self.leader_transitions = Counter(f"{PREFIX}_leader_transitions", "Times this process became leader or "
                                           "standby", ["symbol", "to"], registry=r)
         self.book_reconciled = Counter(f"{PREFIX}_book_reconciled", "Instruments whose booked quantity was not the "

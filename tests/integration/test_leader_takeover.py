@@ -119,11 +119,17 @@ def test_the_standby_takes_over_a_killed_leader_without_duplicate_orders_or_lost
         wait_until(lambda: query(postgres.dsn, "SELECT count(*) FROM orders")[0][0] >= before + 2, 120,
                    "orders by the new leader")
         assert standby.stop() == 0  # SIGTERM: flushed, lease released
+        lease_url = f"{emulator.url}/apis/coordination.k8s.io/v1/namespaces/default/leases/tradeops-spy"
+        with urllib.request.urlopen(lease_url, timeout=5) as answer:
+            transitions = json.load(answer)["spec"]["leaseTransitions"]
     finally:
         for runtime in runtimes:
             runtime.stop()
 
     print(json.dumps({"takeover_seconds": round(takeover, 2)}))
+    # The book is fenced by the last term to load it (storage/epochs.py): its epoch is the Lease's, a takeover's.
+    assert transitions >= 1
+    assert query(postgres.dsn, "SELECT symbol, epoch FROM book_epochs") == [("SPY", transitions)]
     assert takeover <= TAKEOVER_BOUND_S
 
     # Every order in the book was placed by exactly one process, under the id its decision determines.
@@ -151,3 +157,27 @@ def test_the_standby_takes_over_a_killed_leader_without_duplicate_orders_or_lost
     left = held(postgres.dsn, f"WHERE ts < to_timestamp({first!r})")
     print(json.dumps({"book_at_takeover": left}))
     assert took_over(standby) == left
+
+
+def test_a_leader_whose_book_a_later_term_loaded_does_not_trade(servers):
+    """The Lease says this process leads, but the book's stored epoch is above its term (a Lease recreated, so
+    its leaseTransitions restarted; or a deposed process late to load): it logs that it is deposed, records and
+    orders nothing, and reports itself not leading."""
+    workdir, postgres, redis, emulator, feed = servers
+    with psycopg.connect(postgres.dsn) as conn:
+        conn.execute("INSERT INTO book_epochs (symbol, epoch) VALUES ('SPY', 1000) "
+                     "ON CONFLICT (symbol) DO UPDATE SET epoch = 1000")
+    runtime = replica(workdir, "spy-late", postgres, redis, emulator, feed)
+    runtime.args[runtime.args.index("tradeops-spy")] = "tradeops-spy-recreated"  # a new Lease: epoch 0
+    orders = query(postgres.dsn, "SELECT count(*) FROM orders")[0][0]
+    runtime.start()
+    try:
+        wait_until(lambda: "deposed" in runtime.log_path.read_text(), 60, "the deposed load")
+        wait_until(lambda: (runtime.metric("tradeops_ticks_total") or 0) > 200, 60, "ticks after it")
+        assert runtime.metric("tradeops_leader{") == 0.0
+        assert runtime.metric("tradeops_orders_total") in (None, 0.0)
+    finally:
+        assert runtime.stop() == 0
+    assert query(postgres.dsn, "SELECT count(*) FROM orders")[0][0] == orders
+    assert query(postgres.dsn, "SELECT epoch FROM book_epochs WHERE symbol = 'SPY'") == [(1000,)]
+    assert "leading SPY" not in runtime.log_path.read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trading_runtime.execution.paper import Position
+from trading_runtime.storage import epochs
 
 LATEST_POSITIONS = """
     SELECT DISTINCT ON (instrument) instrument, quantity, average_price, realized_pnl
@@ -25,11 +26,20 @@ class Book:
         return {i: p.quantity for i, p in self.positions.items() if p.quantity}
 
 
-async def load_book(conninfo: str, symbol: str) -> Book:
-    """The symbol's positions and fees paid, as written by every leader before."""
+async def load_book(conninfo: str, symbol: str, epoch: int | None = None) -> Book | epochs.Deposed:
+    """The symbol's positions and fees paid, as written by every leader before. With an `epoch` (the Lease's),
+    in one transaction that first raises the symbol's epoch to it (storage/epochs.py): no flush of an earlier
+    term commits after the read; `Deposed` when a later term has loaded the book already."""
     import psycopg  # loaded on first use: a runtime without a database never pays its ~9 MB
 
-    async with await psycopg.AsyncConnection.connect(conninfo, connect_timeout=3) as conn:
+    async with await psycopg.AsyncConnection.connect(conninfo, connect_timeout=3) as conn, conn.transaction():
+        if epoch is not None:
+            await conn.execute(epochs.RAISE, (symbol, epoch))
+            stored_row = await (await conn.execute(epochs.READ, (symbol,))).fetchone()
+            stored = int(stored_row[0]) if stored_row else None
+            if not epochs.admits(stored, epoch):
+                assert stored is not None
+                return epochs.Deposed(symbol, epoch, stored)
         rows = await (await conn.execute(LATEST_POSITIONS, (symbol,))).fetchall()
         fees_row = await (await conn.execute(FEES, (symbol,))).fetchone()
     positions = {str(instrument): Position(float(quantity), float(average), float(realized))

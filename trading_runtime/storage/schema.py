@@ -61,6 +61,9 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE positions ADD COLUMN seq bigserial;
         CREATE INDEX positions_symbol_instrument_latest ON positions (symbol, instrument, ts DESC, seq DESC);
     """),
+    (6, "fencing tokens: the leadership term (Lease epoch) that last loaded each symbol's book", """
+        CREATE TABLE book_epochs (symbol text PRIMARY KEY, epoch bigint NOT NULL);
+    """),
 )
 
 _LOCK_KEY = 0x7472_6164_656F_7073 % 2**31  # "tradeops"

@@ -4,11 +4,16 @@
 database is down the batch is kept and retried with backoff while new rows queue up; past the queue's
 capacity rows spill to a local file (JSON lines), which is replayed once the database is back. Only when
 the spill file is full too does `put()` raise `WriteBehindFullError`: a clear error the runtime must act
-on (it halts trading) — rows are never dropped silently."""
+on (it halts trading) — rows are never dropped silently.
+
+Fencing (storage/epochs.py): each row carries the leadership epoch it was put under (`set_epoch`); a batch
+holds rows of one epoch, and its transaction commits only if the symbol's stored epoch is not above it. A
+refused batch is a deposed leader's: it is dropped, logged at error level and counted (`stats.fenced`)."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import contextlib
 import datetime
@@ -18,8 +23,10 @@ import pathlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from trading_runtime.storage import epochs
 
 if TYPE_CHECKING:
     import psycopg
@@ -88,6 +95,14 @@ class Batch:
     error: BaseException | None = None
 
 
+class FencedError(Exception):
+    """The symbol's stored epoch is above the batch's: its transaction was rolled back."""
+
+    def __init__(self, epoch: int, stored: int) -> None:
+        super().__init__(f"epoch {epoch} fenced out by stored epoch {stored}")
+        self.epoch, self.stored = epoch, stored
+
+
 class WriteBehindFullError(RuntimeError):
     """The queue and the spill file are both full: the row was not accepted."""
 
@@ -112,13 +127,16 @@ class WriterStats:
     dead_lettered: int = 0
     carried_dropped: int = 0
     duplicates: int = 0
+    fenced: dict[str, int] = field(default_factory=dict)
+    """Rows refused per table: a deposed leader's (storage/epochs.py)."""
 
 
 class WriteBehind:
     def __init__(self, conninfo: str, spill_path: pathlib.Path, capacity: int = 100_000, batch_size: int = 500,
                  flush_interval: float = 0.25, spill_capacity: int = 1_000_000, backoff_cap: float = 5.0,
-                 on_batch: Callable[[Batch], None] | None = None) -> None:
-        self.conninfo = conninfo
+                 on_batch: Callable[[Batch], None] | None = None, symbol: str | None = None,
+                 on_fenced: Callable[[str, int], None] | None = None) -> None:
+        self.conninfo, self.symbol, self.on_fenced = conninfo, symbol, on_fenced
         self.spill_path = spill_path
         self.capacity, self.batch_size, self.flush_interval = capacity, batch_size, flush_interval
         self.spill_capacity, self.backoff_cap = spill_capacity, backoff_cap
@@ -134,6 +152,22 @@ class WriteBehind:
         self.healthy = False
         self.on_batch = on_batch
         self._carried: list[Any] = []
+        # Where each epoch's rows start: (first seq, epoch), ascending; rows before the first have none.
+        self._epochs: list[tuple[int, int | None]] = []
+
+    def set_epoch(self, epoch: int | None) -> None:
+        """The epoch of the rows put from now on (a new leadership term); those queued keep theirs."""
+        if self._epoch_of(self._seq + 1) != epoch:
+            self._epochs.append((self._seq + 1, epoch))
+
+    def _epoch_of(self, seq: int) -> int | None:
+        at = bisect.bisect_right(self._epochs, seq, key=lambda b: b[0])
+        return self._epochs[at - 1][1] if at else None
+
+    def _next_epoch_start(self, seq: int) -> int:
+        """The first seq of the epoch after the one `seq` is in (beyond every row put when none)."""
+        at = bisect.bisect_right(self._epochs, seq, key=lambda b: b[0])
+        return self._epochs[at][0] if at < len(self._epochs) else self._seq + 1
 
     @property
     def depth(self) -> int:
@@ -159,7 +193,7 @@ class WriteBehind:
                 f"write-behind queue ({self.capacity} rows) and spill file {self.spill_path} "
                 f"({self.spill_capacity} rows) are full: the database has been unreachable too long")
         with self.spill_path.open("a") as spill:
-            spill.write(json.dumps([table, [_plain(v) for v in row]]) + "\n")
+            spill.write(json.dumps([table, [_plain(v) for v in row], self._epoch_of(self._seq + 1)]) + "\n")
         self.spill_rows += 1
         self.stats.accepted += 1
         self.stats.spilled += 1
@@ -231,7 +265,8 @@ class WriteBehind:
             for name in FLUSH_ORDER:
                 queue = self.pending[name]
                 while queue:
-                    spill.write(json.dumps([name, [_plain(v) for v in queue.popleft()[1]]]) + "\n")
+                    seq, row = queue.popleft()
+                    spill.write(json.dumps([name, [_plain(v) for v in row], self._epoch_of(seq)]) + "\n")
                     self.spill_rows += 1
                     self.stats.spilled += 1
 
@@ -252,12 +287,12 @@ class WriteBehind:
 
     async def _flush_all(self) -> None:
         while self.depth:
-            taken = self._take()
+            epoch, taken = self._next_batch()
             batches = {name: [row for _, row in items] for name, items in taken.items()}
             carried, self._carried = self._carried, []
             started = time.perf_counter_ns()
             try:
-                await self._copy(batches)
+                await self._copy(batches, epoch)
             except BaseException as error:
                 for name, items in taken.items():  # keep them, in order, for the retry
                     self.pending[name].extendleft(reversed(items))
@@ -267,14 +302,20 @@ class WriteBehind:
                 raise
             self._report(started, batches, tuple(carried), None)
 
-    def _take(self) -> dict[str, list[tuple[int, Row]]]:
-        """Up to `batch_size` rows of each table, parents first; a child row stays queued while a parent row
-        put before it does (the next batch takes both: a parent table always gives up at least one row)."""
+    def _next_batch(self) -> tuple[int | None, dict[str, list[tuple[int, Row]]]]:
+        """The next batch to write: rows of the oldest epoch queued, and that epoch."""
+        first = min(queue[0][0] for queue in self.pending.values() if queue)
+        return self._epoch_of(first), self._take(self._next_epoch_start(first))
+
+    def _take(self, end: int) -> dict[str, list[tuple[int, Row]]]:
+        """Up to `batch_size` rows of each table put before `end` (the next epoch's first), parents first; a
+        child row stays queued while a parent row put before it does (the next batch takes both: a parent table
+        always gives up at least one row)."""
         taken: dict[str, list[tuple[int, Row]]] = {}
         for name in FLUSH_ORDER:
             queue = self.pending[name]
             waiting = [self.pending[parent][0][0] for parent in PARENTS.get(name, ()) if self.pending[parent]]
-            before = min(waiting, default=self._seq + 1)
+            before = min([*waiting, end])
             items: list[tuple[int, Row]] = []
             while queue and len(items) < self.batch_size and queue[0][0] < before:
                 items.append(queue.popleft())
@@ -288,23 +329,40 @@ class WriteBehind:
             rows = sum(len(b) for b in batches.values())
             self.on_batch(Batch(started, time.perf_counter_ns(), rows, carried, error))
 
-    async def _copy(self, batches: dict[str, list[Row]]) -> None:
+    async def _copy(self, batches: dict[str, list[Row]], epoch: int | None) -> None:
+        """Write a batch of one epoch; a fenced batch is dropped (logged, counted), not retried."""
         import psycopg
 
         try:
-            await self._copy_once(batches)
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
-            log.error("database refused a batch (%s); writing it row by row", exc)
-            await self._copy_rows(batches)
+            try:
+                await self._copy_once(batches, epoch)
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                log.error("database refused a batch (%s); writing it row by row", exc)
+                await self._copy_rows(batches, epoch)
+        except FencedError as fenced:
+            self._refused(batches, fenced)
 
-    async def _copy_rows(self, batches: dict[str, list[Row]]) -> None:
+    def _refused(self, batches: dict[str, list[Row]], fenced: FencedError) -> None:
+        """A deposed leader's rows: dropped, logged with their counts, counted."""
+        self.healthy = True  # the database answered
+        counts = {name: len(rows) for name, rows in batches.items() if rows}
+        log.error("batch of a deposed leader of %s refused, rows dropped %s: %s", self.symbol,
+                  json.dumps(counts), fenced, extra={"symbol": self.symbol, "fenced": counts})
+        for name, count in counts.items():
+            self.stats.fenced[name] = self.stats.fenced.get(name, 0) + count
+            if self.on_fenced is not None:
+                self.on_fenced(name, count)
+
+    async def _copy_rows(self, batches: dict[str, list[Row]], epoch: int | None) -> None:
         """Isolate refused rows: every row alone; those still refused go to the dead-letter file."""
         import psycopg
 
         for name in FLUSH_ORDER:
             for row in batches.get(name, []):
                 try:
-                    await self._copy_once({name: [row]})
+                    await self._copy_once({name: [row]}, epoch)
+                except FencedError as fenced:  # deposed meanwhile: the rows written alone before stay
+                    self._refused({name: [row]}, fenced)
                 except (psycopg.DataError, psycopg.IntegrityError) as exc:
                     with self.dead_letter_path.open("a") as dead:
                         dead.write(json.dumps({"table": name, "row": [_plain(v) for v in row],
@@ -315,10 +373,17 @@ class WriteBehind:
     def dead_letter_path(self) -> pathlib.Path:
         return self.spill_path.with_suffix(".rejected.jsonl")
 
-    async def _copy_once(self, batches: dict[str, list[Row]]) -> None:
+    async def _copy_once(self, batches: dict[str, list[Row]], epoch: int | None) -> None:
         conn = await self._connection()
         duplicates = 0
         async with conn.transaction(), conn.cursor() as cursor:
+            if epoch is not None and self.symbol is not None:  # held until the commit: no load in between
+                await cursor.execute(epochs.READ_SHARED, (self.symbol,))
+                stored_row = await cursor.fetchone()
+                stored = int(stored_row[0]) if stored_row else None
+                if not epochs.admits(stored, epoch):
+                    assert stored is not None
+                    raise FencedError(epoch, stored)
             for name in FLUSH_ORDER:
                 rows = batches.get(name)
                 if not rows:
@@ -337,15 +402,18 @@ class WriteBehind:
         self.stats.duplicates += duplicates
 
     async def _replay_spill(self) -> None:
-        """Write the spilled rows back, then truncate the spill file (all or nothing per call)."""
-        batches: dict[str, list[Row]] = collections.defaultdict(list)
+        """Write the spilled rows back, one batch per epoch (a line without one: none), then truncate the spill
+        file (all or nothing per call)."""
+        by_epoch: dict[int | None, dict[str, list[Row]]] = {}
         with self.spill_path.open() as spill:
             for line in spill:
-                table, row = json.loads(line)
-                batches[table].append(tuple(row))
+                table, row, *epoch = json.loads(line)
+                batch = by_epoch.setdefault(epoch[0] if epoch else None, collections.defaultdict(list))
+                batch[table].append(tuple(row))
         self._replaying = True
         try:
-            await self._copy(batches)
+            for epoch_of_rows, batches in by_epoch.items():
+                await self._copy(batches, epoch_of_rows)
         finally:
             self._replaying = False
         self.stats.replayed += self.spill_rows
