@@ -27,6 +27,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from trading_runtime import eventloop
 from trading_runtime.chain_analysis import BackgroundAnalysis
 from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, Switches
@@ -627,7 +628,7 @@ def main() -> int:
     # Started here, after any fork and before the loop: the span export thread belongs to this process.
     tracing = Tracing.start(settings, {"tradeops.symbol": config.symbol, "tradeops.revision": config.revision,
                                        "service.instance.id": os.environ.get("HOSTNAME", str(os.getpid()))})
-    asyncio.run(Runtime(args, config, switches, tracing, context, replay).run())
+    eventloop.run(Runtime(args, config, switches, tracing, context, replay).run())
     return 0
 
 
