@@ -453,7 +453,8 @@ class Runtime:
                               host=self.args.metrics_host, port=self.args.metrics_port,
                               decisions=self.engine.decisions_report)
         await health.start()
-        log.info("runtime started", extra={"symbol": self.engine.symbol, "revision": self.engine.config.revision})
+        log.info("runtime started", extra={"symbol": self.engine.symbol, "revision": self.engine.config.revision,
+                                           "event_loop": f"{type(loop).__module__}.{type(loop).__name__}"})
         if faults.crash_after_seconds:
             loop.call_later(faults.crash_after_seconds, crash, faults.crash_after_seconds)
         writer_task = None
