@@ -216,9 +216,18 @@ class FeedServer:
             self._enqueue(subscriber, self._snapshot(request["symbol"]))
 
     async def _send(self, subscriber: _Subscriber) -> None:
+        """Every frame queued when the sender runs (a beat's quote, trade and option quotes) goes out in one write:
+        one system call here, and one wake-up of the client for the lot instead of one per frame."""
+        connection, queue = subscriber.connection, subscriber.queue
         with contextlib.suppress(ConnectionClosed):
             while True:
-                await subscriber.connection.send(await subscriber.queue.get())
+                frames = [await queue.get()]
+                while not queue.empty():
+                    frames.append(queue.get_nowait())
+                # What `connection.send(frame)` does for one frame, for all of them (frames are text).
+                async with connection.send_context():
+                    for frame in frames:
+                        connection.protocol.send_text(frame.encode())
 
 
 async def _serve_forever(args: argparse.Namespace) -> None:
