@@ -361,6 +361,7 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
     if profile_text:
         result["profile"] = profile_text
     result["_latencies"] = latencies
+    result["_shares"] = [share for _, share in decided]
     return result
 
 
@@ -456,6 +457,8 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true",
                         help="every symbol's tick due at the same instant (default: the symbols take turns)")
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process comparison")
+    parser.add_argument("--save-latencies", type=pathlib.Path, metavar="FILE",
+                        help="write the fleet's per-frame spans and shares (seconds, JSON) for comparisons of runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the in-process engines' order warnings are not the output
@@ -471,7 +474,9 @@ def main() -> None:
             result["in_process"] = in_process(symbols, args.rate, args.seconds, args.burst)
             result["p95_fleet_over_in_process"] = p95_ratio(result["_latencies"],
                                                             result["in_process"].pop("_latencies"))
-        result.pop("_latencies")
+        latencies, shares_s = result.pop("_latencies"), result.pop("_shares")
+        if args.save_latencies:
+            args.save_latencies.write_text(json.dumps({"e2e_s": latencies, "share_s": shares_s}))
     profile = result.pop("profile", None)
     result["load_avg_end"] = [round(x, 1) for x in os.getloadavg()]
     if args.json:

@@ -27,7 +27,6 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from trading_runtime import eventloop
 from trading_runtime.chain_analysis import BackgroundAnalysis
 from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, Switches
@@ -453,8 +452,7 @@ class Runtime:
                               host=self.args.metrics_host, port=self.args.metrics_port,
                               decisions=self.engine.decisions_report)
         await health.start()
-        log.info("runtime started", extra={"symbol": self.engine.symbol, "revision": self.engine.config.revision,
-                                           "event_loop": f"{type(loop).__module__}.{type(loop).__name__}"})
+        log.info("runtime started", extra={"symbol": self.engine.symbol, "revision": self.engine.config.revision})
         if faults.crash_after_seconds:
             loop.call_later(faults.crash_after_seconds, crash, faults.crash_after_seconds)
         writer_task = None
@@ -629,7 +627,7 @@ def main() -> int:
     # Started here, after any fork and before the loop: the span export thread belongs to this process.
     tracing = Tracing.start(settings, {"tradeops.symbol": config.symbol, "tradeops.revision": config.revision,
                                        "service.instance.id": os.environ.get("HOSTNAME", str(os.getpid()))})
-    eventloop.run(Runtime(args, config, switches, tracing, context, replay).run())
+    asyncio.run(Runtime(args, config, switches, tracing, context, replay).run())
     return 0
 
 

@@ -20,7 +20,6 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from trading_runtime import eventloop
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.feeds.timer import PreciseTimer, timer
 
@@ -258,7 +257,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     with contextlib.suppress(KeyboardInterrupt):
-        eventloop.run(_serve_forever(parser.parse_args()))
+        asyncio.run(_serve_forever(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Waking the event loop's own thread at a monotonic instant, to the tens of microseconds: a Linux timerfd
 (armed with an absolute CLOCK_MONOTONIC time, the clock `time.monotonic` reads) watched by the loop like a
-socket. Loop timers (asyncio's and uvloop's) wake on the millisecond grain of epoll's timeout; a thread
+socket. asyncio's timers wake on the millisecond grain of epoll's timeout; a thread
 sleeping on the nanosecond clock and handing the wake-up to the loop costs a second thread's wake-up, an
 eventfd/self-pipe write and a GIL hand-off every time. `timer()` gives None where there is no timerfd."""
 
