@@ -19,7 +19,6 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
 
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.feeds.timer import PreciseTimer, timer
@@ -171,22 +170,9 @@ class FeedServer:
     def _broadcast(self, symbol: str, frames: list[str]) -> None:
         for subscriber in self._subscribers:
             if symbol in subscriber.symbols:
-                self._deliver(subscriber, frames)
+                for frame in frames:
+                    self._enqueue(subscriber, frame)
         self.sent += len(frames)
-
-    def _deliver(self, subscriber: _Subscriber, frames: list[str]) -> None:
-        """Write a beat's frames at once, in one write, when nothing is waiting before them (the usual case): no
-        hand-off to the subscriber's sender task, which would cost a loop turn before the write. Otherwise they
-        queue behind what is waiting (order kept; the sender drains the socket's buffer first)."""
-        connection = subscriber.connection
-        if (subscriber.queue.empty() and connection.protocol.state is State.OPEN
-                and connection.transport.get_write_buffer_size() == 0):
-            for frame in frames:
-                connection.protocol.send_text(frame.encode())
-            connection.send_data()
-            return
-        for frame in frames:
-            self._enqueue(subscriber, frame)
 
     async def _until(self, at: float) -> None:
         """Wait until monotonic time `at`. Loop timers wake on epoll's millisecond grain (up to 1 ms late, and the
@@ -229,18 +215,9 @@ class FeedServer:
             self._enqueue(subscriber, self._snapshot(request["symbol"]))
 
     async def _send(self, subscriber: _Subscriber) -> None:
-        """Every frame queued when the sender runs (a beat's quote, trade and option quotes) goes out in one write:
-        one system call here, and one wake-up of the client for the lot instead of one per frame."""
-        connection, queue = subscriber.connection, subscriber.queue
         with contextlib.suppress(ConnectionClosed):
             while True:
-                frames = [await queue.get()]
-                while not queue.empty():
-                    frames.append(queue.get_nowait())
-                # What `connection.send(frame)` does for one frame, for all of them (frames are text).
-                async with connection.send_context():
-                    for frame in frames:
-                        connection.protocol.send_text(frame.encode())
+                await subscriber.connection.send(await subscriber.queue.get())
 
 
 async def _serve_forever(args: argparse.Namespace) -> None:
