@@ -199,6 +199,29 @@ class Runtime:
         return out
 
 
+def schedstat(pids: list[int]) -> tuple[int, int] | None:
+    """(nanoseconds runnable but waiting for a CPU, times put on a CPU) summed over every thread of `pids`, from
+    /proc/PID/task/*/schedstat (Linux); None where there is none. The difference over the window, divided, is
+    the mean wait for a CPU per wake-up: the OS scheduling share of a frame's latency, as a mean."""
+    waited = runs = 0
+    for pid in pids:
+        for stat in pathlib.Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                _, wait_ns, slices = stat.read_text().split()
+            except (OSError, ValueError):  # a thread that ended meanwhile
+                continue
+            waited, runs = waited + int(wait_ns), runs + int(slices)
+    return (waited, runs) if runs else None
+
+
+def sched_wait(before: tuple[int, int] | None, after: tuple[int, int] | None, wall: float) -> dict[str, float] | None:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    waited, runs = after[0] - before[0], after[1] - before[1]
+    return {"mean_us_per_wakeup": round(waited / runs / 1e3, 1), "wakeups_per_s": round(runs / wall, 1),
+            "waiting_pct": round(100 * waited / 1e9 / wall, 1)}
+
+
 def wait_until_serving(runtimes: list[Runtime], timeout: float = 300.0) -> None:
     """Every runtime answers on its metrics port (imported and started, looking for the feed)."""
     deadline = time.monotonic() + timeout
@@ -289,6 +312,8 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
         gaps_before = sum(r.metric("tradeops_feed_gaps_total") or 0 for r in runtimes)
         cpu_before = [r.cpu_seconds() for r in runtimes]
         feed_cpu_before = sum(feed_ps.cpu_times()[:2])
+        runtime_pids = [r.process.pid for r in runtimes]
+        sched_before = schedstat(runtime_pids), schedstat([feed.process.pid])
         start = time.time()
         probe.window = (start, start + seconds)
         time.sleep(seconds)
@@ -297,6 +322,7 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
         wall = end - start
         cpu = sum(r.cpu_seconds() - b for r, b in zip(runtimes, cpu_before, strict=True))
         feed_cpu = sum(feed_ps.cpu_times()[:2]) - feed_cpu_before
+        sched_after = schedstat(runtime_pids), schedstat([feed.process.pid])
         messages = sum(r.metric("tradeops_feed_messages_total") or 0 for r in runtimes) - messages_before
         gaps = sum(r.metric("tradeops_feed_gaps_total") or 0 for r in runtimes) - gaps_before
         rss = sum(r.ps.memory_info().rss for r in runtimes) / 2**20
@@ -328,11 +354,14 @@ def fleet(symbols: list[str], rate: float, seconds: float, profile: bool = False
         "feed_send_late": feed.late_ms if feed else None, "burst": burst,
         "saturated": not drained, "cpu_pct": round(100 * cpu / wall, 1),
         "feed_cpu_pct": round(100 * feed_cpu / wall, 1),
+        "sched_wait": {"runtimes": sched_wait(sched_before[0], sched_after[0], wall),
+                       "feed": sched_wait(sched_before[1], sched_after[1], wall)},
         "rss_mb_total": round(rss, 1), "seconds": round(wall, 1),
         "load_avg_1m": round(os.getloadavg()[0], 1)}  # other work on the machine: read the figures with it
     if profile_text:
         result["profile"] = profile_text
     result["_latencies"] = latencies
+    result["_shares"] = [share for _, share in decided]
     return result
 
 
@@ -428,6 +457,8 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true",
                         help="every symbol's tick due at the same instant (default: the symbols take turns)")
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process comparison")
+    parser.add_argument("--save-latencies", type=pathlib.Path, metavar="FILE",
+                        help="write the fleet's per-frame spans and shares (seconds, JSON) for comparisons of runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the in-process engines' order warnings are not the output
@@ -443,7 +474,9 @@ def main() -> None:
             result["in_process"] = in_process(symbols, args.rate, args.seconds, args.burst)
             result["p95_fleet_over_in_process"] = p95_ratio(result["_latencies"],
                                                             result["in_process"].pop("_latencies"))
-        result.pop("_latencies")
+        latencies, shares_s = result.pop("_latencies"), result.pop("_shares")
+        if args.save_latencies:
+            args.save_latencies.write_text(json.dumps({"e2e_s": latencies, "share_s": shares_s}))
     profile = result.pop("profile", None)
     result["load_avg_end"] = [round(x, 1) for x in os.getloadavg()]
     if args.json:

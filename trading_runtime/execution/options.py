@@ -13,7 +13,7 @@ import functools
 import math
 from dataclasses import dataclass
 
-from trading_runtime.pricing.black_scholes import Model, greeks, implied_vol
+from trading_runtime.pricing.black_scholes import Model, greeks_one, implied_vol_one
 
 MIN_DAYS = 7
 
@@ -71,11 +71,13 @@ def contract_greeks(contract: Contract, option_mid: float, spot: float, ts: floa
     """Per-unit greeks (not × multiplier); None when the mid implies no volatility."""
     years = years_to(contract.expiry, ts)
     call = contract.right == "C"
-    vol = float(implied_vol(option_mid, spot, contract.strike, years, rate, call, model=model))
+    # One contract on the tick path: the float versions of the solver and the greeks (numpy's overhead on
+    # one-element arrays was most of a rebalancing decision's time).
+    vol = implied_vol_one(option_mid, spot, contract.strike, years, rate, call, model=model)
     if math.isnan(vol) or years <= 0:
         return None
-    g = greeks(spot, contract.strike, years, vol, rate, call, model=model)
-    return Greeks(float(g["delta"]), float(g["gamma"]), float(g["vega"]))
+    delta, gamma, vega, _ = greeks_one(spot, contract.strike, years, vol, rate, call, model=model)
+    return Greeks(delta, gamma, vega)
 
 
 def contracts_for(notional: float, delta: float, spot: float, multiplier: float) -> int:

@@ -29,6 +29,7 @@ from websockets.http11 import Request, Response
 
 from trading_runtime.feeds.history import HISTORY_PATH, HistoryRing, history_body, history_query
 from trading_runtime.feeds.synthetic import MarketSimulator
+from trading_runtime.feeds.timer import PreciseTimer, timer
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class FeedServer:
         self._producer: asyncio.Task[None] | None = None
         self._skip: set[str] = set()
         self._clock = ThreadPoolExecutor(1, thread_name_prefix="feed-clock")
+        self._timer: PreciseTimer | None = None
 
     @property
     def url(self) -> str:
@@ -91,6 +93,7 @@ class FeedServer:
         self._server = await serve(self._handle, self.host, self.port, max_size=2**20, compression=None,
                                    process_request=self._http)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
+        self._timer = timer(asyncio.get_running_loop())
         self._producer = asyncio.create_task(self._produce())
         return self
 
@@ -102,6 +105,9 @@ class FeedServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
         self._clock.shutdown(wait=False)
 
     async def __aenter__(self) -> FeedServer:
@@ -187,8 +193,12 @@ class FeedServer:
         self.sent += len(frames)
 
     async def _until(self, at: float) -> None:
-        """Wait until monotonic time `at`. asyncio's timers wake on epoll's millisecond grain (up to 1 ms late,
-        and the schedule is where every frame's latency starts): a thread sleeps on the nanosecond clock."""
+        """Wait until monotonic time `at`. Loop timers wake on epoll's millisecond grain (up to 1 ms late, and the
+        schedule is where every frame's latency starts): a timerfd wakes the loop itself (feeds/timer.py); where
+        there is none, a thread sleeps on the nanosecond clock and hands the wake-up to the loop."""
+        if self._timer is not None:
+            await self._timer.until(at)
+            return
         delay = at - time.monotonic()
         if delay > 0:
             await asyncio.get_running_loop().run_in_executor(self._clock, time.sleep, delay)
