@@ -47,9 +47,9 @@ def queue(writer: WriteBehind, n: int, ticks: int) -> None:
 
 
 async def measure(dsn: str, pairs: int, ticks: int, workdir: pathlib.Path) -> dict[str, Any]:
-    await load_book(dsn, SYMBOL, 7)  # the term's load: the row a fenced flush reads
+    book = await load_book(dsn, SYMBOL, fenced=True)  # the term's load: the row a fenced flush reads
     fenced = WriteBehind(dsn, workdir / "fenced.jsonl", symbol=SYMBOL)
-    fenced.set_epoch(7)
+    fenced.set_epoch(book.epoch)
     plain = WriteBehind(dsn, workdir / "plain.jsonl", symbol=SYMBOL)
     times: dict[str, list[float]] = {"epoch": [], "none": []}
     n = 0

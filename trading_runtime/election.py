@@ -149,11 +149,6 @@ class LeaderElection:
         self.holder: str | None = None
         self._observed = ObservedLease(None)
 
-    @property
-    def epoch(self) -> int | None:
-        """The fencing token of the term this process holds or last held (`Elector.epoch`)."""
-        return self.elector.epoch
-
     def _set(self, leading: bool) -> None:
         if leading != self.leading:
             self.leading = leading

@@ -98,9 +98,6 @@ class Elector:
         self._observed: LeaseSpec | None = None
         self._observed_at = 0.0
         self._renewed_at: float | None = None
-        self.epoch: int | None = None
-        """The term's fencing token: the Lease's `leaseTransitions` as our last accepted write left it (a
-        takeover raises it, a renewal keeps it: it only grows while the Lease exists); None before the first."""
 
     def plan(self, observed: ObservedLease, now: float, wall: datetime.datetime) -> Step:
         """The write to attempt after reading `observed` at `now`."""
@@ -132,7 +129,6 @@ class Elector:
         may have stored it any time after."""
         self._observed, self._observed_at = written, sent_at
         self._renewed_at = sent_at
-        self.epoch = written.lease_transitions or 0
 
     def leading(self, now: float) -> bool:
         """Whether this candidate may act as leader at `now` (strictly before the renew deadline)."""

@@ -59,7 +59,6 @@ from trading_runtime.portfolio.events import (
     SymbolCap,
 )
 from trading_runtime.storage.book import booked_orders, load_book
-from trading_runtime.storage.epochs import Deposed
 from trading_runtime.storage.schema import migrate
 from trading_runtime.storage.writer import WriteBehind, WriteBehindFullError
 from trading_runtime.telemetry import DecisionTracer, FlushTracer, TelemetryError, Tracing, TracingSettings
@@ -202,8 +201,8 @@ class Runtime:
             log.warning("lost the lease of %s: standing by (no orders)", symbol)
             return
         log.warning("took the lease of %s: loading the book before trading", symbol)
-        if self.writer is not None and self.election is not None:
-            self.writer.set_epoch(self.election.epoch)  # this term's rows: refused once a later term loads
+        if self.writer is not None:  # until this term's load takes its epoch, rows are market data: unfenced
+            self.writer.set_epoch(None)
         self._promotion = asyncio.ensure_future(self._promote())
 
     async def _promote(self) -> None:
@@ -213,14 +212,12 @@ class Runtime:
         hold, then check the positions — and only then trade. Each read is retried with backoff while its server
         does not answer."""
         symbol, database = self.engine.symbol, self.args.database_url
-        epoch = self.election.epoch if self.election is not None else None
-        book = await self._until_read(lambda: load_book(database, symbol, epoch), "the book") if database else None
+        fenced = self.election is not None
+        book = await self._until_read(lambda: load_book(database, symbol, fenced), "the book") if database else None
         if not self._leading:
             return
-        if isinstance(book, Deposed):
-            log.error("%s: not trading, standing by", book, extra={"symbol": symbol})
-            self._leading = False  # nothing more is recorded; losing the Lease (or a restart) follows
-            return
+        if book is not None and self.writer is not None and book.epoch is not None:
+            self.writer.set_epoch(book.epoch)  # this term's rows: refused once a later term loads the book
         if book is None:
             log.warning("no database: %s starts from %s", symbol,
                         "the broker's fills and positions" if self.broker is not None else "a flat book")

@@ -20,31 +20,31 @@ class Book:
     positions: dict[str, Position]
     """The latest snapshot of every instrument the symbol ever held (flat ones too: their realised P&L)."""
     fees: float
+    epoch: int | None = None
+    """The term's fencing token when the load took one (storage/epochs.py)."""
 
     @property
     def held(self) -> dict[str, float]:
         return {i: p.quantity for i, p in self.positions.items() if p.quantity}
 
 
-async def load_book(conninfo: str, symbol: str, epoch: int | None = None) -> Book | epochs.Deposed:
-    """The symbol's positions and fees paid, as written by every leader before. With an `epoch` (the Lease's),
-    in one transaction that first raises the symbol's epoch to it (storage/epochs.py): no flush of an earlier
-    term commits after the read; `Deposed` when a later term has loaded the book already."""
+async def load_book(conninfo: str, symbol: str, fenced: bool = False) -> Book:
+    """The symbol's positions and fees paid, as written by every leader before. `fenced` (a leader elected on a
+    Lease): in one transaction that first takes the next epoch (storage/epochs.py), so no flush of an earlier
+    term commits after the read; the book carries it."""
     import psycopg  # loaded on first use: a runtime without a database never pays its ~9 MB
 
     async with await psycopg.AsyncConnection.connect(conninfo, connect_timeout=3) as conn, conn.transaction():
-        if epoch is not None:
-            await conn.execute(epochs.RAISE, (symbol, epoch))
-            stored_row = await (await conn.execute(epochs.READ, (symbol,))).fetchone()
-            stored = int(stored_row[0]) if stored_row else None
-            if not epochs.admits(stored, epoch):
-                assert stored is not None
-                return epochs.Deposed(symbol, epoch, stored)
+        epoch = None
+        if fenced:
+            allocated = await (await conn.execute(epochs.ALLOCATE, (symbol,))).fetchone()
+            assert allocated is not None
+            epoch = int(allocated[0])
         rows = await (await conn.execute(LATEST_POSITIONS, (symbol,))).fetchall()
         fees_row = await (await conn.execute(FEES, (symbol,))).fetchone()
     positions = {str(instrument): Position(float(quantity), float(average), float(realized))
                  for instrument, quantity, average, realized in rows}
-    return Book(positions, float(fees_row[0]) if fees_row else 0.0)
+    return Book(positions, float(fees_row[0]) if fees_row else 0.0, epoch)
 
 
 async def booked_orders(conninfo: str, order_ids: list[str]) -> set[str]:
