@@ -12,13 +12,15 @@ An order may carry `expireAt` (good-till-time): the broker refuses it when it ar
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from trading_runtime.execution.reconcile import BrokerFill, BrokerPosition
 from trading_runtime.feeds.protocol import Snapshot
 from trading_runtime.gateway.pool import ApiError, ClientPool
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class OrderTicket(BaseModel):
@@ -100,24 +102,22 @@ class MarketApi:
 
     async def positions(self) -> dict[str, BrokerPosition]:
         """The account's open positions by instrument (an instrument not listed is flat at the broker)."""
-        response = await self.pool.request("GET", "/v1/positions", idempotent=True)
-        if response.status != 200:
-            raise ApiError(f"positions: HTTP {response.status} from {response.endpoint}")
-        try:
-            held = TypeAdapter(list[HeldPosition]).validate_python(response.body)
-        except ValidationError as exc:
-            raise ApiError(f"positions from {response.endpoint} are malformed: {exc}") from exc
+        held = await self._listed("/v1/positions", HeldPosition, "positions")
         return {p.instrument: BrokerPosition(p.quantity, p.average_price) for p in held}
 
     async def fills(self, since: datetime.datetime, symbol: str) -> list[BrokerFill]:
         """The account's executions of `symbol` (the underlying and its options) since `since`, oldest first."""
         query = f"?since={since.astimezone(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}&symbol={symbol}"
-        response = await self.pool.request("GET", f"/v1/fills{query}", idempotent=True)
-        if response.status != 200:
-            raise ApiError(f"fills: HTTP {response.status} from {response.endpoint}")
-        try:
-            listed = TypeAdapter(list[ExecutedFill]).validate_python(response.body)
-        except ValidationError as exc:
-            raise ApiError(f"fills from {response.endpoint} are malformed: {exc}") from exc
+        listed = await self._listed(f"/v1/fills{query}", ExecutedFill, "fills")
         return sorted((BrokerFill(f.client_order_id, f.instrument, f.quantity, f.price, f.fee, f.filled_at.timestamp())
                        for f in listed), key=lambda f: f.ts)
+
+    async def _listed(self, path: str, model: type[M], what: str) -> list[M]:
+        """A GET answering a JSON list of `model`; ApiError on any other status or a malformed body."""
+        response = await self.pool.request("GET", path, idempotent=True)
+        if response.status != 200:
+            raise ApiError(f"{what}: HTTP {response.status} from {response.endpoint}")
+        try:
+            return TypeAdapter(list[model]).validate_python(response.body)  # type: ignore[valid-type]
+        except ValidationError as exc:
+            raise ApiError(f"{what} from {response.endpoint} are malformed: {exc}") from exc
