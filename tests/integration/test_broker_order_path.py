@@ -234,8 +234,14 @@ async def test_a_demoted_leader_stops_sending_even_the_orders_it_was_retrying(ap
         await paced_drive(engine, 300)
         assert broker.working, "no order was being retried"
         engine.demote()
-        await asyncio.sleep(0.5)  # a request already on the wire still lands (a loaded server takes a while)
-        hits = failing.hits
+        # Requests already on the wire still land, late on a loaded machine: wait until none has for 0.3 s (a
+        # leader that kept sending, every few ms here, never gets there), then watch a whole second more.
+        hits, quiet_since, deadline = failing.hits, time.monotonic(), time.monotonic() + 5.0
+        while time.monotonic() - quiet_since < 0.3:
+            assert time.monotonic() < deadline, "a demoted leader kept sending"
+            await asyncio.sleep(0.05)
+            if failing.hits != hits:
+                hits, quiet_since = failing.hits, time.monotonic()
         await asyncio.sleep(1.0)
         assert failing.hits == hits, "a demoted leader kept sending"
         assert await broker.drain(1.0) == 0
