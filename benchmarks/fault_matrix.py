@@ -54,7 +54,11 @@ The shadow symbols' pods warm up from the feed's history at start (`--warmup-sec
 `warmup.historySeconds`; docs/analysis-and-rollback.md): their calls on the replayed history are paired with the
 stable revision's live calls on the same points as retrospective pairs, which can fail a candidate but never pass
 it. So the stable revision of a shadow symbol runs `--stable-seconds` before its fault is shipped (a stable
-revision has been trading when a change comes; excluded from the timing). The warm-up delays the faulty pod's
+revision has been trading when a change comes; excluded from the timing). The defaults, 600 s of history (the
+feed's whole ring) and 200 s of stable running (600 s of market time with the feed's three symbols), let the
+candidate's replayed calls all find the stable revision's live calls on the same points; with less of either
+there are fewer retrospective pairs, and a market that called little then leaves the verdict to live calls.
+The warm-up delays the faulty pod's
 readiness by its fetch and replay: that time is before "the fault is live" and shows in `phases_p50_s.shipped`.
 
     python benchmarks/fault_matrix.py --json [--runs N] [--soak-seconds S] [--healthy H] [--faults a,b]
@@ -411,10 +415,10 @@ def main() -> int:
     parser.add_argument("--healthy-rollout", choices=("shadow", "surge"), default="shadow",
                         help="how the healthy changes are rolled out: as shadow runs (the paired comparison "
                              "judges them) or by surge with the defaults (the config-leak check replaces pods)")
-    parser.add_argument("--warmup-seconds", type=float, default=120.0,
+    parser.add_argument("--warmup-seconds", type=float, default=600.0,
                         help="warmup.historySeconds of the shadow symbols: market seconds of history their pods "
                              "replay at start (0: cold starts, as before the warm-up existed)")
-    parser.add_argument("--stable-seconds", type=float, default=60.0,
+    parser.add_argument("--stable-seconds", type=float, default=200.0,
                         help="wall seconds the stable revision of a shadow symbol runs before its fault is shipped "
                              "(excluded from the timing: a stable revision has been running when a change comes)")
     parser.add_argument("--json", action="store_true")
