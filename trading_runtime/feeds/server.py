@@ -80,7 +80,8 @@ class FeedServer:
         self._server: Server | None = None
         self._producer: asyncio.Task[None] | None = None
         self._skip: set[str] = set()
-        self._clock = ThreadPoolExecutor(1, thread_name_prefix="feed-clock")
+        self._clock: ThreadPoolExecutor | None = None
+        """The clock thread where there is no timerfd (`_until`)."""
         self._timer: PreciseTimer | None = None
 
     @property
@@ -94,6 +95,8 @@ class FeedServer:
                                    process_request=self._http)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         self._timer = timer(asyncio.get_running_loop())
+        if self._timer is None:
+            self._clock = ThreadPoolExecutor(1, thread_name_prefix="feed-clock")
         self._producer = asyncio.create_task(self._produce())
         return self
 
@@ -108,7 +111,8 @@ class FeedServer:
         if self._timer is not None:
             self._timer.close()
             self._timer = None
-        self._clock.shutdown(wait=False)
+        if self._clock is not None:
+            self._clock.shutdown(wait=False)
 
     async def __aenter__(self) -> FeedServer:
         return await self.start()
@@ -200,7 +204,7 @@ class FeedServer:
             await self._timer.until(at)
             return
         delay = at - time.monotonic()
-        if delay > 0:
+        if delay > 0 and self._clock is not None:
             await asyncio.get_running_loop().run_in_executor(self._clock, time.sleep, delay)
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
