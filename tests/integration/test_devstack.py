@@ -421,12 +421,20 @@ def test_the_stack_stops_every_process_it_started(tmp_path):
         create_ts(kube, "one", "spy", drain={"timeoutSeconds": 0})
         ready_pods(running, "one", 1, timeout=90)
         started = [p for p in psutil.Process().children(recursive=True)
-                   if str(tmp_path) in " ".join(p.cmdline()) or p.pid in _stack_pids(running)]
+                   if str(tmp_path) in _cmdline(p) or p.pid in _stack_pids(running)]
         assert len(started) >= 4  # feed, Prometheus, operator, a runtime
     finally:
         running.stop()
     _, alive = psutil.wait_procs(started, timeout=10)
     assert not alive, f"left running: {[' '.join(p.cmdline()[:3]) for p in alive]}"
+
+
+def _cmdline(process: psutil.Process) -> str:
+    """A child's command line; "" for one that has already exited (a zombie not yet reaped has none to read)."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return ""
 
 
 def _stack_pids(running: AnalysisStack) -> set[int]:
