@@ -196,9 +196,10 @@ async def test_a_long_queue_pauses_reading_and_resumes_it_without_losing_a_frame
         client = FeedClient(url, ["SPY"], seen, seed=0, stale_after=30)
         async with running(client):
             await until(lambda: len(seen.seqs) == total, within=60)
+            streamed = list(calls)  # (the stop's close resumes reading too)
     assert seen.seqs == list(range(total))
-    assert calls[:2] == ["pause", "resume"]
-    assert calls.count("pause") == calls.count("resume")
+    assert streamed[:2] == ["pause", "resume"]
+    assert streamed.count("pause") == streamed.count("resume")
     assert client.stats.reconnects == 0
 
 
@@ -243,3 +244,40 @@ async def test_a_stop_closes_the_connection_cleanly_and_run_returns_at_once():
     assert served[0].close_code == 1000
     assert client.stats.reconnects == 0
     assert not client.connected.is_set()
+
+
+async def test_a_stop_while_reading_is_paused_still_closes_cleanly_and_drops_the_queue(monkeypatch):
+    paused = asyncio.Event()
+    pause = FeedConnection.pause_reading
+
+    def pausing(self: FeedConnection) -> None:
+        paused.set()
+        pause(self)
+
+    monkeypatch.setattr(FeedConnection, "pause_reading", pausing)
+
+    class Slow(Seen):
+        async def _later(self, seq: int) -> None:
+            await asyncio.sleep(0.005)
+
+    seen = Slow(slow=lambda seq: True)
+
+    async def script(connection: ServerConnection) -> None:
+        for first in range(1, 20_000, 1000):
+            burst(connection, first, 1000)
+            await asyncio.sleep(0)
+
+    async with scripted(script) as (url, served):
+        client = FeedClient(url, ["SPY"], seen, seed=0, stale_after=30)
+        stop = asyncio.Event()
+        task = asyncio.create_task(client.run(stop))
+        await asyncio.wait_for(paused.wait(), 10)
+        started = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        elapsed = time.monotonic() - started
+        await served[0].wait_closed()
+    assert elapsed < 0.5, "the feed's close reply was left unread while reading was paused"
+    assert served[0].close_code == 1000
+    assert seen.seqs == list(range(len(seen.seqs)))
+    assert len(seen.seqs) < 20_000

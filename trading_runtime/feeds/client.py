@@ -198,7 +198,8 @@ class FeedClient:
         assert connection is not None
         if connection.closed.done():
             return
-        silent = (time.perf_counter_ns() - self._last_frame) / 1e9
+        # Reading paused, the socket is full: the feed is not silent.
+        silent = 0.0 if self._paused else (time.perf_counter_ns() - self._last_frame) / 1e9
         if silent < self.stale_after:
             self._watch = asyncio.get_running_loop().call_later(self.stale_after - silent, self._check_stale)
             return

@@ -72,6 +72,7 @@ class FeedConnection(asyncio.Protocol):
         if self.is_open:
             self.ws.send_close(code, reason)
             self._flush()
+        self.resume_reading()  # the peer's side of the close must be read
 
     def abort(self) -> None:
         if self.transport is not None:
