@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import pathlib
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -281,3 +284,87 @@ async def test_a_stop_while_reading_is_paused_still_closes_cleanly_and_drops_the
     assert served[0].close_code == 1000
     assert seen.seqs == list(range(len(seen.seqs)))
     assert len(seen.seqs) < 20_000
+
+
+async def test_a_rejected_handshake_is_logged_and_retried(caplog):
+    def refuse(connection: ServerConnection, request: object) -> object:
+        return connection.respond(503, "not yet\n")
+
+    async with serve(lambda connection: connection.wait_closed(), "127.0.0.1", 0, process_request=refuse) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = FeedClient(f"ws://127.0.0.1:{port}", ["SPY"], Seen(), seed=0, backoff_base=0.02, backoff_cap=0.05)
+        async with running(client):
+            await until(lambda: client.stats.reconnects >= 2)
+            assert not client.connected.is_set()
+    assert "server rejected WebSocket connection: HTTP 503" in caplog.text
+
+
+async def test_a_handshake_that_never_completes_times_out(monkeypatch):
+    monkeypatch.setattr("trading_runtime.feeds.client.OPEN_TIMEOUT", 0.2)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # holds the TCP connection, never answers the handshake
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        client = FeedClient(f"ws://127.0.0.1:{port}", ["SPY"], Seen(), seed=0, backoff_base=0.02, backoff_cap=0.05)
+        async with running(client):
+            await until(lambda: client.stats.reconnects >= 2, within=5)
+        for writer in accepted:
+            writer.close()
+    assert len(accepted) >= 2
+
+
+async def test_a_fragmented_message_is_handled_whole():
+    seen = Seen()
+
+    async def script(connection: ServerConnection) -> None:
+        text = quote(1)
+        await connection.send([text[:10], text[10:40], text[40:]])  # three frames, one message
+        await connection.send(quote(2))
+
+    async with scripted(script) as (url, _):
+        client = FeedClient(url, ["SPY"], seen, seed=0)
+        async with running(client):
+            await until(lambda: len(seen.seqs) == 3)
+    assert seen.seqs == [0, 1, 2]
+    assert client.stats.malformed == 0
+
+
+@pytest.fixture
+def certificate(tmp_path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """A self-signed key and certificate for localhost."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return key, cert
+
+
+async def test_wss_is_served_over_tls_with_the_default_context(certificate, monkeypatch):
+    key, cert = certificate
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    default_context = ssl.create_default_context
+    trusted: list[ssl.SSLContext] = []
+
+    def trusting(*args: object, **kwargs: object) -> ssl.SSLContext:  # the default context, trusting the test CA
+        context = default_context(cafile=str(cert))
+        trusted.append(context)
+        return context
+
+    monkeypatch.setattr(ssl, "create_default_context", trusting)
+    seen = Seen()
+
+    async def script(connection: ServerConnection) -> None:
+        for seq in range(1, 6):
+            await connection.send(quote(seq))
+
+    async with scripted(script, ssl=server_context) as (url, _):
+        client = FeedClient(url.replace("ws://127.0.0.1", "wss://localhost"), ["SPY"], seen, seed=0)
+        async with running(client):
+            await until(lambda: len(seen.seqs) == 6)
+    assert seen.seqs == list(range(6))
+    assert trusted, "the client made its TLS context"

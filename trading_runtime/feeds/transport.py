@@ -108,7 +108,7 @@ class FeedConnection(asyncio.Protocol):
                         messages.append(self._fragments[0] if len(self._fragments) == 1 else
                                         b"".join(self._fragments))
                         self._fragments = []
-            elif isinstance(event, Response) and not self.opened.done():
+            elif isinstance(event, Response) and self.ws.handshake_exc is None and not self.opened.done():
                 self.opened.set_result(None)
         self._settle_handshake()
         self._flush()  # pongs and close replies go out before the messages are handled
