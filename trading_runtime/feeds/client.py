@@ -145,7 +145,6 @@ class FeedClient:
             self.tracker = SequenceTracker()  # a new connection starts from fresh snapshots
             self._queue.clear()
             self._error, self._stale, self._paused = None, False, False
-            self._last_frame = time.perf_counter_ns()
             self._connection = connection = FeedConnection(self.url, self._on_frames, CLOSE_TIMEOUT)
             try:
                 async with asyncio.timeout(OPEN_TIMEOUT):
@@ -169,6 +168,7 @@ class FeedClient:
         check, and the end (the drain finishes the frames queued before it, unless stopped)."""
         connection.send_text(json.dumps({"op": "subscribe", "symbols": self.symbols}))
         self.connected.set()
+        self._last_frame = time.perf_counter_ns()  # silence counts from the subscription
         self._watch = asyncio.get_running_loop().call_later(self.stale_after, self._check_stale)
         closer = asyncio.ensure_future(self._close_on(stop, connection))
         try:
