@@ -23,6 +23,7 @@ from backtest.metrics import Performance, performance
 from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import Row, SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.events import MarketEvents
 from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.sessions import calendar_for
@@ -134,7 +135,7 @@ async def _drive(engine: SymbolEngine, events: MarketEvents, clock: EventClock, 
     next_sample = -math.inf
     for message in events.messages():
         clock.advance(message.ts)
-        await engine.on_message(message)
+        await settle(engine.on_message(message))
         if message.ts >= next_sample and message.instrument == symbol:
             curve.append((message.ts, capital + broker.realized() + broker.unrealized()))
             next_sample = message.ts + sample_s

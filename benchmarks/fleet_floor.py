@@ -6,12 +6,14 @@ subscriber holds the frame — before any engine, indicator or decision. Counted
 `fleet_latency.py` (the underlying's quotes and trades). Whatever a runtime does, its end-to-end figure
 cannot be below this one on the same machine at the same moment.
 
-Two subscribers:
-- `websockets`: the runtime's own client library (`websockets`, asyncio), frames decoded with `json`;
+Three subscribers:
+- `websockets`: websockets' asyncio client (reader task, message queue, `recv`), frames decoded with `json`;
+- `sansio`: websockets' Sans-I/O client driven by an `asyncio.Protocol`, frames handled in `data_received`
+  (how the runtime's feed client reads: trading_runtime/feeds/transport.py);
 - `raw`: a plain blocking socket and a hand-written WebSocket frame reader (no asyncio, no library): the
   cheapest consumer Python can be.
 
-    python benchmarks/fleet_floor.py [--consumer raw|websockets|both] [--symbols 12] [--rate 2000] [--json]
+    python benchmarks/fleet_floor.py [--consumer raw|sansio|websockets|both] [--symbols 12] [--rate 2000] [--json]
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from trading_operator.analysis import PairedRequest, Query, Scope, judge_paired
 from trading_operator.pairing import pair, parse_calls
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.metrics import RuntimeMetrics
@@ -50,7 +51,7 @@ async def run(minutes: int, seed: int, flips: list[float], horizon: int, edge: f
     seq = 0
     snapshot = parse_message(json.dumps({**market.snapshot("SPY"), "seq": seq}))
     for e in (stable, *candidates):
-        await e.on_message(snapshot)
+        await settle(e.on_message(snapshot))
     rows = []
     for minute in range(1, minutes + 1):
         for _ in range(round(60 / TICK_SECONDS)):
@@ -58,7 +59,7 @@ async def run(minutes: int, seed: int, flips: list[float], horizon: int, edge: f
                 seq += 1
                 message = parse_message(json.dumps({**raw, "seq": seq}))
                 for e in (stable, *candidates):
-                    await e.on_message(message)
+                    await settle(e.on_message(message))
         calls = parse_calls(stable.decisions_report())
         for flip, candidate in zip(flips, candidates, strict=True):
             counts = pair(parse_calls(candidate.decisions_report()), calls)

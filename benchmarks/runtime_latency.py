@@ -24,6 +24,7 @@ import psutil
 from trading_runtime.chain_analysis import BackgroundAnalysis
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.metrics import RuntimeMetrics
@@ -58,10 +59,10 @@ async def run(rate: float, seconds: float) -> dict[str, float]:
     warm, paced_part = stream[:20_000], stream[20_000:]
     targets = engines()
     for symbol, frame in warm:  # warm the indicators up (and measure the unpaced throughput)
-        await targets[symbol].on_message(parse_message(frame))
+        await settle(targets[symbol].on_message(parse_message(frame)))
     started = time.perf_counter()
     for symbol, frame in paced_part[:30_000]:
-        await targets[symbol].on_message(parse_message(frame))
+        await settle(targets[symbol].on_message(parse_message(frame)))
     max_rate = 30_000 / (time.perf_counter() - started)
     process = psutil.Process()
     cpu_before, wall_before = process.cpu_times(), time.perf_counter()
@@ -73,7 +74,7 @@ async def run(rate: float, seconds: float) -> dict[str, float]:
         if due > now:
             await asyncio.sleep(due - now)
         t0 = time.perf_counter()
-        await targets[symbol].on_message(parse_message(frame))
+        await settle(targets[symbol].on_message(parse_message(frame)))
         latencies.append(time.perf_counter() - t0)
     wall = time.perf_counter() - wall_before
     cpu_after = process.cpu_times()

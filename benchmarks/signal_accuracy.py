@@ -20,6 +20,7 @@ import sys
 
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.recorded import LoadOptions, RecordedDataError, load_recorded
 from trading_runtime.feeds.synthetic import MarketSimulator
@@ -51,12 +52,12 @@ async def synthetic(symbols: list[str], hours: float, dt: float = 0.25) -> list[
     for offset, symbol in enumerate(symbols):
         simulator = MarketSimulator([symbol], seed=HELD_OUT_SEED + offset)
         engine = engine_for(symbol)
-        await engine.on_message(parse_message(json.dumps({**simulator.snapshot(symbol), "seq": 0})))
+        await settle(engine.on_message(parse_message(json.dumps({**simulator.snapshot(symbol), "seq": 0}))))
         seq = 0
         for _ in range(int(hours * 3600 / dt)):
             for message in simulator.tick(symbol, dt):
                 seq += 1
-                await engine.on_message(parse_message(json.dumps({**message, "seq": seq})))
+                await settle(engine.on_message(parse_message(json.dumps({**message, "seq": seq}))))
         results.append(summary(symbol, engine))
     return results
 
@@ -66,7 +67,7 @@ async def recorded(path: pathlib.Path, symbol: str) -> list[dict[str, object]]:
     print(loaded.report.summary(), file=sys.stderr)
     engine = engine_for(loaded.events.symbol)
     for message in loaded.events.messages():
-        await engine.on_message(message)
+        await settle(engine.on_message(message))
     return [{**summary(loaded.events.symbol, engine), "dropped_rows": loaded.report.dropped}]
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from trading_runtime.chain_analysis import BackgroundAnalysis, ChainAnalysis, InlineAnalysis
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.protocol import Quote, parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.metrics import RuntimeMetrics
@@ -56,7 +57,7 @@ async def run(stream: list[str], analysis: ChainAnalysis, gap_s: float = 0.0) ->
         if gap_s and underlying and isinstance(messages[i], Quote):
             await asyncio.sleep(gap_s)  # a tick's first frame: the process was idle since the tick before
         started = time.thread_time_ns()
-        await engine.on_message(parse_message(frame))
+        await settle(engine.on_message(parse_message(frame)))
         cpu.append(time.thread_time_ns() - started)
         if underlying and i >= WARMUP_FRAMES:
             decided.append(cpu[-1])

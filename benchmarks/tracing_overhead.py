@@ -42,6 +42,7 @@ from runtime_latency import SYMBOLS, frames
 
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.storage.writer import WriteBehind
@@ -90,7 +91,7 @@ class Fleet:
         received = time.perf_counter_ns()
         message = parse_message(frame)
         self.frame_times = (received, time.perf_counter_ns())
-        await self.engines[symbol].on_message(message)
+        await settle(self.engines[symbol].on_message(message))
 
     def kept(self) -> int:
         return sum(sum(e.trace.kept.values()) for e in self.engines.values())

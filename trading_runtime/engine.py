@@ -1,7 +1,8 @@
 """The per-symbol engine: market messages in; indicators, a signal, risk checks and paper orders out.
 
-Everything here runs on the tick path and is synchronous except for the fault injector's extra latency;
-storage, Redis and metrics are fire-and-forget sinks (the write-behind queue never blocks)."""
+Everything here runs on the tick path and is synchronous except for the fault injector's extra latency (then
+`on_message` returns an awaitable); storage, Redis and metrics are fire-and-forget sinks (the write-behind queue
+never blocks)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,7 +231,9 @@ class SymbolEngine:
 
     # Tick path --------------------------------------------------------------------------------------
 
-    async def on_message(self, message: Message) -> None:
+    def on_message(self, message: Message) -> Awaitable[None] | None:
+        """Handle one message: None once done, or (with an injected latency) an awaitable that finishes it, the
+        decision counted after the delay. Processing errors are counted and logged, never raised."""
         started = self._origin() if self._origin is not None else time.perf_counter_ns()
         self.trace.begin(message)
         faults = self.config.runtime.fault_injection
@@ -248,9 +251,18 @@ class SymbolEngine:
             self.metrics.errors.labels(self.symbol, "process").inc()
             log.debug("tick failed: %s", exc)
             self.trace.finish(exc)
-            return
+            return None
         if faults.extra_latency_ms:
-            await asyncio.sleep(faults.extra_latency_ms / 1000)
+            return self._decide_after(faults.extra_latency_ms / 1000, message, signal, started)
+        self._decided_on(message, signal, started)
+        return None
+
+    async def _decide_after(self, delay: float, message: Message, signal: Signal | None, started: int) -> None:
+        await asyncio.sleep(delay)
+        self._decided_on(message, signal, started)
+
+    def _decided_on(self, message: Message, signal: Signal | None, started: int) -> None:
+        """The tick is over: its latency, from `started` (perf_counter_ns), counts if it made a decision."""
         if signal is not None:
             latency = (time.perf_counter_ns() - started) / 1e9
             self._tick_to_signal.observe(latency)

@@ -38,7 +38,7 @@ from trading_runtime.execution.fencing import fence_wait, order_expiry
 from trading_runtime.execution.http_broker import HttpBroker
 from trading_runtime.execution.paper import Position
 from trading_runtime.execution.reconcile import Booked, Difference, Replayed, is_order_id, owns, replay
-from trading_runtime.feeds.client import FeedClient, Message
+from trading_runtime.feeds.client import FeedClient, Message, settle
 from trading_runtime.feeds.recorded import LoadOptions, Recorded, RecordedDataError, load_recorded
 from trading_runtime.feeds.replay import ReplayFeed
 from trading_runtime.gateway.market_api import MarketApi
@@ -504,7 +504,7 @@ class Runtime:
             self.metrics.errors.labels(self.engine.symbol, "snapshot").inc()
             log.warning("no snapshot of %s from the broker's API at start: %s", self.engine.symbol, exc)
             return
-        await self.engine.on_message(snapshot)
+        await settle(self.engine.on_message(snapshot))
 
     async def _warm_up(self) -> None:
         """History through the engine before the feed connects (`warmup.py`); the overlap then kept out."""
@@ -514,15 +514,15 @@ class Runtime:
         if self._gate is not None:
             self.feed.handler = self._live
 
-    async def _live(self, message: Message) -> None:
+    def _live(self, message: Message) -> Awaitable[None] | None:
         """The live feed's handler while the overlap with the history lasts; then the engine's own again."""
         assert self._gate is not None
         assert isinstance(self.feed, FeedClient)
         if not self._gate.admit(message):
-            return
+            return None
         if self._gate.passed:
             self.feed.handler = self.engine.on_message
-        await self.engine.on_message(message)
+        return self.engine.on_message(message)
 
     async def run(self) -> None:
         stop, flush = asyncio.Event(), asyncio.Event()

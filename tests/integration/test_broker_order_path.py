@@ -16,6 +16,7 @@ from tests.unit.test_standby_engine import Snapshots
 from trading_runtime.engine import SymbolEngine
 from trading_runtime.execution.http_broker import HttpBroker
 from trading_runtime.execution.pretrade import PreTradeControls
+from trading_runtime.feeds.client import settle as finish
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.gateway.market_api import MarketApi
@@ -31,11 +32,11 @@ async def paced_drive(engine: SymbolEngine, ticks: int, pause: float = 0.002) ->
     meanwhile)."""
     simulator = MarketSimulator(["SPY"], seed=0, option_quotes_per_tick=1, trade_probability=0.6)
     seq = 0
-    await engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": seq})))
+    await finish(engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": seq}))))
     for _ in range(ticks):
         for message in simulator.tick("SPY", 0.25):
             seq += 1
-            await engine.on_message(parse_message(json.dumps({**message, "seq": seq})))
+            await finish(engine.on_message(parse_message(json.dumps({**message, "seq": seq}))))
         await asyncio.sleep(pause)
 
 
@@ -198,13 +199,13 @@ async def test_a_new_leader_replaying_the_last_decision_sends_its_orders_again_a
         trader, broker = engine_over(pool, rows)
         rows.engine = trader
         simulator = MarketSimulator(["SPY"], seed=0, option_quotes_per_tick=1, trade_probability=0.6)
-        await trader.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0})))
+        await finish(trader.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0}))))
         seq, placed = 0, 0
         while placed < 3:  # stop right after the third decision that sent orders, all of them answered
             before = len(provider.orders)
             for message in simulator.tick("SPY", 0.25):
                 seq += 1
-                await trader.on_message(parse_message(json.dumps({**message, "seq": seq})))
+                await finish(trader.on_message(parse_message(json.dumps({**message, "seq": seq}))))
             await settle(broker)
             placed += len(provider.orders) > before
             assert seq < 50_000, "no decision sent orders"

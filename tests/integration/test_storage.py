@@ -15,6 +15,7 @@ import yaml
 from tests.servers import ThrowawayPostgres
 from trading_runtime.config import RenderedConfig, RuntimeConfig, Switches
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.main import Runtime
@@ -253,7 +254,7 @@ async def test_orders_carry_the_signal_that_moved_the_view(postgres, tmp_path):
     simulator = MarketSimulator(["SPY"], seed=0, option_quotes_per_tick=1, trade_probability=0.6)
     messages = [simulator.snapshot("SPY"), *(m for _ in range(6000) for m in simulator.tick("SPY", 0.25))]
     for seq, message in enumerate(messages):
-        await engine.on_message(parse_message(json.dumps({**message, "seq": seq})))
+        await settle(engine.on_message(parse_message(json.dumps({**message, "seq": seq}))))
         if seq > 3000 and engine.broker.held():
             break  # a position open for the kill switch to flatten
     held = len(engine.broker.held())

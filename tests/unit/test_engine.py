@@ -12,6 +12,7 @@ from tests.unit.recorded_files import MONDAY, minute_bars, open_at, write_csv
 from trading_runtime.clock import EventClock
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.recorded import load_recorded
 from trading_runtime.feeds.synthetic import MarketSimulator
@@ -37,11 +38,11 @@ class Rows:
 async def drive(engine: SymbolEngine, ticks: int, seed: int = 0) -> None:
     simulator = MarketSimulator(["SPY"], seed=seed, option_quotes_per_tick=1, trade_probability=0.6)
     seq = 0
-    await engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": seq})))
+    await settle(engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": seq}))))
     for _ in range(ticks):
         for message in simulator.tick("SPY", 0.25):
             seq += 1
-            await engine.on_message(parse_message(json.dumps({**message, "seq": seq})))
+            await settle(engine.on_message(parse_message(json.dumps({**message, "seq": seq}))))
 
 
 async def test_ticks_become_signals_orders_and_rows():
@@ -124,12 +125,12 @@ async def test_views_are_expressed_with_options_and_their_greeks():
     engine = SymbolEngine(config(strategy={"entryScore": 0.3, "exitScore": 0.1, "minConfidence": 0.5},
                                  risk={"capital": 50_000_000}), True, RuntimeMetrics("SPY"), rows, seed=0)
     simulator = MarketSimulator(["SPY"], seed=0, option_quotes_per_tick=1, trade_probability=0.6)
-    await engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0})))
+    await settle(engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0}))))
     seq, holding = 0, False
     for _ in range(5000):
         for message in simulator.tick("SPY", 0.25):
             seq += 1
-            await engine.on_message(parse_message(json.dumps({**message, "seq": seq})))
+            await settle(engine.on_message(parse_message(json.dumps({**message, "seq": seq}))))
         if engine.broker.held() and engine.state.direction:
             holding = True
             break
@@ -153,9 +154,9 @@ async def test_a_synthetic_crash_halts_trading_and_records_a_risk_event():
         for _ in range(n):
             for message in simulator.tick("SPY", 0.25):
                 seq += 1
-                await engine.on_message(parse_message(json.dumps({**message, "seq": seq})))
+                await settle(engine.on_message(parse_message(json.dumps({**message, "seq": seq}))))
 
-    await engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0})))
+    await settle(engine.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0}))))
     await ticks(1500)
     assert not engine.state.halted.get("black-swan")
     simulator.markets["SPY"].spot *= 0.92  # an 8 % gap down
@@ -181,7 +182,7 @@ async def test_drawdown_past_the_limit_halts_and_flattens():
 async def replay(engine: SymbolEngine, events, clock: EventClock) -> None:
     for message in events.messages():
         clock.advance(message.ts)
-        await engine.on_message(message)
+        await settle(engine.on_message(message))
 
 
 async def test_a_multi_day_bar_replay_with_overnight_gaps_is_never_halted(tmp_path):

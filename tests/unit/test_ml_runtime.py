@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from trading_runtime.config import MachineLearning, RenderedConfig, RuntimeConfig, StrategyThresholds
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.protocol import Quote
 from trading_runtime.metrics import RuntimeMetrics
 from trading_runtime.ml.bandit import ARMS, SizingBandit, capped_size
@@ -221,9 +222,9 @@ def test_an_engine_with_an_unloadable_model_keeps_trading_on_the_combiner(tmp_pa
 
     async def feed() -> None:
         for i in range(50):
-            await engine.on_message(Quote.model_validate({
+            await settle(engine.on_message(Quote.model_validate({
                 "type": "quote", "symbol": "SPY", "instrument": "SPY", "ts": 1_767_279_000.0 + i, "seq": i,
-                "bid": 100.0 + i * 0.01, "ask": 100.02 + i * 0.01, "bidSize": 10 + i, "askSize": 5}))
+                "bid": 100.0 + i * 0.01, "ask": 100.02 + i * 0.01, "bidSize": 10 + i, "askSize": 5})))
 
     asyncio.run(feed())
     assert engine.ml.gate.status.reason == "LoadFailed"

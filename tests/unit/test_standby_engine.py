@@ -13,6 +13,7 @@ from trading_runtime.engine import SymbolEngine
 from trading_runtime.execution import ids
 from trading_runtime.execution.paper import Position
 from trading_runtime.execution.pretrade import PreTradeControls
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.metrics import RuntimeMetrics
@@ -86,13 +87,13 @@ async def test_a_replayed_decision_places_its_order_under_the_same_id():
     trader = engine(rows)
     rows.engine = trader
     simulator = MarketSimulator(["SPY"], seed=0, option_quotes_per_tick=1, trade_probability=0.6)
-    await trader.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0})))
+    await settle(trader.on_message(parse_message(json.dumps({**simulator.snapshot("SPY"), "seq": 0}))))
     seq, placed = 0, 0
     while placed < 3:  # stop right after a decision that sent orders, the third one
         before = rows.count("orders")
         for message in simulator.tick("SPY", 0.25):
             seq += 1
-            await trader.on_message(parse_message(json.dumps({**message, "seq": seq})))
+            await settle(trader.on_message(parse_message(json.dumps({**message, "seq": seq}))))
         placed += rows.count("orders") > before
         assert seq < 50_000, "no decision sent orders"
     last_signal = rows.by_table["signals"][-1][0]

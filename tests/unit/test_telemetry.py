@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
 
 from trading_runtime.config import RenderedConfig, RuntimeConfig
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.protocol import parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
 from trading_runtime.metrics import RuntimeMetrics
@@ -72,7 +73,7 @@ FRAMES = frames(3000)
 def run(target: SymbolEngine, count: int = len(FRAMES)) -> None:
     async def feed() -> None:
         for frame in FRAMES[:count]:
-            await target.on_message(parse_message(frame))
+            await settle(target.on_message(parse_message(frame)))
     asyncio.run(feed())
 
 
@@ -93,7 +94,7 @@ def test_a_decision_is_one_trace_from_frame_to_fill_linked_to_the_deploy():
             received = time.perf_counter_ns()
             message = parse_message(frame)
             frame_times = (received, time.perf_counter_ns())
-            await target.on_message(message)
+            await settle(target.on_message(message))
     asyncio.run(feed())
     spans = finished(trace, exporter)
     order = next(s for s in spans if s.name == "order")

@@ -16,6 +16,7 @@ from trading_operator.api import AnalysisPhase
 from trading_operator.pairing import Calls, PairedCounts, pair, parse_calls
 from trading_runtime.config import RuntimeConfig, Warmup
 from trading_runtime.engine import SymbolEngine
+from trading_runtime.feeds.client import settle
 from trading_runtime.feeds.history import HistoryRing, history_body, history_query, overlaps, parse_history
 from trading_runtime.feeds.protocol import Quote, Snapshot, parse_message
 from trading_runtime.feeds.synthetic import MarketSimulator
@@ -227,7 +228,7 @@ async def test_replayed_calls_are_the_calls_a_live_engine_made_on_the_same_ticks
     events = market(1500)
     live = SymbolEngine(config(**ACTIVE), True, RuntimeMetrics("SPY"), Rows(), seed=0)
     for event in events:
-        await live.on_message(event)
+        await settle(live.on_message(event))
     warmed = SymbolEngine(config(**ACTIVE), True, RuntimeMetrics("SPY"), Rows(), seed=0)
     from trading_runtime.feeds.history import History
     await replay(warmed, History(events, 0), 30.0, WarmupStats())

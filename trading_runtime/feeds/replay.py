@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from trading_runtime.clock import EventClock
-from trading_runtime.feeds.client import FeedStats, Handler
+from trading_runtime.feeds.client import FeedStats, Handler, settle
 from trading_runtime.feeds.events import MarketEvents
 
 YIELD_EVERY = 256
@@ -51,7 +51,7 @@ class ReplayFeed:
                     await asyncio.sleep(0)
                 self.clock.advance(message.ts)
                 self.stats.messages += 1
-                await self.handler(message)
+                await settle(self.handler(message))
             self.finished.set()
         finally:
             self.connected.clear()
