@@ -235,14 +235,16 @@ async def test_a_demoted_leader_stops_sending_even_the_orders_it_was_retrying(ap
         await paced_drive(engine, 300)
         assert broker.working, "no order was being retried"
         engine.demote()
-        # Requests already on the wire still land, late on a loaded machine: wait until none has for 0.3 s (a
+        # Requests already on the wire still land, late on a loaded machine: wait until none has for 1 s over at
+        # least 20 looks (a stalled loop's one long sleep is not quiet: the landings it held back come after it; a
         # leader that kept sending, every few ms here, never gets there), then watch a whole second more.
-        hits, quiet_since, deadline = failing.hits, time.monotonic(), time.monotonic() + 5.0
-        while time.monotonic() - quiet_since < 0.3:
+        hits, quiet_since, looks, deadline = failing.hits, time.monotonic(), 0, time.monotonic() + 10.0
+        while time.monotonic() - quiet_since < 1.0 or looks < 20:
             assert time.monotonic() < deadline, "a demoted leader kept sending"
             await asyncio.sleep(0.05)
+            looks += 1
             if failing.hits != hits:
-                hits, quiet_since = failing.hits, time.monotonic()
+                hits, quiet_since, looks = failing.hits, time.monotonic(), 0
         await asyncio.sleep(1.0)
         assert failing.hits == hits, "a demoted leader kept sending"
         assert await broker.drain(1.0) == 0
