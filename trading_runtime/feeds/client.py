@@ -306,6 +306,7 @@ class FeedClient:
             return
         self.stats.messages += 1
         await settle(self.handler(message))
+
     async def _resync_from_source(self, symbol: str, gap_seq: int) -> bool:
         """Take the symbol's snapshot from the snapshot source and hand it on; False when there is none, it
         failed, or it is older than the gap (`gap_seq`, the frame that showed it): the caller asks the feed."""
