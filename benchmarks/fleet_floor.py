@@ -177,9 +177,10 @@ def floor(consumer: str, symbols: list[str], rate: float, seconds: float) -> dic
     # starting at once would starve the feed's schedule.
     subscribers = [subprocess.Popen([sys.executable, __file__, "--subscribe", consumer, f"ws://127.0.0.1:{port}",
                                      s, str(out)]) for s, out in zip(symbols, outs, strict=True)]
-    time.sleep(SUBSCRIBERS_START_S)
-    feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK), port)
+    feed: Feed | None = None
     try:
+        time.sleep(SUBSCRIBERS_START_S)
+        feed = Feed.start(symbols, rate / (len(symbols) * MESSAGES_PER_TICK), port)
         time.sleep(WARMUP_S)
         pids = [p.pid for p in subscribers]
         cpu_before = sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
@@ -196,9 +197,13 @@ def floor(consumer: str, symbols: list[str], rate: float, seconds: float) -> dic
         for process in subscribers:
             process.send_signal(signal.SIGTERM)
         for process in subscribers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            try:
                 process.wait(10)
-        feed.stop()
+            except subprocess.TimeoutExpired:  # a subscriber stuck past its SIGTERM: no process is left behind
+                process.kill()
+                process.wait()
+        if feed is not None:
+            feed.stop()
     lags = [arrived - sent for out in outs if out.exists()
             for sent, arrived in json.loads(out.read_text()) if start <= sent < end]
     shutil.rmtree(workdir, ignore_errors=True)
